@@ -1,0 +1,50 @@
+# dnpu: `make run` sets up and runs the whole pipeline; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CORES  ?= all
+
+.PHONY: setup eda-tools run dry-run test test-slow bench lint clean
+
+setup: $(VENV)/.installed eda-tools
+
+# The virtual environment is rebuilt whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "dnpu needs Python 3.11, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Debian EDA tools for the RTL and synthesis stages; installed only when running as root and missing.
+EDA_PACKAGES := yosys opensta iverilog verilator
+eda-tools:
+	@missing=""; for tool in yosys sta iverilog verilator; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian EDA packages ($$missing missing)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(EDA_PACKAGES) >/dev/null; \
+	else \
+		echo "note: EDA tools missing ($$missing); install: sudo apt-get install $(EDA_PACKAGES)"; \
+	fi
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+dry-run: setup
+	$(BIN)/snakemake -n
+
+test: setup
+	$(BIN)/pytest -n 2 -q
+
+test-slow: setup
+	$(BIN)/pytest -n 2 -q -m slow
+
+bench: setup
+	for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results .snakemake

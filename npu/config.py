@@ -1,0 +1,102 @@
+"""Reading and validating the YAML configuration files.
+
+Every YAML file the project reads goes through `load_validated_yaml`, which checks it against one
+of the JSON schemas in `npu/schemas/` (the same files the Snakefile hands to
+`snakemake.utils.validate`) and turns any problem into a `ConfigError` that names the file and
+the key, before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unparsable or does not match its schema."""
+
+
+def schema_path(name: str) -> Path:
+    """Path of `npu/schemas/<name>.schema.yaml`."""
+    path = SCHEMA_DIR / f"{name}.schema.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no schema named {name!r} (looked for {path})")
+    return path
+
+
+def load_schema(name: str) -> dict:
+    return yaml.safe_load(schema_path(name).read_text())
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def _with_defaults(instance: Any, schema: dict) -> Any:
+    """Fill in `default` values of object properties, recursively (as snakemake's validate does)."""
+    if not isinstance(instance, dict) or schema.get("type") != "object":
+        return instance
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            instance[key] = _with_defaults(instance[key], sub)
+    return instance
+
+
+def validate_mapping(data: Any, schema_name: str, source: str) -> dict:
+    """Validate `data` against a schema; return a copy with defaults filled in.
+
+    `source` names where the data came from (a file path) for the error message.
+    """
+    schema = load_schema(schema_name)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{source}: key {_key_path(e)!r}: {e.message}" for e in errors]
+        raise ConfigError("invalid configuration\n  " + "\n  ".join(lines))
+    return _with_defaults(copy.deepcopy(data), schema)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; a missing file or a syntax error names the file (and line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such configuration file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: YAML syntax error: {problem}") from None
+
+
+def load_validated_yaml(path: str | Path, schema_name: str) -> dict:
+    """Read a YAML file and validate it against `npu/schemas/<schema_name>.schema.yaml`."""
+    return validate_mapping(read_yaml(path), schema_name, str(path))
+
+
+def preset_path(kind: str, name_or_path: str | Path, config_dir: str | Path | None = None) -> Path:
+    """Resolve a preset name (e.g. 'tiny-sort') to `<config_dir>/<kind>/<name>.yaml`.
+
+    A value that already points to an existing file is used as it is.
+    """
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        return candidate
+    base = Path(config_dir) if config_dir is not None else DEFAULT_CONFIG_DIR
+    path = base / kind / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (base / kind).glob("*.yaml"))
+        raise ConfigError(f"unknown {kind} preset {str(name_or_path)!r}: {path} does not exist (known: {', '.join(known)})")
+    return path

@@ -1,0 +1,54 @@
+"""Atomic artifact writes: a file is either absent or complete, even if a run is interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_tsv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """A tab-separated table with a header from the first row's keys (all rows share them)."""
+    rows = list(rows)
+    if not rows:
+        raise ValueError(f"{path}: refusing to write an empty table")
+    columns = list(rows[0])
+    lines = ["\t".join(columns)]
+    for row in rows:
+        if list(row) != columns:
+            raise ValueError(f"{path}: row {row} does not have the columns {columns}")
+        lines.append("\t".join(_format_cell(row[c]) for c in columns))
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _format_cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

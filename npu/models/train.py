@@ -1,0 +1,223 @@
+"""Train a tiny masked-diffusion transformer on an offline task (LLaDA / MDLM objective).
+
+Each step draws a batch from the task, picks a mask ratio t ~ U(mask_ratio_floor, 1) per
+sequence, replaces each maskable token by [MASK] with probability t, and minimises
+    loss = sum over masked tokens of cross-entropy / t, divided by (batch * maskable length),
+the negative ELBO of masked diffusion per token (Nie et al. 2025, LLaDA Eq. 3 / Sahoo et al. 2024).
+For puzzles only the answer is maskable; for text the whole window is.
+
+Everything is seeded: the initial weights, the data stream and the mask draws each come from their
+own torch.Generator derived from TrainConfig.seed, so two runs with the same config and thread
+count produce the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from npu.models.transformer import MaskedDiffusionTransformer, ModelConfig, build_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings for one training run.
+
+    seed: initial weights, data and mask draws all derive from it.
+    steps, batch_size: number of AdamW steps and sequences per step.
+    lr, min_lr_ratio, warmup_steps: linear warm-up to lr, then cosine decay to lr * min_lr_ratio.
+    weight_decay: AdamW decay on matrices (not on norms, biases or embeddings).
+    beta1, beta2: AdamW moments.
+    grad_clip: global gradient-norm clip (0 disables).
+    mask_ratio_floor: the smallest mask ratio t (the 'eps' of LLaDA), keeps 1/t bounded.
+    eval_every: every this many steps (and at the end) the loss on a fixed held-out batch is
+        logged; 0 logs it only at the end.
+    eval_batch_size: size of that held-out batch.
+    num_threads: torch.set_num_threads for the run (0 keeps the current setting).
+    """
+
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    mask_ratio_floor: float = 1e-3
+    eval_every: int = 100
+    eval_batch_size: int = 256
+    num_threads: int = 2
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "batch_size", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"training.{key} must be at least 1, got {getattr(self, key)}")
+        for key in ("warmup_steps", "eval_every", "num_threads"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"training.{key} must not be negative, got {getattr(self, key)}")
+        if not self.lr > 0:
+            raise ValueError(f"training.lr must be positive, got {self.lr}")
+        if not 0 < self.mask_ratio_floor < 1:
+            raise ValueError(f"training.mask_ratio_floor must be in (0, 1), got {self.mask_ratio_floor}")
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "training") -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass
+class TrainLog:
+    """What happened during training: per-step loss and lr, periodic held-out loss, wall time."""
+
+    losses: list[float] = field(default_factory=list)
+    learning_rates: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    num_threads: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "final_loss": self.losses[-1] if self.losses else None,
+            "final_eval_loss": self.eval_losses[-1] if self.eval_losses else None,
+            "steps": len(self.losses),
+            "seconds": self.seconds,
+            "num_threads": self.num_threads,
+            "eval_steps": self.eval_steps,
+            "eval_losses": self.eval_losses,
+        }
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up for warmup_steps, then cosine decay to lr * min_lr_ratio at the last step."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    decay_steps = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / decay_steps)
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def masked_diffusion_loss(
+    model: MaskedDiffusionTransformer,
+    tokens: torch.Tensor,
+    maskable: torch.Tensor,
+    mask_id: int,
+    generator: torch.Generator,
+    mask_ratio_floor: float = 1e-3,
+) -> torch.Tensor:
+    """LLaDA / MDLM loss of one batch: masked-token cross-entropy weighted by 1/t, per maskable token."""
+    batch = tokens.shape[0]
+    t = mask_ratio_floor + (1.0 - mask_ratio_floor) * torch.rand(batch, 1, generator=generator)
+    masked = (torch.rand(tokens.shape, generator=generator) < t) & maskable
+    noisy = torch.where(masked, torch.full_like(tokens, mask_id), tokens)
+    logits = model(noisy)
+    token_loss = F.cross_entropy(logits.transpose(1, 2).float(), tokens, reduction="none")
+    weighted = (token_loss * masked / t).sum()
+    return weighted / (batch * int(maskable.sum()))
+
+
+def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices of the linear layers; leave norms, biases and the embedding alone."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        is_matrix = param.dim() == 2 and not name.startswith("embed")
+        (decay if is_matrix else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def check_model_matches_task(model_config: ModelConfig, task) -> None:
+    """The model's vocabulary, mask id and context must fit the task."""
+    if model_config.vocab_size != len(task.vocab):
+        raise ValueError(
+            f"model {model_config.name!r}: vocab_size={model_config.vocab_size} but task "
+            f"{task.name!r} has {len(task.vocab)} tokens"
+        )
+    if model_config.mask_token_id != task.mask_id:
+        raise ValueError(
+            f"model {model_config.name!r}: mask_token_id={model_config.mask_token_id} but task "
+            f"{task.name!r} puts [MASK] at {task.mask_id}"
+        )
+    if model_config.max_seq_len < task.sequence_length:
+        raise ValueError(
+            f"model {model_config.name!r}: max_seq_len={model_config.max_seq_len} is shorter than "
+            f"task {task.name!r} sequences ({task.sequence_length})"
+        )
+
+
+def train_model(
+    model_config: ModelConfig, task, train_config: TrainConfig, progress: bool = True
+) -> tuple[MaskedDiffusionTransformer, TrainLog]:
+    """Train a fresh model on `task`; returns it in eval mode together with its log."""
+    check_model_matches_task(model_config, task)
+    previous_threads = torch.get_num_threads()
+    if train_config.num_threads:
+        torch.set_num_threads(train_config.num_threads)
+    try:
+        return _train(model_config, task, train_config, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(model_config, task, config: TrainConfig, progress: bool):
+    torch.manual_seed(config.seed)
+    model = build_model(model_config).init_weights(config.seed)
+    model.train()
+    data_generator = torch.Generator().manual_seed(config.seed + 1)
+    mask_generator = torch.Generator().manual_seed(config.seed + 2)
+    held_out_generator = torch.Generator().manual_seed(config.seed + 1_000_003)
+    held_out_tokens, held_out_maskable = task.sample_training_batch(config.eval_batch_size, held_out_generator)
+    optimizer = torch.optim.AdamW(
+        _parameter_groups(model, config.weight_decay), lr=config.lr, betas=(config.beta1, config.beta2)
+    )
+    log = TrainLog(num_threads=torch.get_num_threads())
+    bar = tqdm(total=config.steps, disable=not progress, file=sys.stderr, desc=f"train {model_config.name}")
+    start = time.perf_counter()
+    for step in range(config.steps):
+        lr = learning_rate(step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        tokens, maskable = task.sample_training_batch(config.batch_size, data_generator)
+        loss = masked_diffusion_loss(model, tokens, maskable, task.mask_id, mask_generator, config.mask_ratio_floor)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training {model_config.name!r}: loss became {loss.item()} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        log.losses.append(loss.item())
+        log.learning_rates.append(lr)
+        is_last = step == config.steps - 1
+        if is_last or (config.eval_every and (step + 1) % config.eval_every == 0):
+            log.eval_steps.append(step + 1)
+            log.eval_losses.append(_held_out_loss(model, task, held_out_tokens, held_out_maskable, config))
+            bar.set_postfix(loss=f"{log.losses[-1]:.4f}", held_out=f"{log.eval_losses[-1]:.4f}")
+        bar.update(1)
+    bar.close()
+    log.seconds = time.perf_counter() - start
+    model.eval()
+    return model, log
+
+
+@torch.no_grad()
+def _held_out_loss(model, task, tokens, maskable, config: TrainConfig) -> float:
+    """Loss on a fixed batch with fixed mask draws, so successive values are comparable."""
+    model.eval()
+    generator = torch.Generator().manual_seed(config.seed + 2_000_003)
+    loss = masked_diffusion_loss(model, tokens, maskable, task.mask_id, generator, config.mask_ratio_floor)
+    model.train()
+    return loss.item()

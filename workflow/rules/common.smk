@@ -1,0 +1,30 @@
+# Shared by every stage: validated presets, result paths and code fingerprints.
+from npu.config import preset_path
+from npu.models.presets import load_model_spec
+from npu.provenance import source_hash
+
+CONFIG_DIR = config["config_dir"]
+RESULTS = config["results_dir"]
+TRAINED_MODELS = config["models"]["trained"]
+SHAPE_ONLY_MODELS = config["models"]["shape_only"]
+ALL_MODELS = TRAINED_MODELS + SHAPE_ONLY_MODELS
+
+# Validate every preset the run names before any job starts: a bad file fails here, by name.
+MODEL_SPECS = {name: load_model_spec(name, CONFIG_DIR) for name in ALL_MODELS}
+for name in TRAINED_MODELS:
+    if not MODEL_SPECS[name].trainable:
+        raise ValueError(f"config/config.yaml: models.trained lists {name!r}, but {MODEL_SPECS[name].source} has no task/training section")
+
+wildcard_constraints:
+    model="|".join(ALL_MODELS) or "NO_MODELS",
+
+
+def model_preset(wildcards):
+    return str(preset_path("models", wildcards.model, CONFIG_DIR))
+
+
+def checkpoint_of(wildcards):
+    """The trained checkpoint a stage needs, or nothing for shape-only models."""
+    if wildcards.model in TRAINED_MODELS:
+        return [f"{RESULTS}/models/{wildcards.model}/checkpoint/model.safetensors"]
+    return []
