@@ -128,17 +128,17 @@ def test_unsharded_llada_checkpoint_reproduces_logits_exactly(tmp_path):
 
 def test_sharded_llada_checkpoint_reproduces_logits_exactly(tmp_path):
     model = tiny_model(replace(TINY, qkv_bias=True))
-    save_in_llada_layout(model, tmp_path, shard_size_bytes=8_000)
+    save_in_llada_layout(model, tmp_path, shard_size_bytes=30_000)
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
-    assert len(shards) > 2 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
+    assert len(shards) == 3 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
     assert index["metadata"]["total_size"] == sum(p.numel() * 4 for p in model.parameters())
     assert_same_logits(model, load_pretrained(tmp_path))
 
 
 def test_saving_again_unsharded_removes_stale_shards(tmp_path):
     model = tiny_model()
-    save_in_llada_layout(model, tmp_path, shard_size_bytes=8_000)
+    save_in_llada_layout(model, tmp_path, shard_size_bytes=30_000)
     save_in_llada_layout(model, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
 
@@ -207,15 +207,39 @@ def dream_config_json(config: ModelConfig) -> dict:
     }
 
 
-def test_dream_checkpoint_in_bfloat16_reproduces_bfloat16_logits(tmp_path):
+def test_dream_checkpoint_reproduces_logits_exactly(tmp_path):
+    model = tiny_model(replace(TINY, qkv_bias=True))
+    write_json(tmp_path / "config.json", dream_config_json(model.config))
+    save_file(dream_tensors(model), str(tmp_path / "model.safetensors"))
+    assert_same_logits(model, load_pretrained(tmp_path))
+
+
+def test_bfloat16_checkpoint_loads_in_the_requested_dtype(tmp_path):
     model = tiny_model(replace(TINY, qkv_bias=True)).to(torch.bfloat16)
     write_json(tmp_path / "config.json", dream_config_json(model.config))
     save_file(dream_tensors(model), str(tmp_path / "model.safetensors"))
-    loaded = load_pretrained(tmp_path, dtype=torch.bfloat16)
-    assert loaded.embed.weight.dtype == torch.bfloat16
-    assert_same_logits(model, loaded)
-    upcast = load_pretrained(tmp_path)  # default float32: exact upcast of the bf16 weights
-    assert torch.equal(upcast.lm_head.weight, model.lm_head.weight.float())
+    as_bf16 = load_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert {p.dtype for p in as_bf16.parameters()} == {torch.bfloat16}
+    assert torch.equal(as_bf16.blocks[1].attn.k_proj.bias, model.blocks[1].attn.k_proj.bias)
+    upcast = load_pretrained(tmp_path)  # default float32: an exact upcast of the bf16 weights
+    assert_same_logits(model.float(), upcast)
+
+
+def test_dream_gate_proj_is_the_silu_gate(tmp_path):
+    """Dream's MLP (Qwen2) computes down_proj(silu(gate_proj(x)) * up_proj(x))."""
+    model = tiny_model(replace(TINY, qkv_bias=True))
+    write_json(tmp_path / "config.json", dream_config_json(model.config))
+    raw = dream_tensors(model)
+    save_file(raw, str(tmp_path / "model.safetensors"))
+    layer = "model.layers.1.mlp"
+    x = torch.randn(3, TINY.d_model, generator=torch.Generator().manual_seed(2))
+    by_dream = F.linear(
+        F.silu(F.linear(x, raw[f"{layer}.gate_proj.weight"])) * F.linear(x, raw[f"{layer}.up_proj.weight"]),
+        raw[f"{layer}.down_proj.weight"],
+    )
+    with torch.no_grad():
+        ours = load_pretrained(tmp_path).blocks[1].mlp(x)
+    assert torch.allclose(ours, by_dream, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- broken checkpoints
@@ -229,7 +253,7 @@ def llada_single(tmp_path) -> Path:
 
 @pytest.fixture
 def llada_sharded(tmp_path) -> Path:
-    save_in_llada_layout(tiny_model(), tmp_path, shard_size_bytes=8_000)
+    save_in_llada_layout(tiny_model(), tmp_path, shard_size_bytes=30_000)
     return tmp_path
 
 
@@ -241,19 +265,22 @@ def rewrite_weights(directory: Path, edit) -> None:
 
 def test_missing_tensor_is_named_with_its_file(llada_single):
     rewrite_weights(llada_single, lambda t: t.pop("model.transformer.blocks.1.up_proj.weight"))
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: missing tensor 'model\.transformer\.blocks\.1\.up_proj\.weight'"):
+    expected = r"model\.safetensors: missing tensor 'model\.transformer\.blocks\.1\.up_proj\.weight'"
+    with pytest.raises(CheckpointError, match=expected):
         load_pretrained(llada_single)
 
 
 def test_unexpected_tensor_is_named_with_its_file(llada_single):
-    rewrite_weights(llada_single, lambda t: t.update({"model.transformer.blocks.2.q_proj.weight": torch.zeros(1)}))
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: unexpected tensor 'model\.transformer\.blocks\.2\.q_proj\.weight'"):
+    extra = "model.transformer.blocks.2.q_proj.weight"  # the model has only blocks 0 and 1
+    rewrite_weights(llada_single, lambda t: t.update({extra: torch.zeros(1)}))
+    with pytest.raises(CheckpointError, match=rf"model\.safetensors: unexpected tensor '{extra}'"):
         load_pretrained(llada_single)
 
 
 def test_shape_mismatch_is_named_with_both_shapes(llada_single):
     rewrite_weights(llada_single, lambda t: t.update({"model.transformer.ln_f.weight": torch.ones(31)}))
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: tensor 'model\.transformer\.ln_f\.weight' has shape \(31,\).*\(32,\)"):
+    expected = r"model\.safetensors: tensor 'model\.transformer\.ln_f\.weight' has shape \(31,\).*\(32,\)"
+    with pytest.raises(CheckpointError, match=expected):
         load_pretrained(llada_single)
 
 
@@ -265,6 +292,7 @@ def test_truncated_safetensors_file_is_named(llada_single):
 
 
 def test_corrupt_shard_is_named(llada_sharded):
+    assert (llada_sharded / "model-00003-of-00003.safetensors").is_file()
     (llada_sharded / "model-00002-of-00003.safetensors").write_bytes(b"\x00garbage")
     with pytest.raises(CheckpointError, match=r"model-00002-of-00003\.safetensors: not a readable"):
         load_pretrained(llada_sharded)
@@ -272,7 +300,8 @@ def test_corrupt_shard_is_named(llada_sharded):
 
 def test_index_pointing_at_missing_shard_names_index_and_shard(llada_sharded):
     (llada_sharded / "model-00003-of-00003.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match=r"model\.safetensors\.index\.json puts tensor .* in shard 'model-00003-of-00003\.safetensors'"):
+    expected = r"model\.safetensors\.index\.json puts tensor .* in shard 'model-00003-of-00003\.safetensors'"
+    with pytest.raises(FileNotFoundError, match=expected):
         load_pretrained(llada_sharded)
 
 
@@ -281,7 +310,8 @@ def test_index_listing_a_tensor_its_shard_lacks_is_named(llada_sharded):
     index = json.loads(index_path.read_text())
     index["weight_map"]["model.transformer.wte.weight"] = "model-00003-of-00003.safetensors"
     write_json(index_path, index)
-    with pytest.raises(CheckpointError, match=r"'model\.transformer\.wte\.weight' in model-00003-of-00003\.safetensors"):
+    expected = r"'model\.transformer\.wte\.weight' in model-00003-of-00003\.safetensors"
+    with pytest.raises(CheckpointError, match=expected):
         load_pretrained(llada_sharded)
 
 
@@ -297,3 +327,14 @@ def test_tied_lm_head_reuses_the_embedding(llada_single):
     rewrite_weights(llada_single, lambda t: t.pop("model.transformer.ff_out.weight"))
     loaded = load_pretrained(llada_single)
     assert torch.equal(loaded.lm_head.weight, loaded.embed.weight)
+
+
+def test_llada_layout_refuses_heads_that_do_not_tile_d_model(tmp_path):
+    model = build_model(replace(TINY, head_dim=4), device="meta")
+    with pytest.raises(ValueError, match=r"head_dim \* n_heads == d_model"):
+        save_in_llada_layout(model, tmp_path)
+
+
+def test_loaded_model_holds_real_tensors_not_meta_placeholders(llada_single):
+    loaded = load_pretrained(llada_single)
+    assert {p.device.type for p in loaded.parameters()} == {"cpu"}

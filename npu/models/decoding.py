@@ -7,10 +7,10 @@ are final. How many positions a step commits is either a fixed schedule (an even
 block's masks over its steps, LLaDA) or a confidence threshold (Fast-dLLM; the block then takes
 as many steps as it needs).
 
-The sampling pass is three pure functions that the graph exporter and the NPU kernels reproduce
-exactly: `token_confidence` (argmax and softmax probability of it), `commit_mask` (top-k or
-threshold over the eligible positions, ties to the lowest position) and `commit_tokens` (a masked
-integer select). `generate` strings them together with the model's single forward path
+The sampling pass is four pure functions that the graph exporter and the NPU kernels reproduce
+exactly: `forbid_mask_token` ([MASK]'s logit to -inf), `token_confidence` (argmax and softmax
+probability of it), `commit_mask` (top-k or threshold over the eligible positions, ties to the
+lowest position) and `commit_tokens` (a masked integer select). `generate` strings them together with the model's single forward path
 `model(tokens_q, positions, cache)` in one of three cache modes:
 
 - "none":   every step is a full forward over the whole sequence;
@@ -195,7 +195,7 @@ def commit_mask(
         raise ValueError("commit_mask: confidence is NaN at an eligible position")
     rank = confidence_rank(confidence, eligible)
     if threshold is not None:
-        return eligible & ((confidence >= threshold) | (rank == 0))
+        return eligible & (confidence >= threshold)
     batch = confidence.shape[0]
     k = torch.as_tensor(k, dtype=torch.long, device=confidence.device).expand(batch)
     available = eligible.sum(dim=-1)
@@ -204,6 +204,17 @@ def commit_mask(
             f"commit_mask: k={k.tolist()} must lie between 0 and the eligible count {available.tolist()}"
         )
     return eligible & (rank < k[:, None])
+
+
+def forbid_mask_token(logits: torch.Tensor, mask_token_id: int) -> torch.Tensor:
+    """The logits with [MASK]'s entry at -inf, so that a step never proposes [MASK] itself.
+
+    A trained dLLM gives [MASK] almost no probability, so this changes nothing there; an
+    untrained or quantized one could, and a committed [MASK] would leave the block unfinished.
+    """
+    forbidden = logits.clone()
+    forbidden[..., mask_token_id] = -math.inf
+    return forbidden
 
 
 def commit_tokens(tokens: torch.Tensor, x0: torch.Tensor, commit: torch.Tensor) -> torch.Tensor:
@@ -319,7 +330,7 @@ def generate(
                 query_start, query_end = query_range(config.cache, step, start, end, seq_len)
                 logits = model(tokens[:, query_start:query_end], positions[query_start:query_end], cache)
                 forward_passes += 1
-                block_logits = logits[:, start - query_start : end - query_start]
+                block_logits = forbid_mask_token(logits[:, start - query_start : end - query_start], mask_id)
 
                 x0, confidence = token_confidence(block_logits, config.temperature, generator)
                 if config.remasking == "random":

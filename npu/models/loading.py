@@ -267,7 +267,9 @@ def _weight_locations(root: Path) -> tuple[dict[str, Path], Path]:
     if single_path.is_file():
         with _open_safetensors(single_path) as handle:
             return {name: single_path for name in handle.keys()}, single_path
-    raise FileNotFoundError(f"checkpoint directory {root} has neither {INDEX_FILE} nor {SINGLE_WEIGHTS_FILE}")
+    raise FileNotFoundError(
+        f"checkpoint directory {root} has neither {INDEX_FILE} nor {SINGLE_WEIGHTS_FILE}"
+    )
 
 
 def _open_safetensors(path: Path):
@@ -328,14 +330,15 @@ def load_pretrained(
                 try:
                     tensor = handle.get_tensor(tensor_name)
                 except (SafetensorError, OSError) as error:
-                    raise CheckpointError(f"{shard_path}: cannot read tensor {tensor_name!r} ({error})") from None
+                    raise CheckpointError(
+                        f"{shard_path}: cannot read tensor {tensor_name!r} ({error})"
+                    ) from None
                 if not tensor.is_floating_point():
                     raise CheckpointError(
                         f"{shard_path}: tensor {tensor_name!r} has dtype {tensor.dtype}; "
                         "only floating-point (unquantized) checkpoints are supported"
                     )
                 state[ours] = tensor.to(dtype)
-                del tensor
     if "lm_head.weight" not in state:
         state["lm_head.weight"] = state["embed.weight"]
     model.load_state_dict(state, strict=True, assign=True)
@@ -401,7 +404,13 @@ def _write_json(path: Path, value: dict) -> None:
     _atomic_write(path, write)
 
 
-def _split_into_shards(tensors: dict[str, torch.Tensor], shard_size_bytes: int | None) -> list[dict[str, torch.Tensor]]:
+def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    _atomic_write(path, lambda temp_name: save_file(tensors, temp_name, metadata={"format": "pt"}))
+
+
+def _split_into_shards(
+    tensors: dict[str, torch.Tensor], shard_size_bytes: int | None
+) -> list[dict[str, torch.Tensor]]:
     """Greedy, order-preserving split; a tensor larger than the limit gets a shard of its own."""
     if shard_size_bytes is None:
         return [tensors]
@@ -441,26 +450,32 @@ def save_in_llada_layout(
     names = hf_tensor_names(config, "llada")
     parameters = dict(model.named_parameters())
     # Cloned so tied or viewed parameters become separate contiguous tensors safetensors accepts.
-    tensors = {theirs: parameters[ours].detach().to("cpu").contiguous().clone() for ours, theirs in names.items()}
+    tensors = {
+        theirs: parameters[ours].detach().to("cpu").contiguous().clone()
+        for ours, theirs in names.items()
+    }
     shards = _split_into_shards(tensors, shard_size_bytes)
 
     written: set[str] = set()
     if len(shards) == 1:
-        _atomic_write(root / SINGLE_WEIGHTS_FILE, lambda temp: save_file(shards[0], temp, metadata={"format": "pt"}))
+        _write_safetensors(root / SINGLE_WEIGHTS_FILE, shards[0])
         written.add(SINGLE_WEIGHTS_FILE)
     else:
         weight_map = {}
         for number, shard in enumerate(shards, start=1):
             shard_name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
-            _atomic_write(root / shard_name, lambda temp, shard=shard: save_file(shard, temp, metadata={"format": "pt"}))
+            _write_safetensors(root / shard_name, shard)
             weight_map.update({name: shard_name for name in shard})
             written.add(shard_name)
         total_size = sum(t.numel() * t.element_size() for t in tensors.values())
-        _write_json(root / INDEX_FILE, {"metadata": {"total_size": total_size}, "weight_map": weight_map})
+        index = {"metadata": {"total_size": total_size}, "weight_map": weight_map}
+        _write_json(root / INDEX_FILE, index)
         written.add(INDEX_FILE)
     _write_json(root / CONFIG_FILE, _llada_hf_config(config))
 
     for stale in root.iterdir():
-        is_checkpoint_file = stale.name in (SINGLE_WEIGHTS_FILE, INDEX_FILE) or _SHARD_NAME.fullmatch(stale.name)
+        is_checkpoint_file = stale.name in (SINGLE_WEIGHTS_FILE, INDEX_FILE) or bool(
+            _SHARD_NAME.fullmatch(stale.name)
+        )
         if is_checkpoint_file and stale.name not in written:
             stale.unlink()

@@ -120,6 +120,9 @@ def masked_diffusion_loss(
     mask_ratio_floor: float = 1e-3,
 ) -> torch.Tensor:
     """LLaDA / MDLM loss of one batch: masked-token cross-entropy weighted by 1/t, per maskable token."""
+    n_maskable = int(maskable.sum())
+    if n_maskable == 0:
+        raise ValueError("masked_diffusion_loss: no position is maskable, the loss would be 0/0")
     batch = tokens.shape[0]
     t = mask_ratio_floor + (1.0 - mask_ratio_floor) * torch.rand(batch, 1, generator=generator)
     masked = (torch.rand(tokens.shape, generator=generator) < t) & maskable
@@ -127,7 +130,7 @@ def masked_diffusion_loss(
     logits = model(noisy)
     token_loss = F.cross_entropy(logits.transpose(1, 2).float(), tokens, reduction="none")
     weighted = (token_loss * masked / t).sum()
-    return weighted / (batch * int(maskable.sum()))
+    return weighted / (batch * n_maskable)
 
 
 def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

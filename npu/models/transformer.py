@@ -213,8 +213,8 @@ class MaskedDiffusionTransformer(nn.Module):
         if tokens.shape[1] != positions.shape[0]:
             raise ValueError(f"{tokens.shape[1]} query tokens but {positions.shape[0]} positions")
         cos, sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta)
-        cos, sin = cos.to(tokens.device), sin.to(tokens.device)
         x = self.embed(tokens)
+        cos, sin = cos.to(x.device, x.dtype), sin.to(x.device, x.dtype)
         for layer, block in enumerate(self.blocks):
             x = block(x, cos, sin, positions, cache, layer)
         return self.lm_head(self.final_norm(x))

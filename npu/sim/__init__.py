@@ -1,0 +1,1 @@
+"""Simulators of the dnpu (functional here; timing and accuracy models live beside it)."""

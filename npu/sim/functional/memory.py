@@ -1,0 +1,159 @@
+"""Memory images of the functional simulator: byte-addressed DRAM and the four typed SRAMs.
+
+DRAM holds bytes. How a row of `cols` values is laid out in each DMA format:
+- fp32 / bf16 / int32: little-endian elements, 4 / 2 / 4 bytes each;
+- MX formats (npu.hw.numerics.MX_FORMATS): blocks of `mx_block` elements, each stored as one
+  E8M0 scale byte followed by the element codes packed densely (first code in the low bits).
+The value conversions themselves (rounding, MX scaling) are npu.hw.numerics; this module only
+packs and unpacks bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npu.hw import numerics
+
+INT_FORMATS = ("int32",)
+PLAIN_BYTES = {"fp32": 4, "bf16": 2, "int32": 4}
+
+
+class MemoryAccessError(ValueError):
+    """An access outside a memory, misaligned, or in a format the memory cannot hold."""
+
+
+def row_bytes(fmt: str, cols: int, mx_block: int) -> int:
+    """DRAM bytes one row of `cols` values occupies in `fmt`."""
+    if fmt in PLAIN_BYTES:
+        return cols * PLAIN_BYTES[fmt]
+    bits = numerics.get_format(fmt).bits
+    if cols % mx_block:
+        raise MemoryAccessError(f"{fmt} rows must hold a multiple of mx_block={mx_block} values, not {cols}")
+    return cols // mx_block * (1 + mx_block * bits // 8)
+
+
+def element_alignment(fmt: str) -> int:
+    """Byte alignment of a row start in DRAM (MX rows are byte aligned)."""
+    return PLAIN_BYTES.get(fmt, 1)
+
+
+def encode_rows(values: np.ndarray, fmt: str, mx_block: int) -> np.ndarray:
+    """(rows, cols) values -> (rows, row_bytes) uint8 in the DRAM layout of `fmt`."""
+    rows, cols = values.shape
+    if fmt == "int32":
+        return np.ascontiguousarray(values.astype("<i4")).view(np.uint8).reshape(rows, cols * 4)
+    values = np.asarray(values, dtype=np.float32)
+    if fmt == "fp32":
+        return np.ascontiguousarray(values.astype("<f4")).view(np.uint8).reshape(rows, cols * 4)
+    if fmt == "bf16":
+        codes = numerics.encode(values, "bf16").astype("<u2")
+        return np.ascontiguousarray(codes).view(np.uint8).reshape(rows, cols * 2)
+    row_bytes(fmt, cols, mx_block)  # checks the block multiple
+    quantized = numerics.mx_quantize(values, fmt, mx_block, axis=-1)
+    bits = numerics.get_format(fmt).bits
+    blocks = cols // mx_block
+    packed = numerics.pack_codes(quantized.elements.reshape(rows, blocks, mx_block), bits)
+    scales = quantized.scales.reshape(rows, blocks, 1).astype(np.uint8)
+    return np.concatenate([scales, packed], axis=-1).reshape(rows, -1)
+
+
+def decode_rows(raw: np.ndarray, fmt: str, cols: int, mx_block: int) -> np.ndarray:
+    """(rows, row_bytes) uint8 -> (rows, cols) float32 (int32 for the int32 format)."""
+    rows = raw.shape[0]
+    raw = np.ascontiguousarray(raw, dtype=np.uint8)
+    if fmt == "int32":
+        return raw.view("<i4").reshape(rows, cols).astype(np.int32)
+    if fmt == "fp32":
+        return raw.view("<f4").reshape(rows, cols).astype(np.float32)
+    if fmt == "bf16":
+        return numerics.decode(raw.view("<u2").reshape(rows, cols), "bf16")
+    bits = numerics.get_format(fmt).bits
+    blocks = cols // mx_block
+    grouped = raw.reshape(rows, blocks, 1 + mx_block * bits // 8)
+    elements = numerics.unpack_codes(grouped[:, :, 1:], bits).reshape(rows, cols)
+    tensor = numerics.MXTensor(elements, grouped[:, :, 0].copy(), fmt, mx_block, -1)
+    return numerics.mx_dequantize(tensor)
+
+
+class Dram:
+    """Byte-addressed DRAM image with host-side helpers to place and fetch tensors."""
+
+    def __init__(self, size_bytes: int, mx_block: int):
+        self.data = np.zeros(size_bytes, dtype=np.uint8)
+        self.mx_block = mx_block
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def check(self, low: int, high: int, what: str) -> None:
+        if low < 0 or high > self.data.size:
+            raise MemoryAccessError(f"{what}: DRAM bytes [{low:#x}, {high:#x}) outside [0, {self.data.size:#x})")
+
+    def write(self, addr: int, data: bytes | np.ndarray, fmt: str | None = None) -> int:
+        """Store raw bytes, or an array encoded row-wise in `fmt`; returns the bytes written.
+
+        A 1-D array is one row; a 2-D array is rows stored back to back.
+        """
+        if fmt is None:
+            raw = np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) \
+                else np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+        else:
+            values = np.asarray(data)
+            values = values.reshape(1, -1) if values.ndim == 1 else values
+            if values.ndim != 2:
+                raise MemoryAccessError(f"DRAM write expects a 1-D or 2-D array, got shape {values.shape}")
+            raw = encode_rows(values, fmt, self.mx_block).reshape(-1)
+        self.check(addr, addr + raw.size, "DRAM write")
+        self.data[addr:addr + raw.size] = raw
+        return int(raw.size)
+
+    def read(self, addr: int, shape: int | tuple[int, int], fmt: str | None = None) -> np.ndarray:
+        """Fetch `shape` values stored row-wise in `fmt` (or raw bytes when fmt is None)."""
+        if fmt is None:
+            count = int(np.prod(shape))
+            self.check(addr, addr + count, "DRAM read")
+            return self.data[addr:addr + count].copy()
+        rows, cols = (1, shape) if isinstance(shape, int) else shape
+        nbytes = row_bytes(fmt, cols, self.mx_block)
+        self.check(addr, addr + rows * nbytes, "DRAM read")
+        values = decode_rows(self.data[addr:addr + rows * nbytes].reshape(rows, nbytes), fmt, cols, self.mx_block)
+        return values.reshape(cols) if isinstance(shape, int) else values
+
+
+class Sram:
+    """One on-chip SRAM as a flat array of elements (addresses count elements, not bytes)."""
+
+    def __init__(self, name: str, elements: int, dtype: type, element_bytes: int, fmt: str | None,
+                 track_writes: bool):
+        self.name = name
+        self.data = np.zeros(elements, dtype=dtype)
+        self.element_bytes = element_bytes
+        self.fmt = fmt  # element format values are rounded to on write (None: int32 words)
+        self.written = np.zeros(elements, dtype=bool) if track_writes else None
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def round(self, values: np.ndarray) -> np.ndarray:
+        """Values as this memory stores them."""
+        if self.fmt is None:
+            return np.asarray(values).astype(np.int32)
+        if self.fmt == "fp32":
+            return np.asarray(values, dtype=np.float32)
+        return numerics.round_to_format(np.asarray(values, dtype=np.float32), self.fmt)
+
+    def write(self, addr: int, values: np.ndarray) -> None:
+        """Host-side preload (rounded to the element format)."""
+        values = np.asarray(values).reshape(-1)
+        if addr < 0 or addr + values.size > self.size:
+            raise MemoryAccessError(f"{self.name} write [{addr}, {addr + values.size}) outside [0, {self.size})")
+        self.data[addr:addr + values.size] = self.round(values)
+        if self.written is not None:
+            self.written[addr:addr + values.size] = True
+
+    def read(self, addr: int, count: int) -> np.ndarray:
+        if addr < 0 or addr + count > self.size:
+            raise MemoryAccessError(f"{self.name} read [{addr}, {addr + count}) outside [0, {self.size})")
+        return self.data[addr:addr + count].copy()

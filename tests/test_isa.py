@@ -1,0 +1,97 @@
+"""The ISA table is consistent, and every instruction encodes and decodes losslessly."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from npu.isa import docs
+from npu.isa.encoding import EncodingError, decode, encode, encode_spec
+from npu.isa.table import BY_MNEMONIC, INSTRUCTIONS, OPCODE_LSB, opcode_constants
+
+
+@st.composite
+def instructions(draw):
+    spec = draw(st.sampled_from(INSTRUCTIONS))
+    operands = {}
+    for operand in spec.fields:
+        low, high = operand.value_range()
+        operands[operand.name] = draw(st.integers(low, high))
+    return spec, operands
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(instructions())
+def test_every_instruction_round_trips_through_encode_and_decode(case):
+    spec, operands = case
+    word = encode_spec(spec, operands)
+    assert 0 <= word < 1 << 32
+    decoded = decode(word)
+    assert decoded.spec is spec
+    assert decoded.operands == operands
+
+
+def test_opcodes_fit_six_bits_and_the_table_has_no_collisions():
+    keys = {(spec.opcode, spec.funct) for spec in INSTRUCTIONS}
+    assert len(keys) == len(INSTRUCTIONS)
+    assert max(spec.opcode for spec in INSTRUCTIONS) < 64
+    for spec in INSTRUCTIONS:
+        for operand in spec.fields:
+            assert operand.lsb + operand.width <= OPCODE_LSB, spec.mnemonic
+        masks = [operand.mask for operand in spec.fields]
+        combined = 0
+        for mask in masks:
+            assert combined & mask == 0, f"{spec.mnemonic}: overlapping fields"
+            combined |= mask
+
+
+def test_coverage_the_compiler_needs_is_present():
+    required = {"dld.v", "dst.v", "dld.m", "dld.f", "dst.f", "dld.i", "dst.i", "mm", "mma", "mmt", "mwb",
+                "vadd", "vsub", "vmul", "vmax", "vexp", "vrecip", "vrsqrt", "vsilu", "vbcast", "vadds", "vsum",
+                "vmaxr", "vargmax", "vrank", "vtopk", "vthresh", "vsel", "vseli", "vrothalf", "vldi", "vsti",
+                "vamax", "vsmscale", "dstkv.v", "dldkv.v", "loop", "loopi", "wait", "halt", "lui", "fcvt.f.i"}
+    assert required <= set(BY_MNEMONIC)
+
+
+def test_dllm_flag_marks_exactly_the_sampling_and_smoothing_instructions():
+    dllm = {spec.mnemonic for spec in INSTRUCTIONS if spec.dllm}
+    assert dllm == {"vargmax", "vrank", "vtopk", "vthresh", "vsel", "vseli", "vsmscale", "vamax",
+                    "dldkv.v", "dldkv.m", "dstkv.v"}
+
+
+def test_opcode_constants_expose_opcodes_functs_and_field_positions():
+    constants = opcode_constants()
+    assert constants["OP_ADD"] == BY_MNEMONIC["add"].opcode
+    assert constants["FUNCT_VSUB"] == BY_MNEMONIC["vsub"].funct
+    assert constants["OP_DLD_V"] == BY_MNEMONIC["dld.v"].opcode
+    assert constants["ADDI_IMM_WIDTH"] == 18
+    assert constants["FMT_MXINT4"] == 4
+
+
+def test_decoder_rejects_unknown_opcode_stray_bits_and_bad_function_codes():
+    unused_opcode = next(op for op in range(64) if op not in {s.opcode for s in INSTRUCTIONS})
+    with pytest.raises(EncodingError, match="illegal opcode"):
+        decode(unused_opcode << 26)
+    with pytest.raises(EncodingError, match="outside its fields"):
+        decode(encode("halt") | 1)
+    with pytest.raises(EncodingError, match="function code"):
+        decode((BY_MNEMONIC["add"].opcode << 26) | 0xF)
+    smooth = BY_MNEMONIC["vsmscale"]
+    mode = smooth.field("mode")
+    with pytest.raises(EncodingError, match="not a legal value"):
+        decode(smooth.fixed_bits | (7 << mode.lsb))
+
+
+def test_encoder_rejects_out_of_range_and_missing_operands():
+    with pytest.raises(EncodingError, match="outside"):
+        encode("addi", rd=1, rs1=2, imm=1 << 17)
+    with pytest.raises(EncodingError, match="takes operands"):
+        encode("add", rd=1, rs1=2)
+    with pytest.raises(EncodingError, match="unknown mnemonic"):
+        encode("fma", rd=1)
+
+
+def test_generated_isa_document_is_up_to_date():
+    assert docs.main(["--check"]) == 0
+    text = docs.render()
+    for spec in INSTRUCTIONS:
+        assert f"`{spec.mnemonic}" in text

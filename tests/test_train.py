@@ -1,0 +1,140 @@
+"""Specifications of masked-diffusion training and checkpoints."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from npu.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from npu.models.decoding import DecodeConfig
+from npu.models.presets import load_model_spec
+from npu.models.tasks import SortDigits, get_task
+from npu.models.train import TrainConfig, learning_rate, masked_diffusion_loss, train_model
+from npu.models.transformer import ModelConfig, build_model
+
+PRESETS = sorted(Path(__file__).resolve().parents[1].glob("config/models/tiny-*.yaml"))
+
+
+def tiny_config(task, name="tiny-test") -> ModelConfig:
+    return ModelConfig(name=name, vocab_size=len(task.vocab), mask_token_id=task.mask_id, n_layers=2,
+                       d_model=32, n_heads=2, n_kv_heads=2, head_dim=16, d_ff=64,
+                       max_seq_len=task.sequence_length)
+
+
+QUICK = TrainConfig(seed=0, steps=40, batch_size=32, lr=3e-3, warmup_steps=5, eval_every=10,
+                    eval_batch_size=64, num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    task = SortDigits(n_digits=4)
+    model, log = train_model(tiny_config(task), task, QUICK, progress=False)
+    return task, model, log
+
+
+def test_loss_decreases_over_a_few_dozen_steps(trained):
+    _, _, log = trained
+    assert len(log.losses) == 40 and log.eval_steps == [10, 20, 30, 40]
+    assert sum(log.losses[-10:]) / 10 < 0.8 * sum(log.losses[:5]) / 5
+    assert log.eval_losses[-1] < log.eval_losses[0]
+
+
+def test_training_is_deterministic_for_a_seed(trained):
+    task, model, log = trained
+    again, log_again = train_model(tiny_config(task), task, QUICK, progress=False)
+    assert log.losses == log_again.losses
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_training_restores_the_thread_count(trained):
+    assert torch.get_num_threads() != 0 and trained[2].num_threads == 1
+
+
+def test_loss_is_a_bounded_positive_number_and_needs_maskable_positions():
+    task = SortDigits(n_digits=4)
+    model = build_model(tiny_config(task)).init_weights(0)
+    tokens, maskable = task.sample_training_batch(8, torch.Generator().manual_seed(0))
+    nothing = torch.zeros_like(maskable)
+    with pytest.raises(ValueError, match="no position is maskable"):
+        masked_diffusion_loss(model, tokens, nothing, task.mask_id, torch.Generator().manual_seed(0))
+    loss = masked_diffusion_loss(model, tokens, maskable, task.mask_id, torch.Generator().manual_seed(0))
+    assert 0 < loss.item() < 3 * torch.log(torch.tensor(len(task.vocab))).item()
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    config = TrainConfig(steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert learning_rate(0, config) == pytest.approx(1e-4)
+    assert learning_rate(9, config) == pytest.approx(1e-3)
+    assert learning_rate(99, config) == pytest.approx(1e-4, rel=1e-2)
+    rates = [learning_rate(s, config) for s in range(10, 100)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_train_config_rejects_unknown_or_bad_keys():
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['learning_rate'\]"):
+        TrainConfig.from_dict({"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="training.steps"):
+        TrainConfig(steps=0)
+
+
+def test_model_that_does_not_fit_the_task_is_refused():
+    task = SortDigits(n_digits=4)
+    wrong = tiny_config(SortDigits(n_digits=2))
+    with pytest.raises(ValueError, match="max_seq_len"):
+        train_model(wrong, task, QUICK, progress=False)
+
+
+def test_checkpoint_round_trip_is_bit_exact(trained, tmp_path):
+    task, model, log = trained
+    save_checkpoint(tmp_path / "ck", model, model.config, {"train": log.to_dict(), "task": {"name": "sort"}})
+    loaded, meta = load_checkpoint(tmp_path / "ck")
+    assert loaded.config == model.config and meta["extra"]["task"] == {"name": "sort"}
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    tokens, _ = task.sample_training_batch(4, torch.Generator().manual_seed(0))
+    assert torch.equal(model(tokens), loaded(tokens))
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["meta.json", "model.safetensors"]
+
+
+def test_truncated_or_missing_checkpoint_files_raise_clear_errors(trained, tmp_path):
+    _, model, _ = trained
+    folder = save_checkpoint(tmp_path / "ck", model, model.config, {})
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors.*truncated"):
+        load_checkpoint(folder)
+    weights.unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors: checkpoint weights not found"):
+        load_checkpoint(folder)
+    meta = folder / "meta.json"
+    meta.write_text(meta.read_text()[:40])
+    with pytest.raises(CheckpointError, match="meta.json: not valid JSON"):
+        load_checkpoint(folder)
+    with pytest.raises(CheckpointError, match="meta.json: checkpoint metadata not found"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_checkpoint_refuses_extra_that_is_not_json(trained, tmp_path):
+    _, model, _ = trained
+    with pytest.raises(CheckpointError, match="extra"):
+        save_checkpoint(tmp_path / "ck", model, model.config, {"tensor": torch.zeros(1)})
+    assert not (tmp_path / "ck" / "meta.json").exists()
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_tiny_presets_are_consistent(path):
+    spec = load_model_spec(path)
+    task = get_task(spec.task)
+    TrainConfig.from_dict(spec.training)
+    assert spec.architecture.vocab_size == len(task.vocab)
+    assert spec.architecture.mask_token_id == task.mask_id
+    assert spec.architecture.max_seq_len == task.sequence_length
+    if hasattr(task, "answer_length"):
+        assert DecodeConfig(**spec.decoding).gen_length == task.answer_length
+    assert 0.8e6 < build_model(spec.architecture, device="meta").num_parameters() < 1.5e6
+
+
+def test_presets_exist():
+    assert [p.stem for p in PRESETS] == ["tiny-add", "tiny-sort", "tiny-text"]
