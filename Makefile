@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
 CORES  ?= all
 
 .PHONY: setup eda-tools run dry-run test test-slow bench lint clean

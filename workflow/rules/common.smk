@@ -1,5 +1,7 @@
 # Shared by every stage: validated presets, result paths and code fingerprints.
-from npu.config import preset_path
+import sys
+
+from npu.config import ConfigError, preset_path
 from npu.models.presets import load_model_spec
 from npu.provenance import source_hash
 
@@ -10,10 +12,13 @@ SHAPE_ONLY_MODELS = config["models"]["shape_only"]
 ALL_MODELS = TRAINED_MODELS + SHAPE_ONLY_MODELS
 
 # Validate every preset the run names before any job starts: a bad file fails here, by name.
-MODEL_SPECS = {name: load_model_spec(name, CONFIG_DIR) for name in ALL_MODELS}
+try:
+    MODEL_SPECS = {name: load_model_spec(name, CONFIG_DIR) for name in ALL_MODELS}
+except ConfigError as error:
+    sys.exit(f"dnpu: {error}")
 for name in TRAINED_MODELS:
     if not MODEL_SPECS[name].trainable:
-        raise ValueError(f"config/config.yaml: models.trained lists {name!r}, but {MODEL_SPECS[name].source} has no task/training section")
+        sys.exit(f"dnpu: config: models.trained lists {name!r}, but {MODEL_SPECS[name].source} has no task/training section")
 
 wildcard_constraints:
     model="|".join(ALL_MODELS) or "NO_MODELS",

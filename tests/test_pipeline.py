@@ -1,0 +1,114 @@
+"""The Snakemake pipeline end to end on a miniature configuration.
+
+A copy of two tiny presets with a few training steps runs train -> evaluate -> export for real;
+then editing one preset must rerun only that model's jobs.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(workdir / "config.yaml"), *args],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+
+
+def jobs_to_run(dry_run_output: str) -> set[tuple[str, str]]:
+    """(rule, model) pairs from `snakemake -n` output."""
+    pairs, rule = set(), None
+    for line in dry_run_output.splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):", line.strip()):
+            rule = match.group(1)
+        elif match := re.match(r"^wildcards: model=([\w.-]+)", line.strip()):
+            pairs.add((rule, match.group(1)))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def mini_pipeline(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("pipeline")
+    presets = workdir / "presets"
+    (presets / "models").mkdir(parents=True)
+    for name in ("tiny-sort", "tiny-add", "dream-7b"):
+        data = yaml.safe_load((REPO / "config" / "models" / f"{name}.yaml").read_text())
+        if "training" in data:
+            data["training"] |= {"steps": 8, "eval_every": 0, "batch_size": 16, "eval_batch_size": 16}
+        (presets / "models" / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    config = {
+        "config_dir": str(presets),
+        "results_dir": "results",
+        "models": {"trained": ["tiny-sort", "tiny-add"], "shape_only": ["dream-7b"]},
+        "npus": ["dnpu-edge"],
+        "train": {"threads": 1},
+        "evaluate": {"n_samples": 4, "cache_modes": ["none", "dual"], "thresholds": [0.9]},
+        "export": {"cache_modes": ["none", "dual"], "shape_only_query_length": 8, "shape_only_kv_length": 64},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_pipeline_produces_every_artifact(mini_pipeline):
+    results = mini_pipeline / "results" / "models"
+    for model in ("tiny-sort", "tiny-add"):
+        assert (results / model / "checkpoint" / "model.safetensors").stat().st_size > 0
+        table = (results / model / "accuracy.tsv").read_text().splitlines()
+        assert table[0].startswith("model\ttask\tcache\trule")
+        assert len(table) == 1 + 2 * 2  # two cache modes x (fixed-k, threshold)
+        check = (results / model / "ir" / "check.tsv").read_text()
+        assert "NO" not in check.split() and (results / model / "ir" / "step_dual.json").exists()
+    assert "shape-only" in (results / "dream-7b" / "ir" / "check.tsv").read_text()
+
+
+def test_finished_pipeline_has_nothing_to_do(mini_pipeline):
+    result = snakemake(mini_pipeline, "-n")
+    assert result.returncode == 0
+    assert jobs_to_run(result.stdout) == set()
+
+
+def test_editing_one_preset_reruns_only_that_model(mini_pipeline):
+    preset = mini_pipeline / "presets" / "models" / "tiny-add.yaml"
+    data = yaml.safe_load(preset.read_text())
+    data["training"]["seed"] = 1
+    preset.write_text(yaml.safe_dump(data))
+    result = snakemake(mini_pipeline, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert jobs_to_run(result.stdout) == {("train", "tiny-add"), ("evaluate", "tiny-add"), ("export", "tiny-add")}
+
+
+def test_bad_config_fails_before_any_job_naming_file_and_key(tmp_path):
+    shutil.copytree(REPO / "config", tmp_path / "presets")
+    bad = yaml.safe_load((tmp_path / "presets" / "models" / "tiny-sort.yaml").read_text())
+    bad["architecture"]["n_layers"] = "four"
+    (tmp_path / "presets" / "models" / "tiny-sort.yaml").write_text(yaml.safe_dump(bad))
+    config = {"config_dir": str(tmp_path / "presets"), "models": {"trained": ["tiny-sort"]}, "npus": []}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "tiny-sort.yaml" in message and "architecture.n_layers" in message and "Traceback" not in message
+    assert not (tmp_path / "results").exists()
+
+
+def test_default_config_dag_and_lint():
+    dry = subprocess.run([str(SNAKEMAKE), "-n", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)],
+                         capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    lint = subprocess.run([str(SNAKEMAKE), "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)],
+                          capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
