@@ -138,3 +138,15 @@ def test_tiny_presets_are_consistent(path):
 
 def test_presets_exist():
     assert [p.stem for p in PRESETS] == ["tiny-add", "tiny-sort", "tiny-text"]
+
+
+@pytest.mark.slow
+def test_tiny_sort_preset_learns_to_sort_twelve_digits():
+    """The headline offline bench: >= 99% exact match, greedy low-confidence decoding, no cache."""
+    from npu.models.evaluate import evaluate_exact_match
+
+    spec = load_model_spec(next(p for p in PRESETS if p.stem == "tiny-sort"))
+    task = get_task(spec.task)
+    model, log = train_model(spec.architecture, task, TrainConfig.from_dict(spec.training), progress=False)
+    result = evaluate_exact_match(model, task, DecodeConfig(**spec.decoding), n_samples=500, seed=1234)
+    assert result.accuracy >= 0.99, (result, log.eval_losses)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
+from npu.io import atomic_write_bytes
 from npu.models.transformer import MaskedDiffusionTransformer, ModelConfig, build_model
 
 WEIGHTS_FILE = "model.safetensors"
@@ -30,19 +29,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint folder is missing, incomplete or inconsistent."""
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(
@@ -65,8 +51,8 @@ def save_checkpoint(
         meta_text = json.dumps(meta, indent=2, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path_dir / META_FILE}: `extra` is not plain JSON data ({error})") from None
-    _atomic_write(path_dir / WEIGHTS_FILE, weights)
-    _atomic_write(path_dir / META_FILE, (meta_text + "\n").encode("utf-8"))
+    atomic_write_bytes(path_dir / WEIGHTS_FILE, weights)
+    atomic_write_bytes(path_dir / META_FILE, (meta_text + "\n").encode("utf-8"))
     return path_dir
 
 

@@ -10,8 +10,9 @@ as many steps as it needs).
 The sampling pass is four pure functions that the graph exporter and the NPU kernels reproduce
 exactly: `forbid_mask_token` ([MASK]'s logit to -inf), `token_confidence` (argmax and softmax
 probability of it), `commit_mask` (top-k or threshold over the eligible positions, ties to the
-lowest position) and `commit_tokens` (a masked integer select). `generate` strings them together with the model's single forward path
-`model(tokens_q, positions, cache)` in one of three cache modes:
+lowest position) and `commit_tokens` (a masked integer select). `generate` strings them
+together with the model's single forward path `model(tokens_q, positions, cache)` in one of
+three cache modes:
 
 - "none":   every step is a full forward over the whole sequence;
 - "prefix": each block's first step is a full forward that refreshes the whole KV cache; later
@@ -120,7 +121,9 @@ def token_confidence(
     x0 is the argmax this is 1 / sum, which is how the NPU computes it without a vector divide.
     """
     if logits.dim() < 1 or logits.shape[-1] == 0:
-        raise ValueError(f"token_confidence needs logits with a vocabulary axis, got shape {tuple(logits.shape)}")
+        raise ValueError(
+            f"token_confidence needs logits with a vocabulary axis, got shape {tuple(logits.shape)}"
+        )
     if temperature < 0:
         raise ValueError(f"token_confidence: temperature={temperature} must be >= 0")
     if temperature > 0:
@@ -143,7 +146,9 @@ def transfer_schedule(mask_count: torch.Tensor, steps: int) -> torch.Tensor:
     its per-row count.
     """
     if mask_count.dim() != 1:
-        raise ValueError(f"transfer_schedule: mask_count must be 1-D (batch,), got shape {tuple(mask_count.shape)}")
+        raise ValueError(
+            f"transfer_schedule: mask_count must be 1-D (batch,), got shape {tuple(mask_count.shape)}"
+        )
     if steps < 1:
         raise ValueError(f"transfer_schedule: steps={steps} must be >= 1")
     mask_count = mask_count.to(torch.long)
@@ -195,7 +200,7 @@ def commit_mask(
         raise ValueError("commit_mask: confidence is NaN at an eligible position")
     rank = confidence_rank(confidence, eligible)
     if threshold is not None:
-        return eligible & (confidence >= threshold)
+        return eligible & ((confidence >= threshold) | (rank == 0))
     batch = confidence.shape[0]
     k = torch.as_tensor(k, dtype=torch.long, device=confidence.device).expand(batch)
     available = eligible.sum(dim=-1)
@@ -330,7 +335,8 @@ def generate(
                 query_start, query_end = query_range(config.cache, step, start, end, seq_len)
                 logits = model(tokens[:, query_start:query_end], positions[query_start:query_end], cache)
                 forward_passes += 1
-                block_logits = forbid_mask_token(logits[:, start - query_start : end - query_start], mask_id)
+                block_logits = logits[:, start - query_start : end - query_start]
+                block_logits = forbid_mask_token(block_logits, mask_id)
 
                 x0, confidence = token_confidence(block_logits, config.temperature, generator)
                 if config.remasking == "random":

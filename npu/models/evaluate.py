@@ -7,6 +7,7 @@ whole answer is right. Perplexity is the masked-diffusion bound of `CharCorpus.p
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -128,7 +129,7 @@ def evaluate_perplexity(
     return PerplexityResult(
         perplexity=perplexity,
         nll_per_char=nll,
-        bits_per_char=nll / torch.log(torch.tensor(2.0)).item(),
+        bits_per_char=nll / math.log(2),
         n_windows=n_windows,
         window_length=corpus.window_length,
         n_mask_draws=n_mask_draws,

@@ -28,13 +28,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from npu.io import atomic_write_with
 from npu.models.transformer import MaskedDiffusionTransformer, ModelConfig, build_model
 
 CONFIG_FILE = "config.json"
@@ -382,30 +382,17 @@ def _llada_hf_config(config: ModelConfig) -> dict:
     }
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call write(temp_path) for a temp file next to `path`, then rename it into place."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temp_name)
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
-        raise
-
-
 def _write_json(path: Path, value: dict) -> None:
     def write(temp_name: str) -> None:
         with open(temp_name, "w", encoding="utf-8") as out:
             json.dump(value, out, indent=2, sort_keys=True)
             out.write("\n")
 
-    _atomic_write(path, write)
+    atomic_write_with(path, write)
 
 
 def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    _atomic_write(path, lambda temp_name: save_file(tensors, temp_name, metadata={"format": "pt"}))
+    atomic_write_with(path, lambda temp_name: save_file(tensors, temp_name, metadata={"format": "pt"}))
 
 
 def _split_into_shards(

@@ -31,7 +31,11 @@ def _check_positive_int(task: str, key: str, value) -> int:
 
 
 class _Puzzle:
-    """Shared parts of prompt -> answer puzzles scored by exact match."""
+    """Shared parts of prompt -> answer puzzles scored by exact match.
+
+    Subclasses set vocab, prompt_length and answer_length and define
+    sample(n, generator) -> (prompts (n, prompt_length), answers (n, answer_length)).
+    """
 
     name: str
     vocab: list[str]
@@ -45,9 +49,6 @@ class _Puzzle:
     @property
     def sequence_length(self) -> int:
         return self.prompt_length + self.answer_length
-
-    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError(f"{type(self).__name__} must define sample")
 
     def sample_training_batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt followed by answer; only the answer may be masked (LLaDA SFT style)."""
@@ -177,7 +178,8 @@ class CharCorpus:
         topics = _pydoc_topics()
         names = sorted(topics)
         self.validation_topics = names[:: self.validation_every]
-        self.train_topics = [n for n in names if n not in set(self.validation_topics)]
+        held_out = set(self.validation_topics)
+        self.train_topics = [n for n in names if n not in held_out]
         self.train_ids = self.encode("\n\n".join(topics[n] for n in self.train_topics))
         self.validation_ids = self.encode("\n\n".join(topics[n] for n in self.validation_topics))
         for split, ids in (("train", self.train_ids), ("validation", self.validation_ids)):

@@ -20,6 +20,13 @@ for name in TRAINED_MODELS:
     if not MODEL_SPECS[name].trainable:
         sys.exit(f"dnpu: config: models.trained lists {name!r}, but {MODEL_SPECS[name].source} has no task/training section")
 
+# The code each stage runs (relative to the npu package); a change to it reruns the stage.
+TRAIN_CODE = source_hash("models/transformer.py", "models/tasks.py", "models/train.py",
+                         "models/checkpoint.py", "models/presets.py", "config.py", "stages.py")
+EVALUATE_CODE = source_hash("models/transformer.py", "models/tasks.py", "models/decoding.py",
+                            "models/evaluate.py", "models/checkpoint.py", "stages.py")
+EXPORT_CODE = source_hash("models/transformer.py", "models/decoding.py", "models/checkpoint.py", "ir", "stages.py")
+
 wildcard_constraints:
     model="|".join(ALL_MODELS) or "NO_MODELS",
 

@@ -6,7 +6,7 @@ rule evaluate:
     output:
         table=f"{RESULTS}/models/{{model}}/accuracy.tsv",
     params:
-        code=source_hash("models", "config.py"),
+        code=EVALUATE_CODE,
         n_samples=config["evaluate"]["n_samples"],
         cache_modes=" ".join(config["evaluate"]["cache_modes"]),
         thresholds=" ".join(str(t) for t in config["evaluate"]["thresholds"]),

@@ -10,7 +10,7 @@ rule export:
     output:
         check=f"{RESULTS}/models/{{model}}/ir/check.tsv",
     params:
-        code=source_hash("models", "ir", "config.py"),
+        code=EXPORT_CODE,
         cache_modes=" ".join(config["export"]["cache_modes"]),
         checkpoint_arg=lambda wc, input: f"--checkpoint $(dirname {input.checkpoint[0]})" if input.checkpoint else "",
         query_length=config["export"]["shape_only_query_length"],

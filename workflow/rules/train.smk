@@ -6,7 +6,7 @@ rule train:
         weights=f"{RESULTS}/models/{{model}}/checkpoint/model.safetensors",
         meta=f"{RESULTS}/models/{{model}}/checkpoint/meta.json",
     params:
-        code=source_hash("models", "config.py"),
+        code=TRAIN_CODE,
         threads=config["train"]["threads"],
     log:
         f"{RESULTS}/logs/train/{{model}}.log",
