@@ -1,0 +1,541 @@
+"""Closed-form timing of dnpu code between two `wait`s, shared by every analytical estimate.
+
+The dnpu overlaps its three queued units (DMA, matrix, vector) with the front end, and only a
+`wait` makes the front end stop for them. So a program is a sequence of *segments*, each ending
+in a `wait` (or `halt`), and a segment's time has a closed form:
+
+    unit u:   start_u = max(carry_u, first_u + 1)             (its first op is dispatched at first_u)
+              end_u   = max(start_u + busy_u, last_u + 1 + e_last_u)   (unit- or front-end-bound)
+              done_u  = end_u + tail_u                         (result latency, systolic drain)
+    segment:  t = max(frontend, done_u + 1 for u the wait drains, SRAM port cycles / ports)
+
+`busy_u` sums the unit's per-instruction times from `npu.sim.cycle.latency.instruction_timing`
+plus the stalls the unit causes itself (a row read before the op writing it finishes, a weight
+tile that loads longer than the previous tile op ran, DRAM slower than the SRAM port). Units the
+wait does not drain carry their remaining work into the next segment. No queue, no event list:
+the per-instruction costs are summed and combined with max, exactly once per segment.
+
+`SegmentBuilder` accumulates one segment from instructions - a program trace feeds it one
+dynamic instruction at a time (npu.sim.analytical.program), an operator recipe feeds it loop
+bodies with trip counts (npu.sim.analytical.npu_ops); `SegmentClock` times segments in order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from npu.hw.config import NPUConfig
+from npu.isa.table import BY_MNEMONIC, DRAM_FORMATS, Unit
+from npu.sim.cycle.dram import make_dram
+from npu.sim.cycle.latency import DEFAULT_PARAMETERS, DmaShape, InstructionTiming, LatencyParameters, instruction_timing
+
+QUEUED_UNITS = ("dma", "matrix", "vector")
+SRAMS = ("vector_sram", "matrix_sram", "fp_sram", "int_sram")
+MATRIX_OPS = ("mm", "mma", "mmt", "mmta")
+DMA_CHUNK_BYTES = 2048  # the cycle simulator's default DRAM request size
+
+
+@dataclass(frozen=True)
+class UnitWork:
+    """What one queued unit does in a segment (cycles; positions are front-end cycles)."""
+
+    ops: int = 0
+    busy: float = 0.0     # per-op times summed, the unit's own stalls included
+    first: float = 0.0    # front-end cycle at which its first op is dispatched
+    last: float = 0.0     # front-end cycle at which its last op is dispatched
+    last_op: float = 0.0  # time of that last op
+    tail: float = 0.0     # cycles after the unit is free until its last result is visible
+    ports: Mapping[str, float] = field(default_factory=dict)    # SRAM port cycles it holds
+    windows: Mapping[str, float] = field(default_factory=dict)  # its longest single port hold
+    gaps: Mapping[str, float] = field(default_factory=dict)     # its shortest idle gap between holds
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Code up to and including one `wait` (waits = the units it drains) or `halt` (waits None)."""
+
+    label: str
+    frontend: float                      # dispatch cycles: instructions, scalar stalls, branch bubbles
+    units: Mapping[str, UnitWork]
+    ports: Mapping[str, float]           # SRAM port cycles used
+    waits: frozenset[str] | None
+    count: int = 1                       # identical repetitions
+    instructions: int = 0                # executed instructions (one repetition)
+    actions: Mapping[str, float] = field(default_factory=dict)  # energy actions (one repetition)
+    resources: Mapping[str, float] = field(default_factory=dict)  # see SegmentBuilder.resources
+
+
+@dataclass(frozen=True)
+class SegmentGroup:
+    """Segments (or groups) that run `count` times in a row, e.g. the body of a loop with waits."""
+
+    items: tuple["Segment | SegmentGroup", ...]
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class DramPipe:
+    """The bandwidth DRAM model of the cycle simulator in closed form: a pipe plus a latency."""
+
+    bytes_per_cycle: float
+    read_latency: int
+    write_latency: int
+    chunk_bytes: int = DMA_CHUNK_BYTES
+
+    @classmethod
+    def for_config(cls, config: NPUConfig, chunk_bytes: int = DMA_CHUNK_BYTES) -> "DramPipe":
+        backend = make_dram("bandwidth", config)
+        return cls(backend.bytes_per_cycle, backend.read_latency, backend.write_latency, chunk_bytes)
+
+
+def dma_request_sizes(dram_bytes: int, rows: int, base: int = 0, dstride: int | None = None,
+                      chunk: int = DMA_CHUNK_BYTES) -> list[int]:
+    """DRAM request sizes of a DMA, split as the cycle simulator splits them (chunk-aligned)."""
+    if rows <= 0 or dram_bytes <= 0:
+        return []
+    per_row = dram_bytes // rows
+    offset = base % chunk
+    contiguous = rows == 1 or dstride is None or dstride == per_row
+    ranges = [(offset, dram_bytes)] if contiguous else [(offset + i * dstride, per_row) for i in range(rows)]
+    sizes = []
+    for low, length in ranges:
+        high = low + length
+        while low < high:
+            piece = min(high, (low // chunk + 1) * chunk) - low
+            sizes.append(piece)
+            low += piece
+    return sizes
+
+
+def dma_time(timing: InstructionTiming, sizes: Sequence[int], pipe: DramPipe, setup_extra: float = 0.0) -> float:
+    """Cycles from a DMA's start to its end: setup, then its chunks through the SRAM port and DRAM.
+
+    With P port cycles and D = bytes / bandwidth DRAM cycles in total, the last chunk finishes
+    after setup + latency + max(D + p_last, P + d_last) (loads; stores read the port first).
+    """
+    if not sizes:
+        return float(timing.dma_setup + setup_extra)
+    total = sum(sizes)
+    port = timing.sram_port_cycles
+    dram = total / pipe.bytes_per_cycle
+    port_last = port * sizes[-1] / total
+    dram_last = sizes[-1] / pipe.bytes_per_cycle
+    start = timing.dma_setup + setup_extra
+    if timing.dram_write:
+        return start + pipe.write_latency + max(port + dram_last, port * sizes[0] / total + dram)
+    return start + pipe.read_latency + max(math.ceil(dram - 1e-9) + port_last, port + dram_last)
+
+
+def instruction_actions(timing: InstructionTiming, weight_load: bool = False) -> Counter:
+    """Energy actions of one execution (the same bookkeeping as the cycle simulator)."""
+    actions: Counter = Counter()
+    actions["mac"] += timing.macs
+    for energy_class, lanes in timing.lane_ops:
+        actions[energy_class] += lanes
+    if timing.unit == "dma":
+        if timing.dram_bytes:
+            direction = "write" if timing.dram_write else "read"
+            actions[f"dram_{direction}_bytes"] += timing.dram_bytes
+            sram_direction = "read" if timing.dram_write else "write"
+            actions[f"{timing.sram_memory}_{sram_direction}_bytes"] += timing.sram_bytes
+            for traffic in timing.traffic:
+                if traffic.memory == "vector_sram" and timing.sram_memory != "vector_sram":
+                    actions["vector_sram_read_bytes"] += traffic.read_bytes  # the KV smoothing scales
+    else:
+        for traffic in timing.traffic:
+            if traffic.read_bytes:
+                actions[f"{traffic.memory}_read_bytes"] += traffic.read_bytes
+            if traffic.write_bytes:
+                actions[f"{traffic.memory}_write_bytes"] += traffic.write_bytes
+    if weight_load:
+        actions["matrix_sram_read_bytes"] += timing.weight_bytes
+    return actions
+
+
+class _UnitState:
+    """Running sums of one unit inside the segment under construction (unit-local clock)."""
+
+    def __init__(self) -> None:
+        self.ops = 0
+        self.busy = 0.0
+        self.first = 0.0
+        self.last = 0.0
+        self.last_op = 0.0
+        self.done = 0.0  # latest result visibility, unit-local clock
+        self.ports: Counter = Counter()
+        self.windows: dict[str, float] = {}
+        self.gaps: dict[str, float] = {}
+
+    def hold(self, memory: str, cycles: float, window: float, gap: float) -> None:
+        """Port use of one op: `cycles` in holds of up to `window`, at least `gap` apart."""
+        self.ports[memory] += cycles
+        self.windows[memory] = max(self.windows.get(memory, 0.0), window)
+        self.gaps[memory] = min(self.gaps.get(memory, math.inf), gap)
+
+    def add(self, dispatch: float, start: float, occupancy: float, latency: float) -> None:
+        """One op dispatched at `dispatch` that starts at local `start` (>= busy)."""
+        if self.ops == 0:
+            self.first = dispatch
+        self.ops += 1
+        end = start + occupancy
+        self.last, self.last_op = dispatch, end - self.busy
+        self.busy = end
+        self.done = max(self.done, start + latency)
+
+    def work(self) -> UnitWork:
+        return UnitWork(self.ops, self.busy, self.first, self.last, self.last_op, max(0.0, self.done - self.busy),
+                        dict(self.ports), dict(self.windows), dict(self.gaps))
+
+
+@dataclass
+class _Snapshot:
+    frontend: float
+    instructions: int
+    busy: dict[str, float]
+    done: dict[str, float]
+    last: dict[str, float]
+    ops: dict[str, int]
+    unit_ports: dict[str, Counter]
+    ports: Counter
+    actions: Counter
+    resources: Counter
+
+
+class SegmentBuilder:
+    """Accumulates one segment from instructions in program order.
+
+    Dependencies are given as hashable keys: `reads`/`writes` of scalar registers (front-end
+    scoreboard) and of vector rows (vector-unit stalls). A trace passes real register numbers
+    and addresses, a recipe passes names; `loop()` runs a body twice and extrapolates.
+    """
+
+    def __init__(self, config: NPUConfig, label: str = "", params: LatencyParameters = DEFAULT_PARAMETERS,
+                 pipe: DramPipe | None = None, matrix_busy: bool = False):
+        self.config, self.label, self.params = config, label, params
+        self.pipe = pipe or DramPipe.for_config(config)
+        self.frontend = 0.0
+        self.instructions = 0
+        self.units = {name: _UnitState() for name in QUEUED_UNITS}
+        self.ports: Counter = Counter()
+        self.actions: Counter = Counter()
+        # Cycles each resource needs, for naming what bounds an operator: the front end, the
+        # vector unit, matrix tile ops, weight loads the array waits for, DMA SRAM-port cycles, DRAM.
+        self.resources: Counter = Counter()
+        self.register_ready: dict[Hashable, float] = {}
+        self.row_ready: dict[Hashable, float] = {}
+        # Matrix unit: time from the last tile op's start to the unit's current end; a new tile
+        # loads while that op runs, so only load - gap is exposed. Infinite while busy from before.
+        self.since_tile_op = math.inf if matrix_busy else 0.0
+        self.accumulator_ready = 0.0  # unit-local cycle the accumulator holds every result
+        self._timings: dict[tuple, InstructionTiming] = {}
+
+    # ---- timing lookups ----------------------------------------------------------------------
+    def timing(self, mnemonic: str, operands: Mapping[str, int] | None = None,
+               shape: DmaShape | None = None) -> InstructionTiming:
+        key = (mnemonic, tuple(sorted((operands or {}).items())), shape)
+        timing = self._timings.get(key)
+        if timing is None:
+            timing = self._timings[key] = instruction_timing(mnemonic, self.config, operands, shape, self.params)
+        return timing
+
+    # ---- instructions ------------------------------------------------------------------------
+    def _dispatch(self, reads: Iterable[Hashable]) -> float:
+        """Front-end cycle at which the next instruction dispatches (after scoreboard stalls)."""
+        at = self.frontend
+        for register in reads:
+            at = max(at, self.register_ready.get(register, 0.0))
+        self.frontend = at + self.params.dispatch
+        self.instructions += 1
+        self.actions["instruction"] += 1
+        return at
+
+    def control(self, mnemonic: str = "nop", taken: bool = False, reads: Iterable[Hashable] = ()) -> None:
+        """A control instruction (loop entry, nop, a branch - taken ones cost a bubble)."""
+        self._dispatch(reads)
+        if taken:
+            self.frontend += self.params.taken_branch_penalty
+
+    def scalar(self, mnemonic: str, reads: Iterable[Hashable] = (), writes: Iterable[Hashable] = ()) -> None:
+        writes = tuple(writes)
+        timing = self.timing(mnemonic)
+        at = self._dispatch(tuple(reads) + writes)
+        for register in writes:
+            self.register_ready[register] = at + timing.latency
+        for use in timing.ports:
+            self.ports[use.memory] += use.cycles
+        self.actions.update(instruction_actions(timing))
+
+    def vector(self, mnemonic: str, reads: Iterable[Hashable] = (), writes: Iterable[Hashable] = (),
+               registers: Iterable[Hashable] = (), operands: Mapping[str, int] | None = None) -> None:
+        """A vector op; `reads`/`writes` are vector-row keys, `registers` the scalar registers it reads."""
+        timing = self.timing(mnemonic, operands)
+        at = self._dispatch(registers)
+        unit = self.units["vector"]
+        start = previous_end = unit.busy
+        for row in (*reads, *writes):
+            start = max(start, self.row_ready.get(row, 0.0))
+        unit.add(at, start, timing.occupancy, timing.latency)
+        self.resources["vector"] += unit.busy - previous_end
+        for row in writes:
+            self.row_ready[row] = start + timing.latency
+        for use in timing.ports:
+            self.ports[use.memory] += use.cycles
+            gap = start - previous_end + timing.occupancy - use.cycles if unit.ops > 1 else math.inf
+            unit.hold(use.memory, use.cycles, use.cycles, gap)
+        self.actions.update(instruction_actions(timing))
+
+    def matrix(self, mnemonic: str, new_tile: bool = False, registers: Iterable[Hashable] = ()) -> None:
+        """A tile op (`new_tile`: its weight tile is not the one the array holds) or `mwb`."""
+        timing = self.timing(mnemonic)
+        at = self._dispatch(registers)
+        unit = self.units["matrix"]
+        start = previous_end = unit.busy
+        if mnemonic == "mwb":  # waits for the systolic drain of the last tile op
+            start = max(start, self.accumulator_ready)
+            unit.add(at, start, timing.occupancy, timing.latency)
+            self.resources["matrix"] += unit.busy - previous_end
+            self.since_tile_op += unit.busy - previous_end
+        else:
+            if new_tile:
+                exposed = max(0.0, timing.weight_load_cycles - self.since_tile_op)
+                start += exposed
+                self.resources["weight_load"] += exposed
+                self.ports["matrix_sram"] += timing.weight_load_cycles
+                load_gap = max(0.0, max(self.since_tile_op, timing.occupancy) - timing.weight_load_cycles)
+                unit.hold("matrix_sram", timing.weight_load_cycles, timing.weight_load_cycles, load_gap)
+            unit.add(at, start, timing.occupancy, timing.latency)
+            self.resources["matrix"] += timing.occupancy
+            self.accumulator_ready = start + timing.latency
+            self.since_tile_op = timing.occupancy
+        for use in timing.ports:
+            self.ports[use.memory] += use.cycles
+            unit.hold(use.memory, use.cycles, use.cycles, unit.busy - previous_end - use.cycles)
+        self.actions.update(instruction_actions(timing, weight_load=new_tile and mnemonic != "mwb"))
+
+    def dma(self, mnemonic: str, fmt: str, rows: int, cols: int, *, base: int = 0, dstride: int | None = None,
+            registers: Iterable[Hashable] = ()) -> None:
+        """A DMA of rows x cols elements (`dstride` None or equal to the row size = contiguous)."""
+        timing = self.timing(mnemonic, {"fmt": DRAM_FORMATS.index(fmt)}, DmaShape(max(rows, 0), max(cols, 0)))
+        at = self._dispatch(registers)
+        extra_ports = timing.ports[1:] if timing.dram_bytes else ()
+        setup_extra = sum(use.cycles for use in extra_ports)
+        sizes = dma_request_sizes(timing.dram_bytes, rows, base, dstride, self.pipe.chunk_bytes)
+        duration = dma_time(timing, sizes, self.pipe, setup_extra)
+        unit = self.units["dma"]
+        unit.add(at, unit.busy, duration, duration)
+        self.resources["dram"] += timing.dram_bytes / self.pipe.bytes_per_cycle
+        self.resources["dma_port"] += timing.sram_port_cycles + setup_extra + timing.dma_setup
+        for use in timing.ports:
+            self.ports[use.memory] += use.cycles
+        if sizes:
+            total = sum(sizes)
+            chunk_port = timing.sram_port_cycles * max(sizes) / total
+            chunk_dram = max(sizes) / self.pipe.bytes_per_cycle
+            latency = self.pipe.write_latency if timing.dram_write else self.pipe.read_latency
+            between = timing.dma_setup + setup_extra + (0.0 if timing.dram_write else latency)
+            gap = min(between, max(0.0, chunk_dram - chunk_port)) if len(sizes) > 1 else between
+            unit.hold(timing.sram_memory, timing.sram_port_cycles, math.ceil(chunk_port), gap)
+        self.actions.update(instruction_actions(timing))
+
+    def instruction(self, mnemonic: str, **kwargs) -> None:
+        """Any instruction by mnemonic (dispatches to the unit's method)."""
+        unit = BY_MNEMONIC[mnemonic].unit
+        if unit is Unit.CONTROL:
+            self.control(mnemonic, **kwargs)
+        elif unit is Unit.SCALAR:
+            self.scalar(mnemonic, **kwargs)
+        elif unit is Unit.VECTOR:
+            self.vector(mnemonic, **kwargs)
+        elif unit is Unit.MATRIX:
+            self.matrix(mnemonic, **kwargs)
+        else:
+            self.dma(mnemonic, **kwargs)
+
+    # ---- loops (recipes) ---------------------------------------------------------------------
+    def _snapshot(self) -> _Snapshot:
+        units = self.units
+        return _Snapshot(self.frontend, self.instructions, {u: s.busy for u, s in units.items()},
+                         {u: s.done for u, s in units.items()}, {u: s.last for u, s in units.items()},
+                         {u: s.ops for u, s in units.items()}, {u: Counter(s.ports) for u, s in units.items()},
+                         Counter(self.ports), Counter(self.actions), Counter(self.resources))
+
+    def loop(self, count: int, body) -> None:
+        """A hardware loop: the `loopi` dispatch, then `body(self)` `count` times (see repeat)."""
+        self.control("loopi")
+        self.repeat(count, body)
+
+    def repeat(self, count: int, body) -> None:
+        """Run `body(self)` `count` times: twice for real, then the second pass extrapolated.
+
+        The second pass sees the loop-carried state (the previous iteration's ops), so
+        iterations 2..count are all like it.
+        """
+        if count <= 0:
+            return
+        body(self)
+        if count == 1:
+            return
+        before = self._snapshot()
+        body(self)
+        repeats = count - 2
+        if repeats == 0:
+            return
+        after = self._snapshot()
+        shift = after.frontend - before.frontend
+        self.frontend += repeats * shift
+        self.instructions += repeats * (after.instructions - before.instructions)
+        for name, unit in self.units.items():
+            grown = after.busy[name] - before.busy[name]
+            unit.busy += repeats * grown
+            unit.done += repeats * grown
+            unit.ops += repeats * (after.ops[name] - before.ops[name])
+            if after.ops[name] > before.ops[name]:
+                unit.last += repeats * shift
+            for memory, cycles in after.unit_ports[name].items():
+                unit.ports[memory] += repeats * (cycles - before.unit_ports[name][memory])
+        for memory in set(after.ports) | set(before.ports):
+            self.ports[memory] += repeats * (after.ports[memory] - before.ports[memory])
+        for action in set(after.actions) | set(before.actions):
+            self.actions[action] += repeats * (after.actions[action] - before.actions[action])
+        for resource in set(after.resources) | set(before.resources):
+            self.resources[resource] += repeats * (after.resources[resource] - before.resources[resource])
+        # Times recorded in the unit-local and front-end clocks move with the extrapolation.
+        for table, offset in ((self.register_ready, repeats * shift),):
+            for key in table:
+                table[key] += offset
+        vector_shift = repeats * (after.busy["vector"] - before.busy["vector"])
+        for key in self.row_ready:
+            self.row_ready[key] += vector_shift
+        self.accumulator_ready += repeats * (after.busy["matrix"] - before.busy["matrix"])
+
+    # ---- closing -----------------------------------------------------------------------------
+    def close(self, waits: Iterable[str] | None, count: int = 1, mnemonic: str = "wait") -> Segment:
+        """End the segment with a `wait` on `waits` (None: `halt`, which also counts one dispatch)."""
+        self.control(mnemonic)
+        units = {name: state.work() for name, state in self.units.items() if state.ops}
+        resources = dict(self.resources, frontend=self.frontend)
+        return Segment(self.label, self.frontend, units, dict(self.ports),
+                       None if waits is None else frozenset(waits), count, self.instructions, dict(self.actions),
+                       resources)
+
+
+@dataclass
+class SegmentTotals:
+    """What a sequence of segments adds up to."""
+
+    cycles: float = 0.0
+    by_label: Counter = field(default_factory=Counter)
+    unit_busy: Counter = field(default_factory=Counter)      # incl. "frontend"
+    unit_ops: Counter = field(default_factory=Counter)
+    instructions: int = 0
+    actions: Counter = field(default_factory=Counter)
+    resources: Counter = field(default_factory=Counter)
+    by_label_resources: dict[str, Counter] = field(default_factory=dict)
+
+    def copy(self) -> "SegmentTotals":
+        return SegmentTotals(self.cycles, Counter(self.by_label), Counter(self.unit_busy), Counter(self.unit_ops),
+                             self.instructions, Counter(self.actions), Counter(self.resources),
+                             {label: Counter(r) for label, r in self.by_label_resources.items()})
+
+    def add_scaled(self, after: "SegmentTotals", before: "SegmentTotals", times: int) -> None:
+        """self += times x (after - before): extrapolates repetitions of a group."""
+        self.cycles += times * (after.cycles - before.cycles)
+        self.instructions += times * (after.instructions - before.instructions)
+        for name in ("by_label", "unit_busy", "unit_ops", "actions", "resources"):
+            mine, new, old = getattr(self, name), getattr(after, name), getattr(before, name)
+            for key in new:
+                mine[key] += times * (new[key] - old.get(key, 0))
+        for label, new in after.by_label_resources.items():
+            old = before.by_label_resources.get(label, Counter())
+            mine = self.by_label_resources.setdefault(label, Counter())
+            for key in new:
+                mine[key] += times * (new[key] - old.get(key, 0))
+
+
+class SegmentClock:
+    """Times segments in program order, carrying unfinished unit work from one to the next."""
+
+    def __init__(self, config: NPUConfig):
+        self.ports = {memory: getattr(config, memory).ports for memory in SRAMS}
+        self.free = {unit: 0.0 for unit in QUEUED_UNITS}  # cycles until the unit is free (from now)
+        self.done = {unit: 0.0 for unit in QUEUED_UNITS}  # cycles until its last result is visible
+        self.totals = SegmentTotals()
+
+    def _once(self, segment: Segment) -> float:
+        """One repetition: its cycles; port blocking is added to the blocked unit's active time."""
+        ends, dones = {}, {}
+        for unit in QUEUED_UNITS:
+            ends[unit], dones[unit] = self.free[unit], self.done[unit]
+        active = sorted((work.first, unit) for unit, work in segment.units.items() if work.ops)
+        for position, (_, unit) in enumerate(active):
+            work = segment.units[unit]
+            start = unblocked = max(self.free[unit], work.first + 1)
+            for _, earlier in active[:position]:
+                if self._blocked_by(work, segment.units[earlier]):
+                    start = max(start, ends[earlier])
+            self.totals.unit_busy[unit] += start - unblocked
+            end = max(start + work.busy, work.last + 1 + work.last_op)
+            ends[unit], dones[unit] = end, max(end + work.tail, self.done[unit])
+        if segment.waits is None:
+            time = max([segment.frontend] + list(dones.values()))
+            drained = QUEUED_UNITS
+        else:
+            time = max([segment.frontend] + [dones[u] + 1 for u in segment.waits])
+            drained = tuple(segment.waits)
+        for memory, cycles in segment.ports.items():  # ports the work that must finish here holds
+            undrained = sum(work.ports.get(memory, 0.0) for unit, work in segment.units.items() if unit not in drained)
+            time = max(time, (cycles - undrained) / self.ports[memory])
+        for unit in QUEUED_UNITS:
+            drain = unit in drained
+            self.free[unit] = 0.0 if drain else max(0.0, ends[unit] - time)
+            self.done[unit] = 0.0 if drain else max(0.0, dones[unit] - time)
+        return time
+
+    def _blocked_by(self, later: UnitWork, earlier: UnitWork) -> bool:
+        """On a one-port SRAM, ports are granted in dispatch order: a unit whose hold is longer
+        than every gap the earlier-dispatched unit leaves must wait until that unit is done."""
+        for memory, cycles in later.ports.items():
+            if (cycles and self.ports[memory] == 1 and earlier.ports.get(memory)
+                    and later.windows[memory] > earlier.gaps.get(memory, math.inf)):
+                return True
+        return False
+
+    def advance(self, segment: Segment) -> float:
+        """Cycles of all `segment.count` repetitions (repetitions 2.. take the steady-state time)."""
+        if segment.count <= 0:
+            return 0.0
+        time = self._once(segment)
+        if segment.count > 1:
+            time += (segment.count - 1) * self._once(segment)
+        totals = self.totals
+        totals.cycles += time
+        totals.by_label[segment.label] += time
+        totals.unit_busy["frontend"] += segment.frontend * segment.count
+        for unit, work in segment.units.items():
+            totals.unit_busy[unit] += work.busy * segment.count
+            totals.unit_ops[unit] += work.ops * segment.count
+        totals.instructions += segment.instructions * segment.count
+        for action, amount in segment.actions.items():
+            totals.actions[action] += amount * segment.count
+        label_resources = totals.by_label_resources.setdefault(segment.label, Counter())
+        for resource, amount in segment.resources.items():
+            totals.resources[resource] += amount * segment.count
+            label_resources[resource] += amount * segment.count
+        return time
+
+    def run(self, items: Iterable["Segment | SegmentGroup"]) -> SegmentTotals:
+        """Time segments and groups in order (a group: twice for real, then extrapolated)."""
+        for item in items:
+            if isinstance(item, Segment):
+                self.advance(item)
+            elif item.count > 0:
+                self.run(item.items)
+                if item.count > 1:
+                    before = self.totals.copy()
+                    self.run(item.items)
+                    if item.count > 2:
+                        self.totals.add_scaled(self.totals.copy(), before, item.count - 2)
+        return self.totals
