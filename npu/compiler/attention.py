@@ -1,0 +1,238 @@
+"""Bidirectional attention over the block-addressed K/V cache, and its reference.
+
+K/V of the query rows are first written into their slots of the layer's DRAM regions
+(`dst.v`, in place: the cache is refreshed block-wise, not appended). Attention then runs per
+query head h (KV head h // group, so GQA needs no copies) and per BLEN-row query block:
+
+1. scores: `mmt` of the Q block against each K tile (MLEN keys) -> a BLEN x kv_slots strip in
+   vector SRAM (the only score storage: nothing L x L, nothing in DRAM);
+2. softmax per row on the strip: scale, -inf on padding slots, row max (`vmaxr`), in-place
+   exp(s - max) and its chained sum (`vsum`), 1/sum (`frecip`) kept in FP SRAM;
+3. P @ V: `mm` + `mma` over the key tiles accumulate in fp32 in the array; `mwb`; each row is
+   scaled by its 1/sum into the head's slot of the output.
+
+Because the strip holds a whole row, the max is known before any exp: the exact two-pass
+softmax of a flash kernel's row block, with no running rescale. K and V tiles of one KV head
+stay in matrix SRAM while the `group` query heads that share them run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npu.compiler.asm import CompileError
+from npu.compiler.context import FP_SCALE, INT_Q0, Emit, f32
+from npu.compiler.linear import reference_gemm
+from npu.compiler.vector_ops import chained_row_sum
+from npu.hw.numerics import hw_exp, hw_recip
+from npu.sim.functional.memory import row_bytes
+
+
+def key_mask(kv_len: int, kv_slots: int) -> np.ndarray:
+    """0 for real key slots, -inf for the padding slots of the last tile."""
+    mask = np.zeros(kv_slots, np.float32)
+    mask[kv_len:] = -np.inf
+    return mask
+
+
+def masked_subrows(kv_len: int, kv_slots: int, vlen: int) -> list[int]:
+    return list(range(kv_len // vlen, kv_slots // vlen))
+
+
+def reference_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, kv_len: int, scale: float,
+                        rnd, mlen: int, vlen: int) -> np.ndarray:
+    """q (H, Lq, slot); k, v (H, kv_slots, slot) already expanded per query head."""
+    s = rnd(reference_gemm(q, np.swapaxes(k, -1, -2), mlen))
+    s = rnd(s * np.float32(scale))
+    mask = key_mask(kv_len, k.shape[1])
+    for j in masked_subrows(kv_len, k.shape[1], vlen):
+        cols = slice(j * vlen, (j + 1) * vlen)
+        s[..., cols] = rnd(s[..., cols] + mask[cols])
+    peak = f32(np.maximum(np.float32(-np.inf), s.max(axis=-1)))
+    p = rnd(hw_exp(rnd(s - peak[..., None])))
+    inverse = hw_recip(chained_row_sum(p, vlen))
+    out = rnd(reference_gemm(p, v, mlen))
+    return rnd(out * inverse[..., None])
+
+
+def emit_kv_write(e: Emit, layer: int, k_addr: int, v_addr: int) -> None:
+    """Store the query rows' K and V into slots q0.. of every KV head (block addressing)."""
+    asm, sh = e.asm, e.shapes
+    fmt = e.npu.formats.kv_cache
+    rb = row_bytes(fmt, sh.slot, e.npu.mx_block)
+    asm.comment(f"kv cache write, layer {layer}")
+    asm("wait dma|matrix|vector")
+    asm(f"lw r1, {INT_Q0}(r0)")
+    asm.li("r2", rb)
+    asm.li("r4", e.spec.query_length)
+    asm.li("r5", sh.slot)
+    asm.li("r6", sh.kv_width)
+    asm.li("r7", sh.kv_slots * rb)
+    for kind, src in (("k", k_addr), ("v", v_addr)):
+        asm.la("a0", e.dram[f"cache_{kind}.{layer}"].address)
+        asm.li("r3", src)
+        with asm.loop(e.spec.model.n_kv_heads):
+            asm("amac a1, a0, r1, r2")
+            asm(f"dst.v a1, r3, r4, r5, r2, r6, {fmt}", dram_write=e.spec.query_length * rb)
+            asm("aadd a0, a0, r7")
+            asm(f"addi r3, r3, {sh.slot}")
+    asm("wait dma")
+
+
+def _load_head_tiles(e: Emit, areg: str, sram_start: int) -> None:
+    """All K (or V) tiles of one KV head: tile (c, d) = keys c*MLEN.., dims d*MLEN.. at ((c*DT)+d)*TILE."""
+    asm, npu, sh = e.asm, e.npu, e.shapes
+    mlen = npu.mlen
+    fmt = npu.formats.kv_cache
+    rb = row_bytes(fmt, sh.slot, npu.mx_block)
+    col_bytes = row_bytes(fmt, mlen, npu.mx_block)
+    asm(f"aaddi a1, {areg}, 0")
+    asm.li("r3", sram_start)
+    asm.li("r1", mlen)
+    asm.li("r2", rb)
+    asm.li("r4", mlen * mlen)
+    asm.li("r5", mlen * rb - sh.slot // mlen * col_bytes)
+    with asm.loop(sh.kv_slots // mlen):
+        with asm.loop(sh.slot // mlen):
+            asm(f"dld.m a1, r3, r1, r1, r2, r1, {fmt}", dram_read=mlen * col_bytes)
+            asm(f"aaddi a1, a1, {col_bytes}")
+            asm("add r3, r3, r4")
+        asm("aadd a1, a1, r5")
+
+
+def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int) -> None:
+    asm, npu, sh, spec = e.asm, e.npu, e.shapes, e.spec
+    mlen, blen, vlen = npu.mlen, npu.blen, npu.vlen
+    m = spec.model
+    group = m.n_heads // m.n_kv_heads
+    chunks, dim_tiles = sh.kv_slots // mlen, sh.slot // mlen
+    tile = mlen * mlen
+    head_elements = chunks * dim_tiles * tile
+    if 2 * head_elements > npu.matrix_sram.size_bytes // 2:
+        raise CompileError(f"{npu.name}: matrix_sram.size_bytes: K and V of one head over {sh.kv_slots} "
+                           f"slots need {4 * head_elements} bytes, more than {npu.matrix_sram.size_bytes}")
+    e.matrix_peak = max(e.matrix_peak, 2 * head_elements)
+    fmt = npu.formats.kv_cache
+    rb = row_bytes(fmt, sh.slot, npu.mx_block)
+    strip = e.vec.alloc("attn.strip", blen * sh.kv_slots)
+    o_tile = e.vec.alloc("attn.o", blen * sh.slot)
+    subrows = sh.kv_slots // vlen
+    asm.comment(f"attention, layer {layer}: {m.n_heads} heads, {chunks} key tiles, strip {blen}x{sh.kv_slots}")
+    asm("wait dma|matrix|vector")
+    asm.li("r13", 0)
+    asm.la("a3", e.dram[f"cache_k.{layer}"].address)
+    asm.la("a4", e.dram[f"cache_v.{layer}"].address)
+    asm.li("r11", q_addr)
+    asm.li("r12", out_addr)
+    with asm.loop(m.n_heads):
+        skip = asm.label("skip")
+        asm(f"bne r13, r0, {skip}")
+        with asm.weighted(1 / group):  # taken once per KV head
+            asm("wait dma|matrix")
+            _load_head_tiles(e, "a3", 0)
+            _load_head_tiles(e, "a4", head_elements)
+            asm.li("r14", sh.kv_slots * rb)
+            asm("aadd a3, a3, r14")
+            asm("aadd a4, a4, r14")
+            asm.li("r13", group)
+            asm("wait dma")
+        asm.place(skip)
+        asm("addi r13, r13, -1")
+        asm("add r8, r11, r0")
+        asm("add r9, r12, r0")
+        with asm.loop(spec.rows // blen):
+            # 1. scores strip
+            asm.li("r1", strip)
+            asm.li("r2", sh.q_width)
+            asm.li("r3", sh.kv_slots)
+            asm.li("r4", 0)
+            asm.li("r5", tile)
+            with asm.loop(chunks):
+                asm("add r6, r8, r0")
+                asm("mmt r6, r2, r4", macs=blen * mlen * mlen)
+                asm("add r4, r4, r5")
+                if dim_tiles > 1:
+                    with asm.loop(dim_tiles - 1):
+                        asm(f"addi r6, r6, {mlen}")
+                        asm("mmta r6, r2, r4", macs=blen * mlen * mlen)
+                        asm("add r4, r4, r5")
+                asm("mwb r1, r3")
+                asm(f"addi r1, r1, {mlen}")
+            asm("wait matrix")
+            # 2. softmax rows
+            asm.li("r1", strip)
+            asm.li("r7", e.scalars.rinv)
+            asm(f"flw f6, {FP_SCALE}(r0)")
+            with asm.loop(blen):
+                asm("add r2, r1, r0")
+                with asm.loop(subrows):
+                    asm("vmuls r2, r2, f6")
+                    asm(f"addi r2, r2, {vlen}")
+                for j in masked_subrows(kv_len, sh.kv_slots, vlen):
+                    asm(f"addi r2, r1, {j * vlen}")
+                    asm.li("r3", e.constants["key_mask"] + j * vlen)
+                    asm("vadd r2, r2, r3")
+                asm("flui f0, -inf")
+                asm("add r2, r1, r0")
+                with asm.loop(subrows):
+                    asm("vmaxr f0, r2")
+                    asm(f"addi r2, r2, {vlen}")
+                asm("wait vector")
+                asm("flui f1, 0.0")
+                asm("add r2, r1, r0")
+                with asm.loop(subrows):
+                    asm("vsubs r2, r2, f0")
+                    asm("vexp r2, r2")
+                    asm("vsum f1, r2")
+                    asm(f"addi r2, r2, {vlen}")
+                asm("wait vector")
+                asm("frecip f2, f1")
+                asm("fsw f2, 0(r7)")
+                asm("addi r7, r7, 1")
+                asm.li("r3", sh.kv_slots)
+                asm("add r1, r1, r3")
+            # 3. P @ V, then scale rows by 1/sum into the output slot
+            asm.li("r1", head_elements)
+            asm.li("r2", strip)
+            asm.li("r3", sh.kv_slots)
+            asm.li("r4", o_tile)
+            asm.li("r5", tile)
+            asm.li("r6", sh.slot)
+            asm.li("r14", dim_tiles * tile)
+            with asm.loop(dim_tiles):
+                asm("add r7, r2, r0")
+                asm("add r10, r1, r0")
+                asm("mm r7, r3, r10", macs=blen * mlen * mlen)
+                if chunks > 1:
+                    with asm.loop(chunks - 1):
+                        asm(f"addi r7, r7, {mlen}")
+                        asm("add r10, r10, r14")
+                        asm("mma r7, r3, r10", macs=blen * mlen * mlen)
+                asm("mwb r4, r6")
+                asm(f"addi r4, r4, {mlen}")
+                asm("add r1, r1, r5")
+            asm("wait matrix")
+            asm.li("r1", o_tile)
+            asm("add r3, r9, r0")
+            asm.li("r7", e.scalars.rinv)
+            asm.li("r5", sh.q_width)
+            with asm.loop(blen):
+                asm("flw f2, 0(r7)")
+                asm("add r2, r1, r0")
+                asm("add r4, r3, r0")
+                with asm.loop(sh.slot // vlen):
+                    asm("vmuls r4, r2, f2")
+                    asm(f"addi r2, r2, {vlen}")
+                    asm(f"addi r4, r4, {vlen}")
+                asm("addi r7, r7, 1")
+                asm(f"addi r1, r1, {sh.slot}")
+                asm("add r3, r3, r5")
+            asm("wait vector")
+            asm.li("r1", blen * sh.q_width)
+            asm("add r8, r8, r1")
+            asm("add r9, r9, r1")
+        asm(f"addi r11, r11, {sh.slot}")
+        asm(f"addi r12, r12, {sh.slot}")
+    asm("wait dma|matrix|vector")
+    e.vec.free("attn.o")
+    e.vec.free("attn.strip")

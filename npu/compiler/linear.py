@@ -1,0 +1,174 @@
+"""Linear layers on the matrix unit: y = x @ W^T (+ b), and its NPU-arithmetic reference.
+
+Tiling. W (N, K) sits in DRAM row-major in the weight format (MX blocks along K), so one
+MLEN x MLEN tile is one strided `dld.m` and `mmt`/`mmta` use it as stored. Loop order: for each
+output column tile n, the *panel* of its K/MLEN weight tiles is loaded once into matrix SRAM;
+every BLEN-row block of x then runs `mmt` + `mmta` over the panel (fp32 accumulation in the
+systolic order) and `mwb` writes the tile back. Each weight byte crosses the DMA exactly once;
+activations never leave vector SRAM. Panels are double-buffered: while panel n is multiplied,
+the DMA fetches panel n+1 into the other half (`wait dma|matrix` at the top of each iteration is
+the only synchronisation). The LM head uses the same loop with an epilogue per output tile.
+
+Registers (n loop): r4 current panel, r6 panels left to prefetch, r8 x block, r9 K, r11 column
+base, a1 next panel address. An epilogue may clobber everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from npu.compiler.asm import CompileError
+from npu.compiler.context import Emit
+from npu.hw.numerics import hw_matmul_accumulate
+from npu.sim.functional.memory import row_bytes
+
+
+def reference_gemm(a: np.ndarray, w_t: np.ndarray, mlen: int) -> np.ndarray:
+    """The fp32 accumulator after `mm`/`mmt` then `mma`/`mmta` over the K tiles of mlen.
+
+    a (M, K) @ w_t (K, N), or batched (B, M, K) @ (B, K, N). Rows and columns are independent,
+    so the whole product runs at once in the tile order of the matrix unit.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 3:
+        return np.stack([reference_gemm(a[i], w_t[i], mlen) for i in range(a.shape[0])])
+    acc = np.zeros((a.shape[0], w_t.shape[-1]), dtype=np.float32)
+    for t in range(a.shape[1] // mlen):
+        acc = hw_matmul_accumulate(acc, a[:, t * mlen:(t + 1) * mlen], w_t[t * mlen:(t + 1) * mlen])
+    return acc
+
+
+def reference_linear(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, rnd, mlen: int) -> np.ndarray:
+    """rnd(x @ w^T) [+ bias, rounded again]: mwb rounds the accumulator, vadd adds the bias."""
+    y = rnd(reference_gemm(x, w.T, mlen))
+    return y if bias is None else rnd(y + bias)
+
+
+def _panel_load(e: Emit, k_tiles: int, fmt: str, rb: int, prefetch: bool, expected: float) -> None:
+    """Load the K/MLEN tiles of one column panel from a1 into matrix SRAM (r4 or the other half)."""
+    asm, mlen = e.asm, e.npu.mlen
+    tile, tile_bytes = mlen * mlen, mlen * row_bytes(fmt, mlen, e.npu.mx_block)
+    panel = k_tiles * tile
+    if prefetch:
+        asm.li("r5", panel)
+        asm("sub r5, r5, r4")
+        asm("slt r7, r0, r6")
+        ctx = asm.loop("r7", expected=expected)
+    else:
+        asm("add r5, r4, r0")
+        ctx = asm.loop(1)
+    with ctx:
+        asm("aaddi a2, a1, 0")
+        asm("add r3, r5, r0")
+        asm.li("r1", mlen)
+        asm.li("r2", rb)
+        asm.li("r13", tile)
+        asm.li("r14", row_bytes(fmt, mlen, e.npu.mx_block))
+        with asm.loop(k_tiles):
+            asm(f"dld.m a2, r3, r1, r1, r2, r1, {fmt}", dram_read=tile_bytes)
+            asm("aadd a2, a2, r14")
+            asm("add r3, r3, r13")
+    asm.li("r14", mlen * rb)
+    asm("aadd a1, a1, r14")
+    if prefetch:
+        asm("addi r6, r6, -1")
+
+
+def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
+              out_addr: int | None = None, epilogue: Callable[[int], None] | None = None,
+              segments: list[tuple[int, object]] | None = None,
+              column_prologue: Callable[[], None] | None = None) -> None:
+    """x (rows, k) @ W^T -> strided y (rows, n) at out_addr, or per output tile -> epilogue.
+
+    With an epilogue, each BLEN x MLEN output tile is written to the tile buffer `out_addr`
+    (row stride MLEN) and `epilogue(segment_tag)` is emitted after it; `segments` splits the
+    column loop into runs [(count, tag), ...] so that special columns get their own code.
+    """
+    npu, asm = e.npu, e.asm
+    mlen, blen = npu.mlen, npu.blen
+    fmt = e.dram[w_region].fmt
+    rb = row_bytes(fmt, k, npu.mx_block)
+    k_tiles, n_tiles, m_blocks = k // mlen, n // mlen, rows // blen
+    tile = mlen * mlen
+    panel = k_tiles * tile
+    matrix_elements = npu.matrix_sram.size_bytes // 2
+    if 2 * panel > matrix_elements:
+        raise CompileError(f"{npu.name}: matrix_sram.size_bytes: {w_region} needs two {k}x{mlen} bf16 "
+                           f"panels = {4 * panel} bytes, more than {npu.matrix_sram.size_bytes}")
+    if k % mlen or n % mlen or rows % blen:
+        raise CompileError(f"{w_region}: shape ({rows}, {k}) x ({n}, {k}) is not tiled by mlen={mlen}, blen={blen}")
+    e.matrix_peak = max(e.matrix_peak, 2 * panel)
+    segments = segments or [(n_tiles, None)]
+    asm.comment(f"linear {w_region}: ({rows}x{k}) @ ({n}x{k})^T, {n_tiles} panels of {k_tiles} tiles")
+    asm("wait dma|matrix|vector")
+    asm.la("a1", e.dram[w_region].address)
+    asm.li("r4", 0)
+    _panel_load(e, k_tiles, fmt, rb, prefetch=False, expected=1)
+    asm.li("r6", n_tiles - 1)
+    asm.li("r9", k)
+    asm.li("r11", out_addr if epilogue is None else 0)
+    done = 0
+    for index, (count, tag) in enumerate(segments):
+        last_segment = index == len(segments) - 1
+        with asm.loop(count, reg="r15"):
+            asm("wait dma|matrix")
+            _panel_load(e, k_tiles, fmt, rb, prefetch=True,
+                        expected=(count - 1) / count if last_segment else 1)
+            asm.li("r8", x_addr)
+            if column_prologue is not None:
+                column_prologue()
+            if epilogue is None:
+                asm("add r5, r11, r0")
+            with asm.loop(m_blocks):
+                asm("add r3, r8, r0")
+                asm("add r10, r4, r0")
+                asm.li("r13", tile)
+                asm("mmt r3, r9, r10", macs=blen * mlen * mlen)
+                if k_tiles > 1:
+                    with asm.loop(k_tiles - 1):
+                        asm(f"addi r3, r3, {mlen}")
+                        asm("add r10, r10, r13")
+                        asm("mmta r3, r9, r10", macs=blen * mlen * mlen)
+                if epilogue is None:
+                    asm.li("r12", n)
+                    asm("mwb r5, r12")
+                    asm.li("r14", blen * n)
+                    asm("add r5, r5, r14")
+                else:
+                    asm.li("r12", mlen)
+                    asm.li("r5", out_addr)
+                    asm("mwb r5, r12")
+                    epilogue(tag)
+                asm.li("r7", blen * k)
+                asm("add r8, r8, r7")
+            asm(f"addi r11, r11, {mlen}")
+            asm.li("r3", panel)
+            asm("sub r4, r3, r4")
+        done += count
+    asm("wait dma|matrix")
+
+
+def emit_linear(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int, y_addr: int,
+                bias_region: str | None = None) -> None:
+    emit_gemm(e, x_addr, rows, k, w_region, n, out_addr=y_addr)
+    if bias_region is None:
+        return
+    asm, vlen = e.asm, e.npu.vlen
+    buf = e.vec.alloc("bias", n)
+    asm.la("a0", e.dram[bias_region].address)
+    asm.li("r1", buf)
+    asm.li("r2", 1)
+    asm.li("r3", n)
+    asm("dld.v a0, r1, r2, r3, r0, r3, bf16", dram_read=2 * n)
+    asm("wait dma")
+    asm.li("r1", y_addr)
+    with asm.loop(rows, reg="r15"):
+        asm.li("r2", buf)
+        with asm.loop(n // vlen, reg="r14"):
+            asm("vadd r1, r1, r2")
+            asm(f"addi r1, r1, {vlen}")
+            asm(f"addi r2, r2, {vlen}")
+    asm("wait vector")
+    e.vec.free("bias")

@@ -1,0 +1,101 @@
+"""The step under NPU arithmetic, in numpy: the same kernels as the program, op by op.
+
+`reference_step` walks the step exactly as `lower.compile_spec` emits it, calling the
+`reference_<op>` twin of each `emit_<op>`. Its state mirrors the NPU's DRAM: token ids and the
+per-layer K/V slots. Weights are what the DMA delivers (`layout.reference_weights`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from npu.compiler.attention import reference_attention
+from npu.compiler.context import StepSpec, rounder
+from npu.compiler.layout import Shapes, rope_tables
+from npu.compiler.linear import reference_linear
+from npu.compiler.sampling import reference_commit, reference_lm_head
+from npu.compiler.vector_ops import (
+    reference_add,
+    reference_embedding,
+    reference_rmsnorm,
+    reference_rope,
+    reference_silu_mul,
+)
+from npu.hw.numerics import round_to_format
+
+
+@dataclass
+class ReferenceState:
+    """Token ids of the whole sequence and K/V slots (layer -> (kv_heads, kv_slots, slot))."""
+
+    tokens: np.ndarray
+    k: list[np.ndarray]
+    v: list[np.ndarray]
+
+    @classmethod
+    def start(cls, shapes: Shapes, tokens: np.ndarray) -> "ReferenceState":
+        m = shapes.model
+        shape = (m.n_kv_heads, shapes.kv_slots, shapes.slot)
+        return cls(np.asarray(tokens, np.int32).copy(), [np.zeros(shape, np.float32) for _ in range(m.n_layers)],
+                   [np.zeros(shape, np.float32) for _ in range(m.n_layers)])
+
+
+@dataclass
+class StepOutput:
+    x0: np.ndarray
+    confidence: np.ndarray
+    committed: np.ndarray
+    tokens: np.ndarray  # the sampled rows' tokens after the commit
+    logits: np.ndarray | None = None  # reference only: the LM head tiles as the argmax saw them
+
+
+def _heads(x: np.ndarray, heads: int, slot: int) -> np.ndarray:
+    return x.reshape(x.shape[0], heads, slot).transpose(1, 0, 2)
+
+
+def reference_step(spec: StepSpec, weights: dict[str, np.ndarray], state: ReferenceState, q0: int, s0: int,
+                   k: int = 0, tau: float = 0.9) -> StepOutput:
+    """One step at query positions [q0, q0 + query_length); updates `state` like the program does."""
+    npu, sh, m = spec.npu, spec.shapes, spec.model
+    rnd, mlen, vlen = rounder(npu), npu.mlen, npu.vlen
+    lq, hd, slot = spec.query_length, m.head_dim, sh.slot
+    group = m.n_heads // m.n_kv_heads
+    cos, sin = (rnd(t)[q0:q0 + lq, :hd] for t in rope_tables(sh))
+    x = reference_embedding(state.tokens[q0:q0 + lq], weights["embed.weight"])
+    for layer in range(m.n_layers):
+        p = f"blocks.{layer}."
+        hn = reference_rmsnorm(x, weights[p + "attn_norm.weight"], m.norm_eps, rnd, vlen)
+        proj = {}
+        for name in ("q", "k", "v"):
+            bias = weights.get(p + f"attn.{name}_proj.bias")
+            proj[name] = reference_linear(hn, weights[p + f"attn.{name}_proj.weight"], bias, rnd, mlen)
+        q = _heads(proj["q"], m.n_heads, slot)
+        kk = _heads(proj["k"], m.n_kv_heads, slot)
+        q[..., :hd] = reference_rope(q[..., :hd], cos, sin, rnd)
+        kk[..., :hd] = reference_rope(kk[..., :hd], cos, sin, rnd)
+        kv_fmt = npu.formats.kv_cache
+        state.k[layer][:, q0:q0 + lq] = round_to_format(kk, kv_fmt)
+        state.v[layer][:, q0:q0 + lq] = round_to_format(_heads(proj["v"], m.n_kv_heads, slot), kv_fmt)
+        keys = np.repeat(round_to_format(state.k[layer], "bf16"), group, axis=0)
+        values = np.repeat(round_to_format(state.v[layer], "bf16"), group, axis=0)
+        scale = np.float32(1.0 / math.sqrt(hd))
+        attn = reference_attention(q, keys, values, sh.seq_len, scale, rnd, mlen, vlen)
+        attn = attn.transpose(1, 0, 2).reshape(lq, m.n_heads * slot)
+        x = reference_add(x, reference_linear(attn, weights[p + "attn.o_proj.weight"], None, rnd, mlen), rnd)
+        hn = reference_rmsnorm(x, weights[p + "mlp_norm.weight"], m.norm_eps, rnd, vlen)
+        gate = reference_linear(hn, weights[p + "mlp.gate_proj.weight"], None, rnd, mlen)
+        up = reference_linear(hn, weights[p + "mlp.up_proj.weight"], None, rnd, mlen)
+        down = reference_linear(reference_silu_mul(gate, up, rnd), weights[p + "mlp.down_proj.weight"], None, rnd, mlen)
+        x = reference_add(x, down, rnd)
+    ls = spec.sample_length
+    h = reference_rmsnorm(x[s0:s0 + ls], weights["final_norm.weight"], m.norm_eps, rnd, vlen)
+    x0, confidence, logits = reference_lm_head(h, weights["lm_head.weight"], m.vocab_size, m.mask_token_id, rnd,
+                                          mlen, vlen)
+    start = q0 + s0
+    committed, tokens = reference_commit(confidence, x0, state.tokens[start:start + ls], m.mask_token_id,
+                                         spec.sampling, k, tau, rnd)
+    state.tokens[start:start + ls] = tokens
+    return StepOutput(x0, confidence, committed, tokens, logits[:, :m.vocab_size])

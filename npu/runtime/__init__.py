@@ -1,0 +1,19 @@
+"""Run a whole dLLM generation on the functional simulator, or on the NPU-arithmetic reference.
+
+`generate(stepper, prompt, plan)` is LLaDA's block schedule (npu.models.decoding) driving one of
+two steppers with the same interface: `SimulatorStepper` builds the DRAM image (quantised
+weights, RoPE tables, KV regions, token ids), compiles the step programs it needs and runs them
+on `FunctionalSimulator`; `ReferenceStepper` runs `npu.compiler.reference.reference_step`.
+Both see the same run-time parameters (q0, s0, k, tau), so their tokens must agree exactly.
+"""
+
+from npu.runtime.generate import (
+    DecodePlan,
+    Generation,
+    ReferenceStepper,
+    SimulatorStepper,
+    StepRecord,
+    generate,
+)
+
+__all__ = ["DecodePlan", "Generation", "ReferenceStepper", "SimulatorStepper", "StepRecord", "generate"]

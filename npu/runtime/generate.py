@@ -1,0 +1,175 @@
+"""The generation driver and its two steppers (simulator and reference); see npu.runtime."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from npu.compiler.context import StepSpec
+from npu.compiler.layout import Shapes, pack_weights, plan_dram, reference_weights, rope_tables
+from npu.compiler.lower import CompiledStep, compile_spec
+from npu.compiler.reference import ReferenceState, StepOutput, reference_step
+from npu.hw.config import NPUConfig
+from npu.models.transformer import ModelConfig
+from npu.sim.functional import FunctionalSimulator
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """LLaDA block schedule: fixed k per step (threshold None) or Fast-dLLM's threshold rule."""
+
+    gen_length: int
+    block_length: int
+    steps: int
+    cache: str = "none"
+    threshold: float | None = None
+
+    @property
+    def sampling(self) -> str:
+        return "topk" if self.threshold is None else "threshold"
+
+    @property
+    def num_blocks(self) -> int:
+        return self.gen_length // self.block_length
+
+
+@dataclass
+class StepRecord:
+    block: int
+    step: int
+    q0: int
+    query_length: int
+    k: int
+    committed: np.ndarray
+    confidence: np.ndarray
+    seconds: float
+    instructions: int = 0
+
+
+@dataclass
+class Generation:
+    tokens: np.ndarray
+    records: list[StepRecord] = field(default_factory=list)
+
+
+def query_window(cache: str, step: int, start: int, end: int, seq_len: int) -> tuple[int, int]:
+    """(q0, query_length) of a step: everything, block + suffix, or the block."""
+    if cache == "none" or step == 0:
+        return 0, seq_len
+    if cache == "prefix":
+        return start, seq_len - start
+    return start, end - start
+
+
+def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodePlan, mask_id: int,
+             tau_default: float = 0.9) -> Generation:
+    """Decode plan.gen_length tokens after `prompt` with `stepper` (see module docstring)."""
+    prompt = [int(t) for t in prompt]
+    seq_len = len(prompt) + plan.gen_length
+    tokens = np.array(prompt + [mask_id] * plan.gen_length, np.int32)
+    stepper.start(tokens)
+    result = Generation(tokens)
+    steps_per_block = plan.steps // plan.num_blocks
+    tau = tau_default if plan.threshold is None else plan.threshold
+    for block in range(plan.num_blocks):
+        start = len(prompt) + block * plan.block_length
+        end = start + plan.block_length
+        masks = int((tokens[start:end] == mask_id).sum())
+        schedule = [masks // steps_per_block + (s < masks % steps_per_block) for s in range(steps_per_block)]
+        step = 0
+        while (tokens[start:end] == mask_id).any():
+            if step >= plan.block_length:
+                raise RuntimeError(f"block {block} still has masks after {step} steps (a step committed nothing)")
+            q0, length = query_window(plan.cache, step, start, end, seq_len)
+            k = schedule[step] if plan.threshold is None else 0
+            began = time.perf_counter()
+            out, executed = stepper.step(length, plan.block_length, q0, start - q0, k, tau)
+            tokens[start:end] = out.tokens
+            result.records.append(StepRecord(block, step, q0, length, k, out.committed.copy(),
+                                              out.confidence.copy(), time.perf_counter() - began, executed))
+            step += 1
+    return result
+
+
+class ReferenceStepper:
+    """Steps computed by npu.compiler.reference (numpy, NPU arithmetic)."""
+
+    def __init__(self, model: ModelConfig, weights: dict[str, np.ndarray], npu: NPUConfig, seq_len: int,
+                 sampling: str):
+        self.shapes = Shapes(model, npu, seq_len)
+        self.weights = reference_weights(pack_weights(weights, self.shapes), npu)
+        self.sampling = sampling
+        self.state: ReferenceState | None = None
+
+    def start(self, tokens: np.ndarray) -> None:
+        self.state = ReferenceState.start(self.shapes, tokens)
+
+    def step(self, query_length: int, sample_length: int, q0: int, s0: int, k: int, tau: float):
+        spec = StepSpec(self.shapes, query_length, sample_length, self.sampling)
+        return reference_step(spec, self.weights, self.state, q0, s0, k, tau), 0
+
+
+class SimulatorStepper:
+    """Steps run as compiled programs on the functional simulator over one DRAM image."""
+
+    def __init__(self, model: ModelConfig, weights: dict[str, np.ndarray], npu: NPUConfig, seq_len: int,
+                 sampling: str):
+        self.shapes = Shapes(model, npu, seq_len)
+        self.sampling = sampling
+        packed = pack_weights(weights, self.shapes)
+        self.dram = plan_dram(self.shapes, {name: w.shape for name, w in packed.items()})
+        self.sim = FunctionalSimulator(npu, dram_size=self.dram.size)
+        for name, w in packed.items():
+            region = self.dram[name]
+            self.sim.dram.write(region.address, np.atleast_2d(w), region.fmt)
+        cos, sin = rope_tables(self.shapes)
+        self.sim.dram.write(self.dram["rope.cos"].address, cos, "bf16")
+        self.sim.dram.write(self.dram["rope.sin"].address, sin, "bf16")
+        self.programs: dict[tuple[int, int], CompiledStep] = {}
+        self.loaded: tuple[int, int] | None = None
+
+    def program(self, query_length: int, sample_length: int) -> CompiledStep:
+        key = (query_length, sample_length)
+        if key not in self.programs:
+            self.programs[key] = compile_spec(StepSpec(self.shapes, query_length, sample_length, self.sampling))
+        return self.programs[key]
+
+    def start(self, tokens: np.ndarray) -> None:
+        dram = self.sim.dram
+        for layer in range(self.shapes.model.n_layers):
+            for kind in ("k", "v"):
+                region = self.dram[f"cache_{kind}.{layer}"]
+                dram.data[region.address:region.address + region.nbytes] = 0
+        dram.write(self.dram["tokens"].address, np.asarray(tokens, np.int32), "int32")
+
+    def tokens(self) -> np.ndarray:
+        return self.sim.dram.read(self.dram["tokens"].address, self.shapes.seq_len, "int32")
+
+    def step(self, query_length: int, sample_length: int, q0: int, s0: int, k: int, tau: float):
+        compiled = self.program(query_length, sample_length)
+        dram = self.sim.dram
+        dram.write(self.dram["constants"].address, np.frombuffer(compiled.constants, np.uint8))
+        params = np.zeros(16, np.int32)
+        params[:3] = (q0, s0, k)
+        dram.write(self.dram["params"].address, params, "int32")
+        fparams = np.zeros(16, np.float32)
+        fparams[0] = tau
+        dram.write(self.dram["fparams"].address, fparams, "fp32")
+        if self.loaded != (query_length, sample_length):
+            self.sim.load(compiled.program)
+            self.loaded = (query_length, sample_length)
+        else:
+            self.sim.reset()
+        stats = self.sim.run(max_instructions=1 << 31)
+        n = sample_length
+        start = q0 + s0
+        out = StepOutput(
+            x0=dram.read(self.dram["out.x0"].address, n, "int32"),
+            confidence=dram.read(self.dram["out.confidence"].address, n, "fp32"),
+            committed=dram.read(self.dram["out.committed"].address, n, "int32").astype(bool),
+            tokens=dram.read(self.dram["tokens"].address + 4 * start, n, "int32"),
+        )
+        self.last_stats = stats
+        return out, stats.instructions

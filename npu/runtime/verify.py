@@ -1,0 +1,113 @@
+"""Verification of compiled generation: simulator tokens == NPU-arithmetic reference tokens.
+
+    python -m npu.runtime.verify --checkpoint /tmp/ckpt-sort --prompts 50 \
+        --npu dnpu-cloud dnpu-edge ar-npu --cache none prefix dual --rule topk threshold \
+        --out results/verify-tiny-sort.json
+
+For every (machine, cache mode, commit rule) it decodes the task's prompts twice - compiled
+programs on the functional simulator and `reference_step` in numpy - and reports how many
+generations agree token for token, the task accuracy of the compiled model, and (once per
+machine) the logits error of the NPU-arithmetic reference against the float32 model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from npu.compiler.context import StepSpec
+from npu.compiler.layout import Shapes, pack_weights, reference_weights
+from npu.compiler.reference import ReferenceState, reference_step
+from npu.hw.config import load_npu_config
+from npu.ir import weights_from_model
+from npu.models.checkpoint import load_checkpoint
+from npu.models.tasks import get_task
+from npu.runtime.generate import DecodePlan, ReferenceStepper, SimulatorStepper, generate
+
+
+def task_prompts(task, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    prompts, answers = task.sample(n, torch.Generator().manual_seed(seed))
+    return prompts.numpy().astype(np.int32), answers.numpy().astype(np.int32)
+
+
+def logits_error(model, npu_name: str, prompt: np.ndarray, gen_length: int) -> float:
+    """max |NPU-reference logits - float32 logits| / max |float32 logits| over the answer rows of
+    a full pass with every answer position masked ([MASK]'s own logit excluded)."""
+    cfg = model.config
+    npu = load_npu_config(npu_name)
+    seq = np.concatenate([prompt, np.full(gen_length, cfg.mask_token_id, np.int32)])
+    shapes = Shapes(cfg, npu, len(seq))
+    weights = reference_weights(pack_weights(weights_from_model(model), shapes), npu)
+    out = reference_step(StepSpec(shapes, len(seq), gen_length, "topk"), weights,
+                         ReferenceState.start(shapes, seq), 0, len(prompt), k=1)
+    with torch.no_grad():
+        exact = model(torch.as_tensor(seq[None], dtype=torch.long))[0, len(prompt):].numpy()
+    keep = np.arange(cfg.vocab_size) != cfg.mask_token_id
+    return float(np.abs(out.logits[:, keep] - exact[:, keep]).max() / np.abs(exact[:, keep]).max())
+
+
+def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list[str], n_prompts: int,
+           seed: int = 1234, threshold: float = 0.9, log=print) -> dict:
+    model, meta = load_checkpoint(checkpoint)
+    cfg = model.config
+    preset = meta["extra"]["preset"]  # the model preset the checkpoint was trained from
+    task = get_task(preset["task"])
+    decoding = preset["decoding"]
+    prompts, answers = task_prompts(task, n_prompts, seed)
+    weights = weights_from_model(model)
+    seq_len = prompts.shape[1] + decoding["gen_length"]
+    report = {"checkpoint": str(checkpoint), "model": cfg.name, "prompts": n_prompts, "seed": seed,
+              "decoding": decoding, "runs": []}
+    for npu_name in npu_names:
+        npu = load_npu_config(npu_name)
+        error = logits_error(model, npu_name, prompts[0], decoding["gen_length"])
+        log(f"{npu_name}: NPU-arithmetic logits vs float32: max rel error {error:.2e}")
+        for cache in caches:
+            for rule in rules:
+                plan = DecodePlan(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache,
+                                  threshold if rule == "threshold" else None)
+                sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
+                ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
+                began, agree, correct, steps, instructions = time.perf_counter(), 0, 0, 0, 0
+                for prompt, answer in zip(prompts, answers):
+                    got = generate(sim, prompt, plan, cfg.mask_token_id)
+                    want = generate(ref, prompt, plan, cfg.mask_token_id)
+                    agree += bool((got.tokens == want.tokens).all())
+                    correct += bool((got.tokens[len(prompt):] == answer).all())
+                    steps += len(got.records)
+                    instructions += sum(r.instructions for r in got.records)
+                run = {"npu": npu_name, "cache": cache, "rule": rule, "exact_match_vs_reference": agree,
+                       "prompts": len(prompts), "task_accuracy": correct / len(prompts), "steps": steps,
+                       "instructions": instructions, "seconds": round(time.perf_counter() - began, 1),
+                       "logits_max_rel_error": error}
+                report["runs"].append(run)
+                log(f"{npu_name} {cache:6s} {rule:9s}: {agree}/{len(prompts)} identical to the reference, "
+                    f"accuracy {correct}/{len(prompts)}, {steps} steps, {run['seconds']} s")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--npu", nargs="+", default=["dnpu-cloud", "dnpu-edge", "ar-npu"])
+    parser.add_argument("--cache", nargs="+", default=["none", "prefix", "dual"])
+    parser.add_argument("--rule", nargs="+", default=["topk", "threshold"])
+    parser.add_argument("--prompts", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    report = verify(args.checkpoint, args.npu, args.cache, args.rule, args.prompts, args.seed,
+                    log=lambda line: print(line, flush=True))
+    if args.out:
+        path = Path(args.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

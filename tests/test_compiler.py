@@ -1,0 +1,152 @@
+"""The compiler's contract: compiled programs on the functional simulator decode exactly what the
+NPU-arithmetic reference decodes, on every machine, cache mode and commit rule."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from npu.compiler import CompileError, StepSpec, compile_spec, compile_step, reference_step, write_artifacts
+from npu.compiler.layout import Shapes, pack_weights, reference_weights
+from npu.compiler.reference import ReferenceState
+from npu.hw.config import load_npu_config
+from npu.ir import export_step, weights_from_model
+from npu.models.presets import load_model_spec
+from npu.models.transformer import ModelConfig, build_model
+from npu.runtime import DecodePlan, ReferenceStepper, SimulatorStepper, generate
+
+SMALL = ModelConfig("test-small", vocab_size=12, mask_token_id=11, n_layers=2, d_model=128, n_heads=4,
+                    n_kv_heads=4, head_dim=32, d_ff=256, max_seq_len=16)
+GQA_BIAS = ModelConfig("test-gqa-bias", vocab_size=13, mask_token_id=12, n_layers=1, d_model=128, n_heads=4,
+                       n_kv_heads=2, head_dim=32, d_ff=128, max_seq_len=16, qkv_bias=True)
+WIDE_HEADS = ModelConfig("test-wide-heads", vocab_size=12, mask_token_id=11, n_layers=1, d_model=256, n_heads=2,
+                         n_kv_heads=2, head_dim=128, d_ff=256, max_seq_len=16)
+PROMPT = [3, 1, 4, 1, 5, 9, 2, 6]
+
+
+def random_weights(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
+    model = build_model(config).init_weights(seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or name.endswith("norm.weight"):
+                p.add_(0.1 * torch.randn(p.shape, generator=generator))
+    return weights_from_model(model)
+
+
+def decode_both(config, npu_name, cache, threshold):
+    npu = load_npu_config(npu_name)
+    weights = random_weights(config)
+    plan = DecodePlan(gen_length=8, block_length=4, steps=8, cache=cache, threshold=threshold)
+    seq_len = len(PROMPT) + plan.gen_length
+    sim = generate(SimulatorStepper(config, weights, npu, seq_len, plan.sampling), PROMPT, plan,
+                   config.mask_token_id)
+    ref = generate(ReferenceStepper(config, weights, npu, seq_len, plan.sampling), PROMPT, plan,
+                   config.mask_token_id)
+    return sim, ref
+
+
+@pytest.mark.parametrize("config, npu_name, cache, threshold", [
+    (SMALL, "dnpu-cloud", "none", None),
+    (SMALL, "dnpu-cloud", "prefix", 0.2),
+    (SMALL, "dnpu-cloud", "dual", None),
+    (GQA_BIAS, "dnpu-edge", "dual", 0.2),
+    (GQA_BIAS, "ar-npu", "prefix", None),
+    (WIDE_HEADS, "dnpu-edge", "none", 0.2),
+    (SMALL, "ar-npu", "dual", 0.2),
+])
+def test_compiled_generation_equals_reference_step_by_step(config, npu_name, cache, threshold):
+    sim, ref = decode_both(config, npu_name, cache, threshold)
+    assert np.array_equal(sim.tokens, ref.tokens)
+    assert len(sim.records) == len(ref.records) >= 2
+    for got, want in zip(sim.records, ref.records):
+        assert (got.q0, got.query_length, got.k) == (want.q0, want.query_length, want.k)
+        assert np.array_equal(got.committed, want.committed)
+        assert np.array_equal(got.confidence.view(np.uint32), want.confidence.view(np.uint32))
+    assert not (sim.tokens == config.mask_token_id).any()
+
+
+def test_statistics_predict_what_the_simulator_executes():
+    npu = load_npu_config("dnpu-cloud")
+    weights = random_weights(SMALL)
+    stepper = SimulatorStepper(SMALL, weights, npu, 16, "topk")
+    stepper.start(np.array(PROMPT + [SMALL.mask_token_id] * 8, np.int32))
+    stepper.step(16, 4, 0, 8, 1, 0.9)
+    stats, predicted = stepper.last_stats, stepper.program(16, 4).stats
+    assert predicted["macs"] == stats.macs
+    assert predicted["dram_read_bytes"] == stats.bytes_moved["dram_read"]
+    assert predicted["dram_write_bytes"] == stats.bytes_moved["dram_write"]
+    assert predicted["executed_total"] == stats.instructions
+    assert predicted["executed_by_class"] == stats.by_latency_class
+
+
+def test_compile_step_reads_the_exported_graph():
+    npu = load_npu_config("dnpu-edge")
+    graph = export_step(SMALL, cache_mode="dual", query_length=4, kv_length=16, sampling="threshold",
+                        sample_range=(0, 4))
+    step = compile_step(graph, npu)
+    direct = compile_spec(StepSpec(Shapes(SMALL, npu, 16), 4, 4, "threshold"))
+    assert np.array_equal(step.program, direct.program)
+    assert step.listing.rstrip().endswith("halt")
+    assert {"tokens", "cache_k.0", "cache_v.1", "lm_head.weight"} <= set(step.dram_map)
+    assert step.dram_map["blocks.0.mlp.up_proj.weight"]["format"] == "mxint4"
+    assert step.stats["peak_sram_bytes"]["vector_sram"] > 0
+
+
+def test_compile_step_rejects_a_graph_that_is_not_the_step_pattern():
+    graph = export_step(SMALL, cache_mode="none", query_length=16)
+    node = graph.nodes[5]
+    graph.nodes[5] = dataclasses.replace(node, attrs={"perm": [0, 1, 2, 3]})
+    with pytest.raises(CompileError, match=node.name):
+        compile_step(graph, load_npu_config("dnpu-cloud"))
+
+
+def test_a_model_too_big_for_the_edge_vector_sram_names_the_constraint():
+    llada = load_model_spec("llada-8b").architecture
+    spec = StepSpec(Shapes(llada, load_npu_config("dnpu-edge"), 1024), 32, 32, "topk")
+    with pytest.raises(CompileError, match="dnpu-edge: vector_sram.size_bytes"):
+        compile_spec(spec)
+
+
+def test_head_dim_that_rope_cannot_tile_is_rejected():
+    odd = ModelConfig("odd", 12, 11, 1, 128, 4, 4, 48, 128, 16)
+    with pytest.raises(CompileError, match="head_dim=48"):
+        compile_spec(StepSpec(Shapes(odd, load_npu_config("dnpu-cloud"), 16), 16, 4, "topk"))
+
+
+def test_npu_arithmetic_reference_stays_close_to_float32_logits():
+    npu = load_npu_config("dnpu-cloud")
+    model = build_model(SMALL).init_weights(3)
+    seq = np.array(PROMPT + [SMALL.mask_token_id] * 8, np.int32)
+    shapes = Shapes(SMALL, npu, 16)
+    weights = reference_weights(pack_weights(weights_from_model(model), shapes), npu)
+    out = reference_step(StepSpec(shapes, 16, 8, "topk"), weights, ReferenceState.start(shapes, seq), 0, 8, k=2)
+    with torch.no_grad():
+        exact = model(torch.as_tensor(seq[None], dtype=torch.long))[0, 8:].numpy()
+    keep = np.arange(SMALL.vocab_size) != SMALL.mask_token_id
+    error = np.abs(out.logits[:, keep] - exact[:, keep]).max() / np.abs(exact[:, keep]).max()
+    assert error < 0.05
+    assert out.committed.sum() == 2
+
+
+def test_write_artifacts_writes_program_listing_map_and_stats(tmp_path):
+    step = compile_spec(StepSpec(Shapes(SMALL, load_npu_config("dnpu-cloud"), 16), 4, 4, "topk"))
+    paths = write_artifacts(step, tmp_path, "dual.inblock")
+    assert [p.name for p in paths] == ["dual.inblock.bin", "dual.inblock.s", "dual.inblock.dram_map.json",
+                                       "dual.inblock.stats.json"]
+    assert np.array_equal(np.fromfile(paths[0], "<u4"), step.program)
+
+
+def test_blocks_longer_than_vlen_rank_across_vector_chunks():
+    """A 72-position block spans two VLEN rows of confidences: vrank compares every chunk pair."""
+    npu = load_npu_config("dnpu-cloud")
+    config = dataclasses.replace(SMALL, n_layers=1, max_seq_len=80)
+    weights = random_weights(config, seed=5)
+    plan = DecodePlan(gen_length=72, block_length=72, steps=2, cache="dual")
+    got = generate(SimulatorStepper(config, weights, npu, 80, "topk"), PROMPT, plan, config.mask_token_id)
+    want = generate(ReferenceStepper(config, weights, npu, 80, "topk"), PROMPT, plan, config.mask_token_id)
+    assert np.array_equal(got.tokens, want.tokens)
+    assert [int(r.committed.sum()) for r in got.records] == [36, 36]
