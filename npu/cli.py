@@ -44,12 +44,28 @@ def _add_export(sub) -> None:
     p.add_argument("--kv-length", type=int, default=512, help="sequence length (shape-only models)")
 
 
+def _add_compile(sub) -> None:
+    p = sub.add_parser("compile", help="compile the exported step graphs of a model for one NPU preset")
+    p.add_argument("--npu", required=True, help="NPU preset name or YAML path")
+    p.add_argument("--ir-dir", required=True, type=Path, help="folder with step_<mode>.json graphs")
+    p.add_argument("--out-dir", required=True, type=Path)
+
+
+def _add_simulate_analytical(sub) -> None:
+    p = sub.add_parser("simulate-analytical", help="closed-form latency/energy of whole generations")
+    p.add_argument("--npu", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True, type=Path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="npu", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
     _add_train(sub)
     _add_evaluate(sub)
     _add_export(sub)
+    _add_compile(sub)
+    _add_simulate_analytical(sub)
     return parser
 
 
@@ -70,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
                 args.preset, args.out_dir, checkpoint=args.checkpoint, cache_modes=args.cache_modes,
                 query_length=args.query_length, kv_length=args.kv_length,
             )
+        elif args.stage == "compile":
+            stages.compile_stage(args.npu, args.ir_dir, args.out_dir)
+        elif args.stage == "simulate-analytical":
+            from npu.sim.analytical.stages import simulate_analytical
+
+            simulate_analytical(args.npu, args.model, args.out)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"npu {args.stage}: error: {exc}", file=sys.stderr)
         return 2

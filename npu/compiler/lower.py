@@ -33,6 +33,7 @@ from npu.compiler.vector_ops import emit_elementwise, emit_embedding, emit_rmsno
 from npu.hw.config import NPUConfig
 from npu.ir.graph import Graph
 from npu.isa.assembler import assemble
+from npu.io import atomic_write_bytes
 from npu.models.transformer import ModelConfig
 
 
@@ -319,12 +320,7 @@ def _stats(e: Emit, words: int) -> dict:
 def write_artifacts(step: CompiledStep, out_dir: str | Path, name: str = "step") -> list[Path]:
     """program.bin (little-endian words), .s listing, DRAM map and statistics as JSON."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.bin", out / f"{name}.s", out / f"{name}.dram_map.json", out / f"{name}.stats.json"]
     contents = [step.program.astype("<u4").tobytes(), step.listing.encode(),
                 json.dumps(step.dram_map, indent=1).encode(), json.dumps(step.stats, indent=1).encode()]
-    for path, data in zip(paths, contents):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return paths
+    return [atomic_write_bytes(path, data) for path, data in zip(paths, contents)]

@@ -26,9 +26,19 @@ TRAIN_CODE = source_hash("models/transformer.py", "models/tasks.py", "models/tra
 EVALUATE_CODE = source_hash("models/transformer.py", "models/tasks.py", "models/decoding.py",
                             "models/evaluate.py", "models/checkpoint.py", "stages.py")
 EXPORT_CODE = source_hash("models/transformer.py", "models/decoding.py", "models/checkpoint.py", "ir", "stages.py")
+COMPILE_CODE = source_hash("compiler", "isa", "hw", "ir", "stages.py")
+SIMULATE_CODE = source_hash("sim", "isa", "hw", "models/presets.py", "models/decoding.py")
+
+NPUS = config["npus"]
+try:
+    for name in NPUS:
+        preset_path("npu", name, CONFIG_DIR)
+except ConfigError as error:
+    sys.exit(f"dnpu: {error}")
 
 wildcard_constraints:
     model="|".join(ALL_MODELS) or "NO_MODELS",
+    npu="|".join(NPUS) or "NO_NPUS",
 
 
 def model_preset(wildcards):
@@ -40,3 +50,7 @@ def checkpoint_of(wildcards):
     if wildcards.model in TRAINED_MODELS:
         return [f"{RESULTS}/models/{wildcards.model}/checkpoint/model.safetensors"]
     return []
+
+
+def npu_preset(wildcards):
+    return str(preset_path("npu", wildcards.npu, CONFIG_DIR))

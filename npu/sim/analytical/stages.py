@@ -69,17 +69,19 @@ def simulate_analytical_stage(out_dir: str | Path, npus: tuple[str, ...] = NPU_P
                               models: tuple[str, ...] = MODELS, threshold_tokens_per_step: float = 2.5) -> list[Path]:
     """Write out_dir/<npu>__<model>.tsv: one row per (cache mode, commit rule) generation."""
     out_dir = Path(out_dir)
-    written = []
-    for npu_name in npus:
-        machine = NpuStepModel(load_npu_config(npu_name))
-        for model_name in models:
-            model, setups = model_scenarios(model_name, threshold_tokens_per_step)
-            shared: dict = {}
-            rows = [generation_report(machine, model, setup, shared).row() for setup in setups]
-            written.append(write_tsv(out_dir / f"{npu_name}__{model_name}.tsv", rows))
-            print(f"analytical {npu_name} {model_name}: " + ", ".join(
-                f"{r['cache']}/{r['rule']} {r['tokens_per_s']:.3g} tok/s" for r in rows), file=sys.stderr)
-    return written
+    return [simulate_analytical(npu_name, model_name, out_dir / f"{npu_name}__{model_name}.tsv", threshold_tokens_per_step)
+            for npu_name in npus for model_name in models]
+
+
+def simulate_analytical(npu_name: str, model_name: str, out: str | Path, threshold_tokens_per_step: float = 2.5) -> Path:
+    """One (NPU, model) table: a row per (cache mode, commit rule) generation."""
+    machine = NpuStepModel(load_npu_config(npu_name))
+    model, setups = model_scenarios(model_name, threshold_tokens_per_step)
+    shared: dict = {}
+    rows = [generation_report(machine, model, setup, shared).row() for setup in setups]
+    print(f"analytical {npu_name} {model_name}: " + ", ".join(
+        f"{r['cache']}/{r['rule']} {r['tokens_per_s']:.3g} tok/s" for r in rows), file=sys.stderr)
+    return write_tsv(out, rows)
 
 
 def gpu_baselines_stage(out_dir: str | Path, models: tuple[str, ...] = ("llada-8b", "dream-7b"),

@@ -1,0 +1,16 @@
+rule compile:
+    """Compile a model's exported step graphs (refresh, prefix and dual in-block) for one NPU preset."""
+    input:
+        check=f"{RESULTS}/models/{{model}}/ir/check.tsv",
+        npu=npu_preset,
+    output:
+        table=f"{RESULTS}/{{npu}}/{{model}}/compile.tsv",
+    params:
+        code=COMPILE_CODE,
+    log:
+        f"{RESULTS}/logs/compile/{{npu}}__{{model}}.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu compile --npu {input.npu} --ir-dir $(dirname {input.check}) "
+        "--out-dir $(dirname {output.table}) 2> {log}"
