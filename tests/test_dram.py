@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from npu.sim.dram import (
     BANK_INTERLEAVED,
@@ -19,6 +21,7 @@ from npu.sim.dram import (
     check_trace,
     get_preset,
 )
+from npu.sim.dram.controller import ChannelController
 
 PRESET_NAMES = sorted(PRESETS)
 
@@ -223,6 +226,152 @@ def test_bad_requests_are_rejected():
         model.access(0, 64, False, -1.0)
     with pytest.raises(ValueError, match="inside"):
         model.stream_arrays(np.array([-64]))
+
+
+# ------------------------------------------------------------------ fast paths change nothing
+
+
+def _npu_calls(timing, seed: int) -> list[tuple]:
+    """Batches like the cycle simulator's DMAs and a few other mixes, in issue-time order:
+    (addrs, size_bytes, is_write, issue_ns) per stream_arrays call, or ("access", ...)."""
+    rng = np.random.default_rng(seed)
+    capacity = timing.org.capacity_bytes
+    calls: list[tuple] = []
+    now = 0.0
+    for kind in ("chunks", "strided", "random", "chunks_misaligned", "mixed", "access", "chunks"):
+        count = int(rng.integers(100, 600))
+        if kind.startswith("chunks"):  # a DMA: 2 KiB requests paced like SRAM port writes
+            base = int(rng.integers(0, capacity // 8 // 1024)) * 1024
+            if kind == "chunks_misaligned":
+                base += 64 * int(rng.integers(1, 16))
+            offsets = np.arange(0, count * 132, 2048)
+            sizes = np.minimum(2048, count * 132 - offsets)
+            times = now + np.arange(offsets.size) * float(rng.choice([0.0, 2.0, 16.0]))
+            calls.append((base + offsets, sizes, bool(rng.random() < 0.4), times))
+        elif kind == "strided":  # rows of a tensor with a row pitch
+            stride = int(rng.choice([4096, 8192, 1 << 16]))
+            base = int(rng.integers(0, capacity // 4 // 64)) * 64
+            addrs = base + np.arange(count) * stride
+            calls.append((addrs[addrs + 512 <= capacity], 264, False, now))
+        elif kind == "random":
+            addrs = rng.integers(0, capacity // 64, count) * 64
+            calls.append((addrs, 64, rng.random(count) < 0.3, now + np.sort(rng.uniform(0, count, count))))
+        elif kind == "mixed":
+            sequential = int(rng.integers(0, capacity // 4 // 64)) * 64 + np.arange(count) * 64
+            random = rng.integers(0, capacity // 2 // 64, count) * 64
+            addrs = np.where(rng.random(count) < 0.6, sequential, random)
+            calls.append((addrs, 96, rng.random(count) < 0.4, now + np.sort(rng.uniform(0, count, count))))
+        else:
+            for i in range(30):
+                addr = int(rng.integers(0, capacity // 64 - 64)) * 64
+                calls.append(("access", addr, int(rng.choice([64, 2048])), bool(rng.random() < 0.3),
+                              now + i * float(rng.choice([1.0, 40.0]))))
+        now += float(rng.uniform(1000, 3 * timing.tREFI * timing.tCK_ns))  # refreshes between calls
+    return calls
+
+
+def _channel_stats(model: DramModel) -> list:
+    return [controller.stats for controller in model.controllers] + [model.stats]
+
+
+def _replay(calls, fast: bool, **options):
+    model = DramModel(fast=fast, record_trace=True, **options)
+    results = []
+    for call in calls:
+        if isinstance(call[0], str):
+            results.append(model.access(*call[1:]))
+        else:
+            results.append(model.stream_arrays(*call).tolist())
+    return model, results
+
+
+@pytest.mark.parametrize("scheme", [ROW_MAJOR, BANK_INTERLEAVED, BANKGROUP_INTERLEAVED])
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_fast_paths_give_the_same_completions_commands_and_stats_as_the_reference(name, scheme):
+    timing = get_preset(name).with_channels(4)
+    calls = _npu_calls(timing, seed=PRESET_NAMES.index(name))
+    fast, fast_results = _replay(calls, True, spec=timing, mapping=scheme)
+    slow, slow_results = _replay(calls, False, spec=timing, mapping=scheme)
+    assert fast_results == slow_results
+    assert fast.trace == slow.trace
+    assert _channel_stats(fast) == _channel_stats(slow)
+    assert check_trace(fast.trace, timing) == []
+
+
+@pytest.mark.parametrize("page_policy, ranks, queue_depth", [("close", 1, 32), ("open", 2, 32), ("open", 1, 1),
+                                                             ("open", 1, 4)])
+def test_fast_paths_match_the_reference_with_other_policies_ranks_and_queues(page_policy, ranks, queue_depth):
+    timing = get_preset("HBM3").with_channels(2).with_ranks(ranks)
+    calls = _npu_calls(timing, seed=11)
+    options = dict(spec=timing, page_policy=page_policy, queue_depth=queue_depth)
+    fast, fast_results = _replay(calls, True, **options)
+    slow, slow_results = _replay(calls, False, **options)
+    assert (fast_results, fast.trace, _channel_stats(fast)) == (slow_results, slow.trace, _channel_stats(slow))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), name=st.sampled_from(PRESET_NAMES),
+       queue_depth=st.sampled_from([2, 8, 32]), gap_ns=st.sampled_from([0.0, 1.0, 5.0, 50.0]))
+def test_fast_paths_match_the_reference_on_random_streams(seed, name, queue_depth, gap_ns):
+    """Short streams (sequential, strided or random, reads and writes) with random pacing."""
+    timing = get_preset(name).with_channels(2)
+    rng = np.random.default_rng(seed)
+    calls, now = [], 0.0
+    for _ in range(3):
+        count = int(rng.integers(1, 300))
+        start = int(rng.integers(0, timing.org.capacity_bytes // 2 // 64)) * 64
+        step = int(rng.choice([64, 64, 128, 4096]))
+        addrs = np.where(rng.random(count) < 0.9, start + np.arange(count) * step,
+                         rng.integers(0, timing.org.capacity_bytes // 4 // 64, count) * 64)
+        writes = rng.random(count) < float(rng.choice([0.0, 0.1, 1.0]))
+        times = now + np.cumsum(rng.exponential(gap_ns, count)) if gap_ns else now
+        calls.append((addrs, 64, writes, times))
+        now += float(rng.uniform(0, 4000))
+    fast, fast_results = _replay(calls, True, spec=timing, queue_depth=queue_depth)
+    slow, slow_results = _replay(calls, False, spec=timing, queue_depth=queue_depth)
+    assert (fast_results, fast.trace, _channel_stats(fast)) == (slow_results, slow.trace, _channel_stats(slow))
+
+
+def test_row_hit_runs_carry_most_of_a_stream(monkeypatch):
+    """The fast path is not idle: on a streaming read most bursts are issued as runs."""
+    issued_in_runs = []
+    apply_run = ChannelController._apply_run
+
+    def spy(self, lists, oldest, index, cycle, *rest):
+        issued_in_runs.append(cycle.size)
+        return apply_run(self, lists, oldest, index, cycle, *rest)
+
+    monkeypatch.setattr(ChannelController, "_apply_run", spy)
+    model = DramModel("HBM3", channels=1)
+    model.stream_arrays(np.arange(4000) * 64)
+    assert sum(issued_in_runs) > 0.8 * model.stats.reads
+
+
+def test_identical_channels_are_scheduled_once_and_rejoin_after_diverging(monkeypatch):
+    served = []
+    serve = ChannelController.serve
+
+    def spy(self, lists, done, columns=None):
+        served.append(self.channel)
+        return serve(self, lists, done, columns)
+
+    monkeypatch.setattr(ChannelController, "serve", spy)
+    # HBM3: 32 channels of 32 B bursts; the first 128 KiB are row 0 of bank 0 in every channel
+    # and bank group (mapping RoBaRaCoBgCh), so all the bursts below are row hits or misses.
+    model = DramModel("HBM3", record_trace=True)
+    slow = DramModel("HBM3", record_trace=True, fast=False)
+    aligned = (np.arange(16) * 2048, 2048, False, np.arange(16) * 2.0)
+    misaligned = (np.arange(16) * 2048 + 64, 2048, False, 1000 + np.arange(16) * 2.0)
+    later = ((1 << 16) + np.arange(16) * 2048, 2048, False, 2000 + np.arange(16) * 2.0)
+    for call in (aligned, misaligned, later):
+        served.clear()
+        completion = model.stream_arrays(*call).tolist()
+        if call is misaligned:
+            assert served == [0, 2]  # channels 0-1 get one burst more than channels 2-31
+        else:
+            assert served == [0]  # after the idle gap the diverged channels are equivalent again
+        assert completion == slow.stream_arrays(*call).tolist()
+    assert model.trace == slow.trace and _channel_stats(model) == _channel_stats(slow)
 
 
 # ------------------------------------------------------------------ the checker catches each rule

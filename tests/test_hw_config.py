@@ -138,7 +138,7 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize("dotted, value, key, words", INVALID, ids=[f"{k}={v!r}" for k, v, *_ in INVALID])
+@pytest.mark.parametrize("dotted, value, key, words", INVALID, ids=[f"{k}=<deleted>" if v is _DELETE else f"{k}={v!r}" for k, v, *_ in INVALID])
 def test_invalid_configuration_is_rejected_naming_the_key(
     dotted: str, value: object, key: str, words: str
 ) -> None:

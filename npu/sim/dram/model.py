@@ -7,20 +7,45 @@ Two ways in, sharing one scheduler:
 - `stream(requests)` / `stream_arrays(...)` for a batch: requests wait in per-channel queues of
   `queue_depth` bursts and FR-FCFS reorders them (row hits first).
 Times in and out are in ns; inside, everything is in DRAM clock cycles.
+
+Fast paths (`fast=True`, the default; `fast=False` keeps the plain one-command-at-a-time
+scheduler as the reference they are tested against). Neither changes a single command:
+- identical channels are simulated once: a controller's commands depend only on its state and
+  its bursts, so channels whose state and bursts (bank, row, column, direction, arrival) are
+  equal - common, as NPU tensors are aligned and the channel is the lowest address field -
+  take the first one's results (completion cycles, commands, statistics and final state);
+- each controller issues runs of row hits in closed form (see controller.py).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 import numpy as np
 
 from npu.sim.dram.commands import Command
-from npu.sim.dram.controller import ChannelController, ChannelStats
+from npu.sim.dram.controller import BurstColumns, BurstLists, ChannelController, ChannelStats
 from npu.sim.dram.mapping import BANKGROUP_INTERLEAVED, AddressMapping
 from npu.sim.dram.timing import DramTiming, get_preset
+
+
+# ChannelStats fields that add up (the others are a first and a last cycle).
+_COUNTER_FIELDS = tuple(field.name for field in fields(ChannelStats)
+                        if field.name not in ("first_arrival_cycle", "last_completion_cycle"))
+
+
+class _Served(NamedTuple):
+    """What one leader's serve call did, for the channels that follow it."""
+
+    controller: ChannelController
+    stats_before: ChannelStats
+    trace_start: int  # its commands are trace[trace_start:trace_end]
+    trace_end: int
+    done: np.ndarray  # completion cycle per burst
+    last_completion: int
 
 
 @dataclass(frozen=True)
@@ -69,7 +94,8 @@ class DramModel:
 
     `spec` is a preset name ("HBM2", "HBM3", "LPDDR5", "DDR5") or a `DramTiming`; `channels`
     overrides the preset's channel count. With `record_trace=True` every issued command is
-    appended to `self.trace` (per channel in cycle order), ready for `check_trace`.
+    appended to `self.trace` (per channel in cycle order), ready for `check_trace`. `fast`
+    switches the exact fast paths (module docstring) on or off; results are the same.
     """
 
     def __init__(
@@ -80,6 +106,7 @@ class DramModel:
         page_policy: str = "open",
         queue_depth: int = 32,
         record_trace: bool = False,
+        fast: bool = True,
     ):
         timing = get_preset(spec) if isinstance(spec, str) else spec
         if not isinstance(timing, DramTiming):
@@ -89,9 +116,11 @@ class DramModel:
         self.timing = timing
         self.mapping = AddressMapping(mapping, timing.org)
         self.page_policy = page_policy
+        self.fast = fast
         self.trace: list[Command] | None = [] if record_trace else None
         self.controllers = [
-            ChannelController(channel, timing, page_policy, queue_depth, self.trace)
+            ChannelController(channel, timing, page_policy, queue_depth, self.trace,
+                              row_hit_runs=fast)
             for channel in range(timing.org.channels)
         ]
 
@@ -119,21 +148,28 @@ class DramModel:
         """
         self._check_range(addr, size_bytes)
         arrival = self._arrival_cycle(issue_time_ns)
-        burst_bytes = self.timing.org.burst_bytes
-        first = addr // burst_bytes * burst_bytes
-        per_channel: dict[int, list[list]] = {}
-        for order, burst_addr in enumerate(range(first, addr + size_bytes, burst_bytes)):
+        org = self.timing.org
+        per_channel: dict[int, BurstLists] = {}  # in the order the request touches channels
+        for burst_addr in range(addr // org.burst_bytes * org.burst_bytes, addr + size_bytes,
+                                org.burst_bytes):
             where = self.mapping.decode(burst_addr)
-            bank = (where.rank * self.timing.org.bankgroups + where.bankgroup) * (
-                self.timing.org.banks_per_group
-            ) + where.bank
-            per_channel.setdefault(where.channel, []).append(
-                [arrival, order, bank, where.row, where.column, is_write, 0]
-            )
-        completion = [0]
-        for channel, bursts in per_channel.items():
-            self.controllers[channel].serve(bursts, completion)
-        return completion[0] * self.timing.tCK_ns
+            bank = (where.rank * org.bankgroups + where.bankgroup) * org.banks_per_group + where.bank
+            lists = per_channel.get(where.channel)
+            if lists is None:
+                per_channel[where.channel] = BurstLists([arrival], [bank], [where.row], [where.column],
+                                                        [is_write])
+            else:
+                lists.arrival.append(arrival)
+                lists.bank.append(bank)
+                lists.row.append(where.row)
+                lists.column.append(where.column)
+                lists.is_write.append(is_write)
+        completion = 0
+        for channel, lists in per_channel.items():
+            done = [0] * len(lists.arrival)
+            self.controllers[channel].serve(lists, done)
+            completion = max(completion, *done)
+        return completion * self.timing.tCK_ns
 
     # ---------------------------------------------------------------- batches
 
@@ -181,23 +217,93 @@ class DramModel:
         starts = np.repeat(np.cumsum(bursts_per_request) - bursts_per_request, bursts_per_request)
         burst_index = np.repeat(first, bursts_per_request) + np.arange(request.size) - starts
         where = self.mapping.decode_array(burst_index * org.burst_bytes)
-        bank = (where["rank"] * org.bankgroups + where["bankgroup"]) * org.banks_per_group
-        bank = bank + where["bank"]
         arrival = np.ceil(issue[request] / self.timing.tCK_ns - 1e-9).astype(np.int64)
+        done = self._serve(where["channel"], range(org.channels), arrival, self._flat_bank(where),
+                           where["row"], where["column"], writes[request])
+        completion = np.zeros(count, dtype=np.int64)
+        np.maximum.at(completion, request, done)
+        return completion.astype(np.float64) * self.timing.tCK_ns
 
-        completion = [0] * count
-        channel = where["channel"]
+    def _flat_bank(self, where: dict[str, np.ndarray]) -> np.ndarray:
+        """Rank-major bank index inside the channel, as the controllers number banks."""
+        org = self.timing.org
+        return (where["rank"] * org.bankgroups + where["bankgroup"]) * org.banks_per_group + where["bank"]
+
+    def _serve(self, channel: np.ndarray, channel_order, arrival: np.ndarray, bank: np.ndarray,
+               row: np.ndarray, column: np.ndarray, is_write: np.ndarray) -> np.ndarray:
+        """Schedule bursts (parallel arrays, sorted by arrival) channel by channel in
+        `channel_order`; returns the cycle each burst's data transfer ends."""
+        # Group the bursts by channel (stable: each channel keeps arrival order); from here on
+        # channel ch's bursts are the slice [low, high) = spans[ch] of every array.
         by_channel = np.argsort(channel, kind="stable")
-        bounds = np.searchsorted(channel[by_channel], np.arange(org.channels + 1))
-        columns = [arrival, np.arange(request.size), bank, where["row"], where["column"],
-                   writes[request], request]
-        for ch in range(org.channels):
-            picked = by_channel[bounds[ch]: bounds[ch + 1]]
-            if picked.size == 0:
+        bounds = np.searchsorted(channel[by_channel], np.arange(self.timing.org.channels + 1)).tolist()
+        spans = {ch: (bounds[ch], bounds[ch + 1]) for ch in channel_order if bounds[ch + 1] > bounds[ch]}
+        grouped = BurstColumns(*(values[by_channel] for values in (arrival, bank, row, column,
+                                                                    is_write.astype(np.int64))))
+        leader_of = self._identical_channels(spans, grouped) if self.fast else {}
+        done = np.zeros(channel.size, dtype=np.int64)  # in channel-grouped order
+        served: dict[int, _Served] = {}  # leader -> what its serve did
+        for ch, (low, high) in spans.items():
+            controller = self.controllers[ch]
+            leader = leader_of.get(ch, ch)
+            if leader != ch:
+                done[low:high] = served[leader].done
+                self._follow(controller, served[leader], first_arrival=int(grouped.arrival[low]))
                 continue
-            bursts = [list(b) for b in zip(*(c[picked].tolist() for c in columns))]
-            self.controllers[ch].serve(bursts, completion)
-        return np.asarray(completion, dtype=np.float64) * self.timing.tCK_ns
+            trace_start = len(self.trace) if self.trace is not None else 0
+            stats_before = replace(controller.stats)
+            columns = BurstColumns(*(values[low:high] for values in grouped))
+            channel_done = [0] * (high - low)
+            controller.serve(BurstLists(*(values.tolist() for values in columns)), channel_done, columns)
+            done[low:high] = channel_done
+            if ch in leader_of:
+                served[ch] = _Served(controller, stats_before, trace_start,
+                                     len(self.trace) if self.trace is not None else 0,
+                                     done[low:high], max(channel_done))
+        in_input_order = np.empty_like(done)
+        in_input_order[by_channel] = done
+        return in_input_order
+
+    def _identical_channels(self, spans: dict[int, tuple[int, int]], grouped: BurstColumns
+                            ) -> dict[int, int]:
+        """Channel -> the first channel (in serve order) that will do exactly what it does:
+        same bursts, and a controller state that is the same (state_id) or equivalent
+        (equivalence_key). Channels without such a twin are left out. Channel ch's bursts are
+        the slices [low, high) = spans[ch] of the `grouped` arrays."""
+        by_bursts: dict[bytes, list[int]] = {}
+        for ch, (low, high) in spans.items():
+            by_bursts.setdefault(b"".join(values[low:high].tobytes() for values in grouped), []).append(ch)
+        leader_of: dict[int, int] = {}
+        for channels in by_bursts.values():
+            if len(channels) == 1:
+                continue
+            leader_by_id: dict[int, int] = {}
+            for ch in channels:
+                leader_of[ch] = leader_by_id.setdefault(self.controllers[ch].state_id, ch)
+            if len(leader_by_id) > 1:  # some states may still be equivalent: merge those groups
+                first_arrival = int(grouped.arrival[spans[channels[0]][0]])
+                leader_by_key: dict[tuple, int] = {}
+                merged = {leader: leader_by_key.setdefault(
+                    self.controllers[leader].equivalence_key(first_arrival), leader)
+                    for leader in leader_by_id.values()}
+                for ch in channels:
+                    leader_of[ch] = merged[leader_of[ch]]
+        return leader_of
+
+    def _follow(self, controller: ChannelController, leader: _Served, first_arrival: int) -> None:
+        """Give `controller` (in a state equivalent to the leader's, with the same bursts) what
+        the leader's serve produced: final state, statistics and commands."""
+        controller.copy_state_from(leader.controller)
+        mine, theirs, before = controller.stats, leader.controller.stats, leader.stats_before
+        for name in _COUNTER_FIELDS:
+            setattr(mine, name, getattr(mine, name) + getattr(theirs, name) - getattr(before, name))
+        if mine.first_arrival_cycle < 0:
+            mine.first_arrival_cycle = first_arrival
+        mine.last_completion_cycle = max(mine.last_completion_cycle, leader.last_completion)
+        if self.trace is not None:
+            channel = controller.channel
+            self.trace.extend(command._replace(channel=channel)
+                              for command in self.trace[leader.trace_start:leader.trace_end])
 
     # ---------------------------------------------------------------- results
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 
@@ -52,8 +53,15 @@ class SimulationError(RuntimeError):
         super().__init__(f"pc {pc}{where}: `{instruction}`: {message}")
 
 
-class _Fault(Exception):
-    """Raised inside a handler; run() turns it into a SimulationError with the pc."""
+class InstructionFault(Exception):
+    """Raised inside an instruction handler; run() turns it into a SimulationError with the pc.
+
+    Public so that another driver of the handlers (the cycle simulator) can raise and catch it
+    the same way, then report it with `raise_at`.
+    """
+
+
+_Fault = InstructionFault  # the name the handlers below use
 
 
 def _wrap32(value: int) -> int:
@@ -234,12 +242,44 @@ class FunctionalSimulator:
             self._raise(pc, f"instruction limit {max_instructions} reached without `halt`")
         return self._stats(halted, trace)
 
-    def _raise(self, pc: int, message: str) -> None:
+    # ---- stepping interface (for other drivers of the same handlers, e.g. the cycle simulator) --
+    # run() is exactly: next_pc = handler(pc)(); stop on HALT; pc = advance_loops(next_pc);
+    # an InstructionFault (or a MemoryAccessError, ValueError or FloatingPointError) raised by a
+    # handler becomes raise_at(pc, message). A driver that follows the same steps executes
+    # scalar and control instructions with exactly the functional simulator's semantics.
+
+    @property
+    def decoded_instructions(self) -> list[Instruction | None]:
+        """The loaded program decoded, one entry per pc; None for a word that does not decode."""
+        return list(self._instructions)
+
+    def handler(self, pc: int) -> Handler:
+        """The pre-decoded handler of `pc`: calling it executes the instruction and returns the pc
+        it continues at (HALT after `halt`). pc == len(program) faults "ran past the end"."""
+        return self._handlers[pc]
+
+    def advance_loops(self, next_pc: int) -> int:
+        """The pc to execute after an instruction returned `next_pc`: the end of the innermost
+        active hardware loop jumps back to its start, or leaves the loop when its count runs out."""
+        loops = self._loops
+        if loops and next_pc == loops[-1].end:
+            return self._loop_end(next_pc)
+        return next_pc
+
+    def instruction_text(self, pc: int) -> str:
+        """Disassembly of the instruction at `pc` ("<end of program>" one past the end)."""
+        return self._texts[pc]
+
+    def raise_at(self, pc: int, message: str) -> NoReturn:
+        """Raise SimulationError for `pc` (its instruction and source line), as run() does."""
         self.pc = pc
         line = None
         if self.program is not None and pc < len(self.program.source_lines):
             line = self.program.source_lines[pc]
         raise SimulationError(message, pc, self._texts[pc], line) from None
+
+    def _raise(self, pc: int, message: str) -> NoReturn:
+        self.raise_at(pc, message)
 
     def _loop_end(self, next_pc: int) -> int:
         loops = self._loops

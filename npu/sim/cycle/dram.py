@@ -1,0 +1,166 @@
+"""DRAM behind the DMA engine, in the loop of the cycle simulator.
+
+Two backends answer the same question - "these requests are issued at these NPU cycles; when
+does each complete?" - and keep running statistics:
+
+- `JedecDram` (default, "jedec"): the JEDEC timing model npu.sim.dram.DramModel. Each DMA hands
+  its requests (one per `chunk` of DRAM bytes) to the model's batch API with their issue times,
+  so FR-FCFS reorders within a DMA and the controllers carry bank, row-buffer and refresh state
+  from one DMA to the next. The model's exact fast paths (channels in identical states with
+  identical bursts are scheduled once; runs of row hits in closed form) make it fast on the
+  aligned streams DMAs produce; "jedec-reference" turns them off (same results, about 10^5
+  bursts per second: the figure to compare against, and a cross-check).
+- `BandwidthDram` (fast): one pipe with the preset's refresh-limited peak bandwidth and its
+  idle access latency (tRCD + tCL + tBL for reads, tRCD + tCWL + tBL for writes), both
+  derived from the same `DramTiming`. O(1) per request; no row-buffer or bank effects, so
+  strided or scattered patterns come out optimistic. tests/test_cycle_sim.py checks that on a
+  long streaming DMA it lands within 10 % of `JedecDram`.
+
+The NPU configuration names the DRAM kind and its aggregate bandwidth; the channel count given
+to the model is whatever makes the preset's peak equal that bandwidth (HBM3: 32 pseudo-channels
+of 25.6 GB/s = 819.2 GB/s; the YAML's "16 channels" counts full HBM3 channels).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from npu.hw.config import NPUConfig
+from npu.sim.dram import DramModel, DramTiming, get_preset
+
+BACKENDS = ("jedec", "jedec-reference", "bandwidth")
+
+
+@dataclass(frozen=True)
+class DramSummary:
+    """DRAM figures of one run."""
+
+    backend: str
+    preset: str
+    bytes_read: int
+    bytes_written: int
+    requests: int
+    peak_gbps: float
+    achieved_gbps: float          # bytes moved / simulated run time
+    row_hit_rate: float | None    # None for the bandwidth backend (it has no rows)
+    mean_request_latency_cycles: float
+
+
+def dram_timing_for(config: NPUConfig) -> DramTiming:
+    """The JEDEC preset of config.dram.kind with as many channels as its bandwidth needs."""
+    timing = get_preset(config.dram.kind)
+    per_channel = timing.peak_bandwidth_gbps / timing.org.channels
+    channels = config.dram.bandwidth_gbps / per_channel
+    rounded = round(channels)
+    if abs(channels - rounded) > 1e-6 or rounded < 1 or rounded & (rounded - 1):
+        raise ValueError(
+            f"{config.source}: dram.bandwidth_gbps={config.dram.bandwidth_gbps} is not a power-of-two "
+            f"number of {timing.name} channels of {per_channel:g} GB/s")
+    return timing.with_channels(rounded)
+
+
+class _Backend(ABC):
+    """Shared bookkeeping (request counts, bytes, latency sums) around a backend's `_serve`."""
+
+    name = ""
+
+    def __init__(self, timing: DramTiming, clock_ghz: float):
+        self.timing = timing
+        self.clock_ghz = clock_ghz
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.requests = 0
+        self.latency_total = 0
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.timing.org.capacity_bytes
+
+    def serve(self, addrs: list[int], sizes: list[int], is_write: bool, issue: list[int]) -> list[int]:
+        """Completion cycle of each request (issue cycles non-decreasing, after earlier calls)."""
+        done = self._serve(addrs, sizes, is_write, issue)
+        total = sum(sizes)
+        if is_write:
+            self.bytes_written += total
+        else:
+            self.bytes_read += total
+        self.requests += len(addrs)
+        self.latency_total += sum(d - i for d, i in zip(done, issue))
+        return done
+
+    @abstractmethod
+    def _serve(self, addrs: list[int], sizes: list[int], is_write: bool, issue: list[int]) -> list[int]:
+        """Completion cycles of the requests (the backend's timing model)."""
+
+    def row_hit_rate(self) -> float | None:
+        return None
+
+    def summary(self, total_cycles: int) -> DramSummary:
+        seconds_ns = total_cycles / self.clock_ghz
+        moved = self.bytes_read + self.bytes_written
+        return DramSummary(
+            backend=self.name, preset=self.timing.name, bytes_read=self.bytes_read,
+            bytes_written=self.bytes_written, requests=self.requests,
+            peak_gbps=self.timing.peak_bandwidth_gbps,
+            achieved_gbps=moved / seconds_ns if seconds_ns else 0.0,
+            row_hit_rate=self.row_hit_rate(),
+            mean_request_latency_cycles=self.latency_total / self.requests if self.requests else 0.0)
+
+
+class JedecDram(_Backend):
+    """The JEDEC DRAM model in the loop (see the module docstring)."""
+
+    name = "jedec"
+
+    def __init__(self, timing: DramTiming, clock_ghz: float, record_trace: bool = False, fast: bool = True):
+        super().__init__(timing, clock_ghz)
+        self.model = DramModel(timing, record_trace=record_trace, fast=fast)
+
+    def _serve(self, addrs: list[int], sizes: list[int], is_write: bool, issue: list[int]) -> list[int]:
+        ghz = self.clock_ghz
+        done_ns = self.model.stream_arrays(np.asarray(addrs, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
+                                           is_write, np.asarray(issue, dtype=np.float64) / ghz)
+        return [math.ceil(ns * ghz - 1e-9) for ns in done_ns.tolist()]
+
+    def row_hit_rate(self) -> float | None:
+        return self.model.stats.row_hit_rate if self.requests else None
+
+
+class BandwidthDram(_Backend):
+    """Peak-bandwidth pipe plus a fixed access latency (see the module docstring)."""
+
+    name = "bandwidth"
+
+    def __init__(self, timing: DramTiming, clock_ghz: float):
+        super().__init__(timing, clock_ghz)
+        self.bytes_per_cycle = timing.refresh_limited_peak_gbps / clock_ghz
+        self.read_latency = math.ceil((timing.tRCD + timing.tCL + timing.tBL) * timing.tCK_ns * clock_ghz)
+        self.write_latency = math.ceil((timing.tRCD + timing.tCWL + timing.tBL) * timing.tCK_ns * clock_ghz)
+        self.pipe_free = 0.0  # cycle the data bus finishes everything accepted so far
+
+    def _serve(self, addrs: list[int], sizes: list[int], is_write: bool, issue: list[int]) -> list[int]:
+        latency = self.write_latency if is_write else self.read_latency
+        rate = self.bytes_per_cycle
+        free = self.pipe_free
+        done = []
+        for size, at in zip(sizes, issue):
+            free = (at if at > free else free) + size / rate
+            done.append(math.ceil(free - 1e-9) + latency)
+        self.pipe_free = free
+        return done
+
+
+def make_dram(backend: str, config: NPUConfig, record_trace: bool = False) -> _Backend:
+    """The DRAM backend `backend` (one of BACKENDS) for machine `config`."""
+    timing = dram_timing_for(config)
+    if backend in ("jedec", "jedec-reference"):
+        return JedecDram(timing, config.clock_ghz, record_trace, fast=backend == "jedec")
+    if backend == "bandwidth":
+        if record_trace:
+            raise ValueError("the bandwidth DRAM backend issues no DRAM commands; use dram='jedec' for a trace")
+        return BandwidthDram(timing, config.clock_ghz)
+    raise ValueError(f"unknown DRAM backend {backend!r}; choose one of {BACKENDS}")

@@ -1,0 +1,636 @@
+"""Cycle-accurate (timing-directed) simulator of the dnpu: runs the functional simulator's binaries.
+
+How it works, in the order an instruction meets it:
+
+1. Front end. Fetches, decodes and dispatches one instruction per cycle, in program order.
+   Scalar and control instructions execute here, for real, through the functional simulator's
+   own pre-decoded handlers and its public stepping interface (`handler(pc)`, `advance_loops`,
+   `raise_at`, `InstructionFault`), so registers, loop counts, branches and DMA addresses
+   evolve exactly as there: one definition of the scalar and control semantics. A register
+   scoreboard stalls an instruction whose register operands are not ready (scalar latencies;
+   registers a vector reduction writes are ready when it completes).
+   `wait u` stalls dispatch until unit u has completed everything it accepted.
+   A taken branch costs a bubble; zero-overhead loops cost nothing.
+2. Queues. DMA, matrix and vector instructions go to their unit's queue of `queue_depth`
+   entries; a full queue stalls dispatch until its oldest entry starts. Register operands are
+   read at dispatch (ISA rule 2).
+3. Units. Each executes its queue in order, one instruction at a time entering execution, with
+   the occupancy and latency of `latency.instruction_timing`. All units overlap. A unit's
+   instruction waits for: the unit (previous occupancy), data dependencies inside the unit
+   (vector-SRAM rows an in-flight vector op still writes; the matrix accumulator before `mwb`,
+   which is where the systolic drain is paid once per output tile; a weight tile still
+   loading), and SRAM ports (`ports.PortPool`: DMA, vector unit, the array's activation feed,
+   `mwb`, weight loads and scalar loads/stores all compete for the ports of the SRAMs they
+   touch). Because units never wait on the front end, each instruction is scheduled the moment
+   it is dispatched ("eager" scheduling): time advances by events, never cycle by cycle.
+4. DMA and DRAM. A DMA is cut into requests of `dma_chunk_bytes` DRAM bytes. Loads issue their
+   requests at the pace the SRAM port can absorb, hand them to the DRAM backend (`dram.py`: the
+   JEDEC model in the loop, or a fast bandwidth model) at their simulated issue cycles, and
+   write each chunk into SRAM when its data has arrived and a port is free. Stores read each
+   chunk through a port, then issue its DRAM write; the DMA completes with its last write.
+
+Timing mode (default) skips the data arithmetic of DMA, matrix and vector instructions: compiled
+step programs have data-independent control flow, so the dynamic instruction sequence is the
+functional simulator's. A program whose branches depend on computed data (e.g. threshold
+decoding's "count == 0" fallback) needs `execute_data=True`, which also runs every data
+instruction's functional handler at dispatch (functional-simulator speed, exact results).
+Timing mode does not check memory bounds or the synchronisation discipline: run the program
+through the functional simulator (or with execute_data=True) for that.
+
+There is no true deadlock in this machine (units never wait for the front end), so the guard
+against a program that never finishes is the pair of limits `max_instructions` and
+`max_cycles`; hitting one raises `CycleLimitError` with every unit's state and the stuck
+instruction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from npu.hw.config import NPUConfig
+from npu.isa.assembler import Program
+from npu.isa.encoding import Instruction
+from npu.isa.table import DRAM_FORMATS, Kind, Unit
+from npu.sim.cycle.dram import make_dram
+from npu.sim.cycle.energy import DEFAULT_ENERGY, EnergyTable, energy_report
+from npu.sim.cycle.latency import (
+    DEFAULT_PARAMETERS,
+    DmaShape,
+    InstructionTiming,
+    LatencyParameters,
+    instruction_timing,
+)
+from npu.sim.cycle.ports import PortPool
+from npu.sim.cycle.stats import STALL_REASONS, CycleStats, TimelineEvent, UnitBreakdown
+from npu.sim.functional import FunctionalSimulator, SimulationError
+from npu.sim.functional.memory import MemoryAccessError
+from npu.sim.functional.simulator import HALT, InstructionFault
+
+# Slot kinds: what the front end does with an instruction.
+SCALAR, BRANCH, LOOP, WAIT, HALT_KIND, NOP, DMA, MATRIX, VECTOR, FAULT = range(10)
+QUEUED_UNITS = ("dma", "matrix", "vector")
+SRAMS = ("vector_sram", "matrix_sram", "fp_sram", "int_sram")
+
+# Scoreboard: r0..r15 -> 0..15, f0..f7 -> 16..23, a0..a7 -> 24..31.
+_REG_BASE = {Kind.INT_REG: 0, Kind.FP_REG: 16, Kind.ADDR_REG: 24}
+_WRITTEN_FIELDS = ("rd", "fd", "ad")                      # scalar destinations
+_ACCUMULATED = {"vsum": ("fd",), "vmaxr": ("fd",), "vargmax": ("fmax", "ridx")}
+_SPACE_ID = {"v": 0, "f": 1, "i": 2}
+_VALUE_FIELDS = ("k", "base", "rs", "ridx")                # int registers that hold values, not addresses
+
+
+class CycleLimitError(SimulationError):
+    """The run hit its instruction or cycle limit; `unit_states` says where everything stood."""
+
+    def __init__(self, message: str, pc: int, instruction: str, source_line: int | None, unit_states: list[str]):
+        self.unit_states = unit_states
+        super().__init__(message + "\n  " + "\n  ".join(unit_states), pc, instruction, source_line)
+
+
+@dataclass
+class _Slot:
+    """Everything the front end needs about one pc, prepared once at load()."""
+
+    kind: int
+    mnemonic: str
+    track: str
+    checks: tuple[int, ...] = ()          # scoreboard entries that must be ready at dispatch
+    dests: tuple[int, ...] = ()           # scoreboard entries written (scalar: +latency; vector: done)
+    timing: InstructionTiming | None = None
+    operands: dict[str, int] | None = None
+    row_reads: tuple[tuple[int, int], ...] = ()   # vector: (int register, space id) of rows read
+    row_writes: tuple[tuple[int, int], ...] = ()  # vector: rows written
+    port_memory: str = ""                 # scalar loads/stores: the SRAM they use
+
+
+class _UnitState:
+    """Schedule state of one queued unit."""
+
+    def __init__(self, name: str, depth: int):
+        self.name = name
+        self.free_at = 0          # cycle it can start its next instruction
+        self.done_at = 0          # cycle everything it accepted has completed
+        self.starts: deque[int] = deque(maxlen=depth)  # start cycles of its last `depth` instructions
+        self.recent: deque[tuple[int, int, int, int, int]] = deque(maxlen=depth + 2)  # pc, dispatch, start, end, done
+        self.busy = 0
+        self.stalls: Counter[str] = Counter()
+        self.count = 0
+
+    def record(self, pc: int, dispatch: int, start: int, end: int, done: int) -> None:
+        self.starts.append(start)
+        self.recent.append((pc, dispatch, start, end, done))
+        self.free_at = end
+        if done > self.done_at:
+            self.done_at = done
+        self.count += 1
+
+
+class CycleSimulator:
+    """Timing simulator of one machine. Typical use:
+
+        sim = CycleSimulator(load_npu_config("dnpu-edge"))
+        sim.load(assemble(text))
+        stats = sim.run()
+        print(stats.summary()); stats.write_chrome_trace("run.json")
+
+    Options: `dram` backend ("jedec", "jedec-reference" or "bandwidth"; see dram.py),
+    `queue_depth` per unit, `execute_data` (also compute data; preload memories through
+    `sim.functional`), `record_timeline` (per instruction events for the Chrome trace, up to
+    `timeline_limit`), `record_dram_trace` (JEDEC command trace for npu.sim.dram.check_trace),
+    `dma_chunk_bytes` (DRAM request size).
+    """
+
+    def __init__(self, config: NPUConfig, *, dram: str = "jedec", queue_depth: int = 8,
+                 execute_data: bool = False, dram_size: int = 1 << 24, record_timeline: bool = False,
+                 timeline_limit: int = 1_000_000, record_dram_trace: bool = False,
+                 dma_chunk_bytes: int = 2048, params: LatencyParameters = DEFAULT_PARAMETERS,
+                 energy: EnergyTable = DEFAULT_ENERGY):
+        if queue_depth < 1:
+            raise ValueError(f"queue_depth must be at least 1, got {queue_depth}")
+        if dma_chunk_bytes < 64 or dma_chunk_bytes & (dma_chunk_bytes - 1):
+            raise ValueError(f"dma_chunk_bytes must be a power of two >= 64, got {dma_chunk_bytes}")
+        self.config = config
+        self.dram_backend_name = dram
+        self.queue_depth = queue_depth
+        self.execute_data = execute_data
+        self.record_timeline, self.timeline_limit = record_timeline, timeline_limit
+        self.record_dram_trace = record_dram_trace
+        self.dma_chunk_bytes = dma_chunk_bytes
+        self.params, self.energy_table = params, energy
+        # The functional simulator executes scalar/control instructions (and, with
+        # execute_data, everything); its DRAM image is only needed when data is computed.
+        self.functional = FunctionalSimulator(config, dram_size=dram_size if execute_data else 64,
+                                              check_sync=execute_data)
+        self.dram = make_dram(dram, config, record_dram_trace)
+        self.program: Program | None = None
+        self._slots: list[_Slot] = []
+
+    # ---- loading -----------------------------------------------------------------------------
+    def load(self, program: Program) -> None:
+        """Decode once (through the functional simulator) and prepare a slot per instruction."""
+        self.functional.load(program)
+        self.program = self.functional.program
+        self._slots = [self._prepare(pc, ins) for pc, ins in enumerate(self.functional.decoded_instructions)]
+        self._slots.append(_Slot(FAULT, "<end of program>", "control"))
+
+    def _prepare(self, pc: int, ins: Instruction | None) -> _Slot:
+        if ins is None:
+            return _Slot(FAULT, ".word", "control")
+        spec, ops = ins.spec, ins.operands
+        if spec.dllm and not self.config.dllm_instructions:
+            return _Slot(FAULT, spec.mnemonic, spec.unit.value)
+        name = spec.mnemonic
+        accumulated = _ACCUMULATED.get(name, ())
+        reads, writes = [], []
+        for field in spec.fields:
+            base = _REG_BASE.get(field.kind)
+            if base is None or (field.kind is Kind.INT_REG and ops[field.name] == 0):
+                continue
+            entry = base + ops[field.name]
+            if field.name in accumulated:
+                writes.append(entry)
+            elif spec.unit is Unit.SCALAR and field.name in _WRITTEN_FIELDS:
+                writes.append(entry)
+            else:
+                reads.append(entry)
+        if spec.unit is Unit.CONTROL:
+            kind = {"halt": HALT_KIND, "nop": NOP, "wait": WAIT, "loop": LOOP, "loopi": LOOP}.get(name, BRANCH)
+            return _Slot(kind, name, "control", tuple(reads), operands=ops)
+        if spec.unit is Unit.SCALAR:
+            timing = instruction_timing(spec, self.config, ops, params=self.params)
+            memory = timing.ports[0].memory if timing.ports else ""
+            # A scalar write must also wait for an older in-flight write of the same register.
+            return _Slot(SCALAR, name, "scalar", tuple(reads + writes), tuple(writes), timing, ops, port_memory=memory)
+        if spec.unit is Unit.DMA:
+            fmt = DRAM_FORMATS[ops["fmt"]]
+            if (fmt == "int32") != name.endswith(".i"):
+                return _Slot(FAULT, name, "dma")
+            return _Slot(DMA, name, "dma", tuple(reads), operands=ops)
+        timing = instruction_timing(spec, self.config, ops, params=self.params)
+        if spec.unit is Unit.MATRIX:
+            return _Slot(MATRIX, name, "matrix", tuple(reads), timing=timing, operands=ops)
+        row_reads, row_writes = [], []
+        for field in spec.fields:
+            if field.kind is not Kind.INT_REG or field.name in _VALUE_FIELDS:
+                continue
+            space = {"fsrc": "f", "fdst": "f", "isrc": "i", "isrc1": "i", "isrc2": "i", "idst": "i",
+                     "vrank": "i"}.get(field.name, "v")
+            if name == "vrank" and field.name == "vd":  # ranks accumulate in INT SRAM
+                row_reads.append((ops[field.name], _SPACE_ID["i"]))
+                row_writes.append((ops[field.name], _SPACE_ID["i"]))
+            elif field.name in ("vd", "fdst", "idst"):
+                row_writes.append((ops[field.name], _SPACE_ID[space]))
+            else:
+                row_reads.append((ops[field.name], _SPACE_ID[space]))
+        return _Slot(VECTOR, name, "vector", tuple(reads), tuple(writes), timing, ops,
+                     tuple(row_reads), tuple(row_writes))
+
+    # ---- running -----------------------------------------------------------------------------
+    def run(self, max_instructions: int = 10_000_000, max_cycles: int = 10**10) -> CycleStats:
+        """Simulate from pc 0 until `halt` and every unit has finished; returns the statistics."""
+        if self.program is None:
+            raise SimulationError("no program loaded; call load() first", 0, "<none>")
+        self.functional.reset()
+        self.dram = make_dram(self.dram_backend_name, self.config, self.record_dram_trace)
+        return _Run(self, max_instructions, max_cycles).execute()
+
+
+class _Run:
+    """The state of one run (kept apart from the simulator so runs cannot leak into each other)."""
+
+    def __init__(self, sim: CycleSimulator, max_instructions: int, max_cycles: int):
+        self.sim = sim
+        self.config = sim.config
+        self.params = sim.params
+        self.max_instructions, self.max_cycles = max_instructions, max_cycles
+        self.fsim = sim.functional
+        self.slots = sim._slots
+        self.units = {name: _UnitState(name, sim.queue_depth) for name in QUEUED_UNITS}
+        self.pools = {name: PortPool(name, getattr(self.config, name).ports) for name in SRAMS}
+        self.ready = [0] * 32                      # register scoreboard
+        self.row_ready: dict[int, int] = {}        # vector-unit row writes in flight
+        self.fe_stalls: Counter[str] = Counter()
+        self.counts = [0] * len(self.slots)
+        self.live_actions: Counter[str] = Counter()  # actions that depend on run-time operands
+        self.timeline: list[tuple[str, str, int, int, int]] = []
+        self.timeline_complete = True
+        self.dma_plans: dict[tuple, tuple] = {}
+        # matrix unit state
+        self.loaded_tile: tuple[int, int] | None = None   # (matrix SRAM address, transposed)
+        self.tile_ready = 0          # cycle the loaded tile is fully in the array
+        self.shadow_free = 0         # cycle the weight double-buffer can take the next tile
+        self.acc_ready = 0           # cycle the accumulator holds every issued op's result
+        self.pc = 0                  # pc being dispatched (for the units' records)
+
+    # ---- the dispatch loop ---------------------------------------------------------------------
+    def execute(self) -> CycleStats:
+        fsim, slots, counts, ready = self.fsim, self.slots, self.counts, self.ready
+        handlers = [fsim.handler(pc) for pc in range(len(slots))]
+        advance_loops = fsim.advance_loops
+        units, fe_stalls, params = self.units, self.fe_stalls, self.params
+        record = self.sim.record_timeline
+        timeline, limit = self.timeline, self.sim.timeline_limit
+        execute_data = self.sim.execute_data
+        max_cycles = self.max_cycles
+        branch_penalty = params.taken_branch_penalty
+        pc, fe, executed, halted = 0, 0, 0, False
+        try:
+            while executed < self.max_instructions:
+                slot = slots[pc]
+                kind = slot.kind
+                t = fe
+                for entry in slot.checks:
+                    if ready[entry] > t:
+                        t = ready[entry]
+                if t > fe:
+                    fe_stalls["dependency"] += t - fe
+                if t > max_cycles:
+                    self._limit(pc, t, f"instruction could not dispatch before the cycle limit {max_cycles}")
+                self.pc = pc
+                event_start = t
+                if kind >= DMA:  # queued units (and faults)
+                    if kind == FAULT:
+                        handlers[pc]()
+                        raise InstructionFault("the functional simulator accepted an instruction the timing model rejects")
+                    unit = units[slot.track]
+                    starts = unit.starts
+                    if len(starts) == starts.maxlen and starts[0] > t:
+                        fe_stalls["queue_full"] += starts[0] - t
+                        t = starts[0]
+                    next_pc = handlers[pc]() if execute_data else pc + 1
+                    if kind == VECTOR:
+                        start, end = self._vector(slot, t)
+                    elif kind == MATRIX:
+                        start, end = self._matrix(slot, t)
+                    else:
+                        start, end = self._dma(slot, t)
+                    event = (slot.track, slot.mnemonic, pc, start, end)
+                    fe = t + 1
+                elif kind == SCALAR:
+                    if slot.port_memory:
+                        granted = self.pools[slot.port_memory].reserve(t, 1)
+                        if granted > t:
+                            fe_stalls["port_conflict"] += granted - t
+                            t = granted
+                    next_pc = handlers[pc]()
+                    latency = slot.timing.latency
+                    for entry in slot.dests:
+                        ready[entry] = t + latency
+                    fe = t + 1
+                    event = ("scalar", slot.mnemonic, pc, t, fe)
+                elif kind == WAIT:
+                    mask = slot.operands["units"]
+                    for bit, name in enumerate(("dma", "matrix", "vector")):
+                        if mask >> bit & 1 and units[name].done_at > t:
+                            t = units[name].done_at
+                    if t > fe:
+                        fe_stalls["wait"] += t - fe
+                    if t > max_cycles:
+                        self._limit(pc, t, f"`wait` would last until cycle {t}, past the cycle limit {max_cycles}")
+                    next_pc = handlers[pc]()
+                    fe = t + 1
+                    event = ("control", slot.mnemonic, pc, event_start, fe)
+                elif kind == BRANCH:
+                    next_pc = handlers[pc]()
+                    fe = t + 1
+                    if next_pc != pc + 1:
+                        fe += branch_penalty
+                        fe_stalls["branch"] += branch_penalty
+                    event = ("control", slot.mnemonic, pc, t, fe)
+                else:  # LOOP, NOP, HALT_KIND
+                    next_pc = handlers[pc]()
+                    fe = t + 1
+                    event = ("control", slot.mnemonic, pc, t, fe)
+                counts[pc] += 1
+                executed += 1
+                if record:
+                    if len(timeline) < limit:
+                        timeline.append(event)
+                    else:
+                        self.timeline_complete = False
+                if next_pc == HALT:
+                    halted = True
+                    break
+                pc = advance_loops(next_pc)
+                if executed & 1023 == 0:
+                    self._prune(fe)
+        except InstructionFault as fault:
+            fsim.raise_at(pc, str(fault))
+        except (MemoryAccessError, ValueError, FloatingPointError) as err:
+            fsim.raise_at(pc, f"{type(err).__name__}: {err}")
+        if not halted:
+            self._limit(pc, fe, f"instruction limit {self.max_instructions} reached without `halt`")
+        total = max([fe] + [u.done_at for u in units.values()])
+        if total > max_cycles:
+            self._limit(pc, total, f"the units finish at cycle {total}, past the cycle limit {max_cycles}")
+        return self._stats(total, executed)
+
+    def _prune(self, horizon: int) -> None:
+        for pool in self.pools.values():
+            pool.prune(horizon)
+        if len(self.row_ready) > 4096:
+            self.row_ready = {key: at for key, at in self.row_ready.items() if at > horizon}
+
+    # ---- units ---------------------------------------------------------------------------------
+    def _vector(self, slot: _Slot, dispatch: int) -> tuple[int, int]:
+        unit, timing, regs = self.units["vector"], slot.timing, self.fsim.int_regs
+        row_ready = self.row_ready
+        earliest = max(dispatch + 1, unit.free_at)
+        start = earliest
+        for reg, space in slot.row_reads:
+            at = row_ready.get(regs[reg] * 4 + space, 0)
+            if at > start:
+                start = at
+        for reg, space in slot.row_writes:
+            at = row_ready.get(regs[reg] * 4 + space, 0)
+            if at > start:
+                start = at
+        if start > earliest:
+            unit.stalls["dependency"] += start - earliest
+        ports = timing.ports
+        if len(ports) == 1:
+            granted = self.pools[ports[0].memory].reserve(start, ports[0].cycles)
+        else:
+            granted = self._reserve(ports, start)
+        if granted > start:
+            unit.stalls["port_conflict"] += granted - start
+        end, done = granted + timing.occupancy, granted + timing.latency
+        for reg, space in slot.row_writes:
+            row_ready[regs[reg] * 4 + space] = done
+        for entry in slot.dests:
+            self.ready[entry] = done
+        unit.busy += timing.occupancy
+        unit.record(self.pc, dispatch, granted, end, done)
+        return granted, end
+
+    def _matrix(self, slot: _Slot, dispatch: int) -> tuple[int, int]:
+        unit, timing, regs, ops = self.units["matrix"], slot.timing, self.fsim.int_regs, slot.operands
+        earliest = max(dispatch + 1, unit.free_at)
+        if slot.mnemonic == "mwb":
+            start = max(earliest, self.acc_ready)   # the accumulator drains first
+            if start > earliest:
+                unit.stalls["dependency"] += start - earliest
+        else:
+            tile = (regs[ops["w"]], slot.mnemonic in ("mmt", "mmta"))
+            if tile != self.loaded_tile:
+                # The array double-buffers weights: the next tile streams in through a matrix
+                # SRAM port once the previous op has started using its own tile.
+                wanted = max(dispatch + 1, self.shadow_free)
+                loading = self.pools["matrix_sram"].reserve(wanted, timing.weight_load_cycles)
+                self.loaded_tile, self.tile_ready = tile, loading + timing.weight_load_cycles
+                self.live_actions["matrix_sram_read_bytes"] += timing.weight_bytes
+                port_delay = loading - wanted
+            else:
+                port_delay = 0
+            start = max(earliest, self.tile_ready)
+            if start > earliest:
+                waited = start - earliest
+                blamed_on_port = min(port_delay, waited)
+                unit.stalls["port_conflict"] += blamed_on_port
+                unit.stalls["dependency"] += waited - blamed_on_port
+        granted = self._reserve(timing.ports, start)
+        if granted > start:
+            unit.stalls["port_conflict"] += granted - start
+        end, done = granted + timing.occupancy, granted + timing.latency
+        if slot.mnemonic != "mwb":
+            self.shadow_free = granted
+            self.acc_ready = done
+        unit.busy += timing.occupancy
+        unit.record(self.pc, dispatch, granted, end, done)
+        return granted, end
+
+    def _dma(self, slot: _Slot, dispatch: int) -> tuple[int, int]:
+        unit, ops = self.units["dma"], slot.operands
+        regs, aregs = self.fsim.int_regs, self.fsim.addr_regs
+        rows, cols = regs[ops["rows"]], regs[ops["cols"]]
+        if rows < 0 or cols < 0:
+            raise InstructionFault(f"negative shape rows={rows}, cols={cols}")
+        timing = instruction_timing(slot.mnemonic, self.config, ops, DmaShape(rows, cols), self.params)
+        start = max(dispatch + 1, unit.free_at)
+        at = start + timing.dma_setup
+        busy = timing.dma_setup
+        if timing.dram_bytes:
+            base, dstride = aregs[ops["dram"]], regs[ops["dstride"]]
+            self._check_dram_range(base, dstride, rows, timing.dram_bytes // rows)
+            lowest = start + timing.dma_setup + timing.sram_port_cycles
+            if lowest + timing.dram_bytes / self.sim.dram.timing.peak_bandwidth_gbps * self.config.clock_ghz \
+                    > self.max_cycles:
+                self._limit(self.pc, lowest, f"{slot.mnemonic} of {timing.dram_bytes:,} DRAM bytes cannot finish "
+                                             f"before the cycle limit {self.max_cycles}")
+            for use in timing.ports[1:]:  # the KV smoothing-scale row, read before the stream
+                granted = self.pools[use.memory].reserve(at, use.cycles)
+                unit.stalls["port_conflict"] += granted - at
+                at = granted + use.cycles
+                busy += use.cycles
+            if slot.mnemonic in ("dld.m", "dldkv.m"):
+                self._invalidate_tile(regs[ops["sram"]], rows, cols,
+                                      cols if "kv" in slot.mnemonic else regs[ops["sstride"]])
+            addrs, sizes, cycles = self._dma_plan(base, dstride, rows, timing)
+            pool = self.pools[timing.sram_memory]
+            waited_dram = waited_port = 0
+            if timing.dram_write:
+                issue = []
+                for chunk_cycles in cycles:
+                    granted = pool.reserve(at, chunk_cycles)
+                    waited_port += granted - at
+                    at = granted + chunk_cycles
+                    issue.append(at)
+                completions = self.sim.dram.serve(addrs, sizes, True, issue)
+                last = max(completions)
+                if last > at:
+                    waited_dram += last - at
+                    at = last
+            else:
+                issue, paced = [], at
+                for chunk_cycles in cycles:
+                    issue.append(paced)
+                    paced += chunk_cycles
+                arrivals = self.sim.dram.serve(addrs, sizes, False, issue)
+                for arrival, chunk_cycles in zip(arrivals, cycles):
+                    if arrival > at:
+                        waited_dram += arrival - at
+                        at = arrival
+                    granted = pool.reserve(at, chunk_cycles)
+                    waited_port += granted - at
+                    at = granted + chunk_cycles
+            busy += timing.sram_port_cycles
+            unit.stalls["dram"] += waited_dram
+            unit.stalls["port_conflict"] += waited_port
+            direction = "write" if timing.dram_write else "read"
+            self.live_actions[f"dram_{direction}_bytes"] += timing.dram_bytes
+            sram_direction = "read" if timing.dram_write else "write"
+            self.live_actions[f"{timing.sram_memory}_{sram_direction}_bytes"] += timing.sram_bytes
+            if "kv" in slot.mnemonic:
+                self.live_actions["vector_sram_read_bytes"] += cols * self.config.vector_element_bytes
+        unit.busy += busy
+        unit.record(self.pc, dispatch, start, at, at)
+        return start, at
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _reserve(self, ports, start: int) -> int:
+        """Earliest cycle >= start at which every port use of an instruction fits; reserves them."""
+        if len(ports) == 1:
+            return self.pools[ports[0].memory].reserve(start, ports[0].cycles)
+        pools = self.pools
+        while True:  # find a start that suits every memory, then reserve all of them there
+            latest = start
+            for use in ports:
+                found = pools[use.memory].reserve_probe(start, use.cycles)
+                if found > latest:
+                    latest = found
+            if latest == start:
+                break
+            start = latest
+        for use in ports:
+            pools[use.memory].reserve(start, use.cycles)
+        return start
+
+    def _check_dram_range(self, base: int, dstride: int, rows: int, row_bytes: int) -> None:
+        capacity = self.sim.dram.capacity_bytes
+        last = base + dstride * (rows - 1)
+        low, high = min(base, last), max(base, last) + row_bytes
+        if low < 0 or high > capacity:
+            raise InstructionFault(f"DRAM bytes [{low:#x}, {high:#x}) outside the {capacity:#x}-byte DRAM model")
+
+    def _dma_plan(self, base: int, dstride: int, rows: int,
+                  timing: InstructionTiming) -> tuple[list[int], list[int], list[int]]:
+        """DRAM requests (address, size) of a DMA and the SRAM port cycles of each chunk."""
+        chunk = self.sim.dma_chunk_bytes
+        row_bytes = timing.dram_bytes // rows
+        key = (base % chunk, dstride, rows, row_bytes, timing.sram_bytes, timing.sram_memory)
+        plan = self.dma_plans.get(key)
+        if plan is None:
+            offset = base % chunk
+            ranges = [(offset, timing.dram_bytes)] if rows == 1 or dstride == row_bytes else \
+                [(offset + i * dstride, row_bytes) for i in range(rows)]
+            offsets, sizes = [], []
+            for low, length in ranges:
+                high = low + length
+                while low < high:
+                    piece = min(high, (low // chunk + 1) * chunk) - low
+                    offsets.append(low - offset)
+                    sizes.append(piece)
+                    low += piece
+            # Port cycles per chunk, rounded so they add up to exactly ceil(sram_bytes / width).
+            width = getattr(self.config, timing.sram_memory).width_bits // 8
+            total, moved, done_cycles, cycles = timing.dram_bytes, 0, 0, []
+            for size in sizes:
+                moved += size
+                through = -(-timing.sram_bytes * moved // (total * width))
+                cycles.append(through - done_cycles)
+                done_cycles = through
+            if len(self.dma_plans) > 4096:
+                self.dma_plans.clear()
+            plan = self.dma_plans[key] = (offsets, sizes, cycles)
+        offsets, sizes, cycles = plan
+        return [base + o for o in offsets], sizes, cycles
+
+    def _invalidate_tile(self, first: int, rows: int, cols: int, sstride: int) -> None:
+        """A DMA into matrix SRAM over the tile the array holds forces a reload."""
+        if self.loaded_tile is None:
+            return
+        tile_low = self.loaded_tile[0]
+        tile_high = tile_low + self.config.mlen * self.config.mlen
+        last = first + sstride * (rows - 1)
+        low, high = min(first, last), max(first, last) + cols
+        if low < tile_high and tile_low < high:
+            self.loaded_tile = None
+
+    def _limit(self, pc: int, cycle: int, message: str) -> None:
+        """Raise CycleLimitError with the state of the front end and every unit."""
+        text = self.fsim.instruction_text
+        states = [f"front end: at pc {pc} (`{text(pc)}`), cycle {cycle}"]
+        for name, unit in self.units.items():
+            current = [r for r in unit.recent if r[2] <= cycle < r[3]]
+            queued = [r for r in unit.recent if r[2] > cycle]
+            parts = [f"{name}: {unit.count} accepted, busy until {unit.free_at}, done at {unit.done_at}"]
+            if current:
+                pcs = current[-1]
+                parts.append(f"executing pc {pcs[0]} `{text(pcs[0])}` [{pcs[2]}, {pcs[3]})")
+            if queued:
+                parts.append("queued: " + "; ".join(f"pc {r[0]} `{text(r[0])}`" for r in queued))
+            states.append(", ".join(parts))
+        states.extend(pool.describe(cycle) for pool in self.pools.values())
+        line = None
+        program = self.fsim.program
+        if program is not None and pc < len(program.source_lines):
+            line = program.source_lines[pc]
+        raise CycleLimitError(message, pc, text(pc), line, states)
+
+    # ---- results -------------------------------------------------------------------------------
+    def _stats(self, total: int, executed: int) -> CycleStats:
+        by_mnemonic: Counter[str] = Counter()
+        actions: Counter[str] = Counter(self.live_actions)
+        for pc, count in enumerate(self.counts):
+            if not count:
+                continue
+            slot = self.slots[pc]
+            by_mnemonic[slot.mnemonic] += count
+            timing = slot.timing
+            if timing is None:
+                continue
+            actions["mac"] += timing.macs * count
+            for energy_class, lanes in timing.lane_ops:
+                actions[energy_class] += lanes * count
+            for traffic in timing.traffic:
+                if traffic.read_bytes:
+                    actions[f"{traffic.memory}_read_bytes"] += traffic.read_bytes * count
+                if traffic.write_bytes:
+                    actions[f"{traffic.memory}_write_bytes"] += traffic.write_bytes * count
+        actions["instruction"] = executed
+        units = {"frontend": self._breakdown(executed, executed, self.fe_stalls, total)}
+        for name, unit in self.units.items():
+            units[name] = self._breakdown(unit.count, unit.busy, unit.stalls, total)
+        timeline = tuple(TimelineEvent(*event) for event in self.timeline)
+        return CycleStats(
+            config_name=self.config.name, clock_ghz=self.config.clock_ghz, cycles=total, instructions=executed,
+            by_mnemonic=dict(by_mnemonic), units=units, dram=self.sim.dram.summary(total),
+            energy=energy_report(actions, self.config, total, self.sim.energy_table),
+            timeline=timeline, timeline_complete=self.timeline_complete)
+
+    @staticmethod
+    def _breakdown(instructions: int, busy: int, stalls: Counter[str], total: int) -> UnitBreakdown:
+        stalls_by_reason = {reason: int(stalls.get(reason, 0)) for reason in STALL_REASONS}
+        idle = total - busy - sum(stalls_by_reason.values())
+        return UnitBreakdown(instructions, int(busy), stalls_by_reason, int(idle))

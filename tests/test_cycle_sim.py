@@ -1,0 +1,443 @@
+"""The cycle simulator: hand-computed cycle counts, overlap, stalls, DRAM in the loop, traces.
+
+Most programs run on dnpu-edge, whose numbers make the arithmetic short: VLEN = MLEN = 64,
+BLEN = 8, every SRAM has ONE port of 128 bytes (vector / matrix) per cycle, LPDDR5 at
+51.2 GB/s = 51.2 bytes per cycle at 1 GHz. Derived: a tile op occupies the array
+1 + BLEN + 3 = 12 cycles, loading a 64x64 bf16 weight tile takes 8 KiB / 128 = 64 cycles,
+the systolic fill/drain is MLEN = 64 cycles, `mwb` writes 8 x 64 bf16 = 8 port cycles.
+Timing rules used below: dispatch 1 instruction/cycle; a queued instruction starts at the
+earliest the cycle after its dispatch; `wait` dispatches when the unit is done; `halt` is one
+more cycle; total = the later of the front end and the last completion.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npu.hw.config import load_npu_config
+from npu.isa.assembler import assemble
+from npu.isa.table import DRAM_FORMATS, INSTRUCTIONS
+from npu.sim.cycle import CycleLimitError, CycleSimulator, DmaShape, instruction_timing
+from npu.sim.cycle import simulator as cycle_simulator_module
+from npu.sim.cycle.energy import DEFAULT_ENERGY
+from npu.sim.dram import check_trace
+from npu.sim.functional import FunctionalSimulator, SimulationError
+from npu.sim.functional.simulator import HALT, InstructionFault
+
+EDGE = load_npu_config("dnpu-edge")
+CLOUD = load_npu_config("dnpu-cloud")
+
+
+def simulate(source, config=EDGE, **options):
+    sim = CycleSimulator(config, **options)
+    sim.load(assemble(source))
+    return sim, sim.run()
+
+
+def events(stats, name):
+    return [event for event in stats.timeline if event.name == name]
+
+
+# ---- the latency model -------------------------------------------------------------------------
+
+def test_latency_model_times_every_instruction_with_plena_numbers():
+    for spec in INSTRUCTIONS:
+        operands = {f.name: 0 for f in spec.fields}
+        if "fmt" in operands:
+            operands["fmt"] = DRAM_FORMATS.index("int32" if spec.mnemonic.endswith(".i") else "bf16")
+        timing = instruction_timing(spec, EDGE, operands, DmaShape(2, 64))
+        assert timing.issue == 1 and 1 <= timing.occupancy <= timing.latency, spec.mnemonic
+        assert timing.unit == spec.unit.value
+    latency = {name: instruction_timing(name, EDGE).latency
+               for name in ("vadd", "vmul", "vexp", "vrecip", "vmaxr", "vsum", "vrank")}
+    assert latency == {"vadd": 2, "vmul": 1, "vexp": 1, "vrecip": 2, "vmaxr": 4, "vsum": 8, "vrank": 20}
+    mm = instruction_timing("mma", EDGE)
+    assert (mm.occupancy, mm.fill_drain, mm.weight_load_cycles) == (1 + 8 + 3, 64, 64)
+    assert instruction_timing("mma", CLOUD).occupancy == 2 * 16  # 16 x 128 bf16 through a 128-byte port
+
+
+def test_dma_timing_is_setup_plus_sram_bytes_over_the_port_width():
+    operands = {"fmt": DRAM_FORMATS.index("mxint4")}
+    timing = instruction_timing("dld.m", EDGE, operands, DmaShape(64, 64))
+    assert timing.dram_bytes == 64 * 2 * (1 + 16)          # two 32-element MX blocks per row
+    assert timing.sram_bytes == 64 * 64 * 2                 # dequantised to bf16
+    assert timing.occupancy == timing.dma_setup + 64 * 64 * 2 // 128
+    with pytest.raises(ValueError, match="shape"):
+        instruction_timing("dld.v", EDGE, operands)
+
+
+# ---- hand-computed programs ------------------------------------------------------------------
+
+@pytest.mark.parametrize("op, latency", [("vadd r0, r0, r0", 2), ("vmul r0, r0, r0", 1), ("vexp r0, r0", 1),
+                                         ("vrecip r0, r0", 2), ("vmaxr f1, r0", 4), ("vsum f1, r0", 8)])
+def test_single_vector_op_takes_dispatch_plus_latency_plus_wait_and_halt(op, latency):
+    _, stats = simulate(f"{op}\n wait vector\n halt")
+    # dispatch at 0, start at 1, done at 1 + latency; wait dispatches then, halt one cycle later
+    assert stats.cycles == 1 + latency + 2
+    assert stats.units["vector"].busy == 1
+    assert stats.units["frontend"].stalls["wait"] == latency
+
+
+def test_independent_ops_on_two_units_overlap_and_wait_serialises_them():
+    overlapped = "vsum f1, r0\n mwb r0, r0\n wait vector|matrix\n halt"
+    serialised = "vsum f1, r0\n wait vector\n mwb r0, r0\n wait matrix\n halt"
+    _, both = simulate(overlapped, record_timeline=True)
+    _, one_by_one = simulate(serialised)
+    # vsum: start 1, done 9. mwb: start 2, 8 port cycles, done 2 + 8 + 1 = 11. wait -> 11, halt 12.
+    assert both.cycles == 13
+    assert events(both, "mwb")[0].start == 2
+    # serialised: vsum done 9, wait until 9, mwb dispatched 10, starts 11, done 20, wait, halt
+    assert one_by_one.cycles == 22
+
+
+def test_vector_op_reading_a_row_in_flight_waits_for_it():
+    _, dependent = simulate("addi r1, r0, 64\n addi r2, r0, 128\n vsilu r1, r0\n vmul r2, r1, r1\n"
+                            "wait vector\n halt", record_timeline=True)
+    _, independent = simulate("addi r1, r0, 64\n addi r2, r0, 128\n vsilu r1, r0\n vmul r2, r0, r0\n"
+                              "wait vector\n halt")
+    # vsilu (exp 1 + add 2 + recip 2 + mul 1 = 6) starts 3, done 9: vmul may start at 9, not 4
+    assert events(dependent, "vmul")[0].start == 9
+    assert dependent.units["vector"].stalls["dependency"] == 5
+    assert (dependent.cycles, independent.cycles) == (12, 11)
+
+
+def test_register_written_by_a_vector_reduction_stalls_its_reader():
+    _, stats = simulate("vsum f1, r0\n fadd f2, f1, f1\n halt", record_timeline=True)
+    # vsum completes at 9; fadd (dispatch 1) must wait until f1 is written
+    assert events(stats, "fadd")[0].start == 9
+    assert stats.units["frontend"].stalls["dependency"] == 8
+    assert stats.cycles == 11
+
+
+def test_full_queue_stalls_dispatch_until_the_oldest_entry_starts():
+    program = "mma r0, r0, r0\n" * 4 + "halt"
+    _, deep = simulate(program, record_timeline=True)
+    _, shallow = simulate(program, queue_depth=2, record_timeline=True)
+    # mma 0: weight tile load [1, 65), runs [65, 77); mma 1..3 follow every 12 cycles; the last
+    # completes at 101 + 12 + 64 (drain) = 177. With 2 queue entries, mma 2 waits until mma 0
+    # starts (65) and mma 3 until mma 1 starts (77); halt dispatches at 78 instead of 4.
+    assert deep.cycles == shallow.cycles == 177
+    assert deep.units["frontend"].stalls["queue_full"] == 0
+    assert shallow.units["frontend"].stalls["queue_full"] == (65 - 2) + (77 - 66)
+    assert events(shallow, "halt")[0].start == 78 and events(deep, "halt")[0].start == 4
+
+
+@pytest.mark.parametrize("ops", [1, 2, 4, 7])
+def test_matrix_sequence_pays_weight_load_and_fill_drain_once(ops):
+    _, stats = simulate("mma r0, r0, r0\n" * ops + "mwb r0, r0\n wait matrix\n halt")
+    # 1 + 64 (weight load) + 12 per op + 64 (drain) + 8 (mwb) + 1 (write), then wait and halt
+    assert stats.cycles == 1 + 64 + 12 * ops + 64 + 8 + 1 + 2
+    assert stats.energy.actions["mac"] == ops * 8 * 64 * 64
+
+
+def test_a_new_weight_tile_per_op_is_limited_by_the_matrix_sram_port():
+    program = "".join(f"addi r1, r0, {4096 * i}\n mma r0, r0, r1\n" for i in range(4)) + \
+        "mwb r0, r0\n wait matrix\n halt"
+    _, stats = simulate(program)
+    _, reused = simulate(program.replace("mma r0, r0, r1", "mma r0, r0, r0"))
+    # each 64-cycle load needs the single port; the array waits for it (12-cycle ops)
+    assert stats.cycles - reused.cycles == 3 * (64 - 12)
+    assert stats.units["matrix"].stalls["dependency"] > reused.units["matrix"].stalls["dependency"]
+
+
+def test_taken_branch_costs_one_bubble():
+    _, taken = simulate("j skip\n nop\n skip: halt")
+    _, straight = simulate("nop\n halt")
+    assert taken.cycles == straight.cycles + 1 == 3
+    assert taken.units["frontend"].stalls["branch"] == 1
+
+
+# ---- DMA and DRAM in the loop ------------------------------------------------------------------
+
+def dma_load(rows, cols=1024, fmt="bf16", store=False):
+    op = "dst.v" if store else "dld.v"
+    return (f"addi r1, r0, {rows}\n addi r2, r0, {cols}\n addi r3, r0, {2 * cols}\n"
+            f"{op} a0, r0, r1, r2, r3, r2, {fmt}\n wait dma\n halt")
+
+
+@pytest.mark.parametrize("dram", ["jedec", "bandwidth"])
+def test_dma_time_grows_with_bytes_and_stays_under_the_dram_peak(dram):
+    cycles = {rows: simulate(dma_load(rows), dram=dram)[1].cycles for rows in (4, 16, 64)}
+    assert cycles[4] < cycles[16] < cycles[64]
+    for rows, count in cycles.items():
+        assert rows * 2048 / count <= EDGE.dram_bytes_per_cycle  # 51.2 bytes per cycle
+    assert 64 * 2048 / cycles[64] > 0.8 * EDGE.dram_bytes_per_cycle
+
+
+def test_dma_into_a_one_port_sram_is_capped_by_the_port_width():
+    _, stats = simulate(dma_load(256), config=CLOUD)
+    # HBM3 delivers 819 bytes per cycle, but vector SRAM takes 128 bytes per cycle per port
+    rate = 256 * 2048 / stats.cycles
+    assert 0.9 * 128 < rate <= 128
+    assert stats.units["dma"].busy == 4 + 256 * 2048 // 128
+
+
+def test_bandwidth_backend_agrees_with_the_jedec_model_on_a_long_stream():
+    jedec = simulate(dma_load(512), dram="jedec")[1].cycles
+    fast = simulate(dma_load(512), dram="bandwidth")[1].cycles
+    assert abs(fast - jedec) / jedec < 0.10
+
+
+def test_dram_commands_of_a_dma_heavy_program_obey_every_jedec_rule():
+    source = """
+        addi r1, r0, 32
+        addi r2, r0, 512
+        addi r3, r0, 4096        # strided rows: a new DRAM row every 4 KiB
+        addi r4, r0, 1024
+        dld.v a0, r0, r1, r2, r3, r2, bf16
+        dld.m a1, r0, r1, r2, r4, r2, mxint4
+        wait dma
+        aaddi a2, a0, 65536
+        dst.v a2, r0, r1, r2, r4, r2, bf16
+        dld.v a0, r4, r1, r2, r3, r2, bf16
+        wait dma
+        halt"""
+    sim, stats = simulate(source, record_dram_trace=True)
+    trace = sim.dram.model.trace
+    assert len(trace) > 100 and {"ACT", "RD", "WR"} <= {command.kind for command in trace}
+    assert check_trace(trace, sim.dram.timing) == []
+    assert stats.dram.bytes_written == 32 * 1024 and stats.dram.row_hit_rate is not None
+
+
+@pytest.mark.parametrize("config", [EDGE, CLOUD], ids=["edge", "cloud"])
+def test_fast_dram_model_gives_the_same_run_as_the_reference_dram_model(config):
+    """The JEDEC backend's fast paths (identical channels, row-hit runs) change no cycle."""
+    source = """
+        addi r1, r0, 48
+        addi r2, r0, 704
+        addi r3, r0, 4096        # strided rows, not a multiple of the channel interleave
+        addi r4, r0, 1408
+        dld.v a0, r0, r1, r2, r3, r2, bf16
+        dld.m a1, r0, r1, r2, r4, r2, mxint4
+        wait dma
+        aaddi a2, a0, 65600
+        dst.v a2, r0, r1, r2, r4, r2, bf16
+        dld.v a0, r4, r1, r2, r3, r2, bf16
+        wait dma
+        halt"""
+    sim, fast = simulate(source, config=config, record_dram_trace=True)
+    fast_trace = sim.dram.model.trace
+    sim, reference = simulate(source, config=config, record_dram_trace=True, dram="jedec-reference")
+    assert not sim.dram.model.fast
+    assert fast == reference
+    assert fast_trace == sim.dram.model.trace
+    assert check_trace(fast_trace, sim.dram.timing) == []
+
+
+def test_dma_and_vector_unit_contend_for_a_single_sram_port():
+    vector_work = "loopi 200, done\n vexp r5, r5\n done:\n"
+    source = (f"addi r1, r0, 64\n addi r2, r0, 1024\n addi r3, r0, 2048\n lui r5, 8\n"
+              f"dld.v a0, r0, r1, r2, r3, r2, bf16\n {vector_work} wait dma|vector\n halt")
+    _, one_port = simulate(source)
+    _, two_ports = simulate(source, config=CLOUD)
+    conflicts = lambda s: s.units["vector"].stalls["port_conflict"] + s.units["dma"].stalls["port_conflict"]
+    assert conflicts(one_port) > 0
+    assert conflicts(two_ports) == 0
+
+
+# ---- outputs -----------------------------------------------------------------------------------
+
+def test_chrome_trace_is_valid_json_with_one_event_per_instruction(tmp_path):
+    source = dma_load(4).replace("wait dma\n halt", "vexp r0, r0\n mma r0, r0, r0\n wait dma|vector|matrix\n halt")
+    _, stats = simulate(source, record_timeline=True)
+    trace = json.loads(stats.write_chrome_trace(tmp_path / "trace.json").read_text())
+    instructions = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    assert len(instructions) == stats.instructions
+    tracks = {e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"}
+    assert tracks == {"control", "scalar", "dma", "matrix", "vector"}
+    dma = next(e for e in instructions if e["name"] == "dld.v")
+    assert dma["dur"] > 0 and dma["ts"] * 1000 == pytest.approx(dma["args"]["start_cycle"])  # 1 GHz: 1 ns
+    assert max(e["ts"] + e["dur"] for e in instructions) * 1000 <= stats.cycles
+
+
+def test_breakdowns_add_up_and_energy_is_counts_times_energies():
+    _, stats = simulate(dma_load(16).replace("halt", "mma r0, r0, r0\n mwb r0, r0\n vexp r0, r0\n"
+                                                     "wait matrix|vector\n halt"))
+    for name, unit in stats.units.items():
+        assert unit.busy + sum(unit.stalls.values()) + unit.idle == stats.cycles, name
+    energy = stats.energy
+    assert energy.picojoules["matrix"] == pytest.approx(8 * 64 * 64 * DEFAULT_ENERGY.mac)
+    assert energy.actions["dram_read_bytes"] == 16 * 2048
+    assert energy.picojoules["leakage"] == pytest.approx(stats.cycles * DEFAULT_ENERGY.leakage_pj_per_cycle(EDGE))
+    assert energy.total_pj == pytest.approx(sum(energy.picojoules.values()))
+
+
+def test_runs_are_deterministic():
+    source = dma_load(32).replace("halt", "loopi 50, e\n vexp r0, r0\n mma r0, r0, r0\n e:\n wait vector|matrix\n halt")
+    first = simulate(source, record_timeline=True)[1]
+    sim, second = simulate(source, record_timeline=True)
+    assert first == second
+    assert sim.run() == first  # the same simulator again
+
+
+# ---- limits instead of hangs -------------------------------------------------------------------
+
+def test_endless_loop_hits_the_instruction_limit_with_a_state_report():
+    sim = CycleSimulator(EDGE)
+    sim.load(assemble("vexp r0, r0\n spin: j spin"))
+    with pytest.raises(CycleLimitError, match="instruction limit") as caught:
+        sim.run(max_instructions=1000)
+    assert any(state.startswith("vector: 1 accepted") for state in caught.value.unit_states)
+    assert "j" in caught.value.instruction
+
+
+def test_dma_that_cannot_finish_in_time_reports_the_stuck_instruction_and_units():
+    sim = CycleSimulator(EDGE)
+    sim.load(assemble("vexp r0, r0\n" + dma_load(1000)))
+    with pytest.raises(CycleLimitError, match="cycle limit 10000") as caught:
+        sim.run(max_cycles=10_000)
+    assert caught.value.instruction.startswith("dld.v")
+    states = "\n".join(caught.value.unit_states)
+    assert "front end: at pc" in states and "dma: 0 accepted" in states and "vector_sram" in states
+
+
+def test_wait_past_the_cycle_limit_is_reported():
+    sim = CycleSimulator(EDGE)
+    sim.load(assemble("mma r0, r0, r0\n mwb r0, r0\n wait matrix\n halt"))
+    with pytest.raises(CycleLimitError, match="wait") as caught:
+        sim.run(max_cycles=100)
+    assert "matrix: 2 accepted" in "\n".join(caught.value.unit_states)
+
+
+# ---- same dynamic instruction stream as the functional simulator -------------------------------
+
+PROGRAMS = {
+    "nested loops with register counts": """
+        addi r1, r0, 3
+        addi r2, r0, 0
+        addi r6, r0, 4096
+        addi r7, r0, 8192
+        loop r1, outer
+          loopi 4, inner
+            vexp r6, r6
+            addi r2, r2, 1
+          inner:
+          loopi 0, never
+            vexp r6, r6
+          never:
+          mma r0, r0, r0
+        outer:
+        mwb r7, r0
+        wait matrix|vector
+        halt""",
+    "countdown with branches": """
+        addi r1, r0, 7
+        addi r3, r0, 2
+        addi r7, r0, 64
+        addi r8, r0, 4096
+        again:
+          dld.v a0, r8, r3, r7, r7, r7, bf16
+          blt r1, r3, small
+          vsum f1, r0
+          j next
+        small:
+          vmaxr f2, r0
+        next:
+          addi r1, r1, -1
+          wait dma
+          bne r1, r0, again
+        wait vector
+        halt""",
+    "loop with a data-independent exit": """
+        addi r4, r0, 10
+        addi r5, r0, 0
+        loopi 20, body_end
+          addi r5, r5, 1
+          beq r5, r4, body_end
+          vmul r0, r0, r0
+        body_end:
+        wait vector
+        halt""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_same_dynamic_instruction_counts_as_the_functional_simulator(name):
+    program = assemble(PROGRAMS[name])
+    functional = FunctionalSimulator(EDGE, dram_size=1 << 16)
+    functional.load(program)
+    expected = functional.run()
+    cycle = CycleSimulator(EDGE)
+    cycle.load(program)
+    stats = cycle.run()
+    assert stats.by_mnemonic == expected.by_mnemonic
+    assert stats.instructions == expected.instructions
+
+
+def test_stepping_the_functional_simulator_through_its_public_interface_equals_run():
+    """The interface the cycle simulator drives: handler(pc), advance_loops, HALT."""
+    program = assemble(PROGRAMS["nested loops with register counts"])
+    reference = FunctionalSimulator(EDGE, dram_size=1 << 16)
+    reference.load(program)
+    expected = reference.run()
+    stepped = FunctionalSimulator(EDGE, dram_size=1 << 16)
+    stepped.load(program)
+    assert stepped.decoded_instructions[0].mnemonic == "addi"
+    pc, executed = 0, 0
+    while True:
+        next_pc = stepped.handler(pc)()
+        executed += 1
+        if next_pc == HALT:
+            break
+        pc = stepped.advance_loops(next_pc)
+    assert executed == expected.instructions
+    assert [stepped.int_reg(i) for i in range(16)] == [reference.int_reg(i) for i in range(16)]
+    assert stepped.instruction_text(pc) == "halt"
+    past_the_end = len(program)
+    with pytest.raises(InstructionFault, match="past the end"):
+        stepped.handler(past_the_end)()
+    with pytest.raises(SimulationError, match=r"pc 2 \(source line \d+\): `addi r6, r0, 4096`: boom"):
+        stepped.raise_at(2, "boom")
+
+
+def test_the_cycle_simulator_uses_only_the_public_interface_of_the_functional_simulator():
+    source = Path(cycle_simulator_module.__file__).read_text()
+    assert re.findall(r"(?:fsim|functional)\._\w+", source) == []
+    assert "_Fault" not in source
+
+
+def test_execute_data_mode_computes_what_the_functional_simulator_computes():
+    source = """
+        addi r1, r0, 2
+        addi r2, r0, 64
+        addi r3, r0, 256
+        dld.v a0, r0, r1, r2, r3, r2, fp32
+        wait dma
+        vexp r2, r0
+        vsum f1, r2
+        wait vector
+        addi r4, r0, 4096
+        amov a1, r4
+        dst.v a1, r2, r1, r2, r3, r2, fp32
+        wait dma
+        halt"""
+    values = np.random.default_rng(0).normal(size=(2, 64)).astype(np.float32)
+    functional = FunctionalSimulator(EDGE, dram_size=1 << 16)
+    functional.dram.write(0, values, "fp32")
+    functional.load(assemble(source))
+    functional.run()
+    sim = CycleSimulator(EDGE, execute_data=True, dram_size=1 << 16)
+    sim.functional.dram.write(0, values, "fp32")
+    sim.load(assemble(source))
+    stats = sim.run()
+    np.testing.assert_array_equal(sim.functional.dram.read(4096, (2, 64), "fp32"),
+                                  functional.dram.read(4096, (2, 64), "fp32"))
+    assert sim.functional.fp_reg(1) == functional.fp_reg(1)
+    assert stats.cycles == simulate(source)[1].cycles  # the data does not change the timing
+
+
+def test_dllm_instruction_on_the_ar_baseline_is_rejected_with_pc_and_text():
+    sim = CycleSimulator(load_npu_config("ar-npu"))
+    sim.load(assemble("nop\n vtopk r0, r0, r0, r0\n halt"))
+    with pytest.raises(SimulationError, match="pc 1.*vtopk.*dLLM instruction"):
+        sim.run()
+
+
+def test_queued_instructions_read_their_registers_at_dispatch():
+    # ISA rule 2: register operands of queued instructions are read at issue, so a scalar
+    # write right after a queued op does not change what the op uses (timing side: no stall)
+    _, stats = simulate("addi r1, r0, 64\n vexp r1, r1\n addi r1, r0, 0\n wait vector\n halt")
+    assert stats.units["frontend"].stalls["dependency"] == 0
