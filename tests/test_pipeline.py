@@ -33,7 +33,7 @@ def jobs_to_run(dry_run_output: str) -> set[tuple[str, str]]:
     for line in dry_run_output.splitlines():
         if match := re.match(r"^(?:local)?rule (\w+):", line.strip()):
             rule = match.group(1)
-        elif match := re.match(r"^wildcards: model=([\w.-]+)", line.strip()):
+        elif line.strip().startswith("wildcards:") and (match := re.search(r"\bmodel=([\w.-]+)", line)):
             pairs.add((rule, match.group(1)))
     return pairs
 
@@ -43,6 +43,7 @@ def mini_pipeline(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("pipeline")
     presets = workdir / "presets"
     (presets / "models").mkdir(parents=True)
+    shutil.copytree(REPO / "config" / "npu", presets / "npu")
     for name in ("tiny-sort", "tiny-add", "dream-7b"):
         data = yaml.safe_load((REPO / "config" / "models" / f"{name}.yaml").read_text())
         if "training" in data:
@@ -73,6 +74,12 @@ def test_pipeline_produces_every_artifact(mini_pipeline):
         check = (results / model / "ir" / "check.tsv").read_text()
         assert "NO" not in check.split() and (results / model / "ir" / "step_dual.json").exists()
     assert "shape-only" in (results / "dream-7b" / "ir" / "check.tsv").read_text()
+    compiled = (mini_pipeline / "results" / "dnpu-edge" / "tiny-sort" / "compile.tsv").read_text()
+    assert compiled.count("\tok\t") == 2  # refresh and dual in-block programs
+    assert (mini_pipeline / "results" / "dnpu-edge" / "tiny-sort" / "dual_inblock.bin").stat().st_size > 0
+    too_big = (mini_pipeline / "results" / "dnpu-edge" / "dream-7b" / "compile.tsv").read_text()
+    assert "does-not-fit" in too_big and "vector_sram" in too_big
+    assert "tokens_per_s" in (mini_pipeline / "results" / "dnpu-edge" / "dream-7b" / "analytical.tsv").read_text()
 
 
 def test_finished_pipeline_has_nothing_to_do(mini_pipeline):
@@ -88,7 +95,8 @@ def test_editing_one_preset_reruns_only_that_model(mini_pipeline):
     preset.write_text(yaml.safe_dump(data))
     result = snakemake(mini_pipeline, "-n")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert jobs_to_run(result.stdout) == {("train", "tiny-add"), ("evaluate", "tiny-add"), ("export", "tiny-add")}
+    assert jobs_to_run(result.stdout) == {(rule, "tiny-add") for rule in
+                                          ("train", "evaluate", "export", "compile", "simulate_analytical")}
 
 
 def test_bad_config_fails_before_any_job_naming_file_and_key(tmp_path):
