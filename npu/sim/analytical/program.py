@@ -108,7 +108,7 @@ class _Decoded:
 
 def _decode(functional: FunctionalSimulator) -> list[_Decoded | None]:
     decoded: list[_Decoded | None] = []
-    for instruction in functional._instructions:
+    for instruction in functional.decoded_instructions:
         if instruction is None:
             decoded.append(None)
             continue
@@ -177,7 +177,6 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
         functional = FunctionalSimulator(config, dram_size=64, check_sync=False)
     functional.load(program)
     decoded = _decode(functional)
-    handlers, loops = functional._handlers, functional._loops
     regs, aregs = functional.int_regs, functional.addr_regs
     region = regions or region_lookup(program)
     pipe = DramPipe.for_config(config, dma_chunk_bytes)
@@ -188,12 +187,12 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
     while executed < max_instructions:
         item = decoded[pc] if pc < len(decoded) else None
         if item is None:
-            handlers[pc]()  # raises: illegal word or ran past the end
+            functional.handler(pc)()  # raises: illegal word or ran past the end
             raise RuntimeError(f"pc {pc}: the functional simulator accepted an undecodable instruction")
         unit, name, ops = item.unit, item.mnemonic, item.operands
         executed += 1
         if unit is Unit.CONTROL:
-            next_pc = handlers[pc]()
+            next_pc = functional.handler(pc)()
             if name == "wait":
                 mask = ops["units"]
                 waits = [u for bit, u in enumerate(("dma", "matrix", "vector")) if mask >> bit & 1]
@@ -210,7 +209,7 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
                 builder.control(name, taken=taken, reads=item.reads)
         elif unit is Unit.SCALAR:
             builder.scalar(name, reads=item.reads, writes=item.writes)
-            next_pc = handlers[pc]()
+            next_pc = functional.handler(pc)()
         else:
             if unit is Unit.VECTOR:
                 builder.vector(name, reads=[regs[ops[f]] * 4 + s for f, s in item.row_reads],
@@ -233,14 +232,12 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
                         loaded_tile = None  # the DMA overwrites the tile the array holds
                 builder.dma(name, DRAM_FORMATS[ops["fmt"]], rows, cols, base=aregs[ops["dram"]],
                             dstride=regs[ops["dstride"]], registers=item.reads)
-            next_pc = handlers[pc]() if execute_data else pc + 1
+            next_pc = functional.handler(pc)() if execute_data else pc + 1
         if next_pc == HALT:
             builder.label = region(pc)
             yield builder.close(None, mnemonic="halt")
             return
-        if loops and next_pc == loops[-1].end:
-            next_pc = functional._loop_end(next_pc)
-        pc = next_pc
+        pc = functional.advance_loops(next_pc)
     raise RuntimeError(f"instruction limit {max_instructions} reached without `halt`")
 
 
