@@ -90,6 +90,10 @@ FORMATS: dict[str, ElementFormat] = {
         ElementFormat("int2", "int", 2),
         ElementFormat("mxint8", "int", 8, fraction_bits=6, block_scaled=True, emax=0, symmetric=True),
         ElementFormat("mxint4", "int", 4, fraction_bits=2, block_scaled=True, emax=0, symmetric=True),
+        # 3- and 2-bit MX integers for KV-cache experiments, same rule (fraction_bits = bits - 2):
+        # MXINT3 = {0, +-0.5, +-1, +-1.5}, MXINT2 = ternary {0, +-1} (like symmetric INT2).
+        ElementFormat("mxint3", "int", 3, fraction_bits=1, block_scaled=True, emax=0, symmetric=True),
+        ElementFormat("mxint2", "int", 2, fraction_bits=0, block_scaled=True, emax=0, symmetric=True),
         ElementFormat("mxfp8_e4m3", "float", 8, 4, 3, 7, has_nan=True, block_scaled=True, emax=8),
         ElementFormat(
             "mxfp8_e5m2", "float", 8, 5, 2, 15, has_inf=True, has_nan=True, block_scaled=True, emax=15
