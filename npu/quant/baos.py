@@ -43,7 +43,7 @@ from npu.quant.smoothing import (
 )
 
 STATISTICS = ("refresh", "step")
-CRITERIA = ("attention", "mse")
+CRITERIA = ("attention", "attention-max", "mse")
 ADAPTATION = ("block", "first")
 DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75)
 
@@ -68,11 +68,14 @@ class BaosOptions:
         The defaults (pow2, shift) are the MX hardware variant; the registered 'baos-int'
         method uses fp factors and no shift instead, which measured better with per-token INT
         (its own zero point already absorbs offsets; pow2 steps are too coarse for it).
-    rope_paired: RoPE pairs (i, i + head_dim/2) share a key factor (needed only if the factor is
-        folded into the Q/K weights before RoPE; BAOS applies it after RoPE, so this is optional).
+    rope_paired: RoPE pairs (i, i + head_dim/2) share a key factor. Only needed when a factor
+        is folded into the Q/K weights before RoPE (static smoothing); BAOS scales K after RoPE
+        (dldkv) and so gives each channel its own factor - sharing made a small channel take its
+        partner's large factor and measured worse.
     criterion: how alpha is chosen for keys - 'attention' weighs each channel's squared key
         error by the mean q_c^2 of the queries of the same pass (the logit error; needs
-        `observe_queries`), 'mse' uses the plain key error. Values always use 'mse'.
+        `observe_queries`), 'attention-max' by max q_c^2 (vamax), 'mse' uses the plain key
+        error. Values always use the plain error.
     group: channels per MX block / INT group.
     """
 
@@ -83,7 +86,7 @@ class BaosOptions:
     adaptation: str = "block"
     smooth_values: bool = True
     shift: bool = True
-    rope_paired: bool = True
+    rope_paired: bool = False
     criterion: str = "attention"
     group: int = DEFAULT_GROUP
 
@@ -132,7 +135,8 @@ class BaosKVCache(BlockAwareKVCache):
 
     def observe_queries(self, layer: int, q: torch.Tensor) -> None:
         """Queries of the pass about to write `layer` (see npu.quant.observe)."""
-        self._query_energy[layer] = query_channel_energy(q, self.model_config.n_kv_heads)
+        reduce = "max" if self.options.criterion == "attention-max" else "mean"
+        self._query_energy[layer] = query_channel_energy(q, self.model_config.n_kv_heads, reduce)
 
     def _round_trip(self, x: torch.Tensor, shift: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
         """What attention reads back: quantize (x - shift) * hw_recip(factors) (dstkv), then
@@ -188,7 +192,7 @@ class BaosKVCache(BlockAwareKVCache):
     def store(self, layer, start, end, k, v):
         full = self.is_full(start, end)
         weights = self._query_energy.pop(layer, None)
-        if self.options.criterion == "attention" and len(self.options.alphas) > 1 and weights is None:
+        if self.options.criterion != "mse" and len(self.options.alphas) > 1 and weights is None:
             raise ValueError(
                 "BAOS with criterion='attention' needs the queries of each pass: run the model "
                 "inside npu.quant.observe.observe_queries(model), or use criterion='mse'"

@@ -62,8 +62,10 @@ def observe_queries(model: MaskedDiffusionTransformer):
             handle.remove()
 
 
-def query_channel_energy(q: torch.Tensor, n_kv_heads: int) -> torch.Tensor:
-    """Mean of q_c^2 per (batch, kv_head, channel), summed over the query heads sharing a KV head."""
+def query_channel_energy(q: torch.Tensor, n_kv_heads: int, reduce: str = "mean") -> torch.Tensor:
+    """q_c^2 per (batch, kv_head, channel) over the query rows ('mean' or 'max', the latter is
+    `vamax` squared), summed over the query heads sharing a KV head."""
     batch, n_heads, tokens, head_dim = q.shape
-    energy = q.detach().to(torch.float32).pow(2).mean(dim=-2)  # (batch, n_heads, head_dim)
+    squared = q.detach().to(torch.float32).pow(2)
+    energy = squared.mean(dim=-2) if reduce == "mean" else squared.amax(dim=-2)  # (batch, n_heads, head_dim)
     return energy.view(batch, n_kv_heads, n_heads // n_kv_heads, head_dim).sum(dim=2)

@@ -170,6 +170,8 @@ BAOS_ABLATION: dict[str, dict] = {
     "alpha 0 (no smoothing)": {"alphas": (0.0,)},
     "per-step statistics": {"statistics": "step"},
     "mse criterion": {"criterion": "mse"},
+    "attention-max criterion": {"criterion": "attention-max"},
+    "RoPE-paired key factors": {"rope_paired": True},
     "pow2 scales (MX default)": {"scale": "pow2"},
     "fp scales (INT default)": {"scale": "fp"},
     "shift on (MX default)": {"shift": True},
