@@ -14,7 +14,6 @@ kv_drift.png into --out, and prints each row as it finishes. Timings depend on t
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -95,12 +94,6 @@ def main(argv: list[str] | None = None) -> int:
                           npu_config=args.npu)
     print(f"done in {time.perf_counter() - started:.0f} s; outputs in {args.out}", file=sys.stderr)
     return 0
-
-
-def read_rows(path: Path) -> list[dict]:
-    """Rows of a TSV written by this benchmark (strings; for ad-hoc summaries)."""
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
 
 
 if __name__ == "__main__":
