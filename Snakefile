@@ -6,6 +6,13 @@
 #   export     one denoising step per cache mode -> graph IR     results/models/{model}/ir/
 #   compile    step graphs -> NPU programs, DRAM map, statistics  results/{npu}/{model}/compile.tsv
 #   simulate_analytical  closed-form latency/energy per generation results/{npu}/{model}/analytical.tsv
+#   simulate_cycle  step programs on the cycle simulator (DRAM in loop) results/{npu}/{model}/cycle.tsv
+#   crossvalidate   analytical vs cycle-accurate, per step/class/operator results/{npu}/{model}/crossval.tsv
+#                   and over every configuration                       results/crossval/summary.{tsv,png}
+#   calibrate       static KV-smoothing factors (offline baseline)      results/models/{model}/kv/
+#   accuracy        KV methods x bits x cache modes (BAOS, baselines)   results/kv/accuracy.{tsv,md}
+#   baos_ablation   BAOS design choices one at a time                   results/kv/ablation.tsv
+#   kv_analysis     K/V statistics across steps and blocks              results/kv/kv_stats.tsv, kv_drift.png
 
 from snakemake.utils import validate
 
@@ -18,6 +25,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/compile.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/quantize.smk"
 
 
 rule all:
@@ -26,4 +34,7 @@ rule all:
         expand(f"{RESULTS}/models/{{model}}/ir/check.tsv", model=ALL_MODELS),
         expand(f"{RESULTS}/{{npu}}/{{model}}/compile.tsv", npu=NPUS, model=ALL_MODELS),
         expand(f"{RESULTS}/{{npu}}/{{model}}/analytical.tsv", npu=NPUS, model=ALL_MODELS),
+        expand(f"{RESULTS}/{{npu}}/{{model}}/cycle.tsv", npu=NPUS, model=ALL_MODELS),
+        f"{RESULTS}/crossval/summary.tsv",
+        QUANT_TARGETS,
     default_target: True

@@ -58,6 +58,125 @@ def _add_simulate_analytical(sub) -> None:
     p.add_argument("--out", required=True, type=Path)
 
 
+def _add_simulate_cycle(sub) -> None:
+    p = sub.add_parser("simulate-cycle", help="cycle-accurate simulation of a model's compiled step programs")
+    p.add_argument("--npu", required=True)
+    p.add_argument("--model", required=True, help="model preset name or YAML path (its decoding recipe)")
+    p.add_argument("--compile-dir", required=True, type=Path, help="folder with compile.tsv and <step>.s")
+    p.add_argument("--out", required=True, type=Path, help="per-step TSV")
+    p.add_argument("--generation-out", required=True, type=Path, help="per-generation TSV")
+    p.add_argument("--trace-dir", type=Path, default=None, help="write Perfetto timelines here")
+    p.add_argument("--dram", choices=["jedec", "bandwidth"], default="jedec")
+    p.add_argument("--max-instructions", type=int, default=20_000_000)
+    p.add_argument("--trace-max-instructions", type=int, default=200_000)
+
+
+def _add_crossvalidate(sub) -> None:
+    p = sub.add_parser("crossvalidate", help="analytical model vs cycle simulator on compiled step programs")
+    p.add_argument("--npu", required=True)
+    p.add_argument("--compile-dir", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--max-instructions", type=int, default=20_000_000)
+
+
+def _add_crossvalidation_summary(sub) -> None:
+    p = sub.add_parser("crossvalidation-summary", help="all cross-validation tables -> summary table and figure")
+    p.add_argument("--tables", required=True, nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--figure", required=True, type=Path)
+
+
+def _add_quantization(sub) -> None:
+    p = sub.add_parser("calibrate", help="static KV-smoothing factors of a trained model (offline baseline)")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="JSON to write")
+    p.add_argument("--npu", default="dnpu-cloud", help="NPU preset whose number formats the model uses")
+    p.add_argument("--sequences", type=int, default=64, help="calibration sequences")
+
+    labelled = "LABEL=CHECKPOINT_DIR of a trained model (repeatable)"
+    for name, text in (("kv-accuracy", "accuracy of every KV method x bits x cache mode"),
+                       ("kv-ablation", "BAOS design ablation on one model"),
+                       ("kv-analysis", "K/V distribution statistics across steps and blocks")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--checkpoint", required=True, action="append", help=labelled)
+        p.add_argument("--outliers", action="append", default=[],
+                       help="also evaluate LABEL with LLM-like K/V outlier channels injected")
+        p.add_argument("--npu", default="dnpu-cloud")
+        p.add_argument("--out", required=True, type=Path, help="TSV to write")
+        p.add_argument("--threads", type=int, default=2)
+        if name == "kv-accuracy":
+            p.add_argument("--static", action="append", default=[], help="LABEL=JSON from `npu calibrate`")
+            p.add_argument("--methods", nargs="+", default=None)
+            p.add_argument("--bits", nargs="+", type=int, default=None)
+            p.add_argument("--cache-modes", nargs="+", choices=CACHE_MODES, default=None)
+            p.add_argument("--prompts", type=int, default=256, help="prompts per exact-match cell")
+            p.add_argument("--json", type=Path, default=None, help="rows and settings as JSON")
+            p.add_argument("--markdown", type=Path, default=None, help="one table per model and cache mode")
+        elif name == "kv-ablation":
+            p.add_argument("--label", required=True, help="which (possibly +outliers) model to ablate")
+            p.add_argument("--bits", nargs="+", type=int, default=[4, 3, 2])
+            p.add_argument("--cache-mode", choices=CACHE_MODES, default="dual")
+            p.add_argument("--prompts", type=int, default=256)
+        else:
+            p.add_argument("--figure", required=True, type=Path, help="PNG to write")
+            p.add_argument("--prompts", type=int, default=64)
+            p.add_argument("--cache-mode", choices=CACHE_MODES, default="dual")
+
+
+def _kv_sources(args) -> dict:
+    """LABEL -> ModelSource from --checkpoint LABEL=DIR and --outliers LABEL."""
+    from npu.quant.outliers import OutlierSpec
+    from npu.quant.stages import ModelSource
+
+    sources = {}
+    for value in args.checkpoint:
+        label, sep, path = value.partition("=")
+        if not sep or not label or not path:
+            raise ValueError(f"--checkpoint expects LABEL=CHECKPOINT_DIR, got {value!r}")
+        sources[label] = ModelSource(path, label)
+    for label in args.outliers:
+        if label not in sources:
+            raise ValueError(f"--outliers {label!r}: no --checkpoint has that label (known: {', '.join(sources)})")
+        sources[f"{label}+outliers"] = ModelSource(sources[label].checkpoint_dir, f"{label}+outliers", OutlierSpec())
+    return sources
+
+
+def _run_quantization(args) -> None:
+    import torch
+
+    from npu.quant import accuracy as acc
+    from npu.quant import stages as quant
+
+    if args.stage == "calibrate":
+        quant.calibrate_stage(args.checkpoint, args.out, n_sequences=args.sequences, npu_config=args.npu)
+        return
+    torch.set_num_threads(args.threads)
+    sources = _kv_sources(args)
+    sizes = quant.quick_sizes(args.prompts)
+    if args.stage == "kv-accuracy":
+        static = dict(value.split("=", 1) for value in args.static)
+        rows = quant.accuracy_stage(
+            list(sources.values()), args.out, args.json, args.npu,
+            tuple(args.methods or acc.DEFAULT_METHODS), tuple(args.bits or acc.DEFAULT_BITS),
+            tuple(args.cache_modes or acc.DEFAULT_CACHE_MODES), sizes, static_factors=static,
+            log=lambda row: print(f"{row['model']} {row['cache']} {row['method']} {row['bits']}: {row['value']}",
+                                  file=sys.stderr, flush=True))
+        if args.markdown is not None:
+            from npu.io import atomic_write_text
+
+            atomic_write_text(args.markdown, acc.accuracy_markdown(rows))
+    elif args.stage == "kv-ablation":
+        if args.label not in sources:
+            raise ValueError(f"--label {args.label!r} is not among the sources {', '.join(sources)}")
+        quant.ablation_stage(sources[args.label], args.out, bits=tuple(args.bits), cache=args.cache_mode,
+                             npu_config=args.npu, sizes=sizes,
+                             log=lambda row: print(f"{row['variant']} {row['method']} {row['bits']}: {row['value']}",
+                                                   file=sys.stderr, flush=True))
+    else:
+        quant.kv_analysis_stage(list(sources.values()), args.out, args.figure, cache=args.cache_mode,
+                                n_prompts=args.prompts, npu_config=args.npu)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="npu", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
@@ -66,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_compile(sub)
     _add_simulate_analytical(sub)
+    _add_simulate_cycle(sub)
+    _add_crossvalidate(sub)
+    _add_crossvalidation_summary(sub)
+    _add_quantization(sub)
     return parser
 
 
@@ -92,6 +215,24 @@ def main(argv: list[str] | None = None) -> int:
             from npu.sim.analytical.stages import simulate_analytical
 
             simulate_analytical(args.npu, args.model, args.out)
+        elif args.stage == "simulate-cycle":
+            from npu.sim.analytical.stages import generation_recipe
+            from npu.sim.cycle.stages import simulate_cycle_stage
+
+            simulate_cycle_stage(args.npu, args.compile_dir, args.out, args.generation_out, dram=args.dram,
+                                 max_instructions=args.max_instructions, trace_dir=args.trace_dir,
+                                 trace_max_instructions=args.trace_max_instructions,
+                                 decoding=generation_recipe(args.model))
+        elif args.stage == "crossvalidate":
+            from npu.sim.cycle.stages import crossvalidate_stage
+
+            crossvalidate_stage(args.npu, args.compile_dir, args.out, max_instructions=args.max_instructions)
+        elif args.stage == "crossvalidation-summary":
+            from npu.sim.cycle.stages import crossvalidation_summary_stage
+
+            crossvalidation_summary_stage(args.tables, args.out, args.figure)
+        elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis"):
+            _run_quantization(args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"npu {args.stage}: error: {exc}", file=sys.stderr)
         return 2

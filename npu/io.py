@@ -40,12 +40,19 @@ def write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def write_tsv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """A tab-separated table with a header from the first row's keys (all rows share them)."""
+def write_tsv(path: str | Path, rows: Iterable[Mapping[str, Any]], missing: str | None = None) -> Path:
+    """A tab-separated table with a header from the first row's keys (all rows share them).
+
+    missing: when given, rows may have different keys; the header is their union (in order of
+    first appearance) and an absent cell is written as `missing` (e.g. a skipped program's row).
+    """
     rows = list(rows)
     if not rows:
         raise ValueError(f"{path}: refusing to write an empty table")
     columns = list(rows[0])
+    if missing is not None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        rows = [{c: row.get(c, missing) for c in columns} for row in rows]
     lines = ["\t".join(columns)]
     for row in rows:
         if list(row) != columns:

@@ -1,6 +1,7 @@
 """The Snakemake pipeline end to end on a miniature configuration.
 
-A copy of two tiny presets with a few training steps runs train -> evaluate -> export for real;
+A copy of two tiny presets with a few training steps runs every stage for real (train, evaluate,
+export, compile, analytical and cycle simulation, cross-validation, the KV-quantization study);
 then editing one preset must rerun only that model's jobs.
 """
 
@@ -57,6 +58,9 @@ def mini_pipeline(tmp_path_factory) -> Path:
         "train": {"threads": 1},
         "evaluate": {"n_samples": 4, "cache_modes": ["none", "dual"], "thresholds": [0.9]},
         "export": {"cache_modes": ["none", "dual"], "shape_only_query_length": 8, "shape_only_kv_length": 64},
+        "quantization": {"models": ["tiny-sort"], "outliers": ["tiny-sort"], "methods": ["bf16", "int", "baos-int"],
+                         "bits": [16, 4], "cache_modes": ["dual"], "prompts": 4, "analysis_prompts": 4,
+                         "ablation": {"model": "tiny-sort", "outliers": False}},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--cores", "2")
@@ -82,6 +86,44 @@ def test_pipeline_produces_every_artifact(mini_pipeline):
     assert "tokens_per_s" in (mini_pipeline / "results" / "dnpu-edge" / "dream-7b" / "analytical.tsv").read_text()
 
 
+def test_pipeline_simulates_compiled_programs_and_crossvalidates_them(mini_pipeline):
+    import csv
+
+    def rows(path):
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle, delimiter="\t"))
+
+    sort_dir = mini_pipeline / "results" / "dnpu-edge" / "tiny-sort"
+    cycle = {row["step"]: row for row in rows(sort_dir / "cycle.tsv")}
+    assert set(cycle) == {"refresh", "dual_inblock"}
+    assert all(row["status"] == "ok" and int(row["cycles"]) > 0 and row["dram_backend"] == "jedec"
+               for row in cycle.values())
+    generation = {row["cache"]: row for row in rows(sort_dir / "cycle_generation.tsv")}
+    assert generation["dual"]["status"] == "ok" and float(generation["dual"]["tokens_per_s"]) > 0
+    assert generation["prefix"]["status"].startswith("missing")  # the prefix step was not exported
+    assert (sort_dir / "traces" / "dual_inblock.trace.json").stat().st_size > 0
+    dream = rows(mini_pipeline / "results" / "dnpu-edge" / "dream-7b" / "cycle.tsv")
+    assert all(row["status"].startswith("not compiled") for row in dream)
+    summary = rows(mini_pipeline / "results" / "crossval" / "summary.tsv")
+    checked = [row for row in summary if row["status"] == "ok"]
+    assert {(row["model"], row["step"]) for row in checked} >= {("tiny-sort", "dual_inblock"), ("tiny-add", "refresh")}
+    assert all(float(row["step_abs_error"]) < 0.05 for row in checked)
+    assert (mini_pipeline / "results" / "crossval" / "summary.png").stat().st_size > 0
+
+
+def test_pipeline_runs_the_kv_quantization_study(mini_pipeline):
+    kv = mini_pipeline / "results" / "kv"
+    table = (kv / "accuracy.tsv").read_text().splitlines()
+    header = table[0].split("\t")
+    labels = {line.split("\t")[header.index("model")] for line in table[1:]}
+    assert labels == {"tiny-sort", "tiny-sort+outliers"}
+    assert any("\tbaos-int\t" in line for line in table)
+    assert "| baos-int |" in (kv / "accuracy.md").read_text()
+    assert len((kv / "ablation.tsv").read_text().splitlines()) > 10
+    assert (kv / "kv_stats.tsv").stat().st_size > 0 and (kv / "kv_drift.png").stat().st_size > 0
+    assert (mini_pipeline / "results" / "models" / "tiny-sort" / "kv" / "static_smoothing.json").exists()
+
+
 def test_finished_pipeline_has_nothing_to_do(mini_pipeline):
     result = snakemake(mini_pipeline, "-n")
     assert result.returncode == 0
@@ -96,7 +138,8 @@ def test_editing_one_preset_reruns_only_that_model(mini_pipeline):
     result = snakemake(mini_pipeline, "-n")
     assert result.returncode == 0, result.stderr[-2000:]
     assert jobs_to_run(result.stdout) == {(rule, "tiny-add") for rule in
-                                          ("train", "evaluate", "export", "compile", "simulate_analytical")}
+                                          ("train", "evaluate", "export", "compile", "simulate_analytical",
+                                           "simulate_cycle", "crossvalidate")}
 
 
 def test_bad_config_fails_before_any_job_naming_file_and_key(tmp_path):

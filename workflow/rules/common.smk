@@ -28,6 +28,8 @@ EVALUATE_CODE = source_hash("models/transformer.py", "models/tasks.py", "models/
 EXPORT_CODE = source_hash("models/transformer.py", "models/decoding.py", "models/checkpoint.py", "ir", "stages.py")
 COMPILE_CODE = source_hash("compiler", "isa", "hw", "ir", "stages.py")
 SIMULATE_CODE = source_hash("sim", "isa", "hw", "models/presets.py", "models/decoding.py")
+QUANT_CODE = source_hash("quant", "hw/numerics.py", "hw/config.py", "models/transformer.py", "models/tasks.py",
+                         "models/decoding.py", "models/checkpoint.py")
 
 NPUS = config["npus"]
 try:
@@ -54,3 +56,28 @@ def checkpoint_of(wildcards):
 
 def npu_preset(wildcards):
     return str(preset_path("npu", wildcards.npu, CONFIG_DIR))
+
+
+# The KV-quantization study (workflow/rules/quantize.smk).
+QUANT = config["quantization"]
+QUANT_MODELS = QUANT["models"]
+for name in [*QUANT_MODELS, *QUANT["outliers"]]:
+    if name not in TRAINED_MODELS:
+        sys.exit(f"dnpu: config: quantization lists {name!r}, which is not in models.trained")
+ABLATION = QUANT["ablation"]
+if QUANT_MODELS and ABLATION["model"] not in QUANT_MODELS:
+    sys.exit(f"dnpu: config: quantization.ablation.model {ABLATION['model']!r} is not one of quantization.models")
+if ABLATION["outliers"] and ABLATION["model"] not in QUANT["outliers"]:
+    sys.exit(f"dnpu: config: quantization.ablation.outliers needs {ABLATION['model']!r} in quantization.outliers")
+ABLATION_LABEL = f"{ABLATION['model']}+outliers" if ABLATION["outliers"] else ABLATION["model"]
+try:
+    preset_path("npu", QUANT["npu"], CONFIG_DIR)
+except ConfigError as error:
+    sys.exit(f"dnpu: config: quantization.npu: {error}")
+QUANT_TARGETS = [f"{RESULTS}/kv/{name}" for name in ("accuracy.tsv", "ablation.tsv", "kv_stats.tsv")] if QUANT_MODELS else []
+
+
+def kv_source_args(wildcards, input):
+    """--checkpoint LABEL=DIR for every model of the grid, --outliers for the outlier copies."""
+    dirs = [f"--checkpoint {m}=$(dirname {w})" for m, w in zip(QUANT_MODELS, input.weights)]
+    return " ".join([*dirs, *(f"--outliers {m}" for m in QUANT["outliers"])])

@@ -13,3 +13,65 @@ rule simulate_analytical:
         "../../envs/dnpu.yaml"
     shell:
         "npu simulate-analytical --npu {wildcards.npu} --model {wildcards.model} --out {output.table} 2> {log}"
+
+
+rule simulate_cycle:
+    """Every compiled step program on the cycle-accurate simulator with the DRAM model in the loop."""
+    input:
+        compiled=f"{RESULTS}/{{npu}}/{{model}}/compile.tsv",
+        preset=model_preset,
+        npu=npu_preset,
+    output:
+        steps=f"{RESULTS}/{{npu}}/{{model}}/cycle.tsv",
+        generation=f"{RESULTS}/{{npu}}/{{model}}/cycle_generation.tsv",
+        traces=directory(f"{RESULTS}/{{npu}}/{{model}}/traces"),
+    params:
+        code=SIMULATE_CODE,
+        dram=config["simulate"]["cycle_dram"],
+        max_instructions=config["simulate"]["max_instructions"],
+        trace_max_instructions=config["simulate"]["trace_max_instructions"],
+    log:
+        f"{RESULTS}/logs/simulate_cycle/{{npu}}__{{model}}.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu simulate-cycle --npu {input.npu} --model {input.preset} --compile-dir $(dirname {input.compiled}) "
+        "--dram {params.dram} --max-instructions {params.max_instructions} "
+        "--trace-max-instructions {params.trace_max_instructions} --trace-dir {output.traces} "
+        "--out {output.steps} --generation-out {output.generation} 2> {log}"
+
+
+rule crossvalidate:
+    """Analytical program model vs the cycle simulator per step, unit class and operator."""
+    input:
+        compiled=f"{RESULTS}/{{npu}}/{{model}}/compile.tsv",
+        npu=npu_preset,
+    output:
+        table=f"{RESULTS}/{{npu}}/{{model}}/crossval.tsv",
+    params:
+        code=SIMULATE_CODE,
+        max_instructions=config["simulate"]["max_instructions"],
+    log:
+        f"{RESULTS}/logs/crossvalidate/{{npu}}__{{model}}.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu crossvalidate --npu {input.npu} --compile-dir $(dirname {input.compiled}) "
+        "--max-instructions {params.max_instructions} --out {output.table} 2> {log}"
+
+
+rule crossvalidation_summary:
+    """All (npu, model) cross-validation tables in one summary table and figure."""
+    input:
+        tables=expand(f"{RESULTS}/{{npu}}/{{model}}/crossval.tsv", npu=NPUS, model=ALL_MODELS),
+    output:
+        table=f"{RESULTS}/crossval/summary.tsv",
+        figure=f"{RESULTS}/crossval/summary.png",
+    params:
+        code=SIMULATE_CODE,
+    log:
+        f"{RESULTS}/logs/crossvalidation_summary.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu crossvalidation-summary --tables {input.tables} --out {output.table} --figure {output.figure} 2> {log}"

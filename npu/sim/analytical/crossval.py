@@ -85,12 +85,10 @@ def _simulated_regions(stats: CycleStats, region: Callable[[int], str]) -> Count
     per_region: Counter = Counter()
     previous = 0
     last_region = None
-    for event in stats.timeline:
-        if event.track == "control" and event.name in ("wait", "halt"):
-            name = region(event.pc)
-            end = stats.cycles if event.name == "halt" else event.end
-            per_region[name] += end - previous
-            previous, last_region = end, name
+    for pc, cycle in stats.sync_points:
+        name = region(pc)
+        per_region[name] += cycle - previous
+        previous, last_region = cycle, name
     if previous < stats.cycles and last_region is not None:
         per_region[last_region] += stats.cycles - previous
     return per_region
@@ -106,8 +104,7 @@ def crossvalidate(program: Program, config: NPUConfig, *, name: str | None = Non
     `execute_data=True`, when branches depend on data); it is applied to both simulators.
     """
     label = name or program.source
-    simulator = CycleSimulator(config, dram=dram, record_timeline=True, timeline_limit=max_instructions + 1,
-                               execute_data=execute_data)
+    simulator = CycleSimulator(config, dram=dram, execute_data=execute_data)
     functional = None
     if execute_data:
         functional = FunctionalSimulator(config, dram_size=simulator.functional.dram.size, check_sync=False)

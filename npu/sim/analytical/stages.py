@@ -33,6 +33,16 @@ PUBLIC_SHAPE_GENERATION = {"prompt_length": FAST_DLLM_PROMPT, "gen_length": 256,
 TEXT_GENERATION = {"gen_length": 32, "block_length": 8, "steps": 32}  # tiny-text: no decoding preset
 
 
+def generation_recipe(name: str) -> dict:
+    """gen_length, block_length and steps of the generation a model is evaluated on: its
+    preset's decoding recipe, TEXT_GENERATION for the text model, else PUBLIC_SHAPE_GENERATION."""
+    spec = load_model_spec(name)
+    if spec.decoding is not None:
+        return {key: spec.decoding[key] for key in ("gen_length", "block_length", "steps")}
+    source = TEXT_GENERATION if spec.trainable else PUBLIC_SHAPE_GENERATION
+    return {key: source[key] for key in ("gen_length", "block_length", "steps")}
+
+
 def model_scenarios(name: str, threshold_tokens_per_step: float = 2.5,
                     caches: tuple[str, ...] = ("none", "prefix", "dual")) -> tuple[ModelConfig, list[GenerationSetup]]:
     """The generations a model is evaluated on: each cache mode with the top-k schedule and with
@@ -43,12 +53,7 @@ def model_scenarios(name: str, threshold_tokens_per_step: float = 2.5,
     """
     spec = load_model_spec(name)
     model = spec.architecture
-    if spec.decoding is not None:
-        recipe = {key: spec.decoding[key] for key in ("gen_length", "block_length", "steps")}
-    elif spec.trainable:
-        recipe = dict(TEXT_GENERATION)
-    else:
-        recipe = {key: PUBLIC_SHAPE_GENERATION[key] for key in ("gen_length", "block_length", "steps")}
+    recipe = generation_recipe(name)
     if spec.trainable:
         from npu.models.tasks import get_task
 

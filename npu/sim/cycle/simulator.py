@@ -255,6 +255,7 @@ class _Run:
         self.live_actions: Counter[str] = Counter()  # actions that depend on run-time operands
         self.timeline: list[tuple[str, str, int, int, int]] = []
         self.timeline_complete = True
+        self.sync_points: list[tuple[int, int]] = []  # (pc, cycle) after every `wait` and the `halt`
         self.dma_plans: dict[tuple, tuple] = {}
         # matrix unit state
         self.loaded_tile: tuple[int, int] | None = None   # (matrix SRAM address, transposed)
@@ -331,6 +332,7 @@ class _Run:
                     next_pc = handlers[pc]()
                     fe = t + 1
                     event = ("control", slot.mnemonic, pc, event_start, fe)
+                    self.sync_points.append((pc, fe))
                 elif kind == BRANCH:
                     next_pc = handlers[pc]()
                     fe = t + 1
@@ -351,6 +353,7 @@ class _Run:
                         self.timeline_complete = False
                 if next_pc == HALT:
                     halted = True
+                    self.sync_points.append((pc, -1))  # the run's end, known once the units drain
                     break
                 pc = advance_loops(next_pc)
                 if executed & 1023 == 0:
@@ -627,7 +630,8 @@ class _Run:
             config_name=self.config.name, clock_ghz=self.config.clock_ghz, cycles=total, instructions=executed,
             by_mnemonic=dict(by_mnemonic), units=units, dram=self.sim.dram.summary(total),
             energy=energy_report(actions, self.config, total, self.sim.energy_table),
-            timeline=timeline, timeline_complete=self.timeline_complete)
+            timeline=timeline, timeline_complete=self.timeline_complete,
+            sync_points=tuple((pc, total if cycle < 0 else cycle) for pc, cycle in self.sync_points))
 
     @staticmethod
     def _breakdown(instructions: int, busy: int, stalls: Counter[str], total: int) -> UnitBreakdown:

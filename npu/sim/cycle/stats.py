@@ -57,6 +57,9 @@ class CycleStats:
     energy: EnergyReport
     timeline: tuple[TimelineEvent, ...] = ()
     timeline_complete: bool = True  # False when the timeline hit its event limit
+    # (pc, cycle the front end moves on) of every executed `wait`, and (halt pc, total cycles):
+    # always recorded (one per synchronisation, not per instruction), for per-operator timing.
+    sync_points: tuple[tuple[int, int], ...] = ()
 
     @property
     def time_ns(self) -> float:
