@@ -137,7 +137,7 @@ def test_tiny_presets_are_consistent(path):
 
 
 def test_presets_exist():
-    assert [p.stem for p in PRESETS] == ["tiny-add", "tiny-sort", "tiny-sort-s1", "tiny-text"]
+    assert [p.stem for p in PRESETS] == ["tiny-add", "tiny-sort-s1", "tiny-sort", "tiny-text"]
 
 
 @pytest.mark.slow
