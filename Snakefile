@@ -9,6 +9,7 @@
 #   simulate_cycle  step programs on the cycle simulator (DRAM in loop) results/{npu}/{model}/cycle.tsv
 #   crossvalidate   analytical vs cycle-accurate, per step/class/operator results/{npu}/{model}/crossval.tsv
 #                   and over every configuration                       results/crossval/summary.{tsv,png}
+#   gpu_baselines   A6000/A100/H100 models of the same generations      results/gpu/*.tsv
 #   calibrate       static KV-smoothing factors (offline baseline)      results/models/{model}/kv/
 #   accuracy        KV methods x bits x cache modes (BAOS, baselines)   results/kv/accuracy.{tsv,md}
 #   baos_ablation   BAOS design choices one at a time                   results/kv/ablation.tsv
@@ -36,5 +37,6 @@ rule all:
         expand(f"{RESULTS}/{{npu}}/{{model}}/analytical.tsv", npu=NPUS, model=ALL_MODELS),
         expand(f"{RESULTS}/{{npu}}/{{model}}/cycle.tsv", npu=NPUS, model=ALL_MODELS),
         f"{RESULTS}/crossval/summary.tsv",
+        GPU_TARGETS,
         QUANT_TARGETS,
     default_target: True

@@ -79,6 +79,12 @@ def _add_crossvalidate(sub) -> None:
     p.add_argument("--max-instructions", type=int, default=20_000_000)
 
 
+def _add_gpu_baselines(sub) -> None:
+    p = sub.add_parser("gpu-baselines", help="analytical A6000/A100/H100 models of the same generations")
+    p.add_argument("--models", nargs="+", required=True, help="model presets (public shapes)")
+    p.add_argument("--out-dir", required=True, type=Path)
+
+
 def _add_crossvalidation_summary(sub) -> None:
     p = sub.add_parser("crossvalidation-summary", help="all cross-validation tables -> summary table and figure")
     p.add_argument("--tables", required=True, nargs="+", type=Path)
@@ -188,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate_cycle(sub)
     _add_crossvalidate(sub)
     _add_crossvalidation_summary(sub)
+    _add_gpu_baselines(sub)
     _add_quantization(sub)
     return parser
 
@@ -231,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
             from npu.sim.cycle.stages import crossvalidation_summary_stage
 
             crossvalidation_summary_stage(args.tables, args.out, args.figure)
+        elif args.stage == "gpu-baselines":
+            from npu.sim.analytical.stages import gpu_baselines_stage
+
+            gpu_baselines_stage(args.out_dir, tuple(args.models))
         elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis"):
             _run_quantization(args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:

@@ -32,6 +32,7 @@ QUANT_CODE = source_hash("quant", "hw/numerics.py", "hw/config.py", "models/tran
                          "models/decoding.py", "models/checkpoint.py")
 
 NPUS = config["npus"]
+GPU_TARGETS = [f"{RESULTS}/gpu/gpu_generations.tsv"] if SHAPE_ONLY_MODELS else []
 try:
     for name in NPUS:
         preset_path("npu", name, CONFIG_DIR)

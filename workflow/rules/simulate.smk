@@ -75,3 +75,23 @@ rule crossvalidation_summary:
         "../../envs/dnpu.yaml"
     shell:
         "npu crossvalidation-summary --tables {input.tables} --out {output.table} --figure {output.figure} 2> {log}"
+
+
+rule gpu_baselines:
+    """Analytical A6000 / A100 / H100 models of the same generations, the Fast-dLLM A100 check and
+    the GPU sampling share."""
+    input:
+        presets=expand(f"{CONFIG_DIR}/models/{{model}}.yaml", model=SHAPE_ONLY_MODELS),
+    output:
+        generations=f"{RESULTS}/gpu/gpu_generations.tsv",
+        fast_dllm=f"{RESULTS}/gpu/fast_dllm_check.tsv",
+        sampling=f"{RESULTS}/gpu/gpu_sampling_share.tsv",
+    params:
+        code=SIMULATE_CODE,
+        models=" ".join(SHAPE_ONLY_MODELS),
+    log:
+        f"{RESULTS}/logs/gpu_baselines.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu gpu-baselines --models {params.models} --out-dir $(dirname {output.generations}) 2> {log}"
