@@ -14,6 +14,7 @@
 #   accuracy        KV methods x bits x cache modes (BAOS, baselines)   results/kv/accuracy.{tsv,md}
 #   baos_ablation   BAOS design choices one at a time                   results/kv/ablation.tsv
 #   kv_analysis     K/V statistics across steps and blocks              results/kv/kv_stats.tsv, kv_drift.png
+#   kv_traffic      KV DRAM bytes per generated token per method        results/kv/traffic.tsv
 
 from snakemake.utils import validate
 

@@ -99,6 +99,14 @@ def _add_quantization(sub) -> None:
     p.add_argument("--npu", default="dnpu-cloud", help="NPU preset whose number formats the model uses")
     p.add_argument("--sequences", type=int, default=64, help="calibration sequences")
 
+    p = sub.add_parser("kv-traffic", help="KV DRAM bytes per generated token per KV method (analytical model)")
+    p.add_argument("--npu", default="dnpu-cloud")
+    p.add_argument("--models", nargs="+", required=True, help="model presets")
+    p.add_argument("--methods", nargs="+", required=True)
+    p.add_argument("--bits", nargs="+", type=int, required=True)
+    p.add_argument("--cache-modes", nargs="+", choices=["prefix", "dual"], default=["prefix", "dual"])
+    p.add_argument("--out", required=True, type=Path)
+
     labelled = "LABEL=CHECKPOINT_DIR of a trained model (repeatable)"
     for name, text in (("kv-accuracy", "accuracy of every KV method x bits x cache mode"),
                        ("kv-ablation", "BAOS design ablation on one model"),
@@ -155,6 +163,12 @@ def _run_quantization(args) -> None:
 
     if args.stage == "calibrate":
         quant.calibrate_stage(args.checkpoint, args.out, n_sequences=args.sequences, npu_config=args.npu)
+        return
+    if args.stage == "kv-traffic":
+        from npu.quant.traffic import kv_traffic_stage
+
+        kv_traffic_stage(args.npu, tuple(args.models), tuple(args.methods), tuple(args.bits), args.out,
+                         tuple(args.cache_modes))
         return
     torch.set_num_threads(args.threads)
     sources = _kv_sources(args)
@@ -242,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             from npu.sim.analytical.stages import gpu_baselines_stage
 
             gpu_baselines_stage(args.out_dir, tuple(args.models))
-        elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis"):
+        elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis", "kv-traffic"):
             _run_quantization(args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"npu {args.stage}: error: {exc}", file=sys.stderr)

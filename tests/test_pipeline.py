@@ -122,6 +122,8 @@ def test_pipeline_runs_the_kv_quantization_study(mini_pipeline):
     assert len((kv / "ablation.tsv").read_text().splitlines()) > 10
     assert (kv / "kv_stats.tsv").stat().st_size > 0 and (kv / "kv_drift.png").stat().st_size > 0
     assert (mini_pipeline / "results" / "models" / "tiny-sort" / "kv" / "static_smoothing.json").exists()
+    traffic = (kv / "traffic.tsv").read_text()
+    assert "\ttiny-sort\t" in traffic and "\tdream-7b\t" in traffic and "\tbaos-int\t4\t" in traffic
 
 
 def test_finished_pipeline_has_nothing_to_do(mini_pipeline):

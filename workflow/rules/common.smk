@@ -28,7 +28,7 @@ EVALUATE_CODE = source_hash("models/transformer.py", "models/tasks.py", "models/
 EXPORT_CODE = source_hash("models/transformer.py", "models/decoding.py", "models/checkpoint.py", "ir", "stages.py")
 COMPILE_CODE = source_hash("compiler", "isa", "hw", "ir", "stages.py")
 SIMULATE_CODE = source_hash("sim", "isa", "hw", "models/presets.py", "models/decoding.py")
-QUANT_CODE = source_hash("quant", "hw/numerics.py", "hw/config.py", "models/transformer.py", "models/tasks.py",
+QUANT_CODE = source_hash("quant", "sim/analytical", "hw/numerics.py", "hw/config.py", "models/transformer.py", "models/tasks.py",
                          "models/decoding.py", "models/checkpoint.py")
 
 NPUS = config["npus"]
@@ -75,7 +75,7 @@ try:
     preset_path("npu", QUANT["npu"], CONFIG_DIR)
 except ConfigError as error:
     sys.exit(f"dnpu: config: quantization.npu: {error}")
-QUANT_TARGETS = [f"{RESULTS}/kv/{name}" for name in ("accuracy.tsv", "ablation.tsv", "kv_stats.tsv")] if QUANT_MODELS else []
+QUANT_TARGETS = [f"{RESULTS}/kv/{name}" for name in ("accuracy.tsv", "ablation.tsv", "kv_stats.tsv", "traffic.tsv")] if QUANT_MODELS else []
 
 
 def kv_source_args(wildcards, input):

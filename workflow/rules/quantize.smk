@@ -89,3 +89,25 @@ rule kv_analysis:
     shell:
         "npu kv-analysis {params.sources} --npu {params.npu} --prompts {params.prompts} "
         "--threads {threads} --out {output.table} --figure {output.figure} 2> {log}"
+
+
+rule kv_traffic:
+    """KV-cache DRAM bytes per generated token with each method (analytical NPU model)."""
+    input:
+        presets=expand(f"{CONFIG_DIR}/models/{{model}}.yaml", model=[*QUANT_MODELS, *SHAPE_ONLY_MODELS]),
+        npu=f"{CONFIG_DIR}/npu/{QUANT['npu']}.yaml",
+    output:
+        table=f"{RESULTS}/kv/traffic.tsv",
+    params:
+        code=QUANT_CODE,
+        models=" ".join([*QUANT_MODELS, *SHAPE_ONLY_MODELS]),
+        methods=" ".join(QUANT["methods"]),
+        bits=" ".join(str(b) for b in QUANT["bits"]),
+        cache_modes=" ".join(QUANT["cache_modes"]),
+    log:
+        f"{RESULTS}/logs/kv_traffic.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu kv-traffic --npu {input.npu} --models {params.models} --methods {params.methods} "
+        "--bits {params.bits} --cache-modes {params.cache_modes} --out {output.table} 2> {log}"
