@@ -69,6 +69,8 @@ def _add_simulate_cycle(sub) -> None:
     p.add_argument("--dram", choices=["jedec", "bandwidth"], default="jedec")
     p.add_argument("--max-instructions", type=int, default=20_000_000)
     p.add_argument("--trace-max-instructions", type=int, default=200_000)
+    p.add_argument("--check-dram-max-instructions", type=int, default=2_000_000,
+                   help="replay the JEDEC command trace of programs up to this size through the checker")
 
 
 def _add_crossvalidate(sub) -> None:
@@ -243,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             simulate_cycle_stage(args.npu, args.compile_dir, args.out, args.generation_out, dram=args.dram,
                                  max_instructions=args.max_instructions, trace_dir=args.trace_dir,
                                  trace_max_instructions=args.trace_max_instructions,
-                                 decoding=generation_recipe(args.model))
+                                 decoding=generation_recipe(args.model),
+                                 check_dram_max_instructions=args.check_dram_max_instructions)
         elif args.stage == "crossvalidate":
             from npu.sim.cycle.stages import crossvalidate_stage
 

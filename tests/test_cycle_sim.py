@@ -227,6 +227,73 @@ def test_fast_dram_model_gives_the_same_run_as_the_reference_dram_model(config):
     assert check_trace(fast_trace, sim.dram.timing) == []
 
 
+_FAST_PATH_PROGRAM = """
+        addi r1, r0, 48
+        addi r2, r0, 66
+        addi r3, r0, 4096        # strided short rows: chunks of few port cycles, some of none
+        addi r4, r0, 132
+        addi r5, r0, 64
+        addi r6, r0, 1024
+        addi r7, r0, 2048
+        loopi 3, again
+        dld.v a0, r0, r1, r2, r3, r2, bf16
+        vexp r0, r0              # the vector unit competes for the vector SRAM port
+        mma r0, r0, r0           # weight tiles (alternately transposed) reserve the matrix
+        mmt r0, r0, r0           # SRAM port ahead: the next load finds it taken
+        mma r0, r0, r0
+        mmt r0, r0, r0
+        dld.m a1, r0, r1, r5, r4, r5, mxint4
+        dld.v a0, r6, r1, r6, r7, r6, bf16
+        dst.v a0, r0, r1, r2, r4, r2, bf16
+        again:
+        wait dma|vector|matrix
+        halt"""
+
+
+@pytest.mark.parametrize("config", [EDGE, CLOUD], ids=["edge", "cloud"])
+@pytest.mark.parametrize("dram", ["bandwidth", "jedec"])
+def test_vectorised_dma_and_dram_paths_give_the_same_run_as_chunk_by_chunk(config, dram, monkeypatch):
+    """Whole-DMA port reservations and the vectorised bandwidth pipe change no cycle or counter."""
+    from npu.sim.cycle import dram as dram_module
+    from npu.sim.cycle.ports import PortPool
+
+    taken = []
+    reserve_run = PortPool.reserve_run
+    monkeypatch.setattr(PortPool, "reserve_run", lambda *args: taken.append(reserve_run(*args)) or taken[-1])
+    _, fast = simulate(_FAST_PATH_PROGRAM, config=config, dram=dram)
+    assert True in taken and False in taken  # the fast path ran, and declined where it must
+    monkeypatch.setattr(cycle_simulator_module, "FAST_DMA", False)
+    monkeypatch.setattr(dram_module, "_FIXED_POINT_PASSES", 0)
+    taken.clear()
+    _, reference = simulate(_FAST_PATH_PROGRAM, config=config, dram=dram)
+    assert taken == []
+    assert fast == reference
+
+
+def test_vectorised_bandwidth_pipe_matches_the_request_by_request_loop(monkeypatch):
+    """Idle, briefly busy and saturated pipes: the same float pipe time and completions."""
+    from npu.sim.cycle.dram import make_dram
+    from npu.sim.cycle import dram as dram_module
+
+    rng = np.random.default_rng(7)
+    calls, at = [], 0
+    for _ in range(200):
+        count = int(rng.integers(1, 150))
+        sizes = rng.choice([64, 132, 2048, 4000], count).tolist()
+        gaps = rng.choice([0, 1, 1, 2, 30] if rng.random() < 0.7 else [0, 1], count)
+        issue = (at + np.cumsum(gaps)).tolist()
+        calls.append((sizes, issue, bool(rng.random() < 0.2)))
+        at = issue[-1] + int(rng.choice([0, 5, 1000]))
+    results = []
+    for passes in (dram_module._FIXED_POINT_PASSES, 0):
+        monkeypatch.setattr(dram_module, "_FIXED_POINT_PASSES", passes)
+        for config in (EDGE, CLOUD):
+            model = make_dram("bandwidth", config)
+            results.append(([model.serve(list(range(len(sizes))), sizes, write, issue)
+                             for sizes, issue, write in calls], model.pipe_free, model.latency_total))
+    assert results[:2] == results[2:]
+
+
 def test_dma_and_vector_unit_contend_for_a_single_sram_port():
     vector_work = "loopi 200, done\n vexp r5, r5\n done:\n"
     source = (f"addi r1, r0, 64\n addi r2, r0, 1024\n addi r3, r0, 2048\n lui r5, 8\n"

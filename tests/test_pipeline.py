@@ -98,6 +98,8 @@ def test_pipeline_simulates_compiled_programs_and_crossvalidates_them(mini_pipel
     assert set(cycle) == {"refresh", "dual_inblock"}
     assert all(row["status"] == "ok" and int(row["cycles"]) > 0 and row["dram_backend"] == "jedec"
                for row in cycle.values())
+    assert all(int(row["dram_commands_checked"]) > 1000 and row["dram_timing_violations"] == "0"
+               for row in cycle.values())
     generation = {row["cache"]: row for row in rows(sort_dir / "cycle_generation.tsv")}
     assert generation["dual"]["status"] == "ok" and float(generation["dual"]["tokens_per_s"]) > 0
     assert generation["prefix"]["status"].startswith("missing")  # the prefix step was not exported

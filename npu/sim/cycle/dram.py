@@ -34,6 +34,10 @@ from npu.sim.dram import DramModel, DramTiming, get_preset
 
 BACKENDS = ("jedec", "jedec-reference", "bandwidth")
 
+# Passes BandwidthDram._serve tries before its other exact forms; 0 always takes the
+# request-by-request loop (the reference the tests compare against).
+_FIXED_POINT_PASSES = 6
+
 
 @dataclass(frozen=True)
 class DramSummary:
@@ -82,19 +86,26 @@ class _Backend(ABC):
 
     def serve(self, addrs: list[int], sizes: list[int], is_write: bool, issue: list[int]) -> list[int]:
         """Completion cycle of each request (issue cycles non-decreasing, after earlier calls)."""
+        return self.serve_arrays(np.asarray(addrs, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
+                                 is_write, np.asarray(issue, dtype=np.int64)).tolist()
+
+    def serve_arrays(self, addrs: np.ndarray, sizes: np.ndarray, is_write: bool, issue: np.ndarray) -> np.ndarray:
+        """`serve` on int64 arrays (the cycle simulator's DMAs): completion cycles as an int64 array."""
+        if not len(addrs):
+            return np.zeros(0, dtype=np.int64)
         done = self._serve(addrs, sizes, is_write, issue)
-        total = sum(sizes)
+        total = int(sizes.sum())
         if is_write:
             self.bytes_written += total
         else:
             self.bytes_read += total
         self.requests += len(addrs)
-        self.latency_total += sum(d - i for d, i in zip(done, issue))
+        self.latency_total += int((done - issue).sum())
         return done
 
     @abstractmethod
-    def _serve(self, addrs: list[int], sizes: list[int], is_write: bool, issue: list[int]) -> list[int]:
-        """Completion cycles of the requests (the backend's timing model)."""
+    def _serve(self, addrs: np.ndarray, sizes: np.ndarray, is_write: bool, issue: np.ndarray) -> np.ndarray:
+        """Completion cycles of the requests (the backend's timing model), all int64 arrays."""
 
     def row_hit_rate(self) -> float | None:
         return None
@@ -120,11 +131,11 @@ class JedecDram(_Backend):
         super().__init__(timing, clock_ghz)
         self.model = DramModel(timing, record_trace=record_trace, fast=fast)
 
-    def _serve(self, addrs: list[int], sizes: list[int], is_write: bool, issue: list[int]) -> list[int]:
+    def _serve(self, addrs: np.ndarray, sizes: np.ndarray, is_write: bool, issue: np.ndarray) -> np.ndarray:
         ghz = self.clock_ghz
-        done_ns = self.model.stream_arrays(np.asarray(addrs, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
-                                           is_write, np.asarray(issue, dtype=np.float64) / ghz)
-        return [math.ceil(ns * ghz - 1e-9) for ns in done_ns.tolist()]
+        done_ns = self.model.stream_arrays(addrs, sizes, is_write, issue.astype(np.float64) / ghz)
+        # Element-wise the same IEEE operations as math.ceil(ns * ghz - 1e-9) per request.
+        return np.ceil(done_ns * ghz - 1e-9).astype(np.int64)
 
     def row_hit_rate(self) -> float | None:
         return self.model.stats.row_hit_rate if self.requests else None
@@ -142,8 +153,47 @@ class BandwidthDram(_Backend):
         self.write_latency = math.ceil((timing.tRCD + timing.tCWL + timing.tBL) * timing.tCK_ns * clock_ghz)
         self.pipe_free = 0.0  # cycle the data bus finishes everything accepted so far
 
-    def _serve(self, addrs: list[int], sizes: list[int], is_write: bool, issue: list[int]) -> list[int]:
+    def _serve(self, addrs: np.ndarray, sizes: np.ndarray, is_write: bool, issue: np.ndarray) -> np.ndarray:
+        """free_i = max(issue_i, free_(i-1)) + size_i / rate; done_i = ceil(free_i) + latency.
+
+        The pipe's float time must come out bit-identical to the request-by-request loop
+        (`_serve_scalar`), so the vectorised forms below perform the very same float operation
+        for every request. Passes of free_i = max(issue_i, guess_(i-1)) + d_i over the whole
+        array, starting from the guess "idle at every issue", fix at least one more request per
+        pass and stop at the unique fixed point, which is the loop's result; they converge in a
+        few passes when the pipe is busy only briefly. A pipe that never goes idle is a running
+        sum, which np.add.accumulate computes strictly left to right. Anything else falls back
+        to the loop.
+        """
         latency = self.write_latency if is_write else self.read_latency
+        if not _FIXED_POINT_PASSES:
+            return self._serve_scalar(sizes.tolist(), issue.tolist(), latency)
+        transfer = sizes / self.bytes_per_cycle  # the same division as size / rate per request
+        issue_cycles = issue.astype(np.float64)  # exact: cycles are far below 2**53
+        free = issue_cycles + transfer           # free_i if the pipe is idle at every issue
+        previous = np.empty_like(free)
+        previous[0] = self.pipe_free
+        for _ in range(_FIXED_POINT_PASSES):
+            previous[1:] = free[:-1]
+            # The loop takes issue_i if issue_i > previous_i, else previous_i: the same value as
+            # the maximum (equal values are equal floats).
+            update = np.maximum(issue_cycles, previous)
+            update += transfer
+            if (update == free).all():
+                break
+            free = update
+        else:
+            first = int(issue[0])
+            steps = transfer.copy()
+            steps[0] = (first if first > self.pipe_free else self.pipe_free) + transfer[0]
+            free = np.add.accumulate(steps)  # free_i if the pipe never goes idle
+            if not (issue[1:] <= free[:-1]).all():
+                return self._serve_scalar(sizes.tolist(), issue.tolist(), latency)
+        self.pipe_free = float(free[-1])
+        return np.ceil(free - 1e-9).astype(np.int64) + latency
+
+    def _serve_scalar(self, sizes: list[int], issue: list[int], latency: int) -> np.ndarray:
+        """The reference loop: one request at a time."""
         rate = self.bytes_per_cycle
         free = self.pipe_free
         done = []
@@ -151,7 +201,7 @@ class BandwidthDram(_Backend):
             free = (at if at > free else free) + size / rate
             done.append(math.ceil(free - 1e-9) + latency)
         self.pipe_free = free
-        return done
+        return np.asarray(done, dtype=np.int64)
 
 
 def make_dram(backend: str, config: NPUConfig, record_trace: bool = False) -> _Backend:

@@ -94,6 +94,36 @@ class PortPool:
         timeline.reserve_at(start, index, duration)
         return start
 
+    def reserve_run(self, starts: list[int], ends: list[int], last_earliest: int) -> bool:
+        """Reserve a run of requests at once, if `reserve` would put all of them on one free port.
+
+        A DMA reserves its chunks one after another, each no earlier than the previous one ended.
+        `starts`/`ends` are the run's reserved cycles after merging touching chunks (sorted,
+        disjoint, not touching), and `last_earliest` is the earliest cycle of the run's last chunk.
+        Successive `reserve` calls would take their fast path on the first port with nothing
+        reserved after starts[0], at exactly the requested cycles, as long as every lower port
+        stays busy past `last_earliest`; then this records the same timeline and returns True.
+        Otherwise it reserves nothing and returns False (the caller goes chunk by chunk).
+        """
+        first = starts[0]
+        for timeline in self.timelines:
+            timeline_ends = timeline.ends
+            if not timeline_ends or timeline_ends[-1] <= first:
+                break
+            if timeline_ends[-1] <= last_earliest:  # a lower port frees up during the run
+                return False
+        else:
+            return False
+        timeline_starts = timeline.starts
+        if timeline_ends and timeline_ends[-1] == first:  # touches the port's last interval
+            timeline_ends[-1] = ends[0]
+            timeline_starts.extend(starts[1:])
+            timeline_ends.extend(ends[1:])
+        else:
+            timeline_starts.extend(starts)
+            timeline_ends.extend(ends)
+        return True
+
     def reserve_probe(self, earliest: int, duration: int) -> int:
         """The start `reserve` would return, without reserving anything."""
         if duration <= 0:

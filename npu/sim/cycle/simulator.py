@@ -48,6 +48,8 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from npu.hw.config import NPUConfig
 from npu.isa.assembler import Program
 from npu.isa.encoding import Instruction
@@ -79,6 +81,10 @@ _ACCUMULATED = {"vsum": ("fd",), "vmaxr": ("fd",), "vargmax": ("fmax", "ridx")}
 _SPACE_ID = {"v": 0, "f": 1, "i": 2}
 _VALUE_FIELDS = ("k", "base", "rs", "ridx")                # int registers that hold values, not addresses
 
+# DMAs reserve SRAM ports for all their chunks at once where that is exact (see _Run._read_run);
+# False goes chunk by chunk (the reference the tests compare against).
+FAST_DMA = True
+
 
 class CycleLimitError(SimulationError):
     """The run hit its instruction or cycle limit; `unit_states` says where everything stood."""
@@ -102,6 +108,25 @@ class _Slot:
     row_reads: tuple[tuple[int, int], ...] = ()   # vector: (int register, space id) of rows read
     row_writes: tuple[tuple[int, int], ...] = ()  # vector: rows written
     port_memory: str = ""                 # scalar loads/stores: the SRAM they use
+
+
+class _DmaPlan:
+    """The chunks of a DMA shape (offsets from its base, DRAM bytes, SRAM port cycles), as arrays."""
+
+    def __init__(self, offsets: list[int], sizes: list[int], cycles: list[int]):
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.cycles = cycles
+        self.cycles_array = np.asarray(cycles, dtype=np.int64)
+        self.through = np.cumsum(self.cycles_array)       # port cycles of chunks 0..i
+        self.before = self.through - self.cycles_array    # port cycles of chunks 0..i-1
+        self.total_cycles = int(self.through[-1])
+        positive = np.flatnonzero(self.cycles_array > 0)
+        # Indices of the chunks that use the port (None: all of them).
+        self.positive = None if len(positive) == len(cycles) else positive
+        # Offset from the DMA's first port cycle to the start of its last chunk that uses the
+        # port, when no chunk waits (0 when none uses it).
+        self.last_offset = int(self.before[positive[-1]]) if len(positive) else 0
 
 
 class _UnitState:
@@ -256,7 +281,8 @@ class _Run:
         self.timeline: list[tuple[str, str, int, int, int]] = []
         self.timeline_complete = True
         self.sync_points: list[tuple[int, int]] = []  # (pc, cycle) after every `wait` and the `halt`
-        self.dma_plans: dict[tuple, tuple] = {}
+        self.dma_plans: dict[tuple, _DmaPlan] = {}
+        self.dma_timings: dict[tuple[int, int, int], InstructionTiming] = {}  # by (pc, rows, cols)
         # matrix unit state
         self.loaded_tile: tuple[int, int] | None = None   # (matrix SRAM address, transposed)
         self.tile_ready = 0          # cycle the loaded tile is fully in the array
@@ -449,7 +475,13 @@ class _Run:
         rows, cols = regs[ops["rows"]], regs[ops["cols"]]
         if rows < 0 or cols < 0:
             raise InstructionFault(f"negative shape rows={rows}, cols={cols}")
-        timing = instruction_timing(slot.mnemonic, self.config, ops, DmaShape(rows, cols), self.params)
+        key = (self.pc, rows, cols)  # the timing is a function of the instruction and its shape
+        timing = self.dma_timings.get(key)
+        if timing is None:
+            if len(self.dma_timings) > 4096:
+                self.dma_timings.clear()
+            timing = self.dma_timings[key] = instruction_timing(slot.mnemonic, self.config, ops,
+                                                                DmaShape(rows, cols), self.params)
         start = max(dispatch + 1, unit.free_at)
         at = start + timing.dma_setup
         busy = timing.dma_setup
@@ -469,34 +501,42 @@ class _Run:
             if slot.mnemonic in ("dld.m", "dldkv.m"):
                 self._invalidate_tile(regs[ops["sram"]], rows, cols,
                                       cols if "kv" in slot.mnemonic else regs[ops["sstride"]])
-            addrs, sizes, cycles = self._dma_plan(base, dstride, rows, timing)
+            addrs, plan = self._dma_plan(base, dstride, rows, timing)
             pool = self.pools[timing.sram_memory]
+            dram = self.sim.dram
             waited_dram = waited_port = 0
             if timing.dram_write:
-                issue = []
-                for chunk_cycles in cycles:
-                    granted = pool.reserve(at, chunk_cycles)
-                    waited_port += granted - at
-                    at = granted + chunk_cycles
-                    issue.append(at)
-                completions = self.sim.dram.serve(addrs, sizes, True, issue)
-                last = max(completions)
+                if FAST_DMA and (not plan.total_cycles or
+                                 pool.reserve_run([at], [at + plan.total_cycles], at + plan.last_offset)):
+                    issue = at + plan.through  # every chunk got the port as soon as it asked
+                    at += plan.total_cycles
+                else:
+                    issue = []
+                    for chunk_cycles in plan.cycles:
+                        granted = pool.reserve(at, chunk_cycles)
+                        waited_port += granted - at
+                        at = granted + chunk_cycles
+                        issue.append(at)
+                    issue = np.asarray(issue, dtype=np.int64)
+                completions = dram.serve_arrays(addrs, plan.sizes, True, issue)
+                last = int(completions.max())
                 if last > at:
                     waited_dram += last - at
                     at = last
             else:
-                issue, paced = [], at
-                for chunk_cycles in cycles:
-                    issue.append(paced)
-                    paced += chunk_cycles
-                arrivals = self.sim.dram.serve(addrs, sizes, False, issue)
-                for arrival, chunk_cycles in zip(arrivals, cycles):
-                    if arrival > at:
-                        waited_dram += arrival - at
-                        at = arrival
-                    granted = pool.reserve(at, chunk_cycles)
-                    waited_port += granted - at
-                    at = granted + chunk_cycles
+                arrivals = dram.serve_arrays(addrs, plan.sizes, False, at + plan.before)
+                end = self._read_run(pool, plan, arrivals, at) if FAST_DMA else None
+                if end is not None:
+                    waited_dram = end - at - plan.total_cycles
+                    at = end
+                else:
+                    for arrival, chunk_cycles in zip(arrivals.tolist(), plan.cycles):
+                        if arrival > at:
+                            waited_dram += arrival - at
+                            at = arrival
+                        granted = pool.reserve(at, chunk_cycles)
+                        waited_port += granted - at
+                        at = granted + chunk_cycles
             busy += timing.sram_port_cycles
             unit.stalls["dram"] += waited_dram
             unit.stalls["port_conflict"] += waited_port
@@ -536,9 +576,46 @@ class _Run:
         if low < 0 or high > capacity:
             raise InstructionFault(f"DRAM bytes [{low:#x}, {high:#x}) outside the {capacity:#x}-byte DRAM model")
 
-    def _dma_plan(self, base: int, dstride: int, rows: int,
-                  timing: InstructionTiming) -> tuple[list[int], list[int], list[int]]:
-        """DRAM requests (address, size) of a DMA and the SRAM port cycles of each chunk."""
+    def _read_run(self, pool: PortPool, plan: _DmaPlan, arrivals: np.ndarray, at: int) -> int | None:
+        """A DMA load's SRAM writes in one go; the cycle it ends, or None if it must go chunk by chunk.
+
+        Chunk i waits for its data (arrival_i) and the previous chunk, then holds the port c_i
+        cycles: at_i = max(arrival_i, at_(i-1)) + c_i, provided the port grants every chunk at
+        once (PortPool.reserve_run checks that). With S_i = c_0 + ... + c_i this is
+        at_i - S_i = max(arrival_i - S_(i-1), at_(i-1) - S_(i-1)), a running maximum: exact,
+        as all of it is integers.
+        """
+        lead = np.maximum.accumulate(arrivals - plan.before)
+        if lead[0] < at:
+            lead = np.maximum(lead, at)
+        end = int(lead[-1]) + plan.total_cycles
+        positive = plan.positive
+        if positive is None:
+            first, last = 0, len(lead) - 1
+        elif len(positive):
+            first, last = int(positive[0]), int(positive[-1])
+        else:  # chunks of no port cycles reserve nothing
+            return end
+        # Chunk i holds the port over [lead_i + before_i, lead_i + through_i).
+        run_start = int(lead[first]) + int(plan.before[first])
+        run_end = int(lead[last]) + int(plan.through[last])
+        last_earliest = run_end - plan.cycles[last]
+        if run_end - run_start == plan.total_cycles:  # back to back: one interval
+            run_starts, run_ends = [run_start], [run_end]
+        else:  # merge the chunks that follow each other without a gap, as the timeline would
+            ends = lead + plan.through
+            starts = ends - plan.cycles_array
+            if positive is not None:
+                starts, ends = starts[positive], ends[positive]
+            gaps = np.flatnonzero(starts[1:] != ends[:-1])
+            run_starts = np.concatenate((starts[:1], starts[gaps + 1])).tolist()
+            run_ends = np.concatenate((ends[gaps], ends[-1:])).tolist()
+        if not pool.reserve_run(run_starts, run_ends, last_earliest):
+            return None
+        return end
+
+    def _dma_plan(self, base: int, dstride: int, rows: int, timing: InstructionTiming) -> tuple[np.ndarray, _DmaPlan]:
+        """DRAM request addresses of a DMA and its (cached) plan: sizes and SRAM port cycles of each chunk."""
         chunk = self.sim.dma_chunk_bytes
         row_bytes = timing.dram_bytes // rows
         key = (base % chunk, dstride, rows, row_bytes, timing.sram_bytes, timing.sram_memory)
@@ -565,9 +642,8 @@ class _Run:
                 done_cycles = through
             if len(self.dma_plans) > 4096:
                 self.dma_plans.clear()
-            plan = self.dma_plans[key] = (offsets, sizes, cycles)
-        offsets, sizes, cycles = plan
-        return [base + o for o in offsets], sizes, cycles
+            plan = self.dma_plans[key] = _DmaPlan(offsets, sizes, cycles)
+        return base + plan.offsets, plan
 
     def _invalidate_tile(self, first: int, rows: int, cols: int, sstride: int) -> None:
         """A DMA into matrix SRAM over the tile the array holds forces a reload."""

@@ -110,12 +110,16 @@ def _skipped_row(config: NPUConfig, compiled: CompiledProgram, reason: str, **ex
 def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str | Path,
                          generation_tsv: str | Path | None = None, dram: str = "jedec",
                          max_instructions: int = 20_000_000, trace_dir: str | Path | None = None,
-                         trace_max_instructions: int = 200_000, decoding: dict | None = None) -> list[dict]:
+                         trace_max_instructions: int = 200_000, decoding: dict | None = None,
+                         check_dram_max_instructions: int = 2_000_000) -> list[dict]:
     """Simulate every compiled step program of one (npu, model) and write `out_tsv`.
 
     trace_dir: Chrome/Perfetto timelines (`<step>.trace.json`) of programs with at most
     `trace_max_instructions` instructions. decoding: the model preset's decoding recipe
     (gen_length, block_length, steps) for the per-token table `generation_tsv`.
+    With the JEDEC backend, the DRAM command trace of programs up to `check_dram_max_instructions`
+    is replayed through npu.sim.dram.check_trace; the row reports the commands checked and every
+    timing violation found (the model must produce none).
     """
     config = load_npu_config(npu)
     if trace_dir is not None:
@@ -128,8 +132,9 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
             print(f"simulate_cycle {config.name} {compiled.row['model']} {compiled.step}: {reason}", file=sys.stderr)
             continue
         trace = trace_dir is not None and compiled.executed_instructions <= trace_max_instructions
+        check_dram = dram == "jedec" and compiled.executed_instructions <= check_dram_max_instructions
         simulator = CycleSimulator(config, dram=dram, record_timeline=trace,
-                                   timeline_limit=trace_max_instructions + 1)
+                                   timeline_limit=trace_max_instructions + 1, record_dram_trace=check_dram)
         simulator.load(compiled.program)
         print(f"simulate_cycle {config.name} {compiled.row['model']} {compiled.step}: "
               f"{compiled.executed_instructions:,} instructions ...", file=sys.stderr, flush=True)
@@ -137,7 +142,7 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
         with np.errstate(all="ignore"):  # timing-only: scalar FP runs on registers holding no data
             stats = simulator.run(max_instructions=max_instructions + 1)
         seconds = time.perf_counter() - began
-        rows.append(cycle_row(config, compiled, stats, seconds))
+        rows.append(cycle_row(config, compiled, stats, seconds) | _dram_check(simulator, check_dram))
         print(f"  {stats.cycles:,} cycles ({stats.time_ns / 1e3:,.1f} us) in {seconds:.1f} s "
               f"({rows[-1]['simulated_cycles_per_second']:.3g} cycles/s)", file=sys.stderr, flush=True)
         if trace:
@@ -147,6 +152,19 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
     if generation_tsv is not None:
         write_tsv(generation_tsv, generation_rows(config, rows, decoding), missing="")
     return rows
+
+
+def _dram_check(simulator: CycleSimulator, check: bool) -> dict:
+    """Replay the run's JEDEC command trace through the independent timing checker."""
+    if not check:
+        return {"dram_commands_checked": "", "dram_timing_violations": "not checked"}
+    from npu.sim.dram import check_trace
+
+    trace = simulator.dram.model.trace
+    violations = check_trace(trace, simulator.dram.timing)
+    for violation in violations[:5]:
+        print(f"  DRAM timing violation: {violation}", file=sys.stderr)
+    return {"dram_commands_checked": len(trace), "dram_timing_violations": len(violations)}
 
 
 def generation_rows(config: NPUConfig, step_rows: list[dict], decoding: dict | None) -> list[dict]:
