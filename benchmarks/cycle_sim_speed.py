@@ -13,7 +13,12 @@ The JEDEC DRAM backend schedules DRAM commands in Python, so it runs a smaller l
 bandwidth backend runs the full layer. `--reference` adds a run of the JEDEC backend with the
 DRAM model's fast paths off ("jedec-reference": identical cycles, the speed before them).
 
+`--llada` instead runs a real compiled step: the LLaDA-8B dual-cache step (dual_inblock) on
+dnpu-cloud from results/dnpu-cloud/llada-8b (the compile stage writes it), with the bandwidth
+DRAM backend by default (`--llada-dram jedec` for the JEDEC one): 13.4 M instructions.
+
 Usage: python benchmarks/cycle_sim_speed.py [--presets dnpu-cloud dnpu-edge] [--quick] [--reference]
+       python benchmarks/cycle_sim_speed.py --llada [--llada-dram bandwidth]
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+
+from pathlib import Path
+
+import numpy as np
 
 from npu.hw.config import NPUConfig, load_npu_config
 from npu.isa.assembler import assemble
@@ -158,13 +167,45 @@ def measure(preset: str, backend: str, shape: LayerShape):
     return stats, time.perf_counter() - wall, time.process_time() - cpu
 
 
+LLADA_DIR = Path(__file__).resolve().parents[1] / "results" / "dnpu-cloud" / "llada-8b"
+
+
+def measure_llada(backend: str) -> None:
+    """Simulate the compiled LLaDA-8B dual-cache step and print its speed."""
+    from npu.sim.cycle.stages import read_compiled_programs
+
+    if not (LLADA_DIR / "compile.tsv").is_file():
+        raise SystemExit(f"{LLADA_DIR}: no compiled LLaDA-8B programs; run the compile stage first "
+                         "(npu compile --npu dnpu-cloud --ir-dir <llada-8b IR> --out-dir results/dnpu-cloud/llada-8b, or the pipeline)")
+    programs = {p.step: p for p in read_compiled_programs(LLADA_DIR)}
+    step = programs.get("dual_inblock")
+    if step is None or step.program is None:
+        raise SystemExit(f"{LLADA_DIR}: the dual_inblock step was not compiled; run the compile stage first")
+    sim = CycleSimulator(load_npu_config("dnpu-cloud"), dram=backend)
+    sim.load(step.program)
+    wall, cpu = time.perf_counter(), time.process_time()
+    with np.errstate(all="ignore"):  # timing mode computes no data; as the cycle stage runs it
+        stats = sim.run(max_instructions=50_000_000)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"llada-8b dual_inblock dnpu-cloud dram={backend}: {stats.cycles:,} cycles {stats.instructions:,} instr"
+          f" | wall {wall:6.2f} s {stats.cycles / wall:>12,.0f} cycles/s {stats.instructions / wall:>9,.0f} instr/s"
+          f" | cpu {cpu:6.2f} s {stats.cycles / cpu:>12,.0f} cycles/s {stats.instructions / cpu:>9,.0f} instr/s")
+    print(stats.summary())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["dnpu-cloud", "dnpu-edge"])
     parser.add_argument("--quick", action="store_true", help="small layers only (a smoke test)")
     parser.add_argument("--reference", action="store_true",
                         help="also run the JEDEC backend without the DRAM model's fast paths (slow)")
+    parser.add_argument("--llada", action="store_true",
+                        help="run the compiled LLaDA-8B dual-cache step (results/dnpu-cloud/llada-8b) instead")
+    parser.add_argument("--llada-dram", default="bandwidth", help="DRAM backend of the --llada run")
     args = parser.parse_args()
+    if args.llada:
+        measure_llada(args.llada_dram)
+        return
     for preset in args.presets:
         full, small = SHAPES[preset]
         runs = [("bandwidth", small if args.quick else full), ("jedec", small)]

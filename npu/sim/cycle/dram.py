@@ -71,6 +71,7 @@ class _Backend(ABC):
     """Shared bookkeeping (request counts, bytes, latency sums) around a backend's `_serve`."""
 
     name = ""
+    uses_addresses = True  # False: `_serve` ignores the addresses (callers may pass any array of the length)
 
     def __init__(self, timing: DramTiming, clock_ghz: float):
         self.timing = timing
@@ -145,9 +146,13 @@ class BandwidthDram(_Backend):
     """Peak-bandwidth pipe plus a fixed access latency (see the module docstring)."""
 
     name = "bandwidth"
+    uses_addresses = False
 
     def __init__(self, timing: DramTiming, clock_ghz: float):
         super().__init__(timing, clock_ghz)
+        # size / rate per request of the size arrays seen (the cycle simulator reuses a few
+        # cached arrays): id -> (the array, kept alive so the id stays its own, its transfer times)
+        self._transfers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.bytes_per_cycle = timing.refresh_limited_peak_gbps / clock_ghz
         self.read_latency = math.ceil((timing.tRCD + timing.tCL + timing.tBL) * timing.tCK_ns * clock_ghz)
         self.write_latency = math.ceil((timing.tRCD + timing.tCWL + timing.tBL) * timing.tCK_ns * clock_ghz)
@@ -161,14 +166,21 @@ class BandwidthDram(_Backend):
         for every request. Passes of free_i = max(issue_i, guess_(i-1)) + d_i over the whole
         array, starting from the guess "idle at every issue", fix at least one more request per
         pass and stop at the unique fixed point, which is the loop's result; they converge in a
-        few passes when the pipe is busy only briefly. A pipe that never goes idle is a running
-        sum, which np.add.accumulate computes strictly left to right. Anything else falls back
-        to the loop.
+        few passes when the pipe is busy only briefly (the common case: two passes). A pipe that
+        never goes idle is a running sum, which np.add.accumulate computes strictly left to
+        right. Anything else falls back to the loop.
         """
         latency = self.write_latency if is_write else self.read_latency
         if not _FIXED_POINT_PASSES:
             return self._serve_scalar(sizes.tolist(), issue.tolist(), latency)
-        transfer = sizes / self.bytes_per_cycle  # the same division as size / rate per request
+        cached = self._transfers.get(id(sizes))
+        if cached is not None and cached[0] is sizes:
+            transfer = cached[1]
+        else:
+            transfer = sizes / self.bytes_per_cycle  # the same division as size / rate per request
+            if len(self._transfers) > 4096:
+                self._transfers.clear()
+            self._transfers[id(sizes)] = (sizes, transfer)
         issue_cycles = issue.astype(np.float64)  # exact: cycles are far below 2**53
         free = issue_cycles + transfer           # free_i if the pipe is idle at every issue
         previous = np.empty_like(free)

@@ -108,6 +108,16 @@ class _Slot:
     row_reads: tuple[tuple[int, int], ...] = ()   # vector: (int register, space id) of rows read
     row_writes: tuple[tuple[int, int], ...] = ()  # vector: rows written
     port_memory: str = ""                 # scalar loads/stores: the SRAM they use
+    # Copies of timing fields the dispatch loop and the units read per instruction (attribute
+    # chains cost more than the work they guard on the hot path).
+    latency: int = 0
+    occupancy: int = 0
+    row_keys: tuple[tuple[int, int], ...] = ()    # vector: row_reads + row_writes
+
+    def __post_init__(self) -> None:
+        if self.timing is not None:
+            self.latency, self.occupancy = self.timing.latency, self.timing.occupancy
+        self.row_keys = self.row_reads + self.row_writes
 
 
 class _DmaPlan:
@@ -139,10 +149,11 @@ class _UnitState:
         self.starts: deque[int] = deque(maxlen=depth)  # start cycles of its last `depth` instructions
         self.recent: deque[tuple[int, int, int, int, int]] = deque(maxlen=depth + 2)  # pc, dispatch, start, end, done
         self.busy = 0
-        self.stalls: Counter[str] = Counter()
+        self.stalls: dict[str, int] = dict.fromkeys(STALL_REASONS, 0)
         self.count = 0
 
     def record(self, pc: int, dispatch: int, start: int, end: int, done: int) -> None:
+        # _vector and _matrix inline these lines (they run millions of times); keep them in step.
         self.starts.append(start)
         self.recent.append((pc, dispatch, start, end, done))
         self.free_at = end
@@ -272,6 +283,8 @@ class _Run:
         self.fsim = sim.functional
         self.slots = sim._slots
         self.units = {name: _UnitState(name, sim.queue_depth) for name in QUEUED_UNITS}
+        self.vector_unit, self.matrix_unit = self.units["vector"], self.units["matrix"]
+        self.int_regs = self.fsim.int_regs   # cleared in place by reset, so this stays the live list
         self.pools = {name: PortPool(name, getattr(self.config, name).ports) for name in SRAMS}
         self.ready = [0] * 32                      # register scoreboard
         self.row_ready: dict[int, int] = {}        # vector-unit row writes in flight
@@ -292,108 +305,128 @@ class _Run:
 
     # ---- the dispatch loop ---------------------------------------------------------------------
     def execute(self) -> CycleStats:
+        # This loop runs once per dynamic instruction (13 M for a LLaDA-8B step), so it keeps
+        # everything it touches in locals, counts front-end stalls in plain ints, builds timeline
+        # events only when they are recorded, and inlines advance_loops' common case.
         fsim, slots, counts, ready = self.fsim, self.slots, self.counts, self.ready
         handlers = [fsim.handler(pc) for pc in range(len(slots))]
-        advance_loops = fsim.advance_loops
-        units, fe_stalls, params = self.units, self.fe_stalls, self.params
+        advance_loops, loops = fsim.advance_loops, fsim.active_loops
+        units, params, pools = self.units, self.params, self.pools
+        kind_units = {DMA: units["dma"], MATRIX: units["matrix"], VECTOR: units["vector"]}
+        vector_unit_run, matrix_unit_run, dma_unit_run = self._vector, self._matrix, self._dma
+        depth = self.sim.queue_depth
         record = self.sim.record_timeline
-        timeline, limit = self.timeline, self.sim.timeline_limit
         execute_data = self.sim.execute_data
-        max_cycles = self.max_cycles
+        max_cycles, max_instructions = self.max_cycles, self.max_instructions
         branch_penalty = params.taken_branch_penalty
+        sync_points = self.sync_points
+        halt = HALT
+        stall_dependency = stall_queue = stall_port = stall_wait = stall_branch = 0
         pc, fe, executed, halted = 0, 0, 0, False
         try:
-            while executed < self.max_instructions:
+            while executed < max_instructions:
                 slot = slots[pc]
                 kind = slot.kind
                 t = fe
-                for entry in slot.checks:
-                    if ready[entry] > t:
-                        t = ready[entry]
-                if t > fe:
-                    fe_stalls["dependency"] += t - fe
+                checks = slot.checks
+                if checks:
+                    for entry in checks:
+                        if ready[entry] > t:
+                            t = ready[entry]
+                    if t > fe:
+                        stall_dependency += t - fe
                 if t > max_cycles:
                     self._limit(pc, t, f"instruction could not dispatch before the cycle limit {max_cycles}")
-                self.pc = pc
-                event_start = t
-                if kind >= DMA:  # queued units (and faults)
+                if kind == SCALAR:
+                    if slot.port_memory:
+                        granted = pools[slot.port_memory].reserve(t, 1)
+                        if granted > t:
+                            stall_port += granted - t
+                            t = granted
+                    next_pc = handlers[pc]()
+                    done = t + slot.latency
+                    for entry in slot.dests:
+                        ready[entry] = done
+                    fe = t + 1
+                    if record:
+                        self._event("scalar", slot.mnemonic, pc, t, fe)
+                elif kind >= DMA:  # queued units (and faults)
                     if kind == FAULT:
                         handlers[pc]()
                         raise InstructionFault("the functional simulator accepted an instruction the timing model rejects")
-                    unit = units[slot.track]
-                    starts = unit.starts
-                    if len(starts) == starts.maxlen and starts[0] > t:
-                        fe_stalls["queue_full"] += starts[0] - t
+                    starts = kind_units[kind].starts
+                    if len(starts) == depth and starts[0] > t:
+                        stall_queue += starts[0] - t
                         t = starts[0]
                     next_pc = handlers[pc]() if execute_data else pc + 1
                     if kind == VECTOR:
-                        start, end = self._vector(slot, t)
+                        start, end = vector_unit_run(slot, t, pc)
                     elif kind == MATRIX:
-                        start, end = self._matrix(slot, t)
+                        start, end = matrix_unit_run(slot, t, pc)
                     else:
-                        start, end = self._dma(slot, t)
-                    event = (slot.track, slot.mnemonic, pc, start, end)
+                        self.pc = pc
+                        start, end = dma_unit_run(slot, t)
                     fe = t + 1
-                elif kind == SCALAR:
-                    if slot.port_memory:
-                        granted = self.pools[slot.port_memory].reserve(t, 1)
-                        if granted > t:
-                            fe_stalls["port_conflict"] += granted - t
-                            t = granted
-                    next_pc = handlers[pc]()
-                    latency = slot.timing.latency
-                    for entry in slot.dests:
-                        ready[entry] = t + latency
-                    fe = t + 1
-                    event = ("scalar", slot.mnemonic, pc, t, fe)
+                    if record:
+                        self._event(slot.track, slot.mnemonic, pc, start, end)
                 elif kind == WAIT:
+                    event_start = t
                     mask = slot.operands["units"]
-                    for bit, name in enumerate(("dma", "matrix", "vector")):
+                    for bit, name in enumerate(QUEUED_UNITS):
                         if mask >> bit & 1 and units[name].done_at > t:
                             t = units[name].done_at
                     if t > fe:
-                        fe_stalls["wait"] += t - fe
+                        stall_wait += t - fe
                     if t > max_cycles:
                         self._limit(pc, t, f"`wait` would last until cycle {t}, past the cycle limit {max_cycles}")
                     next_pc = handlers[pc]()
                     fe = t + 1
-                    event = ("control", slot.mnemonic, pc, event_start, fe)
-                    self.sync_points.append((pc, fe))
+                    if record:
+                        self._event("control", slot.mnemonic, pc, event_start, fe)
+                    sync_points.append((pc, fe))
                 elif kind == BRANCH:
                     next_pc = handlers[pc]()
                     fe = t + 1
                     if next_pc != pc + 1:
                         fe += branch_penalty
-                        fe_stalls["branch"] += branch_penalty
-                    event = ("control", slot.mnemonic, pc, t, fe)
+                        stall_branch += branch_penalty
+                    if record:
+                        self._event("control", slot.mnemonic, pc, t, fe)
                 else:  # LOOP, NOP, HALT_KIND
                     next_pc = handlers[pc]()
                     fe = t + 1
-                    event = ("control", slot.mnemonic, pc, t, fe)
+                    if record:
+                        self._event("control", slot.mnemonic, pc, t, fe)
                 counts[pc] += 1
                 executed += 1
-                if record:
-                    if len(timeline) < limit:
-                        timeline.append(event)
-                    else:
-                        self.timeline_complete = False
-                if next_pc == HALT:
+                if next_pc == halt:
                     halted = True
-                    self.sync_points.append((pc, -1))  # the run's end, known once the units drain
+                    sync_points.append((pc, -1))  # the run's end, known once the units drain
                     break
-                pc = advance_loops(next_pc)
+                if loops and next_pc == loops[-1].end:  # fsim.advance_loops, called only where it acts
+                    next_pc = advance_loops(next_pc)
+                pc = next_pc
                 if executed & 1023 == 0:
                     self._prune(fe)
         except InstructionFault as fault:
             fsim.raise_at(pc, str(fault))
         except (MemoryAccessError, ValueError, FloatingPointError) as err:
             fsim.raise_at(pc, f"{type(err).__name__}: {err}")
+        self.fe_stalls.update(dependency=stall_dependency, queue_full=stall_queue, port_conflict=stall_port,
+                              wait=stall_wait, branch=stall_branch)
         if not halted:
             self._limit(pc, fe, f"instruction limit {self.max_instructions} reached without `halt`")
         total = max([fe] + [u.done_at for u in units.values()])
         if total > max_cycles:
             self._limit(pc, total, f"the units finish at cycle {total}, past the cycle limit {max_cycles}")
         return self._stats(total, executed)
+
+    def _event(self, track: str, mnemonic: str, pc: int, start: int, end: int) -> None:
+        """Record one timeline event (record_timeline=True), up to the simulator's limit."""
+        if len(self.timeline) < self.sim.timeline_limit:
+            self.timeline.append((track, mnemonic, pc, start, end))
+        else:
+            self.timeline_complete = False
 
     def _prune(self, horizon: int) -> None:
         for pool in self.pools.values():
@@ -402,46 +435,53 @@ class _Run:
             self.row_ready = {key: at for key, at in self.row_ready.items() if at > horizon}
 
     # ---- units ---------------------------------------------------------------------------------
-    def _vector(self, slot: _Slot, dispatch: int) -> tuple[int, int]:
-        unit, timing, regs = self.units["vector"], slot.timing, self.fsim.int_regs
-        row_ready = self.row_ready
-        earliest = max(dispatch + 1, unit.free_at)
+    def _vector(self, slot: _Slot, dispatch: int, pc: int) -> tuple[int, int]:
+        unit, regs, row_ready = self.vector_unit, self.int_regs, self.row_ready
+        earliest = dispatch + 1
+        if unit.free_at > earliest:
+            earliest = unit.free_at
         start = earliest
-        for reg, space in slot.row_reads:
+        for reg, space in slot.row_keys:  # rows read or written by an in-flight vector op
             at = row_ready.get(regs[reg] * 4 + space, 0)
             if at > start:
                 start = at
-        for reg, space in slot.row_writes:
-            at = row_ready.get(regs[reg] * 4 + space, 0)
-            if at > start:
-                start = at
+        stalls = unit.stalls
         if start > earliest:
-            unit.stalls["dependency"] += start - earliest
-        ports = timing.ports
+            stalls["dependency"] += start - earliest
+        ports = slot.timing.ports
         if len(ports) == 1:
             granted = self.pools[ports[0].memory].reserve(start, ports[0].cycles)
         else:
             granted = self._reserve(ports, start)
         if granted > start:
-            unit.stalls["port_conflict"] += granted - start
-        end, done = granted + timing.occupancy, granted + timing.latency
+            stalls["port_conflict"] += granted - start
+        end, done = granted + slot.occupancy, granted + slot.latency
         for reg, space in slot.row_writes:
             row_ready[regs[reg] * 4 + space] = done
         for entry in slot.dests:
             self.ready[entry] = done
-        unit.busy += timing.occupancy
-        unit.record(self.pc, dispatch, granted, end, done)
+        unit.busy += slot.occupancy
+        # unit.record(pc, dispatch, granted, end, done), inlined (millions of calls):
+        unit.starts.append(granted)
+        unit.recent.append((pc, dispatch, granted, end, done))
+        unit.free_at = end
+        if done > unit.done_at:
+            unit.done_at = done
+        unit.count += 1
         return granted, end
 
-    def _matrix(self, slot: _Slot, dispatch: int) -> tuple[int, int]:
-        unit, timing, regs, ops = self.units["matrix"], slot.timing, self.fsim.int_regs, slot.operands
-        earliest = max(dispatch + 1, unit.free_at)
+    def _matrix(self, slot: _Slot, dispatch: int, pc: int) -> tuple[int, int]:
+        unit, timing = self.matrix_unit, slot.timing
+        earliest = dispatch + 1
+        if unit.free_at > earliest:
+            earliest = unit.free_at
+        stalls = unit.stalls
         if slot.mnemonic == "mwb":
-            start = max(earliest, self.acc_ready)   # the accumulator drains first
+            start = earliest if earliest >= self.acc_ready else self.acc_ready  # the accumulator drains first
             if start > earliest:
-                unit.stalls["dependency"] += start - earliest
+                stalls["dependency"] += start - earliest
         else:
-            tile = (regs[ops["w"]], slot.mnemonic in ("mmt", "mmta"))
+            tile = (self.int_regs[slot.operands["w"]], slot.mnemonic in ("mmt", "mmta"))
             if tile != self.loaded_tile:
                 # The array double-buffers weights: the next tile streams in through a matrix
                 # SRAM port once the previous op has started using its own tile.
@@ -452,21 +492,31 @@ class _Run:
                 port_delay = loading - wanted
             else:
                 port_delay = 0
-            start = max(earliest, self.tile_ready)
+            start = earliest if earliest >= self.tile_ready else self.tile_ready
             if start > earliest:
                 waited = start - earliest
                 blamed_on_port = min(port_delay, waited)
-                unit.stalls["port_conflict"] += blamed_on_port
-                unit.stalls["dependency"] += waited - blamed_on_port
-        granted = self._reserve(timing.ports, start)
+                stalls["port_conflict"] += blamed_on_port
+                stalls["dependency"] += waited - blamed_on_port
+        ports = timing.ports
+        if len(ports) == 1:
+            granted = self.pools[ports[0].memory].reserve(start, ports[0].cycles)
+        else:
+            granted = self._reserve(ports, start)
         if granted > start:
-            unit.stalls["port_conflict"] += granted - start
-        end, done = granted + timing.occupancy, granted + timing.latency
+            stalls["port_conflict"] += granted - start
+        end, done = granted + slot.occupancy, granted + slot.latency
         if slot.mnemonic != "mwb":
             self.shadow_free = granted
             self.acc_ready = done
-        unit.busy += timing.occupancy
-        unit.record(self.pc, dispatch, granted, end, done)
+        unit.busy += slot.occupancy
+        # unit.record(pc, dispatch, granted, end, done), inlined (millions of calls):
+        unit.starts.append(granted)
+        unit.recent.append((pc, dispatch, granted, end, done))
+        unit.free_at = end
+        if done > unit.done_at:
+            unit.done_at = done
+        unit.count += 1
         return granted, end
 
     def _dma(self, slot: _Slot, dispatch: int) -> tuple[int, int]:
@@ -501,9 +551,11 @@ class _Run:
             if slot.mnemonic in ("dld.m", "dldkv.m"):
                 self._invalidate_tile(regs[ops["sram"]], rows, cols,
                                       cols if "kv" in slot.mnemonic else regs[ops["sstride"]])
-            addrs, plan = self._dma_plan(base, dstride, rows, timing)
+            plan = self._dma_plan(base, dstride, rows, timing)
             pool = self.pools[timing.sram_memory]
             dram = self.sim.dram
+            # DRAM request addresses (a backend that ignores them gets the offsets: same length)
+            addrs = base + plan.offsets if dram.uses_addresses else plan.offsets
             waited_dram = waited_port = 0
             if timing.dram_write:
                 if FAST_DMA and (not plan.total_cycles or
@@ -614,8 +666,8 @@ class _Run:
             return None
         return end
 
-    def _dma_plan(self, base: int, dstride: int, rows: int, timing: InstructionTiming) -> tuple[np.ndarray, _DmaPlan]:
-        """DRAM request addresses of a DMA and its (cached) plan: sizes and SRAM port cycles of each chunk."""
+    def _dma_plan(self, base: int, dstride: int, rows: int, timing: InstructionTiming) -> _DmaPlan:
+        """The (cached) plan of a DMA: offsets, sizes and SRAM port cycles of each chunk."""
         chunk = self.sim.dma_chunk_bytes
         row_bytes = timing.dram_bytes // rows
         key = (base % chunk, dstride, rows, row_bytes, timing.sram_bytes, timing.sram_memory)
@@ -643,7 +695,7 @@ class _Run:
             if len(self.dma_plans) > 4096:
                 self.dma_plans.clear()
             plan = self.dma_plans[key] = _DmaPlan(offsets, sizes, cycles)
-        return base + plan.offsets, plan
+        return plan
 
     def _invalidate_tile(self, first: int, rows: int, cols: int, sstride: int) -> None:
         """A DMA into matrix SRAM over the tile the array holds forces a reload."""
@@ -710,7 +762,7 @@ class _Run:
             sync_points=tuple((pc, total if cycle < 0 else cycle) for pc, cycle in self.sync_points))
 
     @staticmethod
-    def _breakdown(instructions: int, busy: int, stalls: Counter[str], total: int) -> UnitBreakdown:
+    def _breakdown(instructions: int, busy: int, stalls: dict[str, int], total: int) -> UnitBreakdown:
         stalls_by_reason = {reason: int(stalls.get(reason, 0)) for reason in STALL_REASONS}
         idle = total - busy - sum(stalls_by_reason.values())
         return UnitBreakdown(instructions, int(busy), stalls_by_reason, int(idle))

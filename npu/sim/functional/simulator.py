@@ -258,12 +258,23 @@ class FunctionalSimulator:
         it continues at (HALT after `halt`). pc == len(program) faults "ran past the end"."""
         return self._handlers[pc]
 
+    @property
+    def active_loops(self) -> list[_Loop]:
+        """The live stack of active hardware loops, innermost last (cleared in place, never
+        replaced). A hot driver loop may inline advance_loops as `if stack and next_pc ==
+        stack[-1].end: next_pc = advance_loops(next_pc)` (advance_loops only acts there)."""
+        return self._loops
+
     def advance_loops(self, next_pc: int) -> int:
         """The pc to execute after an instruction returned `next_pc`: the end of the innermost
         active hardware loop jumps back to its start, or leaves the loop when its count runs out."""
         loops = self._loops
-        if loops and next_pc == loops[-1].end:
-            return self._loop_end(next_pc)
+        while loops and next_pc == loops[-1].end:  # _loop_end, inlined: drivers call this per instruction
+            top = loops[-1]
+            top.remaining -= 1
+            if top.remaining > 0:
+                return top.start
+            loops.pop()
         return next_pc
 
     def instruction_text(self, pc: int) -> str:
