@@ -10,7 +10,8 @@ from npu.models.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from npu.models.decoding import DecodeConfig
 from npu.models.presets import load_model_spec
 from npu.models.tasks import SortDigits, get_task
-from npu.models.train import TrainConfig, learning_rate, masked_diffusion_loss, train_model
+from npu.models.train import (TrainConfig, block_diffusion_masks, learning_rate, masked_diffusion_loss,
+                              train_model)
 from npu.models.transformer import ModelConfig, build_model
 
 PRESETS = sorted(Path(__file__).resolve().parents[1].glob("config/models/tiny-*.yaml"))
@@ -60,6 +61,32 @@ def test_loss_is_a_bounded_positive_number_and_needs_maskable_positions():
         masked_diffusion_loss(model, tokens, nothing, task.mask_id, torch.Generator().manual_seed(0))
     loss = masked_diffusion_loss(model, tokens, maskable, task.mask_id, torch.Generator().manual_seed(0))
     assert 0 < loss.item() < 3 * torch.log(torch.tensor(len(task.vocab))).item()
+
+
+def test_block_diffusion_masks_hide_a_suffix_and_keep_the_decoded_start_visible():
+    maskable = torch.tensor([False] * 3 + [True] * 8)  # 3 prompt tokens, 2 blocks of 4 answer tokens
+    batch = 2000
+    generator = torch.Generator().manual_seed(0)
+    t = torch.rand(batch, 1, generator=generator)
+    uniform = (torch.rand(batch, 11, generator=generator) < t) & maskable
+    masked, ratio = block_diffusion_masks(uniform, t, maskable, 4, 1.0, generator, 1e-3)
+    assert not masked[:, :3].any()  # the prompt is never masked
+    first_block = masked[:, 3:7].any(dim=1)
+    assert masked[first_block, 7:].all()  # a masked first block implies a fully masked second block
+    second_only = ~first_block & masked[:, 7:].any(dim=1)
+    assert second_only.any() and first_block.any()
+    assert torch.allclose(ratio, (masked.sum(dim=1, keepdim=True) / 8).clamp(min=1e-3))
+    kept, same_t = block_diffusion_masks(uniform, t, maskable, 4, 0.0, generator, 1e-3)
+    assert torch.equal(kept, uniform) and torch.equal(same_t, t)
+    with pytest.raises(ValueError, match="does not divide"):
+        block_diffusion_masks(uniform, t, maskable, 3, 1.0, generator, 1e-3)
+
+
+def test_block_masking_needs_a_block_length():
+    with pytest.raises(ValueError, match="block_length"):
+        TrainConfig(block_fraction=0.5)
+    with pytest.raises(ValueError, match="block_fraction"):
+        TrainConfig(block_fraction=1.5, block_length=4)
 
 
 def test_learning_rate_warms_up_then_decays_to_the_floor():

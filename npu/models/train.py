@@ -40,6 +40,8 @@ class TrainConfig:
         logged; 0 logs it only at the end.
     eval_batch_size: size of that held-out batch.
     num_threads: torch.set_num_threads for the run (0 keeps the current setting).
+    block_fraction, block_length: the share of sequences masked the way block-diffusion decoding
+        sees them (see `block_diffusion_masks`) instead of uniformly at ratio t; 0 disables.
     """
 
     seed: int = 0
@@ -56,6 +58,8 @@ class TrainConfig:
     eval_every: int = 100
     eval_batch_size: int = 256
     num_threads: int = 2
+    block_fraction: float = 0.0
+    block_length: int = 0
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "eval_batch_size"):
@@ -68,6 +72,11 @@ class TrainConfig:
             raise ValueError(f"training.lr must be positive, got {self.lr}")
         if not 0 < self.mask_ratio_floor < 1:
             raise ValueError(f"training.mask_ratio_floor must be in (0, 1), got {self.mask_ratio_floor}")
+        if not 0 <= self.block_fraction <= 1:
+            raise ValueError(f"training.block_fraction must be in [0, 1], got {self.block_fraction}")
+        if self.block_fraction > 0 and self.block_length < 1:
+            raise ValueError(f"training.block_fraction={self.block_fraction} needs training.block_length >= 1, "
+                             f"got {self.block_length}")
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "training") -> "TrainConfig":
@@ -111,6 +120,31 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def block_diffusion_masks(masked: torch.Tensor, t: torch.Tensor, maskable: torch.Tensor, block_length: int,
+                          fraction: float, generator: torch.Generator,
+                          mask_ratio_floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace a `fraction` of the rows' masks by the pattern semi-autoregressive decoding meets:
+    a random block of the maskable region masked at ratio t, every later position masked, every
+    earlier one visible. Such rows' t becomes their realised mask ratio (the 1/t weight).
+
+    Uniform masks rarely hide a whole suffix while the answer's start is half decoded, yet every
+    block decode but the last begins there; without these rows a tiny sorter repeats the digit
+    before a block boundary in about 1% of answers.
+    """
+    n_maskable = int(maskable.sum())
+    if n_maskable % block_length:
+        raise ValueError(f"block_length={block_length} does not divide the {n_maskable} maskable positions")
+    batch = masked.shape[0]
+    rank = torch.cumsum(maskable.long(), dim=0) - 1  # index within the maskable region
+    chosen = torch.rand(batch, 1, generator=generator) < fraction
+    start = torch.randint(0, n_maskable // block_length, (batch, 1), generator=generator) * block_length
+    in_block = (rank >= start) & (rank < start + block_length)
+    coin = torch.rand(masked.shape, generator=generator) < t
+    block_masked = maskable & ((rank >= start + block_length) | (in_block & coin))
+    ratio = (block_masked.sum(dim=1, keepdim=True) / n_maskable).clamp(min=mask_ratio_floor)
+    return torch.where(chosen, block_masked, masked), torch.where(chosen, ratio, t)
+
+
 def masked_diffusion_loss(
     model: MaskedDiffusionTransformer,
     tokens: torch.Tensor,
@@ -118,6 +152,8 @@ def masked_diffusion_loss(
     mask_id: int,
     generator: torch.Generator,
     mask_ratio_floor: float = 1e-3,
+    block_length: int = 0,
+    block_fraction: float = 0.0,
 ) -> torch.Tensor:
     """LLaDA / MDLM loss of one batch: masked-token cross-entropy weighted by 1/t, per maskable token."""
     n_maskable = int(maskable.sum())
@@ -126,6 +162,9 @@ def masked_diffusion_loss(
     batch = tokens.shape[0]
     t = mask_ratio_floor + (1.0 - mask_ratio_floor) * torch.rand(batch, 1, generator=generator)
     masked = (torch.rand(tokens.shape, generator=generator) < t) & maskable
+    if block_fraction > 0:
+        masked, t = block_diffusion_masks(masked, t, maskable, block_length, block_fraction, generator,
+                                          mask_ratio_floor)
     noisy = torch.where(masked, torch.full_like(tokens, mask_id), tokens)
     logits = model(noisy)
     token_loss = F.cross_entropy(logits.transpose(1, 2).float(), tokens, reduction="none")
@@ -194,7 +233,8 @@ def _train(model_config, task, config: TrainConfig, progress: bool):
         for group in optimizer.param_groups:
             group["lr"] = lr
         tokens, maskable = task.sample_training_batch(config.batch_size, data_generator)
-        loss = masked_diffusion_loss(model, tokens, maskable, task.mask_id, mask_generator, config.mask_ratio_floor)
+        loss = masked_diffusion_loss(model, tokens, maskable, task.mask_id, mask_generator, config.mask_ratio_floor,
+                                     config.block_length, config.block_fraction)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training {model_config.name!r}: loss became {loss.item()} at step {step}")
         optimizer.zero_grad(set_to_none=True)
