@@ -294,6 +294,67 @@ def test_vectorised_bandwidth_pipe_matches_the_request_by_request_loop(monkeypat
     assert results[:2] == results[2:]
 
 
+def test_shift_profiles_serve_exactly_what_serve_arrays_serves(monkeypatch):
+    """A DMA pattern's completions from its profile (at + done) equal serve_arrays' at every
+    start that finds the pipe idle, up to 1.2e10 cycles; the pipe and counters stay in step."""
+    from npu.sim.cycle import dram as dram_module
+    from npu.sim.cycle.dram import make_dram
+
+    rng = np.random.default_rng(11)
+    served = busy = 0
+    for config in (EDGE, CLOUD):
+        for _ in range(120):
+            count = int(rng.integers(1, 140))
+            sizes = np.asarray(rng.choice([64, 132, 700, 2048], count), dtype=np.int64)
+            offsets = np.cumsum(rng.choice([0, 0, 1, 3, 40], count)).astype(np.int64)
+            write = bool(rng.random() < 0.3)
+            shifted, reference = make_dram("bandwidth", config), make_dram("bandwidth", config)
+            profile = shifted.shift_profile(sizes, offsets, write)
+            if profile is None:  # some pipe time lies too close to an integer cycle
+                continue
+            at = 0
+            for _ in range(4):
+                at += int(rng.choice([0, 3, 10**5, 3 * 10**9]))
+                idle = reference.pipe_free <= at
+                if shifted.serve_shifted(profile, at):
+                    assert idle
+                    served += 1
+                    assert (at + profile.done == reference.serve_arrays(offsets, sizes, write, at + offsets)).all()
+                else:
+                    assert not idle
+                    busy += 1
+                    for model in (shifted, reference):
+                        model.serve_arrays(offsets, sizes, write, at + offsets)
+                assert (shifted.pipe_free, shifted.latency_total, shifted.requests, shifted.bytes_read,
+                        shifted.bytes_written) == (reference.pipe_free, reference.latency_total, reference.requests,
+                                                   reference.bytes_read, reference.bytes_written)
+    assert served > 100 and busy > 10
+    # A pipe time that can land on an integer cycle has no profile (its ceiling depends on rounding).
+    model = make_dram("bandwidth", EDGE)
+    model.bytes_per_cycle = 64.0
+    assert model.shift_profile(np.array([128, 64]), np.array([0, 0]), False) is None
+    assert model.shift_profile(np.array([100, 64]), np.array([0, 0]), False) is not None
+    monkeypatch.setattr(dram_module, "FAST_SHIFT", False)
+    assert model.shift_profile(np.array([100, 64]), np.array([0, 0]), False) is None
+
+
+@pytest.mark.parametrize("config", [EDGE, CLOUD], ids=["edge", "cloud"])
+def test_shifted_dma_profiles_give_the_same_run_as_computing_every_dma(config, monkeypatch):
+    """DMAs served from their plan's profile (bandwidth DRAM) change no cycle or counter."""
+    from npu.sim.cycle.dram import BandwidthDram
+
+    taken = []
+    serve_shifted = BandwidthDram.serve_shifted
+    monkeypatch.setattr(BandwidthDram, "serve_shifted", lambda *args: taken.append(serve_shifted(*args)) or taken[-1])
+    runs = []
+    for shifted in (True, False):
+        monkeypatch.setattr(cycle_simulator_module, "SHIFTED_DMA", shifted)
+        runs.append(simulate(_FAST_PATH_PROGRAM, config=config, dram="bandwidth", record_timeline=True)[1])
+        assert (True in taken) == shifted
+        taken.clear()
+    assert runs[0] == runs[1]
+
+
 def test_dma_and_vector_unit_contend_for_a_single_sram_port():
     vector_work = "loopi 200, done\n vexp r5, r5\n done:\n"
     source = (f"addi r1, r0, 64\n addi r2, r0, 1024\n addi r3, r0, 2048\n lui r5, 8\n"

@@ -66,6 +66,52 @@ def test_scalar_fp_uses_the_shared_approximations_and_rounds_half_to_even():
     assert sim.int_reg(3) == 0x40400000 and sim.int_reg(4) == 1
 
 
+def test_specialised_scalar_handlers_and_memoised_functions_match_the_generic_ones(monkeypatch):
+    """addi/add/sub/aadd/aaddi without the operation lambdas, and fexp/frecip/frsqrt remembered
+    by input bits: the same registers (wrapped to 32 / 64 bits, r0 untouched, -0.0 kept apart)."""
+    from npu.sim.functional import simulator as functional_module
+
+    source = """
+        lui  r1, 0x7fff
+        ori  r1, r1, 0xffff      # 2^31 - 1
+        addi r2, r1, 1           # wraps to -2^31
+        addi r3, r2, -1          # wraps back to 2^31 - 1
+        add  r4, r1, r1          # wraps
+        sub  r5, r2, r1          # wraps
+        add  r0, r1, r1          # dropped
+        addi r0, r0, 7           # dropped
+        sub  r6, r0, r2
+        aaddi a1, a0, -5         # wraps to 2^64 - 5
+        aadd a2, a1, r1
+        aadd a3, a2, r2
+        flui f0, 3.0
+        flui f5, -0.0
+        loopi 3, again           # the functions see the same inputs again (remembered results)
+        fexp f1, f0
+        frecip f2, f0
+        frsqrt f3, f0
+        frecip f4, f5            # -0.0 -> -inf, not the +inf of +0.0
+        frecip f6, f7            # +0.0 -> +inf, then another input per iteration
+        fexp f7, f2
+        again:
+        halt
+    """
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(functional_module, "SPECIALISED_SCALAR", fast)
+        monkeypatch.setattr(functional_module, "MEMOISED_UNARY", fast)
+        sim, _ = run(source, check_sync=False)  # unwrapped handlers, to see which ran
+        names = {sim.handler(pc).__name__ for pc in range(len(sim.decoded_instructions))}
+        assert ({"addi", "add", "sub", "aadd", "aaddi", "unary_memoised"} <= names) == fast
+        results.append((list(sim.int_regs[:16]), list(sim.addr_regs),
+                        [np.float32(f).tobytes() for f in sim.fp_regs]))
+    assert results[0] == results[1]
+    int_regs, addr_regs, _ = results[0]
+    assert int_regs[2:7] == [-(2**31), 2**31 - 1, -2, 1, -(2**31)] and int_regs[0] == 0
+    assert addr_regs[1:4] == [2**64 - 5, 2**31 - 6, 2**64 - 6]
+    assert sim.fp_reg(4) == -np.inf
+
+
 def test_scalar_sram_words_and_address_registers():
     sim, _ = run("""
         addi r1, r0, 42

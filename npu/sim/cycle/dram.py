@@ -38,6 +38,16 @@ BACKENDS = ("jedec", "jedec-reference", "bandwidth")
 # request-by-request loop (the reference the tests compare against).
 _FIXED_POINT_PASSES = 6
 
+# BandwidthDram.serve_shifted: a DMA shape that recurs is served from a profile computed once
+# (its completions relative to its first issue); False makes `shift_profile` decline, so every
+# DMA goes through serve_arrays (the reference the tests compare against).
+FAST_SHIFT = True
+
+# Shift profiles are exact for DMAs whose float pipe times stay below this magnitude (there a
+# double's spacing is at most 2**-19 cycles, which bounds the rounding `shift_profile` allows for).
+_SHIFT_MAGNITUDE = 2 ** 34
+_HALF_ULP = 2.0 ** -20
+
 
 @dataclass(frozen=True)
 class DramSummary:
@@ -72,6 +82,7 @@ class _Backend(ABC):
 
     name = ""
     uses_addresses = True  # False: `_serve` ignores the addresses (callers may pass any array of the length)
+    shifts = False         # True: offers shift_profile / serve_shifted (BandwidthDram)
 
     def __init__(self, timing: DramTiming, clock_ghz: float):
         self.timing = timing
@@ -142,11 +153,29 @@ class JedecDram(_Backend):
         return self.model.stats.row_hit_rate if self.requests else None
 
 
+@dataclass(frozen=True)
+class ShiftProfile:
+    """How BandwidthDram serves one pattern of requests issued at cycles `at + offsets[i]`,
+    for every `at` that finds the pipe idle (and below `at_limit`): request i completes at
+    `at + done[i]`. See BandwidthDram.shift_profile."""
+
+    done: np.ndarray          # completion offsets (int64)
+    done_max: int
+    latency_sum: int          # sum of done[i] - offsets[i]
+    total_bytes: int
+    requests: int
+    is_write: bool
+    tail_offset: int          # issue offset of the last request that found the pipe idle
+    tail: tuple[float, ...]   # transfer times from that request on (the pipe's final float time)
+    at_limit: int
+
+
 class BandwidthDram(_Backend):
     """Peak-bandwidth pipe plus a fixed access latency (see the module docstring)."""
 
     name = "bandwidth"
     uses_addresses = False
+    shifts = True  # offers shift_profile / serve_shifted
 
     def __init__(self, timing: DramTiming, clock_ghz: float):
         super().__init__(timing, clock_ghz)
@@ -203,6 +232,70 @@ class BandwidthDram(_Backend):
                 return self._serve_scalar(sizes.tolist(), issue.tolist(), latency)
         self.pipe_free = float(free[-1])
         return np.ceil(free - 1e-9).astype(np.int64) + latency
+
+    def shift_profile(self, sizes: np.ndarray, offsets: np.ndarray, is_write: bool) -> ShiftProfile | None:
+        """The profile of requests of `sizes` issued at `at + offsets` (non-decreasing), or None.
+
+        A DMA of a given shape issues the same request pattern relative to its start, and the
+        simulator's single DMA unit starts each DMA after the previous one's data has moved, so
+        the pipe is idle at its first issue. The loop's pipe times are then at + r_i up to float
+        rounding, with r_i computed here once in exact rational arithmetic (the transfer times
+        are the same float divisions as in `_serve`). Each float addition rounds by at most half
+        a spacing of doubles below _SHIFT_MAGNITUDE, and the error grows only along a run of
+        requests that find the pipe busy. Where every r_i lies farther than that error bound
+        (plus the 1e-9 of the ceiling) from an integer, every comparison of a pipe time with an
+        (integer) issue cycle and every ceiling comes out as in exact arithmetic, whatever `at`
+        is: completion i is at + ceil(r_i) + latency. Otherwise None (serve_arrays instead).
+        """
+        if not FAST_SHIFT or not len(sizes):
+            return None
+        latency = self.write_latency if is_write else self.read_latency
+        transfers = (sizes / self.bytes_per_cycle).tolist()  # the floats _serve adds
+        # Exact arithmetic in integers: every double is an integer over a power of two, so all of
+        # them are integers in units of 1 / scale.
+        ratios = [transfer.as_integer_ratio() for transfer in transfers]
+        scale = max(denominator for _, denominator in ratios)
+        free = None
+        error = 0.0
+        done, tail_index = [], 0
+        for index, (offset, (numerator, denominator)) in enumerate(zip(offsets.tolist(), ratios)):
+            step = numerator * (scale // denominator)
+            if free is not None and free > offset * scale:  # busy: the rounding error accumulates
+                free += step
+                error += _HALF_ULP
+            else:
+                free = offset * scale + step
+                error, tail_index = _HALF_ULP, index
+            whole, fraction = divmod(free, scale)
+            margin = 2 * (error + 1e-9 + _HALF_ULP) * scale  # twice the worst case
+            if fraction <= margin or scale - fraction <= margin:
+                return None
+            done.append(whole + 1 + latency)
+        done_array = np.asarray(done, dtype=np.int64)
+        return ShiftProfile(
+            done=done_array, done_max=max(done), latency_sum=int((done_array - offsets).sum()),
+            total_bytes=int(sizes.sum()), requests=len(done), is_write=is_write,
+            tail_offset=int(offsets[tail_index]), tail=tuple(transfers[tail_index:]),
+            at_limit=_SHIFT_MAGNITUDE - max(done) - 2)
+
+    def serve_shifted(self, profile: ShiftProfile, at: int) -> bool:
+        """serve_arrays of the profile's requests issued at `at + offsets`, when that is exact
+        (the pipe idle at `at`, `at` below the profile's limit): updates the pipe and the
+        statistics as serve_arrays would and returns True (completions: at + profile.done).
+        Otherwise changes nothing and returns False."""
+        if at >= profile.at_limit or self.pipe_free > at:
+            return False
+        free = float(at + profile.tail_offset)  # the loop's float pipe time, from the last idle issue
+        for transfer in profile.tail:
+            free += transfer
+        self.pipe_free = free
+        if profile.is_write:
+            self.bytes_written += profile.total_bytes
+        else:
+            self.bytes_read += profile.total_bytes
+        self.requests += profile.requests
+        self.latency_total += profile.latency_sum
+        return True
 
     def _serve_scalar(self, sizes: list[int], issue: list[int], latency: int) -> np.ndarray:
         """The reference loop: one request at a time."""

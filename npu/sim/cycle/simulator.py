@@ -46,7 +46,7 @@ instruction.
 from __future__ import annotations
 
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -54,7 +54,7 @@ from npu.hw.config import NPUConfig
 from npu.isa.assembler import Program
 from npu.isa.encoding import Instruction
 from npu.isa.table import DRAM_FORMATS, Kind, Unit
-from npu.sim.cycle.dram import make_dram
+from npu.sim.cycle.dram import ShiftProfile, make_dram
 from npu.sim.cycle.energy import DEFAULT_ENERGY, EnergyTable, energy_report
 from npu.sim.cycle.latency import (
     DEFAULT_PARAMETERS,
@@ -84,6 +84,10 @@ _VALUE_FIELDS = ("k", "base", "rs", "ridx")                # int registers that 
 # DMAs reserve SRAM ports for all their chunks at once where that is exact (see _Run._read_run);
 # False goes chunk by chunk (the reference the tests compare against).
 FAST_DMA = True
+# With FAST_DMA, a DMA whose plan recurs with the DRAM pipe idle at its start takes its DRAM
+# completions and port runs from the plan's profile (offsets from its start, computed once; see
+# BandwidthDram.shift_profile) instead of a dozen small numpy calls; False always computes them.
+SHIFTED_DMA = True
 
 
 class CycleLimitError(SimulationError):
@@ -113,10 +117,14 @@ class _Slot:
     latency: int = 0
     occupancy: int = 0
     row_keys: tuple[tuple[int, int], ...] = ()    # vector: row_reads + row_writes
+    unit_port: str = ""                   # matrix/vector: the SRAM of its only port use ("": several or none)
+    unit_port_cycles: int = 0
 
     def __post_init__(self) -> None:
         if self.timing is not None:
             self.latency, self.occupancy = self.timing.latency, self.timing.occupancy
+            if len(self.timing.ports) == 1:
+                self.unit_port, self.unit_port_cycles = self.timing.ports[0].memory, self.timing.ports[0].cycles
         self.row_keys = self.row_reads + self.row_writes
 
 
@@ -137,6 +145,37 @@ class _DmaPlan:
         # Offset from the DMA's first port cycle to the start of its last chunk that uses the
         # port, when no chunk waits (0 when none uses it).
         self.last_offset = int(self.before[positive[-1]]) if len(positive) else 0
+        # Filled in on first use by _Run._dma (None: not yet; False: none exact for this plan).
+        self.read_profile: _ReadProfile | None | bool = None
+        self.write_profile: ShiftProfile | None | bool = None
+
+
+@dataclass(frozen=True)
+class _ReadProfile:
+    """A DMA load of one plan that starts at `at` with the DRAM pipe idle: DRAM completions are
+    at + dram.done (ShiftProfile), and _read_layout's result is `at` plus these offsets."""
+
+    dram: ShiftProfile
+    end: int
+    run_starts: tuple[int, ...] | None   # None: no chunk uses the port
+    run_ends: tuple[int, ...]
+    last_earliest: int
+
+
+@dataclass
+class _DmaShapeInfo:
+    """A DMA instruction (pc) with one shape (rows, cols): its timing and what _dma derives from it."""
+
+    timing: InstructionTiming
+    row_bytes: int                 # DRAM bytes per row
+    stream_cycles: float           # DRAM bytes at peak bandwidth, in cycles (the cycle-limit check)
+    extra_ports: tuple             # port uses before the stream (timing.ports[1:])
+    tile_load: bool                # a load into matrix SRAM (may overwrite the array's tile)
+    kv: bool
+    dram_action: str               # live_actions keys and the KV scale row's vector SRAM bytes
+    sram_action: str
+    kv_bytes: int
+    plans: dict = field(default_factory=dict)  # (base % chunk, dstride) -> _DmaPlan
 
 
 class _UnitState:
@@ -295,7 +334,9 @@ class _Run:
         self.timeline_complete = True
         self.sync_points: list[tuple[int, int]] = []  # (pc, cycle) after every `wait` and the `halt`
         self.dma_plans: dict[tuple, _DmaPlan] = {}
-        self.dma_timings: dict[tuple[int, int, int], InstructionTiming] = {}  # by (pc, rows, cols)
+        self.dma_shapes: dict[tuple[int, int, int], _DmaShapeInfo] = {}  # by (pc, rows, cols)
+        self.dram_capacity = sim.dram.capacity_bytes
+        self.dma_chunk = sim.dma_chunk_bytes
         # matrix unit state
         self.loaded_tile: tuple[int, int] | None = None   # (matrix SRAM address, transposed)
         self.tile_ready = 0          # cycle the loaded tile is fully in the array
@@ -403,8 +444,14 @@ class _Run:
                     halted = True
                     sync_points.append((pc, -1))  # the run's end, known once the units drain
                     break
-                if loops and next_pc == loops[-1].end:  # fsim.advance_loops, called only where it acts
-                    next_pc = advance_loops(next_pc)
+                if loops:
+                    top = loops[-1]
+                    if next_pc == top.end:  # fsim.advance_loops; its common case (another iteration) inlined
+                        if top.remaining > 1:
+                            top.remaining -= 1
+                            next_pc = top.start
+                        else:
+                            next_pc = advance_loops(next_pc)
                 pc = next_pc
                 if executed & 1023 == 0:
                     self._prune(fe)
@@ -445,21 +492,21 @@ class _Run:
             at = row_ready.get(regs[reg] * 4 + space, 0)
             if at > start:
                 start = at
-        stalls = unit.stalls
         if start > earliest:
-            stalls["dependency"] += start - earliest
-        ports = slot.timing.ports
-        if len(ports) == 1:
-            granted = self.pools[ports[0].memory].reserve(start, ports[0].cycles)
+            unit.stalls["dependency"] += start - earliest
+        if slot.unit_port:
+            granted = self.pools[slot.unit_port].reserve(start, slot.unit_port_cycles)
         else:
-            granted = self._reserve(ports, start)
+            granted = self._reserve(slot.timing.ports, start)
         if granted > start:
-            stalls["port_conflict"] += granted - start
+            unit.stalls["port_conflict"] += granted - start
         end, done = granted + slot.occupancy, granted + slot.latency
         for reg, space in slot.row_writes:
             row_ready[regs[reg] * 4 + space] = done
-        for entry in slot.dests:
-            self.ready[entry] = done
+        if slot.dests:
+            ready = self.ready
+            for entry in slot.dests:
+                ready[entry] = done
         unit.busy += slot.occupancy
         # unit.record(pc, dispatch, granted, end, done), inlined (millions of calls):
         unit.starts.append(granted)
@@ -498,11 +545,10 @@ class _Run:
                 blamed_on_port = min(port_delay, waited)
                 stalls["port_conflict"] += blamed_on_port
                 stalls["dependency"] += waited - blamed_on_port
-        ports = timing.ports
-        if len(ports) == 1:
-            granted = self.pools[ports[0].memory].reserve(start, ports[0].cycles)
+        if slot.unit_port:
+            granted = self.pools[slot.unit_port].reserve(start, slot.unit_port_cycles)
         else:
-            granted = self._reserve(ports, start)
+            granted = self._reserve(timing.ports, start)
         if granted > start:
             stalls["port_conflict"] += granted - start
         end, done = granted + slot.occupancy, granted + slot.latency
@@ -519,39 +565,60 @@ class _Run:
         unit.count += 1
         return granted, end
 
-    def _dma(self, slot: _Slot, dispatch: int) -> tuple[int, int]:
-        unit, ops = self.units["dma"], slot.operands
-        regs, aregs = self.fsim.int_regs, self.fsim.addr_regs
-        rows, cols = regs[ops["rows"]], regs[ops["cols"]]
+    def _dma_shape(self, slot: _Slot, rows: int, cols: int) -> _DmaShapeInfo:
+        """What a DMA of `slot` with this shape needs per execution, computed once (by pc and shape)."""
         if rows < 0 or cols < 0:
             raise InstructionFault(f"negative shape rows={rows}, cols={cols}")
-        key = (self.pc, rows, cols)  # the timing is a function of the instruction and its shape
-        timing = self.dma_timings.get(key)
-        if timing is None:
-            if len(self.dma_timings) > 4096:
-                self.dma_timings.clear()
-            timing = self.dma_timings[key] = instruction_timing(slot.mnemonic, self.config, ops,
-                                                                DmaShape(rows, cols), self.params)
-        start = max(dispatch + 1, unit.free_at)
+        key = (self.pc, rows, cols)
+        if len(self.dma_shapes) > 4096:
+            self.dma_shapes.clear()
+        timing = instruction_timing(slot.mnemonic, self.config, slot.operands, DmaShape(rows, cols), self.params)
+        kv = "kv" in slot.mnemonic
+        info = self.dma_shapes[key] = _DmaShapeInfo(
+            timing=timing, row_bytes=timing.dram_bytes // rows if rows else 0,
+            stream_cycles=(timing.dram_bytes / self.sim.dram.timing.peak_bandwidth_gbps * self.config.clock_ghz
+                           if timing.dram_bytes else 0.0),
+            extra_ports=timing.ports[1:], tile_load=slot.mnemonic in ("dld.m", "dldkv.m"), kv=kv,
+            dram_action=f"dram_{'write' if timing.dram_write else 'read'}_bytes",
+            sram_action=f"{timing.sram_memory}_{'read' if timing.dram_write else 'write'}_bytes",
+            kv_bytes=cols * self.config.vector_element_bytes if kv else 0)
+        return info
+
+    def _dma(self, slot: _Slot, dispatch: int) -> tuple[int, int]:
+        unit, ops = self.units["dma"], slot.operands
+        regs, aregs = self.int_regs, self.fsim.addr_regs
+        rows, cols = regs[ops["rows"]], regs[ops["cols"]]
+        # The timing is a function of the instruction and its shape.
+        info = self.dma_shapes.get((self.pc, rows, cols)) or self._dma_shape(slot, rows, cols)
+        timing = info.timing
+        start = dispatch + 1
+        if unit.free_at > start:
+            start = unit.free_at
         at = start + timing.dma_setup
         busy = timing.dma_setup
         if timing.dram_bytes:
             base, dstride = aregs[ops["dram"]], regs[ops["dstride"]]
-            self._check_dram_range(base, dstride, rows, timing.dram_bytes // rows)
+            last_row = base + dstride * (rows - 1)  # _check_dram_range, inlined
+            if base < 0 or last_row < 0 or base + info.row_bytes > self.dram_capacity \
+                    or last_row + info.row_bytes > self.dram_capacity:
+                self._check_dram_range(base, dstride, rows, info.row_bytes)
             lowest = start + timing.dma_setup + timing.sram_port_cycles
-            if lowest + timing.dram_bytes / self.sim.dram.timing.peak_bandwidth_gbps * self.config.clock_ghz \
-                    > self.max_cycles:
+            if lowest + info.stream_cycles > self.max_cycles:
                 self._limit(self.pc, lowest, f"{slot.mnemonic} of {timing.dram_bytes:,} DRAM bytes cannot finish "
                                              f"before the cycle limit {self.max_cycles}")
-            for use in timing.ports[1:]:  # the KV smoothing-scale row, read before the stream
+            for use in info.extra_ports:  # the KV smoothing-scale row, read before the stream
                 granted = self.pools[use.memory].reserve(at, use.cycles)
                 unit.stalls["port_conflict"] += granted - at
                 at = granted + use.cycles
                 busy += use.cycles
-            if slot.mnemonic in ("dld.m", "dldkv.m"):
-                self._invalidate_tile(regs[ops["sram"]], rows, cols,
-                                      cols if "kv" in slot.mnemonic else regs[ops["sstride"]])
-            plan = self._dma_plan(base, dstride, rows, timing)
+            if info.tile_load and self.loaded_tile is not None:
+                self._invalidate_tile(regs[ops["sram"]], rows, cols, cols if info.kv else regs[ops["sstride"]])
+            plans = info.plans
+            plan = plans.get((base % self.dma_chunk, dstride))
+            if plan is None:
+                if len(plans) > 4096:
+                    plans.clear()
+                plan = plans[base % self.dma_chunk, dstride] = self._dma_plan(base, dstride, rows, timing)
             pool = self.pools[timing.sram_memory]
             dram = self.sim.dram
             # DRAM request addresses (a backend that ignores them gets the offsets: same length)
@@ -560,8 +627,15 @@ class _Run:
             if timing.dram_write:
                 if FAST_DMA and (not plan.total_cycles or
                                  pool.reserve_run([at], [at + plan.total_cycles], at + plan.last_offset)):
-                    issue = at + plan.through  # every chunk got the port as soon as it asked
+                    first = at  # every chunk got the port as soon as it asked: issue = first + through
                     at += plan.total_cycles
+                    profile = plan.write_profile
+                    if profile is None:
+                        profile = plan.write_profile = self._shift_profile(plan.sizes, plan.through, True)
+                    if profile and dram.serve_shifted(profile, first):
+                        last = first + profile.done_max
+                    else:
+                        last = int(dram.serve_arrays(addrs, plan.sizes, True, first + plan.through).max())
                 else:
                     issue = []
                     for chunk_cycles in plan.cycles:
@@ -570,14 +644,24 @@ class _Run:
                         at = granted + chunk_cycles
                         issue.append(at)
                     issue = np.asarray(issue, dtype=np.int64)
-                completions = dram.serve_arrays(addrs, plan.sizes, True, issue)
-                last = int(completions.max())
+                    last = int(dram.serve_arrays(addrs, plan.sizes, True, issue).max())
                 if last > at:
                     waited_dram += last - at
                     at = last
             else:
-                arrivals = dram.serve_arrays(addrs, plan.sizes, False, at + plan.before)
-                end = self._read_run(pool, plan, arrivals, at) if FAST_DMA else None
+                profile = plan.read_profile if FAST_DMA else False
+                if profile is None:
+                    profile = plan.read_profile = self._read_profile(plan)
+                if profile and dram.serve_shifted(profile.dram, at):
+                    starts = profile.run_starts
+                    if starts is None or pool.reserve_run([at + s for s in starts], [at + e for e in profile.run_ends],
+                                                          at + profile.last_earliest):
+                        end = at + profile.end
+                    else:
+                        end, arrivals = None, at + profile.dram.done
+                else:
+                    arrivals = dram.serve_arrays(addrs, plan.sizes, False, at + plan.before)
+                    end = self._read_run(pool, plan, arrivals, at) if FAST_DMA else None
                 if end is not None:
                     waited_dram = end - at - plan.total_cycles
                     at = end
@@ -590,16 +674,22 @@ class _Run:
                         waited_port += granted - at
                         at = granted + chunk_cycles
             busy += timing.sram_port_cycles
-            unit.stalls["dram"] += waited_dram
-            unit.stalls["port_conflict"] += waited_port
-            direction = "write" if timing.dram_write else "read"
-            self.live_actions[f"dram_{direction}_bytes"] += timing.dram_bytes
-            sram_direction = "read" if timing.dram_write else "write"
-            self.live_actions[f"{timing.sram_memory}_{sram_direction}_bytes"] += timing.sram_bytes
-            if "kv" in slot.mnemonic:
-                self.live_actions["vector_sram_read_bytes"] += cols * self.config.vector_element_bytes
+            stalls = unit.stalls
+            stalls["dram"] += waited_dram
+            stalls["port_conflict"] += waited_port
+            actions = self.live_actions
+            actions[info.dram_action] += timing.dram_bytes
+            actions[info.sram_action] += timing.sram_bytes
+            if info.kv:
+                actions["vector_sram_read_bytes"] += info.kv_bytes
         unit.busy += busy
-        unit.record(self.pc, dispatch, start, at, at)
+        # unit.record(self.pc, dispatch, start, at, at), inlined:
+        unit.starts.append(start)
+        unit.recent.append((self.pc, dispatch, start, at, at))
+        unit.free_at = at
+        if at > unit.done_at:
+            unit.done_at = at
+        unit.count += 1
         return start, at
 
     # ---- helpers -------------------------------------------------------------------------------
@@ -629,13 +719,24 @@ class _Run:
             raise InstructionFault(f"DRAM bytes [{low:#x}, {high:#x}) outside the {capacity:#x}-byte DRAM model")
 
     def _read_run(self, pool: PortPool, plan: _DmaPlan, arrivals: np.ndarray, at: int) -> int | None:
-        """A DMA load's SRAM writes in one go; the cycle it ends, or None if it must go chunk by chunk.
+        """A DMA load's SRAM writes in one go; the cycle it ends, or None if it must go chunk by chunk."""
+        end, run_starts, run_ends, last_earliest = self._read_layout(plan, arrivals, at)
+        if run_starts is not None and not pool.reserve_run(run_starts, run_ends, last_earliest):
+            return None
+        return end
+
+    @staticmethod
+    def _read_layout(plan: _DmaPlan, arrivals: np.ndarray, at: int) -> tuple[int, list | None, list, int]:
+        """Where a DMA load's chunks hold the SRAM port if it grants each at once: the end cycle,
+        the merged port runs (starts, ends; None when no chunk uses the port) and the earliest
+        cycle of the last chunk that uses it, as PortPool.reserve_run takes them.
 
         Chunk i waits for its data (arrival_i) and the previous chunk, then holds the port c_i
         cycles: at_i = max(arrival_i, at_(i-1)) + c_i, provided the port grants every chunk at
         once (PortPool.reserve_run checks that). With S_i = c_0 + ... + c_i this is
         at_i - S_i = max(arrival_i - S_(i-1), at_(i-1) - S_(i-1)), a running maximum: exact,
-        as all of it is integers.
+        as all of it is integers. Shifting `arrivals` and `at` by a constant shifts every result
+        by it (what _read_profile relies on).
         """
         lead = np.maximum.accumulate(arrivals - plan.before)
         if lead[0] < at:
@@ -647,7 +748,7 @@ class _Run:
         elif len(positive):
             first, last = int(positive[0]), int(positive[-1])
         else:  # chunks of no port cycles reserve nothing
-            return end
+            return end, None, [], 0
         # Chunk i holds the port over [lead_i + before_i, lead_i + through_i).
         run_start = int(lead[first]) + int(plan.before[first])
         run_end = int(lead[last]) + int(plan.through[last])
@@ -662,9 +763,23 @@ class _Run:
             gaps = np.flatnonzero(starts[1:] != ends[:-1])
             run_starts = np.concatenate((starts[:1], starts[gaps + 1])).tolist()
             run_ends = np.concatenate((ends[gaps], ends[-1:])).tolist()
-        if not pool.reserve_run(run_starts, run_ends, last_earliest):
-            return None
-        return end
+        return end, run_starts, run_ends, last_earliest
+
+    def _shift_profile(self, sizes: np.ndarray, offsets: np.ndarray, is_write: bool) -> ShiftProfile | bool:
+        """The DRAM backend's shift profile of a plan's requests, or False (none, or not offered)."""
+        dram = self.sim.dram
+        if not SHIFTED_DMA or not dram.shifts:
+            return False
+        return dram.shift_profile(sizes, offsets, is_write) or False
+
+    def _read_profile(self, plan: _DmaPlan) -> _ReadProfile | bool:
+        """A DMA load's DRAM completions and port runs relative to its start, or False."""
+        shift = self._shift_profile(plan.sizes, plan.before, False)
+        if not shift:
+            return False
+        end, run_starts, run_ends, last_earliest = self._read_layout(plan, shift.done, 0)
+        return _ReadProfile(shift, end, None if run_starts is None else tuple(run_starts), tuple(run_ends),
+                            last_earliest)
 
     def _dma_plan(self, base: int, dstride: int, rows: int, timing: InstructionTiming) -> _DmaPlan:
         """The (cached) plan of a DMA: offsets, sizes and SRAM port cycles of each chunk."""
