@@ -296,7 +296,7 @@ def estimate_counts(profile: CountProfile, config: NPUConfig, *, params: Latency
     A lower bound on the real time when the program synchronises; DMA counts in `by_mnemonic`
     are ignored in favour of `profile.dma`, which carries the shapes.
     """
-    builder = SegmentBuilder(config, label=DEFAULT_REGION, params=params)
+    builder = SegmentBuilder(config, label=DEFAULT_REGION, params=params, queue_depth=None)
     builder.since_tile_op = float("inf")  # weight loads overlap the previous tile op everywhere
     for name, count in sorted(profile.by_mnemonic.items()):
         if count <= 0 or name == "halt" or name.startswith(("dld", "dst")):

@@ -12,8 +12,11 @@ in a `wait` (or `halt`), and a segment's time has a closed form:
 `busy_u` sums the unit's per-instruction times from `npu.sim.cycle.latency.instruction_timing`
 plus the stalls the unit causes itself (a row read before the op writing it finishes, a weight
 tile that loads longer than the previous tile op ran, DRAM slower than the SRAM port). Units the
-wait does not drain carry their remaining work into the next segment. No queue, no event list:
-the per-instruction costs are summed and combined with max, exactly once per segment.
+wait does not drain carry their remaining work into the next segment. No event list: the
+per-instruction costs are summed and combined with max, exactly once per segment. The one
+coupling the sums cannot see, in-order dispatch into bounded unit queues (the front end waits
+for a full queue, so a unit's ops dispatch late behind another's), enters through `frontend`
+and `first_u`/`last_u`: the builder keeps a running estimate of each unit's op starts.
 
 `SegmentBuilder` accumulates one segment from instructions - a program trace feeds it one
 dynamic instruction at a time (npu.sim.analytical.program), an operator recipe feeds it loop
@@ -23,7 +26,7 @@ bodies with trip counts (npu.sim.analytical.npu_ops); `SegmentClock` times segme
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -36,6 +39,7 @@ QUEUED_UNITS = ("dma", "matrix", "vector")
 SRAMS = ("vector_sram", "matrix_sram", "fp_sram", "int_sram")
 MATRIX_OPS = ("mm", "mma", "mmt", "mmta")
 DMA_CHUNK_BYTES = 2048  # the cycle simulator's default DRAM request size
+QUEUE_DEPTH = 8         # the cycle simulator's default unit queue depth
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,12 @@ class Segment:
     instructions: int = 0                # executed instructions (one repetition)
     actions: Mapping[str, float] = field(default_factory=dict)  # energy actions (one repetition)
     resources: Mapping[str, float] = field(default_factory=dict)  # see SegmentBuilder.resources
+    queue_stalls: float = 0.0            # of `frontend`: dispatch waiting for a full unit queue
+
+    @property
+    def frontend_active(self) -> float:
+        """Front-end cycles of its own work (the cycle simulator's busy + own stalls)."""
+        return self.frontend - self.queue_stalls
 
 
 @dataclass(frozen=True)
@@ -202,6 +212,8 @@ class _Snapshot:
     ports: Counter
     actions: Counter
     resources: Counter
+    queue_stalls: float
+    queue_clock: dict[str, float]
 
 
 class SegmentBuilder:
@@ -213,10 +225,19 @@ class SegmentBuilder:
     """
 
     def __init__(self, config: NPUConfig, label: str = "", params: LatencyParameters = DEFAULT_PARAMETERS,
-                 pipe: DramPipe | None = None, matrix_busy: bool = False):
+                 pipe: DramPipe | None = None, matrix_busy: bool = False,
+                 queue_depth: int | None = QUEUE_DEPTH):
         self.config, self.label, self.params = config, label, params
         self.pipe = pipe or DramPipe.for_config(config)
         self.frontend = 0.0
+        # Bounded unit queues: the front end dispatches in order, and an op for a unit whose
+        # queue is full waits until the op `queue_depth` before it has started. That couples the
+        # units (a GEMM's matrix ops cannot dispatch while the next panel's DMAs fill the DMA
+        # queue), so each unit's op starts are also estimated in front-end time, from the
+        # segment's start (work carried in from the previous segment is not counted).
+        self.queue_depth, self.queue_stalls = queue_depth, 0.0
+        self.queue_starts = {name: deque(maxlen=queue_depth) for name in QUEUED_UNITS}  # None: unbounded
+        self.queue_clock = dict.fromkeys(QUEUED_UNITS, 0.0)  # front-end cycle each unit is free
         self.instructions = 0
         self.units = {name: _UnitState() for name in QUEUED_UNITS}
         self.ports: Counter = Counter()
@@ -242,15 +263,30 @@ class SegmentBuilder:
         return timing
 
     # ---- instructions ------------------------------------------------------------------------
-    def _dispatch(self, reads: Iterable[Hashable]) -> float:
-        """Front-end cycle at which the next instruction dispatches (after scoreboard stalls)."""
+    def _dispatch(self, reads: Iterable[Hashable], unit: str | None = None) -> float:
+        """Front-end cycle at which the next instruction dispatches (after scoreboard stalls and,
+        for a queued `unit`, until its queue has room)."""
         at = self.frontend
         for register in reads:
             at = max(at, self.register_ready.get(register, 0.0))
+        if unit is not None:
+            starts = self.queue_starts[unit]
+            if starts.maxlen is not None and len(starts) == starts.maxlen and starts[0] > at:
+                self.queue_stalls += starts[0] - at
+                at = starts[0]
         self.frontend = at + self.params.dispatch
         self.instructions += 1
         self.actions["instruction"] += 1
         return at
+
+    def _queued(self, unit: str, at: float, stall: float, occupancy: float) -> None:
+        """Record an op's start in front-end time: after its dispatch at `at`, the unit's previous
+        op and `stall` cycles of the unit's own (dependencies, exposed weight load)."""
+        start = max(self.queue_clock[unit], at + 1) + stall
+        starts = self.queue_starts[unit]
+        if starts.maxlen is not None:
+            starts.append(start)
+        self.queue_clock[unit] = start + occupancy
 
     def control(self, mnemonic: str = "nop", taken: bool = False, reads: Iterable[Hashable] = ()) -> None:
         """A control instruction (loop entry, nop, a branch - taken ones cost a bubble)."""
@@ -272,12 +308,13 @@ class SegmentBuilder:
                registers: Iterable[Hashable] = (), operands: Mapping[str, int] | None = None) -> None:
         """A vector op; `reads`/`writes` are vector-row keys, `registers` the scalar registers it reads."""
         timing = self.timing(mnemonic, operands)
-        at = self._dispatch(registers)
+        at = self._dispatch(registers, "vector")
         unit = self.units["vector"]
         start = previous_end = unit.busy
         for row in (*reads, *writes):
             start = max(start, self.row_ready.get(row, 0.0))
         unit.add(at, start, timing.occupancy, timing.latency)
+        self._queued("vector", at, start - previous_end, timing.occupancy)
         self.resources["vector"] += unit.busy - previous_end
         for row in writes:
             self.row_ready[row] = start + timing.latency
@@ -290,7 +327,7 @@ class SegmentBuilder:
     def matrix(self, mnemonic: str, new_tile: bool = False, registers: Iterable[Hashable] = ()) -> None:
         """A tile op (`new_tile`: its weight tile is not the one the array holds) or `mwb`."""
         timing = self.timing(mnemonic)
-        at = self._dispatch(registers)
+        at = self._dispatch(registers, "matrix")
         unit = self.units["matrix"]
         start = previous_end = unit.busy
         if mnemonic == "mwb":  # waits for the systolic drain of the last tile op
@@ -310,6 +347,7 @@ class SegmentBuilder:
             self.resources["matrix"] += timing.occupancy
             self.accumulator_ready = start + timing.latency
             self.since_tile_op = timing.occupancy
+        self._queued("matrix", at, start - previous_end, timing.occupancy)
         for use in timing.ports:
             self.ports[use.memory] += use.cycles
             unit.hold(use.memory, use.cycles, use.cycles, unit.busy - previous_end - use.cycles)
@@ -319,13 +357,14 @@ class SegmentBuilder:
             registers: Iterable[Hashable] = ()) -> None:
         """A DMA of rows x cols elements (`dstride` None or equal to the row size = contiguous)."""
         timing = self.timing(mnemonic, {"fmt": DRAM_FORMATS.index(fmt)}, DmaShape(max(rows, 0), max(cols, 0)))
-        at = self._dispatch(registers)
+        at = self._dispatch(registers, "dma")
         extra_ports = timing.ports[1:] if timing.dram_bytes else ()
         setup_extra = sum(use.cycles for use in extra_ports)
         sizes = dma_request_sizes(timing.dram_bytes, rows, base, dstride, self.pipe.chunk_bytes)
         duration = dma_time(timing, sizes, self.pipe, setup_extra)
         unit = self.units["dma"]
         unit.add(at, unit.busy, duration, duration)
+        self._queued("dma", at, 0.0, duration)
         self.resources["dram"] += timing.dram_bytes / self.pipe.bytes_per_cycle
         self.resources["dma_port"] += timing.sram_port_cycles + setup_extra + timing.dma_setup
         for use in timing.ports:
@@ -360,7 +399,23 @@ class SegmentBuilder:
         return _Snapshot(self.frontend, self.instructions, {u: s.busy for u, s in units.items()},
                          {u: s.done for u, s in units.items()}, {u: s.last for u, s in units.items()},
                          {u: s.ops for u, s in units.items()}, {u: Counter(s.ports) for u, s in units.items()},
-                         Counter(self.ports), Counter(self.actions), Counter(self.resources))
+                         Counter(self.ports), Counter(self.actions), Counter(self.resources),
+                         self.queue_stalls, dict(self.queue_clock))
+
+    @staticmethod
+    def _step(before: _Snapshot, after: _Snapshot) -> tuple[float, ...]:
+        """How far one loop pass moves the front end and each unit."""
+        step = (after.frontend - before.frontend, *(after.busy[u] - before.busy[u] for u in QUEUED_UNITS),
+                *(after.queue_clock[u] - before.queue_clock[u] for u in QUEUED_UNITS))
+        return tuple(round(value, 6) for value in step)
+
+    @staticmethod
+    def _steady(before: _Snapshot, after: _Snapshot) -> bool:
+        """Whether no unit used in the pass falls further behind the front end (else its queue
+        is still filling, and the front end will soon wait for it)."""
+        frontend = after.frontend - before.frontend
+        return all(after.queue_clock[u] - before.queue_clock[u] <= frontend + 1e-6
+                   for u in QUEUED_UNITS if after.ops[u] > before.ops[u])
 
     def loop(self, count: int, body) -> None:
         """A hardware loop: the `loopi` dispatch, then `body(self)` `count` times (see repeat)."""
@@ -368,22 +423,29 @@ class SegmentBuilder:
         self.repeat(count, body)
 
     def repeat(self, count: int, body) -> None:
-        """Run `body(self)` `count` times: twice for real, then the second pass extrapolated.
+        """Run `body(self)` `count` times: for real until two passes move every clock alike (the
+        loop's steady state, e.g. once its unit queues are full), then the last pass extrapolated.
 
-        The second pass sees the loop-carried state (the previous iteration's ops), so
-        iterations 2..count are all like it.
+        The last real pass sees the loop-carried state (the previous iteration's ops, full
+        queues), so the remaining iterations are all like it.
         """
         if count <= 0:
             return
         body(self)
-        if count == 1:
-            return
-        before = self._snapshot()
-        body(self)
-        repeats = count - 2
+        done, previous = 1, None
+        limit = 2 * (self.queue_depth or 0) + 3
+        while done < count:
+            before = self._snapshot()
+            body(self)
+            done += 1
+            after = self._snapshot()
+            step = self._step(before, after)
+            if self.queue_depth is None or done >= limit or (step == previous and self._steady(before, after)):
+                break
+            previous = step
+        repeats = count - done
         if repeats == 0:
             return
-        after = self._snapshot()
         shift = after.frontend - before.frontend
         self.frontend += repeats * shift
         self.instructions += repeats * (after.instructions - before.instructions)
@@ -410,16 +472,22 @@ class SegmentBuilder:
         for key in self.row_ready:
             self.row_ready[key] += vector_shift
         self.accumulator_ready += repeats * (after.busy["matrix"] - before.busy["matrix"])
+        self.queue_stalls += repeats * (after.queue_stalls - before.queue_stalls)
+        for name, starts in self.queue_starts.items():
+            moved = repeats * (after.queue_clock[name] - before.queue_clock[name])
+            self.queue_clock[name] += moved
+            for index in range(len(starts)):
+                starts[index] += moved
 
     # ---- closing -----------------------------------------------------------------------------
     def close(self, waits: Iterable[str] | None, count: int = 1, mnemonic: str = "wait") -> Segment:
         """End the segment with a `wait` on `waits` (None: `halt`, which also counts one dispatch)."""
         self.control(mnemonic)
         units = {name: state.work() for name, state in self.units.items() if state.ops}
-        resources = dict(self.resources, frontend=self.frontend)
+        resources = dict(self.resources, frontend=self.frontend - self.queue_stalls)
         return Segment(self.label, self.frontend, units, dict(self.ports),
                        None if waits is None else frozenset(waits), count, self.instructions, dict(self.actions),
-                       resources)
+                       resources, self.queue_stalls)
 
 
 @dataclass
@@ -513,7 +581,7 @@ class SegmentClock:
         totals = self.totals
         totals.cycles += time
         totals.by_label[segment.label] += time
-        totals.unit_busy["frontend"] += segment.frontend * segment.count
+        totals.unit_busy["frontend"] += segment.frontend_active * segment.count
         for unit, work in segment.units.items():
             totals.unit_busy[unit] += work.busy * segment.count
             totals.unit_ops[unit] += work.ops * segment.count

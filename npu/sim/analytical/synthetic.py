@@ -20,6 +20,13 @@ from npu.kernels.sampling import sampling_program as kernel_sampling_program
 from npu.sim.functional.memory import row_bytes
 
 
+def _li(register: str, value: int) -> str:
+    """Load an integer constant: `addi` when it fits the immediate, else `lui` + `ori`."""
+    if -(1 << 17) <= value < 1 << 17:
+        return f"addi {register}, r0, {value}"
+    return f"lui  {register}, {value >> 16}\n        ori  {register}, {register}, {value & 0xffff}"
+
+
 def _gemm_text(config: NPUConfig, rows: int, k: int, n: int, tag: str) -> str:
     mlen, blen = config.mlen, config.blen
     k_tiles, n_tiles, blocks = k // mlen, n // mlen, rows // blen
@@ -39,7 +46,7 @@ op_{tag}:
         addi r1, r0, {mlen}
         addi r2, r0, {row}
         addi r4, r0, 0                  # current panel in matrix SRAM
-        addi r12, r0, {k_tiles * tile}  # the other half
+        {_li("r12", k_tiles * tile)}  # the other half
         addi r7, r0, 0
         loopi {k_tiles}, {tag}_first
         dld.m a1, r7, r1, r1, r2, r1, {fmt}
