@@ -69,8 +69,8 @@ def _add_simulate_cycle(sub) -> None:
     p.add_argument("--dram", choices=["jedec", "bandwidth"], default="jedec")
     p.add_argument("--max-instructions", type=int, default=20_000_000)
     p.add_argument("--trace-max-instructions", type=int, default=200_000)
-    p.add_argument("--check-dram-max-instructions", type=int, default=2_000_000,
-                   help="replay the JEDEC command trace of programs up to this size through the checker")
+    p.add_argument("--jedec-max-instructions", type=int, default=2_000_000,
+                   help="with --dram jedec, longer programs run with the bandwidth backend")
 
 
 def _add_crossvalidate(sub) -> None:
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                                  max_instructions=args.max_instructions, trace_dir=args.trace_dir,
                                  trace_max_instructions=args.trace_max_instructions,
                                  decoding=generation_recipe(args.model),
-                                 check_dram_max_instructions=args.check_dram_max_instructions)
+                                 jedec_max_instructions=args.jedec_max_instructions)
         elif args.stage == "crossvalidate":
             from npu.sim.cycle.stages import crossvalidate_stage
 

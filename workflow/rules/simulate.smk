@@ -30,7 +30,7 @@ rule simulate_cycle:
         dram=config["simulate"]["cycle_dram"],
         max_instructions=config["simulate"]["max_instructions"],
         trace_max_instructions=config["simulate"]["trace_max_instructions"],
-        check_dram=config["simulate"]["check_dram_max_instructions"],
+        jedec_max=config["simulate"]["jedec_max_instructions"],
     log:
         f"{RESULTS}/logs/simulate_cycle/{{npu}}__{{model}}.log",
     conda:
@@ -39,7 +39,7 @@ rule simulate_cycle:
         "npu simulate-cycle --npu {input.npu} --model {input.preset} --compile-dir $(dirname {input.compiled}) "
         "--dram {params.dram} --max-instructions {params.max_instructions} "
         "--trace-max-instructions {params.trace_max_instructions} --trace-dir {output.traces} "
-        "--check-dram-max-instructions {params.check_dram} "
+        "--jedec-max-instructions {params.jedec_max} "
         "--out {output.steps} --generation-out {output.generation} 2> {log}"
 
 

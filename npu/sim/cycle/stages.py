@@ -111,15 +111,17 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
                          generation_tsv: str | Path | None = None, dram: str = "jedec",
                          max_instructions: int = 20_000_000, trace_dir: str | Path | None = None,
                          trace_max_instructions: int = 200_000, decoding: dict | None = None,
-                         check_dram_max_instructions: int = 2_000_000) -> list[dict]:
+                         jedec_max_instructions: int = 2_000_000) -> list[dict]:
     """Simulate every compiled step program of one (npu, model) and write `out_tsv`.
 
     trace_dir: Chrome/Perfetto timelines (`<step>.trace.json`) of programs with at most
     `trace_max_instructions` instructions. decoding: the model preset's decoding recipe
     (gen_length, block_length, steps) for the per-token table `generation_tsv`.
-    With the JEDEC backend, the DRAM command trace of programs up to `check_dram_max_instructions`
-    is replayed through npu.sim.dram.check_trace; the row reports the commands checked and every
-    timing violation found (the model must produce none).
+    With dram="jedec", programs up to `jedec_max_instructions` run with the JEDEC model in the loop
+    and their DRAM command trace is replayed through npu.sim.dram.check_trace (the row reports the
+    commands checked and the timing violations found: the model must produce none); longer ones
+    (the JEDEC model schedules every command in Python) run with the bandwidth backend, which the
+    row's `dram_backend` column says.
     """
     config = load_npu_config(npu)
     if trace_dir is not None:
@@ -132,8 +134,9 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
             print(f"simulate_cycle {config.name} {compiled.row['model']} {compiled.step}: {reason}", file=sys.stderr)
             continue
         trace = trace_dir is not None and compiled.executed_instructions <= trace_max_instructions
-        check_dram = dram == "jedec" and compiled.executed_instructions <= check_dram_max_instructions
-        simulator = CycleSimulator(config, dram=dram, record_timeline=trace,
+        backend = dram if dram != "jedec" or compiled.executed_instructions <= jedec_max_instructions else "bandwidth"
+        check_dram = backend == "jedec"
+        simulator = CycleSimulator(config, dram=backend, record_timeline=trace,
                                    timeline_limit=trace_max_instructions + 1, record_dram_trace=check_dram)
         simulator.load(compiled.program)
         print(f"simulate_cycle {config.name} {compiled.row['model']} {compiled.step}: "
