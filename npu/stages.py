@@ -144,7 +144,9 @@ def export_stage(
 
     spec = _trained_spec(preset)
     model, _ = load_checkpoint(checkpoint)
-    decode = _decode_config(spec, cache="none")
+    # The fixed-k schedule (one token per step): under a preset's threshold rule a confident model
+    # may commit a whole block in one step, leaving no [MASK] position to export a step for.
+    decode = _decode_config(spec, cache="none", threshold=None)
     prompt = evaluation_prompts(get_task(spec.task), decode.gen_length, n=1, seed=0)
     # The state after the first step of the second block (or the only block): some positions of
     # the block already committed, the rest still [MASK].
