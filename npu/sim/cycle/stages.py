@@ -88,7 +88,7 @@ def cycle_row(config: NPUConfig, compiled: CompiledProgram, stats: CycleStats, s
     row = {"npu": config.name, "model": compiled.row["model"], "step": compiled.step,
            "query_length": compiled.row["query_length"], "status": "ok", "dram_backend": stats.dram.backend,
            "cycles": stats.cycles, "time_us": stats.time_ns / 1e3, "instructions": stats.instructions}
-    for name in ("frontend",) + UNIT_CLASSES[1:]:
+    for name in UNIT_CLASSES:
         unit = stats.units[name]
         row[f"{name}_busy"] = unit.busy
         row[f"{name}_stalled"] = sum(unit.stalls.values())
