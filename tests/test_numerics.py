@@ -138,6 +138,15 @@ def test_every_code_of_a_small_format_round_trips(name: str) -> None:
     assert np.isnan(decode(again[nan], name)).all()
 
 
+def test_bf16_rounding_equals_encode_then_decode_on_random_bit_patterns() -> None:
+    """round_to_format's bf16 fast path gives the same bits as the encode/decode definition."""
+    bits = np.random.default_rng(3).integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32)
+    bits[:6] = [0x7F800000, 0xFF800000, 0x7FC00000, 0xFFFFFFFF, 0x7F7FFFFF, 0x00008000]  # inf, NaN, max, ties
+    x = bits.view(np.float32)
+    want = decode(encode(x, "bf16"), "bf16")
+    assert np.array_equal(round_to_format(x, "bf16").view(np.uint32), want.view(np.uint32))
+
+
 def test_every_bf16_code_round_trips() -> None:
     codes = np.arange(2**16, dtype=np.uint16)
     values = decode(codes, "bf16")
@@ -511,3 +520,22 @@ def test_matmul_accumulates_bf16_products_in_k_order() -> None:
     assert np.array_equal(hw_matmul_accumulate(np.zeros((4, 8), np.float32), *small), small[0] @ small[1])
     with pytest.raises(ValueError, match="do not match"):
         hw_matmul_accumulate(acc, act, weight.T)
+
+
+@pytest.mark.parametrize("blen, mlen", [(8, 64), (16, 128)])  # dnpu-edge and dnpu-cloud tiles
+def test_matmul_sums_in_k_order_at_machine_tile_sizes(blen: int, mlen: int) -> None:
+    """Mixed magnitudes make the float32 sum order-sensitive, so any other order shows up."""
+    rng = np.random.default_rng(blen)
+    act = (rng.standard_normal((blen, mlen)) * 10.0 ** rng.integers(-4, 5, (blen, mlen))).astype(np.float32)
+    weight = (rng.standard_normal((mlen, mlen)) * 10.0 ** rng.integers(-4, 5, (mlen, mlen))).astype(np.float32)
+    acc = rng.standard_normal((blen, mlen)).astype(np.float32)
+    a, w = round_to_format(act, "bf16"), round_to_format(weight, "bf16")
+    s = a[:, 0, None] * w[None, 0, :]
+    for k in range(1, mlen):
+        s = s + a[:, k, None] * w[None, k, :]
+    in_order = (acc + s).astype(np.float32)
+    reverse = a[:, -1, None] * w[None, -1, :]
+    for k in range(mlen - 2, -1, -1):
+        reverse = reverse + a[:, k, None] * w[None, k, :]
+    assert not np.array_equal(in_order, (acc + reverse).astype(np.float32))  # the order matters here
+    assert np.array_equal(hw_matmul_accumulate(acc, act, weight).view(np.uint32), in_order.view(np.uint32))

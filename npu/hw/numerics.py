@@ -130,7 +130,10 @@ def round_to_format(x: np.ndarray | float, fmt: str | ElementFormat) -> np.ndarr
     NaN stays NaN where the format has one; a NaN or inf input to a format without them raises
     ValueError. For MX formats this rounds to the element grid alone (no shared scale).
     """
-    return decode(encode(x, fmt), fmt)
+    f = get_format(fmt)
+    if f.name == "bf16":  # the hot path of every vector SRAM write: the same bits in one pass
+        return _round_bf16(np.asarray(x, dtype=np.float32))
+    return decode(encode(x, f), f)
 
 
 def encode(x: np.ndarray | float, fmt: str | ElementFormat) -> np.ndarray:
@@ -194,9 +197,19 @@ def decode_table(fmt: str | ElementFormat) -> np.ndarray:
 
 def _encode_bf16(x: np.ndarray) -> np.ndarray:
     """float32 -> bf16 bits: add 0x7FFF plus the lowest kept bit, keep the top 16 bits (RNE)."""
-    u = x.view(np.uint32).astype(np.uint64)
-    rounded = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    return np.where(np.isnan(x), np.uint16(0x7FC0), rounded).astype(np.uint16)
+    u = x.view(np.uint32)
+    # uint32 arithmetic wraps only for NaN patterns (>= 0xFFFF8001 with the sign bit), replaced below.
+    rounded = ((u + np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1))) >> 16).astype(np.uint16)
+    nan = np.isnan(x)
+    return np.where(nan, np.uint16(0x7FC0), rounded).astype(np.uint16) if nan.any() else rounded
+
+
+def _round_bf16(x: np.ndarray) -> np.ndarray:
+    """decode(_encode_bf16(x)) without the uint16 detour: RNE on the low 16 bits, NaN -> 0x7FC0."""
+    u = x.view(np.uint32)
+    rounded = ((u + np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1))) & np.uint32(0xFFFF0000)).view(np.float32)
+    nan = np.isnan(x)
+    return np.where(nan, _f32(0x7FC00000), rounded).astype(np.float32) if nan.any() else rounded
 
 
 def _canonical_nan_code(f: ElementFormat) -> int:
@@ -665,7 +678,9 @@ def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -
         raise ValueError(
             f"hw_matmul_accumulate: shapes acc {acc.shape}, act {a.shape}, weight {w.shape} do not match"
         )
-    s = a[:, 0, None] * w[None, 0, :]
-    for k in range(1, a.shape[1]):
-        s = s + a[:, k, None] * w[None, k, :]
+    # products[k] = a[:, k] (x) w[k]; a reduction over the outer axis 0 adds the K slices one after
+    # another into the running sum (numpy sums pairwise only along the contiguous inner axis), i.e.
+    # exactly the loop s = p0; s = s + p_k. tests/test_numerics.py checks it against that loop.
+    products = a.T[:, :, None] * w[:, None, :]
+    s = np.add.reduce(products, axis=0, dtype=np.float32)
     return (acc + s).astype(np.float32)

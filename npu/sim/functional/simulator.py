@@ -80,6 +80,11 @@ _BIAS32 = 1 << 31
 MEMOISED_UNARY = True
 _UNARY_MEMO: dict[str, dict[bytes, np.float32]] = {}  # mnemonic -> input bits -> result
 
+# load() keeps the decoded handlers of this many recent programs (a generation alternates
+# between its refresh and in-block step programs); handlers hold only references to state
+# that reset() clears in place, so a reused handler behaves exactly like a fresh one.
+DECODED_PROGRAMS = 8
+
 
 @dataclass
 class SimStats:
@@ -160,6 +165,7 @@ class FunctionalSimulator:
         self.srams = {"vector_sram": self.vector_sram, "matrix_sram": self.matrix_sram,
                       "fp_sram": self.fp_sram, "int_sram": self.int_sram}
         self.program: Program | None = None
+        self._decoded: dict[bytes, tuple] = {}  # words -> (instructions, texts, handlers)
         self.reset()
 
     # ---- state -----------------------------------------------------------------------------
@@ -198,6 +204,14 @@ class FunctionalSimulator:
         """Decode every word once; illegal words become handlers that fault when reached."""
         if not isinstance(program, Program):
             program = Program(np.asarray(program, dtype=np.uint32))
+        key = program.words.tobytes()
+        cached = self._decoded.get(key)
+        if cached is not None:  # handlers depend only on the words (and this machine)
+            # A generation alternates between a few step programs: reuse their handlers.
+            self._instructions, self._texts, self._handlers = cached
+            self.program = program
+            self.reset()
+            return
         self.program = program
         self._instructions: list[Instruction | None] = []
         self._texts: list[str] = []
@@ -216,6 +230,9 @@ class FunctionalSimulator:
         self._texts.append("<end of program>")
         handlers.append(self._fault_handler("ran past the end of the program without `halt`"))
         self._handlers = handlers
+        if len(self._decoded) >= DECODED_PROGRAMS:
+            self._decoded.pop(next(iter(self._decoded)))
+        self._decoded[key] = (self._instructions, self._texts, handlers)
         self.reset()
 
     @staticmethod
