@@ -9,16 +9,19 @@ CONFIG_DIR = config["config_dir"]
 RESULTS = config["results_dir"]
 TRAINED_MODELS = config["models"]["trained"]
 SHAPE_ONLY_MODELS = config["models"]["shape_only"]
-ALL_MODELS = TRAINED_MODELS + SHAPE_ONLY_MODELS
+ALL_MODELS = TRAINED_MODELS + SHAPE_ONLY_MODELS  # the models of the hardware stages
+# Models the KV study trains for itself (e.g. a second seed): no export, compile or simulation.
+KV_ONLY_MODELS = [name for name in config["quantization"]["models"] if name not in TRAINED_MODELS]
 
 # Validate every preset the run names before any job starts: a bad file fails here, by name.
 try:
-    MODEL_SPECS = {name: load_model_spec(name, CONFIG_DIR) for name in ALL_MODELS}
+    MODEL_SPECS = {name: load_model_spec(name, CONFIG_DIR) for name in ALL_MODELS + KV_ONLY_MODELS}
 except ConfigError as error:
     sys.exit(f"dnpu: {error}")
-for name in TRAINED_MODELS:
-    if not MODEL_SPECS[name].trainable:
-        sys.exit(f"dnpu: config: models.trained lists {name!r}, but {MODEL_SPECS[name].source} has no task/training section")
+for key, names in (("models.trained", TRAINED_MODELS), ("quantization.models", KV_ONLY_MODELS)):
+    for name in names:
+        if not MODEL_SPECS[name].trainable:
+            sys.exit(f"dnpu: config: {key} lists {name!r}, but {MODEL_SPECS[name].source} has no task/training section")
 
 # The code each stage runs (relative to the npu package); a change to it reruns the stage.
 TRAIN_CODE = source_hash("models/transformer.py", "models/tasks.py", "models/train.py",
@@ -40,7 +43,7 @@ except ConfigError as error:
     sys.exit(f"dnpu: {error}")
 
 wildcard_constraints:
-    model="|".join(ALL_MODELS) or "NO_MODELS",
+    model="|".join(ALL_MODELS + KV_ONLY_MODELS) or "NO_MODELS",
     npu="|".join(NPUS) or "NO_NPUS",
 
 
@@ -62,9 +65,9 @@ def npu_preset(wildcards):
 # The KV-quantization study (workflow/rules/quantize.smk).
 QUANT = config["quantization"]
 QUANT_MODELS = QUANT["models"]
-for name in [*QUANT_MODELS, *QUANT["outliers"]]:
-    if name not in TRAINED_MODELS:
-        sys.exit(f"dnpu: config: quantization lists {name!r}, which is not in models.trained")
+for name in QUANT["outliers"]:
+    if name not in QUANT_MODELS:
+        sys.exit(f"dnpu: config: quantization.outliers lists {name!r}, which is not in quantization.models")
 ABLATION = QUANT["ablation"]
 if QUANT_MODELS and ABLATION["model"] not in QUANT_MODELS:
     sys.exit(f"dnpu: config: quantization.ablation.model {ABLATION['model']!r} is not one of quantization.models")
