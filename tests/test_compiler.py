@@ -104,11 +104,61 @@ def test_compile_step_rejects_a_graph_that_is_not_the_step_pattern():
         compile_step(graph, load_npu_config("dnpu-cloud"))
 
 
-def test_a_model_too_big_for_the_edge_vector_sram_names_the_constraint():
+def test_a_model_too_big_for_the_edge_matrix_sram_names_the_constraint():
+    """Row tiling fits LLaDA's MLP into the 2 MiB vector SRAM; a down_proj panel pair does not fit 1 MiB."""
     llada = load_model_spec("llada-8b").architecture
     spec = StepSpec(Shapes(llada, load_npu_config("dnpu-edge"), 1024), 32, 32, "topk")
-    with pytest.raises(CompileError, match="dnpu-edge: vector_sram.size_bytes"):
+    with pytest.raises(CompileError, match="dnpu-edge: matrix_sram.size_bytes: .*down_proj"):
         compile_spec(spec)
+
+
+def small_vector_sram(npu_name: str, size_bytes: int):
+    npu = load_npu_config(npu_name)
+    return dataclasses.replace(npu, name=f"{npu_name}-small-vsram",
+                               vector_sram=dataclasses.replace(npu.vector_sram, size_bytes=size_bytes))
+
+
+def test_row_tiled_steps_on_a_small_vector_sram_equal_the_reference():
+    """64 query rows do not fit 112 KiB of vector SRAM at once: every stage runs in row blocks
+    (the last MLP block is shorter, the 56-row step has pad rows and starts at q0=8)."""
+    npu = small_vector_sram("dnpu-cloud", 112 * 1024)
+    config = dataclasses.replace(SMALL, max_seq_len=64)
+    weights = random_weights(config, seed=7)
+    rng = np.random.default_rng(0)
+    seq = np.concatenate([rng.integers(0, 11, 40), np.full(24, 11)]).astype(np.int32)
+    sim, ref = SimulatorStepper(config, weights, npu, 64, "topk"), ReferenceStepper(config, weights, npu, 64, "topk")
+    for stepper in (sim, ref):
+        stepper.start(seq)
+    for query_length, q0, s0, k in ((64, 0, 40, 3), (56, 8, 32, 2), (64, 0, 48, 4)):
+        got, _ = sim.step(query_length, 8, q0, s0, k, 0.9)
+        want, _ = ref.step(query_length, 8, q0, s0, k, 0.9)
+        assert np.array_equal(got.x0, want.x0)
+        assert np.array_equal(got.confidence.view(np.uint32), want.confidence.view(np.uint32))
+        assert np.array_equal(got.tokens, want.tokens)
+        stats, predicted = sim.last_stats, sim.program(query_length, 8).stats
+        assert predicted["dram_read_bytes"] == stats.bytes_moved["dram_read"]
+        assert predicted["dram_write_bytes"] == stats.bytes_moved["dram_write"]
+        assert predicted["executed_total"] == stats.instructions
+        assert predicted["row_blocks"] == {"attention.kv": 2, "attention.q": 2, "mlp": 2}
+        assert predicted["peak_sram_bytes"]["vector_sram"] <= npu.vector_sram.size_bytes
+
+
+def test_a_vector_sram_without_room_for_one_row_block_names_the_constraint():
+    npu = small_vector_sram("dnpu-cloud", 40 * 1024)
+    spec = StepSpec(Shapes(dataclasses.replace(SMALL, max_seq_len=64), npu, 64), 64, 8, "topk")
+    with pytest.raises(CompileError, match="dnpu-cloud-small-vsram: vector_sram.size_bytes: .*not even one row "
+                                           "block of blen=16 rows"):
+        compile_spec(spec)
+
+
+def test_llada_8b_block_refresh_step_compiles_with_row_tiling():
+    """Prompt 512 + block 32: the MLP of 544 rows needs two row blocks of the 32 MiB vector SRAM."""
+    llada = load_model_spec("llada-8b").architecture
+    npu = load_npu_config("dnpu-cloud")
+    step = compile_spec(StepSpec(Shapes(llada, npu, 544), 544, 32, "topk"))
+    assert step.stats["row_blocks"] == {"attention": 1, "mlp": 2}
+    assert step.stats["peak_sram_bytes"]["vector_sram"] <= npu.vector_sram.size_bytes
+    assert step.stats["macs"] > 544 * 6.5e9
 
 
 def test_head_dim_that_rope_cannot_tile_is_rejected():

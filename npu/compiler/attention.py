@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from npu.compiler import kv_quant
 from npu.compiler.asm import CompileError
 from npu.compiler.context import FP_SCALE, INT_Q0, Emit, f32
 from npu.compiler.linear import reference_gemm
@@ -55,16 +56,27 @@ def reference_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, kv_len: int
     return rnd(out * inverse[..., None])
 
 
-def emit_kv_write(e: Emit, layer: int, k_addr: int, v_addr: int) -> None:
-    """Store the query rows' K and V into slots q0.. of every KV head (block addressing)."""
+def emit_kv_write(e: Emit, layer: int, k_addr: int, v_addr: int, first_row: int = 0,
+                  count: int | None = None) -> None:
+    """Store the query rows' K and V into slots q0.. of every KV head (block addressing).
+
+    A row block passes its first query row and its number of real rows (default: all query rows).
+    With KV quantization (Shapes.kv_quant) npu.compiler.kv_quant emits the BAOS write instead.
+    """
     asm, sh = e.asm, e.shapes
+    if sh.kv_quant is not None:
+        kv_quant.emit_kv_write(e, layer, k_addr, v_addr, first_row, count)
+        return
     fmt = e.npu.formats.kv_cache
     rb = row_bytes(fmt, sh.slot, e.npu.mx_block)
+    count = e.spec.query_length if count is None else count
     asm.comment(f"kv cache write, layer {layer}")
     asm("wait dma|matrix|vector")
     asm(f"lw r1, {INT_Q0}(r0)")
+    if first_row:
+        asm(f"addi r1, r1, {first_row}")
     asm.li("r2", rb)
-    asm.li("r4", e.spec.query_length)
+    asm.li("r4", count)
     asm.li("r5", sh.slot)
     asm.li("r6", sh.kv_width)
     asm.li("r7", sh.kv_slots * rb)
@@ -73,7 +85,7 @@ def emit_kv_write(e: Emit, layer: int, k_addr: int, v_addr: int) -> None:
         asm.li("r3", src)
         with asm.loop(e.spec.model.n_kv_heads):
             asm("amac a1, a0, r1, r2")
-            asm(f"dst.v a1, r3, r4, r5, r2, r6, {fmt}", dram_write=e.spec.query_length * rb)
+            asm(f"dst.v a1, r3, r4, r5, r2, r6, {fmt}", dram_write=count * rb)
             asm("aadd a0, a0, r7")
             asm(f"addi r3, r3, {sh.slot}")
     asm("wait dma")
@@ -100,8 +112,10 @@ def _load_head_tiles(e: Emit, areg: str, sram_start: int) -> None:
         asm("aadd a1, a1, r5")
 
 
-def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int) -> None:
+def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int, rows: int | None = None) -> None:
+    """Attention of `rows` query rows (default: all) at q_addr; K/V tiles are loaded once per call."""
     asm, npu, sh, spec = e.asm, e.npu, e.shapes, e.spec
+    rows = spec.rows if rows is None else rows
     mlen, blen, vlen = npu.mlen, npu.blen, npu.vlen
     m = spec.model
     group = m.n_heads // m.n_kv_heads
@@ -120,8 +134,11 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int)
     asm.comment(f"attention, layer {layer}: {m.n_heads} heads, {chunks} key tiles, strip {blen}x{sh.kv_slots}")
     asm("wait dma|matrix|vector")
     asm.li("r13", 0)
-    asm.la("a3", e.dram[f"cache_k.{layer}"].address)
-    asm.la("a4", e.dram[f"cache_v.{layer}"].address)
+    if sh.kv_quant is None:
+        asm.la("a3", e.dram[f"cache_k.{layer}"].address)
+        asm.la("a4", e.dram[f"cache_v.{layer}"].address)
+    else:
+        rb = kv_quant.prepare_attention(e, layer, rows)
     asm.li("r11", q_addr)
     asm.li("r12", out_addr)
     with asm.loop(m.n_heads):
@@ -129,8 +146,11 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int)
         asm(f"bne r13, r0, {skip}")
         with asm.weighted(1 / group):  # taken once per KV head
             asm("wait dma|matrix")
-            _load_head_tiles(e, "a3", 0)
-            _load_head_tiles(e, "a4", head_elements)
+            if sh.kv_quant is None:
+                _load_head_tiles(e, "a3", 0)
+                _load_head_tiles(e, "a4", head_elements)
+            else:
+                kv_quant.emit_load_head(e, head_elements)
             asm.li("r14", sh.kv_slots * rb)
             asm("aadd a3, a3, r14")
             asm("aadd a4, a4, r14")
@@ -140,7 +160,7 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int)
         asm("addi r13, r13, -1")
         asm("add r8, r11, r0")
         asm("add r9, r12, r0")
-        with asm.loop(spec.rows // blen):
+        with asm.loop(rows // blen):
             # 1. scores strip
             asm.li("r1", strip)
             asm.li("r2", sh.q_width)
@@ -236,3 +256,5 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int)
     asm("wait dma|matrix|vector")
     e.vec.free("attn.o")
     e.vec.free("attn.strip")
+    if sh.kv_quant is not None:
+        kv_quant.emit_output_shift(e, out_addr, rows)

@@ -20,6 +20,7 @@ from npu.hw.numerics import round_to_format
 # FP SRAM words (fp32)
 FP_INV_D, FP_EPS, FP_SCALE, FP_MLEN = 0, 1, 2, 3  # loaded from the constants region
 FP_TAU = 16  # fparams[0]
+FP_TEMP = 17  # fparams[1]: the sampling temperature T (programs with StepSpec.temperature)
 FP_SCRATCH = 32
 # INT SRAM words (int32)
 INT_Q0, INT_S0, INT_K = 0, 1, 2  # params[0..2]
@@ -35,6 +36,9 @@ class StepSpec:
     sampling: str  # "topk" | "threshold"
     default_q0: int = 0
     default_s0: int = 0
+    # Gumbel-max sampling: x0 = argmax(logits + T * g), T from fparams[1] and g from the DRAM
+    # region "noise" at run time, so one program serves every T > 0. False: greedy argmax.
+    temperature: bool = False
 
     @property
     def model(self):
@@ -64,6 +68,10 @@ class StepSpec:
         if not 0 < self.sample_length <= self.query_length <= self.shapes.seq_len:
             raise CompileError(f"need 0 < sample_length {self.sample_length} <= query_length "
                                f"{self.query_length} <= seq_len {self.shapes.seq_len}")
+        vlen = self.npu.vlen
+        if self.temperature and vlen & (vlen - 1):
+            raise CompileError(f"{self.npu.name}: temperature sampling reads one lane of a VLEN chunk "
+                               f"by shifts; vlen={vlen} is not a power of two")
 
 
 class ScalarLayout:
@@ -77,6 +85,11 @@ class ScalarLayout:
         self.conf = self.lst + pad                  # confidence (fp32)
         self.confr = self.conf + pad                # confidence rounded to the vector format
         self.fp_end = self.confr + pad
+        if spec.temperature:  # appended, so greedy programs keep their addresses
+            self.pst = self.fp_end                  # running max of logits + T * g per sampled row
+            self.cst = self.pst + pad               # logit of the running argmax (x0) per sampled row
+            self.lane = self.cst + pad              # one VLEN chunk of a tile row, to read one lane
+            self.fp_end = self.lane + npu.vlen
         self.tok = INT_SCRATCH                      # query token ids (rows, pad rows = token 0)
         self.blk = self.tok + roundup(spec.rows, 16)  # sampled tokens, padded with -1
         self.idx = self.blk + pad                   # running argmax = x0

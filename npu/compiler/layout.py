@@ -9,7 +9,9 @@ gain zero output rows (and zero bias), o_proj gains zero input columns. For LLaD
 DRAM map (all programs of one generation share it, so it depends only on model, machine and
 sequence length): constants, run parameters, token ids, step outputs, RoPE tables, weights in
 the configured weight format, and one block-addressed K and V region per layer
-([kv_heads][kv_slots][slot] in the KV format; slot s of head g is overwritten in place).
+([kv_heads][kv_slots][slot] in the KV format; slot s of head g is overwritten in place). With BAOS
+KV quantization (Shapes.kv_quant) each layer also gets MXINT K and V regions and factor rows
+(npu.compiler.kv_quant); the bf16 regions then hold only the current block's rows.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class Shapes:
     model: ModelConfig
     npu: NPUConfig
     seq_len: int  # L: positions of the whole sequence = KV slots
+    # K/V storage: None = the formats.kv_cache regions only; a npu.compiler.kv_quant.KVQuant adds
+    # BAOS's quantized K/V and factor-row regions and changes the K/V write and attention.
+    kv_quant: object | None = None
 
     @property
     def slot(self) -> int:
@@ -82,6 +87,8 @@ class Shapes:
         if self.npu.formats.kv_cache not in ("bf16", "fp32"):
             raise CompileError(f"{self.npu.name}: formats.kv_cache={self.npu.formats.kv_cache} is not "
                                f"supported by the compiler yet (bf16 or fp32 K/V cache)")
+        if self.kv_quant is not None:
+            self.kv_quant.check(self)
 
 
 # ---- weights --------------------------------------------------------------------------------
@@ -215,6 +222,10 @@ def plan_dram(shapes: Shapes, weight_shapes: dict[str, tuple[int, ...]]) -> Dram
     for layer in range(m.n_layers):
         for kind in ("k", "v"):
             dram.add(f"cache_{kind}.{layer}", npu.formats.kv_cache, (kv_rows, shapes.slot), mx)
+    if shapes.kv_quant is not None:
+        from npu.compiler.kv_quant import add_regions
+
+        add_regions(dram, shapes)
     if dram.size > npu.dram.capacity_bytes:
         raise CompileError(f"{npu.name}: dram.capacity_gib: the image needs {dram.size / 2**30:.2f} GiB, "
                            f"more than {npu.dram.capacity_gib} GiB")
@@ -222,6 +233,10 @@ def plan_dram(shapes: Shapes, weight_shapes: dict[str, tuple[int, ...]]) -> Dram
 
 
 # ---- SRAM allocation ------------------------------------------------------------------------
+
+
+class AllocationError(CompileError):
+    """An SRAM allocation that does not fit: the lowering retries such a stage on fewer rows."""
 
 
 @dataclass
@@ -251,8 +266,8 @@ class Allocator:
                 self.peak = max(self.peak, start + size)
                 return start
         used = sum(size for _, size in self.live.values())
-        raise CompileError(f"{self.name}: buffer {tag!r} needs {size} more elements; {used} of "
-                           f"{self.capacity} are live ({', '.join(self.live)})")
+        raise AllocationError(f"{self.name}: buffer {tag!r} needs {size} more elements; {used} of "
+                              f"{self.capacity} are live ({', '.join(self.live)})")
 
     def free(self, tag: str) -> None:
         start, size = self.live.pop(tag)

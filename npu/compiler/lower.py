@@ -9,6 +9,13 @@ emits one fused kernel per group of nodes, in graph order:
     linear, silu*mul, down_proj + residual | final rmsnorm (sampled rows only), lm_head fused
     with forbid_token, argmax, max/exp/sum/reciprocal, then topk_mask|threshold_mask + select.
 
+Row tiling. The residual stream x of all query rows always stays in vector SRAM. When a
+layer's attention or MLP buffers for all rows do not fit, that stage runs per block of
+rows (the largest multiple of BLEN that fits, `plan_rows`), re-streaming its weights per block;
+attention then runs the K/V half (projections, RoPE, cache write) of every block before the Q
+half, since each query attends to all keys. Every row's arithmetic is the same as untiled, so
+the reference needs no tiling, and a step that fits is the untiled program unchanged.
+
 The program reads its run-time parameters from DRAM: q0 (first query position), s0 (first
 sampled row, relative to q0), k (top-k) and tau (threshold), so one program serves every block
 of a generation. `npu.compiler.reference` walks the same kernels in numpy.
@@ -16,9 +23,13 @@ of a generation. `npu.compiler.reference` walks the same kernels in numpy.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +37,9 @@ import numpy as np
 from npu.compiler.asm import Asm, CompileError
 from npu.compiler.attention import emit_attention, emit_kv_write, key_mask
 from npu.compiler.context import FP_EPS, FP_INV_D, FP_MLEN, FP_SCALE, INT_Q0, INT_S0, Emit, ScalarLayout, StepSpec
-from npu.compiler.layout import Allocator, CONSTANTS_BYTES, DramMap, Shapes, plan_dram, roundup
+from npu.compiler.layout import AllocationError, Allocator, CONSTANTS_BYTES, DramMap, Shapes, plan_dram, roundup
 from npu.compiler.linear import emit_linear
-from npu.compiler.sampling import biased_subrows, emit_commit, emit_lm_head, ramp, vocab_bias
+from npu.compiler.sampling import add_noise_region, biased_subrows, emit_commit, emit_lm_head, ramp, vocab_bias
 from npu.compiler.vector_ops import emit_elementwise, emit_embedding, emit_rmsnorm, emit_rope, emit_silu_mul
 from npu.hw.config import NPUConfig
 from npu.ir.graph import Graph
@@ -171,48 +182,128 @@ def _preamble(e: Emit, index: dict) -> None:
     asm("wait dma|vector")
 
 
-def _layer(e: Emit, layer: int, x: int) -> None:
+def _attention_rows(e: Emit, layer: int, x: int, r0: int, n: int, kv: bool = True, q: bool = True) -> None:
+    """Attention sublayer of query rows r0..r0+n: the K/V half (rmsnorm, k/v proj, rope, cache
+    write) and/or the Q half (rmsnorm, q proj, rope, attention, o_proj + residual).
+
+    Both halves over all rows at once is the untiled program; a row-tiled layer runs the K/V half
+    of every block first, because each query row attends to the keys of all rows.
+    """
     spec, sh, vec = e.spec, e.shapes, e.vec
-    m, rows = spec.model, spec.rows
+    m = spec.model
+    d = m.d_model
+    p = f"blocks.{layer}."
+    x_rows = x + r0 * d
+    hn = vec.alloc("hn", n * d)
+    emit_rmsnorm(e, x_rows, hn, n, p + "attn_norm.weight")
+    outs = []
+    if q:
+        outs.append(("q", vec.alloc("q", n * sh.q_width), sh.q_width))
+    if kv:
+        outs.append(("k", vec.alloc("k", n * sh.kv_width), sh.kv_width))
+        outs.append(("v", vec.alloc("v", n * sh.kv_width), sh.kv_width))
+    for name, out, width in outs:
+        emit_linear(e, hn, n, d, p + f"attn.{name}_proj.weight", width, out,
+                    bias_region=p + f"attn.{name}_proj.bias" if m.qkv_bias else None)
+    vec.free("hn")
+    addr = {name: out for name, out, _ in outs}
+    cos = e.constants["cos"] + r0 * sh.rope_width
+    sin = e.constants["sin"] + r0 * sh.rope_width
+    if q:
+        emit_rope(e, addr["q"], m.n_heads, cos, sin, n)
+    if kv:
+        emit_rope(e, addr["k"], m.n_kv_heads, cos, sin, n)
+        emit_kv_write(e, layer, addr["k"], addr["v"], r0, min(n, spec.query_length - r0))
+        vec.free("v")
+        vec.free("k")
+    if not q:
+        return
+    attn = vec.alloc("attn", n * sh.q_width)
+    emit_attention(e, layer, sh.seq_len, addr["q"], attn, n)
+    vec.free("q")
+    o = vec.alloc("o", n * d)
+    emit_linear(e, attn, n, sh.q_width, p + "attn.o_proj.weight", d, o)
+    vec.free("attn")
+    emit_elementwise(e, "vadd", x_rows, x_rows, o, n * d)
+    vec.free("o")
+
+
+def _mlp_rows(e: Emit, layer: int, x: int, r0: int, n: int) -> None:
+    """MLP sublayer of rows r0..r0+n: rmsnorm, gate/up, silu*mul, down_proj + residual."""
+    vec, m = e.vec, e.spec.model
     d, f = m.d_model, m.d_ff
     p = f"blocks.{layer}."
-    bias = m.qkv_bias
-    hn = vec.alloc("hn", rows * d)
-    emit_rmsnorm(e, x, hn, rows, p + "attn_norm.weight")
-    q = vec.alloc("q", rows * sh.q_width)
-    k = vec.alloc("k", rows * sh.kv_width)
-    v = vec.alloc("v", rows * sh.kv_width)
-    for name, out, n in (("q", q, sh.q_width), ("k", k, sh.kv_width), ("v", v, sh.kv_width)):
-        emit_linear(e, hn, rows, d, p + f"attn.{name}_proj.weight", n, out,
-                    bias_region=p + f"attn.{name}_proj.bias" if bias else None)
+    x_rows = x + r0 * d
+    hn = vec.alloc("hn", n * d)
+    emit_rmsnorm(e, x_rows, hn, n, p + "mlp_norm.weight")
+    gate = vec.alloc("gate", n * f)
+    up = vec.alloc("up", n * f)
+    emit_linear(e, hn, n, d, p + "mlp.gate_proj.weight", f, gate)
+    emit_linear(e, hn, n, d, p + "mlp.up_proj.weight", f, up)
     vec.free("hn")
-    emit_rope(e, q, m.n_heads, e.constants["cos"], e.constants["sin"])
-    emit_rope(e, k, m.n_kv_heads, e.constants["cos"], e.constants["sin"])
-    emit_kv_write(e, layer, k, v)
-    vec.free("v")
-    vec.free("k")
-    attn = vec.alloc("attn", rows * sh.q_width)
-    emit_attention(e, layer, sh.seq_len, q, attn)
-    vec.free("q")
-    o = vec.alloc("o", rows * d)
-    emit_linear(e, attn, rows, sh.q_width, p + "attn.o_proj.weight", d, o)
-    vec.free("attn")
-    emit_elementwise(e, "vadd", x, x, o, rows * d)
-    vec.free("o")
-    hn = vec.alloc("hn", rows * d)
-    emit_rmsnorm(e, x, hn, rows, p + "mlp_norm.weight")
-    gate = vec.alloc("gate", rows * f)
-    up = vec.alloc("up", rows * f)
-    emit_linear(e, hn, rows, d, p + "mlp.gate_proj.weight", f, gate)
-    emit_linear(e, hn, rows, d, p + "mlp.up_proj.weight", f, up)
-    vec.free("hn")
-    emit_silu_mul(e, gate, up, rows * f)
+    emit_silu_mul(e, gate, up, n * f)
     vec.free("up")
-    down = vec.alloc("down", rows * d)
-    emit_linear(e, gate, rows, f, p + "mlp.down_proj.weight", d, down)
+    down = vec.alloc("down", n * d)
+    emit_linear(e, gate, n, f, p + "mlp.down_proj.weight", d, down)
     vec.free("gate")
-    emit_elementwise(e, "vadd", x, x, down, rows * d)
+    emit_elementwise(e, "vadd", x_rows, x_rows, down, n * d)
     vec.free("down")
+
+
+RowStage = Callable[[Emit, int, int, int, int], None]  # (e, layer, x, r0, n)
+
+STAGES: dict[str, RowStage] = {
+    "attention": _attention_rows,
+    "attention.kv": partial(_attention_rows, q=False),
+    "attention.q": partial(_attention_rows, kv=False),
+    "mlp": _mlp_rows,
+}
+
+
+def _allocation_error(e: Emit, stage: RowStage, x: int, n: int) -> AllocationError | None:
+    """Why one block of n rows of `stage` does not fit vector SRAM (None if it does), found by
+    emitting it into scratch copies of the assembly and the allocator."""
+    trial = dataclasses.replace(e, asm=Asm(), vec=copy.deepcopy(e.vec))
+    try:
+        stage(trial, 0, x, 0, n)
+    except AllocationError as error:
+        return error
+    return None
+
+
+def _row_block(e: Emit, name: str, x: int) -> int:
+    """The largest multiple of BLEN rows (at most all rows) whose block of stage `name` fits."""
+    blen, rows = e.npu.blen, e.spec.rows
+    error = None
+    for n in range(rows, 0, -blen):
+        error = _allocation_error(e, STAGES[name], x, n)
+        if error is None:
+            return n
+    raise AllocationError(f"{error}; not even one row block of blen={blen} rows of the {name} stage fits")
+
+
+def plan_rows(e: Emit, x: int) -> dict[str, int]:
+    """Rows per block of each layer stage, in execution order: all rows when they fit vector
+    SRAM (the untiled program), otherwise the largest multiple of BLEN that fits; weights
+    are then re-streamed once per block. Every layer has the same shapes and the same SRAM state
+    at its start, so one plan serves all layers."""
+    rows = e.spec.rows
+    if _allocation_error(e, STAGES["attention"], x, rows) is None:
+        plan = {"attention": rows}
+    else:
+        plan = {"attention.kv": _row_block(e, "attention.kv", x), "attention.q": _row_block(e, "attention.q", x)}
+    plan["mlp"] = _row_block(e, "mlp", x)
+    return plan
+
+
+def _layer(e: Emit, layer: int, x: int, plan: dict[str, int]) -> None:
+    rows = e.spec.rows
+    for name, block in plan.items():
+        for r0 in range(0, rows, block):
+            n = min(block, rows - r0)
+            if block < rows:
+                e.asm.comment(f"layer {layer} {name}: row block {r0}..{r0 + n} of {rows}")
+            STAGES[name](e, layer, x, r0, n)
 
 
 def packed_weight_shapes(model: ModelConfig, shapes: Shapes) -> dict[str, tuple[int, ...]]:
@@ -240,6 +331,8 @@ def compile_spec(spec: StepSpec) -> CompiledStep:
     spec.check()
     npu, sh, m = spec.npu, spec.shapes, spec.model
     dram = plan_dram(sh, packed_weight_shapes(m, sh))
+    if spec.temperature:
+        add_noise_region(dram, sh)
     blob, index = constants_image(spec)
     vec = Allocator(f"{npu.name}: vector_sram.size_bytes", npu.vector_sram.size_bytes // npu.vector_element_bytes, npu.vlen)
     constants = {
@@ -255,9 +348,10 @@ def compile_spec(spec: StepSpec) -> CompiledStep:
     e = Emit(Asm(), spec, dram, vec, ScalarLayout(spec), constants)
     _preamble(e, index)
     x = vec.alloc("x", spec.rows * m.d_model)
+    plan = plan_rows(e, x)
     emit_embedding(e, x)
     for layer in range(m.n_layers):
-        _layer(e, layer, x)
+        _layer(e, layer, x, plan)
     h = vec.alloc("h", spec.sample_rows * m.d_model)
     e.asm(f"lw r9, {INT_S0}(r0)")
     e.asm.li("r10", m.d_model)
@@ -281,6 +375,7 @@ def compile_spec(spec: StepSpec) -> CompiledStep:
     listing = e.asm.text()
     program = assemble(listing, source=f"{m.name}.step")
     stats = _stats(e, len(program))
+    stats["row_blocks"] = {name: -(-spec.rows // block) for name, block in plan.items()}
     return CompiledStep(spec, program.words, listing, dram, blob, stats)
 
 

@@ -14,9 +14,10 @@ import numpy as np
 
 from npu.compiler.attention import reference_attention
 from npu.compiler.context import StepSpec, rounder
+from npu.compiler.kv_quant import reference_kv
 from npu.compiler.layout import Shapes, rope_tables
 from npu.compiler.linear import reference_linear
-from npu.compiler.sampling import reference_commit, reference_lm_head
+from npu.compiler.sampling import check_sampling, reference_commit, reference_lm_head
 from npu.compiler.vector_ops import (
     reference_add,
     reference_embedding,
@@ -34,6 +35,7 @@ class ReferenceState:
     tokens: np.ndarray
     k: list[np.ndarray]
     v: list[np.ndarray]
+    baos: object | None = None  # KV quantization: npu.compiler.kv_quant.BaosState, made by the first step
 
     @classmethod
     def start(cls, shapes: Shapes, tokens: np.ndarray) -> "ReferenceState":
@@ -57,8 +59,14 @@ def _heads(x: np.ndarray, heads: int, slot: int) -> np.ndarray:
 
 
 def reference_step(spec: StepSpec, weights: dict[str, np.ndarray], state: ReferenceState, q0: int, s0: int,
-                   k: int = 0, tau: float = 0.9) -> StepOutput:
-    """One step at query positions [q0, q0 + query_length); updates `state` like the program does."""
+                   k: int = 0, tau: float = 0.9, temperature: float = 0.0,
+                   noise: np.ndarray | None = None) -> StepOutput:
+    """One step at query positions [q0, q0 + query_length); updates `state` like the program does.
+
+    A spec with temperature samples x0 with Gumbel noise (sample_length, vocab_size) at
+    `temperature` > 0 (see sampling.reference_lm_head); greedy specs take neither.
+    """
+    noise = check_sampling(spec, temperature, noise)
     npu, sh, m = spec.npu, spec.shapes, spec.model
     rnd, mlen, vlen = rounder(npu), npu.mlen, npu.vlen
     lq, hd, slot = spec.query_length, m.head_dim, sh.slot
@@ -76,13 +84,20 @@ def reference_step(spec: StepSpec, weights: dict[str, np.ndarray], state: Refere
         kk = _heads(proj["k"], m.n_kv_heads, slot)
         q[..., :hd] = reference_rope(q[..., :hd], cos, sin, rnd)
         kk[..., :hd] = reference_rope(kk[..., :hd], cos, sin, rnd)
-        kv_fmt = npu.formats.kv_cache
-        state.k[layer][:, q0:q0 + lq] = round_to_format(kk, kv_fmt)
-        state.v[layer][:, q0:q0 + lq] = round_to_format(_heads(proj["v"], m.n_kv_heads, slot), kv_fmt)
-        keys = np.repeat(round_to_format(state.k[layer], "bf16"), group, axis=0)
-        values = np.repeat(round_to_format(state.v[layer], "bf16"), group, axis=0)
+        vv = _heads(proj["v"], m.n_kv_heads, slot)
+        if sh.kv_quant is None:
+            kv_fmt = npu.formats.kv_cache
+            state.k[layer][:, q0:q0 + lq] = round_to_format(kk, kv_fmt)
+            state.v[layer][:, q0:q0 + lq] = round_to_format(vv, kv_fmt)
+            keys = np.repeat(round_to_format(state.k[layer], "bf16"), group, axis=0)
+            values = np.repeat(round_to_format(state.v[layer], "bf16"), group, axis=0)
+        else:
+            keys, values, v_shift = reference_kv(spec, state, layer, kk, vv, q0, s0, q)
+            keys, values = np.repeat(keys, group, axis=0), np.repeat(values, group, axis=0)
         scale = np.float32(1.0 / math.sqrt(hd))
         attn = reference_attention(q, keys, values, sh.seq_len, scale, rnd, mlen, vlen)
+        if sh.kv_quant is not None:
+            attn = rnd(attn + np.repeat(v_shift, group, axis=0)[:, None, :])
         attn = attn.transpose(1, 0, 2).reshape(lq, m.n_heads * slot)
         x = reference_add(x, reference_linear(attn, weights[p + "attn.o_proj.weight"], None, rnd, mlen), rnd)
         hn = reference_rmsnorm(x, weights[p + "mlp_norm.weight"], m.norm_eps, rnd, vlen)
@@ -93,7 +108,7 @@ def reference_step(spec: StepSpec, weights: dict[str, np.ndarray], state: Refere
     ls = spec.sample_length
     h = reference_rmsnorm(x[s0:s0 + ls], weights["final_norm.weight"], m.norm_eps, rnd, vlen)
     x0, confidence, logits = reference_lm_head(h, weights["lm_head.weight"], m.vocab_size, m.mask_token_id, rnd,
-                                          mlen, vlen)
+                                          mlen, vlen, temperature, noise)
     start = q0 + s0
     committed, tokens = reference_commit(confidence, x0, state.tokens[start:start + ls], m.mask_token_id,
                                          spec.sampling, k, tau, rnd)

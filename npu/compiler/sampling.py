@@ -18,13 +18,23 @@ one); `vseli` commits x0 into the block's token ids in INT SRAM.
 Machines without dLLM instructions (ar-npu) get the generic lowering of both: the argmax from
 `vmaxr` plus a lowest-lane search (`vges` x a descending ramp, `vmaxr`), and ranks from a scalar
 double loop over the block. Both lowerings compute the same values, which the reference states.
+
+Temperature (StepSpec.temperature, LLaDA's Gumbel-max sampling): x0 = argmax of
+s = rnd(rnd(g) * T) + logits, T from fparams[1], g from the DRAM region "noise" that the runtime
+writes per step; the softmax keeps its own running max M of the logits, and the confidence is the
+probability of x0 under the unperturbed logits, exp(l[x0] - M) / l (npu.models.decoding.
+token_confidence, kernels.reference.confidence_reference). Greedy programs are unchanged.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from npu.compiler.context import FP_MLEN, FP_TAU, INT_K, INT_MROW, INT_Q0, INT_S0, Emit, f32
+from npu.compiler.asm import CompileError
+from npu.compiler.context import FP_MLEN, FP_TAU, FP_TEMP, INT_K, INT_MROW, INT_Q0, INT_S0, Emit, StepSpec, f32
+from npu.compiler.layout import DramMap, Shapes
 from npu.compiler.linear import emit_gemm, reference_gemm
 from npu.hw.numerics import hw_exp, hw_recip, hw_tree_sum
 
@@ -47,34 +57,99 @@ def ramp(mlen: int) -> np.ndarray:
     return (mlen - np.arange(mlen)).astype(np.float32)
 
 
+# ---- temperature (Gumbel-max) sampling --------------------------------------------------------
+
+
+def add_noise_region(dram: DramMap, shapes: Shapes) -> None:
+    """Append the "noise" region: Gumbel values g, fp32, one vocab_pad row per sampled row.
+
+    It goes after every other region, so adding it moves nothing the greedy programs address;
+    the runtime writes it before each temperature step (`noise_image`).
+    """
+    npu = shapes.npu
+    dram.add("noise", "fp32", (shapes.seq_len, shapes.vocab_pad), npu.mx_block)
+    if dram.size > npu.dram.capacity_bytes:
+        raise CompileError(f"{npu.name}: dram.capacity_gib: the image with the Gumbel noise region needs "
+                           f"{dram.size / 2**30:.2f} GiB, more than {npu.dram.capacity_gib} GiB")
+
+
+def check_sampling(spec: StepSpec, temperature: float, noise: np.ndarray | None) -> np.ndarray | None:
+    """The step's noise as fp32 (sample_length, vocab), or None for a greedy step; clear errors.
+
+    A temperature program needs T > 0 (T = 0 would turn a -inf Gumbel draw into NaN; greedy
+    steps use the greedy program) and noise of shape (sample_length, vocab_size).
+    """
+    m = spec.model
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)) \
+            or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if not spec.temperature:
+        if temperature != 0 or noise is not None:
+            raise ValueError(f"temperature {temperature} / noise given to a greedy step; compile it with "
+                             f"StepSpec(..., temperature=True)")
+        return None
+    if temperature == 0:
+        raise ValueError("a temperature step needs temperature > 0 (temperature 0 is the greedy program)")
+    shape = (spec.sample_length, m.vocab_size)
+    if noise is None or np.shape(noise) != shape:
+        raise ValueError(f"temperature {temperature} needs Gumbel noise of shape (sample_length, vocab_size) = "
+                         f"{shape}, got {None if noise is None else np.shape(noise)}")
+    noise = np.asarray(noise, np.float32)
+    if np.isnan(noise).any() or (noise == np.inf).any():
+        raise ValueError("Gumbel noise must not hold NaN or +inf")
+    return noise
+
+
+def noise_image(noise: np.ndarray, vocab_pad: int) -> np.ndarray:
+    """Noise rows as the "noise" region holds them: vocabulary padding columns are 0."""
+    image = np.zeros((noise.shape[0], vocab_pad), np.float32)
+    image[:, :noise.shape[1]] = noise
+    return image
+
+
 # ---- reference ------------------------------------------------------------------------------
 
 
-def reference_lm_head(h: np.ndarray, w: np.ndarray, vocab: int, mask_id: int, rnd, mlen: int,
-                      vlen: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x0, confidence, logits as the tiles saw them) for the sampled rows h (Ls, d)."""
+def reference_lm_head(h: np.ndarray, w: np.ndarray, vocab: int, mask_id: int, rnd, mlen: int, vlen: int,
+                      temperature: float = 0.0,
+                      noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x0, confidence, logits as the tiles saw them) for the sampled rows h (Ls, d).
+
+    With noise (Ls, vocab), x0 is the argmax of s = rnd(rnd(rnd(g) * T) + logits), as
+    kernels.reference.perturbed_logits, and the confidence stays the softmax probability of x0
+    under the logits: exp(l[x0] - M) * (1 / sum), M the running max of the logits.
+    """
     logits = rnd(reference_gemm(h, w.T, mlen))
     bias = vocab_bias(vocab, w.shape[0], mask_id)
     rows = h.shape[0]
-    peak = np.full(rows, -np.inf, np.float32)
+    scaled = None if noise is None else rnd(rnd(noise_image(noise, w.shape[0])) * np.float32(temperature))
+    peak = np.full(rows, -np.inf, np.float32)  # running max of the argmax source
+    top = np.full(rows, -np.inf, np.float32)  # running max of the logits (the softmax's M)
     total = np.zeros(rows, np.float32)
     index = np.zeros(rows, np.int64)
     for c in range(w.shape[0] // mlen):
         for j in biased_subrows(bias, c, mlen, vlen):
             cols = slice(c * mlen + j * vlen, c * mlen + (j + 1) * vlen)
             logits[:, cols] = rnd(logits[:, cols] + bias[cols])
-        old = peak.copy()
+        tile = slice(c * mlen, (c + 1) * mlen)
+        source = logits[:, tile] if scaled is None else rnd(scaled[:, tile] + logits[:, tile])
         for j in range(mlen // vlen):
-            row = logits[:, c * mlen + j * vlen: c * mlen + (j + 1) * vlen]
+            row = source[:, j * vlen: (j + 1) * vlen]
             row_max, lane = row.max(axis=1), row.argmax(axis=1)
             better = row_max > peak
             peak = np.where(better, row_max, peak).astype(np.float32)
             index = np.where(better, c * mlen + j * vlen + lane, index)
-        total = f32(total * hw_exp(f32(old - peak)))
+        old = top
+        top = peak if scaled is None else np.maximum(top, logits[:, tile].max(axis=1)).astype(np.float32)
+        total = f32(total * hw_exp(f32(old - top)))
         for j in range(mlen // vlen):
             row = logits[:, c * mlen + j * vlen: c * mlen + (j + 1) * vlen]
-            total = f32(total + hw_tree_sum(rnd(hw_exp(rnd(row - peak[:, None])))))
-    return index.astype(np.int32), hw_recip(total), logits
+            total = f32(total + hw_tree_sum(rnd(hw_exp(rnd(row - top[:, None])))))
+    confidence = hw_recip(total)
+    if scaled is not None:
+        chosen = np.where(peak > -np.inf, logits[np.arange(rows), index], np.float32(-np.inf)).astype(np.float32)
+        confidence = f32(hw_exp(f32(chosen - top)) * confidence)
+    return index.astype(np.int32), confidence, logits
 
 
 def reference_commit(confidence: np.ndarray, x0: np.ndarray, block_tokens: np.ndarray, mask_id: int,
@@ -96,10 +171,11 @@ def reference_commit(confidence: np.ndarray, x0: np.ndarray, block_tokens: np.nd
 # ---- LM head --------------------------------------------------------------------------------
 
 
-def _argmax_dllm(e: Emit, bias_at: int | None, subrows_with_bias: list[int]) -> None:
+def _argmax_dllm(e: Emit, bias_at: int | None, subrows_with_bias: list[int], row: str = "r5") -> None:
+    """f0, r12 <- running max / argmax over the MLEN values at `row` (`vargmax`, r11 = first column)."""
     asm, vlen = e.asm, e.npu.vlen
     for j in range(e.npu.mlen // vlen):
-        asm(f"addi r14, r5, {j * vlen}")
+        asm(f"addi r14, {row}, {j * vlen}")
         asm(f"addi r13, r11, {j * vlen}")
         if j in subrows_with_bias:
             asm.li("r3", bias_at + j * vlen)
@@ -108,12 +184,12 @@ def _argmax_dllm(e: Emit, bias_at: int | None, subrows_with_bias: list[int]) -> 
     asm("wait vector")
 
 
-def _argmax_generic(e: Emit, bias_at: int | None, subrows_with_bias: list[int]) -> None:
+def _argmax_generic(e: Emit, bias_at: int | None, subrows_with_bias: list[int], row: str = "r5") -> None:
     """f0, r12 <- running max / argmax without `vargmax` (f5 = tile max, ramp finds the lane)."""
     asm, vlen, mlen = e.asm, e.npu.vlen, e.npu.mlen
     asm("flui f5, -inf")
     for j in range(mlen // vlen):
-        asm(f"addi r14, r5, {j * vlen}")
+        asm(f"addi r14, {row}, {j * vlen}")
         if j in subrows_with_bias:
             asm.li("r3", bias_at + j * vlen)
             asm("vadd r14, r14, r3")
@@ -122,7 +198,7 @@ def _argmax_generic(e: Emit, bias_at: int | None, subrows_with_bias: list[int]) 
     asm("flui f6, 0.0")
     asm.li("r3", e.constants["row_tmp"])
     for j in range(mlen // vlen):
-        asm(f"addi r14, r5, {j * vlen}")
+        asm(f"addi r14, {row}, {j * vlen}")
         asm.li("r13", e.constants["ramp"] + j * vlen)
         asm("vges r3, r14, f5")
         asm("vmul r3, r3, r13")
@@ -158,9 +234,12 @@ def emit_lm_head(e: Emit, h_addr: int) -> None:
     if previous < n_tiles:
         segments.append((n_tiles - previous, None))
     tile_buf = e.vec.alloc("lm.tile", blen * mlen)
+    noise_buf = e.vec.alloc("lm.noise", blen * mlen) if spec.temperature else None
     argmax = _argmax_dllm if npu.dllm_instructions else _argmax_generic
     ls = spec.sample_length
-    asm.comment(f"lm head + running argmax/confidence over {n_tiles} vocabulary tiles")
+    blocks = spec.sample_rows // blen
+    asm.comment(f"lm head + running argmax/confidence over {n_tiles} vocabulary tiles"
+                + (" (Gumbel-max sampling)" if spec.temperature else ""))
     asm("flui f0, -inf")
     asm("flui f1, 0.0")
     asm.li("r1", 0)
@@ -168,7 +247,12 @@ def emit_lm_head(e: Emit, h_addr: int) -> None:
         asm(f"fsw f0, {sc.mst}(r1)")
         asm(f"fsw f1, {sc.lst}(r1)")
         asm(f"sw r0, {sc.idx}(r1)")
+        if spec.temperature:
+            asm(f"fsw f0, {sc.pst}(r1)")
+            asm(f"fsw f0, {sc.cst}(r1)")
         asm("addi r1, r1, 1")
+    if spec.temperature:
+        asm.la("a5", e.dram["noise"].address)
 
     def column_prologue() -> None:
         asm(f"sw r0, {INT_MROW}(r0)")
@@ -184,8 +268,14 @@ def emit_lm_head(e: Emit, h_addr: int) -> None:
         asm("min r2, r2, r3")
         asm(f"addi r3, r1, {blen}")
         asm(f"sw r3, {INT_MROW}(r0)")
+        if spec.temperature:
+            _load_noise_tile(e, noise_buf, 4 * mlen * ls / blocks)
         asm.li("r5", tile_buf)
         asm("add r10, r1, r0")
+        if spec.temperature:
+            with asm.loop("r2", expected=ls / blocks):
+                _sample_row(e, argmax, bias_at, with_bias)
+            return
         with asm.loop("r2", expected=ls / (spec.sample_rows // blen)):
             asm(f"flw f0, {sc.mst}(r10)")
             asm("fmov f3, f0")
@@ -209,7 +299,93 @@ def emit_lm_head(e: Emit, h_addr: int) -> None:
 
     emit_gemm(e, h_addr, spec.sample_rows, m.d_model, "lm_head.weight", vocab_pad, out_addr=tile_buf,
               epilogue=epilogue, segments=segments, column_prologue=column_prologue)
+    if spec.temperature:
+        e.vec.free("lm.noise")
     e.vec.free("lm.tile")
+
+
+def _load_noise_tile(e: Emit, noise_buf: int, expected_bytes: float) -> None:
+    """noise_buf <- g of the block's r2 rows (from sampled row r1) x the tile's MLEN columns (r11 on).
+
+    a5 holds the "noise" region; rows are vocab_pad fp32 values apart, land MLEN apart, and
+    `dld.v` rounds them to the vector format (rnd(g), as kernels.reference.perturbed_logits).
+    """
+    asm, mlen = e.asm, e.npu.mlen
+    row_bytes = 4 * e.shapes.vocab_pad
+    asm.li("r3", row_bytes)
+    asm("amac a6, a5, r1, r3")
+    asm.li("r3", 4)
+    asm("amac a6, a6, r11, r3")
+    asm.li("r3", mlen)
+    asm.li("r7", noise_buf)
+    asm.li("r12", row_bytes)
+    asm("dld.v a6, r7, r2, r3, r12, r3, fp32", dram_read=expected_bytes)
+    asm("wait dma")
+
+
+def _sample_row(e: Emit, argmax, bias_at: int | None, with_bias: list[int]) -> None:
+    """One sampled row of a tile under temperature: r5 = its logits, r7 = its noise, r10 = row.
+
+    s = rnd(rnd(g) * T) + logits (rounded) replaces the row's noise; the running argmax runs on
+    s (pst, idx) and the online softmax on the logits with their own running max M (mst, lst).
+    When the tile raises the max of s, x0's logit is read back through one `vstf` of its VLEN
+    chunk into FP SRAM and kept in cst; the store is redirected to the scratch row otherwise,
+    so the row has no branch and the statistics stay exact. Registers: f0 = max of s, f1 = its
+    value before the tile (then the exp-sum), f2 = M, f3 = M before the tile, f4 = scratch.
+    """
+    asm, sc, mlen, vlen = e.asm, e.scalars, e.npu.mlen, e.npu.vlen
+    chunks = mlen // vlen
+    shift = vlen.bit_length() - 1
+    for j in with_bias:
+        asm.li("r3", bias_at + j * vlen)
+        asm(f"addi r14, r5, {j * vlen}")
+        asm("vadd r14, r14, r3")
+    asm(f"flw f2, {FP_TEMP}(r0)")
+    for j in range(chunks):
+        asm(f"addi r14, r7, {j * vlen}")
+        asm(f"addi r13, r5, {j * vlen}")
+        asm("vmuls r14, r14, f2")
+        asm("vadd r14, r14, r13")
+    asm(f"flw f3, {sc.mst}(r10)")
+    asm("fmov f2, f3")
+    for j in range(chunks):
+        asm(f"addi r14, r5, {j * vlen}")
+        asm("vmaxr f2, r14")
+    asm(f"flw f0, {sc.pst}(r10)")
+    asm("fmov f1, f0")
+    asm(f"lw r12, {sc.idx}(r10)")
+    argmax(e, None, [], row="r7")
+    asm("flt r1, f1, f0")
+    asm("sub r3, r12, r11")
+    asm("mul r3, r3, r1")
+    asm(f"srli r13, r3, {shift}")
+    asm(f"slli r13, r13, {shift}")
+    asm("sub r3, r3, r13")
+    asm("add r13, r13, r5")
+    asm.li("r14", sc.lane)
+    asm("vstf r14, r13")
+    asm("wait vector")
+    asm(f"flw f4, {sc.lane}(r3)")
+    asm(f"addi r13, r10, {sc.cst - sc.lane}")
+    asm("mul r13, r13, r1")
+    asm(f"fsw f4, {sc.lane}(r13)")
+    asm(f"fsw f0, {sc.pst}(r10)")
+    asm(f"sw r12, {sc.idx}(r10)")
+    asm("fsub f4, f3, f2")
+    asm("fexp f4, f4")
+    asm(f"flw f1, {sc.lst}(r10)")
+    asm("fmul f1, f1, f4")
+    for j in range(chunks):
+        asm(f"addi r14, r5, {j * vlen}")
+        asm("vsubs r14, r14, f2")
+        asm("vexp r14, r14")
+        asm("vsum f1, r14")
+    asm("wait vector")
+    asm(f"fsw f1, {sc.lst}(r10)")
+    asm(f"fsw f2, {sc.mst}(r10)")
+    asm("addi r10, r10, 1")
+    asm(f"addi r5, r5, {mlen}")
+    asm(f"addi r7, r7, {mlen}")
 
 
 # ---- commit ---------------------------------------------------------------------------------
@@ -327,6 +503,12 @@ def emit_commit(e: Emit) -> None:
     with asm.loop(ls):
         asm(f"flw f1, {sc.lst}(r1)")
         asm("frecip f1, f1")
+        if spec.temperature:  # softmax probability of x0 under the logits: exp(l[x0] - M) / sum
+            asm(f"flw f2, {sc.cst}(r1)")
+            asm(f"flw f3, {sc.mst}(r1)")
+            asm("fsub f2, f2, f3")
+            asm("fexp f2, f2")
+            asm("fmul f1, f2, f1")
         asm(f"fsw f1, {sc.conf}(r1)")
         asm("addi r1, r1, 1")
     (_commit_dllm if e.npu.dllm_instructions else _commit_generic)(e)

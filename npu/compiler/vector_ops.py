@@ -120,8 +120,8 @@ def reference_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, rnd) -> np.n
     return rnd(rnd(x * cos) + rnd(rotate_half(x) * sin))
 
 
-def emit_rope(e: Emit, x_addr: int, heads: int, cos_addr: int, sin_addr: int) -> None:
-    """RoPE in place on the head slots of a (rows, heads * slot) tensor."""
+def emit_rope(e: Emit, x_addr: int, heads: int, cos_addr: int, sin_addr: int, rows: int | None = None) -> None:
+    """RoPE in place on the head slots of a (rows, heads * slot) tensor (default: all query rows)."""
     asm, vlen = e.asm, e.npu.vlen
     hd, slot, width = e.spec.model.head_dim, e.shapes.slot, e.shapes.rope_width
     asm.comment(f"rope over {heads} heads")
@@ -132,7 +132,7 @@ def emit_rope(e: Emit, x_addr: int, heads: int, cos_addr: int, sin_addr: int) ->
     asm.li("r2", cos_addr)
     asm.li("r3", sin_addr)
     asm.li("r4", first)
-    with asm.loop(e.spec.rows):
+    with asm.loop(e.spec.rows if rows is None else rows):
         with asm.loop(heads):
             if hd <= vlen:
                 asm.li("r5", rot)

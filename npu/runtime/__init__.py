@@ -4,16 +4,19 @@
 two steppers with the same interface: `SimulatorStepper` builds the DRAM image (quantised
 weights, RoPE tables, KV regions, token ids), compiles the step programs it needs and runs them
 on `FunctionalSimulator`; `ReferenceStepper` runs `npu.compiler.reference.reference_step`.
-Both see the same run-time parameters (q0, s0, k, tau), so their tokens must agree exactly.
+Both see the same run-time parameters (q0, s0, k, tau, and with DecodePlan.temperature > 0 the
+temperature and the seeded Gumbel noise of each step), so their tokens must agree exactly.
 """
 
 from npu.runtime.generate import (
     DecodePlan,
     Generation,
+    GumbelNoise,
     ReferenceStepper,
     SimulatorStepper,
     StepRecord,
     generate,
 )
 
-__all__ = ["DecodePlan", "Generation", "ReferenceStepper", "SimulatorStepper", "StepRecord", "generate"]
+__all__ = ["DecodePlan", "Generation", "GumbelNoise", "ReferenceStepper", "SimulatorStepper", "StepRecord",
+           "generate"]

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from npu.compiler.context import StepSpec
 from npu.compiler.layout import Shapes, pack_weights, plan_dram, reference_weights, rope_tables
 from npu.compiler.lower import CompiledStep, compile_spec
 from npu.compiler.reference import ReferenceState, StepOutput, reference_step
+from npu.compiler.sampling import add_noise_region, check_sampling, noise_image
 from npu.hw.config import NPUConfig
+from npu.kernels.reference import gumbel_noise
 from npu.models.transformer import ModelConfig
 from npu.sim.functional import FunctionalSimulator
 
 
 @dataclass(frozen=True)
 class DecodePlan:
-    """LLaDA block schedule: fixed k per step (threshold None) or Fast-dLLM's threshold rule."""
+    """LLaDA block schedule: fixed k per step (threshold None) or Fast-dLLM's threshold rule.
+
+    temperature > 0 samples x0 by Gumbel-max (LLaDA's add_gumbel_noise) with noise seeded by
+    `seed`; 0 is the greedy argmax.
+    """
 
     gen_length: int
     block_length: int
     steps: int
     cache: str = "none"
     threshold: float | None = None
+    temperature: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+            raise ValueError(f"DecodePlan.temperature={t!r} must be a finite number >= 0")
 
     @property
     def sampling(self) -> str:
@@ -63,9 +78,35 @@ def query_window(cache: str, step: int, start: int, end: int, seq_len: int) -> t
     return start, end - start
 
 
+class GumbelNoise:
+    """Seeded Gumbel values g = -log(-log u) for the sampled rows of each step.
+
+    Each draw is the torch.rand call that npu.models.decoding.add_gumbel_noise makes on one
+    block's (1, block_length, vocab) logits with the same generator, so a generation sees the
+    random stream of the PyTorch decoding with DecodeConfig.seed (same seed, same tokens).
+    """
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def draw(self, rows: int, vocab: int) -> np.ndarray:
+        return gumbel_noise((1, rows, vocab), self.generator)[0]
+
+
 def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodePlan, mask_id: int,
-             tau_default: float = 0.9) -> Generation:
-    """Decode plan.gen_length tokens after `prompt` with `stepper` (see module docstring)."""
+             tau_default: float = 0.9, noise: GumbelNoise | None = None) -> Generation:
+    """Decode plan.gen_length tokens after `prompt` with `stepper` (see module docstring).
+
+    With plan.temperature > 0 every step draws its block's noise from `noise` (default: a fresh
+    GumbelNoise(plan.seed), so the generation is deterministic).
+    """
+    if plan.temperature == 0 and noise is not None:
+        raise ValueError("generate: noise given for a greedy plan (temperature 0)")
+    if plan.temperature > 0 and noise is None:
+        noise = GumbelNoise(plan.seed)
+    if getattr(stepper, "shapes", None) is not None and stepper.shapes.kv_quant is not None and plan.cache != "dual":
+        raise ValueError(f"generate: KV quantization {stepper.shapes.kv_quant.name} runs with the dual cache, "
+                         f"not cache={plan.cache!r}")
     prompt = [int(t) for t in prompt]
     seq_len = len(prompt) + plan.gen_length
     tokens = np.array(prompt + [mask_id] * plan.gen_length, np.int32)
@@ -84,8 +125,10 @@ def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodePlan, mask_id:
                 raise RuntimeError(f"block {block} still has masks after {step} steps (a step committed nothing)")
             q0, length = query_window(plan.cache, step, start, end, seq_len)
             k = schedule[step] if plan.threshold is None else 0
+            g = None if noise is None else noise.draw(plan.block_length, stepper.shapes.model.vocab_size)
             began = time.perf_counter()
-            out, executed = stepper.step(length, plan.block_length, q0, start - q0, k, tau)
+            out, executed = stepper.step(length, plan.block_length, q0, start - q0, k, tau,
+                                         temperature=plan.temperature, noise=g)
             tokens[start:end] = out.tokens
             result.records.append(StepRecord(block, step, q0, length, k, out.committed.copy(),
                                               out.confidence.copy(), time.perf_counter() - began, executed))
@@ -97,8 +140,8 @@ class ReferenceStepper:
     """Steps computed by npu.compiler.reference (numpy, NPU arithmetic)."""
 
     def __init__(self, model: ModelConfig, weights: dict[str, np.ndarray], npu: NPUConfig, seq_len: int,
-                 sampling: str):
-        self.shapes = Shapes(model, npu, seq_len)
+                 sampling: str, kv_quant=None):
+        self.shapes = Shapes(model, npu, seq_len, kv_quant)  # kv_quant: npu.compiler.kv_quant.KVQuant
         self.weights = reference_weights(pack_weights(weights, self.shapes), npu)
         self.sampling = sampling
         self.state: ReferenceState | None = None
@@ -106,20 +149,22 @@ class ReferenceStepper:
     def start(self, tokens: np.ndarray) -> None:
         self.state = ReferenceState.start(self.shapes, tokens)
 
-    def step(self, query_length: int, sample_length: int, q0: int, s0: int, k: int, tau: float):
-        spec = StepSpec(self.shapes, query_length, sample_length, self.sampling)
-        return reference_step(spec, self.weights, self.state, q0, s0, k, tau), 0
+    def step(self, query_length: int, sample_length: int, q0: int, s0: int, k: int, tau: float,
+             temperature: float = 0.0, noise: np.ndarray | None = None):
+        spec = StepSpec(self.shapes, query_length, sample_length, self.sampling, temperature=temperature > 0)
+        return reference_step(spec, self.weights, self.state, q0, s0, k, tau, temperature, noise), 0
 
 
 class SimulatorStepper:
     """Steps run as compiled programs on the functional simulator over one DRAM image."""
 
     def __init__(self, model: ModelConfig, weights: dict[str, np.ndarray], npu: NPUConfig, seq_len: int,
-                 sampling: str):
-        self.shapes = Shapes(model, npu, seq_len)
+                 sampling: str, kv_quant=None):
+        self.shapes = Shapes(model, npu, seq_len, kv_quant)  # kv_quant: npu.compiler.kv_quant.KVQuant
         self.sampling = sampling
         packed = pack_weights(weights, self.shapes)
         self.dram = plan_dram(self.shapes, {name: w.shape for name, w in packed.items()})
+        add_noise_region(self.dram, self.shapes)  # last: greedy programs address nothing there
         self.sim = FunctionalSimulator(npu, dram_size=self.dram.size)
         for name, w in packed.items():
             region = self.dram[name]
@@ -127,39 +172,44 @@ class SimulatorStepper:
         cos, sin = rope_tables(self.shapes)
         self.sim.dram.write(self.dram["rope.cos"].address, cos, "bf16")
         self.sim.dram.write(self.dram["rope.sin"].address, sin, "bf16")
-        self.programs: dict[tuple[int, int], CompiledStep] = {}
-        self.loaded: tuple[int, int] | None = None
+        self.programs: dict[tuple[int, int, bool], CompiledStep] = {}
+        self.loaded: tuple[int, int, bool] | None = None
 
-    def program(self, query_length: int, sample_length: int) -> CompiledStep:
-        key = (query_length, sample_length)
+    def program(self, query_length: int, sample_length: int, temperature: bool = False) -> CompiledStep:
+        key = (query_length, sample_length, temperature)
         if key not in self.programs:
-            self.programs[key] = compile_spec(StepSpec(self.shapes, query_length, sample_length, self.sampling))
+            self.programs[key] = compile_spec(StepSpec(self.shapes, query_length, sample_length, self.sampling,
+                                                       temperature=temperature))
         return self.programs[key]
 
     def start(self, tokens: np.ndarray) -> None:
         dram = self.sim.dram
-        for layer in range(self.shapes.model.n_layers):
-            for kind in ("k", "v"):
-                region = self.dram[f"cache_{kind}.{layer}"]
+        for region in self.dram.regions.values():
+            if region.name.startswith(("cache_", "kvq_")):  # K/V caches (and BAOS's regions)
                 dram.data[region.address:region.address + region.nbytes] = 0
         dram.write(self.dram["tokens"].address, np.asarray(tokens, np.int32), "int32")
 
     def tokens(self) -> np.ndarray:
         return self.sim.dram.read(self.dram["tokens"].address, self.shapes.seq_len, "int32")
 
-    def step(self, query_length: int, sample_length: int, q0: int, s0: int, k: int, tau: float):
-        compiled = self.program(query_length, sample_length)
+    def step(self, query_length: int, sample_length: int, q0: int, s0: int, k: int, tau: float,
+             temperature: float = 0.0, noise: np.ndarray | None = None):
+        key = (query_length, sample_length, temperature > 0)
+        compiled = self.program(*key)
+        noise = check_sampling(compiled.spec, temperature, noise)
         dram = self.sim.dram
+        if noise is not None:
+            dram.write(self.dram["noise"].address, noise_image(noise, self.shapes.vocab_pad), "fp32")
         dram.write(self.dram["constants"].address, np.frombuffer(compiled.constants, np.uint8))
         params = np.zeros(16, np.int32)
         params[:3] = (q0, s0, k)
         dram.write(self.dram["params"].address, params, "int32")
         fparams = np.zeros(16, np.float32)
-        fparams[0] = tau
+        fparams[:2] = (tau, temperature)
         dram.write(self.dram["fparams"].address, fparams, "fp32")
-        if self.loaded != (query_length, sample_length):
+        if self.loaded != key:
             self.sim.load(compiled.program)
-            self.loaded = (query_length, sample_length)
+            self.loaded = key
         else:
             self.sim.reset()
         stats = self.sim.run(max_instructions=1 << 31)

@@ -4,6 +4,12 @@
         --npu dnpu-cloud dnpu-edge ar-npu --cache none prefix dual --rule topk threshold \
         --out results/verify-tiny-sort.json
 
+`--kv baos-mxint4` (with `--kv-alpha`) runs npu.runtime.verify_kv instead: the dual cache with
+BAOS KV quantization, compiled vs reference vs the accuracy simulator's BaosKVCache.
+
+`--temperature T` (> 0) decodes with Gumbel-max sampling; prompt i draws its noise with seed
+`--seed` + i, the same draws for the simulator and the reference.
+
 For every (machine, cache mode, commit rule) it decodes the task's prompts twice - compiled
 programs on the functional simulator and `reference_step` in numpy - and reports how many
 generations agree token for token, the task accuracy of the compiled model, and (once per
@@ -13,6 +19,7 @@ machine) the logits error of the NPU-arithmetic reference against the float32 mo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -52,7 +59,7 @@ def logits_error(model, npu_name: str, prompt: np.ndarray, gen_length: int) -> f
 
 
 def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list[str], n_prompts: int,
-           seed: int = 1234, threshold: float = 0.9, log=print) -> dict:
+           seed: int = 1234, threshold: float = 0.9, log=print, temperature: float = 0.0) -> dict:
     model, meta = load_checkpoint(checkpoint)
     cfg = model.config
     preset = meta["extra"]["preset"]  # the model preset the checkpoint was trained from
@@ -62,7 +69,7 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
     weights = weights_from_model(model)
     seq_len = prompts.shape[1] + decoding["gen_length"]
     report = {"checkpoint": str(checkpoint), "model": cfg.name, "prompts": n_prompts, "seed": seed,
-              "decoding": decoding, "runs": []}
+              "decoding": decoding, "temperature": temperature, "runs": []}
     for npu_name in npu_names:
         npu = load_npu_config(npu_name)
         error = logits_error(model, npu_name, prompts[0], decoding["gen_length"])
@@ -70,13 +77,14 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
         for cache in caches:
             for rule in rules:
                 plan = DecodePlan(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache,
-                                  threshold if rule == "threshold" else None)
+                                  threshold if rule == "threshold" else None, temperature=temperature)
                 sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
                 ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
                 began, agree, correct, steps, instructions = time.perf_counter(), 0, 0, 0, 0
-                for prompt, answer in zip(prompts, answers):
-                    got = generate(sim, prompt, plan, cfg.mask_token_id)
-                    want = generate(ref, prompt, plan, cfg.mask_token_id)
+                for i, (prompt, answer) in enumerate(zip(prompts, answers)):
+                    sampled = dataclasses.replace(plan, seed=seed + i)
+                    got = generate(sim, prompt, sampled, cfg.mask_token_id)
+                    want = generate(ref, prompt, sampled, cfg.mask_token_id)
                     agree += bool((got.tokens == want.tokens).all())
                     correct += bool((got.tokens[len(prompt):] == answer).all())
                     steps += len(got.records)
@@ -99,10 +107,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rule", nargs="+", default=["topk", "threshold"])
     parser.add_argument("--prompts", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="Gumbel-max sampling temperature (0: greedy argmax)")
+    parser.add_argument("--kv", help="KV quantization, e.g. baos-mxint4 (dual cache, see npu.runtime.verify_kv)")
+    parser.add_argument("--kv-alpha", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
+                        help="BAOS smoothing strength(s): one = fixed, several = chosen per (layer, head) at each "
+                             "refresh (default: BaosOptions()'s 0 0.25 0.5 0.75)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
-    report = verify(args.checkpoint, args.npu, args.cache, args.rule, args.prompts, args.seed,
-                    log=lambda line: print(line, flush=True))
+    if not args.temperature >= 0:
+        parser.error(f"--temperature {args.temperature} must be >= 0")
+    if args.kv:
+        from npu.compiler.kv_quant import KVQuant
+        from npu.runtime.verify_kv import verify_kv
+
+        if args.temperature:
+            parser.error("--kv runs greedy decoding; drop --temperature")
+        report = verify_kv(args.checkpoint, args.npu, args.rule, args.prompts, KVQuant.parse(args.kv, tuple(args.kv_alpha)),
+                           args.seed, compare_bf16=True, log=lambda line: print(line, flush=True))
+    else:
+        report = verify(args.checkpoint, args.npu, args.cache, args.rule, args.prompts, args.seed,
+                        log=lambda line: print(line, flush=True), temperature=args.temperature)
     if args.out:
         path = Path(args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
