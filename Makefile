@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 CORES  ?= all
 
-.PHONY: setup eda-tools run dry-run test test-slow bench lint clean
+.PHONY: setup eda-tools run verify dry-run test test-slow bench lint clean
 
 setup: $(VENV)/.installed eda-tools
 
@@ -31,6 +31,10 @@ eda-tools:
 
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
+
+# The compiler's token-for-token check on the trained models (config: verify; hours on 2 cores).
+verify: setup
+	$(BIN)/snakemake --cores $(CORES) verify
 
 dry-run: setup
 	$(BIN)/snakemake -n

@@ -15,6 +15,9 @@
 #   baos_ablation   BAOS design choices one at a time                   results/kv/ablation.tsv
 #   kv_analysis     K/V statistics across steps and blocks              results/kv/kv_stats.tsv, kv_drift.png
 #   kv_traffic      KV DRAM bytes per generated token per method        results/kv/traffic.tsv
+#
+# Not in `all` (hours on 2 cores; `make verify`):
+#   verify_compiled compiled generations == NPU-arithmetic reference    results/verify/{model}.json
 
 from snakemake.utils import validate
 
@@ -28,6 +31,7 @@ include: "workflow/rules/export.smk"
 include: "workflow/rules/compile.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/quantize.smk"
+include: "workflow/rules/verify.smk"
 
 
 rule all:

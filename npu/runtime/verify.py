@@ -22,15 +22,17 @@ import argparse
 import dataclasses
 import json
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from npu.compiler.context import StepSpec
 from npu.compiler.layout import Shapes, pack_weights, reference_weights
 from npu.compiler.reference import ReferenceState, reference_step
 from npu.hw.config import load_npu_config
+from npu.io import atomic_write_text
 from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
 from npu.models.tasks import get_task
@@ -59,7 +61,10 @@ def logits_error(model, npu_name: str, prompt: np.ndarray, gen_length: int) -> f
 
 
 def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list[str], n_prompts: int,
-           seed: int = 1234, threshold: float = 0.9, log=print, temperature: float = 0.0) -> dict:
+           seed: int = 1234, threshold: float = 0.9, log=print, temperature: float = 0.0,
+           on_run: Callable[[dict], None] | None = None, progress: bool = False) -> dict:
+    """The report of every (machine, cache, rule) run; `on_run(report)` after each finished run
+    (report["complete"] turns True after the last), `progress` shows a bar per run on stderr."""
     model, meta = load_checkpoint(checkpoint)
     cfg = model.config
     preset = meta["extra"]["preset"]  # the model preset the checkpoint was trained from
@@ -69,7 +74,7 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
     weights = weights_from_model(model)
     seq_len = prompts.shape[1] + decoding["gen_length"]
     report = {"checkpoint": str(checkpoint), "model": cfg.name, "prompts": n_prompts, "seed": seed,
-              "decoding": decoding, "temperature": temperature, "runs": []}
+              "decoding": decoding, "temperature": temperature, "complete": False, "runs": []}
     for npu_name in npu_names:
         npu = load_npu_config(npu_name)
         error = logits_error(model, npu_name, prompts[0], decoding["gen_length"])
@@ -81,7 +86,9 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
                 sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
                 ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
                 began, agree, correct, steps, instructions = time.perf_counter(), 0, 0, 0, 0
-                for i, (prompt, answer) in enumerate(zip(prompts, answers)):
+                pairs = tqdm(list(zip(prompts, answers)), desc=f"{npu_name} {cache} {rule}", unit="prompt",
+                             disable=not progress, leave=False)
+                for i, (prompt, answer) in enumerate(pairs):
                     sampled = dataclasses.replace(plan, seed=seed + i)
                     got = generate(sim, prompt, sampled, cfg.mask_token_id)
                     want = generate(ref, prompt, sampled, cfg.mask_token_id)
@@ -94,6 +101,9 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
                        "instructions": instructions, "seconds": round(time.perf_counter() - began, 1),
                        "logits_max_rel_error": error}
                 report["runs"].append(run)
+                report["complete"] = len(report["runs"]) == len(npu_names) * len(caches) * len(rules)
+                if on_run is not None:
+                    on_run(report)
                 log(f"{npu_name} {cache:6s} {rule:9s}: {agree}/{len(prompts)} identical to the reference, "
                     f"accuracy {correct}/{len(prompts)}, {steps} steps, {run['seconds']} s")
     return report
@@ -125,13 +135,16 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--kv runs greedy decoding; drop --temperature")
         report = verify_kv(args.checkpoint, args.npu, args.rule, args.prompts, KVQuant.parse(args.kv, tuple(args.kv_alpha)),
                            args.seed, compare_bf16=True, log=lambda line: print(line, flush=True))
-    else:
-        report = verify(args.checkpoint, args.npu, args.cache, args.rule, args.prompts, args.seed,
-                        log=lambda line: print(line, flush=True), temperature=args.temperature)
-    if args.out:
-        path = Path(args.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=1))
+        if args.out:
+            atomic_write_text(args.out, json.dumps(report, indent=1))
+        return
+
+    def save(report: dict) -> None:  # after every run, so an interrupted verification keeps its results
+        if args.out:
+            atomic_write_text(args.out, json.dumps(report, indent=1))
+
+    verify(args.checkpoint, args.npu, args.cache, args.rule, args.prompts, args.seed,
+           log=lambda line: print(line, flush=True), temperature=args.temperature, on_run=save, progress=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import sys
 
 from npu.config import ConfigError, preset_path
 from npu.models.presets import load_model_spec
+from npu.models.tasks import get_task
 from npu.provenance import source_hash
 
 CONFIG_DIR = config["config_dir"]
@@ -85,3 +86,16 @@ def kv_source_args(wildcards, input):
     """--checkpoint LABEL=DIR for every model of the grid, --outliers for the outlier copies."""
     dirs = [f"--checkpoint {m}=$(dirname {w})" for m, w in zip(QUANT_MODELS, input.weights)]
     return " ".join([*dirs, *(f"--outliers {m}" for m in QUANT["outliers"])])
+
+# Compiler verification (workflow/rules/verify.smk, `make verify`).
+VERIFY = config.get("verify", {"models": [], "npus": [], "prompts": 50})
+for name in VERIFY["models"]:
+    if name not in TRAINED_MODELS:
+        sys.exit(f"dnpu: config: verify.models lists {name!r}, which is not in models.trained")
+    if not hasattr(get_task(MODEL_SPECS[name].task), "exact_match"):
+        sys.exit(f"dnpu: config: verify.models lists {name!r}, whose task has no exact-match answers to decode")
+for name in VERIFY["npus"]:
+    try:
+        preset_path("npu", name, CONFIG_DIR)
+    except ConfigError as error:
+        sys.exit(f"dnpu: config: verify.npus: {error}")

@@ -1,0 +1,27 @@
+# Compiler verification (`make verify`; not part of `all`: about an hour per model and machine on
+# 2 cores): every generation of the trained task models, decoded by the compiled step programs on
+# the functional simulator, must equal the NPU-arithmetic reference token for token.
+
+rule verify_compiled:
+    """Compiled generations vs the NPU-arithmetic reference for one model (all machines, cache modes and rules)."""
+    input:
+        weights=f"{RESULTS}/models/{{model}}/checkpoint/model.safetensors",
+    output:
+        report=f"{RESULTS}/verify/{{model}}.json",
+    params:
+        code=COMPILE_CODE,
+        npus=" ".join(VERIFY["npus"]),
+        prompts=VERIFY["prompts"],
+    log:
+        f"{RESULTS}/logs/verify/{{model}}.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "python -m npu.runtime.verify --checkpoint $(dirname {input.weights}) --npu {params.npus} "
+        "--prompts {params.prompts} --out {output.report} > {log} 2>&1"
+
+
+rule verify:
+    """Every model of config["verify"]["models"]."""
+    input:
+        expand(f"{RESULTS}/verify/{{model}}.json", model=VERIFY["models"]),
