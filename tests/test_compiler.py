@@ -16,7 +16,7 @@ from npu.hw.config import load_npu_config
 from npu.ir import export_step, weights_from_model
 from npu.models.presets import load_model_spec
 from npu.models.transformer import ModelConfig, build_model
-from npu.runtime import DecodePlan, ReferenceStepper, SimulatorStepper, generate
+from npu.runtime import DecodePlan, ReferenceStepper, SimulatorStepper, generate, generation_difference
 
 SMALL = ModelConfig("test-small", vocab_size=12, mask_token_id=11, n_layers=2, d_model=128, n_heads=4,
                     n_kv_heads=4, head_dim=32, d_ff=256, max_seq_len=16)
@@ -60,12 +60,8 @@ def decode_both(config, npu_name, cache, threshold):
 ])
 def test_compiled_generation_equals_reference_step_by_step(config, npu_name, cache, threshold):
     sim, ref = decode_both(config, npu_name, cache, threshold)
-    assert np.array_equal(sim.tokens, ref.tokens)
-    assert len(sim.records) == len(ref.records) >= 2
-    for got, want in zip(sim.records, ref.records):
-        assert (got.q0, got.query_length, got.k) == (want.q0, want.query_length, want.k)
-        assert np.array_equal(got.committed, want.committed)
-        assert np.array_equal(got.confidence.view(np.uint32), want.confidence.view(np.uint32))
+    assert generation_difference(sim, ref) is None
+    assert len(sim.records) >= 2
     assert not (sim.tokens == config.mask_token_id).any()
 
 

@@ -15,7 +15,7 @@ from npu.compiler.reference import ReferenceState
 from npu.compiler.sampling import noise_image, vocab_bias
 from npu.hw.config import load_npu_config
 from npu.kernels.reference import confidence_reference, gumbel_noise
-from npu.runtime import DecodePlan, ReferenceStepper, SimulatorStepper, generate
+from npu.runtime import DecodePlan, ReferenceStepper, SimulatorStepper, generate, generation_difference
 from npu.ir import weights_from_model
 from npu.models.transformer import ModelConfig, build_model
 from npu.runtime.generate import GumbelNoise
@@ -57,12 +57,8 @@ def test_sampled_generation_equals_reference_bit_for_bit(npu_name, cache, thresh
                       temperature=0.5, seed=7)
     sim = decode(SimulatorStepper, npu_name, plan)
     ref = decode(ReferenceStepper, npu_name, plan)
-    assert np.array_equal(sim.tokens, ref.tokens)
-    assert len(sim.records) == len(ref.records) >= 2
-    for got, want in zip(sim.records, ref.records):
-        assert (got.q0, got.query_length, got.k) == (want.q0, want.query_length, want.k)
-        assert np.array_equal(got.committed, want.committed)
-        assert np.array_equal(got.confidence.view(np.uint32), want.confidence.view(np.uint32))
+    assert generation_difference(sim, ref) is None
+    assert len(sim.records) >= 2
     assert not (sim.tokens == VOCAB.mask_token_id).any()
     greedy = decode(ReferenceStepper, npu_name, dataclasses.replace(plan, temperature=0.0))
     assert not np.array_equal(sim.tokens, greedy.tokens)  # the noise reached x0

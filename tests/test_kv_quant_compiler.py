@@ -19,7 +19,7 @@ from npu.compiler.reference import ReferenceState
 from npu.hw.config import load_npu_config
 from npu.quant.kv_cache import BlockLayout
 from npu.quant.methods import make_cache_factory
-from npu.runtime import DecodePlan, ReferenceStepper, SimulatorStepper, generate
+from npu.runtime import DecodePlan, ReferenceStepper, SimulatorStepper, generate, generation_difference
 
 from test_compiler import GQA_BIAS, PROMPT, SMALL, WIDE_HEADS, random_weights
 
@@ -48,12 +48,8 @@ def decode_both(config, npu_name, threshold, kv):
 ])
 def test_baos_generation_equals_reference_bit_for_bit(config, npu_name, threshold, kv):
     sim, ref = decode_both(config, npu_name, threshold, kv)
-    assert np.array_equal(sim.tokens, ref.tokens)
-    assert len(sim.records) == len(ref.records) >= 4
-    for got, want in zip(sim.records, ref.records):
-        assert (got.q0, got.query_length, got.k) == (want.q0, want.query_length, want.k)
-        assert np.array_equal(got.committed, want.committed)
-        assert np.array_equal(got.confidence.view(np.uint32), want.confidence.view(np.uint32))
+    assert generation_difference(sim, ref) is None
+    assert len(sim.records) >= 4
 
 
 def test_baos_changes_the_numbers_of_a_plain_dual_cache():

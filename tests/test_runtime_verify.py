@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import torch
 
 from npu.models.checkpoint import save_checkpoint
@@ -33,3 +34,15 @@ def test_verify_writes_a_complete_report_with_every_generation_equal_to_the_refe
         assert run["exact_match_vs_reference"] == run["prompts"] == 2
         assert run["steps"] >= 2 * 3  # at least one step per block of 2 tokens
         assert 0 < run["logits_max_rel_error"] < 1
+
+
+def test_generation_difference_names_the_first_step_that_differs():
+    from npu.runtime.generate import Generation, StepRecord, generation_difference
+
+    def record(confidence: float) -> StepRecord:
+        return StepRecord(0, 0, 4, 2, 1, np.array([True, False]), np.array([confidence, 0.5], np.float32), 0.0)
+
+    same = Generation(np.array([1, 2]), [record(0.9)])
+    assert generation_difference(same, Generation(np.array([1, 2]), [record(0.9)])) is None
+    assert "step 0: confidence" in generation_difference(same, Generation(np.array([1, 2]), [record(0.90000004)]))
+    assert generation_difference(same, Generation(np.array([1, 3]), [record(0.9)])).startswith("tokens")

@@ -16,7 +16,8 @@ from npu.runtime.generate import (
     SimulatorStepper,
     StepRecord,
     generate,
+    generation_difference,
 )
 
 __all__ = ["DecodePlan", "Generation", "GumbelNoise", "ReferenceStepper", "SimulatorStepper", "StepRecord",
-           "generate"]
+           "generate", "generation_difference"]

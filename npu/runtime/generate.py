@@ -69,6 +69,24 @@ class Generation:
     records: list[StepRecord] = field(default_factory=list)
 
 
+def generation_difference(got: Generation, want: Generation) -> str | None:
+    """The first way two generations differ - step windows, commits, confidence bits, final
+    tokens - or None when they are the same bit for bit (the compiler's correctness criterion)."""
+    if len(got.records) != len(want.records):
+        return f"{len(got.records)} steps against {len(want.records)}"
+    for i, (a, b) in enumerate(zip(got.records, want.records)):
+        if (a.q0, a.query_length, a.k) != (b.q0, b.query_length, b.k):
+            return f"step {i}: window/k {(a.q0, a.query_length, a.k)} against {(b.q0, b.query_length, b.k)}"
+        if not np.array_equal(a.committed, b.committed):
+            return f"step {i}: committed {a.committed.astype(int).tolist()} against {b.committed.astype(int).tolist()}"
+        if not np.array_equal(np.asarray(a.confidence, np.float32).view(np.uint32),
+                              np.asarray(b.confidence, np.float32).view(np.uint32)):
+            return f"step {i}: confidence {a.confidence.tolist()} against {b.confidence.tolist()}"
+    if not np.array_equal(got.tokens, want.tokens):
+        return f"tokens {got.tokens.tolist()} against {want.tokens.tolist()}"
+    return None
+
+
 def query_window(cache: str, step: int, start: int, end: int, seq_len: int) -> tuple[int, int]:
     """(q0, query_length) of a step: everything, block + suffix, or the block."""
     if cache == "none" or step == 0:

@@ -1,4 +1,8 @@
-"""Verification of compiled generation: simulator tokens == NPU-arithmetic reference tokens.
+"""Verification of compiled generation: simulator == NPU-arithmetic reference, bit for bit.
+
+A generation counts as identical when every step has the same window, commits and confidence
+bits and the final tokens agree (`generation_difference`); the report keeps the first few
+differences. (Before 2026-11-30 18:00 the check compared the final tokens only.)
 
     python -m npu.runtime.verify --checkpoint /tmp/ckpt-sort --prompts 50 \
         --npu dnpu-cloud dnpu-edge ar-npu --cache none prefix dual --rule topk threshold \
@@ -36,7 +40,7 @@ from npu.io import atomic_write_text
 from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
 from npu.models.tasks import get_task
-from npu.runtime.generate import DecodePlan, ReferenceStepper, SimulatorStepper, generate
+from npu.runtime.generate import DecodePlan, ReferenceStepper, SimulatorStepper, generate, generation_difference
 
 
 def task_prompts(task, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,21 +89,24 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
                                   threshold if rule == "threshold" else None, temperature=temperature)
                 sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
                 ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
-                began, agree, correct, steps, instructions = time.perf_counter(), 0, 0, 0, 0
+                began, agree, correct, steps, instructions, differences = time.perf_counter(), 0, 0, 0, 0, []
                 pairs = tqdm(list(zip(prompts, answers)), desc=f"{npu_name} {cache} {rule}", unit="prompt",
                              disable=not progress, leave=False)
                 for i, (prompt, answer) in enumerate(pairs):
                     sampled = dataclasses.replace(plan, seed=seed + i)
                     got = generate(sim, prompt, sampled, cfg.mask_token_id)
                     want = generate(ref, prompt, sampled, cfg.mask_token_id)
-                    agree += bool((got.tokens == want.tokens).all())
+                    difference = generation_difference(got, want)
+                    agree += difference is None
+                    if difference is not None and len(differences) < 5:
+                        differences.append({"prompt": i, "difference": difference})
                     correct += bool((got.tokens[len(prompt):] == answer).all())
                     steps += len(got.records)
                     instructions += sum(r.instructions for r in got.records)
                 run = {"npu": npu_name, "cache": cache, "rule": rule, "exact_match_vs_reference": agree,
                        "prompts": len(prompts), "task_accuracy": correct / len(prompts), "steps": steps,
                        "instructions": instructions, "seconds": round(time.perf_counter() - began, 1),
-                       "logits_max_rel_error": error}
+                       "logits_max_rel_error": error, "first_differences": differences}
                 report["runs"].append(run)
                 report["complete"] = len(report["runs"]) == len(npu_names) * len(caches) * len(rules)
                 if on_run is not None:
