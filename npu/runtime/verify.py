@@ -2,7 +2,7 @@
 
 A generation counts as identical when every step has the same window, commits and confidence
 bits and the final tokens agree (`generation_difference`); the report keeps the first few
-differences. (Before 2026-11-30 18:00 the check compared the final tokens only.)
+differences.
 
     python -m npu.runtime.verify --checkpoint /tmp/ckpt-sort --prompts 50 \
         --npu dnpu-cloud dnpu-edge ar-npu --cache none prefix dual --rule topk threshold \
