@@ -12,6 +12,7 @@
 #   gpu_baselines   A6000/A100/H100 models of the same generations      results/gpu/*.tsv
 #   calibrate       static KV-smoothing factors (offline baseline)      results/models/{model}/kv/
 #   accuracy        KV methods x bits x cache modes (BAOS, baselines)   results/kv/accuracy.{tsv,md}
+#   accuracy_exact  bf16 / BAOS-MXINT KV in the NPU's exact arithmetic    results/kv/exact.tsv
 #   baos_ablation   BAOS design choices one at a time                   results/kv/ablation.tsv
 #   kv_analysis     K/V statistics across steps and blocks              results/kv/kv_stats.tsv, kv_drift.png
 #   kv_traffic      KV DRAM bytes per generated token per method        results/kv/traffic.tsv

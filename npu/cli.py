@@ -101,6 +101,16 @@ def _add_quantization(sub) -> None:
     p.add_argument("--npu", default="dnpu-cloud", help="NPU preset whose number formats the model uses")
     p.add_argument("--sequences", type=int, default=64, help="calibration sequences")
 
+    p = sub.add_parser("kv-exact", help="exact match in the NPU's own arithmetic (bf16 and BAOS-MXINT KV, dual "
+                                        "cache) next to the fast accuracy simulator's")
+    p.add_argument("--checkpoint", action="append", required=True, metavar="LABEL=DIR")
+    p.add_argument("--npu", default="dnpu-cloud")
+    p.add_argument("--bits", nargs="+", type=int, default=[8, 4], help="BAOS-MXINT widths (8 and/or 4)")
+    p.add_argument("--prompts", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(outliers=[])  # outlier-injected copies are not models the NPU reference runs
+
     p = sub.add_parser("kv-traffic", help="KV DRAM bytes per generated token per KV method (analytical model)")
     p.add_argument("--npu", default="dnpu-cloud")
     p.add_argument("--models", nargs="+", required=True, help="model presets")
@@ -165,6 +175,14 @@ def _run_quantization(args) -> None:
 
     if args.stage == "calibrate":
         quant.calibrate_stage(args.checkpoint, args.out, n_sequences=args.sequences, npu_config=args.npu)
+        return
+    if args.stage == "kv-exact":
+        from npu.quant.exact import exact_accuracy_stage
+
+        torch.set_num_threads(args.threads)
+        checkpoints = {label: source.checkpoint_dir for label, source in _kv_sources(args).items()}
+        exact_accuracy_stage(checkpoints, args.npu, tuple(args.bits), args.prompts, args.out,
+                             log=lambda line: print(line, file=sys.stderr, flush=True))
         return
     if args.stage == "kv-traffic":
         from npu.quant.traffic import kv_traffic_stage
@@ -259,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             from npu.sim.analytical.stages import gpu_baselines_stage
 
             gpu_baselines_stage(args.out_dir, tuple(args.models))
-        elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis", "kv-traffic"):
+        elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis", "kv-traffic", "kv-exact"):
             _run_quantization(args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"npu {args.stage}: error: {exc}", file=sys.stderr)

@@ -60,6 +60,7 @@ def mini_pipeline(tmp_path_factory) -> Path:
         "export": {"cache_modes": ["none", "dual"], "shape_only_query_length": 8, "shape_only_kv_length": 64},
         "quantization": {"models": ["tiny-sort"], "outliers": ["tiny-sort"], "methods": ["bf16", "int", "baos-int"],
                          "bits": [16, 4], "cache_modes": ["dual"], "prompts": 4, "analysis_prompts": 4,
+                         "exact_prompts": 2, "exact_bits": [4],
                          "ablation": {"model": "tiny-sort", "outliers": False}},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -124,6 +125,8 @@ def test_pipeline_runs_the_kv_quantization_study(mini_pipeline):
     assert len((kv / "ablation.tsv").read_text().splitlines()) > 10
     assert (kv / "kv_stats.tsv").stat().st_size > 0 and (kv / "kv_drift.png").stat().st_size > 0
     assert (mini_pipeline / "results" / "models" / "tiny-sort" / "kv" / "static_smoothing.json").exists()
+    exact = [line.split("\t") for line in (kv / "exact.tsv").read_text().splitlines()]
+    assert [(row[0], row[4], row[5]) for row in exact[1:]] == [("tiny-sort", "bf16", "16"), ("tiny-sort", "baos-mxint", "4")]
     traffic = (kv / "traffic.tsv").read_text()
     assert "\ttiny-sort\t" in traffic and "\tdream-7b\t" in traffic and "\tbaos-int\t4\t" in traffic
 

@@ -3,29 +3,16 @@ on a small random checkpoint (the 50-prompt run on trained models is `make verif
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
-import torch
 
-from npu.models.checkpoint import save_checkpoint
-from npu.models.presets import load_model_spec
-from npu.models.transformer import build_model
 from npu.runtime.verify import main
 
 
-def small_add_checkpoint(folder):
-    """tiny-add's task and decoding with a one-layer random network."""
-    spec = load_model_spec("tiny-add")
-    config = dataclasses.replace(spec.architecture, n_layers=1, d_model=64, d_ff=128, n_heads=2, n_kv_heads=2)
-    torch.manual_seed(0)
-    return save_checkpoint(folder, build_model(config), config, extra={"preset": spec.raw})
-
-
-def test_verify_writes_a_complete_report_with_every_generation_equal_to_the_reference(tmp_path):
+def test_verify_writes_a_complete_report_with_every_generation_equal_to_the_reference(tmp_path, small_add_checkpoint):
     out = tmp_path / "verify" / "report.json"
-    main(["--checkpoint", str(small_add_checkpoint(tmp_path / "ckpt")), "--prompts", "2", "--npu", "dnpu-edge",
+    main(["--checkpoint", str(small_add_checkpoint), "--prompts", "2", "--npu", "dnpu-edge",
           "--cache", "dual", "--rule", "topk", "threshold", "--out", str(out)])
     report = json.loads(out.read_text())
     assert report["complete"] is True

@@ -18,32 +18,16 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from npu.compiler.kv_quant import KVQuant
 from npu.hw.config import load_npu_config
 from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
 from npu.models.decoding import DecodeConfig
-from npu.models.decoding import generate as torch_generate
 from npu.models.tasks import get_task
-from npu.quant.methods import make_cache_factory
+from npu.quant.exact import fast_simulator_tokens
 from npu.quant.npu_numerics import with_npu_numerics
-from npu.quant.observe import observe_queries
 from npu.runtime.generate import DecodePlan, ReferenceStepper, SimulatorStepper, generate
-
-
-def accuracy_sim_tokens(npu_model, prompts: np.ndarray, decode: DecodeConfig, kv: KVQuant | None) -> np.ndarray:
-    """Tokens of the accuracy simulator (all prompts in one batch): BAOS-MXINT with kv's options,
-    or the bf16 cache for kv=None."""
-    if kv is None:
-        factory = make_cache_factory("bf16", 16, decode=decode)
-    else:
-        options = kv.baos_options()
-        factory = make_cache_factory("baos-mxint", kv.bits, decode=decode, alphas=options.alphas)
-    with observe_queries(npu_model):  # BAOS's alpha search weighs key errors by the queries
-        result = torch_generate(npu_model, torch.as_tensor(prompts, dtype=torch.long), decode, cache_factory=factory)
-    return result.tokens.numpy().astype(np.int32)
 
 
 def _first_difference(got: np.ndarray, want: np.ndarray, prompt_length: int, block_length: int) -> dict:
@@ -78,7 +62,7 @@ def verify_kv(checkpoint: str, npu_names: list[str], rules: list[str], n_prompts
             decode = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache="dual",
                                   threshold=tau)
             began = time.perf_counter()
-            want = accuracy_sim_tokens(npu_model, prompts, decode, kv)
+            want = fast_simulator_tokens(npu_model, prompts, decode, kv)
             sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling, kv)
             ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling, kv)
             run = {"npu": npu_name, "rule": rule, "prompts": n_prompts, "identical_to_reference": 0,
@@ -98,7 +82,7 @@ def verify_kv(checkpoint: str, npu_names: list[str], rules: list[str], n_prompts
             run["task_accuracy"] = correct / n_prompts
             if compare_bf16:
                 plain = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
-                bf16 = accuracy_sim_tokens(npu_model, prompts, decode, None)
+                bf16 = fast_simulator_tokens(npu_model, prompts, decode, None)
                 run["bf16_identical_to_accuracy_sim"] = sum(
                     bool((generate(plain, p, plan, cfg.mask_token_id).tokens == w).all()) for p, w in zip(prompts, bf16))
             run["seconds"] = round(time.perf_counter() - began, 1)

@@ -35,6 +35,10 @@ SIMULATE_CODE = source_hash("sim", "isa", "hw", "models/presets.py", "models/dec
 QUANT_CODE = source_hash("quant", "sim/analytical", "hw/numerics.py", "hw/config.py", "models/transformer.py", "models/tasks.py",
                          "models/decoding.py", "models/checkpoint.py")
 
+# The accuracy simulator's exact mode decodes with the compiler's NPU-arithmetic reference.
+QUANT_EXACT_CODE = source_hash("quant", "compiler", "runtime", "hw", "ir", "models/decoding.py", "models/tasks.py",
+                               "models/checkpoint.py", "models/transformer.py")
+
 NPUS = config["npus"]
 GPU_TARGETS = [f"{RESULTS}/gpu/gpu_generations.tsv"] if SHAPE_ONLY_MODELS else []
 try:
@@ -79,7 +83,7 @@ try:
     preset_path("npu", QUANT["npu"], CONFIG_DIR)
 except ConfigError as error:
     sys.exit(f"dnpu: config: quantization.npu: {error}")
-QUANT_TARGETS = [f"{RESULTS}/kv/{name}" for name in ("accuracy.tsv", "ablation.tsv", "kv_stats.tsv", "traffic.tsv")] if QUANT_MODELS else []
+QUANT_TARGETS = [f"{RESULTS}/kv/{name}" for name in ("accuracy.tsv", "ablation.tsv", "kv_stats.tsv", "traffic.tsv", "exact.tsv")] if QUANT_MODELS else []
 
 
 def kv_source_args(wildcards, input):

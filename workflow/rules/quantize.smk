@@ -69,6 +69,28 @@ rule baos_ablation:
         "--prompts {params.prompts} --threads {threads} --out {output.table} 2> {log}"
 
 
+rule accuracy_exact:
+    """Exact match in the NPU's own arithmetic (bf16 and BAOS-MXINT KV, dual cache) next to the fast simulator's."""
+    input:
+        weights=expand(f"{RESULTS}/models/{{model}}/checkpoint/model.safetensors", model=QUANT_MODELS),
+    output:
+        table=f"{RESULTS}/kv/exact.tsv",
+    params:
+        code=QUANT_EXACT_CODE,
+        checkpoints=lambda wc, input: " ".join(f"--checkpoint {m}=$(dirname {w})" for m, w in zip(QUANT_MODELS, input.weights)),
+        npu=QUANT["npu"],
+        bits=" ".join(str(b) for b in QUANT["exact_bits"]),
+        prompts=QUANT["exact_prompts"],
+    threads: config["train"]["threads"]
+    log:
+        f"{RESULTS}/logs/accuracy_exact.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu kv-exact {params.checkpoints} --npu {params.npu} --bits {params.bits} --prompts {params.prompts} "
+        "--threads {threads} --out {output.table} 2> {log}"
+
+
 rule kv_analysis:
     """Per layer and channel K/V statistics across steps and blocks, decoded vs [MASK] slots."""
     input:

@@ -1,0 +1,106 @@
+"""The accuracy simulator's exact mode: task accuracy in the NPU's own arithmetic, kernel by kernel.
+
+The fast accuracy simulator (npu.quant.accuracy) runs the PyTorch model with the NPU's number
+formats at module boundaries, so its K/V and logits differ from the hardware's by bf16 ulps
+(RoPE with fp32 tables and one rounding, PyTorch's summation order, torch exp/rsqrt). A 4-bit
+MX grid can turn such ulps into whole quantization steps. The exact mode decodes with
+`npu.compiler.reference` instead - the numpy walk of the compiled kernels, which the functional
+simulator equals bit for bit (tests, `make verify`) - for the KV methods the NPU lowers: the bf16
+cache and BAOS-MXINT (dual cache, `npu.compiler.kv_quant`). For each it reports the exact match
+next to the fast simulator's on the same prompts and how many generations agree token for token:
+the fast simulator's fidelity, measured.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from npu.compiler.kv_quant import KVQuant
+from npu.hw.config import load_npu_config
+from npu.io import write_tsv
+from npu.ir import weights_from_model
+from npu.models.checkpoint import load_checkpoint
+from npu.models.decoding import DecodeConfig
+from npu.models.decoding import generate as torch_generate
+from npu.models.tasks import get_task
+from npu.quant.methods import make_cache_factory
+from npu.quant.npu_numerics import with_npu_numerics
+from npu.quant.observe import observe_queries
+
+EXACT_BITS = (8, 4)  # MX widths the DMA stores (npu.compiler.kv_quant)
+
+
+def fast_simulator_tokens(npu_model, prompts: np.ndarray, decode: DecodeConfig, kv: KVQuant | None) -> np.ndarray:
+    """Tokens of the fast accuracy simulator (all prompts in one batch): BAOS-MXINT with kv's
+    options, or the bf16 cache for kv=None."""
+    if kv is None:
+        factory = make_cache_factory("bf16", 16, decode=decode)
+    else:
+        options = kv.baos_options()
+        factory = make_cache_factory("baos-mxint", kv.bits, decode=decode, alphas=options.alphas)
+    with observe_queries(npu_model):  # BAOS's alpha search weighs key errors by the queries
+        result = torch_generate(npu_model, torch.as_tensor(prompts, dtype=torch.long), decode, cache_factory=factory)
+    return result.tokens.numpy().astype(np.int32)
+
+
+def exact_tokens(model, npu_name: str, prompts: np.ndarray, decode: DecodeConfig, kv: KVQuant | None) -> np.ndarray:
+    """Tokens decoded by the NPU-arithmetic reference, prompt by prompt."""
+    from npu.runtime.generate import DecodePlan, ReferenceStepper, generate
+
+    cfg = model.config
+    plan = DecodePlan(decode.gen_length, decode.block_length, decode.steps, decode.cache, decode.threshold)
+    stepper = ReferenceStepper(cfg, weights_from_model(model), load_npu_config(npu_name),
+                               prompts.shape[1] + decode.gen_length, plan.sampling, kv)
+    return np.stack([generate(stepper, prompt, plan, cfg.mask_token_id).tokens for prompt in prompts])
+
+
+def exact_accuracy(label: str, checkpoint_dir: str | Path, npu_name: str, bits: tuple[int, ...], n_prompts: int,
+                   seed: int = 1234, log=print) -> list[dict]:
+    """Rows (bf16 and BAOS-MXINT at each width) of one task model, dual cache, its preset's rule."""
+    model, meta = load_checkpoint(checkpoint_dir)
+    preset = meta.get("extra", {}).get("preset", {})
+    task = get_task(preset.get("task"))
+    if not hasattr(task, "exact_match"):
+        raise ValueError(f"{checkpoint_dir}: task {task.name!r} has no exact-match answers (exact mode needs one)")
+    unsupported = [b for b in bits if b not in EXACT_BITS]
+    if unsupported:
+        raise ValueError(f"exact mode: BAOS-MXINT{unsupported[0]} has no DMA format; widths: {EXACT_BITS}")
+    decode = DecodeConfig(**{**preset["decoding"], "cache": "dual"})
+    prompts, answers = (t.numpy().astype(np.int32) for t in task.sample(n_prompts, torch.Generator().manual_seed(seed)))
+    npu_model = with_npu_numerics(model, load_npu_config(npu_name))
+    rows = []
+    for method, width, kv in [("bf16", 16, None), *(("baos-mxint", b, KVQuant(b)) for b in bits)]:
+        began = time.perf_counter()
+        exact = exact_tokens(model, npu_name, prompts, decode, kv)[:, prompts.shape[1]:]
+        fast = fast_simulator_tokens(npu_model, prompts, decode, kv)[:, prompts.shape[1]:]
+        row = {"model": label, "npu": npu_name, "cache": "dual",
+               "rule": "topk" if decode.threshold is None else f"threshold {decode.threshold}",
+               "method": method, "bits": width, "prompts": n_prompts,
+               "exact_match_npu_arithmetic": round(100 * float((exact == answers).all(axis=1).mean()), 2),
+               "exact_match_fast_simulator": round(100 * float((fast == answers).all(axis=1).mean()), 2),
+               "generations_identical": int((exact == fast).all(axis=1).sum()),
+               "seconds": round(time.perf_counter() - began, 1)}
+        rows.append(row)
+        log(f"{label} {method}{'' if kv is None else width}: exact match {row['exact_match_npu_arithmetic']}% "
+            f"(NPU arithmetic) vs {row['exact_match_fast_simulator']}% (fast simulator), "
+            f"{row['generations_identical']}/{n_prompts} generations identical, {row['seconds']} s")
+    return rows
+
+
+def exact_accuracy_stage(checkpoints: dict[str, str], npu_name: str, bits: tuple[int, ...], n_prompts: int,
+                         out_tsv: str | Path, seed: int = 1234, log=print) -> Path:
+    """The exact-mode table of every task model (text corpora have no exact-match task: skipped)."""
+    rows = []
+    for label, checkpoint_dir in checkpoints.items():
+        _, meta = load_checkpoint(checkpoint_dir)
+        if not hasattr(get_task(meta.get("extra", {}).get("preset", {}).get("task")), "exact_match"):
+            log(f"{label}: a text corpus, no exact-match task; skipped")
+            continue
+        rows += exact_accuracy(label, checkpoint_dir, npu_name, bits, n_prompts, seed, log)
+    if not rows:
+        raise ValueError("exact mode: none of the models has an exact-match task")
+    return write_tsv(out_tsv, rows)
