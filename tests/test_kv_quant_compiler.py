@@ -153,7 +153,9 @@ def test_baos_dram_map_has_mx_regions_and_factor_rows():
     assert all(dram[name] == region for name, region in plain.items())  # BAOS regions come last
 
 
-SORT_CHECKPOINT = os.environ.get("DNPU_SORT_CHECKPOINT", "/tmp/fresh3/results/models/tiny-sort/checkpoint")
+# The pipeline's tiny-sort (after `make run`), or the checkpoint DNPU_SORT_CHECKPOINT names.
+SORT_CHECKPOINT = os.environ.get("DNPU_SORT_CHECKPOINT",
+                                 str(Path(__file__).resolve().parents[1] / "results/models/tiny-sort/checkpoint"))
 
 
 @pytest.mark.slow
