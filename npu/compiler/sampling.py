@@ -73,13 +73,6 @@ def add_noise_region(dram: DramMap, shapes: Shapes) -> None:
                            f"{dram.size / 2**30:.2f} GiB, more than {npu.dram.capacity_gib} GiB")
 
 
-def check_temperature(temperature: float, where: str = "temperature") -> None:
-    """A sampling temperature is a finite number >= 0 (0 = greedy argmax)."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)) \
-            or not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"{where} must be a finite number >= 0, got {temperature!r}")
-
-
 def check_sampling(spec: StepSpec, temperature: float, noise: np.ndarray | None) -> np.ndarray | None:
     """The step's noise as fp32 (sample_length, vocab), or None for a greedy step; clear errors.
 
@@ -87,7 +80,9 @@ def check_sampling(spec: StepSpec, temperature: float, noise: np.ndarray | None)
     steps use the greedy program) and noise of shape (sample_length, vocab_size).
     """
     m = spec.model
-    check_temperature(temperature)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)) \
+            or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
     if not spec.temperature:
         if temperature != 0 or noise is not None:
             raise ValueError(f"temperature {temperature} / noise given to a greedy step; compile it with "

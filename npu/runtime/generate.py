@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ from npu.compiler.context import StepSpec
 from npu.compiler.layout import Shapes, pack_weights, plan_dram, reference_weights, rope_tables
 from npu.compiler.lower import CompiledStep, compile_spec
 from npu.compiler.reference import ReferenceState, StepOutput, reference_step
-from npu.compiler.sampling import add_noise_region, check_sampling, check_temperature, noise_image
+from npu.compiler.sampling import add_noise_region, check_sampling, noise_image
 from npu.hw.config import NPUConfig
 from npu.kernels.reference import gumbel_noise
 from npu.models.transformer import ModelConfig
@@ -36,7 +37,9 @@ class DecodePlan:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_temperature(self.temperature, "DecodePlan.temperature")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+            raise ValueError(f"DecodePlan.temperature={t!r} must be a finite number >= 0")
 
     @property
     def sampling(self) -> str:
