@@ -92,7 +92,7 @@ def kv_source_args(wildcards, input):
     return " ".join([*dirs, *(f"--outliers {m}" for m in QUANT["outliers"])])
 
 # Compiler verification (workflow/rules/verify.smk, `make verify`).
-VERIFY = config.get("verify", {"models": [], "npus": [], "prompts": 50})
+VERIFY = config["verify"]
 for name in VERIFY["models"]:
     if name not in TRAINED_MODELS:
         sys.exit(f"dnpu: config: verify.models lists {name!r}, which is not in models.trained")
