@@ -34,7 +34,7 @@ import numpy as np
 from npu.hw.config import NPUConfig, load_npu_config
 from npu.isa.assembler import assemble
 from npu.sim.cycle import CycleSimulator
-from npu.sim.functional.memory import row_bytes
+from npu.hw.rows import row_bytes
 
 
 @dataclass(frozen=True)

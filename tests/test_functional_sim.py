@@ -7,7 +7,8 @@ from npu.hw import numerics
 from npu.hw.config import load_npu_config
 from npu.isa.assembler import assemble
 from npu.isa.encoding import encode
-from npu.sim.functional import FunctionalSimulator, SimulationError, smoothing_factor
+from npu.hw.numerics import smoothing_factor
+from npu.sim.functional import FunctionalSimulator, SimulationError
 
 EDGE = load_npu_config("dnpu-edge")  # vlen 64, mlen 64, blen 8, bf16 vector SRAM, mx_block 32
 VLEN = EDGE.vlen

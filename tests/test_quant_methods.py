@@ -18,7 +18,7 @@ from npu.quant.methods import METHODS, make_cache_factory
 from npu.quant.observe import observe_queries
 from npu.quant.smoothing import StaticSmoothing, channel_absmax, channel_midrange, smoothing_factors
 from npu.quant.storage import kv_bytes_per_token, kv_cache_bytes
-from npu.sim.functional.simulator import smoothing_factor
+from npu.hw.numerics import smoothing_factor
 
 TINY = ModelConfig(
     name="tiny-quant", vocab_size=12, mask_token_id=11, n_layers=2, d_model=64, n_heads=2,

@@ -26,7 +26,7 @@ from npu.compiler.context import FP_SCALE, INT_Q0, Emit, f32
 from npu.compiler.linear import reference_gemm
 from npu.compiler.vector_ops import chained_row_sum
 from npu.hw.numerics import hw_exp, hw_recip
-from npu.sim.functional.memory import row_bytes
+from npu.hw.rows import row_bytes
 
 
 def key_mask(kv_len: int, kv_slots: int) -> np.ndarray:

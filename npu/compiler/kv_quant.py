@@ -49,8 +49,8 @@ from npu.compiler.context import INT_Q0, INT_S0, Emit, StepSpec, rounder
 from npu.compiler.vector_ops import chained_row_sum
 from npu.hw.numerics import hw_recip, round_to_format
 from npu.isa.table import DRAM_FORMATS
-from npu.sim.functional.memory import decode_rows, encode_rows, row_bytes
-from npu.sim.functional.simulator import smoothing_factor
+from npu.hw.rows import decode_rows, encode_rows, row_bytes
+from npu.hw.numerics import smoothing_factor
 
 INT_KVQ_ROWS = 17  # INT SRAM scratch word (16..63 are scratch; 16 is INT_MROW): factor-row pointer
 ROWS_TAG = "kvq.rows"  # vector SRAM buffer of the layer's factor rows, live from the K/V write to attention

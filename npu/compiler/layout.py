@@ -24,7 +24,7 @@ from npu.compiler.asm import CompileError
 from npu.hw.config import NPUConfig
 from npu.hw.numerics import round_to_format
 from npu.models.transformer import ModelConfig
-from npu.sim.functional.memory import decode_rows, encode_rows, row_bytes
+from npu.hw.rows import decode_rows, encode_rows, row_bytes
 
 
 def roundup(value: int, multiple: int) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 from npu.compiler.asm import CompileError
 from npu.compiler.context import Emit
 from npu.hw.numerics import hw_matmul_accumulate
-from npu.sim.functional.memory import row_bytes
+from npu.hw.rows import row_bytes
 
 
 def reference_gemm(a: np.ndarray, w_t: np.ndarray, mlen: int) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 
 from npu.compiler.context import FP_EPS, FP_INV_D, Emit, f32
 from npu.hw.numerics import hw_rsqrt, hw_silu, hw_tree_sum
-from npu.sim.functional.memory import row_bytes
+from npu.hw.rows import row_bytes
 
 
 def chained_row_sum(x: np.ndarray, vlen: int, start: np.ndarray | None = None) -> np.ndarray:

@@ -684,3 +684,25 @@ def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -
     products = a.T[:, :, None] * w[:, None, :]
     s = np.add.reduce(products, axis=0, dtype=np.float32)
     return (acc + s).astype(np.float32)
+
+
+def smoothing_factor(stats: np.ndarray, mode: str) -> np.ndarray:
+    """Per-channel smoothing factor s from max|x| statistics (the vsmscale instruction).
+
+    p2aNN: s = 2^floor(NN/100 * floor(log2 m)), an exact power of two so dividing by it is exact;
+    sqrt:  s = m * hw_rsqrt(m) (alpha = 0.5 in fp32); ident: s = m.
+    Channels with m == 0 (or non-finite m) get s = 1.
+    """
+    stats = np.asarray(stats, dtype=np.float32)
+    usable = np.isfinite(stats) & (stats > 0)
+    safe = np.where(usable, stats, np.float32(1.0)).astype(np.float32)
+    if mode == "sqrt":
+        out = safe * hw_rsqrt(safe)
+    elif mode == "ident":
+        out = safe
+    else:
+        quarters = {"p2a25": 1, "p2a50": 2, "p2a75": 3, "p2a100": 4}[mode]
+        _, exponent = np.frexp(safe)
+        floor_log2 = exponent.astype(np.int64) - 1
+        out = np.ldexp(np.float32(1.0), (quarters * floor_log2) // 4).astype(np.float32)
+    return np.where(usable, out, np.float32(1.0)).astype(np.float32)

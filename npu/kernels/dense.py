@@ -24,7 +24,7 @@ from npu.kernels.layout import (
     run_program,
     split_word,
 )
-from npu.sim.functional.memory import row_bytes
+from npu.hw.rows import row_bytes
 
 
 @dataclass

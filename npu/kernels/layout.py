@@ -20,7 +20,7 @@ import numpy as np
 from npu.hw.config import NPUConfig
 from npu.isa.assembler import Program, assemble
 from npu.sim.functional import FunctionalSimulator
-from npu.sim.functional.memory import PLAIN_BYTES
+from npu.hw.rows import PLAIN_BYTES
 from npu.sim.functional.simulator import SimStats
 
 KERNEL_DIR = Path(__file__).resolve().parent / "asm"

@@ -29,7 +29,7 @@ from npu.hw.config import NPUConfig
 from npu.models.transformer import ModelConfig
 from npu.sim.cycle.energy import DEFAULT_ENERGY, EnergyTable, energy_report
 from npu.sim.cycle.latency import DEFAULT_PARAMETERS, LatencyParameters
-from npu.sim.functional.memory import row_bytes
+from npu.hw.rows import row_bytes
 from npu.sim.analytical.costs import OperatorCost, StepCost, roofline_bound
 from npu.sim.analytical.operators import Operator, StepShape, step_operators
 from npu.sim.analytical.segments import DramPipe, Segment, SegmentBuilder, SegmentClock, SegmentGroup

@@ -17,7 +17,7 @@ from npu.hw.config import NPUConfig
 from npu.isa.assembler import Program, assemble
 from npu.kernels.sampling import sampling_layout
 from npu.kernels.sampling import sampling_program as kernel_sampling_program
-from npu.sim.functional.memory import row_bytes
+from npu.hw.rows import row_bytes
 
 
 def _li(register: str, value: int) -> str:

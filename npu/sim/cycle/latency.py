@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from npu.hw.config import MATRIX_SRAM_ELEMENT_BITS, NPUConfig
 from npu.isa.table import BY_MNEMONIC, DRAM_FORMATS, SMOOTH_MODES, InstructionSpec, Unit
-from npu.sim.functional.memory import row_bytes
+from npu.hw.rows import row_bytes
 
 SCALAR_WORD_BYTES = 4  # FP and INT SRAM hold 32-bit words
 

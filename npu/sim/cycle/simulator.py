@@ -66,7 +66,7 @@ from npu.sim.cycle.latency import (
 from npu.sim.cycle.ports import PortPool
 from npu.sim.cycle.stats import STALL_REASONS, CycleStats, TimelineEvent, UnitBreakdown
 from npu.sim.functional import FunctionalSimulator, SimulationError
-from npu.sim.functional.memory import MemoryAccessError
+from npu.hw.rows import MemoryAccessError
 from npu.sim.functional.simulator import HALT, InstructionFault
 
 # Slot kinds: what the front end does with an instruction.

@@ -25,18 +25,12 @@ import numpy as np
 
 from npu.hw import numerics
 from npu.hw.config import NPUConfig
+from npu.hw.numerics import smoothing_factor
 from npu.isa.assembler import Program, format_instruction
 from npu.isa.encoding import EncodingError, Instruction, decode
 from npu.isa.table import DRAM_FORMATS, MAX_LOOP_DEPTH, SMOOTH_MODES, SYNC_UNITS, Kind, Unit
-from npu.sim.functional.memory import (
-    Dram,
-    MemoryAccessError,
-    Sram,
-    decode_rows,
-    element_alignment,
-    encode_rows,
-    row_bytes,
-)
+from npu.hw.rows import MemoryAccessError, decode_rows, element_alignment, encode_rows, row_bytes
+from npu.sim.functional.memory import Dram, Sram
 
 Handler = Callable[[], int]
 HALT = -1
@@ -1067,25 +1061,3 @@ class FunctionalSimulator:
             V[z:z + vlen] = np.where(I[x:x + vlen] == regs[value], one, zero)
             return following
         return int_equal
-
-
-def smoothing_factor(stats: np.ndarray, mode: str) -> np.ndarray:
-    """Per-channel smoothing factor s from max|x| statistics (the vsmscale instruction).
-
-    p2aNN: s = 2^floor(NN/100 * floor(log2 m)), an exact power of two so dividing by it is exact;
-    sqrt:  s = m * hw_rsqrt(m) (alpha = 0.5 in fp32); ident: s = m.
-    Channels with m == 0 (or non-finite m) get s = 1.
-    """
-    stats = np.asarray(stats, dtype=np.float32)
-    usable = np.isfinite(stats) & (stats > 0)
-    safe = np.where(usable, stats, np.float32(1.0)).astype(np.float32)
-    if mode == "sqrt":
-        out = safe * numerics.hw_rsqrt(safe)
-    elif mode == "ident":
-        out = safe
-    else:
-        quarters = {"p2a25": 1, "p2a50": 2, "p2a75": 3, "p2a100": 4}[mode]
-        _, exponent = np.frexp(safe)
-        floor_log2 = exponent.astype(np.int64) - 1
-        out = np.ldexp(np.float32(1.0), (quarters * floor_log2) // 4).astype(np.float32)
-    return np.where(usable, out, np.float32(1.0)).astype(np.float32)
