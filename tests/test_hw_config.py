@@ -39,7 +39,7 @@ def test_cloud_fits_llada_8b() -> None:
     """MXFP8 weights of LLaDA-8B plus a 4096-token bf16 KV cache fit in DRAM."""
     cloud = load_npu_config("dnpu-cloud")
     weights = 8.0e9 * cloud.weight_bits_per_element / 8
-    kv_cache = 4096 * 512 * 2**10  # 512 KiB per token (BRIEF section 2)
+    kv_cache = 4096 * 512 * 2**10  # 512 KiB per token: 32 layers x K,V x 4096 x 2 bytes (LLaDA-8B)
     assert weights + kv_cache < cloud.dram.capacity_bytes
 
 

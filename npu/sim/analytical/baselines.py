@@ -1,7 +1,7 @@
 """GPU baselines: A6000 / A100 / H100 roofline models of dLLM generation, checked against the
 published Fast-dLLM A100 throughput, and the share of time a GPU spends in sampling.
 
-Published anchors (BRIEF section 2; Fast-dLLM, arXiv 2505.22618, one A100 80GB, batch 1,
+Published anchors (Fast-dLLM, arXiv 2505.22618, one A100 80GB, batch 1,
 LLaDA-Instruct, GSM8K 5-shot, gen 256): baseline 6.7 tok/s; prefix cache + threshold 0.9
 54.4 tok/s. The papers do not state the prompt length or the threshold rule's step count, so
 both are assumptions here: a 5-shot GSM8K prompt of about `FAST_DLLM_PROMPT` tokens, block 32,
