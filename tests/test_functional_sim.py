@@ -1,5 +1,7 @@
 """The functional simulator executes each instruction class as specified, bit-exact with numerics."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -8,7 +10,9 @@ from npu.hw.config import load_npu_config
 from npu.isa.assembler import assemble
 from npu.isa.encoding import encode
 from npu.hw.numerics import smoothing_factor
+from npu.isa.table import BY_MNEMONIC, INSTRUCTIONS, Unit
 from npu.sim.functional import FunctionalSimulator, SimulationError
+from npu.sim.functional.simulator import HANDLERS_BY_UNIT, UnknownInstructionError, handler_builder
 
 EDGE = load_npu_config("dnpu-edge")  # vlen 64, mlen 64, blen 8, bf16 vector SRAM, mx_block 32
 VLEN = EDGE.vlen
@@ -23,6 +27,32 @@ def run(source, sim=None, **options):
     sim = sim or FunctionalSimulator(EDGE, dram_size=1 << 18, **options)
     sim.load(assemble(source))
     return sim, sim.run(max_instructions=200_000)
+
+
+# ---- handler tables --------------------------------------------------------------------------
+
+def test_every_isa_instruction_has_exactly_one_handler_in_the_table_of_its_unit():
+    for spec in INSTRUCTIONS:
+        owners = [unit for unit, table in HANDLERS_BY_UNIT.items() if spec.mnemonic in table]
+        assert owners == [spec.unit], spec.mnemonic
+        assert handler_builder(spec) is HANDLERS_BY_UNIT[spec.unit][spec.mnemonic]
+    handled = [mnemonic for table in HANDLERS_BY_UNIT.values() for mnemonic in table]
+    assert sorted(handled) == sorted(BY_MNEMONIC)  # and none for an instruction the ISA lacks
+
+
+def test_every_isa_instruction_decodes_into_a_handler():
+    words = [encode(spec.mnemonic, **{operand.name: 0 for operand in spec.fields}) for spec in INSTRUCTIONS]
+    sim = FunctionalSimulator(EDGE, dram_size=1 << 12)
+    sim.load(words)
+    assert [ins.mnemonic for ins in sim.decoded_instructions] == [spec.mnemonic for spec in INSTRUCTIONS]
+    assert all(callable(sim.handler(pc)) for pc in range(len(words)))
+
+
+def test_an_instruction_without_a_handler_is_a_named_error():
+    with pytest.raises(UnknownInstructionError, match="vector unit has no handler for `vfancy`"):
+        handler_builder(dataclasses.replace(BY_MNEMONIC["vadd"], mnemonic="vfancy"))
+    with pytest.raises(UnknownInstructionError, match="scalar unit has no handler for `vadd`"):
+        handler_builder(dataclasses.replace(BY_MNEMONIC["vadd"], unit=Unit.SCALAR))
 
 
 # ---- scalar ----------------------------------------------------------------------------------
@@ -70,7 +100,7 @@ def test_scalar_fp_uses_the_shared_approximations_and_rounds_half_to_even():
 def test_specialised_scalar_handlers_and_memoised_functions_match_the_generic_ones(monkeypatch):
     """addi/add/sub/aadd/aaddi without the operation lambdas, and fexp/frecip/frsqrt remembered
     by input bits: the same registers (wrapped to 32 / 64 bits, r0 untouched, -0.0 kept apart)."""
-    from npu.sim.functional import simulator as functional_module
+    from npu.sim.functional import scalar as scalar_unit
 
     source = """
         lui  r1, 0x7fff
@@ -99,8 +129,8 @@ def test_specialised_scalar_handlers_and_memoised_functions_match_the_generic_on
     """
     results = []
     for fast in (True, False):
-        monkeypatch.setattr(functional_module, "SPECIALISED_SCALAR", fast)
-        monkeypatch.setattr(functional_module, "MEMOISED_UNARY", fast)
+        monkeypatch.setattr(scalar_unit, "SPECIALISED_SCALAR", fast)
+        monkeypatch.setattr(scalar_unit, "MEMOISED_UNARY", fast)
         sim, _ = run(source, check_sync=False)  # unwrapped handlers, to see which ran
         names = {sim.handler(pc).__name__ for pc in range(len(sim.decoded_instructions))}
         assert ({"addi", "add", "sub", "aadd", "aaddi", "unary_memoised"} <= names) == fast
