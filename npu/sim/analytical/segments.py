@@ -279,14 +279,15 @@ class SegmentBuilder:
         self.actions["instruction"] += 1
         return at
 
-    def _queued(self, unit: str, at: float, stall: float, occupancy: float) -> None:
+    def _queued(self, unit: str, at: float, stall: float, occupancy: float) -> float:
         """Record an op's start in front-end time: after its dispatch at `at`, the unit's previous
-        op and `stall` cycles of the unit's own (dependencies, exposed weight load)."""
+        op and `stall` cycles of the unit's own (dependencies, exposed weight load). Returns it."""
         start = max(self.queue_clock[unit], at + 1) + stall
         starts = self.queue_starts[unit]
         if starts.maxlen is not None:
             starts.append(start)
         self.queue_clock[unit] = start + occupancy
+        return start
 
     def control(self, mnemonic: str = "nop", taken: bool = False, reads: Iterable[Hashable] = ()) -> None:
         """A control instruction (loop entry, nop, a branch - taken ones cost a bubble)."""
@@ -305,8 +306,10 @@ class SegmentBuilder:
         self.actions.update(instruction_actions(timing))
 
     def vector(self, mnemonic: str, reads: Iterable[Hashable] = (), writes: Iterable[Hashable] = (),
-               registers: Iterable[Hashable] = (), operands: Mapping[str, int] | None = None) -> None:
-        """A vector op; `reads`/`writes` are vector-row keys, `registers` the scalar registers it reads."""
+               registers: Iterable[Hashable] = (), operands: Mapping[str, int] | None = None,
+               register_writes: Iterable[Hashable] = ()) -> None:
+        """A vector op; `reads`/`writes` are vector-row keys, `registers` the scalar registers it
+        reads, `register_writes` those it accumulates into (ready when its result is)."""
         timing = self.timing(mnemonic, operands)
         at = self._dispatch(registers, "vector")
         unit = self.units["vector"]
@@ -314,7 +317,9 @@ class SegmentBuilder:
         for row in (*reads, *writes):
             start = max(start, self.row_ready.get(row, 0.0))
         unit.add(at, start, timing.occupancy, timing.latency)
-        self._queued("vector", at, start - previous_end, timing.occupancy)
+        issued = self._queued("vector", at, start - previous_end, timing.occupancy)
+        for register in register_writes:
+            self.register_ready[register] = issued + timing.latency
         self.resources["vector"] += unit.busy - previous_end
         for row in writes:
             self.row_ready[row] = start + timing.latency

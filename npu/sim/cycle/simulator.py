@@ -53,7 +53,7 @@ import numpy as np
 from npu.hw.config import NPUConfig
 from npu.isa.assembler import Program
 from npu.isa.encoding import Instruction
-from npu.isa.table import DRAM_FORMATS, Kind, Unit
+from npu.isa.table import DRAM_FORMATS, NUM_ADDR_REGS, NUM_FP_REGS, NUM_INT_REGS, Kind, Unit
 from npu.sim.cycle.dram import ShiftProfile, make_dram
 from npu.sim.cycle.energy import DEFAULT_ENERGY, EnergyTable, energy_report
 from npu.sim.cycle.latency import (
@@ -74,10 +74,7 @@ SCALAR, BRANCH, LOOP, WAIT, HALT_KIND, NOP, DMA, MATRIX, VECTOR, FAULT = range(1
 QUEUED_UNITS = ("dma", "matrix", "vector")
 SRAMS = ("vector_sram", "matrix_sram", "fp_sram", "int_sram")
 
-# Scoreboard: r0..r15 -> 0..15, f0..f7 -> 16..23, a0..a7 -> 24..31.
-_REG_BASE = {Kind.INT_REG: 0, Kind.FP_REG: 16, Kind.ADDR_REG: 24}
-_WRITTEN_FIELDS = ("rd", "fd", "ad")                      # scalar destinations
-_ACCUMULATED = {"vsum": ("fd",), "vmaxr": ("fd",), "vargmax": ("fmax", "ridx")}
+# Register scoreboard: one entry per npu.isa.table.register_number (r0..r15, f0..f7, a0..a7).
 _SPACE_ID = {"v": 0, "f": 1, "i": 2}
 _VALUE_FIELDS = ("k", "base", "rs", "ridx")                # int registers that hold values, not addresses
 
@@ -256,19 +253,7 @@ class CycleSimulator:
         if spec.dllm and not self.config.dllm_instructions:
             return _Slot(FAULT, spec.mnemonic, spec.unit.value)
         name = spec.mnemonic
-        accumulated = _ACCUMULATED.get(name, ())
-        reads, writes = [], []
-        for field in spec.fields:
-            base = _REG_BASE.get(field.kind)
-            if base is None or (field.kind is Kind.INT_REG and ops[field.name] == 0):
-                continue
-            entry = base + ops[field.name]
-            if field.name in accumulated:
-                writes.append(entry)
-            elif spec.unit is Unit.SCALAR and field.name in _WRITTEN_FIELDS:
-                writes.append(entry)
-            else:
-                reads.append(entry)
+        reads, writes = list(spec.registers_read(ops)), list(spec.registers_written(ops))
         if spec.unit is Unit.CONTROL:
             kind = {"halt": HALT_KIND, "nop": NOP, "wait": WAIT, "loop": LOOP, "loopi": LOOP}.get(name, BRANCH)
             return _Slot(kind, name, "control", tuple(reads), operands=ops)
@@ -325,7 +310,7 @@ class _Run:
         self.vector_unit, self.matrix_unit = self.units["vector"], self.units["matrix"]
         self.int_regs = self.fsim.int_regs   # cleared in place by reset, so this stays the live list
         self.pools = {name: PortPool(name, getattr(self.config, name).ports) for name in SRAMS}
-        self.ready = [0] * 32                      # register scoreboard
+        self.ready = [0] * (NUM_INT_REGS + NUM_FP_REGS + NUM_ADDR_REGS)  # register scoreboard
         self.row_ready: dict[int, int] = {}        # vector-unit row writes in flight
         self.fe_stalls: Counter[str] = Counter()
         self.counts = [0] * len(self.slots)
