@@ -12,18 +12,19 @@ from hypothesis import strategies as st
 from npu.sim.dram import (
     BANK_INTERLEAVED,
     BANKGROUP_INTERLEAVED,
-    PRESETS,
     ROW_MAJOR,
     AddressMapping,
     Command,
     DramModel,
     Request,
     check_trace,
+    dram_presets,
     get_preset,
+    preset_names,
 )
 from npu.sim.dram.controller import ChannelController
 
-PRESET_NAMES = sorted(PRESETS)
+PRESET_NAMES = preset_names()
 
 
 def _rules(trace, timing) -> set[str]:
@@ -38,7 +39,7 @@ def test_presets_have_the_published_peak_bandwidths():
     assert get_preset("HBM3").peak_bandwidth_gbps == pytest.approx(819.2)
     assert get_preset("LPDDR5").peak_bandwidth_gbps == pytest.approx(51.2)
     assert get_preset("ddr5").peak_bandwidth_gbps == pytest.approx(25.6)
-    for timing in PRESETS.values():
+    for timing in dram_presets().values():
         assert timing.refresh_limited_peak_gbps < timing.peak_bandwidth_gbps
         assert timing.source
 

@@ -5,9 +5,9 @@ functional simulator executes the scalar and control instructions, so loops, bra
 register values (DMA shapes, addresses) are exact; DMA, matrix and vector instructions are only
 counted, as in the cycle simulator's timing mode - and cuts it into segments at every `wait`.
 Each segment is timed in closed form (npu.sim.analytical.segments): per unit the sum of its
-instructions' costs from `npu.sim.cycle.latency.instruction_timing`, combined with max over the
+instructions' costs from `npu.sim.cost.latency.instruction_timing`, combined with max over the
 units and the front end, plus the latency the closing `wait` exposes. Energy is the same
-action count x `npu.sim.cycle.energy` table as the cycle simulator's.
+action count x `npu.sim.cost.energy` table as the cycle simulator's.
 
 `estimate_counts(by_mnemonic, config)` is the coarse form for when only counts are known (a
 compiler's statistics): one segment, no waits, every tile op loading a fresh weight tile.
@@ -28,8 +28,8 @@ import numpy as np
 from npu.hw.config import NPUConfig
 from npu.isa.assembler import Program
 from npu.isa.table import DRAM_FORMATS, Kind, Unit
-from npu.sim.cycle.energy import DEFAULT_ENERGY, EnergyReport, EnergyTable, energy_report
-from npu.sim.cycle.latency import DEFAULT_PARAMETERS, LatencyParameters
+from npu.hw.technology import EnergyTable, LatencyParameters
+from npu.sim.cost.energy import EnergyReport, energy_report
 from npu.sim.functional import FunctionalSimulator
 from npu.sim.functional.simulator import HALT
 from npu.sim.analytical.segments import (
@@ -148,7 +148,7 @@ def comment_regions(program: Program, listing: str, name: Callable[[str], str] |
     return region
 
 
-def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParameters = DEFAULT_PARAMETERS,
+def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParameters | None = None,
                    execute_data: bool = False, functional: FunctionalSimulator | None = None,
                    max_instructions: int = 20_000_000, dma_chunk_bytes: int = DMA_CHUNK_BYTES,
                    regions: Callable[[int], str] | None = None) -> Iterator[Segment]:
@@ -226,7 +226,7 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
     raise RuntimeError(f"instruction limit {max_instructions} reached without `halt`")
 
 
-def estimate_segments(segments, config: NPUConfig, energy: EnergyTable = DEFAULT_ENERGY) -> ProgramEstimate:
+def estimate_segments(segments, config: NPUConfig, energy: EnergyTable | None = None) -> ProgramEstimate:
     """Time segments in order and total them into a ProgramEstimate."""
     clock = SegmentClock(config)
     totals = clock.run(segments)
@@ -238,8 +238,8 @@ def estimate_segments(segments, config: NPUConfig, energy: EnergyTable = DEFAULT
                            dict(totals.by_label), busy, report)
 
 
-def estimate_program(program: Program, config: NPUConfig, *, params: LatencyParameters = DEFAULT_PARAMETERS,
-                     energy: EnergyTable = DEFAULT_ENERGY, execute_data: bool = False,
+def estimate_program(program: Program, config: NPUConfig, *, params: LatencyParameters | None = None,
+                     energy: EnergyTable | None = None, execute_data: bool = False,
                      functional: FunctionalSimulator | None = None, max_instructions: int = 20_000_000,
                      dma_chunk_bytes: int = DMA_CHUNK_BYTES,
                      regions: Callable[[int], str] | None = None) -> ProgramEstimate:
@@ -274,8 +274,8 @@ class CountProfile:
     weight_tile_reuse: float = 0.0   # fraction of tile ops whose weight tile is already loaded
 
 
-def estimate_counts(profile: CountProfile, config: NPUConfig, *, params: LatencyParameters = DEFAULT_PARAMETERS,
-                    energy: EnergyTable = DEFAULT_ENERGY) -> ProgramEstimate:
+def estimate_counts(profile: CountProfile, config: NPUConfig, *, params: LatencyParameters | None = None,
+                    energy: EnergyTable | None = None) -> ProgramEstimate:
     """Coarse estimate from counts alone: every unit overlaps everything (one segment, no waits).
 
     A lower bound on the real time when the program synchronises; DMA counts in `by_mnemonic`

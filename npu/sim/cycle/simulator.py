@@ -24,7 +24,7 @@ How it works, in the order an instruction meets it:
    touch). Because units never wait on the front end, each instruction is scheduled the moment
    it is dispatched ("eager" scheduling): time advances by events, never cycle by cycle.
 4. DMA and DRAM. A DMA is cut into requests of `dma_chunk_bytes` DRAM bytes. Loads issue their
-   requests at the pace the SRAM port can absorb, hand them to the DRAM backend (`dram.py`: the
+   requests at the pace the SRAM port can absorb, hand them to the DRAM backend (`npu.sim.cost.dram`: the
    JEDEC model in the loop, or a fast bandwidth model) at their simulated issue cycles, and
    write each chunk into SRAM when its data has arrived and a port is free. Stores read each
    chunk through a port, then issue its DRAM write; the DMA completes with its last write.
@@ -54,15 +54,10 @@ from npu.hw.config import NPUConfig
 from npu.isa.assembler import Program
 from npu.isa.encoding import Instruction
 from npu.isa.table import DRAM_FORMATS, NUM_ADDR_REGS, NUM_FP_REGS, NUM_INT_REGS, Kind, Unit
-from npu.sim.cycle.dram import ShiftProfile, make_dram
-from npu.sim.cycle.energy import DEFAULT_ENERGY, EnergyTable, energy_report
-from npu.sim.cycle.latency import (
-    DEFAULT_PARAMETERS,
-    DmaShape,
-    InstructionTiming,
-    LatencyParameters,
-    instruction_timing,
-)
+from npu.hw.technology import EnergyTable, LatencyParameters
+from npu.sim.cost.dram import ShiftProfile, make_dram
+from npu.sim.cost.energy import energy_report
+from npu.sim.cost.latency import DmaShape, InstructionTiming, instruction_timing
 from npu.sim.cycle.ports import PortPool
 from npu.sim.cycle.stats import STALL_REASONS, CycleStats, TimelineEvent, UnitBreakdown
 from npu.sim.functional import FunctionalSimulator, SimulationError
@@ -206,7 +201,7 @@ class CycleSimulator:
         stats = sim.run()
         print(stats.summary()); stats.write_chrome_trace("run.json")
 
-    Options: `dram` backend ("jedec", "jedec-reference" or "bandwidth"; see dram.py),
+    Options: `dram` backend ("jedec", "jedec-reference" or "bandwidth"; see npu.sim.cost.dram),
     `queue_depth` per unit, `execute_data` (also compute data; preload memories through
     `sim.functional`), `record_timeline` (per instruction events for the Chrome trace, up to
     `timeline_limit`), `record_dram_trace` (JEDEC command trace for npu.sim.dram.check_trace),
@@ -216,8 +211,8 @@ class CycleSimulator:
     def __init__(self, config: NPUConfig, *, dram: str = "jedec", queue_depth: int = 8,
                  execute_data: bool = False, dram_size: int = 1 << 24, record_timeline: bool = False,
                  timeline_limit: int = 1_000_000, record_dram_trace: bool = False,
-                 dma_chunk_bytes: int = 2048, params: LatencyParameters = DEFAULT_PARAMETERS,
-                 energy: EnergyTable = DEFAULT_ENERGY):
+                 dma_chunk_bytes: int = 2048, params: LatencyParameters | None = None,
+                 energy: EnergyTable | None = None):
         if queue_depth < 1:
             raise ValueError(f"queue_depth must be at least 1, got {queue_depth}")
         if dma_chunk_bytes < 64 or dma_chunk_bytes & (dma_chunk_bytes - 1):
@@ -229,7 +224,9 @@ class CycleSimulator:
         self.record_timeline, self.timeline_limit = record_timeline, timeline_limit
         self.record_dram_trace = record_dram_trace
         self.dma_chunk_bytes = dma_chunk_bytes
-        self.params, self.energy_table = params, energy
+        # cycle counts and energies: the machine's technology unless given
+        self.params = params or config.technology.latency
+        self.energy_table = energy or config.technology.energy
         # The functional simulator executes scalar/control instructions (and, with
         # execute_data, everything); its DRAM image is only needed when data is computed.
         self.functional = FunctionalSimulator(config, dram_size=dram_size if execute_data else 64,
