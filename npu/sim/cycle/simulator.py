@@ -15,8 +15,8 @@ How it works, in the order an instruction meets it:
    entries; a full queue stalls dispatch until its oldest entry starts. Register operands are
    read at dispatch (ISA rule 2).
 3. Units. Each executes its queue in order, one instruction at a time entering execution, with
-   the occupancy and latency of `latency.instruction_timing`. All units overlap. A unit's
-   instruction waits for: the unit (previous occupancy), data dependencies inside the unit
+   the occupancy and latency of `npu.sim.cost.latency.instruction_timing`. All units overlap.
+   A unit's instruction waits for: the unit (previous occupancy), data dependencies inside the unit
    (vector-SRAM rows an in-flight vector op still writes; the matrix accumulator before `mwb`,
    which is where the systolic drain is paid once per output tile; a weight tile still
    loading), and SRAM ports (`ports.PortPool`: DMA, vector unit, the array's activation feed,
@@ -250,23 +250,23 @@ class CycleSimulator:
         if spec.dllm and not self.config.dllm_instructions:
             return _Slot(FAULT, spec.mnemonic, spec.unit.value)
         name = spec.mnemonic
-        reads, writes = list(spec.registers_read(ops)), list(spec.registers_written(ops))
+        reads, writes = spec.registers_read(ops), spec.registers_written(ops)  # scoreboard entries
         if spec.unit is Unit.CONTROL:
             kind = {"halt": HALT_KIND, "nop": NOP, "wait": WAIT, "loop": LOOP, "loopi": LOOP}.get(name, BRANCH)
-            return _Slot(kind, name, "control", tuple(reads), operands=ops)
+            return _Slot(kind, name, "control", reads, operands=ops)
         if spec.unit is Unit.SCALAR:
             timing = instruction_timing(spec, self.config, ops, params=self.params)
             memory = timing.ports[0].memory if timing.ports else ""
             # A scalar write must also wait for an older in-flight write of the same register.
-            return _Slot(SCALAR, name, "scalar", tuple(reads + writes), tuple(writes), timing, ops, port_memory=memory)
+            return _Slot(SCALAR, name, "scalar", reads + writes, writes, timing, ops, port_memory=memory)
         if spec.unit is Unit.DMA:
             fmt = DRAM_FORMATS[ops["fmt"]]
             if (fmt == "int32") != name.endswith(".i"):
                 return _Slot(FAULT, name, "dma")
-            return _Slot(DMA, name, "dma", tuple(reads), operands=ops)
+            return _Slot(DMA, name, "dma", reads, operands=ops)
         timing = instruction_timing(spec, self.config, ops, params=self.params)
         if spec.unit is Unit.MATRIX:
-            return _Slot(MATRIX, name, "matrix", tuple(reads), timing=timing, operands=ops)
+            return _Slot(MATRIX, name, "matrix", reads, timing=timing, operands=ops)
         row_reads, row_writes = [], []
         for field in spec.fields:
             if field.kind is not Kind.INT_REG or field.name in _VALUE_FIELDS:
@@ -280,7 +280,7 @@ class CycleSimulator:
                 row_writes.append((ops[field.name], _SPACE_ID[space]))
             else:
                 row_reads.append((ops[field.name], _SPACE_ID[space]))
-        return _Slot(VECTOR, name, "vector", tuple(reads), tuple(writes), timing, ops,
+        return _Slot(VECTOR, name, "vector", reads, writes, timing, ops,
                      tuple(row_reads), tuple(row_writes))
 
     # ---- running -----------------------------------------------------------------------------
