@@ -57,6 +57,19 @@ def test_unknown_preset_and_bad_settings_are_rejected_with_a_clear_message():
         get_preset("HBM2").with_channels(3)
 
 
+def test_presets_are_data_files_checked_by_their_schema(tmp_path):
+    from npu.config import DEFAULT_CONFIG_DIR, ConfigError
+
+    (tmp_path / "dram").mkdir()
+    text = (DEFAULT_CONFIG_DIR / "dram" / "hbm2.yaml").read_text()
+    (tmp_path / "dram" / "hbm2.yaml").write_text(text)
+    assert preset_names(tmp_path) == ["HBM2"]
+    assert get_preset("hbm2", tmp_path) == get_preset("HBM2")
+    (tmp_path / "dram" / "hbm2.yaml").write_text(text.replace("tRCD: 14", "tRCD: -1"))
+    with pytest.raises(ConfigError, match=r"hbm2.yaml: tRCD: -1 must be at least 0"):
+        get_preset("HBM2", tmp_path)
+
+
 @pytest.mark.parametrize("scheme", [ROW_MAJOR, BANK_INTERLEAVED, BANKGROUP_INTERLEAVED])
 def test_every_mapping_is_a_bijection_that_stripes_channels_first(scheme):
     timing = get_preset("HBM2").with_channels(4)
