@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from npu.sim.dram import PRESETS, DramModel, DramTiming, check_trace, get_preset
+from npu.sim.dram import DramModel, DramTiming, check_trace, get_preset, preset_names
 
 
 def _timing(name: str, channels: int | None) -> DramTiming:
@@ -95,7 +95,7 @@ def main() -> None:
     print(f"{'preset':7} {'ch':>3} {'pin peak':>9} {'ref peak':>9} {'stream':>9} {'%pin':>6} {'%ref':>6} "
           f"{'random64':>9} {'%pin':>6} {'rnd lat':>8} {'viol':>4}")
     speeds = []
-    for name in PRESETS:
+    for name in preset_names():
         timing = _timing(name, args.channels)
         one_channel = timing.with_channels(1)
         stream = streaming(timing, fast=True)

@@ -36,9 +36,39 @@ def load_schema(name: str) -> dict:
     return yaml.safe_load(schema_path(name).read_text())
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
-    parts = [str(p) for p in error.absolute_path]
-    return ".".join(parts) if parts else "<top level>"
+# A YAML 128.0 is a float, not an integer (jsonschema's default integer type accepts it).
+_TYPE_CHECKER = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPE_CHECKER)
+_TYPE_NAMES = {"integer": "int", "number": "float", "boolean": "bool", "string": "str", "array": "a list",
+               "object": "a mapping"}
+
+
+def _key_path(parts: list) -> str:
+    return ".".join(str(p) for p in parts) if parts else "top level"
+
+
+def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """(dotted key, message) of one schema violation, in the project's words."""
+    path, value, rule = list(error.absolute_path), error.instance, error.validator
+    if rule == "required":
+        missing = error.message.split("'")[1]  # "'vlen' is a required property"
+        return _key_path(path + [missing]), "missing key"
+    if rule == "additionalProperties" and isinstance(value, dict):
+        known = list(error.schema.get("properties", {}))
+        unknown = sorted(set(value) - set(known))[0]
+        return _key_path(path + [unknown]), f"unknown key (expected: {', '.join(known)})"
+    if rule == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, str) else error.validator_value[0]
+        name = _TYPE_NAMES.get(wanted, wanted)
+        got = type(value).__name__ if isinstance(value, (dict, list)) else repr(value)
+        return _key_path(path), f"expected {name}, got {got}"
+    if rule == "minimum":
+        return _key_path(path), f"{value!r} must be at least {error.validator_value}"
+    if rule == "exclusiveMinimum":
+        bound = error.validator_value
+        return _key_path(path), f"{value!r} must be {'positive' if bound == 0 else f'greater than {bound}'}"
+    return _key_path(path), error.message
 
 
 def _with_defaults(instance: Any, schema: dict) -> Any:
@@ -56,14 +86,15 @@ def _with_defaults(instance: Any, schema: dict) -> Any:
 def validate_mapping(data: Any, schema_name: str, source: str) -> dict:
     """Validate `data` against a schema; return a copy with defaults filled in.
 
-    `source` names where the data came from (a file path) for the error message.
+    `source` names where the data came from (a file path) for the error message, which has one
+    line per problem: `<source>: <dotted key>: <what is wrong>`.
     """
     schema = load_schema(schema_name)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    validator = _Validator(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        lines = [f"{source}: key {_key_path(e)!r}: {e.message}" for e in errors]
-        raise ConfigError("invalid configuration\n  " + "\n  ".join(lines))
+        lines = dict.fromkeys(f"{source}: {key}: {message}" for key, message in map(_describe, errors))
+        raise ConfigError("\n".join(lines))
     return _with_defaults(copy.deepcopy(data), schema)
 
 

@@ -20,7 +20,8 @@ from npu.sim.analytical.program import (
     region_lookup,
 )
 from npu.sim.analytical.segments import DramPipe, SegmentBuilder, SegmentClock, dma_request_sizes, dma_time
-from npu.sim.cycle import CycleSimulator, DmaShape
+from npu.sim.cost.latency import DmaShape
+from npu.sim.cycle import CycleSimulator
 
 EDGE = load_npu_config("dnpu-edge")
 CLOUD = load_npu_config("dnpu-cloud")
@@ -94,13 +95,12 @@ def test_tile_ops_wait_behind_a_weight_panel_longer_than_the_dma_queue(config):
     DMA with the matrix work (LLaDA-8B linears were 30 % too fast without it); on edge the
     one-port matrix SRAM already does. The recipes (NpuStepModel) must agree too."""
     from npu.sim.analytical.npu_ops import _Recipes
-    from npu.sim.cycle.latency import DEFAULT_PARAMETERS
 
     rows, k, n = 2 * config.blen, 16 * config.mlen, 2 * config.mlen
     result = crossvalidate(synthetic.gemm_program(config, rows, k, n), config)
     assert abs(result.total_error) <= 0.005, result.table()
     assert result.mean_abs_error("class") <= 0.01, result.table()
-    recipe = SegmentClock(config).run(_Recipes(config, DEFAULT_PARAMETERS).gemm("gemm", rows, k, n, False))
+    recipe = SegmentClock(config).run(_Recipes(config, config.technology.latency).gemm("gemm", rows, k, n, False))
     assert recipe.cycles == pytest.approx(result.stats.cycles, rel=0.005)
     assert recipe.unit_busy["frontend"] < 0.1 * recipe.cycles  # queue waits are not front-end work
 

@@ -20,9 +20,9 @@ import pytest
 from npu.hw.config import load_npu_config
 from npu.isa.assembler import assemble
 from npu.isa.table import DRAM_FORMATS, INSTRUCTIONS
-from npu.sim.cycle import CycleLimitError, CycleSimulator, DmaShape, instruction_timing
+from npu.sim.cost.latency import DmaShape, instruction_timing
+from npu.sim.cycle import CycleLimitError, CycleSimulator
 from npu.sim.cycle import simulator as cycle_simulator_module
-from npu.sim.cycle.energy import DEFAULT_ENERGY
 from npu.sim.dram import check_trace
 from npu.sim.functional import FunctionalSimulator, SimulationError
 from npu.sim.functional.simulator import HALT, InstructionFault
@@ -254,7 +254,7 @@ _FAST_PATH_PROGRAM = """
 @pytest.mark.parametrize("dram", ["bandwidth", "jedec"])
 def test_vectorised_dma_and_dram_paths_give_the_same_run_as_chunk_by_chunk(config, dram, monkeypatch):
     """Whole-DMA port reservations and the vectorised bandwidth pipe change no cycle or counter."""
-    from npu.sim.cycle import dram as dram_module
+    from npu.sim.cost import dram as dram_module
     from npu.sim.cycle.ports import PortPool
 
     taken = []
@@ -272,8 +272,8 @@ def test_vectorised_dma_and_dram_paths_give_the_same_run_as_chunk_by_chunk(confi
 
 def test_vectorised_bandwidth_pipe_matches_the_request_by_request_loop(monkeypatch):
     """Idle, briefly busy and saturated pipes: the same float pipe time and completions."""
-    from npu.sim.cycle.dram import make_dram
-    from npu.sim.cycle import dram as dram_module
+    from npu.sim.cost.dram import make_dram
+    from npu.sim.cost import dram as dram_module
 
     rng = np.random.default_rng(7)
     calls, at = [], 0
@@ -297,8 +297,8 @@ def test_vectorised_bandwidth_pipe_matches_the_request_by_request_loop(monkeypat
 def test_shift_profiles_serve_exactly_what_serve_arrays_serves(monkeypatch):
     """A DMA pattern's completions from its profile (at + done) equal serve_arrays' at every
     start that finds the pipe idle, up to 1.2e10 cycles; the pipe and counters stay in step."""
-    from npu.sim.cycle import dram as dram_module
-    from npu.sim.cycle.dram import make_dram
+    from npu.sim.cost import dram as dram_module
+    from npu.sim.cost.dram import make_dram
 
     rng = np.random.default_rng(11)
     served = busy = 0
@@ -341,7 +341,7 @@ def test_shift_profiles_serve_exactly_what_serve_arrays_serves(monkeypatch):
 @pytest.mark.parametrize("config", [EDGE, CLOUD], ids=["edge", "cloud"])
 def test_shifted_dma_profiles_give_the_same_run_as_computing_every_dma(config, monkeypatch):
     """DMAs served from their plan's profile (bandwidth DRAM) change no cycle or counter."""
-    from npu.sim.cycle.dram import BandwidthDram
+    from npu.sim.cost.dram import BandwidthDram
 
     taken = []
     serve_shifted = BandwidthDram.serve_shifted
@@ -387,9 +387,9 @@ def test_breakdowns_add_up_and_energy_is_counts_times_energies():
     for name, unit in stats.units.items():
         assert unit.busy + sum(unit.stalls.values()) + unit.idle == stats.cycles, name
     energy = stats.energy
-    assert energy.picojoules["matrix"] == pytest.approx(8 * 64 * 64 * DEFAULT_ENERGY.mac)
+    assert energy.picojoules["matrix"] == pytest.approx(8 * 64 * 64 * EDGE.technology.energy.mac)
     assert energy.actions["dram_read_bytes"] == 16 * 2048
-    assert energy.picojoules["leakage"] == pytest.approx(stats.cycles * DEFAULT_ENERGY.leakage_pj_per_cycle(EDGE))
+    assert energy.picojoules["leakage"] == pytest.approx(stats.cycles * EDGE.technology.energy.leakage_pj_per_cycle(EDGE))
     assert energy.total_pj == pytest.approx(sum(energy.picojoules.values()))
 
 

@@ -12,18 +12,19 @@ from hypothesis import strategies as st
 from npu.sim.dram import (
     BANK_INTERLEAVED,
     BANKGROUP_INTERLEAVED,
-    PRESETS,
     ROW_MAJOR,
     AddressMapping,
     Command,
     DramModel,
     Request,
     check_trace,
+    dram_presets,
     get_preset,
+    preset_names,
 )
 from npu.sim.dram.controller import ChannelController
 
-PRESET_NAMES = sorted(PRESETS)
+PRESET_NAMES = preset_names()
 
 
 def _rules(trace, timing) -> set[str]:
@@ -38,7 +39,7 @@ def test_presets_have_the_published_peak_bandwidths():
     assert get_preset("HBM3").peak_bandwidth_gbps == pytest.approx(819.2)
     assert get_preset("LPDDR5").peak_bandwidth_gbps == pytest.approx(51.2)
     assert get_preset("ddr5").peak_bandwidth_gbps == pytest.approx(25.6)
-    for timing in PRESETS.values():
+    for timing in dram_presets().values():
         assert timing.refresh_limited_peak_gbps < timing.peak_bandwidth_gbps
         assert timing.source
 
@@ -54,6 +55,19 @@ def test_unknown_preset_and_bad_settings_are_rejected_with_a_clear_message():
         DramModel("HBM2", mapping="RoBaCoCh")
     with pytest.raises(ValueError, match="power of two"):
         get_preset("HBM2").with_channels(3)
+
+
+def test_presets_are_data_files_checked_by_their_schema(tmp_path):
+    from npu.config import DEFAULT_CONFIG_DIR, ConfigError
+
+    (tmp_path / "dram").mkdir()
+    text = (DEFAULT_CONFIG_DIR / "dram" / "hbm2.yaml").read_text()
+    (tmp_path / "dram" / "hbm2.yaml").write_text(text)
+    assert preset_names(tmp_path) == ["HBM2"]
+    assert get_preset("hbm2", tmp_path) == get_preset("HBM2")
+    (tmp_path / "dram" / "hbm2.yaml").write_text(text.replace("tRCD: 14", "tRCD: -1"))
+    with pytest.raises(ConfigError, match=r"hbm2.yaml: tRCD: -1 must be at least 0"):
+        get_preset("HBM2", tmp_path)
 
 
 @pytest.mark.parametrize("scheme", [ROW_MAJOR, BANK_INTERLEAVED, BANKGROUP_INTERLEAVED])

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from npu.config import DEFAULT_CONFIG_DIR
 from npu.hw.config import CONFIG_DIR, NPUConfigError, list_presets, load_npu_config, npu_config_from_dict
+from npu.hw.technology import DEFAULT_TECHNOLOGY, load_technology
 
 
 def cloud_dict() -> dict:
@@ -39,7 +41,7 @@ def test_cloud_fits_llada_8b() -> None:
     """MXFP8 weights of LLaDA-8B plus a 4096-token bf16 KV cache fit in DRAM."""
     cloud = load_npu_config("dnpu-cloud")
     weights = 8.0e9 * cloud.weight_bits_per_element / 8
-    kv_cache = 4096 * 512 * 2**10  # 512 KiB per token: 32 layers x K,V x 4096 x 2 bytes (LLaDA-8B)
+    kv_cache = 4096 * 512 * 2**10  # 512 KiB per token: 32 layers x (K, V) x 32 heads x 128 x bf16 (LLaDA-8B config)
     assert weights + kv_cache < cloud.dram.capacity_bytes
 
 
@@ -162,3 +164,57 @@ def test_ports_may_be_omitted() -> None:
 def test_a_document_that_is_not_a_mapping_is_rejected() -> None:
     with pytest.raises(NPUConfigError, match="x.yaml: top level: expected a mapping"):
         npu_config_from_dict(["not", "a", "mapping"], source="x.yaml")  # type: ignore[arg-type]
+
+
+def _write_preset(folder: Path, d: dict) -> Path:
+    (folder / "npu").mkdir(parents=True, exist_ok=True)
+    path = folder / "npu" / f"{d['name']}.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
+def test_a_misspelled_key_is_named_in_one_line(tmp_path: Path) -> None:
+    d = cloud_dict()
+    d["vector_sram"]["widht_bits"] = d["vector_sram"].pop("width_bits")
+    with pytest.raises(NPUConfigError) as err:
+        load_npu_config(_write_preset(tmp_path, d))
+    assert str(err.value) == ("dnpu-cloud.yaml: vector_sram.widht_bits: unknown key (expected: size_bytes, "
+                              "width_bits, ports)\ndnpu-cloud.yaml: vector_sram.width_bits: missing key")
+
+
+def test_a_wrong_type_is_named_with_file_and_key(tmp_path: Path) -> None:
+    d = cloud_dict()
+    d["dram"]["bandwidth_gbps"] = "fast"
+    with pytest.raises(NPUConfigError, match=r"^dnpu-cloud.yaml: dram.bandwidth_gbps: expected float, got 'fast'$"):
+        load_npu_config(_write_preset(tmp_path, d))
+
+
+def test_presets_use_the_7nm_technology_unless_they_name_another() -> None:
+    cloud = load_npu_config("dnpu-cloud")
+    assert "technology" not in cloud_dict() and DEFAULT_TECHNOLOGY == "asap7-7nm"
+    assert cloud.technology == load_technology("asap7-7nm")
+    assert cloud.technology.latency.vector_rank == 20  # PLENA: top-k 20
+    assert cloud.technology.energy.mac == pytest.approx((1.1 + 0.9) * 0.2)  # Horowitz 45 nm x 0.2
+    assert cloud.to_dict()["technology"] == "asap7-7nm"
+
+
+def test_an_unknown_technology_file_is_named(tmp_path: Path) -> None:
+    d = cloud_dict() | {"technology": "tsmc-1nm"}
+    with pytest.raises(NPUConfigError, match=r"^test.yaml: technology: unknown tech preset 'tsmc-1nm'.*asap7-7nm"):
+        npu_config_from_dict(d, source="test.yaml")
+
+
+def test_a_preset_can_name_its_own_technology_file(tmp_path: Path) -> None:
+    tech = yaml.safe_load((DEFAULT_CONFIG_DIR / "tech" / "asap7-7nm.yaml").read_text())
+    tech["name"] = "slow-dma"
+    tech["latency"]["dma_setup"] = 40
+    (tmp_path / "tech").mkdir()
+    (tmp_path / "tech" / "slow-dma.yaml").write_text(yaml.safe_dump(tech))
+    _write_preset(tmp_path, cloud_dict() | {"technology": "slow-dma"})
+    config = load_npu_config("dnpu-cloud", config_dir=tmp_path)
+    assert config.technology.latency.dma_setup == 40
+    assert config != load_npu_config("dnpu-cloud")
+    tech["latency"]["dma_setup"] = -1
+    (tmp_path / "tech" / "slow-dma.yaml").write_text(yaml.safe_dump(tech))
+    with pytest.raises(NPUConfigError, match=r"technology: .*slow-dma.yaml: latency.dma_setup: -1 must be at least 0"):
+        load_npu_config("dnpu-cloud", config_dir=tmp_path)

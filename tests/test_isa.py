@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from npu.isa import docs
 from npu.isa.encoding import EncodingError, decode, encode, encode_spec
-from npu.isa.table import BY_MNEMONIC, INSTRUCTIONS, OPCODE_LSB, opcode_constants
+from npu.isa.table import BY_MNEMONIC, INSTRUCTIONS, OPCODE_LSB, opcode_constants, register_number
+from npu.isa.table import Kind
 
 
 @st.composite
@@ -65,6 +66,36 @@ def test_opcode_constants_expose_opcodes_functs_and_field_positions():
     assert constants["OP_DLD_V"] == BY_MNEMONIC["dld.v"].opcode
     assert constants["ADDI_IMM_WIDTH"] == 18
     assert constants["FMT_MXINT4"] == 4
+
+
+REGISTER_ROLES = [
+    # mnemonic, registers read at issue, registers written, of those accumulated by the unit
+    ("add", ("rs1", "rs2"), ("rd",), ()),
+    ("sw", ("rs", "base"), (), ()),
+    ("flw", ("base",), ("fd",), ()),
+    ("fcvt.i.f", ("fs",), ("rd",), ()),
+    ("amac", ("as", "rs1", "rs2"), ("ad",), ()),
+    ("beq", ("rs1", "rs2"), (), ()),
+    ("dld.v", ("dram", "sram", "rows", "cols", "dstride", "sstride"), (), ()),
+    ("mm", ("act", "stride", "w"), (), ()),
+    ("vadd", ("vd", "vs1", "vs2"), (), ()),       # vd holds an address: read, the row is written
+    ("vsum", ("vs",), ("fd",), ("fd",)),           # fd <- fd + sum(vs), chained in the vector unit
+    ("vargmax", ("vs", "base"), ("fmax", "ridx"), ("fmax", "ridx")),
+]
+
+
+@pytest.mark.parametrize("mnemonic, reads, writes, accumulates", REGISTER_ROLES, ids=[r[0] for r in REGISTER_ROLES])
+def test_register_read_and_write_sets(mnemonic, reads, writes, accumulates):
+    spec = BY_MNEMONIC[mnemonic]
+    assert (spec.reads, spec.writes, spec.accumulates) == (reads, writes, accumulates)
+
+
+def test_register_numbers_skip_r0_and_number_the_three_files_apart():
+    spec = BY_MNEMONIC["vargmax"]
+    operands = {"fmax": 3, "ridx": 0, "vs": 5, "base": 7}
+    assert spec.registers_read(operands) == (5, 7)
+    assert spec.registers_written(operands) == (register_number(Kind.FP_REG, 3),) == (19,)
+    assert register_number(Kind.ADDR_REG, 7) == 31
 
 
 def test_decoder_rejects_unknown_opcode_stray_bits_and_bad_function_codes():

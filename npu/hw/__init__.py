@@ -1,4 +1,5 @@
-"""dnpu hardware definition: machine configurations (config) and hardware arithmetic (numerics)."""
+"""dnpu hardware definition: machine configurations (config), their technology numbers
+(technology: cycle counts and energies) and hardware arithmetic (numerics)."""
 
 from npu.hw.config import (
     DramConfig,
@@ -33,6 +34,7 @@ from npu.hw.numerics import (
     quantize_symmetric,
     round_to_format,
 )
+from npu.hw.technology import EnergyTable, LatencyParameters, Technology, load_technology
 
 __all__ = [
     "DramConfig",
@@ -64,4 +66,8 @@ __all__ = [
     "quantize_asymmetric",
     "quantize_symmetric",
     "round_to_format",
+    "EnergyTable",
+    "LatencyParameters",
+    "Technology",
+    "load_technology",
 ]

@@ -5,10 +5,11 @@ systolic array fed BLEN activation rows per tile op), the vector unit (VLEN fp32
 type-decoupled SRAMs, the DRAM behind the DMA engine, and the number formats of each memory.
 
 `load_npu_config("dnpu-cloud")` reads config/npu/dnpu-cloud.yaml; `npu_config_from_dict` does
-the same for a dict the pipeline already holds. Both check every key (unknown or missing keys
-are errors) and then call `NPUConfig.validate()`, which rejects combinations the hardware cannot
-build. Every error names the file and the key, e.g. ``dnpu-cloud.yaml: vlen: 96 must divide
-mlen=128``.
+the same for a dict the pipeline already holds. Both check every key against the schema
+npu/schemas/npu.schema.yaml (unknown or missing keys, types, ranges) and then call
+`NPUConfig.validate()`, which rejects combinations the hardware cannot build. Every error names
+the file and the key, e.g. ``dnpu-cloud.yaml: vlen: 96 must divide mlen=128``. The preset's
+`technology:` file (default config/tech/asap7-7nm.yaml) is loaded with it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from npu.config import DEFAULT_CONFIG_DIR, ConfigError, read_yaml, validate_mapping
 from npu.hw.numerics import FORMATS
+from npu.hw.technology import Technology, load_technology
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "npu"
+CONFIG_DIR = DEFAULT_CONFIG_DIR / "npu"
 
 DRAM_KINDS = ("hbm2", "hbm3", "lpddr5", "ddr5")
 
@@ -39,7 +40,7 @@ MATRIX_SRAM_ELEMENT_BITS = 16  # weight tiles are held as bf16 after DMA dequant
 SCALAR_WORD_BITS = 32  # FP-scalar SRAM holds fp32 words, INT-scalar SRAM int32 words
 
 
-class NPUConfigError(ValueError):
+class NPUConfigError(ConfigError):
     """A configuration file or dict that does not describe a buildable machine."""
 
 
@@ -117,6 +118,8 @@ class NPUConfig:
     dram: DramConfig
     formats: FormatConfig
     description: str = ""
+    # cycle counts and energies (config/tech/<name>.yaml) the cost model times this machine with
+    technology: Technology = field(default_factory=load_technology, repr=False)
     source: str = field(default="<dict>", compare=False, repr=False)
 
     # ---- derived figures -------------------------------------------------------------------
@@ -283,95 +286,68 @@ class NPUConfig:
         """The YAML layout of this configuration (npu_config_from_dict(c.to_dict()) == c)."""
         d = dataclasses.asdict(self)
         del d["source"]
+        d["technology"] = self.technology.name
         return d
 
 
 # ---- loading ---------------------------------------------------------------------------------
 
-# Expected keys and types of each YAML section. A value of type float also accepts an int.
-_TOP_LEVEL = {
-    "name": str,
-    "clock_ghz": float,
-    "mlen": int,
-    "blen": int,
-    "vlen": int,
-    "mx_block": int,
-    "dllm_instructions": bool,
-    "vector_sram": MemoryConfig,
-    "matrix_sram": MemoryConfig,
-    "fp_sram": MemoryConfig,
-    "int_sram": MemoryConfig,
-    "dram": DramConfig,
-    "formats": FormatConfig,
-    "description": str,
-}
-_OPTIONAL = {"description", "ports"}
-_SECTION_FIELDS = {
-    MemoryConfig: {"size_bytes": int, "width_bits": int, "ports": int},
-    DramConfig: {"kind": str, "channels": int, "bandwidth_gbps": float, "capacity_gib": float},
-    FormatConfig: {"weights": str, "activations": str, "vector": str, "accumulator": str, "kv_cache": str},
-}
+_SECTIONS = {"vector_sram": MemoryConfig, "matrix_sram": MemoryConfig, "fp_sram": MemoryConfig,
+             "int_sram": MemoryConfig, "dram": DramConfig, "formats": FormatConfig}
 
 
-def npu_config_from_dict(d: dict[str, Any], source: str = "<dict>") -> NPUConfig:
-    """Build and validate an NPUConfig from its YAML layout; errors name `source` and the key."""
-    values = _read_section(d, _TOP_LEVEL, prefix="", source=source)
-    config = NPUConfig(**values, source=source)
+def _with_floats(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """A YAML `16` for a float field becomes 16.0, as the dataclass says."""
+    floats = {f.name for f in dataclasses.fields(cls) if f.type == "float"}
+    return {key: float(value) if key in floats else value for key, value in values.items()}
+
+
+def npu_config_from_dict(d: Any, source: str = "<dict>", config_dir: str | Path | None = None) -> NPUConfig:
+    """Build and validate an NPUConfig from its YAML layout (schema npu/schemas/npu.schema.yaml,
+    then NPUConfig.validate()); errors name `source` and the key. The technology file it names
+    is read from `<config_dir>/tech/` (default: the repository's config/)."""
+    try:
+        values = validate_mapping(d, "npu", source)
+    except ConfigError as err:
+        raise NPUConfigError(str(err)) from None
+    try:
+        technology = load_technology(values.pop("technology"), config_dir)
+    except ConfigError as err:
+        raise NPUConfigError(f"{source}: technology: {err}") from None
+    for key, cls in _SECTIONS.items():
+        values[key] = cls(**_with_floats(cls, values[key]))
+    config = NPUConfig(**_with_floats(NPUConfig, values), technology=technology, source=source)
     config.validate()
     return config
 
 
-def load_npu_config(path_or_name: str | Path) -> NPUConfig:
-    """Load a preset by name ("dnpu-cloud" -> config/npu/dnpu-cloud.yaml) or a YAML file by path."""
+def load_npu_config(path_or_name: str | Path, config_dir: str | Path | None = None) -> NPUConfig:
+    """Load a preset by name ("dnpu-cloud" -> <config_dir>/npu/dnpu-cloud.yaml, default the
+    repository's config/) or a YAML file by path."""
+    presets = _presets_dir(config_dir)
     path = Path(path_or_name)
     if path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
-        path = CONFIG_DIR / f"{path_or_name}.yaml"
+        path = presets / f"{path_or_name}.yaml"
         if not path.is_file():
             raise NPUConfigError(
-                f"no NPU preset named {str(path_or_name)!r}; presets: {', '.join(list_presets())}"
+                f"no NPU preset named {str(path_or_name)!r}; presets: {', '.join(list_presets(config_dir))}"
             )
     if not path.is_file():
         raise NPUConfigError(f"{path}: no such NPU configuration file")
     try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+        d = read_yaml(path)
+    except ConfigError as err:
         raise NPUConfigError(f"{path.name}: not valid YAML: {err}") from None
-    return npu_config_from_dict(d, source=path.name)
+    return npu_config_from_dict(d, source=path.name, config_dir=config_dir)
 
 
-def list_presets() -> list[str]:
-    """Names of the YAML presets in config/npu/."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+def list_presets(config_dir: str | Path | None = None) -> list[str]:
+    """Names of the YAML presets in <config_dir>/npu/."""
+    return sorted(p.stem for p in _presets_dir(config_dir).glob("*.yaml"))
 
 
-def _read_section(d: Any, schema: dict[str, Any], prefix: str, source: str) -> dict[str, Any]:
-    where = prefix.rstrip(".") or "top level"
-    if not isinstance(d, dict):
-        raise NPUConfigError(f"{source}: {where}: expected a mapping, got {type(d).__name__}")
-    unknown = sorted(set(d) - set(schema))
-    if unknown:
-        raise NPUConfigError(f"{source}: {prefix}{unknown[0]}: unknown key (expected: {', '.join(schema)})")
-    values: dict[str, Any] = {}
-    for key, kind in schema.items():
-        if key not in d:
-            if key in _OPTIONAL:
-                continue
-            raise NPUConfigError(f"{source}: {prefix}{key}: missing key")
-        value = d[key]
-        if kind in _SECTION_FIELDS:
-            values[key] = kind(**_read_section(value, _SECTION_FIELDS[kind], f"{prefix}{key}.", source))
-        else:
-            values[key] = _check_type(value, kind, f"{prefix}{key}", source)
-    return values
-
-
-def _check_type(value: Any, kind: type, key: str, source: str) -> Any:
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        ok, value = True, float(value)
-    if not ok:
-        raise NPUConfigError(f"{source}: {key}: expected {kind.__name__}, got {value!r}")
-    return value
+def _presets_dir(config_dir: str | Path | None) -> Path:
+    return CONFIG_DIR if config_dir is None else Path(config_dir) / "npu"
 
 
 def _is_power_of_two(n: int) -> bool:

@@ -2,9 +2,10 @@
 
 Every instruction is an `InstructionSpec` record: mnemonic, 6-bit opcode (+ optional 4-bit
 function code for grouped opcodes), operand fields with exact bit positions, executing unit,
-one-line semantics, latency class and whether it is a dLLM instruction (absent on `ar-npu`).
-The encoder, decoder, assembler, disassembler, `docs/isa.md` and the RTL decoder constants
-(`opcode_constants()`) are all derived from `INSTRUCTIONS`; nothing else lists instructions.
+one-line semantics, latency class, whether it is a dLLM instruction (absent on `ar-npu`) and
+which register operands it reads and writes. The encoder, decoder, assembler, disassembler,
+`docs/isa.md`, the RTL decoder constants (`opcode_constants()`) and the register scoreboards
+of both timing models are all derived from `INSTRUCTIONS`; nothing else lists instructions.
 
 Word layout (32 bits): opcode in bits [31:26]; operands are packed from bit 25 downwards in
 the order they are written in assembly; grouped opcodes carry their function code in bits
@@ -13,6 +14,7 @@ the order they are written in assembly; grouped opcodes carry their function cod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -99,6 +101,14 @@ class InstructionSpec:
     dllm: bool
     syntax: str  # operand template, e.g. "{rd}, {offset}({base})"
     group: str   # documentation section
+    # Register operands (names of INT/FP/address register fields), derived from operand roles
+    # in `_TableBuilder.add`: `reads` are read at issue (ISA rule 2), `writes` are written (a
+    # scalar destination rd/fd/ad, or a register the vector unit accumulates into), and
+    # `accumulates` (a subset of `writes`) are read-modify-written by the executing unit, not
+    # read at issue: `vsum fd` chains fd <- fd + sum in the vector unit (ISA rule 3).
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    accumulates: tuple[str, ...] = ()
 
     @property
     def fixed_bits(self) -> int:
@@ -121,6 +131,48 @@ class InstructionSpec:
             if operand.name == name:
                 return operand
         raise KeyError(f"{self.mnemonic} has no operand {name!r}")
+
+    def registers_read(self, operands: Mapping[str, int]) -> tuple[int, ...]:
+        """Register numbers (see `register_number`) this instruction reads at issue; r0 omitted."""
+        return self._registers(self.reads, operands)
+
+    def registers_written(self, operands: Mapping[str, int]) -> tuple[int, ...]:
+        """Register numbers this instruction writes (accumulated ones included); r0 omitted."""
+        return self._registers(self.writes, operands)
+
+    def _registers(self, names: tuple[str, ...], operands: Mapping[str, int]) -> tuple[int, ...]:
+        numbers = []
+        for name in names:
+            kind = self.field(name).kind
+            if not (kind is Kind.INT_REG and operands[name] == 0):  # r0 reads 0, writes are dropped
+                numbers.append(register_number(kind, operands[name]))
+        return tuple(numbers)
+
+
+_REGISTER_BASE = {Kind.INT_REG: 0, Kind.FP_REG: NUM_INT_REGS, Kind.ADDR_REG: NUM_INT_REGS + NUM_FP_REGS}
+# Scalar destinations are named rd (INT), fd (FP) and ad (address) throughout the table.
+_DESTINATION_NAMES = ("rd", "fd", "ad")
+
+
+def register_number(kind: Kind, index: int) -> int:
+    """One number per architectural register, for scoreboards: r0..r15 -> 0..15,
+    f0..f7 -> 16..23, a0..a7 -> 24..31."""
+    return _REGISTER_BASE[kind] + index
+
+
+def _register_roles(fields: tuple[OperandField, ...], unit: Unit,
+                    accumulates: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(reads, writes) of the register operands: a scalar instruction writes its rd/fd/ad, a
+    vector reduction writes the registers it accumulates into; every other register is read."""
+    reads, writes = [], []
+    for operand in fields:
+        if operand.kind not in _REGISTER_BASE:
+            continue
+        if operand.name in accumulates or (unit is Unit.SCALAR and operand.name in _DESTINATION_NAMES):
+            writes.append(operand.name)
+        else:
+            reads.append(operand.name)
+    return tuple(reads), tuple(writes)
 
 
 _WIDTHS = {Kind.INT_REG: 4, Kind.FP_REG: 3, Kind.ADDR_REG: 3, Kind.UNIT_MASK: len(SYNC_UNITS)}
@@ -159,12 +211,14 @@ class _TableBuilder:
     def add(self, mnemonic: str, opcode: int, operands: str, unit: Unit, semantics: str,
             latency: str, *, funct: int | None = None, dllm: bool = False,
             syntax: str | None = None, widths: dict[str, int] | None = None,
-            choices: dict[str, tuple[str, ...]] | None = None) -> None:
+            choices: dict[str, tuple[str, ...]] | None = None, accumulates: tuple[str, ...] = ()) -> None:
         fields = _operand_fields(mnemonic, operands, funct is not None, widths or {}, choices or {})
         if syntax is None:
             syntax = ", ".join("{" + operand.name + "}" for operand in fields)
+        reads, writes = _register_roles(fields, unit, accumulates)
         self.instructions.append(InstructionSpec(
-            mnemonic, opcode, funct, fields, unit, semantics, latency, dllm, syntax, self.group))
+            mnemonic, opcode, funct, fields, unit, semantics, latency, dllm, syntax, self.group,
+            reads, writes, accumulates))
 
 
 def _build() -> tuple[InstructionSpec, ...]:
@@ -299,8 +353,10 @@ def _build() -> tuple[InstructionSpec, ...]:
           "vector_elementwise", widths={"glog2": 4})
 
     t.group = "Vector unit: reductions and transfers"
-    t.add("vsum", 45, "fd:f vs:r", V, "fd <- fd + tree_sum(vs) (chains in the vector unit)", "vector_reduce", funct=0)
-    t.add("vmaxr", 45, "fd:f vs:r", V, "fd <- max(fd, max(vs)) (chains in the vector unit)", "vector_reduce", funct=1)
+    t.add("vsum", 45, "fd:f vs:r", V, "fd <- fd + tree_sum(vs) (chains in the vector unit)", "vector_reduce", funct=0,
+          accumulates=("fd",))
+    t.add("vmaxr", 45, "fd:f vs:r", V, "fd <- max(fd, max(vs)) (chains in the vector unit)", "vector_reduce", funct=1,
+          accumulates=("fd",))
     t.add("vldf", 46, "vd:r fsrc:r", V, "vd <- FP_SRAM[fsrc + 0..VLEN] (rounded to the vector format)",
           "vector_transfer", funct=0)
     t.add("vstf", 46, "fdst:r vs:r", V, "FP_SRAM[fdst + 0..VLEN] <- vs", "vector_transfer", funct=1)
@@ -313,7 +369,8 @@ def _build() -> tuple[InstructionSpec, ...]:
     t.group = "Vector unit: dLLM sampling and KV smoothing"
     t.add("vargmax", 47, "fmax:f ridx:r vs:r base:r", V,
           "m, i <- max(vs), lowest lane holding m; if m > fmax: fmax <- m, ridx <- base + i "
-          "(running argmax over chunks; start fmax at -inf)", "vector_reduce", dllm=True)
+          "(running argmax over chunks; start fmax at -inf)", "vector_reduce", dllm=True,
+          accumulates=("fmax", "ridx"))
     t.add("vrank", 48, "vd:r vcand:r vother:r", V,
           "vd[i] <- vd[i] + #{j: vother[j] > vcand[i], or equal with VEC_SRAM address of j < that of i}",
           "vector_dllm", dllm=True)
@@ -352,6 +409,8 @@ def _check_table() -> None:
         if key in seen:
             raise ValueError(f"{spec.mnemonic} and {seen[key]} share opcode/funct {key}")
         seen[key] = spec.mnemonic
+        if not set(spec.accumulates) <= set(spec.writes):
+            raise ValueError(f"{spec.mnemonic}: accumulates {spec.accumulates} names no register operand")
 
 
 _check_table()

@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 
 from npu.hw.config import NPUConfig
 from npu.models.transformer import ModelConfig
-from npu.sim.cycle.energy import DEFAULT_ENERGY, EnergyTable, energy_report
-from npu.sim.cycle.latency import DEFAULT_PARAMETERS, LatencyParameters
+from npu.hw.technology import EnergyTable, LatencyParameters
+from npu.sim.cost.energy import energy_report
 from npu.hw.rows import row_bytes
 from npu.sim.analytical.costs import OperatorCost, StepCost, roofline_bound
 from npu.sim.analytical.operators import Operator, StepShape, step_operators
@@ -674,8 +674,8 @@ class NpuStepModel:
     """Per-operator and per-step costs of denoising steps on one dnpu machine."""
 
     config: NPUConfig
-    params: LatencyParameters = DEFAULT_PARAMETERS
-    energy: EnergyTable = DEFAULT_ENERGY
+    params: LatencyParameters | None = None  # None: the technology of `config`
+    energy: EnergyTable | None = None
 
     @property
     def name(self) -> str:

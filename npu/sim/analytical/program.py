@@ -5,9 +5,9 @@ functional simulator executes the scalar and control instructions, so loops, bra
 register values (DMA shapes, addresses) are exact; DMA, matrix and vector instructions are only
 counted, as in the cycle simulator's timing mode - and cuts it into segments at every `wait`.
 Each segment is timed in closed form (npu.sim.analytical.segments): per unit the sum of its
-instructions' costs from `npu.sim.cycle.latency.instruction_timing`, combined with max over the
+instructions' costs from `npu.sim.cost.latency.instruction_timing`, combined with max over the
 units and the front end, plus the latency the closing `wait` exposes. Energy is the same
-action count x `npu.sim.cycle.energy` table as the cycle simulator's.
+action count x `npu.sim.cost.energy` table as the cycle simulator's.
 
 `estimate_counts(by_mnemonic, config)` is the coarse form for when only counts are known (a
 compiler's statistics): one segment, no waits, every tile op loading a fresh weight tile.
@@ -28,8 +28,8 @@ import numpy as np
 from npu.hw.config import NPUConfig
 from npu.isa.assembler import Program
 from npu.isa.table import DRAM_FORMATS, Kind, Unit
-from npu.sim.cycle.energy import DEFAULT_ENERGY, EnergyReport, EnergyTable, energy_report
-from npu.sim.cycle.latency import DEFAULT_PARAMETERS, LatencyParameters
+from npu.hw.technology import EnergyTable, LatencyParameters
+from npu.sim.cost.energy import EnergyReport, energy_report
 from npu.sim.functional import FunctionalSimulator
 from npu.sim.functional.simulator import HALT
 from npu.sim.analytical.segments import (
@@ -44,10 +44,7 @@ from npu.sim.analytical.segments import (
 REGION_PREFIX = "op_"
 DEFAULT_REGION = "program"
 
-# Register scoreboard keys and vector-row keys, as the cycle simulator forms them.
-_REGISTER_BASE = {Kind.INT_REG: 0, Kind.FP_REG: 16, Kind.ADDR_REG: 24}
-_SCALAR_DESTINATIONS = ("rd", "fd", "ad")
-_ACCUMULATED = {"vsum": ("fd",), "vmaxr": ("fd",), "vargmax": ("fmax", "ridx")}
+# Vector-row keys, as the cycle simulator forms them (register keys: npu.isa.table.register_number).
 _VALUE_FIELDS = ("k", "base", "rs", "ridx")  # int registers holding values, not row addresses
 _ROW_SPACE = {"fsrc": 1, "fdst": 1, "isrc": 2, "isrc1": 2, "isrc2": 2, "idst": 2, "vrank": 2}
 _ROW_WRITES = ("vd", "fdst", "idst")
@@ -100,8 +97,8 @@ class _Decoded:
     mnemonic: str
     unit: Unit
     operands: dict[str, int]
-    reads: tuple[int, ...] = ()        # scoreboard entries read
-    writes: tuple[int, ...] = ()       # scoreboard entries written (scalar destinations)
+    reads: tuple[int, ...] = ()        # registers read at issue (npu.isa.table.register_number)
+    writes: tuple[int, ...] = ()       # registers written (scalar destinations, vector accumulators)
     row_reads: tuple[tuple[str, int], ...] = ()   # (int register field, space) of vector rows read
     row_writes: tuple[tuple[str, int], ...] = ()
 
@@ -113,19 +110,7 @@ def _decode(functional: FunctionalSimulator) -> list[_Decoded | None]:
             decoded.append(None)
             continue
         spec, ops = instruction.spec, instruction.operands
-        accumulated = _ACCUMULATED.get(spec.mnemonic, ())
-        reads, writes, row_reads, row_writes = [], [], [], []
-        for operand in spec.fields:
-            base = _REGISTER_BASE.get(operand.kind)
-            if base is None or (operand.kind is Kind.INT_REG and ops[operand.name] == 0):
-                continue
-            entry = base + ops[operand.name]
-            if operand.name in accumulated:
-                continue  # written by the vector unit; read by the front end only after `wait vector`
-            if spec.unit is Unit.SCALAR and operand.name in _SCALAR_DESTINATIONS:
-                writes.append(entry)
-            else:
-                reads.append(entry)
+        row_reads, row_writes = [], []
         if spec.unit is Unit.VECTOR:
             for operand in spec.fields:
                 if operand.kind is not Kind.INT_REG or operand.name in _VALUE_FIELDS:
@@ -138,8 +123,8 @@ def _decode(functional: FunctionalSimulator) -> list[_Decoded | None]:
                     row_writes.append((operand.name, space))
                 else:
                     row_reads.append((operand.name, space))
-        decoded.append(_Decoded(spec.mnemonic, spec.unit, dict(ops), tuple(reads), tuple(writes),
-                                tuple(row_reads), tuple(row_writes)))
+        decoded.append(_Decoded(spec.mnemonic, spec.unit, dict(ops), spec.registers_read(ops),
+                                spec.registers_written(ops), tuple(row_reads), tuple(row_writes)))
     return decoded
 
 
@@ -163,7 +148,7 @@ def comment_regions(program: Program, listing: str, name: Callable[[str], str] |
     return region
 
 
-def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParameters = DEFAULT_PARAMETERS,
+def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParameters | None = None,
                    execute_data: bool = False, functional: FunctionalSimulator | None = None,
                    max_instructions: int = 20_000_000, dma_chunk_bytes: int = DMA_CHUNK_BYTES,
                    regions: Callable[[int], str] | None = None) -> Iterator[Segment]:
@@ -214,7 +199,7 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
             if unit is Unit.VECTOR:
                 builder.vector(name, reads=[regs[ops[f]] * 4 + s for f, s in item.row_reads],
                                writes=[regs[ops[f]] * 4 + s for f, s in item.row_writes],
-                               registers=item.reads, operands=ops)
+                               registers=item.reads, operands=ops, register_writes=item.writes)
             elif unit is Unit.MATRIX:
                 new_tile = False
                 if name in MATRIX_OPS:
@@ -241,7 +226,7 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
     raise RuntimeError(f"instruction limit {max_instructions} reached without `halt`")
 
 
-def estimate_segments(segments, config: NPUConfig, energy: EnergyTable = DEFAULT_ENERGY) -> ProgramEstimate:
+def estimate_segments(segments, config: NPUConfig, energy: EnergyTable | None = None) -> ProgramEstimate:
     """Time segments in order and total them into a ProgramEstimate."""
     clock = SegmentClock(config)
     totals = clock.run(segments)
@@ -253,8 +238,8 @@ def estimate_segments(segments, config: NPUConfig, energy: EnergyTable = DEFAULT
                            dict(totals.by_label), busy, report)
 
 
-def estimate_program(program: Program, config: NPUConfig, *, params: LatencyParameters = DEFAULT_PARAMETERS,
-                     energy: EnergyTable = DEFAULT_ENERGY, execute_data: bool = False,
+def estimate_program(program: Program, config: NPUConfig, *, params: LatencyParameters | None = None,
+                     energy: EnergyTable | None = None, execute_data: bool = False,
                      functional: FunctionalSimulator | None = None, max_instructions: int = 20_000_000,
                      dma_chunk_bytes: int = DMA_CHUNK_BYTES,
                      regions: Callable[[int], str] | None = None) -> ProgramEstimate:
@@ -289,8 +274,8 @@ class CountProfile:
     weight_tile_reuse: float = 0.0   # fraction of tile ops whose weight tile is already loaded
 
 
-def estimate_counts(profile: CountProfile, config: NPUConfig, *, params: LatencyParameters = DEFAULT_PARAMETERS,
-                    energy: EnergyTable = DEFAULT_ENERGY) -> ProgramEstimate:
+def estimate_counts(profile: CountProfile, config: NPUConfig, *, params: LatencyParameters | None = None,
+                    energy: EnergyTable | None = None) -> ProgramEstimate:
     """Coarse estimate from counts alone: every unit overlaps everything (one segment, no waits).
 
     A lower bound on the real time when the program synchronises; DMA counts in `by_mnemonic`

@@ -9,7 +9,7 @@ in a `wait` (or `halt`), and a segment's time has a closed form:
               done_u  = end_u + tail_u                         (result latency, systolic drain)
     segment:  t = max(frontend, done_u + 1 for u the wait drains, SRAM port cycles / ports)
 
-`busy_u` sums the unit's per-instruction times from `npu.sim.cycle.latency.instruction_timing`
+`busy_u` sums the unit's per-instruction times from `npu.sim.cost.latency.instruction_timing`
 plus the stalls the unit causes itself (a row read before the op writing it finishes, a weight
 tile that loads longer than the previous tile op ran, DRAM slower than the SRAM port). Units the
 wait does not drain carry their remaining work into the next segment. No event list: the
@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 
 from npu.hw.config import NPUConfig
 from npu.isa.table import BY_MNEMONIC, DRAM_FORMATS, Unit
-from npu.sim.cycle.dram import make_dram
-from npu.sim.cycle.latency import DEFAULT_PARAMETERS, DmaShape, InstructionTiming, LatencyParameters, instruction_timing
+from npu.sim.cost.dram import make_dram
+from npu.hw.technology import LatencyParameters
+from npu.sim.cost.latency import DmaShape, InstructionTiming, instruction_timing
 
 QUEUED_UNITS = ("dma", "matrix", "vector")
 SRAMS = ("vector_sram", "matrix_sram", "fp_sram", "int_sram")
@@ -224,10 +225,10 @@ class SegmentBuilder:
     and addresses, a recipe passes names; `loop()` runs a body twice and extrapolates.
     """
 
-    def __init__(self, config: NPUConfig, label: str = "", params: LatencyParameters = DEFAULT_PARAMETERS,
+    def __init__(self, config: NPUConfig, label: str = "", params: LatencyParameters | None = None,
                  pipe: DramPipe | None = None, matrix_busy: bool = False,
                  queue_depth: int | None = QUEUE_DEPTH):
-        self.config, self.label, self.params = config, label, params
+        self.config, self.label, self.params = config, label, params or config.technology.latency
         self.pipe = pipe or DramPipe.for_config(config)
         self.frontend = 0.0
         # Bounded unit queues: the front end dispatches in order, and an op for a unit whose
@@ -279,14 +280,15 @@ class SegmentBuilder:
         self.actions["instruction"] += 1
         return at
 
-    def _queued(self, unit: str, at: float, stall: float, occupancy: float) -> None:
+    def _queued(self, unit: str, at: float, stall: float, occupancy: float) -> float:
         """Record an op's start in front-end time: after its dispatch at `at`, the unit's previous
-        op and `stall` cycles of the unit's own (dependencies, exposed weight load)."""
+        op and `stall` cycles of the unit's own (dependencies, exposed weight load). Returns it."""
         start = max(self.queue_clock[unit], at + 1) + stall
         starts = self.queue_starts[unit]
         if starts.maxlen is not None:
             starts.append(start)
         self.queue_clock[unit] = start + occupancy
+        return start
 
     def control(self, mnemonic: str = "nop", taken: bool = False, reads: Iterable[Hashable] = ()) -> None:
         """A control instruction (loop entry, nop, a branch - taken ones cost a bubble)."""
@@ -305,8 +307,10 @@ class SegmentBuilder:
         self.actions.update(instruction_actions(timing))
 
     def vector(self, mnemonic: str, reads: Iterable[Hashable] = (), writes: Iterable[Hashable] = (),
-               registers: Iterable[Hashable] = (), operands: Mapping[str, int] | None = None) -> None:
-        """A vector op; `reads`/`writes` are vector-row keys, `registers` the scalar registers it reads."""
+               registers: Iterable[Hashable] = (), operands: Mapping[str, int] | None = None,
+               register_writes: Iterable[Hashable] = ()) -> None:
+        """A vector op; `reads`/`writes` are vector-row keys, `registers` the scalar registers it
+        reads, `register_writes` those it accumulates into (ready when its result is)."""
         timing = self.timing(mnemonic, operands)
         at = self._dispatch(registers, "vector")
         unit = self.units["vector"]
@@ -314,7 +318,9 @@ class SegmentBuilder:
         for row in (*reads, *writes):
             start = max(start, self.row_ready.get(row, 0.0))
         unit.add(at, start, timing.occupancy, timing.latency)
-        self._queued("vector", at, start - previous_end, timing.occupancy)
+        issued = self._queued("vector", at, start - previous_end, timing.occupancy)
+        for register in register_writes:
+            self.register_ready[register] = issued + timing.latency
         self.resources["vector"] += unit.busy - previous_end
         for row in writes:
             self.row_ready[row] = start + timing.latency

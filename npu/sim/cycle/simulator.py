@@ -15,8 +15,8 @@ How it works, in the order an instruction meets it:
    entries; a full queue stalls dispatch until its oldest entry starts. Register operands are
    read at dispatch (ISA rule 2).
 3. Units. Each executes its queue in order, one instruction at a time entering execution, with
-   the occupancy and latency of `latency.instruction_timing`. All units overlap. A unit's
-   instruction waits for: the unit (previous occupancy), data dependencies inside the unit
+   the occupancy and latency of `npu.sim.cost.latency.instruction_timing`. All units overlap.
+   A unit's instruction waits for: the unit (previous occupancy), data dependencies inside the unit
    (vector-SRAM rows an in-flight vector op still writes; the matrix accumulator before `mwb`,
    which is where the systolic drain is paid once per output tile; a weight tile still
    loading), and SRAM ports (`ports.PortPool`: DMA, vector unit, the array's activation feed,
@@ -24,7 +24,7 @@ How it works, in the order an instruction meets it:
    touch). Because units never wait on the front end, each instruction is scheduled the moment
    it is dispatched ("eager" scheduling): time advances by events, never cycle by cycle.
 4. DMA and DRAM. A DMA is cut into requests of `dma_chunk_bytes` DRAM bytes. Loads issue their
-   requests at the pace the SRAM port can absorb, hand them to the DRAM backend (`dram.py`: the
+   requests at the pace the SRAM port can absorb, hand them to the DRAM backend (`npu.sim.cost.dram`: the
    JEDEC model in the loop, or a fast bandwidth model) at their simulated issue cycles, and
    write each chunk into SRAM when its data has arrived and a port is free. Stores read each
    chunk through a port, then issue its DRAM write; the DMA completes with its last write.
@@ -53,16 +53,11 @@ import numpy as np
 from npu.hw.config import NPUConfig
 from npu.isa.assembler import Program
 from npu.isa.encoding import Instruction
-from npu.isa.table import DRAM_FORMATS, Kind, Unit
-from npu.sim.cycle.dram import ShiftProfile, make_dram
-from npu.sim.cycle.energy import DEFAULT_ENERGY, EnergyTable, energy_report
-from npu.sim.cycle.latency import (
-    DEFAULT_PARAMETERS,
-    DmaShape,
-    InstructionTiming,
-    LatencyParameters,
-    instruction_timing,
-)
+from npu.isa.table import DRAM_FORMATS, NUM_ADDR_REGS, NUM_FP_REGS, NUM_INT_REGS, Kind, Unit
+from npu.hw.technology import EnergyTable, LatencyParameters
+from npu.sim.cost.dram import ShiftProfile, make_dram
+from npu.sim.cost.energy import energy_report
+from npu.sim.cost.latency import DmaShape, InstructionTiming, instruction_timing
 from npu.sim.cycle.ports import PortPool
 from npu.sim.cycle.stats import STALL_REASONS, CycleStats, TimelineEvent, UnitBreakdown
 from npu.sim.functional import FunctionalSimulator, SimulationError
@@ -74,10 +69,7 @@ SCALAR, BRANCH, LOOP, WAIT, HALT_KIND, NOP, DMA, MATRIX, VECTOR, FAULT = range(1
 QUEUED_UNITS = ("dma", "matrix", "vector")
 SRAMS = ("vector_sram", "matrix_sram", "fp_sram", "int_sram")
 
-# Scoreboard: r0..r15 -> 0..15, f0..f7 -> 16..23, a0..a7 -> 24..31.
-_REG_BASE = {Kind.INT_REG: 0, Kind.FP_REG: 16, Kind.ADDR_REG: 24}
-_WRITTEN_FIELDS = ("rd", "fd", "ad")                      # scalar destinations
-_ACCUMULATED = {"vsum": ("fd",), "vmaxr": ("fd",), "vargmax": ("fmax", "ridx")}
+# Register scoreboard: one entry per npu.isa.table.register_number (r0..r15, f0..f7, a0..a7).
 _SPACE_ID = {"v": 0, "f": 1, "i": 2}
 _VALUE_FIELDS = ("k", "base", "rs", "ridx")                # int registers that hold values, not addresses
 
@@ -209,7 +201,7 @@ class CycleSimulator:
         stats = sim.run()
         print(stats.summary()); stats.write_chrome_trace("run.json")
 
-    Options: `dram` backend ("jedec", "jedec-reference" or "bandwidth"; see dram.py),
+    Options: `dram` backend ("jedec", "jedec-reference" or "bandwidth"; see npu.sim.cost.dram),
     `queue_depth` per unit, `execute_data` (also compute data; preload memories through
     `sim.functional`), `record_timeline` (per instruction events for the Chrome trace, up to
     `timeline_limit`), `record_dram_trace` (JEDEC command trace for npu.sim.dram.check_trace),
@@ -219,8 +211,8 @@ class CycleSimulator:
     def __init__(self, config: NPUConfig, *, dram: str = "jedec", queue_depth: int = 8,
                  execute_data: bool = False, dram_size: int = 1 << 24, record_timeline: bool = False,
                  timeline_limit: int = 1_000_000, record_dram_trace: bool = False,
-                 dma_chunk_bytes: int = 2048, params: LatencyParameters = DEFAULT_PARAMETERS,
-                 energy: EnergyTable = DEFAULT_ENERGY):
+                 dma_chunk_bytes: int = 2048, params: LatencyParameters | None = None,
+                 energy: EnergyTable | None = None):
         if queue_depth < 1:
             raise ValueError(f"queue_depth must be at least 1, got {queue_depth}")
         if dma_chunk_bytes < 64 or dma_chunk_bytes & (dma_chunk_bytes - 1):
@@ -232,7 +224,9 @@ class CycleSimulator:
         self.record_timeline, self.timeline_limit = record_timeline, timeline_limit
         self.record_dram_trace = record_dram_trace
         self.dma_chunk_bytes = dma_chunk_bytes
-        self.params, self.energy_table = params, energy
+        # cycle counts and energies: the machine's technology unless given
+        self.params = params or config.technology.latency
+        self.energy_table = energy or config.technology.energy
         # The functional simulator executes scalar/control instructions (and, with
         # execute_data, everything); its DRAM image is only needed when data is computed.
         self.functional = FunctionalSimulator(config, dram_size=dram_size if execute_data else 64,
@@ -256,35 +250,23 @@ class CycleSimulator:
         if spec.dllm and not self.config.dllm_instructions:
             return _Slot(FAULT, spec.mnemonic, spec.unit.value)
         name = spec.mnemonic
-        accumulated = _ACCUMULATED.get(name, ())
-        reads, writes = [], []
-        for field in spec.fields:
-            base = _REG_BASE.get(field.kind)
-            if base is None or (field.kind is Kind.INT_REG and ops[field.name] == 0):
-                continue
-            entry = base + ops[field.name]
-            if field.name in accumulated:
-                writes.append(entry)
-            elif spec.unit is Unit.SCALAR and field.name in _WRITTEN_FIELDS:
-                writes.append(entry)
-            else:
-                reads.append(entry)
+        reads, writes = spec.registers_read(ops), spec.registers_written(ops)  # scoreboard entries
         if spec.unit is Unit.CONTROL:
             kind = {"halt": HALT_KIND, "nop": NOP, "wait": WAIT, "loop": LOOP, "loopi": LOOP}.get(name, BRANCH)
-            return _Slot(kind, name, "control", tuple(reads), operands=ops)
+            return _Slot(kind, name, "control", reads, operands=ops)
         if spec.unit is Unit.SCALAR:
             timing = instruction_timing(spec, self.config, ops, params=self.params)
             memory = timing.ports[0].memory if timing.ports else ""
             # A scalar write must also wait for an older in-flight write of the same register.
-            return _Slot(SCALAR, name, "scalar", tuple(reads + writes), tuple(writes), timing, ops, port_memory=memory)
+            return _Slot(SCALAR, name, "scalar", reads + writes, writes, timing, ops, port_memory=memory)
         if spec.unit is Unit.DMA:
             fmt = DRAM_FORMATS[ops["fmt"]]
             if (fmt == "int32") != name.endswith(".i"):
                 return _Slot(FAULT, name, "dma")
-            return _Slot(DMA, name, "dma", tuple(reads), operands=ops)
+            return _Slot(DMA, name, "dma", reads, operands=ops)
         timing = instruction_timing(spec, self.config, ops, params=self.params)
         if spec.unit is Unit.MATRIX:
-            return _Slot(MATRIX, name, "matrix", tuple(reads), timing=timing, operands=ops)
+            return _Slot(MATRIX, name, "matrix", reads, timing=timing, operands=ops)
         row_reads, row_writes = [], []
         for field in spec.fields:
             if field.kind is not Kind.INT_REG or field.name in _VALUE_FIELDS:
@@ -298,7 +280,7 @@ class CycleSimulator:
                 row_writes.append((ops[field.name], _SPACE_ID[space]))
             else:
                 row_reads.append((ops[field.name], _SPACE_ID[space]))
-        return _Slot(VECTOR, name, "vector", tuple(reads), tuple(writes), timing, ops,
+        return _Slot(VECTOR, name, "vector", reads, writes, timing, ops,
                      tuple(row_reads), tuple(row_writes))
 
     # ---- running -----------------------------------------------------------------------------
@@ -325,7 +307,7 @@ class _Run:
         self.vector_unit, self.matrix_unit = self.units["vector"], self.units["matrix"]
         self.int_regs = self.fsim.int_regs   # cleared in place by reset, so this stays the live list
         self.pools = {name: PortPool(name, getattr(self.config, name).ports) for name in SRAMS}
-        self.ready = [0] * 32                      # register scoreboard
+        self.ready = [0] * (NUM_INT_REGS + NUM_FP_REGS + NUM_ADDR_REGS)  # register scoreboard
         self.row_ready: dict[int, int] = {}        # vector-unit row writes in flight
         self.fe_stalls: Counter[str] = Counter()
         self.counts = [0] * len(self.slots)

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from npu.sim.cycle.dram import DramSummary
-from npu.sim.cycle.energy import EnergyReport
+from npu.sim.cost.dram import DramSummary
+from npu.sim.cost.energy import EnergyReport
 
 UNITS = ("frontend", "dma", "matrix", "vector")
 STALL_REASONS = ("queue_full", "wait", "dependency", "dram", "port_conflict", "branch")

@@ -1,6 +1,7 @@
 """A DRAM timing model with an independent JEDEC-rule checker.
 
-- `DramTiming` / `PRESETS`: organisation and timing of HBM2, HBM3, LPDDR5 and DDR5.
+- `DramTiming` / `get_preset`: organisation and timing of HBM2, HBM3, LPDDR5 and DDR5
+  (config/dram/*.yaml).
 - `AddressMapping`: physical address -> channel/rank/bank group/bank/row/column.
 - `DramModel`: per-channel FR-FCFS controllers with open/close page policy and refresh;
   `access()` for in-the-loop use, `stream()` for batches, `stats`, `trace`.
@@ -17,12 +18,11 @@ from npu.sim.dram.mapping import (
     DecodedAddress,
 )
 from npu.sim.dram.model import DramModel, DramStats, Request
-from npu.sim.dram.timing import PRESETS, DramOrganization, DramTiming, get_preset
+from npu.sim.dram.timing import DramOrganization, DramTiming, dram_presets, get_preset, preset_names
 
 __all__ = [
     "BANK_INTERLEAVED",
     "BANKGROUP_INTERLEAVED",
-    "PRESETS",
     "ROW_MAJOR",
     "AddressMapping",
     "Command",
@@ -34,5 +34,7 @@ __all__ = [
     "Request",
     "Violation",
     "check_trace",
+    "dram_presets",
     "get_preset",
+    "preset_names",
 ]

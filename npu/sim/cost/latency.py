@@ -12,9 +12,11 @@ DMA and matrix ops carry extra fields (bytes moved, weight-tile load, systolic f
 that the cycle simulator combines with run-time state (the DRAM model, which weight tile the
 array holds). The analytical model evaluates the same function in closed form.
 
-Every number lives in `LatencyParameters`, with its source; docs/timing.md tabulates them.
-Starting point: the latency table of the public PLENA code (BRIEF section 3): vector add 2,
-mul 1, exp 1, reciprocal 2, max 4, sum 8, top-k 20, matrix tile op 1 + BLEN + 3 pipelined.
+Every number is a field of `LatencyParameters`, read from the machine's technology file
+(config/tech/<name>.yaml, npu.hw.technology) with its source; docs/timing.md tabulates them.
+Starting point: the latency table of the public PLENA code (github.com/AICrossSim/PLENA_Simulator,
+arXiv 2509.09505): vector add 2, mul 1, exp 1, reciprocal 2, max 4, sum 8, top-k 20, matrix tile
+op 1 + BLEN + 3 pipelined. `params=None` means the technology of `config`.
 """
 
 from __future__ import annotations
@@ -24,51 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from npu.hw.config import MATRIX_SRAM_ELEMENT_BITS, NPUConfig
+from npu.hw.technology import LatencyParameters
 from npu.isa.table import BY_MNEMONIC, DRAM_FORMATS, SMOOTH_MODES, InstructionSpec, Unit
 from npu.hw.rows import row_bytes
 
 SCALAR_WORD_BYTES = 4  # FP and INT SRAM hold 32-bit words
-
-
-@dataclass(frozen=True)
-class LatencyParameters:
-    """Cycle counts the model is built from. Defaults: PLENA's table where it has a number,
-    otherwise a stated assumption (see docs/timing.md); RTL will calibrate the assumptions."""
-
-    # front end (assumption: simple in-order pipeline, branch resolved in decode)
-    dispatch: int = 1                # instructions decoded and dispatched per cycle: 1
-    taken_branch_penalty: int = 1    # fetch bubble after a taken branch (no predictor)
-    # scalar unit (assumption: single-issue integer core with forwarding)
-    scalar_alu: int = 1
-    scalar_load: int = 2             # SRAM word read: one load-use bubble
-    scalar_store: int = 1
-    # scalar FP unit: same operators as a vector lane (PLENA numbers)
-    fp_add: int = 2                  # PLENA vector add
-    fp_mul: int = 1                  # PLENA vector mul
-    fp_compare: int = 2              # a compare is a subtraction: as add (assumption)
-    fp_move: int = 1                 # move / negate / abs / convert / constant (assumption)
-    fp_exp: int = 1                  # PLENA exp
-    fp_recip: int = 2                # PLENA reciprocal; rsqrt assumed the same
-    # vector unit: VLEN lanes, one row (VLEN elements) per cycle, fully pipelined
-    vector_add: int = 2              # PLENA: add 2 (also sub, scalar add/sub)
-    vector_mul: int = 1              # PLENA: mul 1
-    vector_compare: int = 2          # max/min/compare/threshold: as add (assumption)
-    vector_move: int = 1             # mov/neg/abs/broadcast/rotate/select (assumption)
-    vector_exp: int = 1              # PLENA: exp 1
-    vector_recip: int = 2            # PLENA: reciprocal 2; rsqrt assumed the same
-    vector_max_reduce: int = 4       # PLENA: max 4 (read as the max reduction; VLEN 64)
-    vector_sum_extra: int = 2        # PLENA: sum 8 = log2(VLEN) tree levels + 2 (VLEN 64)
-    vector_rank: int = 20            # PLENA: top-k 20 over one VLEN tile; not pipelined
-    vector_transfer: int = 2         # scalar-SRAM <-> vector row: access + convert (assumption)
-    # matrix unit: MLEN x MLEN systolic array fed BLEN activation rows per tile op
-    matrix_issue: int = 1            # PLENA: tile op = 1 + BLEN + 3 when pipelined
-    matrix_tail: int = 3
-    matrix_writeback_extra: int = 1  # round + write stage after the accumulator rows (assumption)
-    # DMA engine
-    dma_setup: int = 4               # descriptor decode + address generation (assumption)
-
-
-DEFAULT_PARAMETERS = LatencyParameters()
 
 
 @dataclass(frozen=True)
@@ -179,8 +141,9 @@ _SCALAR_FP = {
 
 
 def vector_latency(mnemonic: str, config: NPUConfig, operands: Mapping[str, int] | None = None,
-                   params: LatencyParameters = DEFAULT_PARAMETERS) -> int:
+                   params: LatencyParameters | None = None) -> int:
     """Result latency of a vector instruction (cycles from start to the written result)."""
+    params = params or config.technology.latency
     key = _VECTOR_OPS[mnemonic][0]
     if key == "vector_sum":  # adder tree over VLEN lanes: log2(VLEN) levels, then accumulate
         return int(math.log2(config.vlen)) + params.vector_sum_extra
@@ -194,9 +157,10 @@ def vector_latency(mnemonic: str, config: NPUConfig, operands: Mapping[str, int]
 
 def instruction_timing(mnemonic: str | InstructionSpec, config: NPUConfig,
                        operands: Mapping[str, int] | None = None, shape: DmaShape | None = None,
-                       params: LatencyParameters = DEFAULT_PARAMETERS) -> InstructionTiming:
+                       params: LatencyParameters | None = None) -> InstructionTiming:
     """Timing of one instruction. `operands` are the decoded operand fields (needed for the DMA
     format and the vsmscale mode); `shape` is a DMA's rows x cols (register values at dispatch)."""
+    params = params or config.technology.latency
     spec = mnemonic if isinstance(mnemonic, InstructionSpec) else BY_MNEMONIC.get(mnemonic)
     if spec is None:
         raise ValueError(f"unknown mnemonic {mnemonic!r}")
