@@ -167,7 +167,7 @@ def test_trained_tiny_sort_baos_tokens_against_the_accuracy_simulator(kv):
     accuracy simulator (PyTorch, other rounding order) the bf16 cache agrees on every prompt, BAOS
     on most (16/20 when written): MXINT4's coarse steps turn the few-ulp differences between the
     two models' K/V into whole quantization steps in ~10% of the cached elements."""
-    from npu.runtime.verify_kv import verify_kv
+    from npu.check.verify_kv import verify_kv
 
     report = verify_kv(SORT_CHECKPOINT, ["dnpu-cloud"], ["threshold"], 20, kv, compare_bf16=True,
                        log=lambda line: None)

@@ -1,4 +1,4 @@
-"""`python -m npu.runtime.verify`: compiled generations against the NPU-arithmetic reference,
+"""`python -m npu.check.verify`: compiled generations against the NPU-arithmetic reference,
 on a small random checkpoint (the 50-prompt run on trained models is `make verify`)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from npu.runtime.verify import main
+from npu.check.verify import main
 
 
 def test_verify_writes_a_complete_report_with_every_generation_equal_to_the_reference(tmp_path, small_add_checkpoint):
