@@ -72,6 +72,7 @@ PENDING_MOVES: set[tuple[str, str]] = {
     ("npu.sim.analytical.npu_ops", "npu.sim.cycle.latency"),
     ("npu.sim.analytical.synthetic", "npu.kernels.sampling"),
     # stage functions move into the npu/stages/ package
+    ("npu.quant.traffic", "npu.sim.analytical.generation"),
     ("npu.quant.traffic", "npu.sim.analytical.npu_ops"),
     ("npu.quant.traffic", "npu.sim.analytical.stages"),
     ("npu.sim.analytical", "npu.sim.analytical.stages"),

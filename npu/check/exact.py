@@ -32,7 +32,7 @@ from npu.quant.baos import BaosOptions
 from npu.quant.methods import make_cache_factory
 from npu.quant.npu_numerics import with_npu_numerics
 from npu.quant.observe import observe_queries
-from npu.runtime.generate import DecodePlan, ReferenceStepper, generate
+from npu.runtime.generate import ReferenceStepper, generate
 
 EXACT_BITS = (8, 4)  # MX widths the DMA stores (npu.compiler.kv_quant)
 
@@ -58,10 +58,9 @@ def fast_simulator_tokens(npu_model, prompts: np.ndarray, decode: DecodeConfig, 
 def exact_tokens(model, npu_name: str, prompts: np.ndarray, decode: DecodeConfig, kv: KVQuant | None) -> np.ndarray:
     """Tokens decoded by the NPU-arithmetic reference, prompt by prompt."""
     cfg = model.config
-    plan = DecodePlan(decode.gen_length, decode.block_length, decode.steps, decode.cache, decode.threshold)
     stepper = ReferenceStepper(cfg, weights_from_model(model), load_npu_config(npu_name),
-                               prompts.shape[1] + decode.gen_length, plan.sampling, kv)
-    return np.stack([generate(stepper, prompt, plan, cfg.mask_token_id).tokens for prompt in prompts])
+                               prompts.shape[1] + decode.gen_length, decode.sampling, kv)
+    return np.stack([generate(stepper, prompt, decode, cfg.mask_token_id).tokens for prompt in prompts])
 
 
 def exact_accuracy(label: str, checkpoint_dir: str | Path, npu_name: str, bits: tuple[int, ...], n_prompts: int,

@@ -40,8 +40,9 @@ from npu.hw.config import load_npu_config
 from npu.io import atomic_write_text
 from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
+from npu.models.decoding import DecodeConfig
 from npu.models.tasks import get_task
-from npu.runtime.generate import DecodePlan, ReferenceStepper, SimulatorStepper, generate, generation_difference
+from npu.runtime.generate import ReferenceStepper, SimulatorStepper, generate, generation_difference
 
 
 def logits_error(model, npu_name: str, prompt: np.ndarray, gen_length: int) -> float:
@@ -81,8 +82,8 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
         log(f"{npu_name}: NPU-arithmetic logits vs float32: max rel error {error:.2e}")
         for cache in caches:
             for rule in rules:
-                plan = DecodePlan(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache,
-                                  threshold if rule == "threshold" else None, temperature=temperature)
+                plan = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache,
+                                    threshold=threshold if rule == "threshold" else None, temperature=temperature)
                 sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
                 ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
                 began, agree, correct, steps, instructions, differences = time.perf_counter(), 0, 0, 0, 0, []

@@ -28,7 +28,7 @@ from npu.models.checkpoint import load_checkpoint
 from npu.models.decoding import DecodeConfig
 from npu.models.tasks import get_task
 from npu.quant.npu_numerics import with_npu_numerics
-from npu.runtime.generate import DecodePlan, ReferenceStepper, SimulatorStepper, generate
+from npu.runtime.generate import ReferenceStepper, SimulatorStepper, generate
 
 
 def _first_difference(got: np.ndarray, want: np.ndarray, prompt_length: int, block_length: int) -> dict:
@@ -57,11 +57,10 @@ def verify_kv(checkpoint: str, npu_names: list[str], rules: list[str], n_prompts
         npu_model = with_npu_numerics(model, npu)
         for rule in rules:
             tau = threshold if rule == "threshold" else None
-            plan = DecodePlan(decoding["gen_length"], decoding["block_length"], decoding["steps"], "dual", tau)
-            decode = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache="dual",
-                                  threshold=tau)
+            plan = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache="dual",
+                                threshold=tau)
             began = time.perf_counter()
-            want = fast_simulator_tokens(npu_model, prompts, decode, kv)
+            want = fast_simulator_tokens(npu_model, prompts, plan, kv)
             sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling, kv)
             ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling, kv)
             run = {"npu": npu_name, "rule": rule, "prompts": n_prompts, "identical_to_reference": 0,
@@ -81,7 +80,7 @@ def verify_kv(checkpoint: str, npu_names: list[str], rules: list[str], n_prompts
             run["task_accuracy"] = correct / n_prompts
             if compare_bf16:
                 plain = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
-                bf16 = fast_simulator_tokens(npu_model, prompts, decode, None)
+                bf16 = fast_simulator_tokens(npu_model, prompts, plan, None)
                 run["bf16_identical_to_accuracy_sim"] = sum(
                     bool((generate(plain, p, plan, cfg.mask_token_id).tokens == w).all()) for p, w in zip(prompts, bf16))
             run["seconds"] = round(time.perf_counter() - began, 1)
