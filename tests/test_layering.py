@@ -9,10 +9,10 @@ sits on (`SITS_ON`, followed transitively). The layers, bottom to top:
     npu.models (PyTorch models, tasks, the decoding rule) < npu.ir (the step graph)
     npu.compiler | npu.sim (simulators) | npu.quant (the accuracy simulator) | npu.kernels
             - the compiler and the simulators never import each other;
-            - inside npu.sim, the functional simulator and the DRAM model are the floor, the
-              shared cost model (npu.sim.cost) sits on them, and the cycle-accurate
-              (npu.sim.cycle) and analytical (npu.sim.analytical) models both sit on the cost
-              model without importing each other;
+            - inside npu.sim, the functional simulator and the DRAM model sit on the ground
+              floor, the shared cost model (npu.sim.cost) on the DRAM model, and the
+              cycle-accurate (npu.sim.cycle) and analytical (npu.sim.analytical) models both on
+              the cost model and the functional simulator, without importing each other;
             - npu.kernels (hand-written assembly kernels with their layout contracts, runners
               and numpy references) sits on the functional simulator, which runs them; the
               compiler does not use them (they are the specification its output is compared
@@ -45,14 +45,14 @@ SITS_ON: dict[str, tuple[str, ...]] = {
     "npu.models": ("ground",),
     "npu.ir": ("npu.models",),
     "npu.compiler": ("npu.ir",),
-    "npu.sim.functional": ("npu.ir",),
-    "npu.sim.dram": ("npu.ir",),
-    "npu.sim.cost": ("npu.sim.functional", "npu.sim.dram"),
-    "npu.sim.cycle": ("npu.sim.cost",),
-    "npu.sim.analytical": ("npu.sim.cost",),
+    "npu.sim.functional": ("ground",),  # executes binaries: needs only the ISA and the hardware
+    "npu.sim.dram": ("ground",),
+    "npu.sim.cost": ("npu.sim.dram",),  # per-instruction latency, energy, DRAM cost
+    "npu.sim.cycle": ("npu.sim.cost", "npu.sim.functional"),
+    "npu.sim.analytical": ("npu.sim.cost", "npu.sim.functional", "npu.ir"),  # also costs IR graphs
     "npu.sim": ("npu.sim.cycle", "npu.sim.analytical"),  # the package itself (its __init__)
     "npu.kernels": ("npu.sim.functional",),
-    "npu.quant": ("npu.kernels",),
+    "npu.quant": ("npu.ir", "npu.kernels"),
     "npu.runtime": ("npu.compiler", "npu.sim", "npu.quant", "npu.kernels"),
     "npu.check": ("npu.runtime",),
     "npu.stages": ("npu.check",),
@@ -246,7 +246,8 @@ def test_no_import_cycles() -> None:
     ("npu.compiler.layout", "npu.runtime.generate", False),
     ("npu.sim.cycle.simulator", "npu.sim.analytical.program", False),
     ("npu.sim.analytical.program", "npu.sim.functional.simulator", True),
-    ("npu.quant.exact", "npu.runtime.generate", False),
+    ("npu.quant.accuracy", "npu.runtime.generate", False),
+    ("npu.check.exact", "npu.runtime.generate", True),
     ("npu.sim.cycle.stages", "npu.check.crossval", True),
 ])
 def test_the_layer_rule_on_examples(source: str, target: str, expected: bool) -> None:

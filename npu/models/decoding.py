@@ -18,6 +18,11 @@ three cache modes:
 - "prefix": each block's first step is a full forward that refreshes the whole KV cache; later
             steps query the block and the suffix (overwriting their slots) and reuse the prefix;
 - "dual":   as "prefix", but later steps query only the block and also reuse the suffix slots.
+
+This module is the one owner of that rule: the recipe (`DecodeConfig`), the query window of a
+step (`query_range`), the fixed-k counts (`transfer_schedule`), the step shapes of a whole
+generation (`steps_by_query_length`) and the record of a step (`StepRecord`). The NPU runtime,
+the analytical model and the IR exporter's checks import them instead of restating them.
 """
 
 from __future__ import annotations
