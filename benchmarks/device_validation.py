@@ -45,7 +45,7 @@ def crossvalidation_section() -> None:
     from npu.ir import export_step
     from npu.isa.assembler import assemble
     from npu.models.transformer import ModelConfig
-    from npu.sim.analytical.crossval import crossvalidate
+    from npu.check.crossval import crossvalidate
     from npu.sim.analytical.npu_ops import NpuStepModel
     from npu.sim.analytical.operators import StepShape
     from npu.sim.analytical.program import comment_regions

@@ -177,7 +177,7 @@ def _run_quantization(args) -> None:
         quant.calibrate_stage(args.checkpoint, args.out, n_sequences=args.sequences, npu_config=args.npu)
         return
     if args.stage == "kv-exact":
-        from npu.quant.exact import exact_accuracy_stage
+        from npu.check.exact import exact_accuracy_stage
 
         torch.set_num_threads(args.threads)
         checkpoints = {label: source.checkpoint_dir for label, source in _kv_sources(args).items()}

@@ -114,6 +114,7 @@ def export_stage(
 
     from npu.io import write_tsv
     from npu.ir import export_step, graph_stats, save_graph
+    from npu.models.decoding import query_range
 
     spec = load_model_spec(preset)
     out_dir = Path(out_dir)
@@ -121,10 +122,11 @@ def export_stage(
     if checkpoint is None:
         for mode in cache_modes:
             start = time.perf_counter()
-            # A prompt of kv_length/2 and the first block of the generation after it: the
-            # prefix cache recomputes block + suffix, the dual cache only the block.
-            query = {"none": kv_length, "prefix": kv_length - kv_length // 2, "dual": query_length}[mode]
-            sample_start = kv_length // 2 if mode == "none" else 0
+            # A prompt of kv_length/2 and a step after the refresh of the first block after it:
+            # the prefix cache recomputes block + suffix, the dual cache only the block.
+            block_start = kv_length // 2
+            first, end = query_range(mode, 1, block_start, block_start + query_length, kv_length)
+            query, sample_start = end - first, block_start - first
             graph = export_step(spec.architecture, cache_mode=mode, query_length=query,
                                 kv_length=kv_length if mode != "none" else None,
                                 sample_range=(sample_start, sample_start + query_length))

@@ -46,7 +46,7 @@ def test_step_shape_rejects_impossible_steps():
 def test_npu_recipes_match_the_cycle_simulator_on_a_compiled_step():
     compiler = pytest.importorskip("npu.compiler")
     from npu.isa.assembler import assemble
-    from npu.sim.analytical.crossval import crossvalidate
+    from npu.check.crossval import crossvalidate
     from npu.sim.analytical.program import comment_regions
 
     graph = export_step(TINY, cache_mode="dual", query_length=4, kv_length=25, sample_range=(0, 4))

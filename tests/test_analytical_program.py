@@ -10,7 +10,7 @@ import pytest
 from npu.hw.config import load_npu_config
 from npu.isa.assembler import assemble
 from npu.sim.analytical import synthetic
-from npu.sim.analytical.crossval import crossvalidate
+from npu.check.crossval import crossvalidate
 from npu.sim.analytical.program import (
     CountProfile,
     DmaTransfer,

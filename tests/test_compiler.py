@@ -14,9 +14,10 @@ from npu.compiler.layout import Shapes, pack_weights, reference_weights
 from npu.compiler.reference import ReferenceState
 from npu.hw.config import load_npu_config
 from npu.ir import export_step, weights_from_model
+from npu.models.decoding import DecodeConfig
 from npu.models.presets import load_model_spec
 from npu.models.transformer import ModelConfig, build_model
-from npu.runtime import DecodePlan, ReferenceStepper, SimulatorStepper, generate, generation_difference
+from npu.runtime import ReferenceStepper, SimulatorStepper, generate, generation_difference
 
 SMALL = ModelConfig("test-small", vocab_size=12, mask_token_id=11, n_layers=2, d_model=128, n_heads=4,
                     n_kv_heads=4, head_dim=32, d_ff=256, max_seq_len=16)
@@ -40,7 +41,7 @@ def random_weights(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
 def decode_both(config, npu_name, cache, threshold):
     npu = load_npu_config(npu_name)
     weights = random_weights(config)
-    plan = DecodePlan(gen_length=8, block_length=4, steps=8, cache=cache, threshold=threshold)
+    plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache=cache, threshold=threshold)
     seq_len = len(PROMPT) + plan.gen_length
     sim = generate(SimulatorStepper(config, weights, npu, seq_len, plan.sampling), PROMPT, plan,
                    config.mask_token_id)
@@ -191,7 +192,7 @@ def test_blocks_longer_than_vlen_rank_across_vector_chunks():
     npu = load_npu_config("dnpu-cloud")
     config = dataclasses.replace(SMALL, n_layers=1, max_seq_len=80)
     weights = random_weights(config, seed=5)
-    plan = DecodePlan(gen_length=72, block_length=72, steps=2, cache="dual")
+    plan = DecodeConfig(gen_length=72, block_length=72, steps=2, cache="dual")
     got = generate(SimulatorStepper(config, weights, npu, 80, "topk"), PROMPT, plan, config.mask_token_id)
     want = generate(ReferenceStepper(config, weights, npu, 80, "topk"), PROMPT, plan, config.mask_token_id)
     assert np.array_equal(got.tokens, want.tokens)

@@ -31,7 +31,7 @@ def sort_checkpoint(tmp_path_factory):
 
 @pytest.mark.parametrize("npu_name", ["dnpu-cloud", "dnpu-edge", "ar-npu"])
 def test_trained_tiny_sort_decodes_exactly_the_reference_on_50_prompts(sort_checkpoint, npu_name):
-    from npu.runtime.verify import verify
+    from npu.check.verify import verify
 
     report = verify(sort_checkpoint, [npu_name], ["none", "prefix", "dual"], ["topk", "threshold"], 50,
                     log=lambda line: None)

@@ -15,8 +15,9 @@ from npu.compiler.reference import ReferenceState
 from npu.compiler.sampling import noise_image, vocab_bias
 from npu.hw.config import load_npu_config
 from npu.kernels.reference import confidence_reference, gumbel_noise
-from npu.runtime import DecodePlan, ReferenceStepper, SimulatorStepper, generate, generation_difference
+from npu.runtime import ReferenceStepper, SimulatorStepper, generate, generation_difference
 from npu.ir import weights_from_model
+from npu.models.decoding import DecodeConfig
 from npu.models.transformer import ModelConfig, build_model
 from npu.runtime.generate import GumbelNoise
 
@@ -39,7 +40,7 @@ def random_weights(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
     return weights_from_model(model)
 
 
-def decode(stepper_class, npu_name: str, plan: DecodePlan, config=VOCAB, seed: int = 0):
+def decode(stepper_class, npu_name: str, plan: DecodeConfig, config=VOCAB, seed: int = 0):
     stepper = stepper_class(config, random_weights(config, seed), load_npu_config(npu_name), SEQ, plan.sampling)
     return generate(stepper, PROMPT, plan, config.mask_token_id)
 
@@ -53,7 +54,7 @@ def decode(stepper_class, npu_name: str, plan: DecodePlan, config=VOCAB, seed: i
     ("ar-npu", "prefix", 0.2),
 ])
 def test_sampled_generation_equals_reference_bit_for_bit(npu_name, cache, threshold):
-    plan = DecodePlan(gen_length=8, block_length=4, steps=8, cache=cache, threshold=threshold,
+    plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache=cache, threshold=threshold,
                       temperature=0.5, seed=7)
     sim = decode(SimulatorStepper, npu_name, plan)
     ref = decode(ReferenceStepper, npu_name, plan)
@@ -65,7 +66,7 @@ def test_sampled_generation_equals_reference_bit_for_bit(npu_name, cache, thresh
 
 
 def test_same_seed_same_tokens_other_seed_other_tokens():
-    plan = DecodePlan(gen_length=8, block_length=4, steps=8, cache="dual", temperature=1.0, seed=1)
+    plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache="dual", temperature=1.0, seed=1)
     first = decode(ReferenceStepper, "dnpu-edge", plan).tokens
     assert np.array_equal(first, decode(ReferenceStepper, "dnpu-edge", plan).tokens)
     assert not np.array_equal(first, decode(ReferenceStepper, "dnpu-edge", dataclasses.replace(plan, seed=2)).tokens)
@@ -121,7 +122,7 @@ def test_greedy_programs_are_unchanged_by_the_temperature_option():
     assert "noise" not in plain.dram_map and "noise" in sampled.dram_map
     for name, region in plain.dram_map.items():  # the noise region comes last: nothing moved
         assert sampled.dram_map[name] == region
-    plan = DecodePlan(gen_length=8, block_length=4, steps=8, cache="prefix")
+    plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache="prefix")
     assert plan.temperature == 0.0
     assert np.array_equal(decode(SimulatorStepper, "ar-npu", plan).tokens,
                           decode(ReferenceStepper, "ar-npu", plan).tokens)
@@ -141,9 +142,9 @@ def test_statistics_predict_a_sampled_step():
 
 def test_bad_temperature_or_noise_is_rejected_with_a_clear_error():
     with pytest.raises(ValueError, match="temperature"):
-        DecodePlan(gen_length=8, block_length=4, steps=8, temperature=-0.5)
+        DecodeConfig(gen_length=8, block_length=4, steps=8, temperature=-0.5)
     with pytest.raises(ValueError, match="temperature"):
-        DecodePlan(gen_length=8, block_length=4, steps=8, temperature=float("nan"))
+        DecodeConfig(gen_length=8, block_length=4, steps=8, temperature=float("nan"))
     with pytest.raises(ValueError, match=r"shape \(sample_length, vocab_size\) = \(8, 300\)"):
         _one_step("dnpu-cloud", 1.0, np.zeros((8, 299), np.float32))
     with pytest.raises(ValueError, match="needs Gumbel noise"):
@@ -158,4 +159,4 @@ def test_bad_temperature_or_noise_is_rejected_with_a_clear_error():
     with pytest.raises(ValueError, match="greedy step"):
         stepper.step(SEQ, 4, 0, 8, 1, 0.9, temperature=0.0, noise=np.zeros((4, 300), np.float32))
     with pytest.raises(ValueError, match="greedy plan"):
-        generate(stepper, PROMPT, DecodePlan(8, 4, 8), VOCAB.mask_token_id, noise=GumbelNoise(0))
+        generate(stepper, PROMPT, DecodeConfig(8, 4, 8), VOCAB.mask_token_id, noise=GumbelNoise(0))

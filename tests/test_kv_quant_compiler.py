@@ -17,9 +17,10 @@ from npu.compiler.kv_quant import KVQuant, reference_kv
 from npu.compiler.layout import Shapes
 from npu.compiler.reference import ReferenceState
 from npu.hw.config import load_npu_config
+from npu.models.decoding import DecodeConfig
 from npu.quant.kv_cache import BlockLayout
 from npu.quant.methods import make_cache_factory
-from npu.runtime import DecodePlan, ReferenceStepper, SimulatorStepper, generate, generation_difference
+from npu.runtime import ReferenceStepper, SimulatorStepper, generate, generation_difference
 
 from test_compiler import GQA_BIAS, PROMPT, SMALL, WIDE_HEADS, random_weights
 
@@ -30,7 +31,7 @@ SEARCH4 = KVQuant(4, (0.0, 0.25, 0.5, 0.75))  # BaosOptions()'s alpha search
 def decode_both(config, npu_name, threshold, kv):
     npu = load_npu_config(npu_name)
     weights = random_weights(config)
-    plan = DecodePlan(gen_length=8, block_length=4, steps=8, cache="dual", threshold=threshold)
+    plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache="dual", threshold=threshold)
     seq_len = len(PROMPT) + plan.gen_length
     sim = generate(SimulatorStepper(config, weights, npu, seq_len, plan.sampling, kv), PROMPT, plan,
                    config.mask_token_id)
@@ -126,7 +127,7 @@ def test_what_baos_cannot_run_is_a_compile_error_naming_it():
         KVQuant.parse("kivi4")
     with pytest.raises(CompileError, match="mxint3 is not a DMA format"):
         KVQuant.parse("baos-mxint3")
-    plan = DecodePlan(gen_length=8, block_length=4, steps=8, cache="prefix")
+    plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache="prefix")
     stepper = ReferenceStepper(SMALL, random_weights(SMALL), npu, 16, "topk", BAOS4)
     with pytest.raises(ValueError, match="dual cache"):
         generate(stepper, PROMPT, plan, SMALL.mask_token_id)
@@ -167,7 +168,7 @@ def test_trained_tiny_sort_baos_tokens_against_the_accuracy_simulator(kv):
     accuracy simulator (PyTorch, other rounding order) the bf16 cache agrees on every prompt, BAOS
     on most (16/20 when written): MXINT4's coarse steps turn the few-ulp differences between the
     two models' K/V into whole quantization steps in ~10% of the cached elements."""
-    from npu.runtime.verify_kv import verify_kv
+    from npu.check.verify_kv import verify_kv
 
     report = verify_kv(SORT_CHECKPOINT, ["dnpu-cloud"], ["threshold"], 20, kv, compare_bf16=True,
                        log=lambda line: None)

@@ -1,4 +1,4 @@
-"""The accuracy simulator's exact mode (npu.quant.exact) on a small random checkpoint."""
+"""The accuracy simulator's exact mode (npu.check.exact) on a small random checkpoint."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from npu.quant.exact import exact_accuracy, exact_accuracy_stage
+from npu.check.exact import exact_accuracy, exact_accuracy_stage
 
 
 def test_exact_mode_reports_npu_arithmetic_next_to_the_fast_simulator(tmp_path, small_add_checkpoint):

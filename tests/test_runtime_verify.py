@@ -1,4 +1,4 @@
-"""`python -m npu.runtime.verify`: compiled generations against the NPU-arithmetic reference,
+"""`python -m npu.check.verify`: compiled generations against the NPU-arithmetic reference,
 on a small random checkpoint (the 50-prompt run on trained models is `make verify`)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from npu.runtime.verify import main
+from npu.check.verify import main
 
 
 def test_verify_writes_a_complete_report_with_every_generation_equal_to_the_reference(tmp_path, small_add_checkpoint):
@@ -24,10 +24,12 @@ def test_verify_writes_a_complete_report_with_every_generation_equal_to_the_refe
 
 
 def test_generation_difference_names_the_first_step_that_differs():
-    from npu.runtime.generate import Generation, StepRecord, generation_difference
+    from npu.models.decoding import StepRecord
+    from npu.runtime.generate import Generation, generation_difference
 
     def record(confidence: float) -> StepRecord:
-        return StepRecord(0, 0, 4, 2, 1, np.array([True, False]), np.array([confidence, 0.5], np.float32), 0.0)
+        return StepRecord(0, 0, (4, 6), committed=np.array([True, False]),
+                          confidence=np.array([confidence, 0.5], np.float32), k=1)
 
     same = Generation(np.array([1, 2]), [record(0.9)])
     assert generation_difference(same, Generation(np.array([1, 2]), [record(0.9)])) is None

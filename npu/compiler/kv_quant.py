@@ -47,15 +47,15 @@ import numpy as np
 from npu.compiler.asm import CompileError
 from npu.compiler.context import INT_Q0, INT_S0, Emit, StepSpec, rounder
 from npu.compiler.vector_ops import chained_row_sum
-from npu.hw.numerics import hw_recip, round_to_format
+from npu.hw.numerics import POW2_MODES, SMOOTHING_ALPHAS, hw_recip, round_to_format
 from npu.isa.table import DRAM_FORMATS
 from npu.hw.rows import decode_rows, encode_rows, row_bytes
 from npu.hw.numerics import smoothing_factor
 
 INT_KVQ_ROWS = 17  # INT SRAM scratch word (16..63 are scratch; 16 is INT_MROW): factor-row pointer
 ROWS_TAG = "kvq.rows"  # vector SRAM buffer of the layer's factor rows, live from the K/V write to attention
-ALPHA_MODES = {0.25: "p2a25", 0.5: "p2a50", 0.75: "p2a75"}  # vsmscale modes; alpha 0 = no smoothing
-DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75)  # BaosOptions()'s candidates
+ALPHA_MODES = {a: POW2_MODES[a] for a in SMOOTHING_ALPHAS if a}  # vsmscale modes; alpha 0 = no smoothing
+DEFAULT_ALPHAS = SMOOTHING_ALPHAS  # BaosOptions()'s candidates
 SPEC_PATTERN = re.compile(r"baos-mxint(\d+)$")
 # factor rows per KV head, in this order: K factor, K shift, V factor, V shift
 ROW_K_FACTOR, ROW_K_SHIFT, ROW_V_FACTOR, ROW_V_SHIFT = range(4)
@@ -106,12 +106,6 @@ class KVQuant:
         """The vsmscale mode of a single alpha, or None for alpha = 0 (s = 1)."""
         return ALPHA_MODES.get(self.alphas[0]) if not self.search else None
 
-    def baos_options(self):
-        """The accuracy simulator's equivalent (npu.quant.baos): method 'baos-mxint' at `bits`."""
-        from npu.quant.baos import BaosOptions
-
-        return BaosOptions(storage="mxint", alphas=self.alphas)
-
     def check(self, shapes) -> None:
         """Raise CompileError naming the first machine / model property BAOS cannot run with."""
         npu, m = shapes.npu, shapes.model
@@ -126,17 +120,17 @@ class KVQuant:
         if npu.formats.vector not in ("bf16", "fp32"):
             raise CompileError(f"{where}: formats.vector={npu.formats.vector} cannot hold the factor rows")
 
-
-def add_regions(dram, shapes) -> None:
-    """The quantized K/V regions ([kv_heads][kv_slots][slot] in MXINT) and the factor rows of
-    every layer ([kv_heads][4][slot] in the vector format: s_k, z_k, s_v, z_v)."""
-    m, npu, kvq = shapes.model, shapes.npu, shapes.kv_quant
-    for layer in range(m.n_layers):
-        for kind in ("k", "v"):
-            dram.add(f"kvq_{kind}.{layer}", kvq.fmt, (m.n_kv_heads * shapes.kv_slots, shapes.slot), npu.mx_block)
-        dram.add(f"kvq_rows.{layer}", npu.formats.vector, (4 * m.n_kv_heads, shapes.slot), npu.mx_block)
-    if kvq.search:  # the candidates' round trips (dstkv, then dldkv back)
-        dram.add("kvq_scratch", kvq.fmt, (shapes.kv_slots, shapes.slot), npu.mx_block)
+    def add_regions(self, dram, shapes) -> None:
+        """The quantized K/V regions ([kv_heads][kv_slots][slot] in MXINT) and the factor rows of
+        every layer ([kv_heads][4][slot] in the vector format: s_k, z_k, s_v, z_v); plan_dram
+        calls it through Shapes.kv_quant, so the layout needs no import of this module."""
+        m, npu = shapes.model, shapes.npu
+        for layer in range(m.n_layers):
+            for kind in ("k", "v"):
+                dram.add(f"kvq_{kind}.{layer}", self.fmt, (m.n_kv_heads * shapes.kv_slots, shapes.slot), npu.mx_block)
+            dram.add(f"kvq_rows.{layer}", npu.formats.vector, (4 * m.n_kv_heads, shapes.slot), npu.mx_block)
+        if self.search:  # the candidates' round trips (dstkv, then dldkv back)
+            dram.add("kvq_scratch", self.fmt, (shapes.kv_slots, shapes.slot), npu.mx_block)
 
 
 def is_refresh(spec: StepSpec) -> bool:

@@ -223,9 +223,7 @@ def plan_dram(shapes: Shapes, weight_shapes: dict[str, tuple[int, ...]]) -> Dram
         for kind in ("k", "v"):
             dram.add(f"cache_{kind}.{layer}", npu.formats.kv_cache, (kv_rows, shapes.slot), mx)
     if shapes.kv_quant is not None:
-        from npu.compiler.kv_quant import add_regions
-
-        add_regions(dram, shapes)
+        shapes.kv_quant.add_regions(dram, shapes)
     if dram.size > npu.dram.capacity_bytes:
         raise CompileError(f"{npu.name}: dram.capacity_gib: the image needs {dram.size / 2**30:.2f} GiB, "
                            f"more than {npu.dram.capacity_gib} GiB")

@@ -686,6 +686,13 @@ def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -
     return (acc + s).astype(np.float32)
 
 
+# vsmscale's power-of-two modes by smoothing strength alpha: s = 2^floor(alpha * floor(log2 m)).
+POW2_MODES = {0.25: "p2a25", 0.5: "p2a50", 0.75: "p2a75", 1.0: "p2a100"}
+# The strengths BAOS KV smoothing chooses from by default, in the accuracy simulator
+# (npu.quant.baos) and on the NPU (npu.compiler.kv_quant) alike: none, and the fractional modes.
+SMOOTHING_ALPHAS = (0.0, 0.25, 0.5, 0.75)
+
+
 def smoothing_factor(stats: np.ndarray, mode: str) -> np.ndarray:
     """Per-channel smoothing factor s from max|x| statistics (the vsmscale instruction).
 

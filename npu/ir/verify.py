@@ -14,7 +14,7 @@ import torch
 from npu.ir.export import export_step
 from npu.ir.graph import Graph
 from npu.ir.interpret import run_graph, weights_from_model
-from npu.models.decoding import commit_mask, commit_tokens, forbid_mask_token, token_confidence
+from npu.models.decoding import commit_mask, commit_tokens, forbid_mask_token, query_range, token_confidence
 from npu.models.transformer import KVCache, MaskedDiffusionTransformer
 
 
@@ -33,11 +33,6 @@ class StepState:
         return self.block[0] - self.query[0], self.block[1] - self.query[0]
 
 
-def query_of(cache_mode: str, block: tuple[int, int], seq_len: int) -> tuple[int, int]:
-    """Positions a step computes: the whole sequence, block + suffix (prefix cache), or the block (dual)."""
-    return {"none": (0, seq_len), "prefix": (block[0], seq_len), "dual": block}[cache_mode]
-
-
 def step_state(model: MaskedDiffusionTransformer, tokens: torch.Tensor, block: tuple[int, int], cache_mode: str) -> StepState:
     """Build the state of a step on `tokens`; cached modes get the cache of a full forward pass."""
     seq_len = tokens.shape[1]
@@ -46,7 +41,8 @@ def step_state(model: MaskedDiffusionTransformer, tokens: torch.Tensor, block: t
         cache = KVCache(model.config, tokens.shape[0], seq_len)
         with torch.no_grad():
             model(tokens, torch.arange(seq_len), cache)
-    return StepState(tokens, cache, query_of(cache_mode, block, seq_len), block)
+    in_block_step = 1  # a step after the block's refresh: what the cached modes reuse the cache for
+    return StepState(tokens, cache, query_range(cache_mode, in_block_step, *block, seq_len), block)
 
 
 def reference_step(model: MaskedDiffusionTransformer, state: StepState, k=None, threshold=None) -> dict:

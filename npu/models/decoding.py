@@ -18,6 +18,11 @@ three cache modes:
 - "prefix": each block's first step is a full forward that refreshes the whole KV cache; later
             steps query the block and the suffix (overwriting their slots) and reuse the prefix;
 - "dual":   as "prefix", but later steps query only the block and also reuse the suffix slots.
+
+This module is the one owner of that rule: the recipe (`DecodeConfig`), the query window of a
+step (`query_range`), the fixed-k counts (`transfer_schedule`), the step shapes of a whole
+generation (`steps_by_query_length`) and the record of a step (`StepRecord`). The NPU runtime,
+the analytical model and the IR exporter's checks import them instead of restating them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from npu.models.transformer import KVCache, MaskedDiffusionTransformer, ModelConfig
@@ -100,6 +106,11 @@ class DecodeConfig:
     def steps_per_block(self) -> int:
         """Steps of each block under the fixed-k schedule (the threshold rule ignores it)."""
         return self.steps // self.num_blocks
+
+    @property
+    def sampling(self) -> str:
+        """The commit rule as the compiler and the step shapes name it: "topk" or "threshold"."""
+        return "topk" if self.threshold is None else "threshold"
 
 
 def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
@@ -229,14 +240,30 @@ def commit_tokens(tokens: torch.Tensor, x0: torch.Tensor, commit: torch.Tensor) 
 
 @dataclass
 class StepRecord:
-    """What one step did; `committed`, `tokens` and `confidence` span the whole sequence."""
+    """What one step did, as the PyTorch decoder (`generate(record=True)`) and the NPU runtime
+    (npu.runtime.generate) record it.
+
+    The PyTorch decoder records tensors over the batch and the whole sequence: `committed` bool
+    (batch, seq), `confidence` float32 (batch, seq) with -inf where ineligible, `tokens` the
+    sequence after the step, `k` the top-k counts (batch,) (None under the threshold rule). The
+    runtime records one sequence's block as numpy arrays: `committed` bool (block,),
+    `confidence` float32 (block,) as the commit rule ranked it, `k` (0 under the threshold
+    rule), the step's wall time and executed instructions; `tokens` stays None.
+    """
 
     block: int
     step: int
     query_positions: tuple[int, int]  # [start, end) of the positions the forward pass queried
-    committed: torch.Tensor  # bool (batch, seq): positions committed by this step
-    tokens: torch.Tensor  # long (batch, seq): the sequence after this step
-    confidence: torch.Tensor  # float32 (batch, seq): what the commit rule saw; -inf where ineligible
+    committed: torch.Tensor | np.ndarray
+    confidence: torch.Tensor | np.ndarray
+    k: torch.Tensor | int | None = None
+    tokens: torch.Tensor | None = None
+    seconds: float = 0.0
+    instructions: int = 0
+
+    @property
+    def query_length(self) -> int:
+        return self.query_positions[1] - self.query_positions[0]
 
 
 @dataclass
@@ -248,12 +275,39 @@ class GenerationResult:
 
 
 def query_range(cache: str, step: int, block_start: int, block_end: int, seq_len: int) -> tuple[int, int]:
-    """Positions [start, end) one step feeds the model: everything, block + suffix, or block."""
+    """Positions [start, end) step `step` of a block feeds the model: everything (no cache, or the
+    block's first step, which refreshes the whole cache), block + suffix (prefix), or block (dual)."""
     if cache == "none" or step == 0:
         return 0, seq_len
     if cache == "prefix":
         return block_start, seq_len
     return block_start, block_end
+
+
+def steps_by_query_length(config: DecodeConfig, prompt_length: int,
+                          steps_per_block: float) -> list[tuple[int, float]]:
+    """(query length, how many steps query that many positions) over a whole generation, in
+    first-seen order: each block's refresh step, then its later steps (query_range). Every step
+    attends over the whole sequence and samples the block. `steps_per_block` is
+    config.steps_per_block under the fixed-k schedule; under the threshold rule it depends on the
+    model's confidences, so the caller gives it (an average; fractional allowed)."""
+    seq_len = prompt_length + config.gen_length
+    counts: dict[int, float] = {}
+
+    def add(query: tuple[int, int], count: float) -> None:
+        if count > 0:
+            length = query[1] - query[0]
+            counts[length] = counts.get(length, 0.0) + count
+
+    for block in range(config.num_blocks):
+        start = prompt_length + block * config.block_length
+        end = start + config.block_length
+        if config.cache == "none":  # every step is the same full pass
+            add(query_range(config.cache, 0, start, end, seq_len), steps_per_block)
+            continue
+        add(query_range(config.cache, 0, start, end, seq_len), 1.0)
+        add(query_range(config.cache, 1, start, end, seq_len), steps_per_block - 1.0)
+    return list(counts.items())
 
 
 def _check_prompt(prompt: torch.Tensor, model_config: ModelConfig, config: DecodeConfig) -> None:
@@ -353,9 +407,9 @@ def generate(
                     committed[:, start:end] = commit
                     seen = torch.full((batch, seq_len), -math.inf, dtype=torch.float32, device=device)
                     seen[:, start:end] = torch.where(eligible, confidence.to(torch.float32), -math.inf)
-                    records.append(
-                        StepRecord(block, step, (query_start, query_end), committed, tokens.clone(), seen)
-                    )
+                    records.append(StepRecord(
+                        block, step, (query_start, query_end), committed=committed, confidence=seen,
+                        k=None if schedule is None else schedule[:, step], tokens=tokens.clone()))
                 step += 1
             steps_per_block.append(step)
     return GenerationResult(tokens, forward_passes, steps_per_block, records)

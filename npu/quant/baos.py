@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from npu.hw.numerics import SMOOTHING_ALPHAS
 from npu.quant import quantizers
 from npu.quant.kv_cache import BlockAwareKVCache, BlockLayout
 from npu.quant.observe import query_channel_energy
@@ -45,7 +46,7 @@ from npu.quant.smoothing import (
 STATISTICS = ("refresh", "step")
 CRITERIA = ("attention", "attention-max", "mse")
 ADAPTATION = ("block", "first")
-DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75)
+DEFAULT_ALPHAS = SMOOTHING_ALPHAS
 
 
 @dataclass(frozen=True)

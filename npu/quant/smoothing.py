@@ -30,10 +30,9 @@ import torch
 
 from npu.hw import numerics
 from npu.io import write_json
-from npu.hw.numerics import smoothing_factor
+from npu.hw.numerics import POW2_MODES, smoothing_factor
 
 SCALE_RULES = ("pow2", "fp")
-POW2_MODES = {0.25: "p2a25", 0.5: "p2a50", 0.75: "p2a75", 1.0: "p2a100"}
 
 
 def channel_absmax(x: torch.Tensor, rope_paired: bool) -> torch.Tensor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -16,51 +15,9 @@ from npu.compiler.reference import ReferenceState, StepOutput, reference_step
 from npu.compiler.sampling import add_noise_region, check_sampling, noise_image
 from npu.hw.config import NPUConfig
 from npu.kernels.reference import gumbel_noise
+from npu.models.decoding import DecodeConfig, StepRecord, query_range, transfer_schedule
 from npu.models.transformer import ModelConfig
 from npu.sim.functional import FunctionalSimulator
-
-
-@dataclass(frozen=True)
-class DecodePlan:
-    """LLaDA block schedule: fixed k per step (threshold None) or Fast-dLLM's threshold rule.
-
-    temperature > 0 samples x0 by Gumbel-max (LLaDA's add_gumbel_noise) with noise seeded by
-    `seed`; 0 is the greedy argmax.
-    """
-
-    gen_length: int
-    block_length: int
-    steps: int
-    cache: str = "none"
-    threshold: float | None = None
-    temperature: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-            raise ValueError(f"DecodePlan.temperature={t!r} must be a finite number >= 0")
-
-    @property
-    def sampling(self) -> str:
-        return "topk" if self.threshold is None else "threshold"
-
-    @property
-    def num_blocks(self) -> int:
-        return self.gen_length // self.block_length
-
-
-@dataclass
-class StepRecord:
-    block: int
-    step: int
-    q0: int
-    query_length: int
-    k: int
-    committed: np.ndarray
-    confidence: np.ndarray
-    seconds: float
-    instructions: int = 0
 
 
 @dataclass
@@ -75,8 +32,8 @@ def generation_difference(got: Generation, want: Generation) -> str | None:
     if len(got.records) != len(want.records):
         return f"{len(got.records)} steps against {len(want.records)}"
     for i, (a, b) in enumerate(zip(got.records, want.records)):
-        if (a.q0, a.query_length, a.k) != (b.q0, b.query_length, b.k):
-            return f"step {i}: window/k {(a.q0, a.query_length, a.k)} against {(b.q0, b.query_length, b.k)}"
+        if (a.query_positions, a.k) != (b.query_positions, b.k):
+            return f"step {i}: window/k {(a.query_positions, a.k)} against {(b.query_positions, b.k)}"
         if not np.array_equal(a.committed, b.committed):
             return f"step {i}: committed {a.committed.astype(int).tolist()} against {b.committed.astype(int).tolist()}"
         if not np.array_equal(np.asarray(a.confidence, np.float32).view(np.uint32),
@@ -85,15 +42,6 @@ def generation_difference(got: Generation, want: Generation) -> str | None:
     if not np.array_equal(got.tokens, want.tokens):
         return f"tokens {got.tokens.tolist()} against {want.tokens.tolist()}"
     return None
-
-
-def query_window(cache: str, step: int, start: int, end: int, seq_len: int) -> tuple[int, int]:
-    """(q0, query_length) of a step: everything, block + suffix, or the block."""
-    if cache == "none" or step == 0:
-        return 0, seq_len
-    if cache == "prefix":
-        return start, seq_len - start
-    return start, end - start
 
 
 class GumbelNoise:
@@ -111,13 +59,16 @@ class GumbelNoise:
         return gumbel_noise((1, rows, vocab), self.generator)[0]
 
 
-def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodePlan, mask_id: int,
+def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodeConfig, mask_id: int,
              tau_default: float = 0.9, noise: GumbelNoise | None = None) -> Generation:
-    """Decode plan.gen_length tokens after `prompt` with `stepper` (see module docstring).
+    """Decode plan.gen_length tokens after `prompt` with `stepper` (see module docstring): the
+    query windows (`query_range`) and fixed-k counts (`transfer_schedule`) of npu.models.decoding.
 
     With plan.temperature > 0 every step draws its block's noise from `noise` (default: a fresh
     GumbelNoise(plan.seed), so the generation is deterministic).
     """
+    if plan.remasking != "low_confidence":
+        raise ValueError(f"generate: the NPU commits by confidence; remasking={plan.remasking!r} is not lowered")
     if plan.temperature == 0 and noise is not None:
         raise ValueError("generate: noise given for a greedy plan (temperature 0)")
     if plan.temperature > 0 and noise is None:
@@ -130,26 +81,27 @@ def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodePlan, mask_id:
     tokens = np.array(prompt + [mask_id] * plan.gen_length, np.int32)
     stepper.start(tokens)
     result = Generation(tokens)
-    steps_per_block = plan.steps // plan.num_blocks
     tau = tau_default if plan.threshold is None else plan.threshold
     for block in range(plan.num_blocks):
         start = len(prompt) + block * plan.block_length
         end = start + plan.block_length
         masks = int((tokens[start:end] == mask_id).sum())
-        schedule = [masks // steps_per_block + (s < masks % steps_per_block) for s in range(steps_per_block)]
+        schedule = transfer_schedule(torch.tensor([masks]), plan.steps_per_block)[0].tolist()
         step = 0
         while (tokens[start:end] == mask_id).any():
             if step >= plan.block_length:
                 raise RuntimeError(f"block {block} still has masks after {step} steps (a step committed nothing)")
-            q0, length = query_window(plan.cache, step, start, end, seq_len)
+            query = query_range(plan.cache, step, start, end, seq_len)
+            q0, length = query[0], query[1] - query[0]
             k = schedule[step] if plan.threshold is None else 0
             g = None if noise is None else noise.draw(plan.block_length, stepper.shapes.model.vocab_size)
             began = time.perf_counter()
             out, executed = stepper.step(length, plan.block_length, q0, start - q0, k, tau,
                                          temperature=plan.temperature, noise=g)
             tokens[start:end] = out.tokens
-            result.records.append(StepRecord(block, step, q0, length, k, out.committed.copy(),
-                                              out.confidence.copy(), time.perf_counter() - began, executed))
+            result.records.append(StepRecord(block, step, query, committed=out.committed.copy(),
+                                             confidence=out.confidence.copy(), k=k,
+                                             seconds=time.perf_counter() - began, instructions=executed))
             step += 1
     return result
 

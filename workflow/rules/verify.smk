@@ -17,7 +17,7 @@ rule verify_compiled:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "python -m npu.runtime.verify --checkpoint $(dirname {input.weights}) --npu {params.npus} "
+        "python -m npu.check.verify --checkpoint $(dirname {input.weights}) --npu {params.npus} "
         "--prompts {params.prompts} --out {output.report} > {log} 2>&1"
 
 

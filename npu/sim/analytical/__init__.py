@@ -3,7 +3,6 @@
 - `estimate_program(program, config)`: a program's cycles, per-operator and per-unit time and
   energy from its dynamic instruction counts x the cycle simulator's per-instruction costs,
   overlapped per `wait`-delimited segment (segments.py, program.py);
-- `crossvalidate(program, config)`: that estimate against the cycle-accurate simulator;
 - `NpuStepModel(config).step(model, StepShape(...))`: every operator of a denoising step in
   closed form, as npu/compiler lowers it - microseconds per step, for design-space sweeps;
 - `DeviceModel(spec).step(...)`: roofline model of the PyTorch reference on a GPU (A6000, A100,
@@ -14,7 +13,6 @@ docs/analytical.md describes the equations and the measured errors.
 """
 
 from npu.sim.analytical.costs import OperatorCost, StepCost, roofline_bound
-from npu.sim.analytical.crossval import CrossValidation, CrossValidationRow, crossvalidate
 from npu.sim.analytical.devices import A100, A6000, GPU_PRESETS, H100, DeviceModel, DeviceSpec
 from npu.sim.analytical.generation import GenerationReport, GenerationSetup, generation_report, step_schedule
 from npu.sim.analytical.npu_ops import NpuStepModel
@@ -30,9 +28,9 @@ from npu.sim.analytical.program import (
 from npu.sim.analytical.stages import device_validation_stage, gpu_baselines_stage, simulate_analytical_stage
 
 __all__ = [
-    "A100", "A6000", "GPU_PRESETS", "H100", "CountProfile", "CrossValidation", "CrossValidationRow", "DeviceModel",
+    "A100", "A6000", "GPU_PRESETS", "H100", "CountProfile", "DeviceModel",
     "DeviceSpec", "DmaTransfer", "GenerationReport", "GenerationSetup", "NpuStepModel", "Operator", "OperatorCost",
-    "ProgramEstimate", "StepCost", "StepShape", "comment_regions", "crossvalidate", "device_validation_stage",
+    "ProgramEstimate", "StepCost", "StepShape", "comment_regions", "device_validation_stage",
     "estimate_counts", "estimate_program", "generation_report", "gpu_baselines_stage", "operators_from_graph",
     "roofline_bound", "simulate_analytical_stage", "step_operators", "step_schedule",
 ]

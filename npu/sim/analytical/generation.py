@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from npu.models.decoding import DecodeConfig
+from npu.models.decoding import DecodeConfig, steps_by_query_length
 from npu.models.transformer import ModelConfig
 from npu.sim.analytical.costs import StepCost
 from npu.sim.analytical.operators import StepShape
@@ -64,26 +64,11 @@ class GenerationSetup:
 
 
 def step_schedule(setup: GenerationSetup) -> list[tuple[StepShape, float]]:
-    """(shape, how many steps of it) for the whole generation, refresh steps first per block."""
+    """(shape, how many steps of it) for the whole generation, refresh steps first per block
+    (the query windows of npu.models.decoding.steps_by_query_length)."""
     decode = setup.decode
-    length, block = setup.sequence_length, decode.block_length
-    rule = "topk" if decode.threshold is None else "threshold"
-    per_block = setup.steps_per_block
-    schedule: dict[StepShape, float] = {}
-
-    def add(shape: StepShape, count: float) -> None:
-        if count > 0:
-            schedule[shape] = schedule.get(shape, 0.0) + count
-
-    for index in range(decode.num_blocks):
-        start = setup.prompt_length + index * block
-        if decode.cache == "none":
-            add(StepShape("none", length, length, block, rule), per_block)
-            continue
-        add(StepShape(decode.cache, length, length, block, rule), 1.0)
-        query = length - start if decode.cache == "prefix" else block
-        add(StepShape(decode.cache, query, length, block, rule), per_block - 1.0)
-    return list(schedule.items())
+    return [(StepShape(decode.cache, query, setup.sequence_length, decode.block_length, decode.sampling), count)
+            for query, count in steps_by_query_length(decode, setup.prompt_length, setup.steps_per_block)]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 from npu.hw.config import NPUConfig, load_npu_config
 from npu.io import atomic_write_with, write_tsv
 from npu.isa.assembler import Program, assemble
-from npu.sim.analytical.crossval import UNIT_CLASSES, crossvalidate
+from npu.check.crossval import UNIT_CLASSES, crossvalidate
 from npu.sim.analytical.program import comment_regions
 from npu.sim.cycle.simulator import CycleSimulator
 from npu.sim.cycle.stats import CycleStats

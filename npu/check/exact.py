@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from npu.check.prompts import task_prompts
 from npu.compiler.kv_quant import KVQuant
 from npu.hw.config import load_npu_config
 from npu.io import write_tsv
@@ -27,11 +28,18 @@ from npu.models.checkpoint import load_checkpoint
 from npu.models.decoding import DecodeConfig
 from npu.models.decoding import generate as torch_generate
 from npu.models.tasks import get_task
+from npu.quant.baos import BaosOptions
 from npu.quant.methods import make_cache_factory
 from npu.quant.npu_numerics import with_npu_numerics
 from npu.quant.observe import observe_queries
+from npu.runtime.generate import ReferenceStepper, generate
 
 EXACT_BITS = (8, 4)  # MX widths the DMA stores (npu.compiler.kv_quant)
+
+
+def baos_options(kv: KVQuant) -> BaosOptions:
+    """The accuracy simulator's equivalent of the compiler's BAOS KV (method 'baos-mxint' at kv.bits)."""
+    return BaosOptions(storage="mxint", alphas=kv.alphas)
 
 
 def fast_simulator_tokens(npu_model, prompts: np.ndarray, decode: DecodeConfig, kv: KVQuant | None) -> np.ndarray:
@@ -40,7 +48,7 @@ def fast_simulator_tokens(npu_model, prompts: np.ndarray, decode: DecodeConfig, 
     if kv is None:
         factory = make_cache_factory("bf16", 16, decode=decode)
     else:
-        options = kv.baos_options()
+        options = baos_options(kv)
         factory = make_cache_factory("baos-mxint", kv.bits, decode=decode, alphas=options.alphas)
     with observe_queries(npu_model):  # BAOS's alpha search weighs key errors by the queries
         result = torch_generate(npu_model, torch.as_tensor(prompts, dtype=torch.long), decode, cache_factory=factory)
@@ -49,13 +57,10 @@ def fast_simulator_tokens(npu_model, prompts: np.ndarray, decode: DecodeConfig, 
 
 def exact_tokens(model, npu_name: str, prompts: np.ndarray, decode: DecodeConfig, kv: KVQuant | None) -> np.ndarray:
     """Tokens decoded by the NPU-arithmetic reference, prompt by prompt."""
-    from npu.runtime.generate import DecodePlan, ReferenceStepper, generate
-
     cfg = model.config
-    plan = DecodePlan(decode.gen_length, decode.block_length, decode.steps, decode.cache, decode.threshold)
     stepper = ReferenceStepper(cfg, weights_from_model(model), load_npu_config(npu_name),
-                               prompts.shape[1] + decode.gen_length, plan.sampling, kv)
-    return np.stack([generate(stepper, prompt, plan, cfg.mask_token_id).tokens for prompt in prompts])
+                               prompts.shape[1] + decode.gen_length, decode.sampling, kv)
+    return np.stack([generate(stepper, prompt, decode, cfg.mask_token_id).tokens for prompt in prompts])
 
 
 def exact_accuracy(label: str, checkpoint_dir: str | Path, npu_name: str, bits: tuple[int, ...], n_prompts: int,
@@ -70,7 +75,7 @@ def exact_accuracy(label: str, checkpoint_dir: str | Path, npu_name: str, bits: 
     if unsupported:
         raise ValueError(f"exact mode: BAOS-MXINT{unsupported[0]} has no DMA format; widths: {EXACT_BITS}")
     decode = DecodeConfig(**{**preset["decoding"], "cache": "dual"})
-    prompts, answers = (t.numpy().astype(np.int32) for t in task.sample(n_prompts, torch.Generator().manual_seed(seed)))
+    prompts, answers = task_prompts(task, n_prompts, seed)
     npu_model = with_npu_numerics(model, load_npu_config(npu_name))
     rows = []
     for method, width, kv in [("bf16", 16, None), *(("baos-mxint", b, KVQuant(b)) for b in bits)]:

@@ -1,6 +1,6 @@
 """Verification of BAOS KV quantization on the NPU: compiled tokens vs the accuracy simulator.
 
-    python -m npu.runtime.verify --checkpoint CKPT --kv baos-mxint4 --npu dnpu-cloud --prompts 20
+    python -m npu.check.verify --checkpoint CKPT --kv baos-mxint4 --npu dnpu-cloud --prompts 20
 
 For each (machine, commit rule) it decodes the task's prompts with the dual cache three ways:
 compiled programs with BAOS KV (`Shapes.kv_quant`) on the functional simulator, the same steps
@@ -19,15 +19,16 @@ import time
 
 import numpy as np
 
+from npu.check.exact import baos_options, fast_simulator_tokens
+from npu.check.prompts import task_prompts
 from npu.compiler.kv_quant import KVQuant
 from npu.hw.config import load_npu_config
 from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
 from npu.models.decoding import DecodeConfig
 from npu.models.tasks import get_task
-from npu.quant.exact import fast_simulator_tokens
 from npu.quant.npu_numerics import with_npu_numerics
-from npu.runtime.generate import DecodePlan, ReferenceStepper, SimulatorStepper, generate
+from npu.runtime.generate import ReferenceStepper, SimulatorStepper, generate
 
 
 def _first_difference(got: np.ndarray, want: np.ndarray, prompt_length: int, block_length: int) -> dict:
@@ -39,8 +40,6 @@ def _first_difference(got: np.ndarray, want: np.ndarray, prompt_length: int, blo
 def verify_kv(checkpoint: str, npu_names: list[str], rules: list[str], n_prompts: int, kv: KVQuant,
               seed: int = 1234, threshold: float = 0.9, compare_bf16: bool = False, log=print) -> dict:
     """Agreement counts of compiled BAOS generation with the reference and the accuracy simulator."""
-    from npu.runtime.verify import task_prompts
-
     model, meta = load_checkpoint(checkpoint)
     cfg = model.config
     preset = meta["extra"]["preset"]
@@ -51,18 +50,17 @@ def verify_kv(checkpoint: str, npu_names: list[str], rules: list[str], n_prompts
     prompt_length = prompts.shape[1]
     seq_len = prompt_length + decoding["gen_length"]
     report = {"checkpoint": str(checkpoint), "model": cfg.name, "prompts": n_prompts, "seed": seed,
-              "kv": kv.name, "alphas": list(kv.alphas), "baos_options": repr(kv.baos_options()), "decoding": decoding,
+              "kv": kv.name, "alphas": list(kv.alphas), "baos_options": repr(baos_options(kv)), "decoding": decoding,
               "runs": []}
     for npu_name in npu_names:
         npu = load_npu_config(npu_name)
         npu_model = with_npu_numerics(model, npu)
         for rule in rules:
             tau = threshold if rule == "threshold" else None
-            plan = DecodePlan(decoding["gen_length"], decoding["block_length"], decoding["steps"], "dual", tau)
-            decode = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache="dual",
-                                  threshold=tau)
+            plan = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache="dual",
+                                threshold=tau)
             began = time.perf_counter()
-            want = fast_simulator_tokens(npu_model, prompts, decode, kv)
+            want = fast_simulator_tokens(npu_model, prompts, plan, kv)
             sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling, kv)
             ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling, kv)
             run = {"npu": npu_name, "rule": rule, "prompts": n_prompts, "identical_to_reference": 0,
@@ -82,7 +80,7 @@ def verify_kv(checkpoint: str, npu_names: list[str], rules: list[str], n_prompts
             run["task_accuracy"] = correct / n_prompts
             if compare_bf16:
                 plain = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
-                bf16 = fast_simulator_tokens(npu_model, prompts, decode, None)
+                bf16 = fast_simulator_tokens(npu_model, prompts, plan, None)
                 run["bf16_identical_to_accuracy_sim"] = sum(
                     bool((generate(plain, p, plan, cfg.mask_token_id).tokens == w).all()) for p, w in zip(prompts, bf16))
             run["seconds"] = round(time.perf_counter() - began, 1)

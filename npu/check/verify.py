@@ -4,11 +4,11 @@ A generation counts as identical when every step has the same window, commits an
 bits and the final tokens agree (`generation_difference`); the report keeps the first few
 differences.
 
-    python -m npu.runtime.verify --checkpoint /tmp/ckpt-sort --prompts 50 \
+    python -m npu.check.verify --checkpoint /tmp/ckpt-sort --prompts 50 \
         --npu dnpu-cloud dnpu-edge ar-npu --cache none prefix dual --rule topk threshold \
         --out results/verify-tiny-sort.json
 
-`--kv baos-mxint4` (with `--kv-alpha`) runs npu.runtime.verify_kv instead: the dual cache with
+`--kv baos-mxint4` (with `--kv-alpha`) runs npu.check.verify_kv instead: the dual cache with
 BAOS KV quantization, compiled vs reference vs the accuracy simulator's BaosKVCache.
 
 `--temperature T` (> 0) decodes with Gumbel-max sampling; prompt i draws its noise with seed
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from npu.check.prompts import task_prompts
 from npu.compiler.context import StepSpec
 from npu.compiler.layout import Shapes, pack_weights, reference_weights
 from npu.compiler.reference import ReferenceState, reference_step
@@ -39,13 +40,9 @@ from npu.hw.config import load_npu_config
 from npu.io import atomic_write_text
 from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
+from npu.models.decoding import DecodeConfig
 from npu.models.tasks import get_task
-from npu.runtime.generate import DecodePlan, ReferenceStepper, SimulatorStepper, generate, generation_difference
-
-
-def task_prompts(task, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    prompts, answers = task.sample(n, torch.Generator().manual_seed(seed))
-    return prompts.numpy().astype(np.int32), answers.numpy().astype(np.int32)
+from npu.runtime.generate import ReferenceStepper, SimulatorStepper, generate, generation_difference
 
 
 def logits_error(model, npu_name: str, prompt: np.ndarray, gen_length: int) -> float:
@@ -85,8 +82,8 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
         log(f"{npu_name}: NPU-arithmetic logits vs float32: max rel error {error:.2e}")
         for cache in caches:
             for rule in rules:
-                plan = DecodePlan(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache,
-                                  threshold if rule == "threshold" else None, temperature=temperature)
+                plan = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache,
+                                    threshold=threshold if rule == "threshold" else None, temperature=temperature)
                 sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
                 ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
                 began, agree, correct, steps, instructions, differences = time.perf_counter(), 0, 0, 0, 0, []
@@ -126,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--temperature", type=float, default=0.0,
                         help="Gumbel-max sampling temperature (0: greedy argmax)")
-    parser.add_argument("--kv", help="KV quantization, e.g. baos-mxint4 (dual cache, see npu.runtime.verify_kv)")
+    parser.add_argument("--kv", help="KV quantization, e.g. baos-mxint4 (dual cache, see npu.check.verify_kv)")
     parser.add_argument("--kv-alpha", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
                         help="BAOS smoothing strength(s): one = fixed, several = chosen per (layer, head) at each "
                              "refresh (default: BaosOptions()'s 0 0.25 0.5 0.75)")
@@ -136,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--temperature {args.temperature} must be >= 0")
     if args.kv:
         from npu.compiler.kv_quant import KVQuant
-        from npu.runtime.verify_kv import verify_kv
+        from npu.check.verify_kv import verify_kv
 
         if args.temperature:
             parser.error("--kv runs greedy decoding; drop --temperature")
