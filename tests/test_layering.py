@@ -62,14 +62,7 @@ SITS_ON: dict[str, tuple[str, ...]] = {
 # Imports that break the layers today and are being moved by parallel work (issue 11); each
 # entry is (importing module, imported module). Empty it, do not extend it.
 PENDING_MOVES: set[tuple[str, str]] = {
-    # latency / energy / DRAM cost pieces move from npu.sim.cycle to npu.sim.cost
-    ("npu.sim.analytical.program", "npu.sim.cycle.energy"),
-    ("npu.sim.analytical.program", "npu.sim.cycle.latency"),
-    ("npu.sim.analytical.segments", "npu.sim.cycle.dram"),
-    ("npu.sim.analytical.segments", "npu.sim.cycle.latency"),
     # npu_ops.py and synthetic.py are deleted (the analytical model costs compiled programs)
-    ("npu.sim.analytical.npu_ops", "npu.sim.cycle.energy"),
-    ("npu.sim.analytical.npu_ops", "npu.sim.cycle.latency"),
     ("npu.sim.analytical.synthetic", "npu.kernels.sampling"),
     # stage functions move into the npu/stages/ package
     ("npu.quant.traffic", "npu.sim.analytical.generation"),
@@ -86,6 +79,7 @@ class Import:
     source: str  # importing module, e.g. "npu.runtime.generate"
     target: str  # imported module, e.g. "npu.compiler.layout"
     where: str  # "npu/runtime/generate.py:13"
+    type_only: bool = False  # under `if TYPE_CHECKING:`: never executed, so it cannot form a cycle
 
 
 def module_name(path: Path) -> str:
@@ -116,7 +110,11 @@ def imports_of(module: str, path: Path) -> Iterator[Import]:
     module, else as pkg."""
     known = modules()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    type_only = {id(inner) for node in ast.walk(tree)
+                 if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+                 for statement in node.body for inner in ast.walk(statement)}
+    for node in ast.walk(tree):
         where = f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
@@ -132,7 +130,7 @@ def imports_of(module: str, path: Path) -> Iterator[Import]:
             continue
         for target in targets:
             if target == "npu" or target.startswith("npu."):
-                yield Import(module, target, where)
+                yield Import(module, target, where, id(node) in type_only)
 
 
 @cache
@@ -183,10 +181,11 @@ def test_pending_moves_are_still_needed() -> None:
 
 
 def import_cycles() -> list[list[Import]]:
-    """One cycle (as its chain of imports) per strongly connected group of modules (Tarjan)."""
+    """One cycle (as its chain of imports) per strongly connected group of modules (Tarjan).
+    Imports for type hints only (`if TYPE_CHECKING:`) are left out: they never run."""
     edges: dict[str, dict[str, Import]] = {}
     for imp in all_imports():
-        if imp.source != imp.target:
+        if imp.source != imp.target and not imp.type_only:
             edges.setdefault(imp.source, {}).setdefault(imp.target, imp)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
