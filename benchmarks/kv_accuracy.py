@@ -23,7 +23,8 @@ import torch
 from npu.io import atomic_write_text
 from npu.quant.accuracy import DEFAULT_BITS, DEFAULT_CACHE_MODES, DEFAULT_METHODS, SampleSizes, accuracy_markdown
 from npu.quant.outliers import OutlierSpec
-from npu.quant.stages import ModelSource, ablation_stage, accuracy_stage, kv_analysis_stage
+from npu.quant.experiments import ModelSource
+from npu.stages.quantize import ablation_stage, accuracy_stage, kv_analysis_stage
 
 
 def _labelled(values: list[str]) -> dict[str, str]:
