@@ -186,9 +186,10 @@ def _run_quantization(args) -> None:
         return
     if args.stage == "kv-traffic":
         from npu.quant.traffic import kv_traffic_stage
+        from npu.runtime.lowering import step_program
 
         kv_traffic_stage(args.npu, tuple(args.models), tuple(args.methods), tuple(args.bits), args.out,
-                         tuple(args.cache_modes))
+                         step_program, tuple(args.cache_modes))
         return
     torch.set_num_threads(args.threads)
     sources = _kv_sources(args)
@@ -253,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.stage == "compile":
             stages.compile_stage(args.npu, args.ir_dir, args.out_dir)
         elif args.stage == "simulate-analytical":
+            from npu.runtime.lowering import step_program
             from npu.sim.analytical.stages import simulate_analytical
 
-            simulate_analytical(args.npu, args.model, args.out)
+            simulate_analytical(args.npu, args.model, args.out, step_program)
         elif args.stage == "simulate-cycle":
             from npu.sim.analytical.stages import generation_recipe
             from npu.sim.cycle.stages import simulate_cycle_stage

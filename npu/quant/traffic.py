@@ -7,6 +7,8 @@ preset). A KV method changes only how many bits each of those elements takes, so
 the bf16 traffic scaled by `kv_element_bits(method, bits) / 16` (npu.quant.storage: scales and
 zero points included). KIVI keeps the current block in bf16: that share of the writes stays at
 16 bits. The rest of the generation's DRAM traffic (weights, activations, logits) is unchanged.
+The model costs compiled programs; npu.quant does not import the compiler, so the caller passes
+the lowering in (npu.runtime.lowering.step_program).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from npu.io import write_tsv
 from npu.quant.methods import get_method
 from npu.quant.storage import DEFAULT_GROUP, channel_group, kv_element_bits
 from npu.sim.analytical.generation import step_schedule
-from npu.sim.analytical.npu_ops import NpuStepModel
+from npu.sim.analytical.npu_ops import Lowering, NpuStepModel
 from npu.sim.analytical.stages import model_scenarios
 
 KV_OPERATOR_KINDS = ("attention", "kv_write")
@@ -36,13 +38,13 @@ def kv_traffic_of_generation(machine: NpuStepModel, model, setup) -> dict:
 
 
 def kv_traffic_rows(npu_name: str, model_names: tuple[str, ...], methods: tuple[str, ...],
-                    bits: tuple[int, ...], caches: tuple[str, ...] = ("prefix", "dual")) -> list[dict]:
+                    bits: tuple[int, ...], lower: Lowering, caches: tuple[str, ...] = ("prefix", "dual")) -> list[dict]:
     """One row per (model, cache mode, method, bits) of the top-k generation of each model."""
     config = load_npu_config(npu_name)
     if config.formats.kv_cache != "bf16":
         raise ValueError(f"{config.source}: formats.kv_cache is {config.formats.kv_cache!r}; the KV traffic "
                          "table scales bf16 traffic and needs a preset that stores K/V in bf16")
-    machine = NpuStepModel(config)
+    machine = NpuStepModel(config, lower)
     rows = []
     for name in model_names:
         model, setups = model_scenarios(name, caches=caches)
@@ -72,7 +74,7 @@ def kv_traffic_rows(npu_name: str, model_names: tuple[str, ...], methods: tuple[
 
 
 def kv_traffic_stage(npu_name: str, model_names: tuple[str, ...], methods: tuple[str, ...], bits: tuple[int, ...],
-                     out_tsv, caches: tuple[str, ...] = ("prefix", "dual")):
-    """Write the KV traffic table (see the module docstring)."""
-    return write_tsv(out_tsv, kv_traffic_rows(npu_name, model_names, methods, bits, caches))
+                     out_tsv, lower: Lowering, caches: tuple[str, ...] = ("prefix", "dual")):
+    """Write the KV traffic table (see the module docstring), costed on the programs `lower` compiles."""
+    return write_tsv(out_tsv, kv_traffic_rows(npu_name, model_names, methods, bits, lower, caches))
 

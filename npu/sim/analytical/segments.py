@@ -508,11 +508,13 @@ class SegmentTotals:
     actions: Counter = field(default_factory=Counter)
     resources: Counter = field(default_factory=Counter)
     by_label_resources: dict[str, Counter] = field(default_factory=dict)
+    by_label_actions: dict[str, Counter] = field(default_factory=dict)  # energy actions per label
 
     def copy(self) -> "SegmentTotals":
         return SegmentTotals(self.cycles, Counter(self.by_label), Counter(self.unit_busy), Counter(self.unit_ops),
                              self.instructions, Counter(self.actions), Counter(self.resources),
-                             {label: Counter(r) for label, r in self.by_label_resources.items()})
+                             {label: Counter(r) for label, r in self.by_label_resources.items()},
+                             {label: Counter(a) for label, a in self.by_label_actions.items()})
 
     def add_scaled(self, after: "SegmentTotals", before: "SegmentTotals", times: int) -> None:
         """self += times x (after - before): extrapolates repetitions of a group."""
@@ -522,11 +524,13 @@ class SegmentTotals:
             mine, new, old = getattr(self, name), getattr(after, name), getattr(before, name)
             for key in new:
                 mine[key] += times * (new[key] - old.get(key, 0))
-        for label, new in after.by_label_resources.items():
-            old = before.by_label_resources.get(label, Counter())
-            mine = self.by_label_resources.setdefault(label, Counter())
-            for key in new:
-                mine[key] += times * (new[key] - old.get(key, 0))
+        for per_label in ("by_label_resources", "by_label_actions"):
+            mine_by_label, old_by_label = getattr(self, per_label), getattr(before, per_label)
+            for label, new in getattr(after, per_label).items():
+                old = old_by_label.get(label, Counter())
+                mine = mine_by_label.setdefault(label, Counter())
+                for key in new:
+                    mine[key] += times * (new[key] - old.get(key, 0))
 
 
 class SegmentClock:
@@ -592,8 +596,10 @@ class SegmentClock:
             totals.unit_busy[unit] += work.busy * segment.count
             totals.unit_ops[unit] += work.ops * segment.count
         totals.instructions += segment.instructions * segment.count
+        label_actions = totals.by_label_actions.setdefault(segment.label, Counter())
         for action, amount in segment.actions.items():
             totals.actions[action] += amount * segment.count
+            label_actions[action] += amount * segment.count
         label_resources = totals.by_label_resources.setdefault(segment.label, Counter())
         for resource, amount in segment.resources.items():
             totals.resources[resource] += amount * segment.count

@@ -24,8 +24,8 @@ from npu.sim.analytical.baselines import (
     sampling_share_sweep,
 )
 from npu.sim.analytical.devices import GPU_PRESETS, DeviceModel
-from npu.sim.analytical.generation import GenerationSetup, generation_report
-from npu.sim.analytical.npu_ops import NpuStepModel
+from npu.sim.analytical.generation import GenerationSetup, generation_report, unavailable_report
+from npu.sim.analytical.npu_ops import Lowering, NpuStepModel
 
 NPU_PRESETS = ("dnpu-cloud", "dnpu-edge", "ar-npu")
 MODELS = ("tiny-sort", "tiny-add", "tiny-text", "llada-8b", "dream-7b")
@@ -70,23 +70,36 @@ def model_scenarios(name: str, threshold_tokens_per_step: float = 2.5,
     return model, setups
 
 
-def simulate_analytical_stage(out_dir: str | Path, npus: tuple[str, ...] = NPU_PRESETS,
+def simulate_analytical_stage(out_dir: str | Path, lower: Lowering, npus: tuple[str, ...] = NPU_PRESETS,
                               models: tuple[str, ...] = MODELS, threshold_tokens_per_step: float = 2.5) -> list[Path]:
     """Write out_dir/<npu>__<model>.tsv: one row per (cache mode, commit rule) generation."""
     out_dir = Path(out_dir)
-    return [simulate_analytical(npu_name, model_name, out_dir / f"{npu_name}__{model_name}.tsv", threshold_tokens_per_step)
+    return [simulate_analytical(npu_name, model_name, out_dir / f"{npu_name}__{model_name}.tsv", lower,
+                                threshold_tokens_per_step)
             for npu_name in npus for model_name in models]
 
 
-def simulate_analytical(npu_name: str, model_name: str, out: str | Path, threshold_tokens_per_step: float = 2.5) -> Path:
-    """One (NPU, model) table: a row per (cache mode, commit rule) generation."""
-    machine = NpuStepModel(load_npu_config(npu_name))
+def simulate_analytical(npu_name: str, model_name: str, out: str | Path, lower: Lowering,
+                        threshold_tokens_per_step: float = 2.5) -> Path:
+    """One (NPU, model) table: a row per (cache mode, commit rule) generation, costed on the
+    programs `lower` compiles (npu.runtime.lowering.step_program). A generation with a step the
+    machine cannot run (activations beyond its SRAM) gets NaN figures and the reason in `status`."""
+    machine = NpuStepModel(load_npu_config(npu_name), lower)
     model, setups = model_scenarios(model_name, threshold_tokens_per_step)
     shared: dict = {}
-    rows = [generation_report(machine, model, setup, shared).row() for setup in setups]
+    rows = [_generation_row(machine, model, setup, shared) for setup in setups]
     print(f"analytical {npu_name} {model_name}: " + ", ".join(
         f"{r['cache']}/{r['rule']} {r['tokens_per_s']:.3g} tok/s" for r in rows), file=sys.stderr)
     return write_tsv(out, rows)
+
+
+def _generation_row(machine: NpuStepModel, model: ModelConfig, setup: GenerationSetup, shared: dict) -> dict:
+    """generation_report's row plus `status`: "ok", or why a step of it does not compile."""
+    try:
+        return {**generation_report(machine, model, setup, shared).row(), "status": "ok"}
+    except ValueError as error:  # the compiler's CompileError: the step does not fit this machine
+        report = unavailable_report(machine, model, setup)
+        return {**report.row(), "status": "not compilable: " + " ".join(str(error).split())}
 
 
 def gpu_baselines_stage(out_dir: str | Path, models: tuple[str, ...] = ("llada-8b", "dream-7b"),
