@@ -62,8 +62,6 @@ SITS_ON: dict[str, tuple[str, ...]] = {
 # Imports that break the layers today and are being moved by parallel work (issue 11); each
 # entry is (importing module, imported module). Empty it, do not extend it.
 PENDING_MOVES: set[tuple[str, str]] = {
-    # npu_ops.py and synthetic.py are deleted (the analytical model costs compiled programs)
-    ("npu.sim.analytical.synthetic", "npu.kernels.sampling"),
     # stage functions move into the npu/stages/ package
     ("npu.quant.traffic", "npu.sim.analytical.generation"),
     ("npu.quant.traffic", "npu.sim.analytical.npu_ops"),
