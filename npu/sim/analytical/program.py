@@ -36,6 +36,7 @@ from npu.sim.functional.simulator import HALT
 from npu.sim.analytical.segments import (
     DMA_CHUNK_BYTES,
     MATRIX_OPS,
+    CostCache,
     DramPipe,
     Segment,
     SegmentBuilder,
@@ -205,7 +206,8 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
     region = regions or region_lookup(program)
     pipe = DramPipe.for_config(config, dma_chunk_bytes)
     issuer = DataIssuer(functional, config.mlen)
-    builder = SegmentBuilder(config, params=params, pipe=pipe)
+    costs = CostCache(config, params or config.technology.latency, pipe.chunk_bytes)
+    builder = SegmentBuilder(config, params=params, pipe=pipe, costs=costs)
     pc, executed = 0, 0
     while executed < max_instructions:
         item = decoded[pc] if pc < len(decoded) else None
@@ -219,7 +221,7 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
             if name == "wait":
                 builder.label = region(pc)
                 yield builder.close(item.waits)
-                builder = SegmentBuilder(config, params=params, pipe=pipe,
+                builder = SegmentBuilder(config, params=params, pipe=pipe, costs=costs,
                                          matrix_busy="matrix" not in item.waits and builder.units["matrix"].ops > 0)
             elif name == "halt":
                 builder.label = region(pc)

@@ -40,7 +40,7 @@ from npu.sim.analytical.program import (
     estimate_segments,
     region_lookup,
 )
-from npu.sim.analytical.segments import DMA_CHUNK_BYTES, DramPipe, SegmentBuilder, SegmentGroup
+from npu.sim.analytical.segments import DMA_CHUNK_BYTES, CostCache, DramPipe, SegmentBuilder, SegmentGroup
 from npu.sim.functional import FunctionalSimulator
 
 MAX_PERIOD = 8  # longest repeating pattern of loop iterations looked for (GQA: query heads per KV head)
@@ -61,6 +61,7 @@ class _Walk:
         self.int_memory = functional.int_sram.data
         self.issuer = DataIssuer(functional, config.mlen)
         self.config, self.params, self.pipe, self.region = config, params, pipe, region
+        self.costs = CostCache(config, params or config.technology.latency, pipe.chunk_bytes)
         self.items: list = []
         self.builder = self._builder(False)
         # prefix counts: does [start, end) hold a wait (or halt) / an INT SRAM store?
@@ -72,7 +73,8 @@ class _Walk:
         self.waits, self.stores = waits, stores
 
     def _builder(self, matrix_busy: bool) -> SegmentBuilder:
-        return SegmentBuilder(self.config, params=self.params, pipe=self.pipe, matrix_busy=matrix_busy)
+        return SegmentBuilder(self.config, params=self.params, pipe=self.pipe, matrix_busy=matrix_busy,
+                              costs=self.costs)
 
     # ---- straight-line code ------------------------------------------------------------------
     def walk(self, pc: int, end: int) -> None:
