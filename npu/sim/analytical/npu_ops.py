@@ -24,7 +24,8 @@ machine runs it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 from npu.hw.config import NPUConfig
 from npu.hw.technology import EnergyTable, LatencyParameters
@@ -53,6 +54,9 @@ class NpuStepModel:
     lower: Lowering
     params: LatencyParameters | None = None  # None: the technology of `config`
     energy: EnergyTable | None = None
+    # program digest -> its totals: shapes the compiler lowers to the same program (a cache
+    # refresh step and a step without cache over the same sequence) are walked once
+    _known: dict[str, SegmentTotals] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -68,7 +72,11 @@ class NpuStepModel:
 
     def program_totals(self, program: Program) -> SegmentTotals:
         """The program's cycles, actions and resources, in total and per region label."""
-        return SegmentClock(self.config).run(static_segments(program, self.config, params=self.params))
+        digest = hashlib.sha256(program.words.tobytes() + repr(sorted(program.labels.items())).encode()).hexdigest()
+        if digest not in self._known:
+            self._known[digest] = SegmentClock(self.config).run(static_segments(program, self.config,
+                                                                                params=self.params))
+        return self._known[digest]
 
     def operator_costs(self, model: ModelConfig, shape: StepShape) -> list[OperatorCost]:
         """The cost of every operator region of the compiled step, in program order."""

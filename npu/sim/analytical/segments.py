@@ -541,27 +541,20 @@ class SegmentTotals:
     by_label_resources: dict[str, Counter] = field(default_factory=dict)
     by_label_actions: dict[str, Counter] = field(default_factory=dict)  # energy actions per label
 
-    def copy(self) -> "SegmentTotals":
-        return SegmentTotals(self.cycles, Counter(self.by_label), Counter(self.unit_busy), Counter(self.unit_ops),
-                             self.instructions, Counter(self.actions), Counter(self.resources),
-                             {label: Counter(r) for label, r in self.by_label_resources.items()},
-                             {label: Counter(a) for label, a in self.by_label_actions.items()})
-
-    def add_scaled(self, after: "SegmentTotals", before: "SegmentTotals", times: int) -> None:
-        """self += times x (after - before): extrapolates repetitions of a group."""
-        self.cycles += times * (after.cycles - before.cycles)
-        self.instructions += times * (after.instructions - before.instructions)
+    def add_scaled(self, delta: "SegmentTotals", times: int) -> None:
+        """self += times x delta: extrapolates repetitions of a group (delta: one repetition)."""
+        self.cycles += times * delta.cycles
+        self.instructions += times * delta.instructions
         for name in ("by_label", "unit_busy", "unit_ops", "actions", "resources"):
-            mine, new, old = getattr(self, name), getattr(after, name), getattr(before, name)
-            for key in new:
-                mine[key] += times * (new[key] - old.get(key, 0))
+            mine = getattr(self, name)
+            for key, value in getattr(delta, name).items():
+                mine[key] += times * value
         for per_label in ("by_label_resources", "by_label_actions"):
-            mine_by_label, old_by_label = getattr(self, per_label), getattr(before, per_label)
-            for label, new in getattr(after, per_label).items():
-                old = old_by_label.get(label, Counter())
+            mine_by_label = getattr(self, per_label)
+            for label, counts in getattr(delta, per_label).items():
                 mine = mine_by_label.setdefault(label, Counter())
-                for key in new:
-                    mine[key] += times * (new[key] - old.get(key, 0))
+                for key, value in counts.items():
+                    mine[key] += times * value
 
 
 class SegmentClock:
@@ -644,9 +637,9 @@ class SegmentClock:
                 self.advance(item)
             elif item.count > 0:
                 self.run(item.items)
-                if item.count > 1:
-                    before = self.totals.copy()
+                if item.count > 1:  # the second pass, in steady state, accumulated on its own
+                    outer, self.totals = self.totals, SegmentTotals()
                     self.run(item.items)
-                    if item.count > 2:
-                        self.totals.add_scaled(self.totals.copy(), before, item.count - 2)
+                    repetition, self.totals = self.totals, outer
+                    self.totals.add_scaled(repetition, item.count - 1)
         return self.totals
