@@ -52,7 +52,7 @@ def _add_compile(sub) -> None:
 
 
 def _add_simulate_analytical(sub) -> None:
-    p = sub.add_parser("simulate-analytical", help="closed-form latency/energy of whole generations")
+    p = sub.add_parser("simulate-analytical", help="analytical latency/energy of whole generations, costed on compiled steps")
     p.add_argument("--npu", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True, type=Path)

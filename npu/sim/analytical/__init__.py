@@ -3,8 +3,9 @@
 - `estimate_program(program, config)`: a program's cycles, per-operator and per-unit time and
   energy from its dynamic instruction counts x the cycle simulator's per-instruction costs,
   overlapped per `wait`-delimited segment (segments.py, program.py);
-- `NpuStepModel(config).step(model, StepShape(...))`: every operator of a denoising step in
-  closed form, as npu/compiler lowers it - microseconds per step, for design-space sweeps;
+- `NpuStepModel(config, lower).step(model, StepShape(...))`: every operator of a denoising step,
+  costed on the program `lower` compiles (npu.runtime.lowering.step_program, injected: the
+  simulators do not import the compiler) by the static walk (static.py) - seconds per step;
 - `DeviceModel(spec).step(...)`: roofline model of the PyTorch reference on a GPU (A6000, A100,
   H100 presets) or on a CPU calibrated by microbenchmarks (validation.py);
 - `generation_report(machine, model, GenerationSetup(...))`: a whole dLLM generation;

@@ -19,8 +19,8 @@ for a full queue, so a unit's ops dispatch late behind another's), enters throug
 and `first_u`/`last_u`: the builder keeps a running estimate of each unit's op starts.
 
 `SegmentBuilder` accumulates one segment from instructions - a program trace feeds it one
-dynamic instruction at a time (npu.sim.analytical.program), an operator recipe feeds it loop
-bodies with trip counts (npu.sim.analytical.npu_ops); `SegmentClock` times segments in order.
+dynamic instruction at a time (npu.sim.analytical.program), the static walk feeds it loop bodies
+and extrapolates them (`repeat`; npu.sim.analytical.static); `SegmentClock` times segments in order.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ class SegmentBuilder:
 
     Dependencies are given as hashable keys: `reads`/`writes` of scalar registers (front-end
     scoreboard) and of vector rows (vector-unit stalls). A trace passes real register numbers
-    and addresses, a recipe passes names; `loop()` runs a body twice and extrapolates.
+    and addresses; `repeat()` runs a loop body until it is in steady state and extrapolates.
     """
 
     def __init__(self, config: NPUConfig, label: str = "", params: LatencyParameters | None = None,
@@ -432,7 +432,7 @@ class SegmentBuilder:
         else:
             self.dma(mnemonic, **kwargs)
 
-    # ---- loops (recipes) ---------------------------------------------------------------------
+    # ---- loops --------------------------------------------------------------------------
     def _snapshot(self) -> _Snapshot:
         units = self.units
         return _Snapshot(self.frontend, self.instructions, {u: s.busy for u, s in units.items()},
@@ -455,11 +455,6 @@ class SegmentBuilder:
         frontend = after.frontend - before.frontend
         return all(after.queue_clock[u] - before.queue_clock[u] <= frontend + 1e-6
                    for u in QUEUED_UNITS if after.ops[u] > before.ops[u])
-
-    def loop(self, count: int, body) -> None:
-        """A hardware loop: the `loopi` dispatch, then `body(self)` `count` times (see repeat)."""
-        self.control("loopi")
-        self.repeat(count, body)
 
     def repeat(self, count: int, body) -> None:
         """Run `body(self)` `count` times: for real until two passes move every clock alike (the
