@@ -3,13 +3,12 @@
 import pytest
 
 from npu.quant.storage import kv_element_bits
-from npu.quant.traffic import kv_traffic_rows
-from npu.runtime.lowering import step_program
+from npu.stages.quantize import kv_traffic_rows
 
 
 @pytest.fixture(scope="module")
 def rows():
-    table = kv_traffic_rows("dnpu-cloud", ("tiny-sort",), ("bf16", "int", "kivi", "baos-mxint"), (16, 4, 2), step_program)
+    table = kv_traffic_rows("dnpu-cloud", ("tiny-sort",), ("bf16", "int", "kivi", "baos-mxint"), (16, 4, 2))
     return {(r["cache"], r["method"], r["bits"]): r for r in table}
 
 
@@ -38,4 +37,4 @@ def test_the_table_refuses_a_preset_whose_kv_is_not_bf16(tmp_path):
     data["formats"]["kv_cache"] = "mxint8"
     (tmp_path / "mx.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ValueError, match="kv_cache"):
-        kv_traffic_rows(str(tmp_path / "mx.yaml"), ("tiny-sort",), ("int",), (4,), step_program)
+        kv_traffic_rows(str(tmp_path / "mx.yaml"), ("tiny-sort",), ("int",), (4,))

@@ -379,16 +379,14 @@ class FunctionalSimulator:
 
     def _guard_registers(self, ins: Instruction, inner: Handler) -> Handler:
         """Reading or overwriting a register the vector unit still owes is a sync error."""
-        accumulated = {"vsum": ("fd",), "vmaxr": ("fd",), "vargmax": ("fmax", "ridx")}.get(ins.mnemonic, ())
-        keys = set()
+        accumulated = ins.spec.accumulates  # the ISA table's registers the vector unit writes back
+        keys, owed = set(), set()
         for operand in ins.spec.fields:
             value = ins.operands[operand.name]
-            if operand.kind is Kind.INT_REG and value != 0 and operand.name not in accumulated:
-                keys.add(f"r{value}")
-            elif operand.kind is Kind.FP_REG and operand.name not in accumulated:
-                keys.add(f"f{value}")
-        owed = {f"{'f' if name.startswith('f') else 'r'}{ins.operands[name]}" for name in accumulated}
-        owed.discard("r0")
+            if operand.kind is Kind.INT_REG and value != 0:
+                (owed if operand.name in accumulated else keys).add(f"r{value}")
+            elif operand.kind is Kind.FP_REG:
+                (owed if operand.name in accumulated else keys).add(f"f{value}")
         pending = self.sync.registers
         if not keys and not owed:
             return inner
