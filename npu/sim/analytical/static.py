@@ -178,9 +178,15 @@ class _Walk:
             if advance is not None:
                 self._skip(states, period, advance, remaining // period)
                 return
-        self.unmatched += 1
+        self._run_for_state(count - done, start, end)
 
-    unmatched = 0  # loops whose skipped iterations' state could not be extrapolated (kept as left)
+    def _run_for_state(self, times: int, start: int, end: int) -> None:
+        """Run loop iterations whose cost `repeat` has already extrapolated, only for the machine
+        state they leave (it did not advance linearly): into a builder that is then dropped."""
+        costed, self.builder = self.builder, self._builder(False)
+        for _ in range(times):
+            self.walk(start, end)
+        self.builder = costed
 
     def _loop_with_waits(self, count: int, start: int, end: int, memory: bool) -> None:
         states, marks = [self._state(memory)], [len(self.items)]
