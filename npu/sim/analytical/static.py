@@ -46,11 +46,18 @@ from npu.sim.functional import FunctionalSimulator
 MAX_PERIOD = 8  # longest repeating pattern of loop iterations looked for (GQA: query heads per KV head)
 
 
+# The machine state a loop iteration advances: integer + address registers + the weight tile the
+# array holds (one int64 vector), and INT SRAM when the loop body stores to it.
+State = tuple[np.ndarray, "np.ndarray | None"]
+
+
 class _Halted(Exception):
-    pass
+    """The walk reached `halt`: the program's segments are complete."""
 
 
 class _Walk:
+    """One walk of a program in program order, collecting its segments and segment groups."""
+
     def __init__(self, program: Program, config: NPUConfig, params: LatencyParameters | None,
                  pipe: DramPipe, region: Callable[[int], str]):
         self.functional = functional = FunctionalSimulator(config, dram_size=64, check_sync=False)
@@ -78,6 +85,8 @@ class _Walk:
 
     # ---- straight-line code ------------------------------------------------------------------
     def walk(self, pc: int, end: int) -> None:
+        """Walk [pc, end): scalar and control instructions execute, data instructions are costed,
+        a `wait` closes the segment, a loop goes to `loop`."""
         decoded, handlers = self.decoded, self.handlers
         while pc < end:
             item = decoded[pc]
@@ -115,13 +124,14 @@ class _Walk:
                 pc = next_pc
 
     # ---- loops -------------------------------------------------------------------------------
-    def _state(self, memory: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _state(self, memory: bool) -> State:
+        """The state now (INT SRAM only if `memory`: copying it costs, and few loops store)."""
         tile = self.issuer.loaded_tile
         registers = np.array(self.regs + self.aregs + ([-1, 0] if tile is None else [tile[0], int(tile[1])]),
                              dtype=np.int64)
         return registers, (self.int_memory.astype(np.int64) if memory else None)
 
-    def _set_state(self, state: tuple[np.ndarray, np.ndarray | None]) -> None:
+    def _set_state(self, state: State) -> None:
         registers, memory = state
         n, m = len(self.regs), len(self.aregs)
         self.regs[:] = [int(v) for v in registers[:n]]
@@ -132,7 +142,7 @@ class _Walk:
             self.int_memory[:] = memory
 
     @staticmethod
-    def _advance(states: list, period: int):
+    def _advance(states: list[State], period: int) -> tuple[np.ndarray, np.ndarray | None] | None:
         """The per-`period` advance of the state if the last 2 x period iterations moved it alike."""
         if len(states) < 2 * period + 1:
             return None
@@ -147,7 +157,8 @@ class _Walk:
             return None
         return step, memory_step
 
-    def _skip(self, states: list, period: int, advance, periods: int) -> None:
+    def _skip(self, states: list[State], advance: tuple[np.ndarray, np.ndarray | None], periods: int) -> None:
+        """Set the state `periods` advances past the last one walked (the iterations skipped)."""
         step, memory_step = advance
         registers, memory = states[-1]
         registers = registers + periods * step
@@ -156,6 +167,7 @@ class _Walk:
         self._set_state((registers, memory))
 
     def loop(self, count: int, start: int, end: int) -> None:
+        """A hardware loop of `count` iterations over the body [start, end) (see the module doc)."""
         memory = self.stores[end] > self.stores[start]
         if self.waits[end] > self.waits[start]:
             self._loop_with_waits(count, start, end, memory)
@@ -176,7 +188,7 @@ class _Walk:
                 continue
             advance = self._advance(states, period)
             if advance is not None:
-                self._skip(states, period, advance, remaining // period)
+                self._skip(states, advance, remaining // period)
                 return
         self._run_for_state(count - done, start, end)
 
@@ -189,6 +201,8 @@ class _Walk:
         self.builder = costed
 
     def _loop_with_waits(self, count: int, start: int, end: int, memory: bool) -> None:
+        """A loop whose body closes segments: walk iterations until the last p repeat the p before
+        them, then one SegmentGroup for the middle ones; the last iteration is walked for real."""
         states, marks = [self._state(memory)], [len(self.items)]
         done = 0
         searching = True
@@ -211,12 +225,13 @@ class _Walk:
                 if advance is None:
                     continue
                 self.items.append(SegmentGroup(tuple(closed), periods))
-                self._skip(states, period, advance, periods)
+                self._skip(states, advance, periods)
                 done += periods * period
                 searching = False
                 break
 
     def run(self) -> list:
+        """Walk from pc 0 to `halt`; the segments and groups in program order."""
         try:
             self.walk(0, len(self.decoded))
         except _Halted:
