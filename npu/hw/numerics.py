@@ -666,6 +666,14 @@ def hw_tree_sum(x: np.ndarray) -> np.ndarray:
     return x[..., 0]
 
 
+def chained_row_sum(x: np.ndarray, vlen: int, start: np.ndarray | None = None) -> np.ndarray:
+    """A chain of `vsum`s over the VLEN rows of the last axis, in order: s = s + tree_sum(row) in
+    fp32 (the scalar accumulator); how every row reduction of the compiler and the kernels sums."""
+    total = np.zeros(x.shape[:-1], np.float32) if start is None else np.asarray(start, np.float32)
+    for j in range(x.shape[-1] // vlen):
+        total = (total + hw_tree_sum(x[..., j * vlen:(j + 1) * vlen])).astype(np.float32)
+    return total
+
 def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """acc + act @ weight as the systolic array computes it.
 
