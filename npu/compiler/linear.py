@@ -16,13 +16,17 @@ base, a1 next panel address. An epilogue may clobber everything else.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from npu.compiler.asm import CompileError
+from npu.compiler.asm import Asm, CompileError
 from npu.compiler.context import Emit
+from npu.compiler.layout import Allocator, DramMap
+from npu.hw.config import NPUConfig
 from npu.hw.numerics import hw_matmul_accumulate
 from npu.hw.rows import row_bytes
+from npu.isa.assembler import Program, assemble
 
 
 def reference_gemm(a: np.ndarray, w_t: np.ndarray, mlen: int) -> np.ndarray:
@@ -172,3 +176,46 @@ def emit_linear(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int, 
             asm(f"addi r2, r2, {vlen}")
     asm("wait vector")
     e.vec.free("bias")
+
+
+@dataclass(frozen=True)
+class _MachineSpec:
+    """What `emit_gemm` reads of a step spec: only the machine (a GEMM alone has no model)."""
+
+    npu: NPUConfig
+
+
+@dataclass(frozen=True)
+class GemmKernel:
+    """One linear layer compiled alone by `emit_gemm`: x (rows, k) in vector SRAM @ W^T, W (n, k)
+    streamed from DRAM in the weight format, y (rows, n) to vector SRAM. The GEMM microbenchmark
+    (benchmarks/gemm_roofline.py) times it, so it measures the very loop the steps run."""
+
+    program: Program
+    listing: str
+    rows: int
+    k: int
+    n: int
+    macs: int                # as the array executes them (= rows * k * n: the shape is tiled exactly)
+    weight_bytes: int        # W in DRAM, MX scales included
+    dram_read_bytes: int     # what the program's DMAs read (each weight byte once)
+
+
+def compile_gemm(npu: NPUConfig, rows: int, k: int, n: int) -> GemmKernel:
+    """The compiler's GEMM loop for one (rows, k) x (n, k)^T product, then `halt`.
+
+    Raises CompileError when the shape is not tiled by MLEN / BLEN or two weight panels or the
+    operands do not fit the machine's SRAMs (naming the preset key)."""
+    dram = DramMap()
+    region = dram.add("gemm.weight", npu.formats.weights, (n, k), npu.mx_block)
+    vec = Allocator(f"{npu.name}: vector_sram.size_bytes", npu.vector_sram.size_bytes // npu.vector_element_bytes,
+                    npu.vlen)
+    x_addr, y_addr = vec.alloc("x", rows * k), vec.alloc("y", rows * n)
+    e = Emit(Asm(), _MachineSpec(npu), dram, vec, scalars=None, constants={})  # type: ignore[arg-type]
+    e.asm.operator("gemm")
+    emit_gemm(e, x_addr, rows, k, region.name, n, out_addr=y_addr)
+    e.asm("halt")
+    listing = e.asm.text()
+    return GemmKernel(assemble(listing, source=f"gemm_{rows}x{k}x{n}"), listing, rows, k, n,
+                      macs=int(round(e.asm.macs)), weight_bytes=region.nbytes,
+                      dram_read_bytes=int(round(e.asm.dma_bytes["dram_read"])))
