@@ -104,6 +104,17 @@ def _add_crossvalidate(sub) -> None:
     p.add_argument("--max-instructions", type=int, default=20_000_000)
 
 
+def _add_roofline(sub) -> None:
+    p = sub.add_parser("roofline", help="compiled step programs per operator vs compute and DRAM bounds")
+    p.add_argument("--npu", required=True)
+    p.add_argument("--compile-dir", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="roofline.tsv to write")
+    p.add_argument("--figure", required=True, type=Path, help="roofline.png to write")
+    p.add_argument("--max-instructions", type=int, default=20_000_000)
+    p.add_argument("--attained", choices=["cycle", "analytical"], default="cycle",
+                   help="attained cycles from the cycle simulator (bandwidth DRAM) or the analytical static walk")
+
+
 def _add_gpu_baselines(sub) -> None:
     p = sub.add_parser("gpu-baselines", help="analytical A6000/A100/H100 models of the same generations")
     p.add_argument("--models", nargs="+", required=True, help="model presets (public shapes): names or YAML paths")
@@ -245,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate_cycle(sub)
     _add_crossvalidate(sub)
     _add_crossvalidation_summary(sub)
+    _add_roofline(sub)
     _add_gpu_baselines(sub)
     _add_quantization(sub)
     _add_verify(sub)
@@ -293,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
             from npu.stages.simulate import crossvalidation_summary_stage
 
             crossvalidation_summary_stage(args.tables, args.out, args.figure)
+        elif args.stage == "roofline":
+            from npu.stages.simulate import roofline_stage
+
+            roofline_stage(args.npu, args.compile_dir, args.out, args.figure,
+                           max_instructions=args.max_instructions, attained=args.attained)
         elif args.stage == "gpu-baselines":
             from npu.stages.simulate import gpu_baselines_stage
 

@@ -80,8 +80,9 @@ def _simulated_unit_active(stats: CycleStats) -> dict[str, float]:
     return active
 
 
-def _simulated_regions(stats: CycleStats, region: Callable[[int], str]) -> Counter:
-    """Cycles per region: from one closing `wait` to the next, the last one up to the end."""
+def simulated_regions(stats: CycleStats, region: Callable[[int], str]) -> Counter:
+    """Cycles per region: from one closing `wait` to the next, the last one up to the end (the
+    cycle simulator's split of a run by operator; the roofline check reads it too)."""
     per_region: Counter = Counter()
     previous = 0
     last_region = None
@@ -120,8 +121,8 @@ def crossvalidate(program: Program, config: NPUConfig, *, name: str | None = Non
     simulated_active = _simulated_unit_active(stats)
     for unit in UNIT_CLASSES:
         rows.append(CrossValidationRow(label, "class", unit, estimate.unit_busy[unit], simulated_active[unit]))
-    simulated_regions = _simulated_regions(stats, region)
-    for region in sorted(set(simulated_regions) | set(estimate.by_region)):
+    simulated = simulated_regions(stats, region)
+    for region in sorted(set(simulated) | set(estimate.by_region)):
         rows.append(CrossValidationRow(label, "operator", region, estimate.by_region.get(region, 0.0),
-                                       simulated_regions.get(region, 0.0)))
+                                       simulated.get(region, 0.0)))
     return CrossValidation(label, estimate, stats, tuple(rows))

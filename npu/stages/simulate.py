@@ -13,12 +13,15 @@
   and operator -> `crossval.tsv`;
 - `crossvalidation_summary_stage` (rule crossvalidation_summary): every (npu, model) crossval
   table -> one summary table and figure;
+- `roofline_stage` (rule roofline): every compiled step program of one (NPU, model), per
+  operator and per step: attained cycles vs compute bound vs DRAM bound and which binds
+  (npu.check.roofline) -> `roofline.tsv` and `roofline.png`;
 - `gpu_baselines_stage` (rule gpu_baselines): the GPU roofline models of the same generations,
   the Fast-dLLM A100 check and the GPU sampling-share sweep;
 - `device_validation_stage` (no rule; tests, benchmarks): the device model calibrated on this
   machine vs measured PyTorch.
 
-The cycle and cross-validation stages read what the `compile` stage wrote into
+The cycle, cross-validation and roofline stages read what the `compile` stage wrote into
 `results/{npu}/{model}/` (`compile.tsv` and, per step program, `<step>.s`). Programs whose
 executed-instruction count (from compile.tsv) exceeds `max_instructions` get a row with status
 `skipped: ...` instead of figures, so a sweep always completes within its budget.
@@ -309,6 +312,83 @@ def _crossvalidation_figure(rows: list[dict], out_png: str | Path) -> Path:
     ax.set_ylabel("|analytical - cycle-accurate| / cycle-accurate (%)")
     ax.set_title("Analytical model vs cycle simulator (bandwidth DRAM backend)")
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(out_png)
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    return path
+
+
+def roofline_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str | Path, out_png: str | Path,
+                   max_instructions: int = 20_000_000, attained: str = "cycle") -> list[dict]:
+    """Every compiled step program of one (npu, model) against the machine's roofline
+    (npu.check.roofline): a row per operator, per operator group (the same operator over all
+    layers) and per step, and a figure of attained vs bound cycles per group and step.
+
+    attained: "cycle" (cycle simulator, bandwidth DRAM backend) or "analytical" (static walk).
+    Programs that did not compile or execute more than `max_instructions` get a status row."""
+    from npu.check.roofline import roofline
+    from npu.hw.config import load_npu_config
+    from npu.sim.cycle.compiled import read_compiled_programs
+
+    config = load_npu_config(npu)
+    rows, figures = [], []
+    for compiled in read_compiled_programs(compile_dir):
+        base = {"npu": config.name, "model": compiled.row["model"], "step": compiled.step,
+                "query_length": compiled.row["query_length"]}
+        reason = _skip_reason(compiled, max_instructions)
+        if reason is not None:
+            rows.append(base | {"status": reason, "attained": attained})
+            print(f"roofline {config.name} {compiled.row['model']} {compiled.step}: {reason}", file=sys.stderr)
+            continue
+        began = time.perf_counter()
+        result = roofline(compiled.program, config, attained=attained, max_instructions=max_instructions + 1)
+        rows += [base | {"status": "ok", "attained": attained} | row for row in result.rows()]
+        figures.append((base, result))
+        total = result.total
+        print(f"roofline {config.name} {compiled.row['model']} {compiled.step}: {total.attained_cycles:,.0f} cycles "
+              f"({attained}), bound {total.bound_cycles:,.0f} ({total.binds}): {total.roofline_fraction:.1%} of the "
+              f"roofline ({time.perf_counter() - began:.1f} s)", file=sys.stderr, flush=True)
+    write_tsv(out_tsv, rows, missing="")
+    _roofline_figure(figures, [r for r in rows if r["status"] != "ok"], out_png)
+    return rows
+
+
+def _roofline_figure(results: list[tuple[dict, object]], skipped: list[dict], out_png: str | Path) -> Path:
+    """Per step, one panel: attained, compute-bound and DRAM-bound cycles of each operator group
+    (log scale), titled with the step's fraction of its roofline; skipped steps are listed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = max(1, len(results))
+    widest = max((len(result.groups) for _, result in results), default=1)
+    fig, axes = plt.subplots(panels, 1, figsize=(max(6.0, 0.32 * widest + 2.0), 3.6 * panels), squeeze=False)
+    width = 0.28
+    for ax, (base, result) in zip(axes[:, 0], results):
+        groups = result.groups
+        x = range(len(groups))
+        for offset, key, name in ((-width, "attained_cycles", f"attained ({result.attained})"),
+                                  (0.0, "compute_bound_cycles", "compute bound (MACs / MLEN^2)"),
+                                  (width, "dram_bound_cycles", "DRAM bound (bytes / peak B per cycle)")):
+            ax.bar([i + offset for i in x], [getattr(group, key) for group in groups], width, label=name)
+        ax.set_yscale("log")
+        ax.set_xticks(list(x), [f"{g.name} (x{g.count})" if g.count > 1 else g.name for g in groups],
+                      fontsize=6, rotation=90)
+        ax.set_ylabel("cycles")
+        total = result.total
+        ax.set_title(f"{base['npu']} {base['model']} {base['step']}: {total.attained_cycles:,.0f} cycles, "
+                     f"{total.roofline_fraction:.1%} of the roofline ({total.binds}-bound)", fontsize=8)
+        ax.legend(fontsize=6)
+    if not results:
+        ax = axes[0, 0]
+        ax.axis("off")
+        ax.text(0.0, 0.5, "no step program against the roofline:\n" + "\n".join(
+            f"{r['model']} {r['step']}: {r['status'][:90]}" for r in skipped), fontsize=7, va="center")
+    elif skipped:
+        fig.text(0.01, 0.002, "not shown: " + "; ".join(f"{r['step']} ({r['status'][:60]})" for r in skipped),
+                 fontsize=6)
     fig.tight_layout()
     path = Path(out_png)
     atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
