@@ -9,6 +9,7 @@
 #   simulate_cycle  step programs on the cycle simulator (DRAM in loop) results/{npu}/{model}/cycle.tsv
 #   crossvalidate   analytical vs cycle-accurate, per step/class/operator results/{npu}/{model}/crossval.tsv
 #                   and over every configuration                       results/crossval/summary.{tsv,png}
+#   roofline        per operator/step: attained vs compute and DRAM bound results/{npu}/{model}/roofline.{tsv,png}
 #   gpu_baselines   A6000/A100/H100 models of the same generations      results/gpu/*.tsv
 #   calibrate       static KV-smoothing factors (offline baseline)      results/models/{model}/kv/
 #   accuracy        KV methods x bits x cache modes (BAOS, baselines)   results/kv/accuracy.{tsv,md}
@@ -43,6 +44,7 @@ rule all:
         expand(f"{RESULTS}/{{npu}}/{{model}}/analytical.tsv", npu=NPUS, model=ALL_MODELS),
         expand(f"{RESULTS}/{{npu}}/{{model}}/cycle.tsv", npu=NPUS, model=ALL_MODELS),
         f"{RESULTS}/crossval/summary.tsv",
+        expand(f"{RESULTS}/{{npu}}/{{model}}/roofline.tsv", npu=NPUS, model=ALL_MODELS),
         GPU_TARGETS,
         QUANT_TARGETS,
     default_target: True

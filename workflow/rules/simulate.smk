@@ -71,6 +71,29 @@ rule crossvalidate:
         "--max-instructions {params.max_instructions} --out {output.table} 2> {log}"
 
 
+rule roofline:
+    """Every compiled step program per operator and step: attained cycles vs compute and DRAM bounds."""
+    input:
+        compiled=f"{RESULTS}/{{npu}}/{{model}}/compile.tsv",
+        npu=npu_preset,
+        technology=npu_technology,
+    output:
+        table=f"{RESULTS}/{{npu}}/{{model}}/roofline.tsv",
+        figure=f"{RESULTS}/{{npu}}/{{model}}/roofline.png",
+    params:
+        code=stage_code("simulate", "roofline_stage"),
+        max_instructions=config["simulate"]["max_instructions"],
+        attained=config["simulate"]["roofline_attained"],
+    log:
+        f"{RESULTS}/logs/roofline/{{npu}}__{{model}}.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu roofline --npu {input.npu} --compile-dir $(dirname {input.compiled}) "
+        "--max-instructions {params.max_instructions} --attained {params.attained} "
+        "--out {output.table} --figure {output.figure} 2> {log}"
+
+
 rule crossvalidation_summary:
     """All (npu, model) cross-validation tables in one summary table and figure."""
     input:
