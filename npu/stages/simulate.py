@@ -343,7 +343,7 @@ def roofline_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str | Path
             continue
         began = time.perf_counter()
         result = roofline(compiled.program, config, attained=attained, max_instructions=max_instructions + 1)
-        rows += [base | {"status": "ok", "attained": attained} | row for row in result.rows()]
+        rows += [base | {"status": "ok", "attained": attained} | _ten_digits(row) for row in result.rows()]
         figures.append((base, result))
         total = result.total
         print(f"roofline {config.name} {compiled.row['model']} {compiled.step}: {total.attained_cycles:,.0f} cycles "
@@ -352,6 +352,12 @@ def roofline_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str | Path
     write_tsv(out_tsv, rows, missing="")
     _roofline_figure(figures, [r for r in rows if r["status"] != "ok"], out_png)
     return rows
+
+
+def _ten_digits(row: dict) -> dict:
+    """Floats as 10 significant digits: write_tsv's 6 would not let a 2e8-cycle step's operators
+    add up to its total in the table."""
+    return {key: f"{value:.10g}" if isinstance(value, float) else value for key, value in row.items()}
 
 
 def _roofline_figure(results: list[tuple[dict, object]], skipped: list[dict], out_png: str | Path) -> Path:
