@@ -1,8 +1,8 @@
 """The Snakemake pipeline end to end on a miniature configuration.
 
 A copy of two tiny presets with a few training steps runs every stage for real (train, evaluate,
-export, compile, analytical and cycle simulation, cross-validation, the KV-quantization study);
-then editing one preset must rerun only that model's jobs.
+export, compile, analytical and cycle simulation, cross-validation, roofline, the
+KV-quantization study); then editing one preset must rerun only that model's jobs.
 """
 
 import os
@@ -114,6 +114,16 @@ def test_pipeline_simulates_compiled_programs_and_crossvalidates_them(mini_pipel
     assert {(row["model"], row["step"]) for row in checked} >= {("tiny-sort", "dual_inblock"), ("tiny-add", "refresh")}
     assert all(float(row["step_abs_error"]) < 0.05 for row in checked)
     assert (mini_pipeline / "results" / "crossval" / "summary.png").stat().st_size > 0
+    roofline = rows(sort_dir / "roofline.tsv")
+    totals = {row["step"]: row for row in roofline if row["kind"] == "step"}
+    assert set(totals) == {"refresh", "dual_inblock"}
+    assert all(row["status"] == "ok" and float(row["attained_cycles"]) >= float(row["bound_cycles"]) > 0
+               for row in totals.values())
+    assert "dram" in {row["binds"] for row in roofline if row["kind"] == "operator"}  # MXINT4 weights on edge
+    assert (sort_dir / "roofline.png").stat().st_size > 0
+    assert all(row["status"].startswith("not compiled")
+               for row in rows(mini_pipeline / "results" / "dnpu-edge" / "dream-7b" / "roofline.tsv"))
+    assert (mini_pipeline / "results" / "dnpu-edge" / "dream-7b" / "roofline.png").stat().st_size > 0
 
 
 def test_pipeline_runs_the_kv_quantization_study(mini_pipeline):
@@ -166,7 +176,8 @@ def test_editing_one_preset_reruns_only_that_model(mini_pipeline):
     assert result.returncode == 0, result.stderr[-2000:]
     # The analytical model reads the architecture and decoding recipe, not the weights: no rerun.
     assert jobs_to_run(result.stdout) == {(rule, "tiny-add") for rule in
-                                          ("train", "evaluate", "export", "compile", "simulate_cycle", "crossvalidate")}
+                                          ("train", "evaluate", "export", "compile", "simulate_cycle", "crossvalidate",
+                                           "roofline")}
 
 
 def test_decoding_only_edit_reruns_evaluation_and_after_but_not_training(mini_pipeline):
@@ -195,10 +206,10 @@ def copy_of_the_code(tmp_path: Path) -> Path:
     # imported only by the exact-mode stage, through npu.stages.quantize.exact_accuracy_stage
     ("npu/check/exact.py", {"accuracy_exact"}),
     # imported by the cycle and cross-validation stages; the summary reads their tables
-    ("npu/sim/cycle/compiled.py", {"simulate_cycle", "crossvalidate", "crossvalidation_summary"}),
+    ("npu/sim/cycle/compiled.py", {"simulate_cycle", "crossvalidate", "crossvalidation_summary", "roofline"}),
     # training code: train, then everything downstream of the checkpoints
     ("npu/models/train.py", {"train", "evaluate", "export", "compile", "simulate_cycle", "crossvalidate",
-                             "crossvalidation_summary", "calibrate", "accuracy", "baos_ablation",
+                             "crossvalidation_summary", "roofline", "calibrate", "accuracy", "baos_ablation",
                              "accuracy_exact", "kv_analysis"}),
 ])
 def test_code_change_reruns_the_stages_that_import_it_and_only_those(mini_pipeline, tmp_path, module, rules):
