@@ -122,11 +122,22 @@ def test_step_total_is_the_sum_of_its_operators_and_of_its_groups(table):
     for total in _rows(table, "step"):
         step = total["step"]
         for rows in (_rows(table, "operator", step), _rows(table, "group", step)):
-            for column in ("attained_cycles", "macs", "dram_bytes", "compute_bound_cycles", "dram_bound_cycles"):
+            for column in ("attained_cycles", "macs", "dram_bytes", "compute_bound_cycles", "dram_bound_cycles",
+                           "matrix_cycles", "weight_load_cycles", "vector_cycles"):
                 assert sum(float(r[column]) for r in rows) == pytest.approx(float(total[column]), rel=1e-9)
         operators = _rows(table, "operator", step)
         assert float(total["bound_cycles"]) <= sum(float(r["bound_cycles"]) for r in operators) * (1 + 1e-9)
         assert int(total["count"]) == len(operators)
+
+
+def test_a_projection_is_limited_by_a_matrix_path_resource_and_a_norm_by_issue_or_vector(table):
+    """The analytical model's resource demands name what keeps an operator from its bound."""
+    for row in _rows(table, "operator", "dual_inblock"):
+        if row["operator"].endswith("q_proj"):
+            assert row["limiting_resource"] in ("matrix", "weight_load", "dma_port", "dram")
+            assert float(row["matrix_cycles"]) >= float(row["compute_bound_cycles"])
+        if row["operator"].endswith("attn_norm"):
+            assert row["limiting_resource"] in ("frontend", "vector") and float(row["matrix_cycles"]) == 0
 
 
 def test_groups_gather_one_operator_over_all_layers(table):

@@ -14,6 +14,12 @@ compiler places, npu.isa.regions) and for the whole program:
   an operator with neither MACs nor DRAM traffic, e.g. a norm: its cycles are all overhead
   beyond the matrix roofline); attained / bound and its inverse, the fraction of the roofline.
 
+Beyond the roofline, each row carries what the analytical model says each resource of the
+machine needs in the region (`<resource>_cycles`, npu.sim.analytical.segments: front-end issue,
+tile-op occupancy and accumulator drains, weight-tile loads the array waits for, vector unit, DMA
+SRAM-port time, DRAM transfer) and the largest of them (`limiting_resource`): resources overlap,
+so they do not add up to the attained cycles, but the largest says what to fix first.
+
 This is the classic roofline (Williams, Waterman, Patterson, "Roofline: an insightful visual
 performance model for multicore architectures", CACM 52(4), 2009) evaluated per operator in
 cycles. The step total's attained cycles, MACs and bytes are the sums over its operators (a
@@ -27,7 +33,8 @@ The check sits above both simulators (it runs both), like the cross-validation.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +47,7 @@ from npu.sim.analytical.static import static_segments
 from npu.sim.cycle import CycleSimulator
 
 ATTAINED_SOURCES = ("cycle", "analytical")
+RESOURCES = ("frontend", "matrix", "weight_load", "vector", "dma_port", "dram")  # the static walk's
 _LAYER = re.compile(r"^blocks\.\d+\.")
 
 
@@ -61,6 +69,13 @@ class RooflineRow:
     compute_bound_cycles: float
     dram_bound_cycles: float
     count: int = 1           # operators summed into this row
+    resources: Mapping[str, float] = field(default_factory=dict)  # RESOURCES -> cycles needed (analytical)
+
+    @property
+    def limiting_resource(self) -> str:
+        """The resource that needs the most cycles ("" when none needs any)."""
+        busiest = max(RESOURCES, key=lambda name: self.resources.get(name, 0.0))
+        return busiest if self.resources.get(busiest, 0.0) > 0 else ""
 
     @property
     def bound_cycles(self) -> float:
@@ -90,7 +105,9 @@ class RooflineRow:
                 "attained_cycles": self.attained_cycles, "macs": self.macs, "dram_bytes": self.dram_bytes,
                 "compute_bound_cycles": self.compute_bound_cycles, "dram_bound_cycles": self.dram_bound_cycles,
                 "bound_cycles": self.bound_cycles, "binds": self.binds,
-                "attained_over_bound": self.attained_over_bound, "roofline_fraction": self.roofline_fraction}
+                "attained_over_bound": self.attained_over_bound, "roofline_fraction": self.roofline_fraction,
+                **{f"{name}_cycles": float(self.resources.get(name, 0.0)) for name in RESOURCES},
+                "limiting_resource": self.limiting_resource}
 
 
 @dataclass(frozen=True)
@@ -109,9 +126,10 @@ class Roofline:
 
 
 def _row(config: NPUConfig, kind: str, name: str, cycles: float, macs: float, dram_bytes: float,
-         count: int = 1) -> RooflineRow:
+         count: int = 1, resources: Mapping[str, float] | None = None) -> RooflineRow:
     return RooflineRow(kind, name, cycles, macs, dram_bytes, macs / config.peak_macs_per_cycle,
-                       dram_bytes / config.dram_bytes_per_cycle, count)
+                       dram_bytes / config.dram_bytes_per_cycle, count,
+                       {name: float((resources or {}).get(name, 0.0)) for name in RESOURCES})
 
 
 def roofline(program: Program, config: NPUConfig, *, attained: str = "cycle",
@@ -137,7 +155,8 @@ def roofline(program: Program, config: NPUConfig, *, attained: str = "cycle",
     for name in names:
         actions = totals.by_label_actions.get(name, {})
         operators.append(_row(config, "operator", name, float(cycles.get(name, 0.0)), float(actions.get("mac", 0.0)),
-                              float(actions.get("dram_read_bytes", 0.0) + actions.get("dram_write_bytes", 0.0))))
+                              float(actions.get("dram_read_bytes", 0.0) + actions.get("dram_write_bytes", 0.0)),
+                              resources=totals.by_label_resources.get(name)))
     grouped: dict[str, list[RooflineRow]] = {}
     for row in operators:
         grouped.setdefault(operator_group(row.name), []).append(row)
@@ -147,4 +166,5 @@ def roofline(program: Program, config: NPUConfig, *, attained: str = "cycle",
 
 def _summed(config: NPUConfig, kind: str, name: str, rows: list[RooflineRow]) -> RooflineRow:
     return _row(config, kind, name, sum(r.attained_cycles for r in rows), sum(r.macs for r in rows),
-                sum(r.dram_bytes for r in rows), count=sum(r.count for r in rows))
+                sum(r.dram_bytes for r in rows), count=sum(r.count for r in rows),
+                resources={key: sum(r.resources[key] for r in rows) for key in RESOURCES})

@@ -362,7 +362,8 @@ def _ten_digits(row: dict) -> dict:
 
 def _roofline_figure(results: list[tuple[dict, object]], skipped: list[dict], out_png: str | Path) -> Path:
     """Per step, one panel: attained, compute-bound and DRAM-bound cycles of each operator group
-    (log scale), titled with the step's fraction of its roofline; skipped steps are listed."""
+    (log scale; the label names its limiting resource), titled with the step's fraction of its
+    roofline; skipped steps are listed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -380,7 +381,8 @@ def _roofline_figure(results: list[tuple[dict, object]], skipped: list[dict], ou
                                   (width, "dram_bound_cycles", "DRAM bound (bytes / peak B per cycle)")):
             ax.bar([i + offset for i in x], [getattr(group, key) for group in groups], width, label=name)
         ax.set_yscale("log")
-        ax.set_xticks(list(x), [f"{g.name} (x{g.count})" if g.count > 1 else g.name for g in groups],
+        ax.set_xticks(list(x), [(f"{g.name} (x{g.count})" if g.count > 1 else g.name)
+                                + (f" [{g.limiting_resource}]" if g.limiting_resource else "") for g in groups],
                       fontsize=6, rotation=90)
         ax.set_ylabel("cycles")
         total = result.total
