@@ -15,13 +15,17 @@ from typing import Any
 import jsonschema
 import yaml
 
+from npu.errors import UserError
+
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file is missing, unparsable or does not match its schema."""
+
+    lists_problems = True  # one problem per line (see npu.errors.one_line)
 
 
 def schema_path(name: str) -> Path:

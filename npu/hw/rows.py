@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from npu.errors import UserError
 from npu.hw import numerics
 
 INT_FORMATS = ("int32",)
 PLAIN_BYTES = {"fp32": 4, "bf16": 2, "int32": 4}
 
 
-class MemoryAccessError(ValueError):
+class MemoryAccessError(UserError, ValueError):
     """An access outside a memory, misaligned, or in a format the memory cannot hold."""
 
 

@@ -112,6 +112,7 @@ class ReferenceStepper:
     def __init__(self, model: ModelConfig, weights: dict[str, np.ndarray], npu: NPUConfig, seq_len: int,
                  sampling: str, kv_quant=None):
         self.shapes = Shapes(model, npu, seq_len, kv_quant)  # kv_quant: npu.compiler.kv_quant.KVQuant
+        self.shapes.check()  # CompileError for a model this machine cannot tile, as the compiler raises
         self.weights = reference_weights(pack_weights(weights, self.shapes), npu)
         self.sampling = sampling
         self.state: ReferenceState | None = None
@@ -131,6 +132,7 @@ class SimulatorStepper:
     def __init__(self, model: ModelConfig, weights: dict[str, np.ndarray], npu: NPUConfig, seq_len: int,
                  sampling: str, kv_quant=None):
         self.shapes = Shapes(model, npu, seq_len, kv_quant)  # kv_quant: npu.compiler.kv_quant.KVQuant
+        self.shapes.check()
         self.sampling = sampling
         packed = pack_weights(weights, self.shapes)
         self.dram = plan_dram(self.shapes, {name: w.shape for name, w in packed.items()})

@@ -26,6 +26,7 @@ from typing import NoReturn
 
 import numpy as np
 
+from npu.errors import UserError
 from npu.hw.config import NPUConfig
 from npu.hw.rows import MemoryAccessError
 from npu.isa.assembler import Program, format_instruction
@@ -40,7 +41,7 @@ __all__ = ["DECODED_PROGRAMS", "HALT", "HANDLERS_BY_UNIT", "FunctionalSimulator"
            "SimStats", "SimulationError", "UnknownInstructionError", "handler_builder"]
 
 
-class SimulationError(RuntimeError):
+class SimulationError(UserError, RuntimeError):
     """The program did something the machine does not allow; names pc and instruction."""
 
     def __init__(self, message: str, pc: int, instruction: str, source_line: int | None = None):
