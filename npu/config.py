@@ -72,6 +72,16 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
     if rule == "exclusiveMinimum":
         bound = error.validator_value
         return _key_path(path), f"{value!r} must be {'positive' if bound == 0 else f'greater than {bound}'}"
+    if rule == "maximum":
+        return _key_path(path), f"{value!r} must be at most {error.validator_value}"
+    if rule == "exclusiveMaximum":
+        return _key_path(path), f"{value!r} must be less than {error.validator_value}"
+    if rule == "enum":
+        return _key_path(path), f"{value!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if rule == "const":
+        return _key_path(path), f"{value!r} must be {error.validator_value!r}"
+    if rule == "pattern":
+        return _key_path(path), f"{value!r} does not match the pattern {error.validator_value}"
     return _key_path(path), error.message
 
 
