@@ -17,7 +17,7 @@ from npu.hw.config import NPUConfig
 from npu.kernels.reference import gumbel_noise
 from npu.models.decoding import DecodeConfig, StepRecord, query_range, transfer_schedule
 from npu.models.transformer import ModelConfig
-from npu.sim.functional import FunctionalSimulator
+from npu.sim.functional import FunctionalSimulator, SimulationError
 
 
 @dataclass
@@ -96,8 +96,12 @@ def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodeConfig, mask_i
             k = schedule[step] if plan.threshold is None else 0
             g = None if noise is None else noise.draw(plan.block_length, stepper.shapes.model.vocab_size)
             began = time.perf_counter()
-            out, executed = stepper.step(length, plan.block_length, q0, start - q0, k, tau,
-                                         temperature=plan.temperature, noise=g)
+            try:
+                out, executed = stepper.step(length, plan.block_length, q0, start - q0, k, tau,
+                                             temperature=plan.temperature, noise=g)
+            except SimulationError as err:
+                raise SimulationError(f"generation block {block}, step {step}: {err.message}", err.pc,
+                                      err.instruction, err.source_line) from None
             tokens[start:end] = out.tokens
             result.records.append(StepRecord(block, step, query, committed=out.committed.copy(),
                                              confidence=out.confidence.copy(), k=k,
@@ -124,6 +128,20 @@ class ReferenceStepper:
              temperature: float = 0.0, noise: np.ndarray | None = None):
         spec = StepSpec(self.shapes, query_length, sample_length, self.sampling, temperature=temperature > 0)
         return reference_step(spec, self.weights, self.state, q0, s0, k, tau, temperature, noise), 0
+
+
+# A compiled step may run at most this multiple of the executed-instruction count the compiler
+# reports (its loops with run-time trip counts are counted at an expected value), plus a slack.
+STEP_LIMIT_MARGIN = 4
+STEP_LIMIT_SLACK = 100_000
+
+
+def step_instruction_limit(compiled: CompiledStep) -> int:
+    """The instruction budget of one run of a compiled step program (see STEP_LIMIT_MARGIN)."""
+    expected = compiled.stats.get("executed_total")
+    if not expected:
+        return 1 << 31
+    return int(STEP_LIMIT_MARGIN * expected) + STEP_LIMIT_SLACK
 
 
 class SimulatorStepper:
@@ -184,7 +202,18 @@ class SimulatorStepper:
             self.loaded = key
         else:
             self.sim.reset()
-        stats = self.sim.run(max_instructions=1 << 31)
+        limit = step_instruction_limit(compiled)
+        try:
+            stats = self.sim.run(max_instructions=limit)
+        except SimulationError as err:
+            what = (f"step program (query_length {query_length}, sample_length {sample_length}"
+                    f"{', temperature' if key[2] else ''}) at q0={q0}, s0={s0}, k={k}")
+            if err.message.startswith("instruction limit"):
+                message = (f"{what}: no `halt` within {limit} instructions ({STEP_LIMIT_MARGIN}x the "
+                           f"{compiled.stats.get('executed_total')} the compiler expects, plus {STEP_LIMIT_SLACK})")
+            else:
+                message = f"{what}: {err.message}"
+            raise SimulationError(message, err.pc, err.instruction, err.source_line) from None
         n = sample_length
         start = q0 + s0
         out = StepOutput(
