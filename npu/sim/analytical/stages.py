@@ -78,14 +78,18 @@ def simulate_analytical_stage(out_dir: str | Path, npus: tuple[str, ...] = NPU_P
             for npu_name in npus for model_name in models]
 
 
-def simulate_analytical(npu_name: str, model_name: str, out: str | Path, threshold_tokens_per_step: float = 2.5) -> Path:
-    """One (NPU, model) table: a row per (cache mode, commit rule) generation."""
-    machine = NpuStepModel(load_npu_config(npu_name))
+def simulate_analytical(npu_name: str, model_name: str, out: str | Path, threshold_tokens_per_step: float = 2.5,
+                        compile_table: str | Path | None = None) -> Path:
+    """One (NPU, model) table: a row per (cache mode, commit rule) generation, with figures only
+    where the compiler accepts the model (its compile.tsv when given; see npu.check.fits)."""
+    from npu.check.fits import analytical_rows
+
+    npu_config = load_npu_config(npu_name)
     model, setups = model_scenarios(model_name, threshold_tokens_per_step)
-    shared: dict = {}
-    rows = [generation_report(machine, model, setup, shared).row() for setup in setups]
+    rows = analytical_rows(NpuStepModel(npu_config), npu_config, model, setups, compile_table)
     print(f"analytical {npu_name} {model_name}: " + ", ".join(
-        f"{r['cache']}/{r['rule']} {r['tokens_per_s']:.3g} tok/s" for r in rows), file=sys.stderr)
+        f"{r['cache']}/{r['rule']} " + (f"{r['tokens_per_s']:.3g} tok/s" if r["status"] == "ok" else r["status"])
+        for r in rows), file=sys.stderr)
     return write_tsv(out, rows)
 
 
