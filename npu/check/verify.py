@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from collections.abc import Callable
 
@@ -36,6 +37,7 @@ from npu.check.prompts import task_prompts
 from npu.compiler.context import StepSpec
 from npu.compiler.layout import Shapes, pack_weights, reference_weights
 from npu.compiler.reference import ReferenceState, reference_step
+from npu.errors import non_negative_float, non_negative_int, positive_int, run_command
 from npu.hw.config import load_npu_config
 from npu.io import atomic_write_text
 from npu.ir import weights_from_model
@@ -74,10 +76,10 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
     prompts, answers = task_prompts(task, n_prompts, seed)
     weights = weights_from_model(model)
     seq_len = prompts.shape[1] + decoding["gen_length"]
+    machines = {name: load_npu_config(name) for name in npu_names}  # every preset named before any run
     report = {"checkpoint": str(checkpoint), "model": cfg.name, "prompts": n_prompts, "seed": seed,
               "decoding": decoding, "temperature": temperature, "complete": False, "runs": []}
-    for npu_name in npu_names:
-        npu = load_npu_config(npu_name)
+    for npu_name, npu in machines.items():
         error = logits_error(model, npu_name, prompts[0], decoding["gen_length"])
         log(f"{npu_name}: NPU-arithmetic logits vs float32: max rel error {error:.2e}")
         for cache in caches:
@@ -113,15 +115,20 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
     return report
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+CACHES = ("none", "prefix", "dual")
+RULES = ("topk", "threshold")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m npu.check.verify`; a bad checkpoint, preset or option is one line and exit 2."""
+    parser = argparse.ArgumentParser(prog="python -m npu.check.verify", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--npu", nargs="+", default=["dnpu-cloud", "dnpu-edge", "ar-npu"])
-    parser.add_argument("--cache", nargs="+", default=["none", "prefix", "dual"])
-    parser.add_argument("--rule", nargs="+", default=["topk", "threshold"])
-    parser.add_argument("--prompts", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--temperature", type=float, default=0.0,
+    parser.add_argument("--cache", nargs="+", choices=CACHES, default=list(CACHES))
+    parser.add_argument("--rule", nargs="+", choices=RULES, default=list(RULES))
+    parser.add_argument("--prompts", type=positive_int, default=50)
+    parser.add_argument("--seed", type=non_negative_int, default=1234)
+    parser.add_argument("--temperature", type=non_negative_float, default=0.0,
                         help="Gumbel-max sampling temperature (0: greedy argmax)")
     parser.add_argument("--kv", help="KV quantization, e.g. baos-mxint4 (dual cache, see npu.check.verify_kv)")
     parser.add_argument("--kv-alpha", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
@@ -129,14 +136,16 @@ def main(argv: list[str] | None = None) -> None:
                              "refresh (default: BaosOptions()'s 0 0.25 0.5 0.75)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
-    if not args.temperature >= 0:
-        parser.error(f"--temperature {args.temperature} must be >= 0")
+    if args.kv and args.temperature:
+        parser.error("--kv runs greedy decoding; drop --temperature")
+    return run_command(parser.prog, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.kv:
         from npu.compiler.kv_quant import KVQuant
         from npu.check.verify_kv import verify_kv
 
-        if args.temperature:
-            parser.error("--kv runs greedy decoding; drop --temperature")
         report = verify_kv(args.checkpoint, args.npu, args.rule, args.prompts, KVQuant.parse(args.kv, tuple(args.kv_alpha)),
                            args.seed, compare_bf16=True, log=lambda line: print(line, flush=True))
         if args.out:
@@ -152,4 +161,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -335,9 +335,9 @@ def load_npu_config(path_or_name: str | Path, config_dir: str | Path | None = No
     if not path.is_file():
         raise NPUConfigError(f"{path}: no such NPU configuration file")
     try:
-        d = read_yaml(path)
+        d = read_yaml(path)  # a syntax error names the file, line and column
     except ConfigError as err:
-        raise NPUConfigError(f"{path.name}: not valid YAML: {err}") from None
+        raise NPUConfigError(str(err)) from None
     return npu_config_from_dict(d, source=path.name, config_dir=config_dir)
 
 
