@@ -430,6 +430,18 @@ def test_analytical_table_has_no_figures_for_a_model_that_does_not_compile(tmp_p
         assert "d_model=96 is not a multiple of mlen=64" in row["error"]
 
 
+def test_analytical_table_refuses_a_d_model_the_mx_blocks_do_not_divide(tmp_path):
+    """d_model 100 trains, but no machine tiles it: the table says so instead of failing in an
+    MX row check that names neither model nor key."""
+    from npu.sim.analytical.stages import simulate_analytical
+
+    preset = model_preset(tmp_path, lambda d: d["architecture"].update(d_model=100), name="tiny-sort-100")
+    out = simulate_analytical("ar-npu", str(preset), tmp_path / "analytical.tsv")
+    rows = list(csv.DictReader(out.open(), delimiter="\t"))
+    assert {row["status"] for row in rows} == {"does-not-compile"}
+    assert {row["error"] for row in rows} == {"ar-npu: model tiny-sort-100 d_model=100 is not a multiple of mlen=128"}
+
+
 def test_analytical_table_takes_the_compile_tables_verdict_per_cache_mode(tmp_path):
     from npu.sim.analytical.stages import simulate_analytical
 
