@@ -145,3 +145,39 @@ def preset_path(kind: str, name_or_path: str | Path, config_dir: str | Path | No
         known = sorted(p.stem for p in (base / kind).glob("*.yaml"))
         raise ConfigError(f"unknown {kind} preset {str(name_or_path)!r}: {path} does not exist (known: {', '.join(known)})")
     return path
+
+
+def merge_config(base: dict, update: dict) -> dict:
+    """`update` merged into a copy of `base`, mappings key by key (as Snakemake merges a
+    `--configfile` over the workflow's config and `--config KEY=VALUE` over both)."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_pipeline_config(files: list[str | Path] | tuple[str | Path, ...], overrides: dict | None = None) -> dict:
+    """The pipeline's configuration: `files` (config/config.yaml, or the `--configfile`s) read with
+    `read_yaml` and merged in order, then `overrides` (`--config`), validated against
+    npu/schemas/config.schema.yaml with defaults filled in.
+
+    The Snakefile calls this instead of Snakemake's `configfile:` + `validate`, whose messages
+    name neither the file nor the line of a YAML syntax error and print the whole schema for a
+    missing key; here every problem is one line `<file>: <key>: <what is wrong>`.
+    """
+    if not files:
+        raise ConfigError("no configuration file given (expected config/config.yaml or --configfile)")
+    merged: dict = {}
+    for path in files:
+        data = read_yaml(path)
+        if not isinstance(data, dict):
+            got = "an empty file" if data is None else type(data).__name__
+            raise ConfigError(f"{path}: top level: expected a mapping of keys, got {got}")
+        merged = merge_config(merged, data)
+    if overrides:
+        merged = merge_config(merged, dict(overrides))
+    source = str(files[0]) if len(files) == 1 else " + ".join(map(str, files))
+    return validate_mapping(merged, "config", source)

@@ -374,6 +374,33 @@ def test_pipeline_config_yaml_syntax_error_names_file_and_line(tmp_path):
     assert_names(info.value, str(path), "YAML syntax error", "line")
 
 
+def test_empty_pipeline_config_is_named_not_a_mapping(tmp_path):
+    from npu.config import load_pipeline_config
+
+    path = write(tmp_path / "config.yaml", "# nothing here\n")
+    with pytest.raises(ConfigError) as info:
+        load_pipeline_config([path])
+    assert_names(info.value, str(path), "expected a mapping", "empty file")
+
+
+def test_pipeline_config_syntax_error_in_a_later_configfile_names_that_file_and_line(tmp_path):
+    from npu.config import load_pipeline_config
+
+    extra = write(tmp_path / "extra.yaml", "npus: [dnpu-edge]\nsimulate:\n  cycle_dram: jedec\n   oops: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_pipeline_config([PIPELINE_CONFIG, extra])
+    assert_names(info.value, str(extra), "line 4", "YAML syntax error")
+
+
+def test_pipeline_config_override_with_a_bad_value_names_the_key():
+    """`--config simulate='{cycle_dram: ddr9}'` is checked like the file it overrides."""
+    from npu.config import load_pipeline_config
+
+    with pytest.raises(ConfigError) as info:
+        load_pipeline_config([PIPELINE_CONFIG], {"simulate": {"cycle_dram": "ddr9"}})
+    assert_names(info.value, "simulate.cycle_dram", "'ddr9'")
+
+
 # ---- the NPU-arithmetic reference, exact mode and the analytical model -------------------------
 
 def test_reference_gemm_refuses_a_k_remainder_instead_of_dropping_it():
