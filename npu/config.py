@@ -8,7 +8,9 @@ the key, before any work starts.
 
 from __future__ import annotations
 
+import argparse
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +183,25 @@ def load_pipeline_config(files: list[str | Path] | tuple[str | Path, ...], overr
         merged = merge_config(merged, dict(overrides))
     source = str(files[0]) if len(files) == 1 else " + ".join(map(str, files))
     return validate_mapping(merged, "config", source)
+
+
+def preset_argument(kind: str, config_dir: str | Path | None = None) -> Callable[[str], str]:
+    """An argparse type for `--npu` / `--model` / `--preset`: a preset name under
+    `<config_dir>/<kind>/` or the path of an existing YAML file. An unknown name fails at parse
+    time, naming the option and listing the known presets; the value itself is returned as
+    given (the command loads and validates it)."""
+
+    def check(text: str) -> str:
+        candidate = Path(text)
+        if candidate.suffix in (".yaml", ".yml"):
+            if not candidate.is_file():
+                raise argparse.ArgumentTypeError(f"{text}: no such {kind} preset file")
+            return text
+        try:
+            preset_path(kind, text, config_dir)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    check.__name__ = f"{kind} preset"  # argparse names the type in its messages
+    return check

@@ -560,7 +560,9 @@ def assert_one_error_line(status: int, err: str, *names: str) -> None:
     (["--prompts", "0"], ["--prompts", "at least 1"]),
     (["--prompts", "-3"], ["--prompts", "at least 1"]),
     (["--temperature", "-1"], ["--temperature", ">= 0"]),
-], ids=["unknown_cache_mode", "unknown_rule", "zero_prompts", "negative_prompts", "negative_temperature"])
+    (["--npu", "dnpu-clod"], ["--npu", "'dnpu-clod'", "known: ar-npu, dnpu-cloud, dnpu-edge"]),
+], ids=["unknown_cache_mode", "unknown_rule", "zero_prompts", "negative_prompts", "negative_temperature",
+        "unknown_npu_preset"])
 def test_verify_rejects_bad_arguments_at_parse_time(tmp_path, capsys, argv, names):
     from npu.check.verify import main
 
@@ -582,8 +584,9 @@ def test_verify_on_a_bad_checkpoint_is_one_line_without_traceback(tmp_path, caps
 def test_verify_checks_every_npu_preset_before_the_first_run(small_add_checkpoint, tmp_path, capsys):
     from npu.check.verify import main
 
+    broken = npu_preset(tmp_path, lambda d: d.update(mlen=0))
     out = tmp_path / "report.json"
-    status, err = run_main(main, ["--checkpoint", str(small_add_checkpoint), "--npu", "dnpu-edge", "dnpu-clod",
+    status, err = run_main(main, ["--checkpoint", str(small_add_checkpoint), "--npu", "dnpu-edge", str(broken),
                                   "--prompts", "1", "--out", str(out)], capsys)
-    assert_one_error_line(status, err, "'dnpu-clod'")
+    assert_one_error_line(status, err, "mine.yaml", "mlen")
     assert not out.exists() and "identical" not in capsys.readouterr().out

@@ -37,6 +37,7 @@ from npu.check.prompts import task_prompts
 from npu.compiler.context import StepSpec
 from npu.compiler.layout import Shapes, pack_weights, reference_weights
 from npu.compiler.reference import ReferenceState, reference_step
+from npu.config import preset_argument
 from npu.errors import non_negative_float, non_negative_int, positive_int, run_command
 from npu.hw.config import load_npu_config
 from npu.io import atomic_write_text
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m npu.check.verify`; a bad checkpoint, preset or option is one line and exit 2."""
     parser = argparse.ArgumentParser(prog="python -m npu.check.verify", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--npu", nargs="+", default=["dnpu-cloud", "dnpu-edge", "ar-npu"])
+    parser.add_argument("--npu", nargs="+", type=preset_argument("npu"), default=["dnpu-cloud", "dnpu-edge", "ar-npu"])
     parser.add_argument("--cache", nargs="+", choices=CACHES, default=list(CACHES))
     parser.add_argument("--rule", nargs="+", choices=RULES, default=list(RULES))
     parser.add_argument("--prompts", type=positive_int, default=50)
