@@ -6,9 +6,10 @@ tiles do not divide). Its table takes the compiler's verdict from here instead: 
 whose step programs the compiler refuses gets a row with `status` `does-not-compile`, the
 compiler's message in `error`, and no figures.
 
-The verdict is either the compile stage's own table (`compile.tsv`, what the pipeline passes)
-or, without one, the checks the compiler runs before it emits code (`StepSpec.check`: tiling,
-head_dim, KV format, sampling rule) on every step shape of the generation.
+The verdict combines the compile stage's own table (`compile.tsv`, when given: the pipeline
+passes it) with the checks the compiler runs before it emits code (`StepSpec.check`: tiling,
+head_dim, KV format, sampling rule) on every step shape of the generation, since the compiled
+steps may have other shapes (shape-only models are compiled at a shorter sequence).
 """
 
 from __future__ import annotations
@@ -97,9 +98,8 @@ def analytical_rows(machine, npu: NPUConfig, model: ModelConfig, setups: list[Ge
     shared: dict = {}
     rows = []
     for setup in setups:
-        if verdicts is not None:
-            reason = table_refusal(verdicts, setup.decode.cache, compile_table)
-        else:
+        reason = None if verdicts is None else table_refusal(verdicts, setup.decode.cache, compile_table)
+        if reason is None:  # the compile table's steps may have other shapes than this generation's
             reason = static_refusal(npu, model, setup)
         if reason is not None:
             rows.append(refused_row(machine.name, model, setup, reason))
