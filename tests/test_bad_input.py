@@ -444,6 +444,19 @@ def test_exact_mode_refuses_a_model_the_compiler_refuses_before_decoding():
     assert_names(info.value, "exact mode", "'sort96'", "d_model=96", "mlen=128")
 
 
+def test_exact_stage_writes_no_table_for_a_model_the_machine_cannot_tile(tmp_path, small_add_checkpoint):
+    """The 64-wide test model on dnpu-cloud's 128-wide array: once reported 'exact match' figures
+    from a reference GEMM that skipped the K remainder (all of K), now refused by name."""
+    from npu.check.exact import exact_accuracy_stage
+    from npu.compiler.asm import CompileError
+
+    out = tmp_path / "exact.tsv"
+    with pytest.raises(CompileError) as info:
+        exact_accuracy_stage({"small-add": str(small_add_checkpoint)}, "dnpu-cloud", (4,), 2, out, log=lambda line: None)
+    assert_names(info.value, "'small-add'", "dnpu-cloud", "d_model=64", "mlen=128")
+    assert not out.exists()
+
+
 def test_analytical_table_has_no_figures_for_a_model_that_does_not_compile(tmp_path):
     from npu.sim.analytical.stages import simulate_analytical
 
