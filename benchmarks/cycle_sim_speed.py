@@ -172,7 +172,7 @@ LLADA_DIR = Path(__file__).resolve().parents[1] / "results" / "dnpu-cloud" / "ll
 
 def measure_llada(backend: str) -> None:
     """Simulate the compiled LLaDA-8B dual-cache step and print its speed."""
-    from npu.sim.cycle.stages import read_compiled_programs
+    from npu.sim.cycle.compiled import read_compiled_programs
 
     if not (LLADA_DIR / "compile.tsv").is_file():
         raise SystemExit(f"{LLADA_DIR}: no compiled LLaDA-8B programs; run the compile stage first "

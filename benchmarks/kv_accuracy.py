@@ -22,18 +22,7 @@ import torch
 
 from npu.io import atomic_write_text
 from npu.quant.accuracy import DEFAULT_BITS, DEFAULT_CACHE_MODES, DEFAULT_METHODS, SampleSizes, accuracy_markdown
-from npu.quant.outliers import OutlierSpec
-from npu.quant.stages import ModelSource, ablation_stage, accuracy_stage, kv_analysis_stage
-
-
-def _labelled(values: list[str]) -> dict[str, str]:
-    out = {}
-    for value in values:
-        label, sep, path = value.partition("=")
-        if not sep or not label or not path:
-            raise SystemExit(f"--checkpoint expects LABEL=PATH, got {value!r}")
-        out[label] = path
-    return out
+from npu.stages.quantize import ablation_stage, accuracy_stage, kv_analysis_stage, model_sources
 
 
 def _print_row(row: dict) -> None:
@@ -62,13 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    checkpoints = _labelled(args.checkpoint)
-    unknown = sorted(set(args.outliers) - set(checkpoints))
-    if unknown:
-        raise SystemExit(f"--outliers names unknown checkpoint label(s) {unknown}")
-    sources = {label: ModelSource(path, label) for label, path in checkpoints.items()}
-    for label in args.outliers:
-        sources[f"{label}+outliers"] = ModelSource(checkpoints[label], f"{label}+outliers", OutlierSpec())
+    try:
+        sources = model_sources(args.checkpoint, args.outliers)
+    except ValueError as error:
+        raise SystemExit(f"kv_accuracy: {error}") from None
     sizes = SampleSizes(exact_match_prompts=args.prompts, batch_size=min(args.prompts, 250))
     started = time.perf_counter()
 

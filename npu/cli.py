@@ -51,11 +51,33 @@ def _add_compile(sub) -> None:
     p.add_argument("--out-dir", required=True, type=Path)
 
 
+def _add_scenario_settings(p) -> None:
+    """The analytical generations' settings (config.yaml `analytical:`, npu.sim.analytical.scenarios)."""
+    p.add_argument("--threshold-tokens-per-step", type=float, default=2.5,
+                   help="tokens the threshold rule commits per step on average")
+    p.add_argument("--public-generation", type=int, nargs=4, default=None,
+                   metavar=("PROMPT", "GEN", "BLOCK", "STEPS"), help="generation of shape-only models")
+    p.add_argument("--text-generation", type=int, nargs=3, default=None,
+                   metavar=("GEN", "BLOCK", "STEPS"), help="generation of trained models without a decoding recipe")
+
+
+def _scenario_settings(args):
+    from npu.sim.analytical.scenarios import RECIPE_KEYS, ScenarioSettings
+
+    given = {"threshold_tokens_per_step": args.threshold_tokens_per_step}
+    if args.public_generation is not None:
+        given["public_shape_generation"] = dict(zip(("prompt_length", *RECIPE_KEYS), args.public_generation))
+    if args.text_generation is not None:
+        given["text_generation"] = dict(zip(RECIPE_KEYS, args.text_generation))
+    return ScenarioSettings(**given)
+
+
 def _add_simulate_analytical(sub) -> None:
     p = sub.add_parser("simulate-analytical", help="closed-form latency/energy of whole generations")
-    p.add_argument("--npu", required=True)
-    p.add_argument("--model", required=True)
+    p.add_argument("--npu", required=True, help="NPU preset name or YAML path")
+    p.add_argument("--model", required=True, help="model preset name or YAML path")
     p.add_argument("--out", required=True, type=Path)
+    _add_scenario_settings(p)
 
 
 def _add_simulate_cycle(sub) -> None:
@@ -71,6 +93,7 @@ def _add_simulate_cycle(sub) -> None:
     p.add_argument("--trace-max-instructions", type=int, default=200_000)
     p.add_argument("--jedec-max-instructions", type=int, default=2_000_000,
                    help="with --dram jedec, longer programs run with the bandwidth backend")
+    _add_scenario_settings(p)
 
 
 def _add_crossvalidate(sub) -> None:
@@ -83,8 +106,9 @@ def _add_crossvalidate(sub) -> None:
 
 def _add_gpu_baselines(sub) -> None:
     p = sub.add_parser("gpu-baselines", help="analytical A6000/A100/H100 models of the same generations")
-    p.add_argument("--models", nargs="+", required=True, help="model presets (public shapes)")
+    p.add_argument("--models", nargs="+", required=True, help="model presets (public shapes): names or YAML paths")
     p.add_argument("--out-dir", required=True, type=Path)
+    _add_scenario_settings(p)
 
 
 def _add_crossvalidation_summary(sub) -> None:
@@ -99,11 +123,14 @@ def _add_quantization(sub) -> None:
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="JSON to write")
     p.add_argument("--npu", default="dnpu-cloud", help="NPU preset whose number formats the model uses")
+    p.add_argument("--preset", default=None, help="model preset (default: the one recorded at training)")
     p.add_argument("--sequences", type=int, default=64, help="calibration sequences")
 
     p = sub.add_parser("kv-exact", help="exact match in the NPU's own arithmetic (bf16 and BAOS-MXINT KV, dual "
                                         "cache) next to the fast accuracy simulator's")
     p.add_argument("--checkpoint", action="append", required=True, metavar="LABEL=DIR")
+    p.add_argument("--preset", action="append", default=[], metavar="LABEL=YAML",
+                   help="LABEL's model preset (task and decoding recipe); default: the one recorded at training")
     p.add_argument("--npu", default="dnpu-cloud")
     p.add_argument("--bits", nargs="+", type=int, default=[8, 4], help="BAOS-MXINT widths (8 and/or 4)")
     p.add_argument("--prompts", type=int, default=32)
@@ -118,6 +145,7 @@ def _add_quantization(sub) -> None:
     p.add_argument("--bits", nargs="+", type=int, required=True)
     p.add_argument("--cache-modes", nargs="+", choices=["prefix", "dual"], default=["prefix", "dual"])
     p.add_argument("--out", required=True, type=Path)
+    _add_scenario_settings(p)
 
     labelled = "LABEL=CHECKPOINT_DIR of a trained model (repeatable)"
     for name, text in (("kv-accuracy", "accuracy of every KV method x bits x cache mode"),
@@ -127,6 +155,8 @@ def _add_quantization(sub) -> None:
         p.add_argument("--checkpoint", required=True, action="append", help=labelled)
         p.add_argument("--outliers", action="append", default=[],
                        help="also evaluate LABEL with LLM-like K/V outlier channels injected")
+        p.add_argument("--preset", action="append", default=[], metavar="LABEL=YAML",
+                       help="LABEL's model preset (task and decoding recipe); default: the one recorded at training")
         p.add_argument("--npu", default="dnpu-cloud")
         p.add_argument("--out", required=True, type=Path, help="TSV to write")
         p.add_argument("--threads", type=int, default=2)
@@ -149,72 +179,59 @@ def _add_quantization(sub) -> None:
             p.add_argument("--cache-mode", choices=CACHE_MODES, default="dual")
 
 
-def _kv_sources(args) -> dict:
-    """LABEL -> ModelSource from --checkpoint LABEL=DIR and --outliers LABEL."""
-    from npu.quant.outliers import OutlierSpec
-    from npu.quant.stages import ModelSource
-
-    sources = {}
-    for value in args.checkpoint:
-        label, sep, path = value.partition("=")
-        if not sep or not label or not path:
-            raise ValueError(f"--checkpoint expects LABEL=CHECKPOINT_DIR, got {value!r}")
-        sources[label] = ModelSource(path, label)
-    for label in args.outliers:
-        if label not in sources:
-            raise ValueError(f"--outliers {label!r}: no --checkpoint has that label (known: {', '.join(sources)})")
-        sources[f"{label}+outliers"] = ModelSource(sources[label].checkpoint_dir, f"{label}+outliers", OutlierSpec())
-    return sources
+def _add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="compiled generations on the functional simulator vs the NPU-arithmetic "
+                                      "reference, token for token")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--npu", nargs="+", default=["dnpu-cloud", "dnpu-edge", "ar-npu"], help="NPU preset names or YAML paths")
+    p.add_argument("--cache", nargs="+", choices=CACHE_MODES, default=CACHE_MODES)
+    p.add_argument("--rule", nargs="+", choices=["topk", "threshold"], default=["topk", "threshold"])
+    p.add_argument("--prompts", type=int, default=50)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--temperature", type=float, default=0.0, help="Gumbel-max sampling temperature (0: greedy argmax)")
+    p.add_argument("--kv", help="KV quantization, e.g. baos-mxint4 (dual cache, see npu.check.verify_kv)")
+    p.add_argument("--kv-alpha", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
+                   help="BAOS smoothing strength(s): one = fixed, several = chosen per (layer, head) at each "
+                        "refresh (default: BaosOptions()'s 0 0.25 0.5 0.75)")
+    p.add_argument("--out", type=Path, default=None, help="JSON report (rewritten after every run)")
 
 
 def _run_quantization(args) -> None:
-    import torch
+    from npu.stages import quantize
 
-    from npu.quant import accuracy as acc
-    from npu.quant import stages as quant
-
+    log_line = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.stage == "calibrate":
-        quant.calibrate_stage(args.checkpoint, args.out, n_sequences=args.sequences, npu_config=args.npu)
-        return
-    if args.stage == "kv-exact":
-        from npu.check.exact import exact_accuracy_stage
-
-        torch.set_num_threads(args.threads)
-        checkpoints = {label: source.checkpoint_dir for label, source in _kv_sources(args).items()}
-        exact_accuracy_stage(checkpoints, args.npu, tuple(args.bits), args.prompts, args.out,
-                             log=lambda line: print(line, file=sys.stderr, flush=True))
+        quantize.calibrate_stage(args.checkpoint, args.out, preset=args.preset, n_sequences=args.sequences,
+                                 npu_config=args.npu)
         return
     if args.stage == "kv-traffic":
-        from npu.quant.traffic import kv_traffic_stage
-
-        kv_traffic_stage(args.npu, tuple(args.models), tuple(args.methods), tuple(args.bits), args.out,
-                         tuple(args.cache_modes))
+        quantize.kv_traffic_stage(args.npu, tuple(args.models), tuple(args.methods), tuple(args.bits), args.out,
+                                  tuple(args.cache_modes), settings=_scenario_settings(args))
         return
-    torch.set_num_threads(args.threads)
-    sources = _kv_sources(args)
-    sizes = quant.quick_sizes(args.prompts)
+    quantize.set_threads(args.threads)
+    sources = quantize.model_sources(args.checkpoint, args.outliers, args.preset)
+    if args.stage == "kv-exact":
+        quantize.exact_accuracy_stage(list(sources.values()), args.npu, tuple(args.bits), args.prompts, args.out,
+                                      log=log_line)
+        return
+    sizes = quantize.quick_sizes(args.prompts)
     if args.stage == "kv-accuracy":
         static = dict(value.split("=", 1) for value in args.static)
-        rows = quant.accuracy_stage(
-            list(sources.values()), args.out, args.json, args.npu,
-            tuple(args.methods or acc.DEFAULT_METHODS), tuple(args.bits or acc.DEFAULT_BITS),
-            tuple(args.cache_modes or acc.DEFAULT_CACHE_MODES), sizes, static_factors=static,
-            log=lambda row: print(f"{row['model']} {row['cache']} {row['method']} {row['bits']}: {row['value']}",
-                                  file=sys.stderr, flush=True))
-        if args.markdown is not None:
-            from npu.io import atomic_write_text
-
-            atomic_write_text(args.markdown, acc.accuracy_markdown(rows))
+        optional = {key: tuple(value) for key, value in (("methods", args.methods), ("bits", args.bits),
+                                                         ("cache_modes", args.cache_modes)) if value}
+        quantize.accuracy_stage(
+            list(sources.values()), args.out, args.json, args.npu, sizes=sizes, static_factors=static,
+            out_markdown=args.markdown, **optional,
+            log=lambda row: log_line(f"{row['model']} {row['cache']} {row['method']} {row['bits']}: {row['value']}"))
     elif args.stage == "kv-ablation":
         if args.label not in sources:
             raise ValueError(f"--label {args.label!r} is not among the sources {', '.join(sources)}")
-        quant.ablation_stage(sources[args.label], args.out, bits=tuple(args.bits), cache=args.cache_mode,
-                             npu_config=args.npu, sizes=sizes,
-                             log=lambda row: print(f"{row['variant']} {row['method']} {row['bits']}: {row['value']}",
-                                                   file=sys.stderr, flush=True))
+        quantize.ablation_stage(sources[args.label], args.out, bits=tuple(args.bits), cache=args.cache_mode,
+                                npu_config=args.npu, sizes=sizes,
+                                log=lambda row: log_line(f"{row['variant']} {row['method']} {row['bits']}: {row['value']}"))
     else:
-        quant.kv_analysis_stage(list(sources.values()), args.out, args.figure, cache=args.cache_mode,
-                                n_prompts=args.prompts, npu_config=args.npu)
+        quantize.kv_analysis_stage(list(sources.values()), args.out, args.figure, cache=args.cache_mode,
+                                   n_prompts=args.prompts, npu_config=args.npu)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,53 +247,62 @@ def build_parser() -> argparse.ArgumentParser:
     _add_crossvalidation_summary(sub)
     _add_gpu_baselines(sub)
     _add_quantization(sub)
+    _add_verify(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from npu import stages  # imported late: `npu --help` stays fast
-
+    # Stage modules are imported late, each only for its own subcommand: `npu --help` stays fast.
     try:
         if args.stage == "train":
-            stages.train_stage(args.preset, args.out, threads=args.threads, steps=args.steps)
-        elif args.stage == "evaluate":
-            stages.evaluate_stage(
-                args.preset, args.checkpoint, args.out, n_samples=args.n_samples,
-                cache_modes=args.cache_modes, thresholds=args.thresholds, threads=args.threads,
-            )
-        elif args.stage == "export":
-            stages.export_stage(
-                args.preset, args.out_dir, checkpoint=args.checkpoint, cache_modes=args.cache_modes,
-                query_length=args.query_length, kv_length=args.kv_length,
-            )
-        elif args.stage == "compile":
-            stages.compile_stage(args.npu, args.ir_dir, args.out_dir)
-        elif args.stage == "simulate-analytical":
-            from npu.sim.analytical.stages import simulate_analytical
+            from npu.stages.train import train_stage
 
-            simulate_analytical(args.npu, args.model, args.out)
+            train_stage(args.preset, args.out, threads=args.threads, steps=args.steps)
+        elif args.stage == "evaluate":
+            from npu.stages.evaluate import evaluate_stage
+
+            evaluate_stage(args.preset, args.checkpoint, args.out, n_samples=args.n_samples,
+                           cache_modes=args.cache_modes, thresholds=args.thresholds, threads=args.threads)
+        elif args.stage == "export":
+            from npu.stages.export import export_stage
+
+            export_stage(args.preset, args.out_dir, checkpoint=args.checkpoint, cache_modes=args.cache_modes,
+                         query_length=args.query_length, kv_length=args.kv_length)
+        elif args.stage == "compile":
+            from npu.stages.compile import compile_stage
+
+            compile_stage(args.npu, args.ir_dir, args.out_dir)
+        elif args.stage == "simulate-analytical":
+            from npu.stages.simulate import simulate_analytical_stage
+
+            simulate_analytical_stage(args.npu, args.model, args.out, settings=_scenario_settings(args))
         elif args.stage == "simulate-cycle":
-            from npu.sim.analytical.stages import generation_recipe
-            from npu.sim.cycle.stages import simulate_cycle_stage
+            from npu.stages.simulate import simulate_cycle_stage
 
             simulate_cycle_stage(args.npu, args.compile_dir, args.out, args.generation_out, dram=args.dram,
                                  max_instructions=args.max_instructions, trace_dir=args.trace_dir,
-                                 trace_max_instructions=args.trace_max_instructions,
-                                 decoding=generation_recipe(args.model),
+                                 trace_max_instructions=args.trace_max_instructions, model=args.model,
+                                 settings=_scenario_settings(args),
                                  jedec_max_instructions=args.jedec_max_instructions)
         elif args.stage == "crossvalidate":
-            from npu.sim.cycle.stages import crossvalidate_stage
+            from npu.stages.simulate import crossvalidate_stage
 
             crossvalidate_stage(args.npu, args.compile_dir, args.out, max_instructions=args.max_instructions)
         elif args.stage == "crossvalidation-summary":
-            from npu.sim.cycle.stages import crossvalidation_summary_stage
+            from npu.stages.simulate import crossvalidation_summary_stage
 
             crossvalidation_summary_stage(args.tables, args.out, args.figure)
         elif args.stage == "gpu-baselines":
-            from npu.sim.analytical.stages import gpu_baselines_stage
+            from npu.stages.simulate import gpu_baselines_stage
 
-            gpu_baselines_stage(args.out_dir, tuple(args.models))
+            gpu_baselines_stage(args.out_dir, tuple(args.models), settings=_scenario_settings(args))
+        elif args.stage == "verify":
+            from npu.stages.verify import verify_stage
+
+            verify_stage(args.checkpoint, args.npu, args.out, caches=args.cache, rules=args.rule,
+                         n_prompts=args.prompts, seed=args.seed, temperature=args.temperature,
+                         kv=args.kv, kv_alphas=tuple(args.kv_alpha))
         elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis", "kv-traffic", "kv-exact"):
             _run_quantization(args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:

@@ -102,7 +102,7 @@ def test_calibration_spec_and_validation_cases_on_a_small_scale():
 
 @pytest.mark.slow
 def test_device_validation_runs_end_to_end(tmp_path):
-    from npu.sim.analytical.stages import device_validation_stage
+    from npu.stages.simulate import device_validation_stage
 
     paths = device_validation_stage(tmp_path, rounds=1)
     lines = paths[1].read_text().splitlines()

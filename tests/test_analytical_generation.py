@@ -9,7 +9,7 @@ from npu.models.presets import load_model_spec
 from npu.sim.analytical.devices import A100, DeviceModel
 from npu.sim.analytical.generation import GenerationSetup, generation_report, step_schedule
 from npu.sim.analytical.npu_ops import NpuStepModel
-from npu.sim.analytical.stages import model_scenarios
+from npu.sim.analytical.scenarios import model_scenarios
 
 TINY = load_model_spec("tiny-sort").architecture
 CLOUD = NpuStepModel(load_npu_config("dnpu-cloud"))

@@ -447,18 +447,20 @@ def test_exact_mode_refuses_a_model_the_compiler_refuses_before_decoding():
 def test_exact_stage_writes_no_table_for_a_model_the_machine_cannot_tile(tmp_path, small_add_checkpoint):
     """The 64-wide test model on dnpu-cloud's 128-wide array: once reported 'exact match' figures
     from a reference GEMM that skipped the K remainder (all of K), now refused by name."""
-    from npu.check.exact import exact_accuracy_stage
     from npu.compiler.asm import CompileError
+    from npu.quant.experiments import ModelSource
+    from npu.stages.quantize import exact_accuracy_stage
 
     out = tmp_path / "exact.tsv"
     with pytest.raises(CompileError) as info:
-        exact_accuracy_stage({"small-add": str(small_add_checkpoint)}, "dnpu-cloud", (4,), 2, out, log=lambda line: None)
+        exact_accuracy_stage([ModelSource(str(small_add_checkpoint), "small-add")], "dnpu-cloud", (4,), 2, out,
+                             log=lambda line: None)
     assert_names(info.value, "'small-add'", "dnpu-cloud", "d_model=64", "mlen=128")
     assert not out.exists()
 
 
 def test_analytical_table_has_no_figures_for_a_model_that_does_not_compile(tmp_path):
-    from npu.sim.analytical.stages import simulate_analytical
+    from npu.stages.simulate import simulate_analytical_stage as simulate_analytical
 
     preset = model_preset(tmp_path, lambda d: d["architecture"].update(d_model=96), name="tiny-sort-96")
     out = simulate_analytical("dnpu-edge", str(preset), tmp_path / "analytical.tsv")
@@ -473,7 +475,7 @@ def test_analytical_table_has_no_figures_for_a_model_that_does_not_compile(tmp_p
 def test_analytical_table_refuses_a_d_model_the_mx_blocks_do_not_divide(tmp_path):
     """d_model 100 trains, but no machine tiles it: the table says so instead of failing in an
     MX row check that names neither model nor key."""
-    from npu.sim.analytical.stages import simulate_analytical
+    from npu.stages.simulate import simulate_analytical_stage as simulate_analytical
 
     preset = model_preset(tmp_path, lambda d: d["architecture"].update(d_model=100), name="tiny-sort-100")
     out = simulate_analytical("ar-npu", str(preset), tmp_path / "analytical.tsv")
@@ -483,7 +485,7 @@ def test_analytical_table_refuses_a_d_model_the_mx_blocks_do_not_divide(tmp_path
 
 
 def test_analytical_table_takes_the_compile_tables_verdict_per_cache_mode(tmp_path):
-    from npu.sim.analytical.stages import simulate_analytical
+    from npu.stages.simulate import simulate_analytical_stage as simulate_analytical
 
     table = write(tmp_path / "compile.tsv", "step\tstatus\terror\nrefresh\tok\t\nprefix_inblock\tok\t\n"
                                             "dual_inblock\tdoes-not-fit\tvector_sram.size_bytes: needs 9 MiB\n")
@@ -496,7 +498,7 @@ def test_analytical_table_takes_the_compile_tables_verdict_per_cache_mode(tmp_pa
 
 def test_analytical_stage_without_its_compile_table_names_the_file(tmp_path):
     from npu.check.fits import CompileTableError
-    from npu.sim.analytical.stages import simulate_analytical
+    from npu.stages.simulate import simulate_analytical_stage as simulate_analytical
 
     out = tmp_path / "analytical.tsv"
     with pytest.raises(CompileTableError) as info:

@@ -24,7 +24,7 @@ def sort_checkpoint(tmp_path_factory):
     given = os.environ.get("DNPU_SORT_CHECKPOINT")
     if given:
         return given
-    from npu.stages import train_stage
+    from npu.stages.train import train_stage
 
     return str(train_stage("tiny-sort", tmp_path_factory.mktemp("ckpt-sort"), threads=2))
 

@@ -7,7 +7,6 @@ import yaml
 
 from npu.config import DEFAULT_CONFIG_DIR, ConfigError, load_validated_yaml, validate_mapping
 from npu.models.presets import load_model_spec
-from npu.provenance import source_hash
 
 
 def write_preset(tmp_path: Path, name: str, data: dict) -> Path:
@@ -77,13 +76,43 @@ def test_pipeline_config_rejects_unknown_cache_mode():
         validate_mapping({"models": {}, "npus": [], "evaluate": {"cache_modes": ["triple"]}}, "config", "cfg.yaml")
 
 
-def test_source_hash_changes_with_the_code(tmp_path, monkeypatch):
-    import npu.provenance as provenance
+def _package(root, files: dict[str, str]):
+    for name, text in files.items():
+        path = root / "npu" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (root / "npu" / "cli.py").write_text("")
+    return root / "npu"
 
-    assert len(source_hash("models")) == 16
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
-    monkeypatch.setattr(provenance, "PACKAGE_ROOT", tmp_path)
-    before = provenance.source_hash("pkg")
-    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
-    assert provenance.source_hash("pkg") != before
+
+def test_stage_closure_follows_imports_inside_the_stage_function_and_its_helpers(tmp_path):
+    from npu.provenance import import_closure
+
+    root = _package(tmp_path, {
+        "__init__.py": "", "a.py": "import npu.b\n", "b.py": "", "c.py": "", "d.py": "",
+        "stages.py": "from npu import a\n\ndef one():\n    helper()\n\ndef helper():\n    from npu.c import x\n\n"
+                     "def two():\n    import npu.d\n",
+    })
+    assert import_closure("npu.stages", "one", root) == {"npu", "npu.stages", "npu.a", "npu.b", "npu.c"}
+    assert import_closure("npu.stages", "two", root) == {"npu", "npu.stages", "npu.a", "npu.b", "npu.d"}
+
+
+def test_stage_fingerprint_changes_with_an_indirect_import_only(tmp_path):
+    from npu.provenance import stage_fingerprint
+
+    root = _package(tmp_path, {"__init__.py": "", "a.py": "from npu.b import f\n", "b.py": "f = 1\n", "c.py": "",
+                               "stages.py": "def run():\n    import npu.a\n"})
+    before = stage_fingerprint("npu.stages", "run", root)
+    (root / "c.py").write_text("changed = True\n")  # not imported: same fingerprint
+    assert stage_fingerprint.__wrapped__("npu.stages", "run", root) == before
+    (root / "b.py").write_text("f = 2\n")
+    assert stage_fingerprint.__wrapped__("npu.stages", "run", root) != before
+
+
+def test_every_rule_stage_has_a_fingerprint():
+    from npu.provenance import stage_fingerprint
+
+    assert len(stage_fingerprint("npu.stages.train", "train_stage")) == 16
+    with pytest.raises(ValueError, match="no function 'nope'"):
+        stage_fingerprint("npu.stages.train", "nope")
+

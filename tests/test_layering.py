@@ -21,8 +21,7 @@ sits on (`SITS_ON`, followed transitively). The layers, bottom to top:
               for the kernels' reference arithmetic (`dequantized_weights`);
     npu.runtime (compiled programs driven on the simulators) < npu.check (cross-checks of one
     layer against another: compiled vs reference, analytical vs cycle-accurate)
-    < npu.stages (the pipeline's stage functions; a module named `stages` anywhere counts as
-    one) < npu.cli.
+    < npu.stages (the pipeline's stage functions, one module per rule file) < npu.cli.
 """
 
 from __future__ import annotations
@@ -64,11 +63,6 @@ SITS_ON: dict[str, tuple[str, ...]] = {
 PENDING_MOVES: set[tuple[str, str]] = {
     # npu_ops.py and synthetic.py are deleted (the analytical model costs compiled programs)
     ("npu.sim.analytical.synthetic", "npu.kernels.sampling"),
-    # stage functions move into the npu/stages/ package
-    ("npu.quant.traffic", "npu.sim.analytical.generation"),
-    ("npu.quant.traffic", "npu.sim.analytical.npu_ops"),
-    ("npu.quant.traffic", "npu.sim.analytical.stages"),
-    ("npu.sim.analytical", "npu.sim.analytical.stages"),
 }
 
 
@@ -93,10 +87,8 @@ def modules() -> dict[str, Path]:
 
 
 def layer_of(module: str) -> str:
-    """The layer a module belongs to: `stages` modules anywhere are the stages layer, otherwise
-    the longest layer name that is the module or one of its packages."""
-    if module.split(".")[-1] == "stages":
-        return "npu.stages"
+    """The layer a module belongs to: the longest layer name that is the module or one of its
+    packages."""
     if module == "npu" or any(module == g or module.startswith(g + ".") for g in GROUND):
         return "ground"
     owners = [layer for layer in SITS_ON if module == layer or module.startswith(layer + ".")]
@@ -247,7 +239,19 @@ def test_no_import_cycles() -> None:
     ("npu.sim.analytical.program", "npu.sim.functional.simulator", True),
     ("npu.quant.accuracy", "npu.runtime.generate", False),
     ("npu.check.exact", "npu.runtime.generate", True),
-    ("npu.sim.cycle.stages", "npu.check.crossval", True),
+    ("npu.stages.simulate", "npu.check.crossval", True),
+    ("npu.check.crossval", "npu.stages.simulate", False),
+    ("npu.quant.traffic", "npu.sim.analytical.scenarios", False),
 ])
 def test_the_layer_rule_on_examples(source: str, target: str, expected: bool) -> None:
     assert (layer_of(target) in allowed_layers(layer_of(source))) is expected
+
+
+def test_stage_functions_live_in_the_stages_package_one_module_per_rule_file() -> None:
+    """Every workflow/rules/<name>.smk but common.smk has its npu/stages/<name>.py, and no module
+    outside npu.stages is named `stages`."""
+    rules = PACKAGE.parent / "workflow" / "rules"
+    expected = {path.stem for path in rules.glob("*.smk")} - {"common"}
+    present = {path.stem for path in (PACKAGE / "stages").glob("*.py")} - {"__init__", "common"}
+    assert present == expected
+    assert not [m for m in modules() if m.split(".")[-1] == "stages" and m != "npu.stages"]

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,8 @@ def mini_pipeline(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("pipeline")
     presets = workdir / "presets"
     (presets / "models").mkdir(parents=True)
-    shutil.copytree(REPO / "config" / "npu", presets / "npu")
+    for folder in ("npu", "tech", "dram"):  # a config_dir holds every preset the run reads
+        shutil.copytree(REPO / "config" / folder, presets / folder)
     for name in ("tiny-sort", "tiny-add", "dream-7b"):
         data = yaml.safe_load((REPO / "config" / "models" / f"{name}.yaml").read_text())
         if "training" in data:
@@ -60,7 +62,7 @@ def mini_pipeline(tmp_path_factory) -> Path:
         "export": {"cache_modes": ["none", "dual"], "shape_only_query_length": 8, "shape_only_kv_length": 64},
         "quantization": {"models": ["tiny-sort"], "outliers": ["tiny-sort"], "methods": ["bf16", "int", "baos-int"],
                          "bits": [16, 4], "cache_modes": ["dual"], "prompts": 4, "analysis_prompts": 4,
-                         "exact_prompts": 2, "exact_bits": [4],
+                         "exact_prompts": 2, "exact_bits": [4], "npu": "dnpu-edge",
                          "ablation": {"model": "tiny-sort", "outliers": False}},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -137,16 +139,78 @@ def test_finished_pipeline_has_nothing_to_do(mini_pipeline):
     assert jobs_to_run(result.stdout) == set()
 
 
+@contextmanager
+def edited_yaml(path: Path, edit):
+    """`path` with `edit(data)` applied, restored afterwards (the tests share one finished run)."""
+    original = path.read_text()
+    data = yaml.safe_load(original)
+    edit(data)
+    path.write_text(yaml.safe_dump(data))
+    try:
+        yield path
+    finally:
+        path.write_text(original)
+
+
+def planned_rules(dry_run_output: str) -> set[str]:
+    """Rules with a job in `snakemake -n` output (the `all` target aside)."""
+    rules = {match.group(1) for line in dry_run_output.splitlines()
+             if (match := re.match(r"^(?:local)?rule (\w+):", line.strip()))}
+    return rules - {"all"}
+
+
 def test_editing_one_preset_reruns_only_that_model(mini_pipeline):
     preset = mini_pipeline / "presets" / "models" / "tiny-add.yaml"
-    data = yaml.safe_load(preset.read_text())
-    data["training"]["seed"] = 1
-    preset.write_text(yaml.safe_dump(data))
-    result = snakemake(mini_pipeline, "-n")
+    with edited_yaml(preset, lambda data: data["training"].update(seed=1)):
+        result = snakemake(mini_pipeline, "-n")
     assert result.returncode == 0, result.stderr[-2000:]
+    # The analytical model reads the architecture and decoding recipe, not the weights: no rerun.
     assert jobs_to_run(result.stdout) == {(rule, "tiny-add") for rule in
-                                          ("train", "evaluate", "export", "compile", "simulate_analytical",
-                                           "simulate_cycle", "crossvalidate")}
+                                          ("train", "evaluate", "export", "compile", "simulate_cycle", "crossvalidate")}
+
+
+def test_decoding_only_edit_reruns_evaluation_and_after_but_not_training(mini_pipeline):
+    preset = mini_pipeline / "presets" / "models" / "tiny-add.yaml"
+    with edited_yaml(preset, lambda data: data["decoding"].update(steps=3)):  # two tokens per step
+        result = snakemake(mini_pipeline, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    planned = jobs_to_run(result.stdout)
+    assert ("train", "tiny-add") not in planned
+    assert {("evaluate", "tiny-add"), ("export", "tiny-add"), ("simulate_analytical", "tiny-add"),
+            ("simulate_cycle", "tiny-add")} <= planned
+    assert {model for _, model in planned} == {"tiny-add"}
+
+
+def copy_of_the_code(tmp_path: Path) -> Path:
+    """The Snakefile, rules and package in a temporary folder, to edit without touching the checkout."""
+    copy = tmp_path / "code"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / "npu", copy / "npu", ignore=ignore)
+    shutil.copytree(REPO / "workflow", copy / "workflow", symlinks=True)
+    shutil.copy(REPO / "Snakefile", copy / "Snakefile")
+    return copy
+
+
+@pytest.mark.parametrize("module, rules", [
+    # imported only by the exact-mode stage, through npu.stages.quantize.exact_accuracy_stage
+    ("npu/check/exact.py", {"accuracy_exact"}),
+    # imported by the cycle and cross-validation stages; the summary reads their tables
+    ("npu/sim/cycle/compiled.py", {"simulate_cycle", "crossvalidate", "crossvalidation_summary"}),
+    # training code: train, then everything downstream of the checkpoints
+    ("npu/models/train.py", {"train", "evaluate", "export", "compile", "simulate_cycle", "crossvalidate",
+                             "crossvalidation_summary", "calibrate", "accuracy", "baos_ablation",
+                             "accuracy_exact", "kv_analysis"}),
+])
+def test_code_change_reruns_the_stages_that_import_it_and_only_those(mini_pipeline, tmp_path, module, rules):
+    copy = copy_of_the_code(tmp_path)
+    source = copy / module
+    source.write_text(source.read_text() + "\n# an edit\n")
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(copy)}
+    result = subprocess.run([str(SNAKEMAKE), "-n", "-s", str(copy / "Snakefile"), "--directory", str(mini_pipeline),
+                             "--configfile", str(mini_pipeline / "config.yaml")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_rules(result.stdout) == rules
 
 
 def test_bad_config_fails_before_any_job_naming_file_and_key(tmp_path):
@@ -170,3 +234,17 @@ def test_default_config_dag_and_lint():
     lint = subprocess.run([str(SNAKEMAKE), "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)],
                           capture_output=True, text=True, timeout=300)
     assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+
+
+def test_an_edited_npu_preset_in_the_config_dir_changes_the_outputs_that_use_it(mini_pipeline):
+    """Runs last: it reruns the stages of the edited machine (the other tests expect a finished run)."""
+    targets = {name: mini_pipeline / "results" / path for name, path in (
+        ("analytical", "dnpu-edge/tiny-sort/analytical.tsv"), ("cycle", "dnpu-edge/tiny-sort/cycle.tsv"),
+        ("kv_traffic", "kv/traffic.tsv"))}
+    before = {name: path.read_text() for name, path in targets.items()}
+    preset = mini_pipeline / "presets" / "npu" / "dnpu-edge.yaml"
+    with edited_yaml(preset, lambda data: data["formats"].update(weights="mxint8")):
+        result = snakemake(mini_pipeline, "--cores", "2", *(str(path.relative_to(mini_pipeline)) for path in targets.values()))
+        assert result.returncode == 0, result.stderr[-3000:]
+        after = {name: path.read_text() for name, path in targets.items()}
+    assert all(after[name] != before[name] for name in targets), [n for n in targets if after[n] == before[n]]

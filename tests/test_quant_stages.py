@@ -16,14 +16,13 @@ from npu.models.transformer import ModelConfig, build_model
 from npu.quant.kv_analysis import collect_kv_trace, kv_statistics
 from npu.quant.outliers import OutlierSpec
 from npu.quant.smoothing import StaticSmoothing
-from npu.quant.stages import (
-    ModelSource,
+from npu.quant.experiments import ModelSource, quick_sizes
+from npu.stages.quantize import (
     ablation_stage,
     accuracy_stage,
     calibrate_stage,
     kv_analysis_stage,
     llada_fidelity_stage,
-    quick_sizes,
 )
 
 CONFIG = ModelConfig(name="tiny-sort4", vocab_size=12, mask_token_id=11, n_layers=2, d_model=64, n_heads=2,

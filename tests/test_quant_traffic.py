@@ -3,7 +3,7 @@
 import pytest
 
 from npu.quant.storage import kv_element_bits
-from npu.quant.traffic import kv_traffic_rows
+from npu.stages.quantize import kv_traffic_rows
 
 
 @pytest.fixture(scope="module")

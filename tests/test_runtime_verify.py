@@ -1,4 +1,4 @@
-"""`python -m npu.check.verify`: compiled generations against the NPU-arithmetic reference,
+"""`npu verify`: compiled generations against the NPU-arithmetic reference,
 on a small random checkpoint (the 50-prompt run on trained models is `make verify`)."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 
-from npu.check.verify import main
+from npu.cli import main
 
 
 def test_verify_writes_a_complete_report_with_every_generation_equal_to_the_reference(tmp_path, small_add_checkpoint):
     out = tmp_path / "verify" / "report.json"
-    main(["--checkpoint", str(small_add_checkpoint), "--prompts", "2", "--npu", "dnpu-edge",
-          "--cache", "dual", "--rule", "topk", "threshold", "--out", str(out)])
+    assert main(["verify", "--checkpoint", str(small_add_checkpoint), "--prompts", "2", "--npu", "dnpu-edge",
+          "--cache", "dual", "--rule", "topk", "threshold", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["complete"] is True
     assert [(run["cache"], run["rule"]) for run in report["runs"]] == [("dual", "topk"), ("dual", "threshold")]

@@ -4,7 +4,7 @@ import pytest
 
 from npu.hw.config import load_npu_config
 from npu.io import write_tsv
-from npu.sim.cycle.stages import generation_rows, read_compiled_programs
+from npu.sim.cycle.compiled import generation_rows, read_compiled_programs
 
 CLOUD = load_npu_config("dnpu-cloud")
 

@@ -24,7 +24,6 @@ from npu.compiler.asm import CompileError
 from npu.compiler.kv_quant import KVQuant
 from npu.compiler.layout import Shapes
 from npu.hw.config import load_npu_config
-from npu.io import write_tsv
 from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
 from npu.models.decoding import DecodeConfig
@@ -77,17 +76,19 @@ def check_fits(label: str, model_config, npu_name: str, seq_len: int, bits: tupl
 
 
 def exact_accuracy(label: str, checkpoint_dir: str | Path, npu_name: str, bits: tuple[int, ...], n_prompts: int,
-                   seed: int = 1234, log=print) -> list[dict]:
-    """Rows (bf16 and BAOS-MXINT at each width) of one task model, dual cache, its preset's rule."""
+                   seed: int = 1234, log=print, recipe: tuple[dict, dict] | None = None) -> list[dict]:
+    """Rows (bf16 and BAOS-MXINT at each width) of one task model, dual cache, its preset's rule.
+    recipe: the (task, decoding) sections to decode with; default: those recorded at training."""
     model, meta = load_checkpoint(checkpoint_dir)
-    preset = meta.get("extra", {}).get("preset", {})
-    task = get_task(preset.get("task"))
+    recorded = meta.get("extra", {}).get("preset", {})
+    task_spec, decoding = recipe if recipe is not None else (recorded.get("task"), recorded.get("decoding"))
+    task = get_task(task_spec)
     if not hasattr(task, "exact_match"):
         raise ValueError(f"{checkpoint_dir}: task {task.name!r} has no exact-match answers (exact mode needs one)")
     unsupported = [b for b in bits if b not in EXACT_BITS]
     if unsupported:
         raise ValueError(f"exact mode: BAOS-MXINT{unsupported[0]} has no DMA format; widths: {EXACT_BITS}")
-    decode = DecodeConfig(**{**preset["decoding"], "cache": "dual"})
+    decode = DecodeConfig(**{**decoding, "cache": "dual"})
     prompts, answers = task_prompts(task, n_prompts, seed)
     check_fits(label, model.config, npu_name, prompts.shape[1] + decode.gen_length, bits)
     npu_model = with_npu_numerics(model, load_npu_config(npu_name))
@@ -108,18 +109,3 @@ def exact_accuracy(label: str, checkpoint_dir: str | Path, npu_name: str, bits: 
             f"(NPU arithmetic) vs {row['exact_match_fast_simulator']}% (fast simulator), "
             f"{row['generations_identical']}/{n_prompts} generations identical, {row['seconds']} s")
     return rows
-
-
-def exact_accuracy_stage(checkpoints: dict[str, str], npu_name: str, bits: tuple[int, ...], n_prompts: int,
-                         out_tsv: str | Path, seed: int = 1234, log=print) -> Path:
-    """The exact-mode table of every task model (text corpora have no exact-match task: skipped)."""
-    rows = []
-    for label, checkpoint_dir in checkpoints.items():
-        _, meta = load_checkpoint(checkpoint_dir)
-        if not hasattr(get_task(meta.get("extra", {}).get("preset", {}).get("task")), "exact_match"):
-            log(f"{label}: a text corpus, no exact-match task; skipped")
-            continue
-        rows += exact_accuracy(label, checkpoint_dir, npu_name, bits, n_prompts, seed, log)
-    if not rows:
-        raise ValueError("exact mode: none of the models has an exact-match task")
-    return write_tsv(out_tsv, rows)

@@ -2,9 +2,9 @@
 
 A generation counts as identical when every step has the same window, commits and confidence
 bits and the final tokens agree (`generation_difference`); the report keeps the first few
-differences.
+differences. The command line is `npu verify` (npu.stages.verify, rule verify_compiled):
 
-    python -m npu.check.verify --checkpoint /tmp/ckpt-sort --prompts 50 \
+    npu verify --checkpoint /tmp/ckpt-sort --prompts 50 \
         --npu dnpu-cloud dnpu-edge ar-npu --cache none prefix dual --rule topk threshold \
         --out results/verify-tiny-sort.json
 
@@ -22,10 +22,7 @@ machine) the logits error of the NPU-arithmetic reference against the float32 mo
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import sys
 import time
 from collections.abc import Callable
 
@@ -37,10 +34,7 @@ from npu.check.prompts import task_prompts
 from npu.compiler.context import StepSpec
 from npu.compiler.layout import Shapes, pack_weights, reference_weights
 from npu.compiler.reference import ReferenceState, reference_step
-from npu.config import preset_argument
-from npu.errors import non_negative_float, non_negative_int, positive_int, run_command
 from npu.hw.config import load_npu_config
-from npu.io import atomic_write_text
 from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
 from npu.models.decoding import DecodeConfig
@@ -77,9 +71,9 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
     prompts, answers = task_prompts(task, n_prompts, seed)
     weights = weights_from_model(model)
     seq_len = prompts.shape[1] + decoding["gen_length"]
-    machines = {name: load_npu_config(name) for name in npu_names}  # every preset named before any run
     report = {"checkpoint": str(checkpoint), "model": cfg.name, "prompts": n_prompts, "seed": seed,
               "decoding": decoding, "temperature": temperature, "complete": False, "runs": []}
+    machines = {name: load_npu_config(name) for name in npu_names}  # every preset checked before any run
     for npu_name, npu in machines.items():
         error = logits_error(model, npu_name, prompts[0], decoding["gen_length"])
         log(f"{npu_name}: NPU-arithmetic logits vs float32: max rel error {error:.2e}")
@@ -114,52 +108,3 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
                 log(f"{npu_name} {cache:6s} {rule:9s}: {agree}/{len(prompts)} identical to the reference, "
                     f"accuracy {correct}/{len(prompts)}, {steps} steps, {run['seconds']} s")
     return report
-
-
-CACHES = ("none", "prefix", "dual")
-RULES = ("topk", "threshold")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m npu.check.verify`; a bad checkpoint, preset or option is one line and exit 2."""
-    parser = argparse.ArgumentParser(prog="python -m npu.check.verify", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--npu", nargs="+", type=preset_argument("npu"), default=["dnpu-cloud", "dnpu-edge", "ar-npu"])
-    parser.add_argument("--cache", nargs="+", choices=CACHES, default=list(CACHES))
-    parser.add_argument("--rule", nargs="+", choices=RULES, default=list(RULES))
-    parser.add_argument("--prompts", type=positive_int, default=50)
-    parser.add_argument("--seed", type=non_negative_int, default=1234)
-    parser.add_argument("--temperature", type=non_negative_float, default=0.0,
-                        help="Gumbel-max sampling temperature (0: greedy argmax)")
-    parser.add_argument("--kv", help="KV quantization, e.g. baos-mxint4 (dual cache, see npu.check.verify_kv)")
-    parser.add_argument("--kv-alpha", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
-                        help="BAOS smoothing strength(s): one = fixed, several = chosen per (layer, head) at each "
-                             "refresh (default: BaosOptions()'s 0 0.25 0.5 0.75)")
-    parser.add_argument("--out")
-    args = parser.parse_args(argv)
-    if args.kv and args.temperature:
-        parser.error("--kv runs greedy decoding; drop --temperature")
-    return run_command(parser.prog, lambda: _run(args))
-
-
-def _run(args: argparse.Namespace) -> None:
-    if args.kv:
-        from npu.compiler.kv_quant import KVQuant
-        from npu.check.verify_kv import verify_kv
-
-        report = verify_kv(args.checkpoint, args.npu, args.rule, args.prompts, KVQuant.parse(args.kv, tuple(args.kv_alpha)),
-                           args.seed, compare_bf16=True, log=lambda line: print(line, flush=True))
-        if args.out:
-            atomic_write_text(args.out, json.dumps(report, indent=1))
-        return
-
-    def save(report: dict) -> None:  # after every run, so an interrupted verification keeps its results
-        if args.out:
-            atomic_write_text(args.out, json.dumps(report, indent=1))
-
-    verify(args.checkpoint, args.npu, args.cache, args.rule, args.prompts, args.seed,
-           log=lambda line: print(line, flush=True), temperature=args.temperature, on_run=save, progress=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

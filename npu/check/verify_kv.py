@@ -1,6 +1,6 @@
 """Verification of BAOS KV quantization on the NPU: compiled tokens vs the accuracy simulator.
 
-    python -m npu.check.verify --checkpoint CKPT --kv baos-mxint4 --npu dnpu-cloud --prompts 20
+    npu verify --checkpoint CKPT --kv baos-mxint4 --npu dnpu-cloud --prompts 20
 
 For each (machine, commit rule) it decodes the task's prompts with the dual cache three ways:
 compiled programs with BAOS KV (`Shapes.kv_quant`) on the functional simulator, the same steps

@@ -323,7 +323,8 @@ def npu_config_from_dict(d: Any, source: str = "<dict>", config_dir: str | Path 
 
 def load_npu_config(path_or_name: str | Path, config_dir: str | Path | None = None) -> NPUConfig:
     """Load a preset by name ("dnpu-cloud" -> <config_dir>/npu/dnpu-cloud.yaml, default the
-    repository's config/) or a YAML file by path."""
+    repository's config/) or a YAML file by path; a file in a `<dir>/npu/` folder reads the
+    technology file it names from `<dir>/tech/`."""
     presets = _presets_dir(config_dir)
     path = Path(path_or_name)
     if path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
@@ -334,6 +335,8 @@ def load_npu_config(path_or_name: str | Path, config_dir: str | Path | None = No
             )
     if not path.is_file():
         raise NPUConfigError(f"{path}: no such NPU configuration file")
+    if config_dir is None and path.resolve().parent.name == "npu":
+        config_dir = path.resolve().parent.parent  # a preset in <config_dir>/npu/ names files of its own config_dir
     try:
         d = read_yaml(path)  # a syntax error names the file, line and column
     except ConfigError as err:

@@ -7,7 +7,7 @@
   model in the NPU's arithmetic.
 - `kv_bytes_per_token(method, bits, model_config)`: storage cost for the performance models.
 - `npu.quant.kv_analysis`: how K/V statistics move across blocks and steps.
-- `npu.quant.stages`: the pipeline's stage functions.
+- `npu.quant.experiments`: the models under test and the BAOS ablation (stages: npu.stages.quantize).
 """
 
 from npu.quant.accuracy import SampleSizes, run_accuracy_grid

@@ -1,10 +1,12 @@
 # Shared by every stage: validated presets, result paths and code fingerprints.
+import json
 import sys
 
 from npu.config import ConfigError, preset_path
+from npu.hw.config import load_npu_config
 from npu.models.presets import load_model_spec
 from npu.models.tasks import get_task
-from npu.provenance import source_hash
+from npu.provenance import stage_fingerprint
 
 CONFIG_DIR = config["config_dir"]
 RESULTS = config["results_dir"]
@@ -24,20 +26,36 @@ for key, names in (("models.trained", TRAINED_MODELS), ("quantization.models", K
         if not MODEL_SPECS[name].trainable:
             sys.exit(f"dnpu: config: {key} lists {name!r}, but {MODEL_SPECS[name].source} has no task/training section")
 
-# The code each stage runs (relative to the npu package); a change to it reruns the stage.
-TRAIN_CODE = source_hash("models/transformer.py", "models/tasks.py", "models/train.py",
-                         "models/checkpoint.py", "models/presets.py", "config.py", "stages.py")
-EVALUATE_CODE = source_hash("models/transformer.py", "models/tasks.py", "models/decoding.py",
-                            "models/evaluate.py", "models/checkpoint.py", "stages.py")
-EXPORT_CODE = source_hash("models/transformer.py", "models/decoding.py", "models/checkpoint.py", "ir", "stages.py")
-COMPILE_CODE = source_hash("compiler", "isa", "hw", "ir", "stages.py")
-SIMULATE_CODE = source_hash("sim", "isa", "hw", "models/presets.py", "models/decoding.py")
-QUANT_CODE = source_hash("quant", "sim/analytical", "hw/numerics.py", "hw/config.py", "models/transformer.py", "models/tasks.py",
-                         "models/decoding.py", "models/checkpoint.py")
+# The code of each stage, fingerprinted from its stage function's import closure (npu.provenance),
+# so a change to any module the stage imports, directly or not, reruns that rule and no other.
+def stage_code(module, function):
+    return stage_fingerprint(f"npu.stages.{module}", function)
 
-# The accuracy simulator's exact mode decodes with the compiler's NPU-arithmetic reference.
-QUANT_EXACT_CODE = source_hash("quant", "compiler", "runtime", "hw", "ir", "models/decoding.py", "models/tasks.py",
-                               "models/checkpoint.py", "models/transformer.py")
+
+# The sections of a model preset that a stage reads, as a parameter - an edit elsewhere in the file
+# (e.g. `decoding`, which training never reads) does not rerun the rule.
+def preset_sections(*sections):
+    def content(wildcards):
+        data = MODEL_SPECS[wildcards.model].raw
+        return json.dumps({key: data.get(key) for key in sections}, sort_keys=True)
+    return content
+
+
+def presets_sections(models, *sections):
+    """preset_sections for a rule over several models."""
+    return json.dumps({name: {key: MODEL_SPECS[name].raw.get(key) for key in sections} for name in models},
+                      sort_keys=True)
+
+
+# The settings of the analytical generations (config.yaml `analytical:`), as command-line options.
+ANALYTICAL = config["analytical"]
+SCENARIO_ARGS = " ".join([
+    f"--threshold-tokens-per-step {ANALYTICAL['threshold_tokens_per_step']}",
+    "--public-generation " + " ".join(str(ANALYTICAL["public_shape_generation"][key])
+                                      for key in ("prompt_length", "gen_length", "block_length", "steps")),
+    "--text-generation " + " ".join(str(ANALYTICAL["text_generation"][key])
+                                    for key in ("gen_length", "block_length", "steps")),
+])
 
 NPUS = config["npus"]
 GPU_TARGETS = [f"{RESULTS}/gpu/gpu_generations.tsv"] if SHAPE_ONLY_MODELS else []
@@ -56,6 +74,10 @@ def model_preset(wildcards):
     return str(preset_path("models", wildcards.model, CONFIG_DIR))
 
 
+def model_preset_path(name):
+    return str(preset_path("models", name, CONFIG_DIR))
+
+
 def checkpoint_of(wildcards):
     """The trained checkpoint a stage needs, or nothing for shape-only models."""
     if wildcards.model in TRAINED_MODELS:
@@ -63,8 +85,19 @@ def checkpoint_of(wildcards):
     return []
 
 
+def npu_preset_files(name):
+    """An NPU preset and the technology file it names: the files a rule that models the machine reads."""
+    preset = preset_path("npu", name, CONFIG_DIR)
+    technology = load_npu_config(preset, CONFIG_DIR).technology.source
+    return {"npu": str(preset), "technology": str(technology)}
+
+
 def npu_preset(wildcards):
-    return str(preset_path("npu", wildcards.npu, CONFIG_DIR))
+    return npu_preset_files(wildcards.npu)["npu"]
+
+
+def npu_technology(wildcards):
+    return npu_preset_files(wildcards.npu)["technology"]
 
 
 # The KV-quantization study (workflow/rules/quantize.smk).
@@ -78,9 +111,10 @@ if QUANT_MODELS and ABLATION["model"] not in QUANT_MODELS:
     sys.exit(f"dnpu: config: quantization.ablation.model {ABLATION['model']!r} is not one of quantization.models")
 if ABLATION["outliers"] and ABLATION["model"] not in QUANT["outliers"]:
     sys.exit(f"dnpu: config: quantization.ablation.outliers needs {ABLATION['model']!r} in quantization.outliers")
+QUANT_SECTIONS = presets_sections(QUANT_MODELS, "name", "task", "decoding")
 ABLATION_LABEL = f"{ABLATION['model']}+outliers" if ABLATION["outliers"] else ABLATION["model"]
 try:
-    preset_path("npu", QUANT["npu"], CONFIG_DIR)
+    QUANT_NPU_FILES = npu_preset_files(QUANT["npu"])
 except ConfigError as error:
     sys.exit(f"dnpu: config: quantization.npu: {error}")
 QUANT_TARGETS = [f"{RESULTS}/kv/{name}" for name in ("accuracy.tsv", "ablation.tsv", "kv_stats.tsv", "traffic.tsv", "exact.tsv")] if QUANT_MODELS else []
@@ -89,7 +123,8 @@ QUANT_TARGETS = [f"{RESULTS}/kv/{name}" for name in ("accuracy.tsv", "ablation.t
 def kv_source_args(wildcards, input):
     """--checkpoint LABEL=DIR for every model of the grid, --outliers for the outlier copies."""
     dirs = [f"--checkpoint {m}=$(dirname {w})" for m, w in zip(QUANT_MODELS, input.weights)]
-    return " ".join([*dirs, *(f"--outliers {m}" for m in QUANT["outliers"])])
+    presets = [f"--preset {m}={model_preset_path(m)}" for m in QUANT_MODELS]
+    return " ".join([*dirs, *presets, *(f"--outliers {m}" for m in QUANT["outliers"])])
 
 # Compiler verification (workflow/rules/verify.smk, `make verify`).
 VERIFY = config["verify"]

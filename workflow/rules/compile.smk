@@ -3,10 +3,11 @@ rule compile:
     input:
         check=f"{RESULTS}/models/{{model}}/ir/check.tsv",
         npu=npu_preset,
+        technology=npu_technology,
     output:
         table=f"{RESULTS}/{{npu}}/{{model}}/compile.tsv",
     params:
-        code=COMPILE_CODE,
+        code=stage_code("compile", "compile_stage"),
     log:
         f"{RESULTS}/logs/compile/{{npu}}__{{model}}.log",
     conda:

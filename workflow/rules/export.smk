@@ -5,12 +5,13 @@ rule export:
     interpreter; public-shape models are exported shape-only.
     """
     input:
-        preset=model_preset,
         checkpoint=checkpoint_of,
     output:
         check=f"{RESULTS}/models/{{model}}/ir/check.tsv",
     params:
-        code=EXPORT_CODE,
+        code=stage_code("export", "export_stage"),
+        preset=model_preset,
+        sections=preset_sections("name", "architecture", "task", "decoding"),
         cache_modes=" ".join(config["export"]["cache_modes"]),
         checkpoint_arg=lambda wc, input: f"--checkpoint $(dirname {input.checkpoint[0]})" if input.checkpoint else "",
         query_length=config["export"]["shape_only_query_length"],
@@ -20,6 +21,6 @@ rule export:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu export --preset {input.preset} {params.checkpoint_arg} "
+        "npu export --preset {params.preset} {params.checkpoint_arg} "
         "--cache-modes {params.cache_modes} --query-length {params.query_length} "
         "--kv-length {params.kv_length} --out-dir $(dirname {output.check}) 2> {log}"

@@ -1,32 +1,39 @@
 rule simulate_analytical:
     """Closed-form latency, energy and DRAM traffic of whole generations (every cache mode and rule)."""
     input:
-        preset=model_preset,
         npu=npu_preset,
+        technology=npu_technology,
     output:
         table=f"{RESULTS}/{{npu}}/{{model}}/analytical.tsv",
     params:
-        code=SIMULATE_CODE,
+        code=stage_code("simulate", "simulate_analytical_stage"),
+        preset=model_preset,
+        sections=preset_sections("name", "architecture", "task", "decoding"),
+        scenarios=SCENARIO_ARGS,
     log:
         f"{RESULTS}/logs/simulate_analytical/{{npu}}__{{model}}.log",
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu simulate-analytical --npu {wildcards.npu} --model {wildcards.model} --out {output.table} 2> {log}"
+        "npu simulate-analytical --npu {input.npu} --model {params.preset} {params.scenarios} "
+        "--out {output.table} 2> {log}"
 
 
 rule simulate_cycle:
     """Every compiled step program on the cycle-accurate simulator with the DRAM model in the loop."""
     input:
         compiled=f"{RESULTS}/{{npu}}/{{model}}/compile.tsv",
-        preset=model_preset,
         npu=npu_preset,
+        technology=npu_technology,
     output:
         steps=f"{RESULTS}/{{npu}}/{{model}}/cycle.tsv",
         generation=f"{RESULTS}/{{npu}}/{{model}}/cycle_generation.tsv",
         traces=directory(f"{RESULTS}/{{npu}}/{{model}}/traces"),
     params:
-        code=SIMULATE_CODE,
+        code=stage_code("simulate", "simulate_cycle_stage"),
+        preset=model_preset,
+        sections=preset_sections("name", "task", "decoding"),
+        scenarios=SCENARIO_ARGS,
         dram=config["simulate"]["cycle_dram"],
         max_instructions=config["simulate"]["max_instructions"],
         trace_max_instructions=config["simulate"]["trace_max_instructions"],
@@ -36,7 +43,7 @@ rule simulate_cycle:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu simulate-cycle --npu {input.npu} --model {input.preset} --compile-dir $(dirname {input.compiled}) "
+        "npu simulate-cycle --npu {input.npu} --model {params.preset} {params.scenarios} --compile-dir $(dirname {input.compiled}) "
         "--dram {params.dram} --max-instructions {params.max_instructions} "
         "--trace-max-instructions {params.trace_max_instructions} --trace-dir {output.traces} "
         "--jedec-max-instructions {params.jedec_max} "
@@ -48,10 +55,11 @@ rule crossvalidate:
     input:
         compiled=f"{RESULTS}/{{npu}}/{{model}}/compile.tsv",
         npu=npu_preset,
+        technology=npu_technology,
     output:
         table=f"{RESULTS}/{{npu}}/{{model}}/crossval.tsv",
     params:
-        code=SIMULATE_CODE,
+        code=stage_code("simulate", "crossvalidate_stage"),
         max_instructions=config["simulate"]["max_instructions"],
     log:
         f"{RESULTS}/logs/crossvalidate/{{npu}}__{{model}}.log",
@@ -70,7 +78,7 @@ rule crossvalidation_summary:
         table=f"{RESULTS}/crossval/summary.tsv",
         figure=f"{RESULTS}/crossval/summary.png",
     params:
-        code=SIMULATE_CODE,
+        code=stage_code("simulate", "crossvalidation_summary_stage"),
     log:
         f"{RESULTS}/logs/crossvalidation_summary.log",
     conda:
@@ -82,18 +90,18 @@ rule crossvalidation_summary:
 rule gpu_baselines:
     """Analytical A6000 / A100 / H100 models of the same generations, the Fast-dLLM A100 check and
     the GPU sampling share."""
-    input:
-        presets=expand(f"{CONFIG_DIR}/models/{{model}}.yaml", model=SHAPE_ONLY_MODELS),
     output:
         generations=f"{RESULTS}/gpu/gpu_generations.tsv",
         fast_dllm=f"{RESULTS}/gpu/fast_dllm_check.tsv",
         sampling=f"{RESULTS}/gpu/gpu_sampling_share.tsv",
     params:
-        code=SIMULATE_CODE,
-        models=" ".join(SHAPE_ONLY_MODELS),
+        code=stage_code("simulate", "gpu_baselines_stage"),
+        presets=" ".join(model_preset_path(name) for name in SHAPE_ONLY_MODELS),
+        sections=presets_sections(SHAPE_ONLY_MODELS, "name", "architecture", "task", "decoding"),
+        scenarios=SCENARIO_ARGS,
     log:
         f"{RESULTS}/logs/gpu_baselines.log",
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu gpu-baselines --models {params.models} --out-dir $(dirname {output.generations}) 2> {log}"
+        "npu gpu-baselines --models {params.presets} {params.scenarios} --out-dir $(dirname {output.generations}) 2> {log}"

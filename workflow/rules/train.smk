@@ -1,12 +1,12 @@
 rule train:
     """Train a tiny masked-diffusion model on its offline task (LLaDA/MDLM loss)."""
-    input:
-        preset=model_preset,
     output:
         weights=f"{RESULTS}/models/{{model}}/checkpoint/model.safetensors",
         meta=f"{RESULTS}/models/{{model}}/checkpoint/meta.json",
     params:
-        code=TRAIN_CODE,
+        code=stage_code("train", "train_stage"),
+        preset=model_preset,
+        sections=preset_sections("name", "architecture", "task", "training"),
         threads=config["train"]["threads"],
     log:
         f"{RESULTS}/logs/train/{{model}}.log",
@@ -14,5 +14,5 @@ rule train:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu train --preset {input.preset} --out $(dirname {output.weights}) "
+        "npu train --preset {params.preset} --out $(dirname {output.weights}) "
         "--threads {params.threads} 2> {log}"

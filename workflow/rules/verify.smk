@@ -9,7 +9,8 @@ rule verify_compiled:
     output:
         report=f"{RESULTS}/verify/{{model}}.json",
     params:
-        code=COMPILE_CODE,
+        code=stage_code("verify", "verify_stage"),
+        sections=preset_sections("name", "task", "decoding"),
         npus=" ".join(VERIFY["npus"]),
         prompts=VERIFY["prompts"],
     log:
@@ -17,7 +18,7 @@ rule verify_compiled:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "python -m npu.check.verify --checkpoint $(dirname {input.weights}) --npu {params.npus} "
+        "npu verify --checkpoint $(dirname {input.weights}) --npu {params.npus} "
         "--prompts {params.prompts} --out {output.report} > {log} 2>&1"
 
 

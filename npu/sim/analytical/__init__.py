@@ -8,7 +8,9 @@
 - `DeviceModel(spec).step(...)`: roofline model of the PyTorch reference on a GPU (A6000, A100,
   H100 presets) or on a CPU calibrated by microbenchmarks (validation.py);
 - `generation_report(machine, model, GenerationSetup(...))`: a whole dLLM generation;
-- baselines.py: the Fast-dLLM A100 check and the GPU sampling share; stages.py: pipeline stages.
+- `model_scenarios(preset)` (scenarios.py): the generations the pipeline evaluates a model on;
+- baselines.py: the Fast-dLLM A100 check and the GPU sampling share. The pipeline's stages that
+  run these models are in npu.stages.simulate.
 docs/analytical.md describes the equations and the measured errors.
 """
 
@@ -25,12 +27,11 @@ from npu.sim.analytical.program import (
     estimate_counts,
     estimate_program,
 )
-from npu.sim.analytical.stages import device_validation_stage, gpu_baselines_stage, simulate_analytical_stage
 
 __all__ = [
     "A100", "A6000", "GPU_PRESETS", "H100", "CountProfile", "DeviceModel",
     "DeviceSpec", "DmaTransfer", "GenerationReport", "GenerationSetup", "NpuStepModel", "Operator", "OperatorCost",
-    "ProgramEstimate", "StepCost", "StepShape", "comment_regions", "device_validation_stage",
-    "estimate_counts", "estimate_program", "generation_report", "gpu_baselines_stage", "operators_from_graph",
-    "roofline_bound", "simulate_analytical_stage", "step_operators", "step_schedule",
+    "ProgramEstimate", "StepCost", "StepShape", "comment_regions",
+    "estimate_counts", "estimate_program", "generation_report", "operators_from_graph",
+    "roofline_bound", "step_operators", "step_schedule",
 ]

@@ -1,18 +1,27 @@
-"""Pipeline stages of the cycle-accurate simulator and of its cross-validation.
+"""Stages of workflow/rules/simulate.smk: the analytical and cycle-accurate performance models.
 
-Both read what the `compile` stage wrote into `results/{npu}/{model}/` (`compile.tsv` and, per
-step program, `<step>.s`) and write tables there:
-- `simulate_cycle_stage`: every step program on the cycle simulator with the DRAM model in the
-  loop (JEDEC timing by default) -> `cycle.tsv` (cycles, per-unit busy/stall, DRAM traffic and
-  bandwidth, energy) and `cycle_generation.tsv` (latency per step and per generated token,
-  tokens/s, energy per token, DRAM bytes per token for the preset's top-k schedule);
-- `crossvalidate_stage`: the analytical program model against the cycle simulator (bandwidth
-  DRAM backend, the analytical model's closed form) per step, unit class and operator
-  -> `crossval.tsv`;
-- `crossvalidation_summary_stage`: every (npu, model) crossval table -> one summary table and
-  figure.
-Programs whose executed-instruction count (from compile.tsv) exceeds `max_instructions` get a row
-with status `skipped: ...` instead of figures, so a sweep always completes within its budget.
+- `simulate_analytical_stage` (rule simulate_analytical): per (NPU, model) a TSV of generations -
+  latency per step and per token, tokens/s, utilisation, energy per token, DRAM traffic per
+  token, sampling share;
+- `simulate_cycle_stage` (rule simulate_cycle): every compiled step program of one (NPU, model)
+  on the cycle simulator with the DRAM model in the loop (JEDEC timing by default) -> `cycle.tsv`
+  (cycles, per-unit busy/stall, DRAM traffic and bandwidth, energy) and `cycle_generation.tsv`
+  (latency per step and per generated token, tokens/s, energy per token, DRAM bytes per token
+  for the preset's top-k schedule);
+- `crossvalidate_stage` (rule crossvalidate): the analytical program model against the cycle
+  simulator (bandwidth DRAM backend, the analytical model's closed form) per step, unit class
+  and operator -> `crossval.tsv`;
+- `crossvalidation_summary_stage` (rule crossvalidation_summary): every (npu, model) crossval
+  table -> one summary table and figure;
+- `gpu_baselines_stage` (rule gpu_baselines): the GPU roofline models of the same generations,
+  the Fast-dLLM A100 check and the GPU sampling-share sweep;
+- `device_validation_stage` (no rule; tests, benchmarks): the device model calibrated on this
+  machine vs measured PyTorch.
+
+The cycle and cross-validation stages read what the `compile` stage wrote into
+`results/{npu}/{model}/` (`compile.tsv` and, per step program, `<step>.s`). Programs whose
+executed-instruction count (from compile.tsv) exceeds `max_instructions` get a row with status
+`skipped: ...` instead of figures, so a sweep always completes within its budget.
 """
 
 from __future__ import annotations
@@ -20,61 +29,74 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from npu.hw.config import NPUConfig, load_npu_config
 from npu.io import atomic_write_with, write_tsv
-from npu.isa.assembler import Program, assemble
-from npu.check.crossval import UNIT_CLASSES, crossvalidate
-from npu.sim.analytical.program import comment_regions
-from npu.sim.cycle.simulator import CycleSimulator
-from npu.sim.cycle.stats import CycleStats
-
-STEP_ORDER = ("refresh", "prefix_inblock", "dual_inblock")
 
 
-@dataclass(frozen=True)
-class CompiledProgram:
-    """One row of compile.tsv with its assembled program (None when it did not compile)."""
+def simulate_analytical_stage(npu_name: str | Path, model_name: str | Path, out: str | Path,
+                              settings=None, compile_table: str | Path | None = None) -> Path:
+    """One (NPU, model) table: a row per (cache mode, commit rule) generation; settings: the
+    experiment's npu.sim.analytical.scenarios.ScenarioSettings (default: its defaults). Figures
+    only where the compiler accepts the model (its compile.tsv when given; npu.check.fits)."""
+    from npu.check.fits import analytical_rows
+    from npu.hw.config import load_npu_config
+    from npu.sim.analytical.npu_ops import NpuStepModel
+    from npu.sim.analytical.scenarios import ScenarioSettings, model_scenarios
 
-    row: dict
-    program: Program | None
-    listing: str
-
-    @property
-    def step(self) -> str:
-        return self.row["step"]
-
-    @property
-    def executed_instructions(self) -> int:
-        return int(float(self.row["executed_instructions"] or 0))
-
-
-def read_compiled_programs(compile_dir: str | Path) -> list[CompiledProgram]:
-    """compile.tsv's rows (in STEP_ORDER) with each compiled program assembled from its listing."""
-    compile_dir = Path(compile_dir)
-    table = compile_dir / "compile.tsv"
-    if not table.is_file():
-        raise FileNotFoundError(f"{table}: no compile table (run the compile stage first)")
-    with table.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    programs = []
-    for row in sorted(rows, key=lambda r: STEP_ORDER.index(r["step"]) if r["step"] in STEP_ORDER else 99):
-        if row["status"] != "ok":
-            programs.append(CompiledProgram(row, None, ""))
-            continue
-        listing_path = compile_dir / f"{row['step']}.s"
-        if not listing_path.is_file():
-            raise FileNotFoundError(f"{listing_path}: listed as compiled in {table} but missing")
-        listing = listing_path.read_text(encoding="utf-8")
-        programs.append(CompiledProgram(row, assemble(listing, source=str(listing_path)), listing))
-    return programs
+    npu_config = load_npu_config(npu_name)
+    model, setups = model_scenarios(model_name, settings or ScenarioSettings())
+    rows = analytical_rows(NpuStepModel(npu_config), npu_config, model, setups, compile_table)
+    print(f"analytical {npu_name} {model_name}: " + ", ".join(
+        f"{r['cache']}/{r['rule']} " + (f"{r['tokens_per_s']:.3g} tok/s" if r["status"] == "ok" else r["status"])
+        for r in rows), file=sys.stderr)
+    return write_tsv(out, rows)
 
 
-def _skip_reason(compiled: CompiledProgram, max_instructions: int) -> str | None:
+def gpu_baselines_stage(out_dir: str | Path, models: tuple[str | Path, ...] = ("llada-8b", "dream-7b"),
+                        settings=None) -> list[Path]:
+    """Write gpu_generations.tsv, fast_dllm_check.tsv and gpu_sampling_share.tsv to out_dir."""
+    from npu.models.presets import load_model_spec
+    from npu.sim.analytical.baselines import SAMPLING_CLAIM, fast_dllm_check, sampling_share_sweep
+    from npu.sim.analytical.devices import GPU_PRESETS, DeviceModel
+    from npu.sim.analytical.generation import generation_report
+    from npu.sim.analytical.scenarios import ScenarioSettings, model_scenarios
+
+    out_dir = Path(out_dir)
+    rows = []
+    configs = {}
+    for model_name in models:
+        model, setups = model_scenarios(model_name, settings or ScenarioSettings())
+        configs[model.name] = model
+        for spec in GPU_PRESETS.values():
+            shared: dict = {}
+            rows += [generation_report(DeviceModel(spec), model, setup, shared).row() for setup in setups]
+    # Fast-dLLM's published A100 throughput (arXiv 2505.22618) is for LLaDA-8B as released: the
+    # check always uses the package's llada-8b preset (the public shape), whatever `models` holds.
+    check = fast_dllm_check(load_model_spec("llada-8b").architecture)
+    sweep = sampling_share_sweep(configs)
+    peak = max(sweep, key=lambda row: row["sampling_share"])
+    print(f"gpu baselines: Fast-dLLM A100 check {[(r['rates'], r['configuration'], round(r['predicted_tok_s'], 1)) for r in check]}; "
+          f"largest GPU sampling share {peak['sampling_share']:.1%} ({peak['gpu']}, {peak['model']}, "
+          f"T={peak['temperature']}, {peak['cache']}) vs the claimed {SAMPLING_CLAIM:.0%}", file=sys.stderr)
+    return [write_tsv(out_dir / "gpu_generations.tsv", rows), write_tsv(out_dir / "fast_dllm_check.tsv", check),
+            write_tsv(out_dir / "gpu_sampling_share.tsv", sweep)]
+
+
+def device_validation_stage(out_dir: str | Path, device: str = "cpu", scale: float = 1.0, rounds: int = 2) -> list[Path]:
+    """Calibrate the device model on this machine, predict and measure the validation kernels;
+    write device_calibration.tsv and device_validation.tsv to out_dir."""
+    from npu.sim.analytical.validation import error_summary, validate
+
+    calibration, rows = validate(device, scale=scale, rounds=rounds)
+    summary = error_summary(rows)
+    print("device validation: mean |error| " + ", ".join(f"{k} {v:.1%}" for k, v in summary.items()), file=sys.stderr)
+    out_dir = Path(out_dir)
+    return [write_tsv(out_dir / "device_calibration.tsv", calibration.rows()),
+            write_tsv(out_dir / "device_validation.tsv", [row.to_dict() for row in rows])]
+
+
+def _skip_reason(compiled, max_instructions: int) -> str | None:
     if compiled.program is None:
         return f"not compiled: {compiled.row['status']}"
     if compiled.executed_instructions > max_instructions:
@@ -83,8 +105,10 @@ def _skip_reason(compiled: CompiledProgram, max_instructions: int) -> str | None
     return None
 
 
-def cycle_row(config: NPUConfig, compiled: CompiledProgram, stats: CycleStats, seconds: float) -> dict:
-    """The cycle.tsv row of one simulated step program."""
+def cycle_row(config, compiled, stats, seconds: float) -> dict:
+    """The cycle.tsv row of one simulated step program (a CompiledProgram, its CycleStats)."""
+    from npu.check.crossval import UNIT_CLASSES
+
     row = {"npu": config.name, "model": compiled.row["model"], "step": compiled.step,
            "query_length": compiled.row["query_length"], "status": "ok", "dram_backend": stats.dram.backend,
            "cycles": stats.cycles, "time_us": stats.time_ns / 1e3, "instructions": stats.instructions}
@@ -102,7 +126,7 @@ def cycle_row(config: NPUConfig, compiled: CompiledProgram, stats: CycleStats, s
     return row
 
 
-def _skipped_row(config: NPUConfig, compiled: CompiledProgram, reason: str, **extra) -> dict:
+def _skipped_row(config, compiled, reason: str, **extra) -> dict:
     return {"npu": config.name, "model": compiled.row["model"], "step": compiled.step,
             "query_length": compiled.row["query_length"], "status": reason, **extra}
 
@@ -111,19 +135,32 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
                          generation_tsv: str | Path | None = None, dram: str = "jedec",
                          max_instructions: int = 20_000_000, trace_dir: str | Path | None = None,
                          trace_max_instructions: int = 200_000, decoding: dict | None = None,
-                         jedec_max_instructions: int = 2_000_000) -> list[dict]:
+                         jedec_max_instructions: int = 2_000_000, model: str | Path | None = None,
+                         settings=None) -> list[dict]:
     """Simulate every compiled step program of one (npu, model) and write `out_tsv`.
 
     trace_dir: Chrome/Perfetto timelines (`<step>.trace.json`) of programs with at most
-    `trace_max_instructions` instructions. decoding: the model preset's decoding recipe
-    (gen_length, block_length, steps) for the per-token table `generation_tsv`.
+    `trace_max_instructions` instructions. decoding: the generation (gen_length, block_length,
+    steps) of the per-token table `generation_tsv`; by default the one the analytical stage
+    evaluates `model` (a model preset) on (npu.sim.analytical.scenarios.generation_recipe with
+    `settings`, a ScenarioSettings).
     With dram="jedec", programs up to `jedec_max_instructions` run with the JEDEC model in the loop
     and their DRAM command trace is replayed through npu.sim.dram.check_trace (the row reports the
     commands checked and the timing violations found: the model must produce none); longer ones
     (the JEDEC model schedules every command in Python) run with the bandwidth backend, which the
     row's `dram_backend` column says.
     """
+    import numpy as np
+
+    from npu.hw.config import load_npu_config
+    from npu.sim.cycle.compiled import read_compiled_programs, generation_rows
+    from npu.sim.cycle.simulator import CycleSimulator
+
     config = load_npu_config(npu)
+    if decoding is None and model is not None:
+        from npu.sim.analytical.scenarios import ScenarioSettings, generation_recipe
+
+        decoding = generation_recipe(model, settings or ScenarioSettings())
     if trace_dir is not None:
         Path(trace_dir).mkdir(parents=True, exist_ok=True)  # an output even when no program is traced
     rows = []
@@ -157,7 +194,7 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
     return rows
 
 
-def _dram_check(simulator: CycleSimulator, check: bool) -> dict:
+def _dram_check(simulator, check: bool) -> dict:
     """Replay the run's JEDEC command trace through the independent timing checker."""
     if not check:
         return {"dram_commands_checked": "", "dram_timing_violations": "not checked"}
@@ -170,42 +207,17 @@ def _dram_check(simulator: CycleSimulator, check: bool) -> dict:
     return {"dram_commands_checked": len(trace), "dram_timing_violations": len(violations)}
 
 
-def generation_rows(config: NPUConfig, step_rows: list[dict], decoding: dict | None) -> list[dict]:
-    """Per cache mode, a whole top-k generation from the simulated steps: each block starts with a
-    full refresh pass and its other steps are in-block steps (no cache: every step is a full pass).
-
-    A mode whose programs were not all simulated gets a row saying which one is missing."""
-    if decoding is None:
-        return []
-    gen, block, steps = decoding["gen_length"], decoding["block_length"], decoding["steps"]
-    blocks = gen // block
-    by_step = {row["step"]: row for row in step_rows if row["status"] == "ok"}
-    schedules = {"none": {"refresh": steps},
-                 "prefix": {"refresh": blocks, "prefix_inblock": steps - blocks},
-                 "dual": {"refresh": blocks, "dual_inblock": steps - blocks}}
-    rows = []
-    for cache, schedule in schedules.items():
-        row = {"npu": config.name, "model": step_rows[0]["model"] if step_rows else "", "cache": cache,
-               "rule": "topk", "gen_length": gen, "block_length": block, "steps": steps}
-        missing = [step for step, count in schedule.items() if count and step not in by_step]
-        if missing:
-            rows.append(row | {"status": f"missing simulated step(s): {', '.join(missing)}"})
-            continue
-        cycles = sum(count * by_step[step]["cycles"] for step, count in schedule.items())
-        energy_uj = sum(count * by_step[step]["energy_uj"] for step, count in schedule.items())
-        dram_bytes = sum(count * (by_step[step]["dram_read_bytes"] + by_step[step]["dram_write_bytes"])
-                         for step, count in schedule.items())
-        seconds = cycles / config.clock_hz
-        rows.append(row | {"status": "ok", "latency_per_step_us": seconds / steps * 1e6,
-                           "latency_per_token_us": seconds / gen * 1e6, "tokens_per_s": gen / seconds,
-                           "energy_per_token_uj": energy_uj / gen, "dram_bytes_per_token": dram_bytes / gen})
-    return rows
-
-
 def crossvalidate_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str | Path,
                         max_instructions: int = 20_000_000) -> list[dict]:
     """Analytical program model vs cycle simulator (bandwidth DRAM) for every compiled step:
     rows of kind total / class / operator with both cycle counts and the relative error."""
+    import numpy as np
+
+    from npu.check.crossval import crossvalidate
+    from npu.hw.config import load_npu_config
+    from npu.sim.analytical.program import comment_regions
+    from npu.sim.cycle.compiled import read_compiled_programs
+
     config = load_npu_config(npu)
     rows = []
     for compiled in read_compiled_programs(compile_dir):

@@ -1,95 +1,72 @@
-"""Pipeline stages of the KV-quantization work: one function per Snakemake rule.
+"""Stages of workflow/rules/quantize.smk: the KV-cache quantization study.
 
 Each stage reads checkpoints (and presets), computes, and writes its outputs atomically:
-- `calibrate_stage`: static key-smoothing factors of one model (JSON);
-- `accuracy_stage`: the accuracy grid over models x methods x bits x cache modes (TSV + JSON);
-- `ablation_stage`: the BAOS design ablation on one model (TSV);
-- `kv_analysis_stage`: K/V distribution statistics (TSV) and figure (PNG);
-- `llada_fidelity_stage`: the same methods on a local LLaDA / Dream checkpoint directory,
-  scored by agreement with the 16-bit-KV generation (no labelled task is available offline).
+- `calibrate_stage` (rule calibrate): static key-smoothing factors of one model (JSON);
+- `accuracy_stage` (rule accuracy): the accuracy grid over models x methods x bits x cache modes
+  (TSV + JSON);
+- `ablation_stage` (rule baos_ablation): the BAOS design ablation on one model (TSV);
+- `exact_accuracy_stage` (rule accuracy_exact): exact match in the NPU's own arithmetic next to
+  the fast accuracy simulator's (npu.check.exact);
+- `kv_analysis_stage` (rule kv_analysis): K/V distribution statistics (TSV) and figure (PNG);
+- `kv_traffic_stage` (rule kv_traffic): KV DRAM bytes per generated token per method, from the
+  analytical NPU model (npu.quant.traffic);
+- `llada_fidelity_stage` (no rule): the same methods on a local LLaDA / Dream checkpoint
+  directory, scored by agreement with the 16-bit-KV generation (no labelled task offline).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
-from npu.hw.config import load_npu_config
 from npu.io import write_json, write_tsv
-from npu.models.checkpoint import load_checkpoint
-from npu.models.decoding import DecodeConfig, generate
-from npu.models.tasks import get_task
-from npu.quant.accuracy import (
-    DEFAULT_BITS,
-    DEFAULT_CACHE_MODES,
-    DEFAULT_METHODS,
-    ModelUnderTest,
-    SampleSizes,
-    evaluate_method,
-    prepare_model,
-    row_key,
-    run_accuracy_grid,
-)
-from npu.quant.calibration import calibrate_static_smoothing
-from npu.quant.kv_analysis import kv_statistics, trace_for_decode, write_kv_figure
-from npu.quant.methods import get_method, make_cache_factory
-from npu.quant.observe import observe_queries
-from npu.quant.outliers import OutlierSpec, inject_kv_outliers
-from npu.quant.smoothing import StaticSmoothing
+from npu.quant.accuracy import DEFAULT_BITS, DEFAULT_CACHE_MODES, DEFAULT_METHODS, SampleSizes
+from npu.quant.experiments import BAOS_ABLATION, ModelSource, load_model_under_test, quick_sizes, read_journal
 
 
-@dataclass(frozen=True)
-class ModelSource:
-    """A checkpoint to evaluate, optionally reparametrised with LLM-like outlier channels."""
-
-    checkpoint_dir: str
-    label: str
-    outliers: OutlierSpec | None = None
-
-
-def _task_and_decode(meta: dict, preset: str | None, where: str):
-    """Task and decoding recipe from a preset name, else from the checkpoint's recorded preset."""
-    if preset is not None:
-        from npu.models.presets import load_model_spec
-
-        spec = load_model_spec(preset)
-        task_spec, decoding = spec.task, spec.decoding
-    else:
-        recorded = meta.get("extra", {}).get("preset", {})
-        task_spec, decoding = recorded.get("task"), recorded.get("decoding")
-    if task_spec is None:
-        raise ValueError(f"{where}: no task recorded in the checkpoint and no preset given")
-    task = get_task(task_spec)
-    decode = None
-    if task.name != "text":
-        if decoding is None:
-            raise ValueError(f"{where}: task {task.name!r} needs a 'decoding' recipe in its preset")
-        decode = DecodeConfig(**decoding)
-    return task, decode
+def _labelled(values: list[str], option: str, what: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        label, sep, path = value.partition("=")
+        if not sep or not label or not path:
+            raise ValueError(f"{option} expects LABEL={what}, got {value!r}")
+        pairs[label] = path
+    return pairs
 
 
-def load_model_under_test(source: ModelSource, npu_config_name: str | None = "dnpu-cloud",
-                          preset: str | None = None) -> ModelUnderTest:
-    """Checkpoint -> (optionally outlier-injected) model in the NPU's arithmetic, with its task,
-    decoding recipe and freshly calibrated static smoothing factors."""
-    model, meta = load_checkpoint(source.checkpoint_dir)
-    task, decode = _task_and_decode(meta, preset, source.checkpoint_dir)
-    if source.outliers is not None:
-        model = inject_kv_outliers(model, source.outliers)
-    npu_config = None if npu_config_name is None else load_npu_config(npu_config_name)
-    entry = prepare_model(source.label, model, task, decode, npu_config)
-    entry.static_smoothing = calibrate_static_smoothing(entry.model, task, decode)
-    entry.notes["checkpoint"] = str(source.checkpoint_dir)
-    return entry
+def model_sources(checkpoints: list[str], outliers: list[str] = (), presets: list[str] = ()) -> dict[str, ModelSource]:
+    """LABEL -> ModelSource from `LABEL=CHECKPOINT_DIR` values, `LABEL=PRESET` values (the task
+    and decoding recipe to use; default: the preset recorded at training) and the labels to also
+    evaluate with LLM-like K/V outlier channels injected (as `LABEL+outliers`)."""
+    from npu.quant.outliers import OutlierSpec
+
+    preset_of = _labelled(presets, "--preset", "MODEL_PRESET")
+    sources = {label: ModelSource(path, label, preset=preset_of.get(label))
+               for label, path in _labelled(checkpoints, "--checkpoint", "CHECKPOINT_DIR").items()}
+    unknown = sorted(set(preset_of) - set(sources))
+    if unknown:
+        raise ValueError(f"--preset {unknown[0]!r}: no --checkpoint has that label (known: {', '.join(sources)})")
+    for label in outliers:
+        if label not in sources:
+            raise ValueError(f"--outliers {label!r}: no --checkpoint has that label (known: {', '.join(sources)})")
+        sources[f"{label}+outliers"] = ModelSource(sources[label].checkpoint_dir, f"{label}+outliers", OutlierSpec(),
+                                                   sources[label].preset)
+    return sources
+
+
+def set_threads(threads: int) -> None:
+    """PyTorch's intra-op thread count for the stage's process."""
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def calibrate_stage(checkpoint_dir: str | Path, out_json: str | Path, preset: str | None = None,
                     n_sequences: int = 64, alpha: float = 0.5, npu_config: str | None = "dnpu-cloud") -> Path:
     """Static key-smoothing factors of one trained model, as JSON (StaticSmoothing.save)."""
+    from npu.quant.calibration import calibrate_static_smoothing
+
     entry = load_model_under_test(ModelSource(str(checkpoint_dir), Path(checkpoint_dir).name), npu_config, preset)
     smoothing = calibrate_static_smoothing(entry.model, entry.task, entry.decode, n_sequences, alpha=alpha)
     return smoothing.save(out_json)
@@ -108,17 +85,22 @@ def accuracy_stage(
     method_options: dict[str, dict] | None = None,
     log=None,
     journal: str | Path | None = None,
+    out_markdown: str | Path | None = None,
 ) -> list[dict]:
     """The accuracy grid for every source; rows as TSV (and JSON with the run's settings).
 
     static_factors maps a source label to a calibration JSON (calibrate_stage) to use instead
     of calibrating on the fly; method_options maps a method to extra options (e.g. a window).
     journal: a JSON-lines file each finished row is appended to; rows already in it are not
-    recomputed, so an interrupted grid resumes where it stopped.
+    recomputed, so an interrupted grid resumes where it stopped. out_markdown: one table per
+    model and cache mode.
     """
+    from npu.quant.accuracy import run_accuracy_grid
+    from npu.quant.smoothing import StaticSmoothing
+
     rows = []
     started = time.perf_counter()
-    done = _read_journal(journal)
+    done = read_journal(journal)
 
     def record(row: dict) -> None:
         if journal is not None:
@@ -142,43 +124,12 @@ def accuracy_stage(
                          "outliers": None if s.outliers is None else s.outliers.__dict__} for s in sources],
             "rows": rows,
         })
+    if out_markdown is not None:
+        from npu.io import atomic_write_text
+        from npu.quant.accuracy import accuracy_markdown
+
+        atomic_write_text(out_markdown, accuracy_markdown(rows))
     return rows
-
-
-def _read_journal(journal: str | Path | None) -> dict[tuple, dict]:
-    """Rows of an accuracy journal by row_key; a torn last line (killed mid-write) is ignored."""
-    if journal is None or not Path(journal).is_file():
-        return {}
-    done = {}
-    for line in Path(journal).read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        done[row_key(row)] = row
-    return done
-
-
-# Each ablation variant changes one thing from the BAOS default of each layout (per-block refresh
-# statistics, alpha searched over {0, .25, .5, .75} by attention-weighted error, values smoothed,
-# block window; MX: pow2 factors + shift, INT: fp factors, no shift). Variants that restate a
-# layout's default are marked so; they double as a repeat of the default row.
-BAOS_ABLATION: dict[str, dict] = {
-    "default": {},
-    "no per-block adaptation (first block's factors)": {"adaptation": "first"},
-    "fixed alpha 0.5": {"alphas": (0.5,)},
-    "alpha 0 (no smoothing)": {"alphas": (0.0,)},
-    "per-step statistics": {"statistics": "step"},
-    "mse criterion": {"criterion": "mse"},
-    "attention-max criterion": {"criterion": "attention-max"},
-    "RoPE-paired key factors": {"rope_paired": True},
-    "pow2 scales (MX default)": {"scale": "pow2"},
-    "fp scales (INT default)": {"scale": "fp"},
-    "shift on (MX default)": {"shift": True},
-    "shift off (INT default)": {"shift": False},
-    "no value smoothing": {"smooth_values": False},
-    "no block window": {"window": "none"},
-}
 
 
 def ablation_stage(source: ModelSource, out_tsv: str | Path, bits: tuple[int, ...] = (4, 3, 2),
@@ -187,8 +138,11 @@ def ablation_stage(source: ModelSource, out_tsv: str | Path, bits: tuple[int, ..
                    sizes: SampleSizes = SampleSizes(), log=None, journal: str | Path | None = None) -> list[dict]:
     """BAOS variants x storage layouts x bits on one model, as TSV rows with a 'variant' column
     (journal: as in accuracy_stage, keyed by variant too)."""
+    from npu.quant.accuracy import evaluate_method
+    from npu.quant.methods import get_method
+
     entry = load_model_under_test(source, npu_config)
-    done = {(row["variant"],) + key: row for key, row in _read_journal(journal).items()}
+    done = {(row["variant"],) + key: row for key, row in read_journal(journal).items()}
     rows = []
     for name, options in (variants or BAOS_ABLATION).items():
         for method in storages:
@@ -210,10 +164,37 @@ def ablation_stage(source: ModelSource, out_tsv: str | Path, bits: tuple[int, ..
     return rows
 
 
+def exact_accuracy_stage(sources: list[ModelSource], npu_name: str | Path, bits: tuple[int, ...], n_prompts: int,
+                         out_tsv: str | Path, seed: int = 1234, log=print) -> Path:
+    """The exact-mode table of every task model (text corpora have no exact-match task: skipped;
+    outlier-injected copies are not models the NPU reference runs: skipped)."""
+    from npu.check.exact import exact_accuracy
+    from npu.models.checkpoint import load_checkpoint
+    from npu.models.tasks import get_task
+    from npu.quant.experiments import task_and_decoding
+
+    rows = []
+    for source in sources:
+        if source.outliers is not None:
+            continue
+        _, meta = load_checkpoint(source.checkpoint_dir)
+        recipe = task_and_decoding(meta, source.preset, source.checkpoint_dir)
+        if not hasattr(get_task(recipe[0]), "exact_match"):
+            log(f"{source.label}: a text corpus, no exact-match task; skipped")
+            continue
+        rows += exact_accuracy(source.label, source.checkpoint_dir, npu_name, bits, n_prompts, seed, log, recipe)
+    if not rows:
+        raise ValueError("exact mode: none of the models has an exact-match task")
+    return write_tsv(out_tsv, rows)
+
+
 def kv_analysis_stage(sources: list[ModelSource], out_tsv: str | Path, out_png: str | Path,
                       cache: str = "dual", n_prompts: int = 64, seed: int = 4321,
                       npu_config: str | None = "dnpu-cloud") -> list[dict]:
     """K/V statistics of every source (TSV) and the drift figure (PNG)."""
+    from npu.models.decoding import DecodeConfig
+    from npu.quant.kv_analysis import kv_statistics, trace_for_decode, write_kv_figure
+
     traces, rows = [], []
     for source in sources:
         entry = load_model_under_test(source, npu_config)
@@ -229,6 +210,40 @@ def kv_analysis_stage(sources: list[ModelSource], out_tsv: str | Path, out_png: 
     return rows
 
 
+def kv_traffic_rows(npu_name: str | Path, model_names: tuple[str | Path, ...], methods: tuple[str, ...],
+                    bits: tuple[int, ...], caches: tuple[str, ...] = ("prefix", "dual"), settings=None) -> list[dict]:
+    """One row per (model, cache mode, method, bits) of the top-k generation of each model."""
+    from npu.hw.config import load_npu_config
+    from npu.quant.traffic import method_traffic
+    from npu.sim.analytical.npu_ops import NpuStepModel
+    from npu.sim.analytical.scenarios import ScenarioSettings, kv_traffic_of_generation, model_scenarios
+
+    config = load_npu_config(npu_name)
+    if config.formats.kv_cache != "bf16":
+        raise ValueError(f"{config.source}: formats.kv_cache is {config.formats.kv_cache!r}; the KV traffic "
+                         "table scales bf16 traffic and needs a preset that stores K/V in bf16")
+    machine = NpuStepModel(config)
+    rows = []
+    for name in model_names:
+        model, setups = model_scenarios(name, settings or ScenarioSettings(), caches=caches)
+        for setup in setups:
+            if setup.decode.threshold is not None:
+                continue
+            base = kv_traffic_of_generation(machine, model, setup)
+            head = {"npu": config.name, "model": model.name, "cache": setup.decode.cache, "rule": "topk",
+                    "prompt_length": setup.prompt_length, "gen_length": setup.decode.gen_length}
+            rows += [head | entry for entry in
+                     method_traffic(base, setup.decode.gen_length, model.head_dim, methods, bits)]
+    return rows
+
+
+def kv_traffic_stage(npu_name: str | Path, model_names: tuple[str | Path, ...], methods: tuple[str, ...],
+                     bits: tuple[int, ...], out_tsv: str | Path, caches: tuple[str, ...] = ("prefix", "dual"),
+                     settings=None) -> Path:
+    """Write the KV traffic table (npu.quant.traffic); settings: npu.sim.analytical.scenarios.ScenarioSettings."""
+    return write_tsv(out_tsv, kv_traffic_rows(npu_name, model_names, methods, bits, caches, settings))
+
+
 def llada_fidelity_stage(
     checkpoint_dir: str | Path,
     out_tsv: str | Path,
@@ -241,18 +256,24 @@ def llada_fidelity_stage(
     block_length: int = 8,
     prompts_json: str | Path | None = None,
     seed: int = 0,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> list[dict]:
     """KV methods on a local LLaDA / Dream checkpoint (npu.models.loading.load_pretrained).
 
     Without a tokenizer or labelled task offline, the score is fidelity to the 16-bit KV run:
     the fraction of generated tokens (and whole sequences) equal to the bf16-KV generation of
     the same prompts. Prompts are token-id lists from `prompts_json` (a JSON list of lists of
-    equal length) or seeded random ids (never [MASK]).
+    equal length) or seeded random ids (never [MASK]). dtype: the weights' torch dtype (default
+    float32).
     """
-    from npu.models.loading import load_pretrained
+    import torch
 
-    model = load_pretrained(checkpoint_dir, dtype=dtype)
+    from npu.models.decoding import DecodeConfig, generate
+    from npu.models.loading import load_pretrained
+    from npu.quant.methods import get_method, make_cache_factory
+    from npu.quant.observe import observe_queries
+
+    model = load_pretrained(checkpoint_dir, dtype=torch.float32 if dtype is None else dtype)
     config = model.config
     if prompts_json is not None:
         prompts = torch.tensor(json.loads(Path(prompts_json).read_text(encoding="utf-8")), dtype=torch.long)
@@ -285,16 +306,3 @@ def llada_fidelity_stage(
             rows.append(row)
     write_tsv(out_tsv, rows)
     return rows
-
-
-def default_sources(checkpoints: dict[str, str], outlier_label_suffix: str = "+outliers",
-                    with_outliers: tuple[str, ...] = ()) -> list[ModelSource]:
-    """Sources for labelled checkpoints, plus outlier-injected copies of the labels listed."""
-    sources = [ModelSource(path, label) for label, path in checkpoints.items()]
-    sources += [ModelSource(checkpoints[label], label + outlier_label_suffix, OutlierSpec()) for label in with_outliers]
-    return sources
-
-
-def quick_sizes(prompts: int) -> SampleSizes:
-    """SampleSizes with a different number of exact-match prompts (tests, smoke runs)."""
-    return replace(SampleSizes(), exact_match_prompts=prompts, batch_size=min(prompts, 250))

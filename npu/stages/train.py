@@ -1,0 +1,32 @@
+"""Stage of workflow/rules/train.smk: `train` (a tiny preset on its task -> checkpoint)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from npu.config import ConfigError
+from npu.stages.common import trained_spec
+
+
+def train_stage(preset: str | Path, out_dir: str | Path, threads: int = 2, steps: int | None = None) -> Path:
+    """Train a tiny preset on its task and write `out_dir/{model.safetensors,meta.json}`."""
+    from npu.models.checkpoint import save_checkpoint
+    from npu.models.tasks import get_task
+    from npu.models.train import TrainConfig, train_model
+
+    spec = trained_spec(preset)
+    where = f"{spec.source}: training"
+    try:
+        train_config = TrainConfig.from_dict(spec.training, where=where)
+        task = get_task(spec.task)
+    except ValueError as exc:
+        raise ConfigError(f"{spec.source}: {exc}") from None
+    overrides = {"num_threads": threads} | ({"steps": steps} if steps is not None else {})
+    train_config = dataclasses.replace(train_config, **overrides)
+    print(f"train {spec.name}: {spec.architecture.n_layers} layers, d_model {spec.architecture.d_model}, "
+          f"{train_config.steps} steps on {threads} threads", file=sys.stderr)
+    model, log = train_model(spec.architecture, task, train_config, progress=True)
+    extra = {"preset": spec.raw, "training": dataclasses.asdict(train_config), "log": log.to_dict()}
+    return save_checkpoint(out_dir, model, spec.architecture, extra)
