@@ -93,6 +93,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0 (rates, averages)."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+
+
 def probability(text: str) -> float:
     """argparse type: a float in (0, 1] (confidence thresholds)."""
     value = non_negative_float(text)

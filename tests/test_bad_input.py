@@ -4,8 +4,8 @@ Each case feeds one mistake a user can make - garbage assembly, random binaries,
 fault or never halt, typos and bad numbers in every configuration file, unknown preset names,
 truncated checkpoints, bad command-line arguments - and asserts the error: its type, that its
 message is one line naming the culprit (file, key, line, instruction), and that nothing was
-left half-written. CLI cases run `main([...])` in-process and assert exit status 2, one line on
-stderr and no traceback.
+left half-written. CLI cases run `npu.cli.main([...])` in-process and assert exit status 2, one
+line on stderr and no traceback; pipeline cases run `snakemake -n`.
 """
 
 from __future__ import annotations
@@ -549,7 +549,7 @@ def test_folder_that_is_not_a_checkpoint_is_named(tmp_path):
     assert_names(info.value, "meta.json", "not found")
 
 
-# ---- python -m npu.check.verify ---------------------------------------------------------------
+# ---- npu verify ------------------------------------------------------------------------------
 
 def run_main(main, argv: list[str], capsys) -> tuple[int, str]:
     """(exit status, stderr) of an argparse entry point run in-process."""
@@ -579,29 +579,203 @@ def assert_one_error_line(status: int, err: str, *names: str) -> None:
 ], ids=["unknown_cache_mode", "unknown_rule", "zero_prompts", "negative_prompts", "negative_temperature",
         "unknown_npu_preset"])
 def test_verify_rejects_bad_arguments_at_parse_time(tmp_path, capsys, argv, names):
-    from npu.check.verify import main
+    from npu.cli import main
 
     out = tmp_path / "report.json"
-    status, err = run_main(main, ["--checkpoint", str(tmp_path), *argv, "--out", str(out)], capsys)
+    status, err = run_main(main, ["verify", "--checkpoint", str(tmp_path), *argv, "--out", str(out)], capsys)
     assert_one_error_line(status, err, *names)
     assert not out.exists()
 
 
 def test_verify_on_a_bad_checkpoint_is_one_line_without_traceback(tmp_path, capsys):
-    from npu.check.verify import main
+    from npu.cli import main
 
     out = tmp_path / "report.json"
-    status, err = run_main(main, ["--checkpoint", str(tmp_path / "nothing"), "--out", str(out)], capsys)
+    status, err = run_main(main, ["verify", "--checkpoint", str(tmp_path / "nothing"), "--out", str(out)], capsys)
     assert_one_error_line(status, err, "meta.json", "not found")
     assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_verify_checks_every_npu_preset_before_the_first_run(small_add_checkpoint, tmp_path, capsys):
-    from npu.check.verify import main
+    from npu.cli import main
 
     broken = npu_preset(tmp_path, lambda d: d.update(mlen=0))
     out = tmp_path / "report.json"
-    status, err = run_main(main, ["--checkpoint", str(small_add_checkpoint), "--npu", "dnpu-edge", str(broken),
+    status, err = run_main(main, ["verify", "--checkpoint", str(small_add_checkpoint), "--npu", "dnpu-edge", str(broken),
                                   "--prompts", "1", "--out", str(out)], capsys)
     assert_one_error_line(status, err, "mine.yaml", "mlen")
     assert not out.exists() and "identical" not in capsys.readouterr().out
+
+
+# ---- the npu command: one line, exit status 2, no traceback, no partial output -----------------
+
+def npu(argv: list[str], capsys) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `npu ARGV` run in-process."""
+    from npu.cli import main
+
+    try:
+        status = main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_cli_error(result: tuple[int, str, str], stage: str, *names: str) -> None:
+    """Exit status 2 and exactly one line on stderr (argparse's usage line aside), naming `names`."""
+    status, _out, err = result
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("usage:", " "))]
+    assert status == 2, err
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"npu {stage}: error: "), lines[0]
+    for name in names:
+        assert name in lines[0], f"{name!r} not in {lines[0]!r}"
+
+
+def test_npu_asm_then_disasm_round_trips_a_program(tmp_path, capsys):
+    source = write(tmp_path / "ok.s", "addi r1, r0, 5\nloop: addi r1, r1, -1\nbne r1, r0, loop\nhalt\n")
+    status, _out, err = npu(["asm", str(source), "-o", str(tmp_path / "ok.bin")], capsys)
+    assert status == 0 and "4 instruction words" in err
+    status, listing, _err = npu(["disasm", str(tmp_path / "ok.bin")], capsys)
+    assert status == 0
+    again = write(tmp_path / "again.s", listing)
+    assert npu(["asm", str(again), "-o", str(tmp_path / "again.bin")], capsys)[0] == 0
+    assert (tmp_path / "again.bin").read_bytes() == (tmp_path / "ok.bin").read_bytes()
+
+
+def test_npu_asm_on_garbage_names_file_line_and_writes_nothing(tmp_path, capsys):
+    source = write(tmp_path / "bad.s", "nop\nfrob r1\n")
+    out = tmp_path / "bad.bin"
+    assert_cli_error(npu(["asm", str(source), "-o", str(out)], capsys), "asm", f"{source}:2:1:", "'frob'")
+    assert not out.exists()
+
+
+def test_npu_disasm_on_random_bytes_names_the_word(tmp_path, capsys):
+    binary = write(tmp_path / "rand.bin", np.full(3, 0xFFFFFFFF, dtype="<u4").tobytes())
+    assert_cli_error(npu(["disasm", str(binary)], capsys), "disasm", "rand.bin", "word 0")
+
+
+def test_npu_disasm_on_a_truncated_binary_names_the_byte_count(tmp_path, capsys):
+    binary = write(tmp_path / "cut.bin", b"\x00" * 6)
+    assert_cli_error(npu(["disasm", str(binary)], capsys), "disasm", "cut.bin", "6 bytes")
+
+
+def test_npu_run_prints_registers_and_memory(tmp_path, capsys):
+    source = write(tmp_path / "ok.s", "addi r1, r0, 5\nsw r1, 2(r0)\nhalt\n")
+    status, out, _err = npu(["run", str(source), "--dump-registers", "--dump-sram", "int:0:4"], capsys)
+    assert status == 0
+    assert "halted after 3 instructions" in out and "r1=5" in out and out.splitlines()[-1].split() == ["0", "0", "5", "0"]
+
+
+def test_npu_run_stops_a_program_that_does_not_halt(tmp_path, capsys):
+    source = write(tmp_path / "spin.s", "start: j start\n")
+    assert_cli_error(npu(["run", str(source), "--max-instructions", "500"], capsys), "run",
+                     "spin.s", "pc 0", "`j 0`", "instruction limit 500")
+
+
+def test_npu_run_names_an_out_of_bounds_access(tmp_path, capsys):
+    source = write(tmp_path / "oob.s", "lui r1, 0x7fff\nlw r2, 0(r1)\nhalt\n")
+    assert_cli_error(npu(["run", str(source)], capsys), "run", "oob.s", "pc 1", "lw r2, 0(r1)", "outside")
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--max-instructions", "0"], ["--max-instructions", "at least 1"]),
+    (["--dump-sram", "tape:0:4"], ["--dump-sram", "unknown memory 'tape'"]),
+    (["--npu", "dnpu-clod"], ["--npu", "'dnpu-clod'"]),
+    (["--dram-bytes", "-5"], ["--dram-bytes", "at least 1"]),
+], ids=["zero_instruction_limit", "unknown_memory", "unknown_npu_preset", "negative_dram_size"])
+def test_npu_run_rejects_bad_arguments_at_parse_time(tmp_path, capsys, argv, names):
+    source = write(tmp_path / "ok.s", "halt\n")
+    assert_cli_error(npu(["run", str(source), *argv], capsys), "run", *names)
+
+
+def test_npu_run_refuses_a_dump_range_outside_the_memory_before_running(tmp_path, capsys):
+    source = write(tmp_path / "ok.s", "halt\n")
+    status, out, err = npu(["run", str(source), "--dump-sram", "fp:16380:10"], capsys)
+    assert_cli_error((status, out, err), "run", "--dump-sram fp:16380:10", "outside")
+    assert out == ""
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["kv-exact", "--checkpoint", "a=b", "--prompts", "0", "--out", "x.tsv"], ["--prompts", "at least 1"]),
+    (["kv-accuracy", "--checkpoint", "a=b", "--prompts", "-4", "--out", "x.tsv"], ["--prompts", "at least 1"]),
+    (["evaluate", "--preset", "tiny-sort", "--checkpoint", "c", "--out", "x.tsv", "--n-samples", "0"],
+     ["--n-samples"]),
+    (["evaluate", "--preset", "tiny-sort", "--checkpoint", "c", "--out", "x.tsv", "--thresholds", "1.5"],
+     ["--thresholds", "(0, 1]"]),
+    (["train", "--preset", "tiny-sortt", "--out", "ckpt"], ["--preset", "'tiny-sortt'"]),
+    (["compile", "--npu", "dnpu-clod", "--ir-dir", "ir", "--out-dir", "out"], ["--npu", "known: ar-npu"]),
+    (["simulate-cycle", "--npu", "dnpu-edge", "--model", "tiny-sort", "--compile-dir", "c", "--out", "a",
+      "--generation-out", "b", "--dram", "ddr9"], ["--dram", "'ddr9'"]),
+    (["export", "--preset", "tiny-sort", "--out-dir", "ir", "--cache-modes", "full"], ["--cache-modes", "'full'"]),
+], ids=["kv_exact_zero_prompts", "kv_accuracy_negative_prompts", "evaluate_zero_samples",
+        "evaluate_threshold_above_one", "train_unknown_preset", "compile_unknown_npu", "cycle_unknown_dram_model",
+        "export_unknown_cache_mode"])
+def test_npu_rejects_bad_arguments_at_parse_time_naming_the_option(tmp_path, capsys, monkeypatch, argv, names):
+    monkeypatch.chdir(tmp_path)
+    assert_cli_error(npu(argv, capsys), argv[0], *names)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_npu_export_with_a_decoding_typo_names_file_and_key(tmp_path, capsys):
+    preset = model_preset(tmp_path, lambda d: d["decoding"].update(block_len=d["decoding"].pop("block_length")))
+    out = tmp_path / "ir"
+    assert_cli_error(npu(["export", "--preset", str(preset), "--out-dir", str(out)], capsys), "export",
+                     "tiny-sort.yaml", "decoding.block_len")
+    assert not out.exists()
+
+
+def test_npu_evaluate_on_a_missing_checkpoint_is_one_line(tmp_path, capsys):
+    out = tmp_path / "accuracy.tsv"
+    assert_cli_error(npu(["evaluate", "--preset", "tiny-sort", "--checkpoint", str(tmp_path / "none"),
+                          "--out", str(out)], capsys), "evaluate", "meta.json")
+    assert not out.exists()
+
+
+def test_npu_kv_exact_with_an_unlabelled_checkpoint_names_the_expected_form(tmp_path, capsys):
+    out = tmp_path / "exact.tsv"
+    assert_cli_error(npu(["kv-exact", "--checkpoint", str(tmp_path), "--out", str(out)], capsys), "kv-exact",
+                     "LABEL=CHECKPOINT_DIR")
+    assert not out.exists()
+
+
+def test_npu_compile_without_graphs_names_the_folder(tmp_path, capsys):
+    assert_cli_error(npu(["compile", "--npu", "dnpu-edge", "--ir-dir", str(tmp_path), "--out-dir",
+                          str(tmp_path / "out")], capsys), "compile", str(tmp_path), "step_<mode>.json")
+
+
+def compile_dir_with_listing(tmp_path: Path, listing: str) -> Path:
+    """A compile folder whose refresh program is `listing` (as the compile stage writes it)."""
+    folder = tmp_path / "compiled"
+    write(folder / "refresh.s", listing)
+    write(folder / "compile.tsv", "npu\tmodel\tstep\tquery_length\tstatus\texecuted_instructions\terror\n"
+                                  "dnpu-edge\ttiny-sort\trefresh\t25\tok\t10\t\n")
+    return folder
+
+
+def test_npu_simulate_cycle_on_a_bad_listing_names_file_and_line(tmp_path, capsys):
+    folder = compile_dir_with_listing(tmp_path, "nop\naddi r1, r0\nhalt\n")
+    out = tmp_path / "cycle.tsv"
+    assert_cli_error(npu(["simulate-cycle", "--npu", "dnpu-edge", "--model", "tiny-sort", "--compile-dir",
+                          str(folder), "--out", str(out), "--generation-out", str(tmp_path / "gen.tsv")], capsys),
+                     "simulate-cycle", "refresh.s:2:", "expected 3 operand")
+    assert not out.exists()
+
+
+def test_npu_crossvalidate_on_a_bad_listing_names_file_and_line(tmp_path, capsys):
+    folder = compile_dir_with_listing(tmp_path, "halt\nbogus\n")
+    out = tmp_path / "crossval.tsv"
+    assert_cli_error(npu(["crossvalidate", "--npu", "dnpu-edge", "--compile-dir", str(folder), "--out", str(out)],
+                         capsys), "crossvalidate", "refresh.s:2:1:", "unknown mnemonic 'bogus'")
+    assert not out.exists()
+
+
+def test_npu_simulate_analytical_writes_a_status_and_no_figures_for_a_model_that_does_not_compile(tmp_path, capsys):
+    preset = model_preset(tmp_path, lambda d: d["architecture"].update(d_model=96), name="tiny-sort-96")
+    out = tmp_path / "analytical.tsv"
+    status, _out, err = npu(["simulate-analytical", "--npu", "dnpu-edge", "--model", str(preset), "--out", str(out)],
+                            capsys)
+    assert status == 0 and "does-not-compile" in err
+    rows = list(csv.DictReader(out.open(), delimiter="\t"))
+    assert {row["status"] for row in rows} == {"does-not-compile"} and {row["tokens_per_s"] for row in rows} == {""}
