@@ -268,6 +268,31 @@ def test_bad_model_preset_names_file_and_key(tmp_path, case):
     assert_names(info.value, str(path), key, what)
 
 
+def test_model_schema_training_section_lists_exactly_the_train_config_fields():
+    """Preset loading checks `training` by the schema alone (it does not import the training code),
+    so the schema must know every TrainConfig field and no other."""
+    import dataclasses
+
+    from npu.config import load_schema
+    from npu.models.train import TrainConfig
+
+    schema = load_schema("model")["properties"]["training"]["properties"]
+    assert set(schema) == {field.name for field in dataclasses.fields(TrainConfig)}
+
+
+@pytest.mark.parametrize("key, value", [("batch_size", 0), ("lr", 0.0), ("mask_ratio_floor", 1.0),
+                                        ("block_fraction", 1.5), ("eval_every", -1)])
+def test_every_value_train_config_refuses_the_schema_refuses(tmp_path, key, value):
+    from npu.models.train import TrainConfig
+
+    with pytest.raises(ValueError):
+        TrainConfig(**{key: value})
+    path = model_preset(tmp_path, lambda d: d["training"].update({key: value}))
+    with pytest.raises(ConfigError) as info:
+        load_model(path)
+    assert_names(info.value, str(path), f"training.{key}")
+
+
 def test_model_preset_yaml_syntax_error_names_file_and_line(tmp_path):
     text = MODEL_PRESET.read_text().replace("  n_layers: 4", "  n_layers: [4", 1)
     path = write(tmp_path / "tiny-sort.yaml", text)
