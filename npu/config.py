@@ -125,6 +125,10 @@ def read_yaml(path: str | Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start is not None and (mark is None or start.line != mark.line):
+            # e.g. an unclosed `[`: the parser notices lines later; name where the construct began
+            problem += f" ({context} at line {start.line + 1}, column {start.column + 1})"
         raise ConfigError(f"{path}:{where}: YAML syntax error: {problem}") from None
 
 

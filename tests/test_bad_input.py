@@ -11,7 +11,9 @@ line on stderr and no traceback; pipeline cases run `snakemake -n`.
 from __future__ import annotations
 
 import csv
-import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -804,3 +806,60 @@ def test_npu_simulate_analytical_writes_a_status_and_no_figures_for_a_model_that
     assert status == 0 and "does-not-compile" in err
     rows = list(csv.DictReader(out.open(), delimiter="\t"))
     assert {row["status"] for row in rows} == {"does-not-compile"} and {row["tokens_per_s"] for row in rows} == {""}
+
+
+# ---- snakemake -n: the pipeline's own configuration ---------------------------------------------
+
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+
+def snakemake_dry_run(workdir: Path, *args: str) -> tuple[int, str]:
+    """(exit status, stdout + stderr) of `snakemake -n` in `workdir` with the repository's Snakefile."""
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([str(SNAKEMAKE), "-n", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+                            capture_output=True, text=True, env=env, timeout=300)
+    return result.returncode, result.stdout + result.stderr
+
+
+def assert_pipeline_refuses(workdir: Path, status: int, output: str, *names: str) -> None:
+    """Failed before any job: no traceback, no schema dump, no results folder; one line per problem."""
+    assert status != 0
+    assert "Traceback" not in output and "properties" not in output
+    problems = [line for line in output.splitlines() if line.startswith("dnpu: ")]
+    assert problems and len(output.strip().splitlines()) <= 3, output
+    for name in names:
+        assert name in problems[0], f"{name!r} not in {problems[0]!r}"
+    assert not (workdir / "results").exists()
+
+
+def config_text(edit=None) -> str:
+    data = yaml.safe_load(PIPELINE_CONFIG.read_text())
+    data["config_dir"] = str(REPO / "config")
+    if edit is not None:
+        edit(data)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def test_snakemake_names_file_and_line_of_a_yaml_error_in_config_yaml(tmp_path):
+    text = config_text().replace("npus:\n- dnpu-cloud\n", "npus: [dnpu-cloud\n", 1)
+    write(tmp_path / "config" / "config.yaml", text)
+    status, output = snakemake_dry_run(tmp_path)
+    assert_pipeline_refuses(tmp_path, status, output, "config/config.yaml: line", "YAML syntax error",
+                            "flow sequence at line")
+
+
+@pytest.mark.parametrize("edit, names", [
+    (lambda d: d.pop("npus"), ["config.yaml: npus: missing key"]),
+    (lambda d: d.update(npu=d.pop("npus")), ["config.yaml: npu: unknown key"]),
+    (lambda d: d["evaluate"].update(n_samples="many"), ["config.yaml: evaluate.n_samples: expected int"]),
+], ids=["missing_key", "misspelled_key", "wrong_type"])
+def test_snakemake_names_file_and_key_of_a_bad_configfile_in_one_line(tmp_path, edit, names):
+    configfile = write(tmp_path / "config.yaml", config_text(edit))
+    status, output = snakemake_dry_run(tmp_path, "--configfile", str(configfile))
+    assert_pipeline_refuses(tmp_path, status, output, *names)
+
+
+def test_snakemake_checks_a_config_override_like_the_file(tmp_path):
+    configfile = write(tmp_path / "config.yaml", config_text())
+    status, output = snakemake_dry_run(tmp_path, "--configfile", str(configfile), "--config", "results_dir=5")
+    assert_pipeline_refuses(tmp_path, status, output, "results_dir: expected str, got 5")
