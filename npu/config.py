@@ -1,9 +1,9 @@
 """Reading and validating the YAML configuration files.
 
 Every YAML file the project reads goes through `load_validated_yaml`, which checks it against one
-of the JSON schemas in `npu/schemas/` (the same files the Snakefile hands to
-`snakemake.utils.validate`) and turns any problem into a `ConfigError` that names the file and
-the key, before any work starts.
+of the JSON schemas in `npu/schemas/` and turns any problem into a `ConfigError` that names the
+file and the key, before any work starts. The Snakefile reads the pipeline's own configuration
+the same way (`load_pipeline_config`), not with Snakemake's `validate`.
 """
 
 from __future__ import annotations
