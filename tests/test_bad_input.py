@@ -767,6 +767,13 @@ def test_npu_kv_exact_with_an_unlabelled_checkpoint_names_the_expected_form(tmp_
     assert not out.exists()
 
 
+def test_npu_kv_accuracy_with_a_malformed_static_factor_names_the_option(tmp_path, capsys):
+    out = tmp_path / "accuracy.tsv"
+    assert_cli_error(npu(["kv-accuracy", "--checkpoint", f"a={tmp_path}", "--static", "factors.json",
+                          "--out", str(out)], capsys), "kv-accuracy", "--static", "LABEL=JSON", "'factors.json'")
+    assert not out.exists()
+
+
 def test_npu_compile_without_graphs_names_the_folder(tmp_path, capsys):
     assert_cli_error(npu(["compile", "--npu", "dnpu-edge", "--ir-dir", str(tmp_path), "--out-dir",
                           str(tmp_path / "out")], capsys), "compile", str(tmp_path), "step_<mode>.json")
@@ -783,11 +790,12 @@ def compile_dir_with_listing(tmp_path: Path, listing: str) -> Path:
 
 def test_npu_simulate_cycle_on_a_bad_listing_names_file_and_line(tmp_path, capsys):
     folder = compile_dir_with_listing(tmp_path, "nop\naddi r1, r0\nhalt\n")
-    out = tmp_path / "cycle.tsv"
+    out, traces = tmp_path / "cycle.tsv", tmp_path / "traces"
     assert_cli_error(npu(["simulate-cycle", "--npu", "dnpu-edge", "--model", "tiny-sort", "--compile-dir",
-                          str(folder), "--out", str(out), "--generation-out", str(tmp_path / "gen.tsv")], capsys),
+                          str(folder), "--out", str(out), "--generation-out", str(tmp_path / "gen.tsv"),
+                          "--trace-dir", str(traces)], capsys),
                      "simulate-cycle", "refresh.s:2:", "expected 3 operand")
-    assert not out.exists()
+    assert not out.exists() and not traces.exists() and not (tmp_path / "gen.tsv").exists()
 
 
 def test_npu_crossvalidate_on_a_bad_listing_names_file_and_line(tmp_path, capsys):
@@ -852,7 +860,9 @@ def test_snakemake_names_file_and_line_of_a_yaml_error_in_config_yaml(tmp_path):
     (lambda d: d.pop("npus"), ["config.yaml: npus: missing key"]),
     (lambda d: d.update(npu=d.pop("npus")), ["config.yaml: npu: unknown key"]),
     (lambda d: d["evaluate"].update(n_samples="many"), ["config.yaml: evaluate.n_samples: expected int"]),
-], ids=["missing_key", "misspelled_key", "wrong_type"])
+    (lambda d: d["models"].update(trained=["tiny-sortt"]), ["unknown models preset 'tiny-sortt'", "tiny-sort"]),
+    (lambda d: d.update(npus=["dnpu-clod"]), ["unknown npu preset 'dnpu-clod'", "dnpu-cloud"]),
+], ids=["missing_key", "misspelled_key", "wrong_type", "unknown_model_preset", "unknown_npu_preset"])
 def test_snakemake_names_file_and_key_of_a_bad_configfile_in_one_line(tmp_path, edit, names):
     configfile = write(tmp_path / "config.yaml", config_text(edit))
     status, output = snakemake_dry_run(tmp_path, "--configfile", str(configfile))

@@ -161,10 +161,11 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
         from npu.sim.analytical.scenarios import ScenarioSettings, generation_recipe
 
         decoding = generation_recipe(model, settings or ScenarioSettings())
+    programs = read_compiled_programs(compile_dir)  # every listing assembled (named errors) before any output
     if trace_dir is not None:
         Path(trace_dir).mkdir(parents=True, exist_ok=True)  # an output even when no program is traced
     rows = []
-    for compiled in read_compiled_programs(compile_dir):
+    for compiled in programs:
         reason = _skip_reason(compiled, max_instructions)
         if reason is not None:
             rows.append(_skipped_row(config, compiled, reason, dram_backend=dram))
