@@ -183,9 +183,10 @@ def load_pipeline_config(files: list[str | Path] | tuple[str | Path, ...], overr
             got = "an empty file" if data is None else type(data).__name__
             raise ConfigError(f"{path}: top level: expected a mapping of keys, got {got}")
         merged = merge_config(merged, data)
+    source = " + ".join(map(str, files))
     if overrides:
         merged = merge_config(merged, dict(overrides))
-    source = str(files[0]) if len(files) == 1 else " + ".join(map(str, files))
+        source += " + --config"  # the bad value may come from either
     return validate_mapping(merged, "config", source)
 
 

@@ -425,7 +425,7 @@ def test_pipeline_config_override_with_a_bad_value_names_the_key():
 
     with pytest.raises(ConfigError) as info:
         load_pipeline_config([PIPELINE_CONFIG], {"simulate": {"cycle_dram": "ddr9"}})
-    assert_names(info.value, "simulate.cycle_dram", "'ddr9'")
+    assert_names(info.value, f"{PIPELINE_CONFIG} + --config: simulate.cycle_dram", "'ddr9'")
 
 
 # ---- the NPU-arithmetic reference, exact mode and the analytical model -------------------------
@@ -872,4 +872,4 @@ def test_snakemake_names_file_and_key_of_a_bad_configfile_in_one_line(tmp_path, 
 def test_snakemake_checks_a_config_override_like_the_file(tmp_path):
     configfile = write(tmp_path / "config.yaml", config_text())
     status, output = snakemake_dry_run(tmp_path, "--configfile", str(configfile), "--config", "results_dir=5")
-    assert_pipeline_refuses(tmp_path, status, output, "results_dir: expected str, got 5")
+    assert_pipeline_refuses(tmp_path, status, output, "config.yaml + --config: results_dir: expected str, got 5")
