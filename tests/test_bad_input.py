@@ -534,6 +534,29 @@ def test_analytical_stage_without_its_compile_table_names_the_file(tmp_path):
     assert not out.exists()
 
 
+def test_compiled_step_that_overruns_its_instruction_budget_names_block_step_and_program(monkeypatch):
+    """A compiled step runs under a budget from the compiler's own count (not 2^31 instructions)."""
+    import importlib
+
+    from npu.hw.config import load_npu_config
+    from npu.ir import weights_from_model
+    from npu.models.decoding import DecodeConfig
+    from npu.models.transformer import build_model
+    from npu.sim.functional import SimulationError
+
+    runtime = importlib.import_module("npu.runtime.generate")  # npu.runtime.generate is also a function
+    config = small_model(64)
+    weights = weights_from_model(build_model(config).init_weights(0))
+    plan = DecodeConfig(gen_length=12, block_length=4, steps=12)
+    stepper = runtime.SimulatorStepper(config, weights, load_npu_config("dnpu-edge"), 25, plan.sampling)
+    monkeypatch.setattr(runtime, "step_instruction_limit", lambda compiled: 50)
+    with pytest.raises(SimulationError) as info:
+        runtime.generate(stepper, [1] * 13, plan, config.mask_token_id)
+    assert_names(info.value, "generation block 0, step 0", "step program (query_length 25, sample_length 4",
+                 "no `halt` within 50 instructions")
+    assert runtime.step_instruction_limit(stepper.program(25, 4)) < 1 << 31
+
+
 # ---- checkpoints ------------------------------------------------------------------------------
 
 def test_truncated_checkpoint_weights_name_the_file(small_add_checkpoint):
