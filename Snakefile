@@ -5,7 +5,7 @@
 #   evaluate   exact match / perplexity per cache mode           results/models/{model}/accuracy.tsv
 #   export     one denoising step per cache mode -> graph IR     results/models/{model}/ir/
 #   compile    step graphs -> NPU programs, DRAM map, statistics  results/{npu}/{model}/compile.tsv
-#   simulate_analytical  closed-form latency/energy per generation results/{npu}/{model}/analytical.tsv
+#   simulate_analytical  analytical latency/energy per generation results/{npu}/{model}/analytical.tsv
 #   simulate_cycle  step programs on the cycle simulator (DRAM in loop) results/{npu}/{model}/cycle.tsv
 #   crossvalidate   analytical vs cycle-accurate, per step/class/operator results/{npu}/{model}/crossval.tsv
 #                   and over every configuration                       results/crossval/summary.{tsv,png}

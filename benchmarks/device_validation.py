@@ -6,7 +6,7 @@
    argmax / softmax, top-k and a whole tiny-model denoising step; prints measured, predicted and
    relative error per kernel (CPU: single thread, CPU time; `--device cuda` on a GPU machine).
 2. `--crossvalidate`: the analytical NPU models against the cycle-accurate simulator on compiled
-   tiny steps (program-level model and per-operator recipes) on every NPU preset.
+   tiny steps (program-level model, and the step model on the compiled program) on every NPU preset.
 3. `--gpu`: the GPU baselines - the Fast-dLLM A100 check and the largest GPU sampling share.
 
 Usage: python benchmarks/device_validation.py [--device cpu|cuda] [--rounds 2] [--tsv out.tsv]
@@ -46,6 +46,7 @@ def crossvalidation_section() -> None:
     from npu.isa.assembler import assemble
     from npu.models.transformer import ModelConfig
     from npu.check.crossval import crossvalidate
+    from npu.runtime.lowering import step_program
     from npu.sim.analytical.npu_ops import NpuStepModel
     from npu.sim.analytical.operators import StepShape
     from npu.sim.analytical.program import comment_regions
@@ -54,7 +55,7 @@ def crossvalidation_section() -> None:
     model = ModelConfig("mini-gqa", 300, 299, 2, 256, 4, 2, 128, 512, 160, qkv_bias=True)
     print(f"  model {model.name}: 2 layers, d 256, 4 heads / 2 KV heads of 128, QKV bias, vocab 300")
     print(f"  {'npu':11s} {'step':22s} {'cycles':>9s} {'program':>8s} {'op MAE':>7s} {'class MAE':>9s} "
-          f"{'recipes':>8s}")
+          f"{'static':>8s}")
     for preset in ("dnpu-cloud", "dnpu-edge", "ar-npu"):
         config = load_npu_config(preset)
         for mode, query, kv, sample, rule in (("dual", 32, 150, 32, "threshold"), ("prefix", 70, 150, 32, "topk"),
@@ -64,11 +65,11 @@ def crossvalidation_section() -> None:
             step = compile_step(graph, config)
             program = assemble(step.listing, source="step")
             result = crossvalidate(program, config, regions=comment_regions(program, step.listing))
-            recipes = NpuStepModel(config).step(model, StepShape(mode, query, kv, sample, rule))
-            recipe_error = recipes.seconds * config.clock_hz / result.stats.cycles - 1
+            static = NpuStepModel(config, step_program).step(model, StepShape(mode, query, kv, sample, rule))
+            static_error = static.seconds * config.clock_hz / result.stats.cycles - 1
             print(f"  {preset:11s} {mode + ' q' + str(query) + ' ' + rule:22s} {result.stats.cycles:9d} "
                   f"{result.total_error:+8.2%} {result.mean_abs_error('operator'):7.2%} "
-                  f"{result.mean_abs_error('class'):9.2%} {recipe_error:+8.2%}")
+                  f"{result.mean_abs_error('class'):9.2%} {static_error:+8.2%}")
 
 
 def gpu_section() -> None:

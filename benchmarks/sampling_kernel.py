@@ -21,10 +21,10 @@ import torch
 
 from npu.hw import numerics
 from npu.hw.config import load_npu_config
-from npu.kernels import reference
 from npu.kernels.dense import run_gemm, run_rmsnorm, run_softmax
 from npu.kernels.layout import KernelRun
 from npu.kernels.sampling import run_sampling_pass, run_token_confidence
+from npu.models.decoding import gumbel_noise
 
 LLADA_VOCAB, LLADA_MASK = 126464, 126336
 
@@ -48,7 +48,7 @@ def simulator_speed(presets: list[str]) -> None:
         w = rng.standard_normal((4 * config.mlen, 2 * config.mlen)).astype(np.float32) * 0.05
         rows = bf16(rng.standard_normal((8, 4096)) * 3)
         logits = bf16(rng.standard_normal((8, 16384)) * 3)
-        noise = reference.gumbel_noise(logits.shape, torch.Generator().manual_seed(0))
+        noise = gumbel_noise(logits.shape, torch.Generator().manual_seed(0))
         runs = [run_gemm(config, x, w).run, run_softmax(config, rows).run,
                 run_rmsnorm(config, rows, np.ones(4096, dtype=np.float32), 1e-5).run,
                 run_token_confidence(config, logits).run,

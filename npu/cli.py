@@ -83,8 +83,6 @@ def _add_simulate_analytical(sub) -> None:
     p.add_argument("--npu", required=True, type=NPU, help="NPU preset name or YAML path")
     p.add_argument("--model", required=True, type=MODEL, help="model preset name or YAML path")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--compile-table", type=Path, default=None,
-                   help="the compile stage's compile.tsv: generations it did not compile get no figures")
     _add_scenario_settings(p)
 
 
@@ -357,8 +355,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.stage == "simulate-analytical":
         from npu.stages.simulate import simulate_analytical_stage
 
-        simulate_analytical_stage(args.npu, args.model, args.out, settings=_scenario_settings(args),
-                                  compile_table=args.compile_table)
+        simulate_analytical_stage(args.npu, args.model, args.out, settings=_scenario_settings(args))
     elif args.stage == "simulate-cycle":
         from npu.stages.simulate import simulate_cycle_stage
 

@@ -10,9 +10,10 @@ from npu.sim.analytical.devices import A100, DeviceModel
 from npu.sim.analytical.generation import GenerationSetup, generation_report, step_schedule
 from npu.sim.analytical.npu_ops import NpuStepModel
 from npu.sim.analytical.scenarios import model_scenarios
+from npu.runtime.lowering import step_program
 
 TINY = load_model_spec("tiny-sort").architecture
-CLOUD = NpuStepModel(load_npu_config("dnpu-cloud"))
+CLOUD = NpuStepModel(load_npu_config("dnpu-cloud"), step_program)
 
 
 def test_schedule_has_a_refresh_then_block_or_suffix_queries_per_block():

@@ -14,7 +14,8 @@ from npu.compiler.layout import Shapes, pack_weights, reference_weights
 from npu.compiler.reference import ReferenceState
 from npu.compiler.sampling import noise_image, vocab_bias
 from npu.hw.config import load_npu_config
-from npu.kernels.reference import confidence_reference, gumbel_noise
+from npu.kernels.reference import confidence_reference
+from npu.models.decoding import gumbel_noise
 from npu.runtime import ReferenceStepper, SimulatorStepper, generate, generation_difference
 from npu.ir import weights_from_model
 from npu.models.decoding import DecodeConfig

@@ -1,8 +1,11 @@
-"""The hand-written kernels compute exactly their numerics reference and closely the model's maths.
+"""The hand-written kernels compute exactly what the compiler computes and closely the model's maths.
 
 Every kernel runs on the functional simulator (strict mode: no read of unwritten SRAM) on all
-three presets. "Bit-exact" compares with npu.kernels.reference, which repeats the kernel's
-arithmetic through npu.hw.numerics; "close" compares with float64 / torch with first-order error
+three presets. "Bit-exact" compares GEMM and RMSNorm with the compiler's references
+(npu.compiler.linear.reference_gemm, npu.compiler.vector_ops.reference_rmsnorm: what the compiled
+programs compute bit for bit, tests/test_compiler.py), softmax and the sampling pass with
+npu.kernels.reference (which the compiler's LM-head epilogue must also equal,
+tests/test_compiler_temperature.py); "close" compares with float64 / torch with first-order error
 bounds in the bf16 unit roundoff U = 2^-8 (vector SRAM holds bf16 on every preset).
 The sampling pass is checked against npu.models.decoding: x0 against torch.argmax, the
 confidence against token_confidence, commits and tokens against commit_mask + commit_tokens.
@@ -14,8 +17,11 @@ import numpy as np
 import pytest
 import torch
 
+from npu.compiler.linear import reference_gemm
+from npu.compiler.vector_ops import reference_rmsnorm
 from npu.hw import numerics
 from npu.hw.config import load_npu_config
+from npu.hw.rows import dequantized_weights
 from npu.isa.encoding import decode
 from npu.kernels import reference
 from npu.kernels.dense import run_gemm, run_rmsnorm, run_softmax
@@ -24,6 +30,7 @@ from npu.models.decoding import (
     commit_mask,
     commit_tokens,
     forbid_mask_token,
+    gumbel_noise,
     token_confidence,
     transfer_schedule,
 )
@@ -74,6 +81,16 @@ def confidence_error_bound(logits: np.ndarray, vlen: int) -> np.ndarray:
 
 # ---- GEMM --------------------------------------------------------------------------------------
 
+def loaded(x: np.ndarray, config) -> np.ndarray:
+    """Activations as a kernel reads them: stored in DRAM's activation format, loaded into vector SRAM."""
+    return reference.round_vector(reference.activations_in_dram(x, config), config)
+
+
+def stored(y: np.ndarray, config) -> np.ndarray:
+    """A vector-SRAM result as the kernel stores it to DRAM."""
+    return reference.activations_in_dram(reference.round_vector(y, config), config)
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_gemm_is_bit_exact_with_the_tiled_reference_and_close_to_float64(preset):
     config = CONFIGS[preset]
@@ -82,10 +99,11 @@ def test_gemm_is_bit_exact_with_the_tiled_reference_and_close_to_float64(preset)
     x = bf16(rng.standard_normal((m, k)))
     w = (rng.standard_normal((k, n)) * 0.05).astype(np.float32)
     result = run_gemm(config, x, w)
-    assert np.array_equal(result.output, reference.gemm_reference(x, w, config))
+    expected = stored(reference_gemm(loaded(x, config), dequantized_weights(w, config), config.mlen), config)
+    assert np.array_equal(result.output, expected)
     # float64 product of the same operands (weights as the DMA dequantised them):
     # the output rounding U plus fp32 accumulation over k products and k / MLEN tile sums
-    wq = reference.dequantized_weights(w, config).astype(np.float64)
+    wq = dequantized_weights(w, config).astype(np.float64)
     exact = x.astype(np.float64) @ wq
     magnitude = np.abs(x.astype(np.float64)) @ np.abs(wq)
     bound = U * np.abs(exact) + (k + k // config.mlen + 2) * FP32_EPS * magnitude * (1 + U)
@@ -126,7 +144,10 @@ def test_rmsnorm_rows_are_bit_exact_and_within_two_roundings_of_the_model(preset
     x = bf16(rng.standard_normal((4, 256)) * 2)
     weight = bf16(1 + 0.1 * rng.standard_normal(256))
     result = run_rmsnorm(config, x, weight, eps=1e-5)
-    assert np.array_equal(result.output, reference.rmsnorm_reference(x, weight, 1e-5, config))
+    vector = lambda v: reference.round_vector(v, config)  # noqa: E731 - the vector unit's rounding
+    expected = reference.activations_in_dram(
+        reference_rmsnorm(loaded(x, config), loaded(weight, config), 1e-5, vector, config.vlen), config)
+    assert np.array_equal(result.output, expected)
     norm = RMSNorm(256, eps=1e-5)
     norm.weight.data = torch.from_numpy(weight)
     model = norm(torch.from_numpy(x)).detach().numpy()
@@ -182,7 +203,7 @@ def test_full_vocabulary_confidence_streams_the_logits_once_and_never_proposes_m
 def gumbel_case(positions: int, vocab: int, seed: int, temperature: float):
     """Logits, Gumbel noise from a seeded generator, and torch's token_confidence on the same draws."""
     logits = peaked_logits(np.random.default_rng(seed), positions, vocab) * np.float32(0.5)
-    noise = reference.gumbel_noise(logits.shape, torch.Generator().manual_seed(seed))
+    noise = gumbel_noise(logits.shape, torch.Generator().manual_seed(seed))
     torch_x0, torch_confidence = token_confidence(torch.from_numpy(logits), temperature,
                                                   torch.Generator().manual_seed(seed))
     return logits, noise, torch_x0.numpy(), torch_confidence.numpy()

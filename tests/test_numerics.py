@@ -362,6 +362,14 @@ def test_group_quantization_is_within_half_a_step_and_stable(
     assert np.array_equal(quantize(out, bits, group_size=8).codes, q.codes)
 
 
+def test_group_quantization_of_a_subnormal_spread_keeps_a_finite_scale() -> None:
+    x = np.zeros((1, 8), np.float32)
+    x[0, 0] = np.float32(1e-45)  # (max - min) / 3 underflows float32 to 0
+    for q in (quantize_asymmetric(x, 2, group_size=8), quantize_symmetric(x, 3, group_size=8)):
+        assert np.isfinite(q.scale).all() and (q.scale > 0).all()
+        assert np.abs(dequantize_groups(q) - x).max() <= 1e-45
+
+
 # ---- vector-unit approximations: accuracy ---------------------------------------------------
 
 

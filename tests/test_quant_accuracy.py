@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from npu.hw.config import load_npu_config
-from npu.kernels.reference import dequantized_weights
+from npu.hw.rows import dequantized_weights
 from npu.models.decoding import DecodeConfig
 from npu.models.tasks import CharCorpus, SortDigits
 from npu.models.transformer import KVCache, ModelConfig, build_model

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from npu.errors import UserError
+from npu.isa.regions import operator_label
 from npu.isa.table import BY_MNEMONIC, MAX_LOOP_DEPTH
 
 LOOPI_MAX = 1023  # `loopi` carries a 10-bit count
@@ -34,6 +35,7 @@ class Asm:
     macs: float = 0
     count: int = 0  # instructions emitted (program words)
     _labels: int = 0
+    _operators: Counter = field(default_factory=Counter)  # operator name -> entries so far
     _trips: list[int] = field(default_factory=list)
     _weights: list[float] = field(default_factory=list)
 
@@ -59,6 +61,12 @@ class Asm:
 
     def place(self, name: str) -> None:
         self.lines.append(f"{name}:")
+
+    def operator(self, name: str) -> None:
+        """The code from here on implements step operator `name` (an `op_<name>` label, see
+        npu.isa.regions): the analytical model costs and names operators by these regions."""
+        self.place(operator_label(name, self._operators[name]))
+        self._operators[name] += 1
 
     @property
     def multiplicity(self) -> int:

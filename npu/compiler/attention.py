@@ -24,8 +24,7 @@ from npu.compiler import kv_quant
 from npu.compiler.asm import CompileError
 from npu.compiler.context import FP_SCALE, INT_Q0, Emit, f32
 from npu.compiler.linear import reference_gemm
-from npu.compiler.vector_ops import chained_row_sum
-from npu.hw.numerics import hw_exp, hw_recip
+from npu.hw.numerics import chained_row_sum, hw_exp, hw_recip
 from npu.hw.rows import row_bytes
 
 

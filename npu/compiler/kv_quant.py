@@ -46,8 +46,7 @@ import numpy as np
 
 from npu.compiler.asm import CompileError
 from npu.compiler.context import INT_Q0, INT_S0, Emit, StepSpec, rounder
-from npu.compiler.vector_ops import chained_row_sum
-from npu.hw.numerics import POW2_MODES, SMOOTHING_ALPHAS, hw_recip, round_to_format
+from npu.hw.numerics import POW2_MODES, SMOOTHING_ALPHAS, chained_row_sum, hw_recip, round_to_format
 from npu.isa.table import DRAM_FORMATS
 from npu.hw.rows import decode_rows, encode_rows, row_bytes
 from npu.hw.numerics import smoothing_factor

@@ -22,9 +22,8 @@ import numpy as np
 
 from npu.compiler.asm import CompileError
 from npu.hw.config import NPUConfig
-from npu.hw.numerics import round_to_format
 from npu.models.transformer import ModelConfig
-from npu.hw.rows import decode_rows, encode_rows, row_bytes
+from npu.hw.rows import delivered, row_bytes
 
 
 def roundup(value: int, multiple: int) -> int:
@@ -127,13 +126,6 @@ def is_matrix(name: str, array: np.ndarray) -> bool:
 
 def weight_format(name: str, array: np.ndarray, npu: NPUConfig) -> str:
     return npu.formats.weights if is_matrix(name, array) else "bf16"
-
-
-def delivered(array: np.ndarray, fmt: str, npu: NPUConfig, sram_format: str) -> np.ndarray:
-    """The values a DMA load delivers into an SRAM of `sram_format`: DRAM encode, decode, round."""
-    rows = np.atleast_2d(np.asarray(array, dtype=np.float32))
-    values = decode_rows(encode_rows(rows, fmt, npu.mx_block), fmt, rows.shape[1], npu.mx_block)
-    return round_to_format(values, sram_format).reshape(np.shape(array))
 
 
 def reference_weights(packed: dict[str, np.ndarray], npu: NPUConfig) -> dict[str, np.ndarray]:

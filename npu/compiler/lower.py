@@ -58,6 +58,7 @@ class CompiledStep:
     dram: DramMap
     constants: bytes  # the program's constants region image
     stats: dict = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)  # label -> pc, the `op_` regions included
 
     @property
     def dram_map(self) -> dict:
@@ -195,6 +196,7 @@ def _attention_rows(e: Emit, layer: int, x: int, r0: int, n: int, kv: bool = Tru
     p = f"blocks.{layer}."
     x_rows = x + r0 * d
     hn = vec.alloc("hn", n * d)
+    e.asm.operator(p + "attn_norm")
     emit_rmsnorm(e, x_rows, hn, n, p + "attn_norm.weight")
     outs = []
     if q:
@@ -203,6 +205,7 @@ def _attention_rows(e: Emit, layer: int, x: int, r0: int, n: int, kv: bool = Tru
         outs.append(("k", vec.alloc("k", n * sh.kv_width), sh.kv_width))
         outs.append(("v", vec.alloc("v", n * sh.kv_width), sh.kv_width))
     for name, out, width in outs:
+        e.asm.operator(p + f"attn.{name}_proj")
         emit_linear(e, hn, n, d, p + f"attn.{name}_proj.weight", width, out,
                     bias_region=p + f"attn.{name}_proj.bias" if m.qkv_bias else None)
     vec.free("hn")
@@ -210,20 +213,26 @@ def _attention_rows(e: Emit, layer: int, x: int, r0: int, n: int, kv: bool = Tru
     cos = e.constants["cos"] + r0 * sh.rope_width
     sin = e.constants["sin"] + r0 * sh.rope_width
     if q:
+        e.asm.operator(p + "attn.apply_rope")
         emit_rope(e, addr["q"], m.n_heads, cos, sin, n)
     if kv:
+        e.asm.operator(p + "attn.apply_rope_1")
         emit_rope(e, addr["k"], m.n_kv_heads, cos, sin, n)
+        e.asm.operator(p + "attn.kv_cache_write")
         emit_kv_write(e, layer, addr["k"], addr["v"], r0, min(n, spec.query_length - r0))
         vec.free("v")
         vec.free("k")
     if not q:
         return
     attn = vec.alloc("attn", n * sh.q_width)
+    e.asm.operator(p + "attn.matmul")
     emit_attention(e, layer, sh.seq_len, addr["q"], attn, n)
     vec.free("q")
     o = vec.alloc("o", n * d)
+    e.asm.operator(p + "attn.o_proj")
     emit_linear(e, attn, n, sh.q_width, p + "attn.o_proj.weight", d, o)
     vec.free("attn")
+    e.asm.operator(p + "add")
     emit_elementwise(e, "vadd", x_rows, x_rows, o, n * d)
     vec.free("o")
 
@@ -235,17 +244,23 @@ def _mlp_rows(e: Emit, layer: int, x: int, r0: int, n: int) -> None:
     p = f"blocks.{layer}."
     x_rows = x + r0 * d
     hn = vec.alloc("hn", n * d)
+    e.asm.operator(p + "mlp_norm")
     emit_rmsnorm(e, x_rows, hn, n, p + "mlp_norm.weight")
     gate = vec.alloc("gate", n * f)
     up = vec.alloc("up", n * f)
+    e.asm.operator(p + "mlp.gate_proj")
     emit_linear(e, hn, n, d, p + "mlp.gate_proj.weight", f, gate)
+    e.asm.operator(p + "mlp.up_proj")
     emit_linear(e, hn, n, d, p + "mlp.up_proj.weight", f, up)
     vec.free("hn")
+    e.asm.operator(p + "mlp.silu")  # silu and mul in one pass
     emit_silu_mul(e, gate, up, n * f)
     vec.free("up")
     down = vec.alloc("down", n * d)
+    e.asm.operator(p + "mlp.down_proj")
     emit_linear(e, gate, n, f, p + "mlp.down_proj.weight", d, down)
     vec.free("gate")
+    e.asm.operator(p + "add_1")
     emit_elementwise(e, "vadd", x_rows, x_rows, down, n * d)
     vec.free("down")
 
@@ -346,13 +361,16 @@ def compile_spec(spec: StepSpec) -> CompiledStep:
         "sin": vec.alloc("sin", spec.rows * sh.rope_width),
     }
     e = Emit(Asm(), spec, dram, vec, ScalarLayout(spec), constants)
+    e.asm.operator("rope_cos_sin")  # the preamble loads the queried positions' RoPE rows
     _preamble(e, index)
     x = vec.alloc("x", spec.rows * m.d_model)
     plan = plan_rows(e, x)
+    e.asm.operator("embed")
     emit_embedding(e, x)
     for layer in range(m.n_layers):
         _layer(e, layer, x, plan)
     h = vec.alloc("h", spec.sample_rows * m.d_model)
+    e.asm.operator("final_norm")
     e.asm(f"lw r9, {INT_S0}(r0)")
     e.asm.li("r10", m.d_model)
     e.asm("mul r9, r9, r10")
@@ -370,13 +388,14 @@ def compile_spec(spec: StepSpec) -> CompiledStep:
     vec.free("x")
     emit_lm_head(e, h)
     vec.free("h")
+    e.asm.operator("committed")
     emit_commit(e)
     e.asm("halt")
     listing = e.asm.text()
     program = assemble(listing, source=f"{m.name}.step")
     stats = _stats(e, len(program))
     stats["row_blocks"] = {name: -(-spec.rows // block) for name, block in plan.items()}
-    return CompiledStep(spec, program.words, listing, dram, blob, stats)
+    return CompiledStep(spec, program.words, listing, dram, blob, stats, program.labels)
 
 
 def compile_step(graph: Graph, npu_config: NPUConfig) -> CompiledStep:

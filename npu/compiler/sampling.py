@@ -240,6 +240,7 @@ def emit_lm_head(e: Emit, h_addr: int) -> None:
     blocks = spec.sample_rows // blen
     asm.comment(f"lm head + running argmax/confidence over {n_tiles} vocabulary tiles"
                 + (" (Gumbel-max sampling)" if spec.temperature else ""))
+    asm.operator("x0")  # the sampling state; the LM head's tiles are interleaved with its epilogue
     asm("flui f0, -inf")
     asm("flui f1, 0.0")
     asm.li("r1", 0)
@@ -258,9 +259,14 @@ def emit_lm_head(e: Emit, h_addr: int) -> None:
         asm(f"sw r0, {INT_MROW}(r0)")
 
     def epilogue(chunk) -> None:
+        asm("wait matrix")
+        asm.operator("x0")
+        sample_tile(chunk)
+        asm.operator("lm_head")
+
+    def sample_tile(chunk) -> None:
         bias_at = None if chunk is None else e.constants["vocab_bias"] + special.index(chunk) * mlen
         with_bias = [] if chunk is None else biased_subrows(bias, chunk, mlen, vlen)
-        asm("wait matrix")
         asm(f"lw r1, {INT_MROW}(r0)")
         asm.li("r2", ls)
         asm("sub r2, r2, r1")
@@ -297,6 +303,7 @@ def emit_lm_head(e: Emit, h_addr: int) -> None:
             asm("addi r10, r10, 1")
             asm(f"addi r5, r5, {mlen}")
 
+    asm.operator("lm_head")
     emit_gemm(e, h_addr, spec.sample_rows, m.d_model, "lm_head.weight", vocab_pad, out_addr=tile_buf,
               epilogue=epilogue, segments=segments, column_prologue=column_prologue)
     if spec.temperature:

@@ -10,16 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from npu.compiler.context import FP_EPS, FP_INV_D, Emit, f32
-from npu.hw.numerics import hw_rsqrt, hw_silu, hw_tree_sum
+from npu.hw.numerics import chained_row_sum, hw_rsqrt, hw_silu
 from npu.hw.rows import row_bytes
-
-
-def chained_row_sum(x: np.ndarray, vlen: int, start: np.ndarray | None = None) -> np.ndarray:
-    """`vsum` over the VLEN rows of the last axis, in order: s = s + tree_sum(row) in fp32."""
-    total = np.zeros(x.shape[:-1], np.float32) if start is None else f32(start)
-    for j in range(x.shape[-1] // vlen):
-        total = f32(total + hw_tree_sum(x[..., j * vlen:(j + 1) * vlen]))
-    return total
 
 
 # ---- embedding ------------------------------------------------------------------------------

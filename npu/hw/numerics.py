@@ -405,13 +405,15 @@ def quantize_symmetric(
     """Symmetric INT quantization per group of `group_size` values along `axis` (None: whole axis).
 
     qmax = 2^(bits-1) - 1 (the code -2^(bits-1) is unused, keeping the grid symmetric);
-    scale = max|x| / qmax in float32 (scale = 1 for an all-zero group);
+    scale = max|x| / qmax in float32 (scale = 1 where that is 0: an all-zero group, or subnormal
+    values whose step underflows);
     code = clip(rint(x / scale), -qmax, qmax), x / scale computed in float32, ties to even.
     """
     blocks, group_size = _groups(x, bits, group_size, axis, "quantize_symmetric")
     qmax = np.float32(2 ** (bits - 1) - 1)
     amax = np.abs(blocks).max(axis=-1, keepdims=True)
-    scale = np.where(amax > 0, amax / qmax, np.float32(1.0)).astype(np.float32)
+    scale = (amax / qmax).astype(np.float32)
+    scale = np.where(scale > 0, scale, np.float32(1.0))  # all-zero group, or a step that underflows float32
     codes = np.clip(np.rint(blocks / scale), -qmax, qmax).astype(np.int8)
     return GroupQuantized(_from_blocks(codes, axis), scale[..., 0], None, bits, group_size, axis)
 
@@ -421,8 +423,8 @@ def quantize_asymmetric(
 ) -> GroupQuantized:
     """Asymmetric (min/max) INT quantization per group, zero point kept as a float offset.
 
-    offset = min(x); scale = (max(x) - min(x)) / (2^bits - 1) in float32 (scale = 1 for a
-    constant group, whose values the offset then holds exactly);
+    offset = min(x); scale = (max(x) - min(x)) / (2^bits - 1) in float32 (scale = 1 where that
+    is 0: a constant group, whose values the offset then holds exactly, or a subnormal spread);
     code = clip(rint((x - offset) / scale), 0, 2^bits - 1), each step in float32, ties to even.
     This is the KIVI form; min and max are both exactly representable.
     """
@@ -432,7 +434,8 @@ def quantize_asymmetric(
     span = blocks.max(axis=-1, keepdims=True) - lo
     if not np.isfinite(span).all():
         raise ValueError("quantize_asymmetric: a group's max - min overflows float32")
-    scale = np.where(span > 0, span / qmax, np.float32(1.0)).astype(np.float32)
+    scale = (span / qmax).astype(np.float32)
+    scale = np.where(scale > 0, scale, np.float32(1.0))  # constant group, or a step that underflows float32
     codes = np.clip(np.rint((blocks - lo) / scale), 0, qmax).astype(np.uint8)
     return GroupQuantized(_from_blocks(codes, axis), scale[..., 0], lo[..., 0], bits, group_size, axis)
 
@@ -662,6 +665,14 @@ def hw_tree_sum(x: np.ndarray) -> np.ndarray:
         x = x[..., 0::2] + x[..., 1::2]
     return x[..., 0]
 
+
+def chained_row_sum(x: np.ndarray, vlen: int, start: np.ndarray | None = None) -> np.ndarray:
+    """A chain of `vsum`s over the VLEN rows of the last axis, in order: s = s + tree_sum(row) in
+    fp32 (the scalar accumulator); how every row reduction of the compiler and the kernels sums."""
+    total = np.zeros(x.shape[:-1], np.float32) if start is None else np.asarray(start, np.float32)
+    for j in range(x.shape[-1] // vlen):
+        total = (total + hw_tree_sum(x[..., j * vlen:(j + 1) * vlen])).astype(np.float32)
+    return total
 
 def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """acc + act @ weight as the systolic array computes it.

@@ -6,15 +6,21 @@
 
 This is a hardware definition (what the DMA engine reads and writes), so the compiler, the
 simulators and the RTL tests all take it from here. The value conversions themselves (rounding,
-MX scaling) are npu.hw.numerics; this module only packs and unpacks bytes.
+MX scaling) are npu.hw.numerics; this module packs and unpacks bytes, and says what values a DMA
+load delivers into an SRAM (`delivered`, `dequantized_weights`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from npu.errors import UserError
 from npu.hw import numerics
+
+if TYPE_CHECKING:
+    from npu.hw.config import NPUConfig
 
 INT_FORMATS = ("int32",)
 PLAIN_BYTES = {"fp32": 4, "bf16": 2, "int32": 4}
@@ -75,3 +81,16 @@ def decode_rows(raw: np.ndarray, fmt: str, cols: int, mx_block: int) -> np.ndarr
     elements = numerics.unpack_codes(grouped[:, :, 1:], bits).reshape(rows, cols)
     tensor = numerics.MXTensor(elements, grouped[:, :, 0].copy(), fmt, mx_block, -1)
     return numerics.mx_dequantize(tensor)
+
+
+def delivered(array: np.ndarray, fmt: str, npu: NPUConfig, sram_format: str) -> np.ndarray:
+    """The values a DMA load delivers into an SRAM of `sram_format`: DRAM encode, decode, round."""
+    rows = np.atleast_2d(np.asarray(array, dtype=np.float32))
+    values = decode_rows(encode_rows(rows, fmt, npu.mx_block), fmt, rows.shape[1], npu.mx_block)
+    return numerics.round_to_format(values, sram_format).reshape(np.shape(array))
+
+
+def dequantized_weights(w: np.ndarray, npu: NPUConfig) -> np.ndarray:
+    """Weights as matrix SRAM holds them: rows stored in `formats.weights` (MX blocks along a
+    row), loaded into bf16. The compiler, its reference and the accuracy simulator all use this."""
+    return delivered(w, npu.formats.weights, npu, "bf16")

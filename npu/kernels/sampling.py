@@ -175,7 +175,7 @@ def run_token_confidence(config: NPUConfig, logits: np.ndarray, *, temperature: 
                          tile_chunks: int | None = None, strict: bool = True) -> ConfidenceResult:
     """x0 and confidence of each row of logits (positions, vocab).
 
-    temperature > 0 needs `noise`, Gumbel values g of the logits' shape (reference.gumbel_noise);
+    temperature > 0 needs `noise`, Gumbel values g of the logits' shape (npu.models.decoding.gumbel_noise);
     forbid_id (the [MASK] id) gets logit -inf first, as decoding.forbid_mask_token.
     """
     logits = np.atleast_2d(np.asarray(logits, dtype=np.float32))

@@ -122,6 +122,17 @@ def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator: torch.
     return logits.to(torch.float64).exp() / (-torch.log(noise)) ** temperature
 
 
+def gumbel_noise(shape: tuple[int, ...], generator: torch.Generator) -> np.ndarray:
+    """g = -log(-log u) as fp32, from the same draws as add_gumbel_noise.
+
+    argmax(exp(l) / (-log u)^T) = argmax(l - T log(-log u)) = argmax(l + T g): the NPU adds
+    T * g to the logits instead of exponentiating them. u comes from one torch.rand call of
+    this shape in float64, exactly the call add_gumbel_noise makes with the same generator.
+    """
+    u = torch.rand(shape, dtype=torch.float64, generator=generator)
+    return (-torch.log(-torch.log(u))).numpy().astype(np.float32)
+
+
 def token_confidence(
     logits: torch.Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """A copy of a model that computes in the NPU's number formats, for the accuracy simulator.
 
 Weights take the values matrix SRAM holds after the DMA dequantizes them (`formats.weights`,
-MX blocks along DRAM rows, then bf16: `npu.kernels.reference.dequantized_weights`); the
+MX blocks along DRAM rows, then bf16: `npu.hw.rows.dequantized_weights`); the
 embedding table is stored the same way (rows along d_model); norm weights are vector-unit
 values (`formats.vector`). Activations are rounded where the NPU stores them: the input of every
 matrix multiply (`formats.activations`), every projection and norm output and the residual
@@ -19,7 +19,7 @@ from torch import nn
 
 from npu.hw import numerics
 from npu.hw.config import NPUConfig
-from npu.kernels.reference import dequantized_weights
+from npu.hw.rows import dequantized_weights
 from npu.models.transformer import Block, MaskedDiffusionTransformer, RMSNorm
 
 

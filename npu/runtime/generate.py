@@ -14,8 +14,7 @@ from npu.compiler.lower import CompiledStep, compile_spec
 from npu.compiler.reference import ReferenceState, StepOutput, reference_step
 from npu.compiler.sampling import add_noise_region, check_sampling, noise_image
 from npu.hw.config import NPUConfig
-from npu.kernels.reference import gumbel_noise
-from npu.models.decoding import DecodeConfig, StepRecord, query_range, transfer_schedule
+from npu.models.decoding import DecodeConfig, StepRecord, gumbel_noise, query_range, transfer_schedule
 from npu.models.transformer import ModelConfig
 from npu.sim.functional import FunctionalSimulator, SimulationError
 

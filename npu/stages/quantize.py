@@ -215,6 +215,7 @@ def kv_traffic_rows(npu_name: str | Path, model_names: tuple[str | Path, ...], m
     """One row per (model, cache mode, method, bits) of the top-k generation of each model."""
     from npu.hw.config import load_npu_config
     from npu.quant.traffic import method_traffic
+    from npu.runtime.lowering import step_program
     from npu.sim.analytical.npu_ops import NpuStepModel
     from npu.sim.analytical.scenarios import ScenarioSettings, kv_traffic_of_generation, model_scenarios
 
@@ -222,7 +223,7 @@ def kv_traffic_rows(npu_name: str | Path, model_names: tuple[str | Path, ...], m
     if config.formats.kv_cache != "bf16":
         raise ValueError(f"{config.source}: formats.kv_cache is {config.formats.kv_cache!r}; the KV traffic "
                          "table scales bf16 traffic and needs a preset that stores K/V in bf16")
-    machine = NpuStepModel(config)
+    machine = NpuStepModel(config, step_program)  # costs the compiled steps
     rows = []
     for name in model_names:
         model, setups = model_scenarios(name, settings or ScenarioSettings(), caches=caches)

@@ -1,5 +1,6 @@
 rule simulate_analytical:
-    """Closed-form latency, energy and DRAM traffic of whole generations (every cache mode and rule)."""
+    """Analytical latency, energy and DRAM traffic of whole generations (every cache mode and rule),
+    costed on the compiled step programs."""
     input:
         npu=npu_preset,
         technology=npu_technology,

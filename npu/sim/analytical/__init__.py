@@ -2,9 +2,11 @@
 
 - `estimate_program(program, config)`: a program's cycles, per-operator and per-unit time and
   energy from its dynamic instruction counts x the cycle simulator's per-instruction costs,
-  overlapped per `wait`-delimited segment (segments.py, program.py);
-- `NpuStepModel(config).step(model, StepShape(...))`: every operator of a denoising step in
-  closed form, as npu/compiler lowers it - microseconds per step, for design-space sweeps;
+  overlapped per `wait`-delimited segment (segments.py, program.py); `estimate_static` the same
+  figures from one walk of the program with its hardware loops extrapolated (static.py);
+- `NpuStepModel(config, lower).step(model, StepShape(...))`: every operator of a denoising step,
+  costed on the program `lower` compiles (npu.runtime.lowering.step_program, injected: the
+  simulators do not import the compiler) by the static walk (static.py) - seconds per step;
 - `DeviceModel(spec).step(...)`: roofline model of the PyTorch reference on a GPU (A6000, A100,
   H100 presets) or on a CPU calibrated by microbenchmarks (validation.py);
 - `generation_report(machine, model, GenerationSetup(...))`: a whole dLLM generation;
@@ -27,11 +29,12 @@ from npu.sim.analytical.program import (
     estimate_counts,
     estimate_program,
 )
+from npu.sim.analytical.static import estimate_static
 
 __all__ = [
     "A100", "A6000", "GPU_PRESETS", "H100", "CountProfile", "DeviceModel",
     "DeviceSpec", "DmaTransfer", "GenerationReport", "GenerationSetup", "NpuStepModel", "Operator", "OperatorCost",
     "ProgramEstimate", "StepCost", "StepShape", "comment_regions",
-    "estimate_counts", "estimate_program", "generation_report", "operators_from_graph",
+    "estimate_counts", "estimate_program", "estimate_static", "generation_report", "operators_from_graph",
     "roofline_bound", "step_operators", "step_schedule",
 ]

@@ -1,6 +1,6 @@
 """What every analytical machine model reports: the cost of each operator and of a whole step.
 
-Both the dnpu model (npu.sim.analytical.npu_ops) and the roofline device models of GPUs and
+Both the dnpu model (npu.sim.analytical.npu_ops, on compiled programs) and the roofline device models of GPUs and
 CPUs (npu.sim.analytical.devices) return these, so the generation model and the reports treat
 all machines alike.
 """

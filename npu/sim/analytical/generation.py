@@ -159,8 +159,22 @@ def generation_report(machine: StepModel, model: ModelConfig, setup: GenerationS
             refresh += count
     decode = setup.decode
     return GenerationReport(
-        machine=machine.name, model=model.name, cache=decode.cache,
-        rule="topk" if decode.threshold is None else f"threshold{decode.threshold:g}",
+        machine=machine.name, model=model.name, cache=decode.cache, rule=rule_name(decode),
         prompt_length=setup.prompt_length, gen_length=decode.gen_length, block_length=decode.block_length,
         steps=total_steps, refresh_steps=refresh, seconds=seconds, sampling_seconds=sampling, flops=flops,
         dram_bytes=dram, energy_j=energy, peak_flops=machine.peak_flops, roofline_seconds=roofline)
+
+
+def rule_name(decode: DecodeConfig) -> str:
+    """The commit rule as the tables name it: "topk" or "threshold<tau>"."""
+    return "topk" if decode.threshold is None else f"threshold{decode.threshold:g}"
+
+
+def unavailable_report(machine: StepModel, model: ModelConfig, setup: GenerationSetup) -> GenerationReport:
+    """A generation the machine cannot run (a step does not compile for it): NaN figures."""
+    nan, decode = float("nan"), setup.decode
+    return GenerationReport(
+        machine=machine.name, model=model.name, cache=decode.cache, rule=rule_name(decode),
+        prompt_length=setup.prompt_length, gen_length=decode.gen_length, block_length=decode.block_length,
+        steps=nan, refresh_steps=nan, seconds=nan, sampling_seconds=nan, flops=nan, dram_bytes=nan, energy_j=nan,
+        peak_flops=machine.peak_flops, roofline_seconds=nan)

@@ -27,6 +27,7 @@ import numpy as np
 
 from npu.hw.config import NPUConfig
 from npu.isa.assembler import Program
+from npu.isa.regions import operator_of_label
 from npu.isa.table import DRAM_FORMATS, Kind, Unit
 from npu.hw.technology import EnergyTable, LatencyParameters
 from npu.sim.cost.energy import EnergyReport, energy_report
@@ -35,13 +36,13 @@ from npu.sim.functional.simulator import HALT
 from npu.sim.analytical.segments import (
     DMA_CHUNK_BYTES,
     MATRIX_OPS,
+    CostCache,
     DramPipe,
     Segment,
     SegmentBuilder,
     SegmentClock,
 )
 
-REGION_PREFIX = "op_"
 DEFAULT_REGION = "program"
 
 # Vector-row keys, as the cycle simulator forms them (register keys: npu.isa.table.register_number).
@@ -74,8 +75,8 @@ class ProgramEstimate:
 
 def operator_regions(program: Program) -> list[tuple[int, str]]:
     """(start pc, name) of every `op_<name>` label, in pc order."""
-    regions = [(pc, label[len(REGION_PREFIX):]) for label, pc in program.labels.items()
-               if label.startswith(REGION_PREFIX)]
+    regions = [(pc, operator_of_label(label)) for label, pc in program.labels.items()
+               if operator_of_label(label) is not None]
     return sorted(regions)
 
 
@@ -101,9 +102,11 @@ class _Decoded:
     writes: tuple[int, ...] = ()       # registers written (scalar destinations, vector accumulators)
     row_reads: tuple[tuple[str, int], ...] = ()   # (int register field, space) of vector rows read
     row_writes: tuple[tuple[str, int], ...] = ()
+    waits: tuple[str, ...] = ()        # the units a `wait` drains
 
 
-def _decode(functional: FunctionalSimulator) -> list[_Decoded | None]:
+def decode_program(functional: FunctionalSimulator) -> list[_Decoded | None]:
+    """What costing needs about each instruction of the program `functional` has loaded."""
     decoded: list[_Decoded | None] = []
     for instruction in functional.decoded_instructions:
         if instruction is None:
@@ -123,9 +126,47 @@ def _decode(functional: FunctionalSimulator) -> list[_Decoded | None]:
                     row_writes.append((operand.name, space))
                 else:
                     row_reads.append((operand.name, space))
+        waits = ()
+        if spec.mnemonic == "wait":
+            waits = tuple(u for bit, u in enumerate(("dma", "matrix", "vector")) if ops["units"] >> bit & 1)
         decoded.append(_Decoded(spec.mnemonic, spec.unit, dict(ops), spec.registers_read(ops),
-                                spec.registers_written(ops), tuple(row_reads), tuple(row_writes)))
+                                spec.registers_written(ops), tuple(row_reads), tuple(row_writes), waits))
     return decoded
+
+
+class DataIssuer:
+    """Feeds DMA, matrix and vector instructions to a SegmentBuilder with the operands the scalar
+    registers hold now (row keys, DMA shapes and addresses), tracking the weight tile the array
+    holds. Shared by the dynamic trace and the loop-extrapolating walk (npu.sim.analytical.static)."""
+
+    def __init__(self, functional: FunctionalSimulator, mlen: int):
+        self.regs, self.aregs, self.mlen = functional.int_regs, functional.addr_regs, mlen
+        self.loaded_tile: tuple[int, bool] | None = None  # (matrix SRAM address, transposed)
+
+    def issue(self, builder: SegmentBuilder, item: _Decoded) -> None:
+        regs, ops, name = self.regs, item.operands, item.mnemonic
+        if item.unit is Unit.VECTOR:
+            builder.vector(name, reads=[regs[ops[f]] * 4 + s for f, s in item.row_reads],
+                           writes=[regs[ops[f]] * 4 + s for f, s in item.row_writes],
+                           registers=item.reads, operands=ops, register_writes=item.writes)
+        elif item.unit is Unit.MATRIX:
+            new_tile = False
+            if name in MATRIX_OPS:
+                tile = (regs[ops["w"]], name in ("mmt", "mmta"))
+                new_tile, self.loaded_tile = tile != self.loaded_tile, tile
+            builder.matrix(name, new_tile=new_tile, registers=item.reads)
+        else:
+            rows, cols = regs[ops["rows"]], regs[ops["cols"]]
+            loaded = self.loaded_tile
+            if name in ("dld.m", "dldkv.m") and loaded is not None and rows > 0 and cols > 0:
+                first = regs[ops["sram"]]
+                stride = cols if "kv" in name else regs[ops["sstride"]]
+                last = first + stride * (rows - 1)
+                low, high = min(first, last), max(first, last) + cols
+                if low < loaded[0] + self.mlen * self.mlen and loaded[0] < high:
+                    self.loaded_tile = None  # the DMA overwrites the tile the array holds
+            builder.dma(name, DRAM_FORMATS[ops["fmt"]], rows, cols, base=self.aregs[ops["dram"]],
+                        dstride=regs[ops["dstride"]], registers=item.reads)
 
 
 def comment_regions(program: Program, listing: str, name: Callable[[str], str] | None = None) -> Callable[[int], str]:
@@ -161,30 +202,27 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
     if functional is None:
         functional = FunctionalSimulator(config, dram_size=64, check_sync=False)
     functional.load(program)
-    decoded = _decode(functional)
-    regs, aregs = functional.int_regs, functional.addr_regs
+    decoded = decode_program(functional)
     region = regions or region_lookup(program)
     pipe = DramPipe.for_config(config, dma_chunk_bytes)
-    mlen = config.mlen
-    loaded_tile: tuple[int, bool] | None = None
-    builder = SegmentBuilder(config, params=params, pipe=pipe)
+    issuer = DataIssuer(functional, config.mlen)
+    costs = CostCache(config, params or config.technology.latency, pipe.chunk_bytes)
+    builder = SegmentBuilder(config, params=params, pipe=pipe, costs=costs)
     pc, executed = 0, 0
     while executed < max_instructions:
         item = decoded[pc] if pc < len(decoded) else None
         if item is None:
             functional.handler(pc)()  # raises: illegal word or ran past the end
             raise RuntimeError(f"pc {pc}: the functional simulator accepted an undecodable instruction")
-        unit, name, ops = item.unit, item.mnemonic, item.operands
+        unit, name = item.unit, item.mnemonic
         executed += 1
         if unit is Unit.CONTROL:
             next_pc = functional.handler(pc)()
             if name == "wait":
-                mask = ops["units"]
-                waits = [u for bit, u in enumerate(("dma", "matrix", "vector")) if mask >> bit & 1]
                 builder.label = region(pc)
-                yield builder.close(waits)
-                builder = SegmentBuilder(config, params=params, pipe=pipe,
-                                         matrix_busy="matrix" not in waits and builder.units["matrix"].ops > 0)
+                yield builder.close(item.waits)
+                builder = SegmentBuilder(config, params=params, pipe=pipe, costs=costs,
+                                         matrix_busy="matrix" not in item.waits and builder.units["matrix"].ops > 0)
             elif name == "halt":
                 builder.label = region(pc)
                 yield builder.close(None, mnemonic="halt")
@@ -196,27 +234,7 @@ def trace_segments(program: Program, config: NPUConfig, *, params: LatencyParame
             builder.scalar(name, reads=item.reads, writes=item.writes)
             next_pc = functional.handler(pc)()
         else:
-            if unit is Unit.VECTOR:
-                builder.vector(name, reads=[regs[ops[f]] * 4 + s for f, s in item.row_reads],
-                               writes=[regs[ops[f]] * 4 + s for f, s in item.row_writes],
-                               registers=item.reads, operands=ops, register_writes=item.writes)
-            elif unit is Unit.MATRIX:
-                new_tile = False
-                if name in MATRIX_OPS:
-                    tile = (regs[ops["w"]], name in ("mmt", "mmta"))
-                    new_tile, loaded_tile = tile != loaded_tile, tile
-                builder.matrix(name, new_tile=new_tile, registers=item.reads)
-            else:
-                rows, cols = regs[ops["rows"]], regs[ops["cols"]]
-                if name in ("dld.m", "dldkv.m") and loaded_tile is not None and rows > 0 and cols > 0:
-                    first = regs[ops["sram"]]
-                    stride = cols if "kv" in name else regs[ops["sstride"]]
-                    last = first + stride * (rows - 1)
-                    low, high = min(first, last), max(first, last) + cols
-                    if low < loaded_tile[0] + mlen * mlen and loaded_tile[0] < high:
-                        loaded_tile = None  # the DMA overwrites the tile the array holds
-                builder.dma(name, DRAM_FORMATS[ops["fmt"]], rows, cols, base=aregs[ops["dram"]],
-                            dstride=regs[ops["dstride"]], registers=item.reads)
+            issuer.issue(builder, item)
             next_pc = functional.handler(pc)() if execute_data else pc + 1
         if next_pc == HALT:
             builder.label = region(pc)

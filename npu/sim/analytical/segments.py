@@ -19,8 +19,8 @@ for a full queue, so a unit's ops dispatch late behind another's), enters throug
 and `first_u`/`last_u`: the builder keeps a running estimate of each unit's op starts.
 
 `SegmentBuilder` accumulates one segment from instructions - a program trace feeds it one
-dynamic instruction at a time (npu.sim.analytical.program), an operator recipe feeds it loop
-bodies with trip counts (npu.sim.analytical.npu_ops); `SegmentClock` times segments in order.
+dynamic instruction at a time (npu.sim.analytical.program), the static walk feeds it loop bodies
+and extrapolates them (`repeat`; npu.sim.analytical.static); `SegmentClock` times segments in order.
 """
 
 from __future__ import annotations
@@ -166,6 +166,43 @@ def instruction_actions(timing: InstructionTiming, weight_load: bool = False) ->
     return actions
 
 
+class CostCache:
+    """Per-instruction costs already looked up, shared by the builders of one walk: a step has a
+    few hundred distinct (instruction, operands, DMA shape) combinations but millions of
+    dynamic instructions, and a builder lives only until the next `wait`."""
+
+    def __init__(self, config: NPUConfig, params: LatencyParameters, chunk_bytes: int):
+        self.config, self.params, self.chunk_bytes = config, params, chunk_bytes
+        self.timings: dict[tuple, InstructionTiming] = {}
+        self.actions: dict[tuple, Counter] = {}
+        self.request_sizes: dict[tuple, list[int]] = {}
+
+    def timing(self, mnemonic: str, operands: Mapping[str, int] | None = None,
+               shape: DmaShape | None = None) -> tuple[tuple, InstructionTiming]:
+        """(lookup key, timing) of one instruction."""
+        key = (mnemonic, tuple(sorted((operands or {}).items())), shape)
+        timing = self.timings.get(key)
+        if timing is None:
+            timing = self.timings[key] = instruction_timing(mnemonic, self.config, operands, shape, self.params)
+        return key, timing
+
+    def instruction_actions(self, key: tuple, timing: InstructionTiming, weight_load: bool = False) -> Counter:
+        """instruction_actions(timing, weight_load), looked up once per key (do not modify it)."""
+        found = self.actions.get((key, weight_load))
+        if found is None:
+            found = self.actions[(key, weight_load)] = instruction_actions(timing, weight_load)
+        return found
+
+    def dma_request_sizes(self, dram_bytes: int, rows: int, base: int, dstride: int | None) -> list[int]:
+        """dma_request_sizes with this walk's chunk size; only base modulo the chunk matters."""
+        key = (dram_bytes, rows, base % self.chunk_bytes, dstride)
+        sizes = self.request_sizes.get(key)
+        if sizes is None:
+            sizes = self.request_sizes[key] = dma_request_sizes(dram_bytes, rows, base % self.chunk_bytes, dstride,
+                                                                self.chunk_bytes)
+        return sizes
+
+
 class _UnitState:
     """Running sums of one unit inside the segment under construction (unit-local clock)."""
 
@@ -209,10 +246,10 @@ class _Snapshot:
     done: dict[str, float]
     last: dict[str, float]
     ops: dict[str, int]
-    unit_ports: dict[str, Counter]
-    ports: Counter
-    actions: Counter
-    resources: Counter
+    unit_ports: dict[str, dict[str, float]]   # plain dicts: copied at every loop pass
+    ports: dict[str, float]
+    actions: dict[str, float]
+    resources: dict[str, float]
     queue_stalls: float
     queue_clock: dict[str, float]
 
@@ -222,14 +259,15 @@ class SegmentBuilder:
 
     Dependencies are given as hashable keys: `reads`/`writes` of scalar registers (front-end
     scoreboard) and of vector rows (vector-unit stalls). A trace passes real register numbers
-    and addresses, a recipe passes names; `loop()` runs a body twice and extrapolates.
+    and addresses; `repeat()` runs a loop body until it is in steady state and extrapolates.
     """
 
     def __init__(self, config: NPUConfig, label: str = "", params: LatencyParameters | None = None,
                  pipe: DramPipe | None = None, matrix_busy: bool = False,
-                 queue_depth: int | None = QUEUE_DEPTH):
+                 queue_depth: int | None = QUEUE_DEPTH, costs: CostCache | None = None):
         self.config, self.label, self.params = config, label, params or config.technology.latency
         self.pipe = pipe or DramPipe.for_config(config)
+        self.costs = costs or CostCache(config, self.params, self.pipe.chunk_bytes)
         self.frontend = 0.0
         # Bounded unit queues: the front end dispatches in order, and an op for a unit whose
         # queue is full waits until the op `queue_depth` before it has started. That couples the
@@ -252,16 +290,11 @@ class SegmentBuilder:
         # loads while that op runs, so only load - gap is exposed. Infinite while busy from before.
         self.since_tile_op = math.inf if matrix_busy else 0.0
         self.accumulator_ready = 0.0  # unit-local cycle the accumulator holds every result
-        self._timings: dict[tuple, InstructionTiming] = {}
 
     # ---- timing lookups ----------------------------------------------------------------------
     def timing(self, mnemonic: str, operands: Mapping[str, int] | None = None,
                shape: DmaShape | None = None) -> InstructionTiming:
-        key = (mnemonic, tuple(sorted((operands or {}).items())), shape)
-        timing = self._timings.get(key)
-        if timing is None:
-            timing = self._timings[key] = instruction_timing(mnemonic, self.config, operands, shape, self.params)
-        return timing
+        return self.costs.timing(mnemonic, operands, shape)[1]
 
     # ---- instructions ------------------------------------------------------------------------
     def _dispatch(self, reads: Iterable[Hashable], unit: str | None = None) -> float:
@@ -298,20 +331,20 @@ class SegmentBuilder:
 
     def scalar(self, mnemonic: str, reads: Iterable[Hashable] = (), writes: Iterable[Hashable] = ()) -> None:
         writes = tuple(writes)
-        timing = self.timing(mnemonic)
+        key, timing = self.costs.timing(mnemonic)
         at = self._dispatch(tuple(reads) + writes)
         for register in writes:
             self.register_ready[register] = at + timing.latency
         for use in timing.ports:
             self.ports[use.memory] += use.cycles
-        self.actions.update(instruction_actions(timing))
+        self.actions.update(self.costs.instruction_actions(key, timing))
 
     def vector(self, mnemonic: str, reads: Iterable[Hashable] = (), writes: Iterable[Hashable] = (),
                registers: Iterable[Hashable] = (), operands: Mapping[str, int] | None = None,
                register_writes: Iterable[Hashable] = ()) -> None:
         """A vector op; `reads`/`writes` are vector-row keys, `registers` the scalar registers it
         reads, `register_writes` those it accumulates into (ready when its result is)."""
-        timing = self.timing(mnemonic, operands)
+        key, timing = self.costs.timing(mnemonic, operands)
         at = self._dispatch(registers, "vector")
         unit = self.units["vector"]
         start = previous_end = unit.busy
@@ -328,11 +361,11 @@ class SegmentBuilder:
             self.ports[use.memory] += use.cycles
             gap = start - previous_end + timing.occupancy - use.cycles if unit.ops > 1 else math.inf
             unit.hold(use.memory, use.cycles, use.cycles, gap)
-        self.actions.update(instruction_actions(timing))
+        self.actions.update(self.costs.instruction_actions(key, timing))
 
     def matrix(self, mnemonic: str, new_tile: bool = False, registers: Iterable[Hashable] = ()) -> None:
         """A tile op (`new_tile`: its weight tile is not the one the array holds) or `mwb`."""
-        timing = self.timing(mnemonic)
+        key, timing = self.costs.timing(mnemonic)
         at = self._dispatch(registers, "matrix")
         unit = self.units["matrix"]
         start = previous_end = unit.busy
@@ -357,16 +390,16 @@ class SegmentBuilder:
         for use in timing.ports:
             self.ports[use.memory] += use.cycles
             unit.hold(use.memory, use.cycles, use.cycles, unit.busy - previous_end - use.cycles)
-        self.actions.update(instruction_actions(timing, weight_load=new_tile and mnemonic != "mwb"))
+        self.actions.update(self.costs.instruction_actions(key, timing, new_tile and mnemonic != "mwb"))
 
     def dma(self, mnemonic: str, fmt: str, rows: int, cols: int, *, base: int = 0, dstride: int | None = None,
             registers: Iterable[Hashable] = ()) -> None:
         """A DMA of rows x cols elements (`dstride` None or equal to the row size = contiguous)."""
-        timing = self.timing(mnemonic, {"fmt": DRAM_FORMATS.index(fmt)}, DmaShape(max(rows, 0), max(cols, 0)))
+        key, timing = self.costs.timing(mnemonic, {"fmt": DRAM_FORMATS.index(fmt)}, DmaShape(max(rows, 0), max(cols, 0)))
         at = self._dispatch(registers, "dma")
         extra_ports = timing.ports[1:] if timing.dram_bytes else ()
         setup_extra = sum(use.cycles for use in extra_ports)
-        sizes = dma_request_sizes(timing.dram_bytes, rows, base, dstride, self.pipe.chunk_bytes)
+        sizes = self.costs.dma_request_sizes(timing.dram_bytes, rows, base, dstride)
         duration = dma_time(timing, sizes, self.pipe, setup_extra)
         unit = self.units["dma"]
         unit.add(at, unit.busy, duration, duration)
@@ -383,7 +416,7 @@ class SegmentBuilder:
             between = timing.dma_setup + setup_extra + (0.0 if timing.dram_write else latency)
             gap = min(between, max(0.0, chunk_dram - chunk_port)) if len(sizes) > 1 else between
             unit.hold(timing.sram_memory, timing.sram_port_cycles, math.ceil(chunk_port), gap)
-        self.actions.update(instruction_actions(timing))
+        self.actions.update(self.costs.instruction_actions(key, timing))
 
     def instruction(self, mnemonic: str, **kwargs) -> None:
         """Any instruction by mnemonic (dispatches to the unit's method)."""
@@ -399,13 +432,13 @@ class SegmentBuilder:
         else:
             self.dma(mnemonic, **kwargs)
 
-    # ---- loops (recipes) ---------------------------------------------------------------------
+    # ---- loops --------------------------------------------------------------------------
     def _snapshot(self) -> _Snapshot:
         units = self.units
         return _Snapshot(self.frontend, self.instructions, {u: s.busy for u, s in units.items()},
                          {u: s.done for u, s in units.items()}, {u: s.last for u, s in units.items()},
-                         {u: s.ops for u, s in units.items()}, {u: Counter(s.ports) for u, s in units.items()},
-                         Counter(self.ports), Counter(self.actions), Counter(self.resources),
+                         {u: s.ops for u, s in units.items()}, {u: dict(s.ports) for u, s in units.items()},
+                         dict(self.ports), dict(self.actions), dict(self.resources),
                          self.queue_stalls, dict(self.queue_clock))
 
     @staticmethod
@@ -422,11 +455,6 @@ class SegmentBuilder:
         frontend = after.frontend - before.frontend
         return all(after.queue_clock[u] - before.queue_clock[u] <= frontend + 1e-6
                    for u in QUEUED_UNITS if after.ops[u] > before.ops[u])
-
-    def loop(self, count: int, body) -> None:
-        """A hardware loop: the `loopi` dispatch, then `body(self)` `count` times (see repeat)."""
-        self.control("loopi")
-        self.repeat(count, body)
 
     def repeat(self, count: int, body) -> None:
         """Run `body(self)` `count` times: for real until two passes move every clock alike (the
@@ -463,13 +491,11 @@ class SegmentBuilder:
             if after.ops[name] > before.ops[name]:
                 unit.last += repeats * shift
             for memory, cycles in after.unit_ports[name].items():
-                unit.ports[memory] += repeats * (cycles - before.unit_ports[name][memory])
-        for memory in set(after.ports) | set(before.ports):
-            self.ports[memory] += repeats * (after.ports[memory] - before.ports[memory])
-        for action in set(after.actions) | set(before.actions):
-            self.actions[action] += repeats * (after.actions[action] - before.actions[action])
-        for resource in set(after.resources) | set(before.resources):
-            self.resources[resource] += repeats * (after.resources[resource] - before.resources[resource])
+                unit.ports[memory] += repeats * (cycles - before.unit_ports[name].get(memory, 0))
+        for mine, new, old in ((self.ports, after.ports, before.ports), (self.actions, after.actions, before.actions),
+                               (self.resources, after.resources, before.resources)):
+            for key in set(new) | set(old):
+                mine[key] += repeats * (new.get(key, 0) - old.get(key, 0))
         # Times recorded in the unit-local and front-end clocks move with the extrapolation.
         for table, offset in ((self.register_ready, repeats * shift),):
             for key in table:
@@ -508,25 +534,22 @@ class SegmentTotals:
     actions: Counter = field(default_factory=Counter)
     resources: Counter = field(default_factory=Counter)
     by_label_resources: dict[str, Counter] = field(default_factory=dict)
+    by_label_actions: dict[str, Counter] = field(default_factory=dict)  # energy actions per label
 
-    def copy(self) -> "SegmentTotals":
-        return SegmentTotals(self.cycles, Counter(self.by_label), Counter(self.unit_busy), Counter(self.unit_ops),
-                             self.instructions, Counter(self.actions), Counter(self.resources),
-                             {label: Counter(r) for label, r in self.by_label_resources.items()})
-
-    def add_scaled(self, after: "SegmentTotals", before: "SegmentTotals", times: int) -> None:
-        """self += times x (after - before): extrapolates repetitions of a group."""
-        self.cycles += times * (after.cycles - before.cycles)
-        self.instructions += times * (after.instructions - before.instructions)
+    def add_scaled(self, delta: "SegmentTotals", times: int) -> None:
+        """self += times x delta: extrapolates repetitions of a group (delta: one repetition)."""
+        self.cycles += times * delta.cycles
+        self.instructions += times * delta.instructions
         for name in ("by_label", "unit_busy", "unit_ops", "actions", "resources"):
-            mine, new, old = getattr(self, name), getattr(after, name), getattr(before, name)
-            for key in new:
-                mine[key] += times * (new[key] - old.get(key, 0))
-        for label, new in after.by_label_resources.items():
-            old = before.by_label_resources.get(label, Counter())
-            mine = self.by_label_resources.setdefault(label, Counter())
-            for key in new:
-                mine[key] += times * (new[key] - old.get(key, 0))
+            mine = getattr(self, name)
+            for key, value in getattr(delta, name).items():
+                mine[key] += times * value
+        for per_label in ("by_label_resources", "by_label_actions"):
+            mine_by_label = getattr(self, per_label)
+            for label, counts in getattr(delta, per_label).items():
+                mine = mine_by_label.setdefault(label, Counter())
+                for key, value in counts.items():
+                    mine[key] += times * value
 
 
 class SegmentClock:
@@ -592,8 +615,10 @@ class SegmentClock:
             totals.unit_busy[unit] += work.busy * segment.count
             totals.unit_ops[unit] += work.ops * segment.count
         totals.instructions += segment.instructions * segment.count
+        label_actions = totals.by_label_actions.setdefault(segment.label, Counter())
         for action, amount in segment.actions.items():
             totals.actions[action] += amount * segment.count
+            label_actions[action] += amount * segment.count
         label_resources = totals.by_label_resources.setdefault(segment.label, Counter())
         for resource, amount in segment.resources.items():
             totals.resources[resource] += amount * segment.count
@@ -607,9 +632,9 @@ class SegmentClock:
                 self.advance(item)
             elif item.count > 0:
                 self.run(item.items)
-                if item.count > 1:
-                    before = self.totals.copy()
+                if item.count > 1:  # the second pass, in steady state, accumulated on its own
+                    outer, self.totals = self.totals, SegmentTotals()
                     self.run(item.items)
-                    if item.count > 2:
-                        self.totals.add_scaled(self.totals.copy(), before, item.count - 2)
+                    repetition, self.totals = self.totals, outer
+                    self.totals.add_scaled(repetition, item.count - 1)
         return self.totals
