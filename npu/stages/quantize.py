@@ -212,7 +212,10 @@ def kv_analysis_stage(sources: list[ModelSource], out_tsv: str | Path, out_png: 
 
 def kv_traffic_rows(npu_name: str | Path, model_names: tuple[str | Path, ...], methods: tuple[str, ...],
                     bits: tuple[int, ...], caches: tuple[str, ...] = ("prefix", "dual"), settings=None) -> list[dict]:
-    """One row per (model, cache mode, method, bits) of the top-k generation of each model."""
+    """One row per (model, cache mode, method, bits) of the top-k generation of each model; a
+    generation with a step the machine cannot run gets NaN figures and the compiler's reason in
+    `status`."""
+    from npu.compiler.asm import CompileError
     from npu.hw.config import load_npu_config
     from npu.quant.traffic import method_traffic
     from npu.runtime.lowering import step_program
@@ -230,9 +233,13 @@ def kv_traffic_rows(npu_name: str | Path, model_names: tuple[str | Path, ...], m
         for setup in setups:
             if setup.decode.threshold is not None:
                 continue
-            base = kv_traffic_of_generation(machine, model, setup)
+            try:
+                base, status = kv_traffic_of_generation(machine, model, setup), "ok"
+            except CompileError as error:
+                base = dict.fromkeys(("kv_read_bytes", "kv_write_bytes", "dram_bytes"), float("nan"))
+                status = "not compilable: " + " ".join(str(error).split())
             head = {"npu": config.name, "model": model.name, "cache": setup.decode.cache, "rule": "topk",
-                    "prompt_length": setup.prompt_length, "gen_length": setup.decode.gen_length}
+                    "prompt_length": setup.prompt_length, "gen_length": setup.decode.gen_length, "status": status}
             rows += [head | entry for entry in
                      method_traffic(base, setup.decode.gen_length, model.head_dim, methods, bits)]
     return rows

@@ -57,11 +57,12 @@ def simulate_analytical_stage(npu_name: str | Path, model_name: str | Path, out:
 
 def _generation_row(machine, model, setup, shared: dict) -> dict:
     """generation_report's row plus `status`: "ok", or why a step of it does not compile."""
+    from npu.compiler.asm import CompileError
     from npu.sim.analytical.generation import generation_report, unavailable_report
 
     try:
         return {**generation_report(machine, model, setup, shared).row(), "status": "ok"}
-    except ValueError as error:  # the compiler's CompileError: the step does not fit this machine
+    except CompileError as error:  # the step does not fit this machine
         return {**unavailable_report(machine, model, setup).row(), "status": "not compilable: " + " ".join(str(error).split())}
 
 
