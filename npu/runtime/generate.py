@@ -98,9 +98,9 @@ def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodeConfig, mask_i
             try:
                 out, executed = stepper.step(length, plan.block_length, q0, start - q0, k, tau,
                                              temperature=plan.temperature, noise=g)
-            except SimulationError as err:
-                raise SimulationError(f"generation block {block}, step {step}: {err.message}", err.pc,
-                                      err.instruction, err.source_line) from None
+            except SimulationError as err:  # say where in the generation, before the pc
+                where = f"generation block {block}, step {step}" + (f": {err.source}" if err.source else "")
+                raise SimulationError(err.message, err.pc, err.instruction, err.source_line, source=where) from None
             tokens[start:end] = out.tokens
             result.records.append(StepRecord(block, step, query, committed=out.committed.copy(),
                                              confidence=out.confidence.copy(), k=k,
@@ -207,12 +207,11 @@ class SimulatorStepper:
         except SimulationError as err:
             what = (f"step program (query_length {query_length}, sample_length {sample_length}"
                     f"{', temperature' if key[2] else ''}) at q0={q0}, s0={s0}, k={k}")
-            if err.message.startswith("instruction limit"):
-                message = (f"{what}: no `halt` within {limit} instructions ({STEP_LIMIT_MARGIN}x the "
+            message = err.message
+            if message.startswith("instruction limit"):
+                message = (f"no `halt` within {limit} instructions ({STEP_LIMIT_MARGIN}x the "
                            f"{compiled.stats.get('executed_total')} the compiler expects, plus {STEP_LIMIT_SLACK})")
-            else:
-                message = f"{what}: {err.message}"
-            raise SimulationError(message, err.pc, err.instruction, err.source_line) from None
+            raise SimulationError(message, err.pc, err.instruction, err.source_line, source=what) from None
         n = sample_length
         start = q0 + s0
         out = StepOutput(
