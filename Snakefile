@@ -21,10 +21,27 @@
 # Not in `all` (hours on 2 cores; `make verify`):
 #   verify_compiled compiled generations == NPU-arithmetic reference    results/verify/{model}.json
 
-from snakemake.utils import validate
+import sys
+from pathlib import Path
 
-configfile: "config/config.yaml"
-validate(config, "workflow/schemas/config.schema.yaml")
+from npu.config import ConfigError, load_pipeline_config
+
+# The configuration: config/config.yaml (when the working directory has one), every --configfile
+# merged over it and then the --config values, as Snakemake's `configfile:` would merge them, but
+# read and checked by the project's loader (npu.config.load_pipeline_config, schema
+# npu/schemas/config.schema.yaml): a YAML syntax error names the file and line, a missing,
+# misspelled or wrong-typed key names the file and key, one line each, before any job runs.
+# (A YAML syntax error in a --configfile itself is reported by Snakemake, which parses that file
+# before this Snakefile runs.)
+DEFAULT_CONFIG = Path("config/config.yaml")
+try:
+    _settings = workflow.config_settings
+    _validated = load_pipeline_config([DEFAULT_CONFIG] * DEFAULT_CONFIG.is_file() + list(_settings.configfiles),
+                                      dict(_settings.config))
+except ConfigError as error:
+    sys.exit(f"dnpu: {error}")
+config.clear()
+config.update(_validated)
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"

@@ -1,7 +1,9 @@
-"""`npu <stage>`: one subcommand per pipeline stage, each a thin call into `npu.stages`.
+"""`npu <stage>`: one subcommand per pipeline stage, each a thin call into `npu.stages`, and
+the program tools `npu asm`, `npu disasm`, `npu run`.
 
-Errors a user can fix (bad config, missing checkpoint, bad assembly...) are printed as one clear
-message and exit status 2, never as a traceback.
+Errors a user can fix (bad config, missing checkpoint, bad assembly...) are printed as one line
+`npu <stage>: error: <message>` with exit status 2, never as a traceback (npu.errors.run_command);
+unknown choices and bad numbers fail when the arguments are parsed, naming the option.
 """
 
 from __future__ import annotations
@@ -10,54 +12,58 @@ import argparse
 import sys
 from pathlib import Path
 
-from npu.config import ConfigError
+from npu.config import preset_argument
+from npu.errors import (non_negative_float, non_negative_int, positive_float, positive_int, probability,
+                        run_command)
 
 CACHE_MODES = ["none", "prefix", "dual"]
+MODEL = preset_argument("models")  # a model preset name or YAML path, checked at parse time
+NPU = preset_argument("npu")
 
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a tiny model preset and write its checkpoint")
-    p.add_argument("--preset", required=True, help="model preset name or YAML path")
+    p.add_argument("--preset", required=True, type=MODEL, help="model preset name or YAML path")
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--steps", type=int, default=None, help="override training.steps (quick runs)")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--steps", type=positive_int, default=None, help="override training.steps (quick runs)")
 
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy of a trained model per cache mode")
-    p.add_argument("--preset", required=True)
+    p.add_argument("--preset", required=True, type=MODEL)
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="TSV table to write")
-    p.add_argument("--n-samples", type=int, default=200)
+    p.add_argument("--n-samples", type=positive_int, default=200)
     p.add_argument("--cache-modes", nargs="+", choices=CACHE_MODES, default=CACHE_MODES)
-    p.add_argument("--thresholds", nargs="*", type=float, default=[0.9])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--thresholds", nargs="*", type=probability, default=[0.9])
+    p.add_argument("--threads", type=positive_int, default=2)
 
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export one denoising step per cache mode to the graph IR")
-    p.add_argument("--preset", required=True)
+    p.add_argument("--preset", required=True, type=MODEL)
     p.add_argument("--checkpoint", type=Path, default=None, help="trained weights (omit: shape-only)")
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--cache-modes", nargs="+", choices=CACHE_MODES, default=CACHE_MODES)
-    p.add_argument("--query-length", type=int, default=32, help="in-block step length (shape-only models)")
-    p.add_argument("--kv-length", type=int, default=512, help="sequence length (shape-only models)")
+    p.add_argument("--query-length", type=positive_int, default=32, help="in-block step length (shape-only models)")
+    p.add_argument("--kv-length", type=positive_int, default=512, help="sequence length (shape-only models)")
 
 
 def _add_compile(sub) -> None:
     p = sub.add_parser("compile", help="compile the exported step graphs of a model for one NPU preset")
-    p.add_argument("--npu", required=True, help="NPU preset name or YAML path")
+    p.add_argument("--npu", required=True, type=NPU, help="NPU preset name or YAML path")
     p.add_argument("--ir-dir", required=True, type=Path, help="folder with step_<mode>.json graphs")
     p.add_argument("--out-dir", required=True, type=Path)
 
 
 def _add_scenario_settings(p) -> None:
     """The analytical generations' settings (config.yaml `analytical:`, npu.sim.analytical.scenarios)."""
-    p.add_argument("--threshold-tokens-per-step", type=float, default=2.5,
+    p.add_argument("--threshold-tokens-per-step", type=positive_float, default=2.5,
                    help="tokens the threshold rule commits per step on average")
-    p.add_argument("--public-generation", type=int, nargs=4, default=None,
+    p.add_argument("--public-generation", type=positive_int, nargs=4, default=None,
                    metavar=("PROMPT", "GEN", "BLOCK", "STEPS"), help="generation of shape-only models")
-    p.add_argument("--text-generation", type=int, nargs=3, default=None,
+    p.add_argument("--text-generation", type=positive_int, nargs=3, default=None,
                    metavar=("GEN", "BLOCK", "STEPS"), help="generation of trained models without a decoding recipe")
 
 
@@ -74,50 +80,51 @@ def _scenario_settings(args):
 
 def _add_simulate_analytical(sub) -> None:
     p = sub.add_parser("simulate-analytical", help="closed-form latency/energy of whole generations")
-    p.add_argument("--npu", required=True, help="NPU preset name or YAML path")
-    p.add_argument("--model", required=True, help="model preset name or YAML path")
+    p.add_argument("--npu", required=True, type=NPU, help="NPU preset name or YAML path")
+    p.add_argument("--model", required=True, type=MODEL, help="model preset name or YAML path")
     p.add_argument("--out", required=True, type=Path)
     _add_scenario_settings(p)
 
 
 def _add_simulate_cycle(sub) -> None:
     p = sub.add_parser("simulate-cycle", help="cycle-accurate simulation of a model's compiled step programs")
-    p.add_argument("--npu", required=True)
-    p.add_argument("--model", required=True, help="model preset name or YAML path (its decoding recipe)")
+    p.add_argument("--npu", required=True, type=NPU)
+    p.add_argument("--model", required=True, type=MODEL, help="model preset name or YAML path (its decoding recipe)")
     p.add_argument("--compile-dir", required=True, type=Path, help="folder with compile.tsv and <step>.s")
     p.add_argument("--out", required=True, type=Path, help="per-step TSV")
     p.add_argument("--generation-out", required=True, type=Path, help="per-generation TSV")
     p.add_argument("--trace-dir", type=Path, default=None, help="write Perfetto timelines here")
     p.add_argument("--dram", choices=["jedec", "bandwidth"], default="jedec")
-    p.add_argument("--max-instructions", type=int, default=20_000_000)
-    p.add_argument("--trace-max-instructions", type=int, default=200_000)
-    p.add_argument("--jedec-max-instructions", type=int, default=2_000_000,
+    p.add_argument("--max-instructions", type=positive_int, default=20_000_000)
+    p.add_argument("--trace-max-instructions", type=non_negative_int, default=200_000)
+    p.add_argument("--jedec-max-instructions", type=non_negative_int, default=2_000_000,
                    help="with --dram jedec, longer programs run with the bandwidth backend")
     _add_scenario_settings(p)
 
 
 def _add_crossvalidate(sub) -> None:
     p = sub.add_parser("crossvalidate", help="analytical model vs cycle simulator on compiled step programs")
-    p.add_argument("--npu", required=True)
+    p.add_argument("--npu", required=True, type=NPU)
     p.add_argument("--compile-dir", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--max-instructions", type=int, default=20_000_000)
+    p.add_argument("--max-instructions", type=positive_int, default=20_000_000)
 
 
 def _add_roofline(sub) -> None:
     p = sub.add_parser("roofline", help="compiled step programs per operator vs compute and DRAM bounds")
-    p.add_argument("--npu", required=True)
+    p.add_argument("--npu", required=True, type=NPU)
     p.add_argument("--compile-dir", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="roofline.tsv to write")
     p.add_argument("--figure", required=True, type=Path, help="roofline.png to write")
-    p.add_argument("--max-instructions", type=int, default=20_000_000)
+    p.add_argument("--max-instructions", type=positive_int, default=20_000_000)
     p.add_argument("--attained", choices=["cycle", "analytical"], default="cycle",
                    help="attained cycles from the cycle simulator (bandwidth DRAM) or the analytical static walk")
 
 
 def _add_gpu_baselines(sub) -> None:
     p = sub.add_parser("gpu-baselines", help="analytical A6000/A100/H100 models of the same generations")
-    p.add_argument("--models", nargs="+", required=True, help="model presets (public shapes): names or YAML paths")
+    p.add_argument("--models", nargs="+", required=True, type=MODEL,
+                   help="model presets (public shapes): names or YAML paths")
     p.add_argument("--out-dir", required=True, type=Path)
     _add_scenario_settings(p)
 
@@ -133,27 +140,28 @@ def _add_quantization(sub) -> None:
     p = sub.add_parser("calibrate", help="static KV-smoothing factors of a trained model (offline baseline)")
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="JSON to write")
-    p.add_argument("--npu", default="dnpu-cloud", help="NPU preset whose number formats the model uses")
-    p.add_argument("--preset", default=None, help="model preset (default: the one recorded at training)")
-    p.add_argument("--sequences", type=int, default=64, help="calibration sequences")
+    p.add_argument("--npu", default="dnpu-cloud", type=NPU, help="NPU preset whose number formats the model uses")
+    p.add_argument("--preset", default=None, type=MODEL, help="model preset (default: the one recorded at training)")
+    p.add_argument("--sequences", type=positive_int, default=64, help="calibration sequences")
 
     p = sub.add_parser("kv-exact", help="exact match in the NPU's own arithmetic (bf16 and BAOS-MXINT KV, dual "
                                         "cache) next to the fast accuracy simulator's")
     p.add_argument("--checkpoint", action="append", required=True, metavar="LABEL=DIR")
     p.add_argument("--preset", action="append", default=[], metavar="LABEL=YAML",
                    help="LABEL's model preset (task and decoding recipe); default: the one recorded at training")
-    p.add_argument("--npu", default="dnpu-cloud")
-    p.add_argument("--bits", nargs="+", type=int, default=[8, 4], help="BAOS-MXINT widths (8 and/or 4)")
-    p.add_argument("--prompts", type=int, default=32)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--npu", default="dnpu-cloud", type=NPU)
+    p.add_argument("--bits", nargs="+", type=int, choices=[8, 4], default=[8, 4],
+                   help="BAOS-MXINT widths the DMA stores (npu.check.exact.EXACT_BITS)")
+    p.add_argument("--prompts", type=positive_int, default=32)
+    p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(outliers=[])  # outlier-injected copies are not models the NPU reference runs
 
     p = sub.add_parser("kv-traffic", help="KV DRAM bytes per generated token per KV method (analytical model)")
-    p.add_argument("--npu", default="dnpu-cloud")
-    p.add_argument("--models", nargs="+", required=True, help="model presets")
+    p.add_argument("--npu", default="dnpu-cloud", type=NPU)
+    p.add_argument("--models", nargs="+", required=True, type=MODEL, help="model presets")
     p.add_argument("--methods", nargs="+", required=True)
-    p.add_argument("--bits", nargs="+", type=int, required=True)
+    p.add_argument("--bits", nargs="+", type=positive_int, required=True)
     p.add_argument("--cache-modes", nargs="+", choices=["prefix", "dual"], default=["prefix", "dual"])
     p.add_argument("--out", required=True, type=Path)
     _add_scenario_settings(p)
@@ -168,25 +176,25 @@ def _add_quantization(sub) -> None:
                        help="also evaluate LABEL with LLM-like K/V outlier channels injected")
         p.add_argument("--preset", action="append", default=[], metavar="LABEL=YAML",
                        help="LABEL's model preset (task and decoding recipe); default: the one recorded at training")
-        p.add_argument("--npu", default="dnpu-cloud")
+        p.add_argument("--npu", default="dnpu-cloud", type=NPU)
         p.add_argument("--out", required=True, type=Path, help="TSV to write")
-        p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--threads", type=positive_int, default=2)
         if name == "kv-accuracy":
             p.add_argument("--static", action="append", default=[], help="LABEL=JSON from `npu calibrate`")
             p.add_argument("--methods", nargs="+", default=None)
-            p.add_argument("--bits", nargs="+", type=int, default=None)
+            p.add_argument("--bits", nargs="+", type=positive_int, default=None)
             p.add_argument("--cache-modes", nargs="+", choices=CACHE_MODES, default=None)
-            p.add_argument("--prompts", type=int, default=256, help="prompts per exact-match cell")
+            p.add_argument("--prompts", type=positive_int, default=256, help="prompts per exact-match cell")
             p.add_argument("--json", type=Path, default=None, help="rows and settings as JSON")
             p.add_argument("--markdown", type=Path, default=None, help="one table per model and cache mode")
         elif name == "kv-ablation":
             p.add_argument("--label", required=True, help="which (possibly +outliers) model to ablate")
-            p.add_argument("--bits", nargs="+", type=int, default=[4, 3, 2])
+            p.add_argument("--bits", nargs="+", type=positive_int, default=[4, 3, 2])
             p.add_argument("--cache-mode", choices=CACHE_MODES, default="dual")
-            p.add_argument("--prompts", type=int, default=256)
+            p.add_argument("--prompts", type=positive_int, default=256)
         else:
             p.add_argument("--figure", required=True, type=Path, help="PNG to write")
-            p.add_argument("--prompts", type=int, default=64)
+            p.add_argument("--prompts", type=positive_int, default=64)
             p.add_argument("--cache-mode", choices=CACHE_MODES, default="dual")
 
 
@@ -194,17 +202,83 @@ def _add_verify(sub) -> None:
     p = sub.add_parser("verify", help="compiled generations on the functional simulator vs the NPU-arithmetic "
                                       "reference, token for token")
     p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--npu", nargs="+", default=["dnpu-cloud", "dnpu-edge", "ar-npu"], help="NPU preset names or YAML paths")
+    p.add_argument("--npu", nargs="+", type=NPU, default=["dnpu-cloud", "dnpu-edge", "ar-npu"],
+                   help="NPU preset names or YAML paths")
     p.add_argument("--cache", nargs="+", choices=CACHE_MODES, default=CACHE_MODES)
     p.add_argument("--rule", nargs="+", choices=["topk", "threshold"], default=["topk", "threshold"])
-    p.add_argument("--prompts", type=int, default=50)
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--temperature", type=float, default=0.0, help="Gumbel-max sampling temperature (0: greedy argmax)")
+    p.add_argument("--prompts", type=positive_int, default=50)
+    p.add_argument("--seed", type=non_negative_int, default=1234)
+    p.add_argument("--temperature", type=non_negative_float, default=0.0,
+                   help="Gumbel-max sampling temperature (0: greedy argmax)")
     p.add_argument("--kv", help="KV quantization, e.g. baos-mxint4 (dual cache, see npu.check.verify_kv)")
-    p.add_argument("--kv-alpha", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
+    p.add_argument("--kv-alpha", type=non_negative_float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
                    help="BAOS smoothing strength(s): one = fixed, several = chosen per (layer, head) at each "
                         "refresh (default: BaosOptions()'s 0 0.25 0.5 0.75)")
     p.add_argument("--out", type=Path, default=None, help="JSON report (rewritten after every run)")
+
+
+def _dump_range(text: str):
+    """argparse type of --dump-sram: SPACE:START:COUNT (npu.runtime.tools.parse_dump)."""
+    from npu.runtime.tools import DumpRangeError, parse_dump
+
+    try:
+        return parse_dump(text)
+    except DumpRangeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_program_tools(sub) -> None:
+    p = sub.add_parser("asm", help="assemble an assembly source (.s) into a program binary (.bin)")
+    p.add_argument("source", type=Path, help="assembly source")
+    p.add_argument("-o", "--out", required=True, type=Path, help="binary to write (only if assembly succeeds)")
+
+    p = sub.add_parser("disasm", help="disassemble a program binary (.bin) into assembly text")
+    p.add_argument("binary", type=Path, help="little-endian 32-bit instruction words")
+    p.add_argument("-o", "--out", type=Path, default=None, help="listing to write (default: stdout)")
+
+    p = sub.add_parser("run", help="run a program (.s or .bin) on the functional simulator until `halt`")
+    p.add_argument("program", type=Path, help="assembly source (.s) or binary (.bin)")
+    p.add_argument("--npu", type=preset_argument("npu"), default="dnpu-edge", help="NPU preset name or YAML path")
+    p.add_argument("--max-instructions", type=positive_int, default=10_000_000,
+                   help="stop with an error naming pc and instruction after this many (default 10M)")
+    p.add_argument("--dram-bytes", type=positive_int, default=1 << 20, help="DRAM size (default 1 MiB)")
+    p.add_argument("--dump-registers", action="store_true", help="print the int, fp and address registers")
+    p.add_argument("--dump-sram", action="append", type=_dump_range, default=[], metavar="SPACE:START:COUNT",
+                   help="print memory after the run (spaces: vector, matrix, fp, int, dram); repeatable")
+
+
+def _run_program_tool(args) -> None:
+    if args.stage == "asm":
+        from npu.isa.files import assemble_to_file
+
+        program = assemble_to_file(args.source, args.out)
+        print(f"{args.out}: {len(program)} instruction words from {args.source}", file=sys.stderr)
+    elif args.stage == "disasm":
+        from npu.io import atomic_write_text
+        from npu.isa.files import disassemble_file
+
+        listing = disassemble_file(args.binary)
+        if args.out is None:
+            sys.stdout.write(listing)
+        else:
+            atomic_write_text(args.out, listing)
+    else:
+        from npu.runtime.tools import run_program
+
+        sys.stdout.write(run_program(args.program, args.npu, max_instructions=args.max_instructions,
+                                     dump_registers=args.dump_registers, dumps=tuple(args.dump_sram),
+                                     dram_bytes=args.dram_bytes))
+
+
+def _labelled_values(values: list[str], option: str, what: str) -> dict[str, str]:
+    """LABEL -> value from `LABEL=VALUE` arguments, naming the option of a malformed one."""
+    labelled = {}
+    for value in values:
+        label, sep, rest = value.partition("=")
+        if not sep or not label or not rest:
+            raise ValueError(f"{option} expects LABEL={what}, got {value!r}")
+        labelled[label] = rest
+    return labelled
 
 
 def _run_quantization(args) -> None:
@@ -227,7 +301,7 @@ def _run_quantization(args) -> None:
         return
     sizes = quantize.quick_sizes(args.prompts)
     if args.stage == "kv-accuracy":
-        static = dict(value.split("=", 1) for value in args.static)
+        static = _labelled_values(args.static, "--static", "JSON")
         optional = {key: tuple(value) for key, value in (("methods", args.methods), ("bits", args.bits),
                                                          ("cache_modes", args.cache_modes)) if value}
         quantize.accuracy_stage(
@@ -260,72 +334,75 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gpu_baselines(sub)
     _add_quantization(sub)
     _add_verify(sub)
+    _add_program_tools(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse `argv` and run the subcommand; 0, or 2 for a user error (one line on stderr)."""
     args = build_parser().parse_args(argv)
+    return run_command(f"npu {args.stage}", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> None:
     # Stage modules are imported late, each only for its own subcommand: `npu --help` stays fast.
-    try:
-        if args.stage == "train":
-            from npu.stages.train import train_stage
+    if args.stage == "train":
+        from npu.stages.train import train_stage
 
-            train_stage(args.preset, args.out, threads=args.threads, steps=args.steps)
-        elif args.stage == "evaluate":
-            from npu.stages.evaluate import evaluate_stage
+        train_stage(args.preset, args.out, threads=args.threads, steps=args.steps)
+    elif args.stage == "evaluate":
+        from npu.stages.evaluate import evaluate_stage
 
-            evaluate_stage(args.preset, args.checkpoint, args.out, n_samples=args.n_samples,
-                           cache_modes=args.cache_modes, thresholds=args.thresholds, threads=args.threads)
-        elif args.stage == "export":
-            from npu.stages.export import export_stage
+        evaluate_stage(args.preset, args.checkpoint, args.out, n_samples=args.n_samples,
+                       cache_modes=args.cache_modes, thresholds=args.thresholds, threads=args.threads)
+    elif args.stage == "export":
+        from npu.stages.export import export_stage
 
-            export_stage(args.preset, args.out_dir, checkpoint=args.checkpoint, cache_modes=args.cache_modes,
-                         query_length=args.query_length, kv_length=args.kv_length)
-        elif args.stage == "compile":
-            from npu.stages.compile import compile_stage
+        export_stage(args.preset, args.out_dir, checkpoint=args.checkpoint, cache_modes=args.cache_modes,
+                     query_length=args.query_length, kv_length=args.kv_length)
+    elif args.stage == "compile":
+        from npu.stages.compile import compile_stage
 
-            compile_stage(args.npu, args.ir_dir, args.out_dir)
-        elif args.stage == "simulate-analytical":
-            from npu.stages.simulate import simulate_analytical_stage
+        compile_stage(args.npu, args.ir_dir, args.out_dir)
+    elif args.stage == "simulate-analytical":
+        from npu.stages.simulate import simulate_analytical_stage
 
-            simulate_analytical_stage(args.npu, args.model, args.out, settings=_scenario_settings(args))
-        elif args.stage == "simulate-cycle":
-            from npu.stages.simulate import simulate_cycle_stage
+        simulate_analytical_stage(args.npu, args.model, args.out, settings=_scenario_settings(args))
+    elif args.stage == "simulate-cycle":
+        from npu.stages.simulate import simulate_cycle_stage
 
-            simulate_cycle_stage(args.npu, args.compile_dir, args.out, args.generation_out, dram=args.dram,
-                                 max_instructions=args.max_instructions, trace_dir=args.trace_dir,
-                                 trace_max_instructions=args.trace_max_instructions, model=args.model,
-                                 settings=_scenario_settings(args),
-                                 jedec_max_instructions=args.jedec_max_instructions)
-        elif args.stage == "crossvalidate":
-            from npu.stages.simulate import crossvalidate_stage
+        simulate_cycle_stage(args.npu, args.compile_dir, args.out, args.generation_out, dram=args.dram,
+                             max_instructions=args.max_instructions, trace_dir=args.trace_dir,
+                             trace_max_instructions=args.trace_max_instructions, model=args.model,
+                             settings=_scenario_settings(args),
+                             jedec_max_instructions=args.jedec_max_instructions)
+    elif args.stage == "crossvalidate":
+        from npu.stages.simulate import crossvalidate_stage
 
-            crossvalidate_stage(args.npu, args.compile_dir, args.out, max_instructions=args.max_instructions)
-        elif args.stage == "crossvalidation-summary":
-            from npu.stages.simulate import crossvalidation_summary_stage
+        crossvalidate_stage(args.npu, args.compile_dir, args.out, max_instructions=args.max_instructions)
+    elif args.stage == "crossvalidation-summary":
+        from npu.stages.simulate import crossvalidation_summary_stage
 
-            crossvalidation_summary_stage(args.tables, args.out, args.figure)
-        elif args.stage == "roofline":
-            from npu.stages.simulate import roofline_stage
+        crossvalidation_summary_stage(args.tables, args.out, args.figure)
+    elif args.stage == "roofline":
+        from npu.stages.simulate import roofline_stage
 
-            roofline_stage(args.npu, args.compile_dir, args.out, args.figure,
-                           max_instructions=args.max_instructions, attained=args.attained)
-        elif args.stage == "gpu-baselines":
-            from npu.stages.simulate import gpu_baselines_stage
+        roofline_stage(args.npu, args.compile_dir, args.out, args.figure,
+                       max_instructions=args.max_instructions, attained=args.attained)
+    elif args.stage == "gpu-baselines":
+        from npu.stages.simulate import gpu_baselines_stage
 
-            gpu_baselines_stage(args.out_dir, tuple(args.models), settings=_scenario_settings(args))
-        elif args.stage == "verify":
-            from npu.stages.verify import verify_stage
+        gpu_baselines_stage(args.out_dir, tuple(args.models), settings=_scenario_settings(args))
+    elif args.stage == "verify":
+        from npu.stages.verify import verify_stage
 
-            verify_stage(args.checkpoint, args.npu, args.out, caches=args.cache, rules=args.rule,
-                         n_prompts=args.prompts, seed=args.seed, temperature=args.temperature,
-                         kv=args.kv, kv_alphas=tuple(args.kv_alpha))
-        elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis", "kv-traffic", "kv-exact"):
-            _run_quantization(args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"npu {args.stage}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        verify_stage(args.checkpoint, args.npu, args.out, caches=args.cache, rules=args.rule,
+                     n_prompts=args.prompts, seed=args.seed, temperature=args.temperature,
+                     kv=args.kv, kv_alphas=tuple(args.kv_alpha))
+    elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis", "kv-traffic", "kv-exact"):
+        _run_quantization(args)
+    elif args.stage in ("asm", "disasm", "run"):
+        _run_program_tool(args)
 
 
 if __name__ == "__main__":

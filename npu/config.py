@@ -1,27 +1,33 @@
 """Reading and validating the YAML configuration files.
 
 Every YAML file the project reads goes through `load_validated_yaml`, which checks it against one
-of the JSON schemas in `npu/schemas/` (the same files the Snakefile hands to
-`snakemake.utils.validate`) and turns any problem into a `ConfigError` that names the file and
-the key, before any work starts.
+of the JSON schemas in `npu/schemas/` and turns any problem into a `ConfigError` that names the
+file and the key, before any work starts. The Snakefile reads the pipeline's own configuration
+the same way (`load_pipeline_config`), not with Snakemake's `validate`.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from npu.errors import UserError
+
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file is missing, unparsable or does not match its schema."""
+
+    lists_problems = True  # one problem per line (see npu.errors.one_line)
 
 
 def schema_path(name: str) -> Path:
@@ -68,6 +74,16 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
     if rule == "exclusiveMinimum":
         bound = error.validator_value
         return _key_path(path), f"{value!r} must be {'positive' if bound == 0 else f'greater than {bound}'}"
+    if rule == "maximum":
+        return _key_path(path), f"{value!r} must be at most {error.validator_value}"
+    if rule == "exclusiveMaximum":
+        return _key_path(path), f"{value!r} must be less than {error.validator_value}"
+    if rule == "enum":
+        return _key_path(path), f"{value!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if rule == "const":
+        return _key_path(path), f"{value!r} must be {error.validator_value!r}"
+    if rule == "pattern":
+        return _key_path(path), f"{value!r} does not match the pattern {error.validator_value}"
     return _key_path(path), error.message
 
 
@@ -109,6 +125,10 @@ def read_yaml(path: str | Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start is not None and (mark is None or start.line != mark.line):
+            # e.g. an unclosed `[`: the parser notices lines later; name where the construct began
+            problem += f" ({context} at line {start.line + 1}, column {start.column + 1})"
         raise ConfigError(f"{path}:{where}: YAML syntax error: {problem}") from None
 
 
@@ -131,3 +151,62 @@ def preset_path(kind: str, name_or_path: str | Path, config_dir: str | Path | No
         known = sorted(p.stem for p in (base / kind).glob("*.yaml"))
         raise ConfigError(f"unknown {kind} preset {str(name_or_path)!r}: {path} does not exist (known: {', '.join(known)})")
     return path
+
+
+def merge_config(base: dict, update: dict) -> dict:
+    """`update` merged into a copy of `base`, mappings key by key (as Snakemake merges a
+    `--configfile` over the workflow's config and `--config KEY=VALUE` over both)."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_pipeline_config(files: list[str | Path] | tuple[str | Path, ...], overrides: dict | None = None) -> dict:
+    """The pipeline's configuration: `files` (config/config.yaml, or the `--configfile`s) read with
+    `read_yaml` and merged in order, then `overrides` (`--config`), validated against
+    npu/schemas/config.schema.yaml with defaults filled in.
+
+    The Snakefile calls this instead of Snakemake's `configfile:` + `validate`, whose messages
+    name neither the file nor the line of a YAML syntax error and print the whole schema for a
+    missing key; here every problem is one line `<file>: <key>: <what is wrong>`.
+    """
+    if not files:
+        raise ConfigError("no configuration file given (expected config/config.yaml or --configfile)")
+    merged: dict = {}
+    for path in files:
+        data = read_yaml(path)
+        if not isinstance(data, dict):
+            got = "an empty file" if data is None else type(data).__name__
+            raise ConfigError(f"{path}: top level: expected a mapping of keys, got {got}")
+        merged = merge_config(merged, data)
+    source = " + ".join(map(str, files))
+    if overrides:
+        merged = merge_config(merged, dict(overrides))
+        source += " + --config"  # the bad value may come from either
+    return validate_mapping(merged, "config", source)
+
+
+def preset_argument(kind: str, config_dir: str | Path | None = None) -> Callable[[str], str]:
+    """An argparse type for `--npu` / `--model` / `--preset`: a preset name under
+    `<config_dir>/<kind>/` or the path of an existing YAML file. An unknown name fails at parse
+    time, naming the option and listing the known presets; the value itself is returned as
+    given (the command loads and validates it)."""
+
+    def check(text: str) -> str:
+        candidate = Path(text)
+        if candidate.suffix in (".yaml", ".yml"):
+            if not candidate.is_file():
+                raise argparse.ArgumentTypeError(f"{text}: no such {kind} preset file")
+            return text
+        try:
+            preset_path(kind, text, config_dir)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    check.__name__ = f"{kind} preset"  # argparse names the type in its messages
+    return check

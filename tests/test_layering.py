@@ -4,7 +4,7 @@ Every import in npu/ (top-level, function-local and TYPE_CHECKING ones alike, re
 without importing anything) must go to the importing module's own layer or to one that layer
 sits on (`SITS_ON`, followed transitively). The layers, bottom to top:
 
-    ground: npu.hw, npu.isa, npu.config, npu.io, npu.provenance, npu.schemas (hardware
+    ground: npu.hw, npu.isa, npu.config, npu.errors, npu.io, npu.provenance, npu.schemas (hardware
             definitions and utilities)
     npu.models (PyTorch models, tasks, the decoding rule) < npu.ir (the step graph)
     npu.compiler | npu.sim (simulators) | npu.quant (the accuracy simulator) | npu.kernels
@@ -35,7 +35,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "npu"
 
-GROUND = ("npu.hw", "npu.isa", "npu.config", "npu.io", "npu.provenance", "npu.schemas")
+GROUND = ("npu.hw", "npu.isa", "npu.config", "npu.errors", "npu.io", "npu.provenance", "npu.schemas")
 
 # Which layers each layer imports directly; everything below those is allowed as well.
 SITS_ON: dict[str, tuple[str, ...]] = {

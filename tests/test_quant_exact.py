@@ -12,7 +12,7 @@ from npu.stages.quantize import exact_accuracy_stage
 
 
 def test_exact_mode_reports_npu_arithmetic_next_to_the_fast_simulator(tmp_path, small_add_checkpoint):
-    out = exact_accuracy_stage([ModelSource(str(small_add_checkpoint), "small-add")], "dnpu-cloud", (4,), 3, tmp_path / "exact.tsv",
+    out = exact_accuracy_stage([ModelSource(str(small_add_checkpoint), "small-add")], "dnpu-edge", (4,), 3, tmp_path / "exact.tsv",
                                log=lambda line: None)
     with open(out, newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))

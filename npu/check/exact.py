@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 from npu.check.prompts import task_prompts
+from npu.compiler.asm import CompileError
 from npu.compiler.kv_quant import KVQuant
+from npu.compiler.layout import Shapes
 from npu.hw.config import load_npu_config
 from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
@@ -62,6 +64,17 @@ def exact_tokens(model, npu_name: str, prompts: np.ndarray, decode: DecodeConfig
     return np.stack([generate(stepper, prompt, decode, cfg.mask_token_id).tokens for prompt in prompts])
 
 
+def check_fits(label: str, model_config, npu_name: str, seq_len: int, bits: tuple[int, ...]) -> None:
+    """Refuse, before any decoding, a model the compiler would refuse on this machine: the exact
+    mode reports figures only for configurations the NPU runs (CompileError names the constraint)."""
+    npu = load_npu_config(npu_name)
+    for kv in [None, *(KVQuant(b) for b in bits)]:
+        try:
+            Shapes(model_config, npu, seq_len, kv).check()
+        except CompileError as exc:
+            raise CompileError(f"exact mode, model {label!r}: {exc}") from None
+
+
 def exact_accuracy(label: str, checkpoint_dir: str | Path, npu_name: str, bits: tuple[int, ...], n_prompts: int,
                    seed: int = 1234, log=print, recipe: tuple[dict, dict] | None = None) -> list[dict]:
     """Rows (bf16 and BAOS-MXINT at each width) of one task model, dual cache, its preset's rule.
@@ -77,6 +90,7 @@ def exact_accuracy(label: str, checkpoint_dir: str | Path, npu_name: str, bits: 
         raise ValueError(f"exact mode: BAOS-MXINT{unsupported[0]} has no DMA format; widths: {EXACT_BITS}")
     decode = DecodeConfig(**{**decoding, "cache": "dual"})
     prompts, answers = task_prompts(task, n_prompts, seed)
+    check_fits(label, model.config, npu_name, prompts.shape[1] + decode.gen_length, bits)
     npu_model = with_npu_numerics(model, load_npu_config(npu_name))
     rows = []
     for method, width, kv in [("bf16", 16, None), *(("baos-mxint", b, KVQuant(b)) for b in bits)]:

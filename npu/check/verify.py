@@ -73,8 +73,8 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
     seq_len = prompts.shape[1] + decoding["gen_length"]
     report = {"checkpoint": str(checkpoint), "model": cfg.name, "prompts": n_prompts, "seed": seed,
               "decoding": decoding, "temperature": temperature, "complete": False, "runs": []}
-    for npu_name in npu_names:
-        npu = load_npu_config(npu_name)
+    machines = {name: load_npu_config(name) for name in npu_names}  # every preset checked before any run
+    for npu_name, npu in machines.items():
         error = logits_error(model, npu_name, prompts[0], decoding["gen_length"])
         log(f"{npu_name}: NPU-arithmetic logits vs float32: max rel error {error:.2e}")
         for cache in caches:

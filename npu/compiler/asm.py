@@ -13,6 +13,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from npu.errors import UserError
 from npu.isa.regions import operator_label
 from npu.isa.table import BY_MNEMONIC, MAX_LOOP_DEPTH
 
@@ -20,7 +21,7 @@ LOOPI_MAX = 1023  # `loopi` carries a 10-bit count
 ADDI_RANGE = (-(1 << 17), (1 << 17) - 1)  # 18-bit signed immediates of addi / aaddi-sized values
 
 
-class CompileError(ValueError):
+class CompileError(UserError, ValueError):
     """A step that this NPU configuration cannot run; the message names the violated constraint."""
 
 

@@ -36,6 +36,10 @@ def reference_gemm(a: np.ndarray, w_t: np.ndarray, mlen: int) -> np.ndarray:
     so the whole product runs at once in the tile order of the matrix unit.
     """
     a = np.asarray(a, dtype=np.float32)
+    if a.shape[-1] % mlen or a.shape[-1] != w_t.shape[-2]:
+        # the matrix unit multiplies whole MLEN-wide K tiles; a remainder would be dropped
+        raise CompileError(f"reference GEMM: K={a.shape[-1]} (weights {w_t.shape[-2]}) is not a multiple "
+                           f"of mlen={mlen}")
     if a.ndim == 3:
         return np.stack([reference_gemm(a[i], w_t[i], mlen) for i in range(a.shape[0])])
     acc = np.zeros((a.shape[0], w_t.shape[-1]), dtype=np.float32)

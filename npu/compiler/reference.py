@@ -66,6 +66,7 @@ def reference_step(spec: StepSpec, weights: dict[str, np.ndarray], state: Refere
     A spec with temperature samples x0 with Gumbel noise (sample_length, vocab_size) at
     `temperature` > 0 (see sampling.reference_lm_head); greedy specs take neither.
     """
+    spec.check()  # the compiler's own check: refuse what compile_spec refuses, before any arithmetic
     noise = check_sampling(spec, temperature, noise)
     npu, sh, m = spec.npu, spec.shapes, spec.model
     rnd, mlen, vlen = rounder(npu), npu.mlen, npu.vlen

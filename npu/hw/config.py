@@ -338,9 +338,9 @@ def load_npu_config(path_or_name: str | Path, config_dir: str | Path | None = No
     if config_dir is None and path.resolve().parent.name == "npu":
         config_dir = path.resolve().parent.parent  # a preset in <config_dir>/npu/ names files of its own config_dir
     try:
-        d = read_yaml(path)
+        d = read_yaml(path)  # a syntax error names the file, line and column
     except ConfigError as err:
-        raise NPUConfigError(f"{path.name}: not valid YAML: {err}") from None
+        raise NPUConfigError(str(err)) from None
     return npu_config_from_dict(d, source=path.name, config_dir=config_dir)
 
 

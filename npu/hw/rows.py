@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from npu.errors import UserError
 from npu.hw import numerics
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ INT_FORMATS = ("int32",)
 PLAIN_BYTES = {"fp32": 4, "bf16": 2, "int32": 4}
 
 
-class MemoryAccessError(ValueError):
+class MemoryAccessError(UserError, ValueError):
     """An access outside a memory, misaligned, or in a format the memory cannot hold."""
 
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from npu.errors import UserError
 from npu.ir.graph import OPS, Graph, IRError, Node, Value
 from npu.models.decoding import CACHE_MODES
 from npu.models.transformer import (
@@ -45,7 +46,7 @@ SAMPLING_RULES = ("topk", "threshold")
 _IR_DTYPE = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """The model or the requested step cannot be expressed in the IR."""
 
 

@@ -22,6 +22,7 @@ from math import prod
 from pathlib import Path
 from typing import Any, Callable
 
+from npu.errors import UserError
 from npu.io import atomic_write_text
 
 IR_VERSION = "dnpu-ir/1"
@@ -31,7 +32,7 @@ FLOAT_DTYPES = ("float32", "bfloat16", "float16")
 INT_DTYPES = ("int32", "int64")
 
 
-class IRError(ValueError):
+class IRError(UserError, ValueError):
     """A graph is malformed; the message names the node (or graph field) at fault."""
 
 

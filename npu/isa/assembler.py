@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from npu.errors import UserError
 from npu.isa.encoding import EncodingError, Instruction, decode, encode_spec
 from npu.isa.table import BY_MNEMONIC, SYNC_UNITS, InstructionSpec, Kind, OperandField
 
@@ -31,7 +32,7 @@ _INT_LITERAL = re.compile(r"[+-]?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*)\Z
 _REGISTER = re.compile(r"([rfa])([0-9]+)\Z")
 
 
-class AssemblyError(Exception):
+class AssemblyError(UserError):
     """Malformed assembly, located by source name, line and column."""
 
     def __init__(self, message: str, line: int, column: int, source_line: str, source: str = "<asm>"):
@@ -313,8 +314,15 @@ def disassemble_word(word: int) -> str:
 
 
 def disassemble(words: np.ndarray | list[int]) -> str:
-    """Whole-program listing with generated labels L<pc>; reassembles to the same words."""
-    instructions = [decode(int(word)) for word in words]
+    """Whole-program listing with generated labels L<pc>; reassembles to the same words.
+
+    An illegal word raises EncodingError naming its index (the pc) and the word in hex."""
+    instructions = []
+    for pc, word in enumerate(words):
+        try:
+            instructions.append(decode(int(word)))
+        except EncodingError as err:
+            raise EncodingError(f"word {pc} (byte offset {4 * pc}): {err}") from None
     targets: set[int] = set()
     for pc, instruction in enumerate(instructions):
         for operand in instruction.spec.fields:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from npu.errors import UserError
 from npu.isa.table import (
     BY_MNEMONIC,
     FUNCT_LSB,
@@ -20,7 +21,7 @@ from npu.isa.table import (
 )
 
 
-class EncodingError(ValueError):
+class EncodingError(UserError, ValueError):
     """An operand value does not fit its field, or a word is not a legal instruction."""
 
 

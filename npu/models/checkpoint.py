@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
+from npu.errors import UserError
 from npu.io import atomic_write_bytes
 from npu.models.transformer import MaskedDiffusionTransformer, ModelConfig, build_model
 
@@ -27,7 +28,7 @@ FORMAT = "dnpu-checkpoint"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint folder is missing, incomplete or inconsistent."""
 
 

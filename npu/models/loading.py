@@ -34,6 +34,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from npu.errors import UserError
 from npu.io import atomic_write_with
 from npu.models.transformer import MaskedDiffusionTransformer, ModelConfig, build_model
 
@@ -43,7 +44,7 @@ INDEX_FILE = "model.safetensors.index.json"
 _SHARD_NAME = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint's contents do not fit our model; the message names the file and tensor."""
 
 

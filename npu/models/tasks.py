@@ -142,6 +142,10 @@ class AddNumbers(_Puzzle):
         return [int("".join(str(d) for d in reversed(row.tolist()))) for row in digits_lsb_first]
 
 
+# The character corpus's vocabulary: newline, printable ASCII, [UNK] and [MASK] (fixed, independent of the text).
+TEXT_VOCAB = ("\n", *(chr(c) for c in range(32, 127)), UNKNOWN_TOKEN, MASK_TOKEN)
+
+
 def _pydoc_topics() -> dict[str, str]:
     try:
         from pydoc_data.topics import topics
@@ -173,7 +177,7 @@ class CharCorpus:
         _check_positive_int(self.name, "validation_every", self.validation_every)
         if self.validation_every < 2:
             raise ValueError(f"task 'text': validation_every must be at least 2, got {self.validation_every}")
-        self.vocab = ["\n"] + [chr(c) for c in range(32, 127)] + [UNKNOWN_TOKEN, MASK_TOKEN]
+        self.vocab = list(TEXT_VOCAB)
         self._index = {ch: i for i, ch in enumerate(self.vocab[:-2])}
         topics = _pydoc_topics()
         names = sorted(topics)
@@ -290,3 +294,31 @@ def get_task(spec: dict) -> SortDigits | AddNumbers | CharCorpus:
     if unknown:
         raise ValueError(f"task {name!r}: unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
     return cls(**params)
+
+
+@dataclass(frozen=True)
+class TaskLayout:
+    """What a model preset must agree with, read from a task spec without building the task
+    (the text corpus would read and encode its whole text): vocabulary, mask id, lengths."""
+
+    name: str
+    vocab_size: int
+    mask_id: int
+    sequence_length: int
+    maskable_length: int  # positions the training loss masks (block-diffusion blocks tile them)
+    answer_length: int | None  # puzzles: the tokens a generation must produce; text: None
+
+
+def task_layout(spec: dict) -> TaskLayout:
+    """The layout of the task `get_task(spec)` would build; raises ValueError as get_task does."""
+    if isinstance(spec, dict) and spec.get("name") == "text":
+        params = {k: v for k, v in spec.items() if k != "name"}
+        allowed = {f.name for f in CharCorpus.__dataclass_fields__.values() if f.init}
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise ValueError(f"task 'text': unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
+        window = _check_positive_int("text", "window_length", params.get("window_length", 128))
+        return TaskLayout("text", len(TEXT_VOCAB), TEXT_VOCAB.index(MASK_TOKEN), window, window, None)
+    task = get_task(spec)
+    return TaskLayout(task.name, len(task.vocab), task.mask_id, task.sequence_length, task.answer_length,
+                      task.answer_length)

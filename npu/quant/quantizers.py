@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from npu.errors import UserError
 from npu.hw import numerics
 
 LAYOUTS = ("int", "mxint", "mxfp")
@@ -27,7 +28,7 @@ MXFP_FORMATS = {8: "mxfp8_e4m3", 4: "mxfp4"}
 DEFAULT_GROUP = 32
 
 
-class UnsupportedBitsError(ValueError):
+class UnsupportedBitsError(UserError, ValueError):
     """A storage layout has no format of the requested bit width (e.g. MXFP at 3 bits)."""
 
 

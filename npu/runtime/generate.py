@@ -16,7 +16,7 @@ from npu.compiler.sampling import add_noise_region, check_sampling, noise_image
 from npu.hw.config import NPUConfig
 from npu.models.decoding import DecodeConfig, StepRecord, gumbel_noise, query_range, transfer_schedule
 from npu.models.transformer import ModelConfig
-from npu.sim.functional import FunctionalSimulator
+from npu.sim.functional import FunctionalSimulator, SimulationError
 
 
 @dataclass
@@ -95,8 +95,12 @@ def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodeConfig, mask_i
             k = schedule[step] if plan.threshold is None else 0
             g = None if noise is None else noise.draw(plan.block_length, stepper.shapes.model.vocab_size)
             began = time.perf_counter()
-            out, executed = stepper.step(length, plan.block_length, q0, start - q0, k, tau,
-                                         temperature=plan.temperature, noise=g)
+            try:
+                out, executed = stepper.step(length, plan.block_length, q0, start - q0, k, tau,
+                                             temperature=plan.temperature, noise=g)
+            except SimulationError as err:  # say where in the generation, before the pc
+                where = f"generation block {block}, step {step}" + (f": {err.source}" if err.source else "")
+                raise SimulationError(err.message, err.pc, err.instruction, err.source_line, source=where) from None
             tokens[start:end] = out.tokens
             result.records.append(StepRecord(block, step, query, committed=out.committed.copy(),
                                              confidence=out.confidence.copy(), k=k,
@@ -111,6 +115,7 @@ class ReferenceStepper:
     def __init__(self, model: ModelConfig, weights: dict[str, np.ndarray], npu: NPUConfig, seq_len: int,
                  sampling: str, kv_quant=None):
         self.shapes = Shapes(model, npu, seq_len, kv_quant)  # kv_quant: npu.compiler.kv_quant.KVQuant
+        self.shapes.check()  # CompileError for a model this machine cannot tile, as the compiler raises
         self.weights = reference_weights(pack_weights(weights, self.shapes), npu)
         self.sampling = sampling
         self.state: ReferenceState | None = None
@@ -124,12 +129,27 @@ class ReferenceStepper:
         return reference_step(spec, self.weights, self.state, q0, s0, k, tau, temperature, noise), 0
 
 
+# A compiled step may run at most this multiple of the executed-instruction count the compiler
+# reports (its loops with run-time trip counts are counted at an expected value), plus a slack.
+STEP_LIMIT_MARGIN = 4
+STEP_LIMIT_SLACK = 100_000
+
+
+def step_instruction_limit(compiled: CompiledStep) -> int:
+    """The instruction budget of one run of a compiled step program (see STEP_LIMIT_MARGIN)."""
+    expected = compiled.stats.get("executed_total")
+    if not expected:
+        return 1 << 31
+    return int(STEP_LIMIT_MARGIN * expected) + STEP_LIMIT_SLACK
+
+
 class SimulatorStepper:
     """Steps run as compiled programs on the functional simulator over one DRAM image."""
 
     def __init__(self, model: ModelConfig, weights: dict[str, np.ndarray], npu: NPUConfig, seq_len: int,
                  sampling: str, kv_quant=None):
         self.shapes = Shapes(model, npu, seq_len, kv_quant)  # kv_quant: npu.compiler.kv_quant.KVQuant
+        self.shapes.check()
         self.sampling = sampling
         packed = pack_weights(weights, self.shapes)
         self.dram = plan_dram(self.shapes, {name: w.shape for name, w in packed.items()})
@@ -181,7 +201,17 @@ class SimulatorStepper:
             self.loaded = key
         else:
             self.sim.reset()
-        stats = self.sim.run(max_instructions=1 << 31)
+        limit = step_instruction_limit(compiled)
+        try:
+            stats = self.sim.run(max_instructions=limit)
+        except SimulationError as err:
+            what = (f"step program (query_length {query_length}, sample_length {sample_length}"
+                    f"{', temperature' if key[2] else ''}) at q0={q0}, s0={s0}, k={k}")
+            message = err.message
+            if message.startswith("instruction limit"):
+                message = (f"no `halt` within {limit} instructions ({STEP_LIMIT_MARGIN}x the "
+                           f"{compiled.stats.get('executed_total')} the compiler expects, plus {STEP_LIMIT_SLACK})")
+            raise SimulationError(message, err.pc, err.instruction, err.source_line, source=what) from None
         n = sample_length
         start = q0 + s0
         out = StepOutput(

@@ -53,7 +53,8 @@ def simulate_analytical_stage(npu_name: str | Path, model_name: str | Path, out:
     shared: dict = {}
     rows = [_generation_row(machine, model, setup, shared) for setup in setups]
     print(f"analytical {npu_name} {model_name}: " + ", ".join(
-        f"{r['cache']}/{r['rule']} {r['tokens_per_s']:.3g} tok/s" for r in rows), file=sys.stderr)
+        f"{r['cache']}/{r['rule']} " + (f"{r['tokens_per_s']:.3g} tok/s" if r["status"] == "ok" else r["status"])
+        for r in rows), file=sys.stderr)
     return write_tsv(out, rows)
 
 
@@ -176,10 +177,11 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
         from npu.sim.analytical.scenarios import ScenarioSettings, generation_recipe
 
         decoding = generation_recipe(model, settings or ScenarioSettings())
+    programs = read_compiled_programs(compile_dir)  # every listing assembled (named errors) before any output
     if trace_dir is not None:
         Path(trace_dir).mkdir(parents=True, exist_ok=True)  # an output even when no program is traced
     rows = []
-    for compiled in read_compiled_programs(compile_dir):
+    for compiled in programs:
         reason = _skip_reason(compiled, max_instructions)
         if reason is not None:
             rows.append(_skipped_row(config, compiled, reason, dram_backend=dram))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from npu.errors import UserError
 from npu.isa.encoding import Instruction
 
 if TYPE_CHECKING:  # the builders receive the simulator; only type checkers need the import
@@ -24,7 +25,7 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 MASK64 = (1 << 64) - 1
 
 
-class InstructionFault(Exception):
+class InstructionFault(UserError):
     """Raised inside an instruction handler; run() turns it into a SimulationError with the pc.
 
     Public so that another driver of the handlers (the cycle simulator) can raise and catch it

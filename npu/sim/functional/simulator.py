@@ -26,6 +26,7 @@ from typing import NoReturn
 
 import numpy as np
 
+from npu.errors import UserError
 from npu.hw.config import NPUConfig
 from npu.hw.rows import MemoryAccessError
 from npu.isa.assembler import Program, format_instruction
@@ -40,13 +41,16 @@ __all__ = ["DECODED_PROGRAMS", "HALT", "HANDLERS_BY_UNIT", "FunctionalSimulator"
            "SimStats", "SimulationError", "UnknownInstructionError", "handler_builder"]
 
 
-class SimulationError(RuntimeError):
+class SimulationError(UserError, RuntimeError):
     """The program did something the machine does not allow; names pc and instruction."""
 
-    def __init__(self, message: str, pc: int, instruction: str, source_line: int | None = None):
+    def __init__(self, message: str, pc: int, instruction: str, source_line: int | None = None,
+                 source: str | None = None):
         self.message, self.pc, self.instruction, self.source_line = message, pc, instruction, source_line
+        self.source = source
         where = f" (source line {source_line})" if source_line else ""
-        super().__init__(f"pc {pc}{where}: `{instruction}`: {message}")
+        prefix = f"{source}: " if source else ""
+        super().__init__(f"{prefix}pc {pc}{where}: `{instruction}`: {message}")
 
 
 class UnknownInstructionError(LookupError):
