@@ -42,6 +42,8 @@ from npu.sim.cost.latency import port_cycles
 from npu.sim.cycle import CycleSimulator
 
 WIDE_DRAM = 1024  # (a): DRAM bandwidth multiplier that keeps DRAM from binding (a power of two of channels)
+TIMELINE_EVENTS = 10_000_000  # (a) records one timeline event per executed instruction; the largest
+                              # default GEMM (edge, M 128, K = N 1024) executes far fewer
 
 
 def wide_dram(config: NPUConfig, factor: int = WIDE_DRAM) -> NPUConfig:
@@ -54,8 +56,7 @@ def wide_dram(config: NPUConfig, factor: int = WIDE_DRAM) -> NPUConfig:
 
 def simulate(config: NPUConfig, kernel: GemmKernel, dram: str, timeline: bool = False):
     """The kernel's CycleStats on the cycle simulator (timing mode: no data is computed)."""
-    simulator = CycleSimulator(config, dram=dram, record_timeline=timeline,
-                               timeline_limit=10 * kernel.program.words.size + 10_000_000)
+    simulator = CycleSimulator(config, dram=dram, record_timeline=timeline, timeline_limit=TIMELINE_EVENTS)
     simulator.load(kernel.program)
     with np.errstate(all="ignore"):
         return simulator.run()
@@ -68,7 +69,7 @@ def first_matrix_dispatch(config: NPUConfig, stats) -> int:
     if not starts:
         raise ValueError(f"{config.name}: the GEMM program ran no matrix-unit op")
     if not stats.timeline_complete:
-        raise ValueError(f"{config.name}: timeline truncated; raise timeline_limit")
+        raise ValueError(f"{config.name}: timeline truncated at {TIMELINE_EVENTS} events; raise TIMELINE_EVENTS")
     return max(0, min(starts) - port_cycles(config, "matrix_sram", config.weight_tile_bytes))
 
 
