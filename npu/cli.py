@@ -270,17 +270,6 @@ def _run_program_tool(args) -> None:
                                      dram_bytes=args.dram_bytes))
 
 
-def _labelled_values(values: list[str], option: str, what: str) -> dict[str, str]:
-    """LABEL -> value from `LABEL=VALUE` arguments, naming the option of a malformed one."""
-    labelled = {}
-    for value in values:
-        label, sep, rest = value.partition("=")
-        if not sep or not label or not rest:
-            raise ValueError(f"{option} expects LABEL={what}, got {value!r}")
-        labelled[label] = rest
-    return labelled
-
-
 def _run_quantization(args) -> None:
     from npu.stages import quantize
 
@@ -301,7 +290,7 @@ def _run_quantization(args) -> None:
         return
     sizes = quantize.quick_sizes(args.prompts)
     if args.stage == "kv-accuracy":
-        static = _labelled_values(args.static, "--static", "JSON")
+        static = quantize.labelled_values(args.static, "--static", "JSON")
         optional = {key: tuple(value) for key, value in (("methods", args.methods), ("bits", args.bits),
                                                          ("cache_modes", args.cache_modes)) if value}
         quantize.accuracy_stage(

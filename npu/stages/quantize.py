@@ -25,7 +25,8 @@ from npu.quant.accuracy import DEFAULT_BITS, DEFAULT_CACHE_MODES, DEFAULT_METHOD
 from npu.quant.experiments import BAOS_ABLATION, ModelSource, load_model_under_test, quick_sizes, read_journal
 
 
-def _labelled(values: list[str], option: str, what: str) -> dict[str, str]:
+def labelled_values(values: list[str], option: str, what: str) -> dict[str, str]:
+    """LABEL -> value from `LABEL=VALUE` arguments, naming the option of a malformed one."""
     pairs = {}
     for value in values:
         label, sep, path = value.partition("=")
@@ -41,9 +42,9 @@ def model_sources(checkpoints: list[str], outliers: list[str] = (), presets: lis
     evaluate with LLM-like K/V outlier channels injected (as `LABEL+outliers`)."""
     from npu.quant.outliers import OutlierSpec
 
-    preset_of = _labelled(presets, "--preset", "MODEL_PRESET")
+    preset_of = labelled_values(presets, "--preset", "MODEL_PRESET")
     sources = {label: ModelSource(path, label, preset=preset_of.get(label))
-               for label, path in _labelled(checkpoints, "--checkpoint", "CHECKPOINT_DIR").items()}
+               for label, path in labelled_values(checkpoints, "--checkpoint", "CHECKPOINT_DIR").items()}
     unknown = sorted(set(preset_of) - set(sources))
     if unknown:
         raise ValueError(f"--preset {unknown[0]!r}: no --checkpoint has that label (known: {', '.join(sources)})")
