@@ -873,13 +873,25 @@ def test_snakemake_names_file_and_line_of_a_yaml_error_in_config_yaml(tmp_path):
     (lambda d: d.pop("npus"), ["config.yaml: npus: missing key"]),
     (lambda d: d.update(npu=d.pop("npus")), ["config.yaml: npu: unknown key"]),
     (lambda d: d["evaluate"].update(n_samples="many"), ["config.yaml: evaluate.n_samples: expected int"]),
-    (lambda d: d["models"].update(trained=["tiny-sortt"]), ["unknown models preset 'tiny-sortt'", "tiny-sort"]),
-    (lambda d: d.update(npus=["dnpu-clod"]), ["unknown npu preset 'dnpu-clod'", "dnpu-cloud"]),
+    (lambda d: d["models"].update(trained=["tiny-sortt"]),
+     ["config: models.trained: unknown models preset 'tiny-sortt'", "tiny-sort"]),
+    (lambda d: d.update(npus=["dnpu-clod"]), ["config: npus: unknown npu preset 'dnpu-clod'", "dnpu-cloud"]),
 ], ids=["missing_key", "misspelled_key", "wrong_type", "unknown_model_preset", "unknown_npu_preset"])
 def test_snakemake_names_file_and_key_of_a_bad_configfile_in_one_line(tmp_path, edit, names):
     configfile = write(tmp_path / "config.yaml", config_text(edit))
     status, output = snakemake_dry_run(tmp_path, "--configfile", str(configfile))
     assert_pipeline_refuses(tmp_path, status, output, *names)
+
+
+def test_snakemake_checks_every_npu_preset_the_run_names_in_full_before_any_job(tmp_path):
+    import shutil
+
+    shutil.copytree(REPO / "config", tmp_path / "presets")
+    preset = tmp_path / "presets" / "npu" / "dnpu-edge.yaml"
+    preset.write_text(preset.read_text().replace("mlen: 64", "mlen: 48"))
+    configfile = write(tmp_path / "config.yaml", config_text(lambda d: d.update(config_dir=str(tmp_path / "presets"))))
+    status, output = snakemake_dry_run(tmp_path, "--configfile", str(configfile))
+    assert_pipeline_refuses(tmp_path, status, output, "config: npus:", "dnpu-edge.yaml: mlen: 48")
 
 
 def test_snakemake_checks_a_config_override_like_the_file(tmp_path):

@@ -17,10 +17,14 @@ ALL_MODELS = TRAINED_MODELS + SHAPE_ONLY_MODELS  # the models of the hardware st
 KV_ONLY_MODELS = [name for name in config["quantization"]["models"] if name not in TRAINED_MODELS]
 
 # Validate every preset the run names before any job starts: a bad file fails here, by name.
-try:
-    MODEL_SPECS = {name: load_model_spec(name, CONFIG_DIR) for name in ALL_MODELS + KV_ONLY_MODELS}
-except ConfigError as error:
-    sys.exit(f"dnpu: {error}")
+MODEL_SPECS = {}
+for key, names in (("models.trained", TRAINED_MODELS), ("models.shape_only", SHAPE_ONLY_MODELS),
+                   ("quantization.models", KV_ONLY_MODELS)):
+    for name in names:
+        try:
+            MODEL_SPECS[name] = load_model_spec(name, CONFIG_DIR)
+        except ConfigError as error:
+            sys.exit(f"dnpu: config: {key}: {error}")
 for key, names in (("models.trained", TRAINED_MODELS), ("quantization.models", KV_ONLY_MODELS)):
     for name in names:
         if not MODEL_SPECS[name].trainable:
@@ -59,11 +63,11 @@ SCENARIO_ARGS = " ".join([
 
 NPUS = config["npus"]
 GPU_TARGETS = [f"{RESULTS}/gpu/gpu_generations.tsv"] if SHAPE_ONLY_MODELS else []
-try:
-    for name in NPUS:
-        preset_path("npu", name, CONFIG_DIR)
-except ConfigError as error:
-    sys.exit(f"dnpu: {error}")
+for name in NPUS:  # each NPU preset (and the technology file it names) checked in full
+    try:
+        load_npu_config(preset_path("npu", name, CONFIG_DIR), CONFIG_DIR)
+    except ConfigError as error:
+        sys.exit(f"dnpu: config: npus: {error}")
 
 wildcard_constraints:
     model="|".join(ALL_MODELS + KV_ONLY_MODELS) or "NO_MODELS",
