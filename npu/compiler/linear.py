@@ -7,10 +7,14 @@ every BLEN-row block of x then runs `mmt` + `mmta` over the panel (fp32 accumula
 systolic order) and `mwb` writes the tile back. Each weight byte crosses the DMA exactly once;
 activations never leave vector SRAM. Panels are double-buffered: while panel n is multiplied,
 the DMA fetches panel n+1 into the other half (`wait dma|matrix` at the top of each iteration is
-the only synchronisation). The LM head uses the same loop with an epilogue per output tile.
+the only synchronisation); with two matrix-SRAM ports its DMAs are interleaved with the first
+row block's tile ops so that in-order dispatch does not serialise them (`_interleaved_prefetch`).
+The LM head uses the same loop with an epilogue per output tile.
 
 Registers (n loop): r4 current panel, r6 panels left to prefetch, r8 x block, r9 K, r11 column
-base, a1 next panel address. An epilogue may clobber everything else.
+base, a1 next panel address; in the first row block also r7 (1 while a panel is left to
+prefetch), r12 / a2 the prefetch's SRAM / DRAM tile, r1, r2, r14 its DMA operands. An epilogue
+may clobber everything but the n-loop registers.
 """
 
 from __future__ import annotations
@@ -54,34 +58,67 @@ def reference_linear(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, rnd,
     return y if bias is None else rnd(y + bias)
 
 
-def _panel_load(e: Emit, k_tiles: int, fmt: str, rb: int, prefetch: bool, expected: float) -> None:
-    """Load the K/MLEN tiles of one column panel from a1 into matrix SRAM (r4 or the other half)."""
+def _panel_load(e: Emit, k_tiles: int, fmt: str, rb: int) -> None:
+    """Load the K/MLEN tiles of the first column panel from a1 into matrix SRAM half 0.
+
+    Later panels are prefetched tile by tile between the tile ops (`_prefetch_setup`)."""
     asm, mlen = e.asm, e.npu.mlen
-    tile, tile_bytes = mlen * mlen, mlen * row_bytes(fmt, mlen, e.npu.mx_block)
-    panel = k_tiles * tile
-    if prefetch:
-        asm.li("r5", panel)
-        asm("sub r5, r5, r4")
-        asm("slt r7, r0, r6")
-        ctx = asm.loop("r7", expected=expected)
-    else:
-        asm("add r5, r4, r0")
-        ctx = asm.loop(1)
-    with ctx:
-        asm("aaddi a2, a1, 0")
-        asm("add r3, r5, r0")
-        asm.li("r1", mlen)
-        asm.li("r2", rb)
-        asm.li("r13", tile)
-        asm.li("r14", row_bytes(fmt, mlen, e.npu.mx_block))
-        with asm.loop(k_tiles):
-            asm(f"dld.m a2, r3, r1, r1, r2, r1, {fmt}", dram_read=tile_bytes)
-            asm("aadd a2, a2, r14")
-            asm("add r3, r3, r13")
+    asm("aaddi a2, a1, 0")
+    asm.li("r3", 0)
+    asm.li("r1", mlen)
+    asm.li("r2", rb)
+    asm.li("r13", mlen * mlen)
+    asm.li("r14", row_bytes(fmt, mlen, e.npu.mx_block))
+    with asm.loop(k_tiles):
+        asm(f"dld.m a2, r3, r1, r1, r2, r1, {fmt}", dram_read=mlen * row_bytes(fmt, mlen, e.npu.mx_block))
+        asm("aadd a2, a2, r14")
+        asm("add r3, r3, r13")
     asm.li("r14", mlen * rb)
     asm("aadd a1, a1, r14")
-    if prefetch:
-        asm("addi r6, r6, -1")
+
+
+def _prefetch_setup(e: Emit, k_tiles: int, fmt: str, rb: int) -> None:
+    """Registers for prefetching the next panel (from a1) into the other half during block 0.
+
+    r7 = 1 while panels are left to prefetch (r6 > 0), else 0: the trip count of the loop around
+    each prefetch DMA (`_prefetch_tile`). a2 walks the DRAM tiles, r12 the matrix-SRAM tiles;
+    r1 = MLEN, r2 = the DRAM row stride, r14 = one tile's DRAM bytes per row, r13 = MLEN^2.
+    """
+    asm, mlen = e.asm, e.npu.mlen
+    asm("slt r7, r0, r6")
+    asm("aaddi a2, a1, 0")
+    asm.li("r12", k_tiles * mlen * mlen)
+    asm("sub r12, r12, r4")
+    asm.li("r1", mlen)
+    asm.li("r2", rb)
+    asm.li("r14", row_bytes(fmt, mlen, e.npu.mx_block))
+
+
+def _interleaved_prefetch(npu: NPUConfig) -> bool:
+    """Whether the next panel's DMAs are issued one per tile op of block 0 (else all at once
+    before the tile ops).
+
+    Dispatch is in order and each unit queue holds 8 ops, so a panel's K/MLEN DMAs issued back to
+    back before the tile ops stall the front end until all but 8 have started while the array
+    idles: on dnpu-cloud ~3/4 of every panel's DMA ran in series with its tile ops. One DMA per
+    tile op keeps both queues short, so the DMA (DRAM and matrix-SRAM port) runs under the tile
+    ops of the current panel: software pipelining (Lam, PLDI 1988) of the weight stream, as the
+    TPU overlaps weight DMA with the matrix unit (Jouppi et al., ISCA 2017). It needs a second
+    matrix-SRAM port (the array reads a weight tile while the DMA writes the next panel). With one
+    port (dnpu-edge) the two share it whatever the order; there the batch order is kept, which the
+    analytical model's one-port rule (docs/analytical.md) times within its goals, while it does
+    not time the interleaved order's chunk-level port sharing (22 % off on the tiny dual step).
+    """
+    return npu.matrix_sram.ports >= 2
+
+
+def _prefetch_tile(e: Emit, fmt: str, expected: float) -> None:
+    """One `dld.m` of the next panel (registers of `_prefetch_setup`), if r7 = 1."""
+    asm, mlen = e.asm, e.npu.mlen
+    with asm.loop("r7", expected=expected):
+        asm(f"dld.m a2, r12, r1, r1, r2, r1, {fmt}", dram_read=mlen * row_bytes(fmt, mlen, e.npu.mx_block))
+        asm("aadd a2, a2, r14")
+        asm("add r12, r12, r13")
 
 
 def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
@@ -93,6 +130,10 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
     With an epilogue, each BLEN x MLEN output tile is written to the tile buffer `out_addr`
     (row stride MLEN) and `epilogue(segment_tag)` is emitted after it; `segments` splits the
     column loop into runs [(count, tag), ...] so that special columns get their own code.
+    The next panel is prefetched into the other half of matrix SRAM while this one is
+    multiplied; where `_interleaved_prefetch` holds, the first BLEN-row block of each column is
+    emitted apart from the others (peeled) because it also issues the prefetch DMAs, one after
+    each of its tile ops.
     """
     npu, asm = e.npu, e.asm
     mlen, blen = npu.mlen, npu.blen
@@ -113,48 +154,73 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
     asm("wait dma|matrix|vector")
     asm.la("a1", e.dram[w_region].address)
     asm.li("r4", 0)
-    _panel_load(e, k_tiles, fmt, rb, prefetch=False, expected=1)
+    _panel_load(e, k_tiles, fmt, rb)
     asm.li("r6", n_tiles - 1)
     asm.li("r9", k)
     asm.li("r11", out_addr if epilogue is None else 0)
-    done = 0
+
+    interleave = _interleaved_prefetch(npu)
+
+    def block(tag: object, prefetch: float | None) -> None:
+        """One BLEN-row block: K/MLEN tile ops, write-back (+ epilogue); with `prefetch` (the
+        expected fraction of columns that have a next panel) one prefetch DMA per tile op."""
+        asm("add r3, r8, r0")
+        asm("add r10, r4, r0")
+        asm.li("r13", tile)
+        asm("mmt r3, r9, r10", macs=blen * mlen * mlen)
+        if prefetch is not None:
+            _prefetch_tile(e, fmt, prefetch)
+        if k_tiles > 1:
+            with asm.loop(k_tiles - 1):
+                asm(f"addi r3, r3, {mlen}")
+                asm("add r10, r10, r13")
+                asm("mmta r3, r9, r10", macs=blen * mlen * mlen)
+                if prefetch is not None:
+                    _prefetch_tile(e, fmt, prefetch)
+        if prefetch is not None:
+            asm.li("r14", mlen * rb)
+            asm("aadd a1, a1, r14")
+            asm("sub r6, r6, r7")
+        if epilogue is None:
+            asm.li("r12", n)
+            asm("mwb r5, r12")
+            asm.li("r14", blen * n)
+            asm("add r5, r5, r14")
+        else:
+            asm.li("r12", mlen)
+            asm.li("r5", out_addr)
+            asm("mwb r5, r12")
+            epilogue(tag)
+        asm.li("r7", blen * k)
+        asm("add r8, r8, r7")
+
     for index, (count, tag) in enumerate(segments):
         last_segment = index == len(segments) - 1
         with asm.loop(count, reg="r15"):
             asm("wait dma|matrix")
-            _panel_load(e, k_tiles, fmt, rb, prefetch=True,
-                        expected=(count - 1) / count if last_segment else 1)
             asm.li("r8", x_addr)
             if column_prologue is not None:
                 column_prologue()
             if epilogue is None:
                 asm("add r5, r11, r0")
-            with asm.loop(m_blocks):
-                asm("add r3, r8, r0")
-                asm("add r10, r4, r0")
+            _prefetch_setup(e, k_tiles, fmt, rb)
+            expected = (count - 1) / count if last_segment else 1
+            if interleave:
+                block(tag, expected)
+            else:
                 asm.li("r13", tile)
-                asm("mmt r3, r9, r10", macs=blen * mlen * mlen)
-                if k_tiles > 1:
-                    with asm.loop(k_tiles - 1):
-                        asm(f"addi r3, r3, {mlen}")
-                        asm("add r10, r10, r13")
-                        asm("mmta r3, r9, r10", macs=blen * mlen * mlen)
-                if epilogue is None:
-                    asm.li("r12", n)
-                    asm("mwb r5, r12")
-                    asm.li("r14", blen * n)
-                    asm("add r5, r5, r14")
-                else:
-                    asm.li("r12", mlen)
-                    asm.li("r5", out_addr)
-                    asm("mwb r5, r12")
-                    epilogue(tag)
-                asm.li("r7", blen * k)
-                asm("add r8, r8, r7")
+                with asm.loop(k_tiles):
+                    _prefetch_tile(e, fmt, expected)
+                asm.li("r14", mlen * rb)
+                asm("aadd a1, a1, r14")
+                asm("sub r6, r6, r7")
+                block(tag, None)
+            if m_blocks > 1:
+                with asm.loop(m_blocks - 1):
+                    block(tag, None)
             asm(f"addi r11, r11, {mlen}")
             asm.li("r3", panel)
             asm("sub r4, r3, r4")
-        done += count
     asm("wait dma|matrix")
 
 
