@@ -75,12 +75,15 @@ def test_ar_npu_pays_only_the_generic_sampling_lowering():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_large_model_gemms_are_bound_by_weight_tile_loads_on_cloud():
+def test_large_model_gemms_are_bound_by_the_matrix_sram_ports_on_cloud():
+    """With 8 accumulators the two 16-row blocks of a 32-query step share each weight tile, so the
+    128-cycle tile load no longer binds alone: the DMA writing the next panel into matrix SRAM
+    (one 2048-bit row per cycle, 128 cycles per tile) does, next to the array's own tile reads."""
     step = NpuStepModel(CLOUD, step_program).step(LLADA, StepShape("dual", 32, 1256, 32))
     gemms = [op for op in step.operators if op.kind == "gemm"]
-    assert {op.bound for op in gemms} == {"weight_load"}
+    assert {op.bound for op in gemms} == {"dma_port"}
     assert all(op.roofline == "memory" for op in gemms)
-    # the step is several times slower than the roofline (the weight-load finding)
+    # the step is still several times slower than the roofline
     assert step.seconds > 3 * step.roofline_seconds
     assert 0 < step.utilisation < 1 and step.energy_j > 0
 

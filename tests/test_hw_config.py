@@ -112,6 +112,8 @@ INVALID = [
     ("mx_block", 128, "mx_block", "must divide vlen=64"),
     ("mx_block", 0, "mx_block", "power of two"),
     ("clock_ghz", 0, "clock_ghz", "positive"),
+    ("accumulators", 9, "accumulators", "must be 1..8"),
+    ("accumulators", 0, "accumulators", "at least 1"),
     ("matrix_sram.size_bytes", 32768, "matrix_sram.size_bytes", "double-buffered"),
     ("vector_sram.size_bytes", 4096, "vector_sram.size_bytes", "double-buffered"),
     ("vector_sram.size_bytes", 3 * 2**20, "vector_sram.size_bytes", "power of two"),

@@ -13,7 +13,8 @@ The LM head uses the same loop with an epilogue per output tile.
 
 Registers (n loop): r4 current panel, r6 panels left to prefetch, r8 x block, r9 K, r11 column
 base, a1 next panel address; in the first row block also r7 (1 while a panel is left to
-prefetch), r12 / a2 the prefetch's SRAM / DRAM tile, r1, r2, r14 its DMA operands. An epilogue
+prefetch), r12 / a2 the prefetch's SRAM / DRAM tile, r1, r2 its DMA operands; r14 / r15 step the
+activation rows of the row group (`row_group`) whose accumulators share each weight tile. An epilogue
 may clobber everything but the n-loop registers.
 """
 
@@ -82,7 +83,7 @@ def _prefetch_setup(e: Emit, k_tiles: int, fmt: str, rb: int) -> None:
 
     r7 = 1 while panels are left to prefetch (r6 > 0), else 0: the trip count of the loop around
     each prefetch DMA (`_prefetch_tile`). a2 walks the DRAM tiles, r12 the matrix-SRAM tiles;
-    r1 = MLEN, r2 = the DRAM row stride, r14 = one tile's DRAM bytes per row, r13 = MLEN^2.
+    r1 = MLEN, r2 = the DRAM row stride, r13 = MLEN^2.
     """
     asm, mlen = e.asm, e.npu.mlen
     asm("slt r7, r0, r6")
@@ -91,7 +92,6 @@ def _prefetch_setup(e: Emit, k_tiles: int, fmt: str, rb: int) -> None:
     asm("sub r12, r12, r4")
     asm.li("r1", mlen)
     asm.li("r2", rb)
-    asm.li("r14", row_bytes(fmt, mlen, e.npu.mx_block))
 
 
 def _interleaved_prefetch(npu: NPUConfig) -> bool:
@@ -117,8 +117,21 @@ def _prefetch_tile(e: Emit, fmt: str, expected: float) -> None:
     asm, mlen = e.asm, e.npu.mlen
     with asm.loop("r7", expected=expected):
         asm(f"dld.m a2, r12, r1, r1, r2, r1, {fmt}", dram_read=mlen * row_bytes(fmt, mlen, e.npu.mx_block))
-        asm("aadd a2, a2, r14")
+        asm(f"aaddi a2, a2, {row_bytes(fmt, mlen, e.npu.mx_block)}")
         asm("add r12, r12, r13")
+
+
+def row_group(npu: NPUConfig, m_blocks: int) -> int:
+    """BLEN-row blocks that share each weight tile: the largest divisor of m_blocks that is at
+    most the machine's accumulators (a divisor, so one loop body serves every group).
+
+    Why: a weight tile takes MLEN^2 x 2 bytes / matrix-SRAM port width cycles to load (128 on
+    dnpu-cloud) while a tile op runs BLEN + 4 or its feed (32), so an array that reloads the tile
+    for every block waits ~4x the op; with one accumulator per block the tile is loaded once for
+    the group, the weight-stationary reuse of Kung's systolic arrays (IEEE Computer 15(1), 1982)
+    and of the TPU's matrix unit (Jouppi et al., ISCA 2017). Each accumulator still sums its K
+    tiles in the same order, so the arithmetic is unchanged."""
+    return max(g for g in range(1, min(npu.accumulators, m_blocks) + 1) if m_blocks % g == 0)
 
 
 def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
@@ -160,38 +173,51 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
     asm.li("r11", out_addr if epilogue is None else 0)
 
     interleave = _interleaved_prefetch(npu)
+    group = row_group(npu, m_blocks)
 
-    def block(tag: object, prefetch: float | None) -> None:
-        """One BLEN-row block: K/MLEN tile ops, write-back (+ epilogue); with `prefetch` (the
-        expected fraction of columns that have a next panel) one prefetch DMA per tile op."""
+    def k_tile(first: bool, prefetch: float | None) -> None:
+        """The group's tile ops on one weight tile (loaded once), one per accumulator."""
+        act = "r3" if group == 1 else "r15"
+        if group > 1:
+            asm("add r15, r3, r0")
+        for acc in range(group):
+            asm(f"{'mmt' if first else 'mmta'} {act}, r9, r10, {acc}", macs=blen * mlen * mlen)
+            if acc < group - 1:
+                asm("add r15, r15, r14")
+        if prefetch is not None:
+            _prefetch_tile(e, fmt, prefetch)
+
+    def row_blocks(tag: object, prefetch: float | None) -> None:
+        """`group` BLEN-row blocks: K/MLEN weight tiles, each multiplied into every block's
+        accumulator, then one write-back (+ epilogue) per block; with `prefetch` (the expected
+        fraction of columns that have a next panel) one prefetch DMA per weight tile."""
         asm("add r3, r8, r0")
         asm("add r10, r4, r0")
         asm.li("r13", tile)
-        asm("mmt r3, r9, r10", macs=blen * mlen * mlen)
-        if prefetch is not None:
-            _prefetch_tile(e, fmt, prefetch)
+        if group > 1:
+            asm.li("r14", blen * k)
+        k_tile(True, prefetch)
         if k_tiles > 1:
             with asm.loop(k_tiles - 1):
                 asm(f"addi r3, r3, {mlen}")
                 asm("add r10, r10, r13")
-                asm("mmta r3, r9, r10", macs=blen * mlen * mlen)
-                if prefetch is not None:
-                    _prefetch_tile(e, fmt, prefetch)
+                k_tile(False, prefetch)
         if prefetch is not None:
             asm.li("r14", mlen * rb)
             asm("aadd a1, a1, r14")
             asm("sub r6, r6, r7")
-        if epilogue is None:
-            asm.li("r12", n)
-            asm("mwb r5, r12")
-            asm.li("r14", blen * n)
-            asm("add r5, r5, r14")
-        else:
-            asm.li("r12", mlen)
-            asm.li("r5", out_addr)
-            asm("mwb r5, r12")
-            epilogue(tag)
-        asm.li("r7", blen * k)
+        for acc in range(group):
+            if epilogue is None:
+                asm.li("r12", n)
+                asm(f"mwb r5, r12, {acc}")
+                asm.li("r14", blen * n)
+                asm("add r5, r5, r14")
+            else:
+                asm.li("r12", mlen)
+                asm.li("r5", out_addr)
+                asm(f"mwb r5, r12, {acc}")
+                epilogue(tag)
+        asm.li("r7", group * blen * k)
         asm("add r8, r8, r7")
 
     for index, (count, tag) in enumerate(segments):
@@ -206,7 +232,7 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
             _prefetch_setup(e, k_tiles, fmt, rb)
             expected = (count - 1) / count if last_segment else 1
             if interleave:
-                block(tag, expected)
+                row_blocks(tag, expected)
             else:
                 asm.li("r13", tile)
                 with asm.loop(k_tiles):
@@ -214,10 +240,10 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
                 asm.li("r14", mlen * rb)
                 asm("aadd a1, a1, r14")
                 asm("sub r6, r6, r7")
-                block(tag, None)
-            if m_blocks > 1:
-                with asm.loop(m_blocks - 1):
-                    block(tag, None)
+                row_blocks(tag, None)
+            if m_blocks > group:
+                with asm.loop(m_blocks // group - 1):
+                    row_blocks(tag, None)
             asm(f"addi r11, r11, {mlen}")
             asm.li("r3", panel)
             asm("sub r4, r3, r4")

@@ -22,6 +22,7 @@ from typing import Any
 from npu.config import DEFAULT_CONFIG_DIR, ConfigError, read_yaml, validate_mapping
 from npu.hw.numerics import FORMATS
 from npu.hw.technology import Technology, load_technology
+from npu.isa.table import ACC_INDEX_BITS
 
 CONFIG_DIR = DEFAULT_CONFIG_DIR / "npu"
 
@@ -118,6 +119,9 @@ class NPUConfig:
     dram: DramConfig
     formats: FormatConfig
     description: str = ""
+    # BLEN x MLEN fp32 accumulators of the matrix unit (`acc` operand of mm*/mwb): tile ops on one
+    # weight tile into different accumulators load the tile once (weight reuse across row blocks)
+    accumulators: int = 1
     # cycle counts and energies (config/tech/<name>.yaml) the cost model times this machine with
     technology: Technology = field(default_factory=load_technology, repr=False)
     source: str = field(default="<dict>", compare=False, repr=False)
@@ -209,6 +213,8 @@ class NPUConfig:
             fail("vlen", f"{self.vlen} must divide mlen={self.mlen} (a tile row is whole vector rows)")
         if self.blen > self.mlen:
             fail("blen", f"{self.blen} must not exceed mlen={self.mlen}")
+        if not isinstance(self.accumulators, int) or not 1 <= self.accumulators <= 1 << ACC_INDEX_BITS:
+            fail("accumulators", f"{self.accumulators} must be 1..{1 << ACC_INDEX_BITS} (the ISA's `acc` field)")
         if self.vlen % self.mx_block:
             fail("mx_block", f"{self.mx_block} must divide vlen={self.vlen} (an MX block never spans rows)")
 
