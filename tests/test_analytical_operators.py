@@ -75,16 +75,16 @@ def test_ar_npu_pays_only_the_generic_sampling_lowering():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_large_model_gemms_are_bound_by_the_matrix_sram_ports_on_cloud():
-    """With 8 accumulators the two 16-row blocks of a 32-query step share each weight tile, so the
-    128-cycle tile load no longer binds alone: the DMA writing the next panel into matrix SRAM
-    (one 2048-bit row per cycle, 128 cycles per tile) does, next to the array's own tile reads."""
+def test_large_model_gemms_are_bound_by_the_array_on_cloud():
+    """With 8 accumulators the two 16-row blocks of a 32-query step share each weight tile, and a
+    tile crosses the 8192-bit matrix-SRAM words in 32 cycles (DMA in, array load out): the matrix
+    unit itself binds (20-cycle tile ops, the drain and write-back of every column)."""
     step = NpuStepModel(CLOUD, step_program).step(LLADA, StepShape("dual", 32, 1256, 32))
     gemms = [op for op in step.operators if op.kind == "gemm"]
-    assert {op.bound for op in gemms} == {"dma_port"}
-    assert all(op.roofline == "memory" for op in gemms)
-    # the step is still several times slower than the roofline
-    assert step.seconds > 3 * step.roofline_seconds
+    assert {op.bound for op in gemms} == {"matrix"}
+    assert all(op.roofline == "compute" for op in gemms)
+    # the step is still well above the roofline (drains, non-GEMM work)
+    assert step.seconds > 2 * step.roofline_seconds
     assert 0 < step.utilisation < 1 and step.energy_j > 0
 
 

@@ -249,18 +249,20 @@ class NPUConfig:
                 fail(f"{key}.width_bits", f"{mem.width_bits} is wider than the whole memory")
 
         vector_row_bits = self.vlen * FORMATS[self.formats.vector].bits
-        if self.vector_sram.width_bits != vector_row_bits:
+        # Wider words move whole rows side by side (a banked SRAM): the ports' cycles are bytes /
+        # width for every access (npu.sim.cost.latency.port_cycles), vector ops still take one row.
+        if self.vector_sram.width_bits % vector_row_bits:
             fail(
                 "vector_sram.width_bits",
-                f"{self.vector_sram.width_bits} must equal vlen x element bits = {vector_row_bits} "
-                f"(one row of {self.vlen} {self.formats.vector} elements per access)",
+                f"{self.vector_sram.width_bits} must be a multiple of vlen x element bits = {vector_row_bits} "
+                f"(whole rows of {self.vlen} {self.formats.vector} elements per access)",
             )
         matrix_row_bits = self.mlen * MATRIX_SRAM_ELEMENT_BITS
-        if self.matrix_sram.width_bits != matrix_row_bits:
+        if self.matrix_sram.width_bits % matrix_row_bits or self.matrix_sram.width_bits > self.mlen * matrix_row_bits:
             fail(
                 "matrix_sram.width_bits",
-                f"{self.matrix_sram.width_bits} must equal mlen x 16 = {matrix_row_bits} "
-                f"(one bf16 tile row per access feeds the array)",
+                f"{self.matrix_sram.width_bits} must be a multiple of mlen x 16 = {matrix_row_bits} "
+                f"(whole bf16 tile rows per access feed the array), at most a tile",
             )
         for key in ("fp_sram", "int_sram"):
             if memories[key].width_bits % SCALAR_WORD_BITS:
