@@ -12,10 +12,10 @@ row block's tile ops so that in-order dispatch does not serialise them (`_interl
 The LM head uses the same loop with an epilogue per output tile.
 
 Registers (n loop): r4 current panel, r6 panels left to prefetch, r8 x block, r9 K, r11 column
-base, a1 next panel address; in the first row block also r7 (1 while a panel is left to
-prefetch), r12 / a2 the prefetch's SRAM / DRAM tile, r1, r2 its DMA operands; r14 / r15 step the
-activation rows of the row group (`row_group`) whose accumulators share each weight tile. An epilogue
-may clobber everything but the n-loop registers.
+base, a1 next panel address; in the first row group also r7 (1 while a panel is left to
+prefetch), r12 / a2 the prefetch's SRAM / DRAM tile, r1, r2 its DMA operands; r14 / r15 step
+the activation rows of a row group (`row_groups`), whose accumulators share each weight tile.
+An epilogue may clobber everything but the n-loop registers.
 """
 
 from __future__ import annotations
@@ -121,17 +121,18 @@ def _prefetch_tile(e: Emit, fmt: str, expected: float) -> None:
         asm("add r12, r12, r13")
 
 
-def row_group(npu: NPUConfig, m_blocks: int) -> int:
-    """BLEN-row blocks that share each weight tile: the largest divisor of m_blocks that is at
-    most the machine's accumulators (a divisor, so one loop body serves every group).
+def row_groups(npu: NPUConfig, m_blocks: int) -> tuple[int, int, int]:
+    """(size, full, rest): the BLEN-row blocks run as `full` groups of `size` blocks that share
+    each weight tile, size = min(accumulators, m_blocks), then one group of the `rest`.
 
-    Why: a weight tile takes MLEN^2 x 2 bytes / matrix-SRAM port width cycles to load (128 on
-    dnpu-cloud) while a tile op runs BLEN + 4 or its feed (32), so an array that reloads the tile
-    for every block waits ~4x the op; with one accumulator per block the tile is loaded once for
-    the group, the weight-stationary reuse of Kung's systolic arrays (IEEE Computer 15(1), 1982)
-    and of the TPU's matrix unit (Jouppi et al., ISCA 2017). Each accumulator still sums its K
-    tiles in the same order, so the arithmetic is unchanged."""
-    return max(g for g in range(1, min(npu.accumulators, m_blocks) + 1) if m_blocks % g == 0)
+    Why: a weight tile takes MLEN^2 x 2 bytes / matrix-SRAM word bytes cycles to load while a
+    tile op runs 1 + BLEN + 3 or its activation feed, so an array that reloads the tile for
+    every block waits on loads; with one accumulator per block of a group the tile is loaded
+    once for the group, the weight-stationary reuse of Kung's systolic arrays (IEEE Computer
+    15(1), 1982) and of the TPU's matrix unit (Jouppi et al., ISCA 2017). Each accumulator still
+    sums its K tiles in the same order, so the arithmetic is unchanged."""
+    size = min(npu.accumulators, m_blocks)
+    return size, m_blocks // size, m_blocks % size
 
 
 def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
@@ -173,9 +174,9 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
     asm.li("r11", out_addr if epilogue is None else 0)
 
     interleave = _interleaved_prefetch(npu)
-    group = row_group(npu, m_blocks)
+    group_size, full_groups, rest = row_groups(npu, m_blocks)
 
-    def k_tile(first: bool, prefetch: float | None) -> None:
+    def k_tile(group: int, first: bool, prefetch: float | None) -> None:
         """The group's tile ops on one weight tile (loaded once), one per accumulator."""
         act = "r3" if group == 1 else "r15"
         if group > 1:
@@ -187,7 +188,7 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
         if prefetch is not None:
             _prefetch_tile(e, fmt, prefetch)
 
-    def row_blocks(tag: object, prefetch: float | None) -> None:
+    def row_blocks(tag: object, prefetch: float | None, group: int) -> None:
         """`group` BLEN-row blocks: K/MLEN weight tiles, each multiplied into every block's
         accumulator, then one write-back (+ epilogue) per block; with `prefetch` (the expected
         fraction of columns that have a next panel) one prefetch DMA per weight tile."""
@@ -196,12 +197,12 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
         asm.li("r13", tile)
         if group > 1:
             asm.li("r14", blen * k)
-        k_tile(True, prefetch)
+        k_tile(group, True, prefetch)
         if k_tiles > 1:
             with asm.loop(k_tiles - 1):
                 asm(f"addi r3, r3, {mlen}")
                 asm("add r10, r10, r13")
-                k_tile(False, prefetch)
+                k_tile(group, False, prefetch)
         if prefetch is not None:
             asm.li("r14", mlen * rb)
             asm("aadd a1, a1, r14")
@@ -232,7 +233,7 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
             _prefetch_setup(e, k_tiles, fmt, rb)
             expected = (count - 1) / count if last_segment else 1
             if interleave:
-                row_blocks(tag, expected)
+                row_blocks(tag, expected, group_size)
             else:
                 asm.li("r13", tile)
                 with asm.loop(k_tiles):
@@ -240,10 +241,12 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
                 asm.li("r14", mlen * rb)
                 asm("aadd a1, a1, r14")
                 asm("sub r6, r6, r7")
-                row_blocks(tag, None)
-            if m_blocks > group:
-                with asm.loop(m_blocks // group - 1):
-                    row_blocks(tag, None)
+                row_blocks(tag, None, group_size)
+            if full_groups > 1:
+                with asm.loop(full_groups - 1):
+                    row_blocks(tag, None, group_size)
+            if rest:
+                row_blocks(tag, None, rest)
             asm(f"addi r11, r11, {mlen}")
             asm.li("r3", panel)
             asm("sub r4, r3, r4")
