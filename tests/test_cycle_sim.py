@@ -139,6 +139,18 @@ def test_matrix_sequence_pays_weight_load_and_fill_drain_once(ops):
     assert stats.energy.actions["mac"] == ops * 8 * 64 * 64
 
 
+def test_the_next_weight_tile_streams_in_under_every_op_that_reuses_the_current_one():
+    """Double-buffered weights: the shadow registers are free once the op that switched to the
+    current tile has started, so with two accumulators on one tile the next tile's load overlaps
+    both ops (edge: 64-cycle load, 12-cycle ops)."""
+    program = ("mma r0, r0, r0, 0\n mma r0, r0, r0, 1\n addi r1, r0, 4096\n mma r0, r0, r1, 0\n"
+               "wait matrix\n halt")
+    _, stats = simulate(program, record_timeline=True)
+    starts = [event.start for event in events(stats, "mma")]
+    # tile 0 loads [1, 65); ops at 65 and 77; tile 1 loads from 65 (not 77) on the free port
+    assert starts == [65, 77, 65 + 64]
+
+
 def test_a_new_weight_tile_per_op_is_limited_by_the_matrix_sram_port():
     program = "".join(f"addi r1, r0, {4096 * i}\n mma r0, r0, r1, 0\n" for i in range(4)) + \
         "mwb r0, r0, 0\n wait matrix\n halt"
