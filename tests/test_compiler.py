@@ -199,10 +199,11 @@ def test_blocks_longer_than_vlen_rank_across_vector_chunks():
     assert [int(r.committed.sum()) for r in got.records] == [36, 36]
 
 
-@pytest.mark.parametrize("rows", [16 * 11, 16 * 2])
-def test_gemm_row_groups_decode_the_reference_bit_for_bit(rows):
-    """emit_gemm's row groups (8 accumulators on dnpu-cloud: 11 blocks = a group of 8 and one of 3;
-    2 blocks = one group of 2) give the bits of reference_gemm + mwb's rounding."""
+@pytest.mark.parametrize("rows, accumulators", [(16 * 11, 8), (16 * 2, 4)])
+def test_gemm_row_groups_decode_the_reference_bit_for_bit(rows, accumulators):
+    """emit_gemm's row groups and multi-column panels (8 accumulators on dnpu-cloud: 11 blocks =
+    a group of 8 and one of 3, one column per panel; 2 blocks = one group of 2 in each of the 2
+    columns of one panel, one DMA per K step) give the bits of reference_gemm + mwb's rounding."""
     from npu.compiler.linear import compile_gemm, reference_gemm
     from npu.sim.functional import FunctionalSimulator
 
@@ -223,4 +224,4 @@ def test_gemm_row_groups_decode_the_reference_bit_for_bit(rows):
     assert np.abs(y).min(axis=1).max() > 0           # every row written
     np.testing.assert_array_equal(y, round_vector(reference_gemm(x, w.T, npu.mlen)))
     groups = {int(line.rsplit(",", 1)[1]) for line in kernel.listing.splitlines() if line.strip().startswith("mmt")}
-    assert groups == set(range(min(8, rows // npu.blen)))
+    assert groups == set(range(accumulators))
