@@ -75,13 +75,16 @@ def test_ar_npu_pays_only_the_generic_sampling_lowering():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_large_model_gemms_are_bound_by_weight_tile_loads_on_cloud():
+def test_large_model_gemms_are_bound_by_the_array_on_cloud():
+    """With 8 accumulators the two 16-row blocks of a 32-query step share each weight tile, and a
+    tile crosses the 8192-bit matrix-SRAM words in 32 cycles (DMA in, array load out): the matrix
+    unit itself binds (20-cycle tile ops, the drain and write-back of every column)."""
     step = NpuStepModel(CLOUD, step_program).step(LLADA, StepShape("dual", 32, 1256, 32))
     gemms = [op for op in step.operators if op.kind == "gemm"]
-    assert {op.bound for op in gemms} == {"weight_load"}
-    assert all(op.roofline == "memory" for op in gemms)
-    # the step is several times slower than the roofline (the weight-load finding)
-    assert step.seconds > 3 * step.roofline_seconds
+    assert {op.bound for op in gemms} == {"matrix"}
+    assert all(op.roofline == "compute" for op in gemms)
+    # the step is still well above the roofline (drains, non-GEMM work)
+    assert step.seconds > 2 * step.roofline_seconds
     assert 0 < step.utilisation < 1 and step.energy_j > 0
 
 

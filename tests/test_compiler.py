@@ -197,3 +197,31 @@ def test_blocks_longer_than_vlen_rank_across_vector_chunks():
     want = generate(ReferenceStepper(config, weights, npu, 80, "topk"), PROMPT, plan, config.mask_token_id)
     assert np.array_equal(got.tokens, want.tokens)
     assert [int(r.committed.sum()) for r in got.records] == [36, 36]
+
+
+@pytest.mark.parametrize("rows, accumulators", [(16 * 11, 8), (16 * 2, 4)])
+def test_gemm_row_groups_decode_the_reference_bit_for_bit(rows, accumulators):
+    """emit_gemm's row groups and multi-column panels (8 accumulators on dnpu-cloud: 11 blocks =
+    a group of 8 and one of 3, one column per panel; 2 blocks = one group of 2 in each of the 2
+    columns of one panel, one DMA per K step) give the bits of reference_gemm + mwb's rounding."""
+    from npu.compiler.linear import compile_gemm, reference_gemm
+    from npu.sim.functional import FunctionalSimulator
+
+    cloud = load_npu_config("dnpu-cloud")
+    npu = dataclasses.replace(cloud, formats=dataclasses.replace(cloud.formats, weights="bf16"))
+    k = n = 2 * npu.mlen
+    kernel = compile_gemm(npu, rows, k, n)
+    rng = np.random.default_rng(7)
+    sim = FunctionalSimulator(npu, dram_size=1 << 20)
+    round_vector = sim.vector_sram.round
+    x = round_vector(rng.normal(size=(rows, k)).astype(np.float32))
+    w = round_vector((rng.normal(size=(n, k)) / 8).astype(np.float32))
+    sim.dram.write(0, w, "bf16")                     # the only DRAM region: gemm.weight at 0
+    sim.vector_sram.write(0, x.reshape(-1))          # x then y, as compile_gemm allocates them
+    sim.load(kernel.program)
+    sim.run()
+    y = sim.vector_sram.read(rows * k, rows * n).reshape(rows, n)
+    assert np.abs(y).min(axis=1).max() > 0           # every row written
+    np.testing.assert_array_equal(y, round_vector(reference_gemm(x, w.T, npu.mlen)))
+    groups = {int(line.rsplit(",", 1)[1]) for line in kernel.listing.splitlines() if line.strip().startswith("mmt")}
+    assert groups == set(range(accumulators))

@@ -10,6 +10,7 @@ earliest the cycle after its dispatch; `wait` dispatches when the unit is done; 
 more cycle; total = the later of the front end and the last completion.
 """
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -29,6 +30,9 @@ from npu.sim.functional.simulator import HALT, InstructionFault
 
 EDGE = load_npu_config("dnpu-edge")
 CLOUD = load_npu_config("dnpu-cloud")
+# dnpu-cloud with its former one-row SRAM words (vector 1024, matrix 2048 bits): port-bound DMAs
+NARROW_CLOUD = dataclasses.replace(CLOUD, vector_sram=dataclasses.replace(CLOUD.vector_sram, width_bits=1024),
+                                   matrix_sram=dataclasses.replace(CLOUD.matrix_sram, width_bits=2048))
 
 
 def simulate(source, config=EDGE, **options):
@@ -56,7 +60,9 @@ def test_latency_model_times_every_instruction_with_plena_numbers():
     assert latency == {"vadd": 2, "vmul": 1, "vexp": 1, "vrecip": 2, "vmaxr": 4, "vsum": 8, "vrank": 20}
     mm = instruction_timing("mma", EDGE)
     assert (mm.occupancy, mm.fill_drain, mm.weight_load_cycles) == (1 + 8 + 3, 64, 64)
-    assert instruction_timing("mma", CLOUD).occupancy == 2 * 16  # 16 x 128 bf16 through a 128-byte port
+    cloud = instruction_timing("mma", CLOUD)  # 16 x 128 bf16 feed through a 256-byte port: 16 cycles
+    assert (cloud.occupancy, cloud.weight_load_cycles) == (1 + 16 + 3, 128 * 128 * 2 // 1024)
+    assert instruction_timing("mma", NARROW_CLOUD).occupancy == 2 * 16  # through a 128-byte port
 
 
 def test_dma_timing_is_setup_plus_sram_bytes_over_the_port_width():
@@ -82,8 +88,8 @@ def test_single_vector_op_takes_dispatch_plus_latency_plus_wait_and_halt(op, lat
 
 
 def test_independent_ops_on_two_units_overlap_and_wait_serialises_them():
-    overlapped = "vsum f1, r0\n mwb r0, r0\n wait vector|matrix\n halt"
-    serialised = "vsum f1, r0\n wait vector\n mwb r0, r0\n wait matrix\n halt"
+    overlapped = "vsum f1, r0\n mwb r0, r0, 0\n wait vector|matrix\n halt"
+    serialised = "vsum f1, r0\n wait vector\n mwb r0, r0, 0\n wait matrix\n halt"
     _, both = simulate(overlapped, record_timeline=True)
     _, one_by_one = simulate(serialised)
     # vsum: start 1, done 9. mwb: start 2, 8 port cycles, done 2 + 8 + 1 = 11. wait -> 11, halt 12.
@@ -113,7 +119,7 @@ def test_register_written_by_a_vector_reduction_stalls_its_reader():
 
 
 def test_full_queue_stalls_dispatch_until_the_oldest_entry_starts():
-    program = "mma r0, r0, r0\n" * 4 + "halt"
+    program = "mma r0, r0, r0, 0\n" * 4 + "halt"
     _, deep = simulate(program, record_timeline=True)
     _, shallow = simulate(program, queue_depth=2, record_timeline=True)
     # mma 0: weight tile load [1, 65), runs [65, 77); mma 1..3 follow every 12 cycles; the last
@@ -127,17 +133,29 @@ def test_full_queue_stalls_dispatch_until_the_oldest_entry_starts():
 
 @pytest.mark.parametrize("ops", [1, 2, 4, 7])
 def test_matrix_sequence_pays_weight_load_and_fill_drain_once(ops):
-    _, stats = simulate("mma r0, r0, r0\n" * ops + "mwb r0, r0\n wait matrix\n halt")
+    _, stats = simulate("mma r0, r0, r0, 0\n" * ops + "mwb r0, r0, 0\n wait matrix\n halt")
     # 1 + 64 (weight load) + 12 per op + 64 (drain) + 8 (mwb) + 1 (write), then wait and halt
     assert stats.cycles == 1 + 64 + 12 * ops + 64 + 8 + 1 + 2
     assert stats.energy.actions["mac"] == ops * 8 * 64 * 64
 
 
+def test_the_next_weight_tile_streams_in_under_every_op_that_reuses_the_current_one():
+    """Double-buffered weights: the shadow registers are free once the op that switched to the
+    current tile has started, so with two accumulators on one tile the next tile's load overlaps
+    both ops (edge: 64-cycle load, 12-cycle ops)."""
+    program = ("mma r0, r0, r0, 0\n mma r0, r0, r0, 1\n addi r1, r0, 4096\n mma r0, r0, r1, 0\n"
+               "wait matrix\n halt")
+    _, stats = simulate(program, record_timeline=True)
+    starts = [event.start for event in events(stats, "mma")]
+    # tile 0 loads [1, 65); ops at 65 and 77; tile 1 loads from 65 (not 77) on the free port
+    assert starts == [65, 77, 65 + 64]
+
+
 def test_a_new_weight_tile_per_op_is_limited_by_the_matrix_sram_port():
-    program = "".join(f"addi r1, r0, {4096 * i}\n mma r0, r0, r1\n" for i in range(4)) + \
-        "mwb r0, r0\n wait matrix\n halt"
+    program = "".join(f"addi r1, r0, {4096 * i}\n mma r0, r0, r1, 0\n" for i in range(4)) + \
+        "mwb r0, r0, 0\n wait matrix\n halt"
     _, stats = simulate(program)
-    _, reused = simulate(program.replace("mma r0, r0, r1", "mma r0, r0, r0"))
+    _, reused = simulate(program.replace("mma r0, r0, r1, 0", "mma r0, r0, r0, 0"))
     # each 64-cycle load needs the single port; the array waits for it (12-cycle ops)
     assert stats.cycles - reused.cycles == 3 * (64 - 12)
     assert stats.units["matrix"].stalls["dependency"] > reused.units["matrix"].stalls["dependency"]
@@ -168,7 +186,7 @@ def test_dma_time_grows_with_bytes_and_stays_under_the_dram_peak(dram):
 
 
 def test_dma_into_a_one_port_sram_is_capped_by_the_port_width():
-    _, stats = simulate(dma_load(256), config=CLOUD)
+    _, stats = simulate(dma_load(256), config=NARROW_CLOUD)
     # HBM3 delivers 819 bytes per cycle, but vector SRAM takes 128 bytes per cycle per port
     rate = 256 * 2048 / stats.cycles
     assert 0.9 * 128 < rate <= 128
@@ -238,10 +256,10 @@ _FAST_PATH_PROGRAM = """
         loopi 3, again
         dld.v a0, r0, r1, r2, r3, r2, bf16
         vexp r0, r0              # the vector unit competes for the vector SRAM port
-        mma r0, r0, r0           # weight tiles (alternately transposed) reserve the matrix
-        mmt r0, r0, r0           # SRAM port ahead: the next load finds it taken
-        mma r0, r0, r0
-        mmt r0, r0, r0
+        mma r0, r0, r0, 0           # weight tiles (alternately transposed) reserve the matrix
+        mmt r0, r0, r0, 0           # SRAM port ahead: the next load finds it taken
+        mma r0, r0, r0, 0
+        mmt r0, r0, r0, 0
         dld.m a1, r0, r1, r5, r4, r5, mxint4
         dld.v a0, r6, r1, r6, r7, r6, bf16
         dst.v a0, r0, r1, r2, r4, r2, bf16
@@ -250,7 +268,7 @@ _FAST_PATH_PROGRAM = """
         halt"""
 
 
-@pytest.mark.parametrize("config", [EDGE, CLOUD], ids=["edge", "cloud"])
+@pytest.mark.parametrize("config", [EDGE, NARROW_CLOUD], ids=["edge", "cloud"])
 @pytest.mark.parametrize("dram", ["bandwidth", "jedec"])
 def test_vectorised_dma_and_dram_paths_give_the_same_run_as_chunk_by_chunk(config, dram, monkeypatch):
     """Whole-DMA port reservations and the vectorised bandwidth pipe change no cycle or counter."""
@@ -369,7 +387,7 @@ def test_dma_and_vector_unit_contend_for_a_single_sram_port():
 # ---- outputs -----------------------------------------------------------------------------------
 
 def test_chrome_trace_is_valid_json_with_one_event_per_instruction(tmp_path):
-    source = dma_load(4).replace("wait dma\n halt", "vexp r0, r0\n mma r0, r0, r0\n wait dma|vector|matrix\n halt")
+    source = dma_load(4).replace("wait dma\n halt", "vexp r0, r0\n mma r0, r0, r0, 0\n wait dma|vector|matrix\n halt")
     _, stats = simulate(source, record_timeline=True)
     trace = json.loads(stats.write_chrome_trace(tmp_path / "trace.json").read_text())
     instructions = [e for e in trace["traceEvents"] if e["ph"] == "X"]
@@ -382,7 +400,7 @@ def test_chrome_trace_is_valid_json_with_one_event_per_instruction(tmp_path):
 
 
 def test_breakdowns_add_up_and_energy_is_counts_times_energies():
-    _, stats = simulate(dma_load(16).replace("halt", "mma r0, r0, r0\n mwb r0, r0\n vexp r0, r0\n"
+    _, stats = simulate(dma_load(16).replace("halt", "mma r0, r0, r0, 0\n mwb r0, r0, 0\n vexp r0, r0\n"
                                                      "wait matrix|vector\n halt"))
     for name, unit in stats.units.items():
         assert unit.busy + sum(unit.stalls.values()) + unit.idle == stats.cycles, name
@@ -394,7 +412,7 @@ def test_breakdowns_add_up_and_energy_is_counts_times_energies():
 
 
 def test_runs_are_deterministic():
-    source = dma_load(32).replace("halt", "loopi 50, e\n vexp r0, r0\n mma r0, r0, r0\n e:\n wait vector|matrix\n halt")
+    source = dma_load(32).replace("halt", "loopi 50, e\n vexp r0, r0\n mma r0, r0, r0, 0\n e:\n wait vector|matrix\n halt")
     first = simulate(source, record_timeline=True)[1]
     sim, second = simulate(source, record_timeline=True)
     assert first == second
@@ -424,7 +442,7 @@ def test_dma_that_cannot_finish_in_time_reports_the_stuck_instruction_and_units(
 
 def test_wait_past_the_cycle_limit_is_reported():
     sim = CycleSimulator(EDGE)
-    sim.load(assemble("mma r0, r0, r0\n mwb r0, r0\n wait matrix\n halt"))
+    sim.load(assemble("mma r0, r0, r0, 0\n mwb r0, r0, 0\n wait matrix\n halt"))
     with pytest.raises(CycleLimitError, match="wait") as caught:
         sim.run(max_cycles=100)
     assert "matrix: 2 accepted" in "\n".join(caught.value.unit_states)
@@ -446,9 +464,9 @@ PROGRAMS = {
           loopi 0, never
             vexp r6, r6
           never:
-          mma r0, r0, r0
+          mma r0, r0, r0, 0
         outer:
-        mwb r7, r0
+        mwb r7, r0, 0
         wait matrix|vector
         halt""",
     "countdown with branches": """

@@ -411,8 +411,8 @@ def gemm_source(transposed=False):
     op, op_acc = ("mmt", "mmta") if transposed else ("mm", "mma")
     for nt in range(2):
         lines += [f"addi r6, r0, {nt * 4096}", f"addi r7, r0, {2 * 4096 + nt * 4096}",
-                  f"{op} r0, r3, r6", "addi r8, r0, 64", f"{op_acc} r8, r3, r7",
-                  f"addi r9, r0, {2048 + nt * 64}", "mwb r9, r3"]
+                  f"{op} r0, r3, r6, 0", "addi r8, r0, 64", f"{op_acc} r8, r3, r7, 0",
+                  f"addi r9, r0, {2048 + nt * 64}", "mwb r9, r3, 0"]
     return "\n".join(lines + ["halt"])
 
 
@@ -438,6 +438,40 @@ def test_tiled_gemm_matches_the_systolic_reference_and_numpy(transposed):
     assert stats.macs == 4 * 8 * 64 * 64
     assert stats.bytes_moved["dram_read"] == 4 * 64 * 64 * 2
     assert stats.by_unit["matrix"] == 6
+
+
+def test_interleaved_accumulators_keep_the_single_accumulator_result():
+    """Both output-column tiles accumulated K-outer, interleaved into accumulators 0 and 1, give
+    the very bits of the one-accumulator, K-inner program: each accumulator sums its own tile ops
+    in issue order (the reuse emit_gemm makes of one weight tile across row blocks)."""
+    a = bf16(rng.normal(size=(8, 128)))
+    w = bf16(rng.normal(size=(128, 128)) / 8)
+    results = []
+    for source in (gemm_source(), gemm_source()):
+        sim = FunctionalSimulator(EDGE, dram_size=1 << 16)
+        sim.dram.write(0, w, "bf16")
+        sim.vector_sram.write(0, a)
+        if results:  # second run: K outer, column tiles into accumulators 0 and 1
+            head = source.split("wait dma")[0] + "wait dma"
+            body = []
+            for kt, op in ((0, "mm"), (1, "mma")):
+                body += [f"addi r8, r0, {kt * 64}"]
+                for nt in range(2):
+                    body += [f"addi r6, r0, {(kt * 2 + nt) * 4096}", f"{op} r8, r3, r6, {nt}"]
+            for nt in range(2):
+                body += [f"addi r9, r0, {2048 + nt * 64}", f"mwb r9, r3, {nt}"]
+            source = "\n".join([head, *body, "halt"])
+        run(source, sim)
+        results.append(sim.vector_sram.read(2048, 8 * 128).copy())
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_an_accumulator_the_machine_lacks_faults():
+    sim = FunctionalSimulator(dataclasses.replace(EDGE, accumulators=2), dram_size=1 << 12)
+    with pytest.raises(SimulationError, match="accumulator 2 does not exist"):
+        run("mm r0, r0, r0, 2\n halt", sim)
+    with pytest.raises(SimulationError, match="accumulator 3 does not exist"):
+        run("mwb r0, r0, 3\n halt", sim)
 
 
 # ---- control ---------------------------------------------------------------------------------
@@ -541,7 +575,7 @@ def test_registers_written_by_the_vector_unit_need_wait_vector():
 def test_matrix_writeback_then_dma_store_needs_wait_matrix():
     source = """
         addi r1, r0, 64
-        mwb r0, r1
+        mwb r0, r1, 0
         {wait}
         addi r2, r0, 1
         dst.v a0, r0, r2, r1, r1, r1, bf16

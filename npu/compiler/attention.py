@@ -168,14 +168,14 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
             asm.li("r5", tile)
             with asm.loop(chunks):
                 asm("add r6, r8, r0")
-                asm("mmt r6, r2, r4", macs=blen * mlen * mlen)
+                asm("mmt r6, r2, r4, 0", macs=blen * mlen * mlen)
                 asm("add r4, r4, r5")
                 if dim_tiles > 1:
                     with asm.loop(dim_tiles - 1):
                         asm(f"addi r6, r6, {mlen}")
-                        asm("mmta r6, r2, r4", macs=blen * mlen * mlen)
+                        asm("mmta r6, r2, r4, 0", macs=blen * mlen * mlen)
                         asm("add r4, r4, r5")
-                asm("mwb r1, r3")
+                asm("mwb r1, r3, 0")
                 asm(f"addi r1, r1, {mlen}")
             asm("wait matrix")
             # 2. softmax rows
@@ -221,13 +221,13 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
             with asm.loop(dim_tiles):
                 asm("add r7, r2, r0")
                 asm("add r10, r1, r0")
-                asm("mm r7, r3, r10", macs=blen * mlen * mlen)
+                asm("mm r7, r3, r10, 0", macs=blen * mlen * mlen)
                 if chunks > 1:
                     with asm.loop(chunks - 1):
                         asm(f"addi r7, r7, {mlen}")
                         asm("add r10, r10, r14")
-                        asm("mma r7, r3, r10", macs=blen * mlen * mlen)
-                asm("mwb r4, r6")
+                        asm("mma r7, r3, r10, 0", macs=blen * mlen * mlen)
+                asm("mwb r4, r6, 0")
                 asm(f"addi r4, r4, {mlen}")
                 asm("add r1, r1, r5")
             asm("wait matrix")

@@ -22,6 +22,7 @@ from typing import Any
 from npu.config import DEFAULT_CONFIG_DIR, ConfigError, read_yaml, validate_mapping
 from npu.hw.numerics import FORMATS
 from npu.hw.technology import Technology, load_technology
+from npu.isa.table import ACC_INDEX_BITS
 
 CONFIG_DIR = DEFAULT_CONFIG_DIR / "npu"
 
@@ -118,6 +119,9 @@ class NPUConfig:
     dram: DramConfig
     formats: FormatConfig
     description: str = ""
+    # BLEN x MLEN fp32 accumulators of the matrix unit (`acc` operand of mm*/mwb): tile ops on one
+    # weight tile into different accumulators load the tile once (weight reuse across row blocks)
+    accumulators: int = 1
     # cycle counts and energies (config/tech/<name>.yaml) the cost model times this machine with
     technology: Technology = field(default_factory=load_technology, repr=False)
     source: str = field(default="<dict>", compare=False, repr=False)
@@ -209,6 +213,8 @@ class NPUConfig:
             fail("vlen", f"{self.vlen} must divide mlen={self.mlen} (a tile row is whole vector rows)")
         if self.blen > self.mlen:
             fail("blen", f"{self.blen} must not exceed mlen={self.mlen}")
+        if not isinstance(self.accumulators, int) or not 1 <= self.accumulators <= 1 << ACC_INDEX_BITS:
+            fail("accumulators", f"{self.accumulators} must be 1..{1 << ACC_INDEX_BITS} (the ISA's `acc` field)")
         if self.vlen % self.mx_block:
             fail("mx_block", f"{self.mx_block} must divide vlen={self.vlen} (an MX block never spans rows)")
 
@@ -243,18 +249,20 @@ class NPUConfig:
                 fail(f"{key}.width_bits", f"{mem.width_bits} is wider than the whole memory")
 
         vector_row_bits = self.vlen * FORMATS[self.formats.vector].bits
-        if self.vector_sram.width_bits != vector_row_bits:
+        # Wider words move whole rows side by side (a banked SRAM): the ports' cycles are bytes /
+        # width for every access (npu.sim.cost.latency.port_cycles), vector ops still take one row.
+        if self.vector_sram.width_bits % vector_row_bits:
             fail(
                 "vector_sram.width_bits",
-                f"{self.vector_sram.width_bits} must equal vlen x element bits = {vector_row_bits} "
-                f"(one row of {self.vlen} {self.formats.vector} elements per access)",
+                f"{self.vector_sram.width_bits} must be a multiple of vlen x element bits = {vector_row_bits} "
+                f"(whole rows of {self.vlen} {self.formats.vector} elements per access)",
             )
         matrix_row_bits = self.mlen * MATRIX_SRAM_ELEMENT_BITS
-        if self.matrix_sram.width_bits != matrix_row_bits:
+        if self.matrix_sram.width_bits % matrix_row_bits or self.matrix_sram.width_bits > self.mlen * matrix_row_bits:
             fail(
                 "matrix_sram.width_bits",
-                f"{self.matrix_sram.width_bits} must equal mlen x 16 = {matrix_row_bits} "
-                f"(one bf16 tile row per access feeds the array)",
+                f"{self.matrix_sram.width_bits} must be a multiple of mlen x 16 = {matrix_row_bits} "
+                f"(whole bf16 tile rows per access feed the array), at most a tile",
             )
         for key in ("fp_sram", "int_sram"):
             if memories[key].width_bits % SCALAR_WORD_BITS:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from npu.isa.table import (
+    ACC_INDEX_BITS,
     DRAM_FORMATS,
     FUNCT_LSB,
     FUNCT_WIDTH,
@@ -65,10 +66,13 @@ blocks of `mx_block` elements stored as one E8M0 scale byte followed by the pack
 `int32` is the INT SRAM format and only that. Block-addressed KV cache: `amac a1, a0, r_slot,
 r_slot_bytes` forms a slot's address so a block's slots are overwritten in place.
 
-**Matrix unit.** `mm act, stride, w` computes `ACC[BLEN x MLEN] = A @ W` with A = BLEN rows
-of MLEN elements at vector SRAM `act + i*stride` and W the tile at matrix SRAM `w`; `mma`
-accumulates, `mmt`/`mmta` use W^T (Q K^T with K tiles loaded as stored). Accumulation is fp32
-in the systolic order of `numerics.hw_matmul_accumulate`. `mwb dst, stride` writes ACC back.
+**Matrix unit.** `mm act, stride, w, acc` computes `ACC[acc][BLEN x MLEN] = A @ W` with A =
+BLEN rows of MLEN elements at vector SRAM `act + i*stride` and W the tile at matrix SRAM `w`;
+`mma` accumulates, `mmt`/`mmta` use W^T (Q K^T with K tiles loaded as stored). Accumulation is
+fp32 in the systolic order of `numerics.hw_matmul_accumulate`. `mwb dst, stride, acc` writes
+accumulator `acc` back. A machine has `accumulators` of them (its preset; 1 to
+2^{ACC_INDEX_BITS}): consecutive tile ops on one weight tile into different accumulators load
+the tile once, so a GEMM reuses each tile across that many row blocks.
 
 **Loops.** `loop rN, end` / `loopi n, end` repeat the instructions from the next one up to (not
 including) label `end`, with zero overhead; a count of 0 skips the body. Loops nest up to

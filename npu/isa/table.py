@@ -26,6 +26,9 @@ NUM_INT_REGS = 16  # r0 reads as zero
 NUM_FP_REGS = 8
 NUM_ADDR_REGS = 8
 MAX_LOOP_DEPTH = 4  # nested zero-overhead loops the loop stack holds
+# Accumulators the matrix-unit instructions can name (`acc` field); a machine has
+# NPUConfig.accumulators <= 2**ACC_INDEX_BITS of them (config/npu/*.yaml `accumulators`).
+ACC_INDEX_BITS = 3
 
 # Data formats a DMA transfer converts between DRAM and an SRAM (3-bit `fmt` field).
 # Names follow npu.hw.numerics.FORMATS (int32 is raw two's complement, for INT SRAM only).
@@ -321,11 +324,13 @@ def _build() -> tuple[InstructionSpec, ...]:
     for funct, (name, sem) in enumerate((
             ("mm", "ACC <- A @ W"), ("mma", "ACC <- ACC + A @ W"),
             ("mmt", "ACC <- A @ W^T"), ("mmta", "ACC <- ACC + A @ W^T"))):
-        t.add(name, 38, "act:r stride:r w:r", M,
-              f"{sem}; A = BLEN rows of MLEN at VEC_SRAM[act + i*stride], W = MLENxMLEN tile at MAT_SRAM[w] (fp32 acc)",
-              "matrix", funct=funct)
-    t.add("mwb", 39, "dst:r stride:r", M,
-          "VEC_SRAM[dst + i*stride + j] <- round_vector(ACC[i][j]) for i < BLEN, j < MLEN", "matrix_wb")
+        t.add(name, 38, "act:r stride:r w:r acc:u", M,
+              f"{sem}; ACC = accumulator `acc` (< NPUConfig.accumulators), A = BLEN rows of MLEN at "
+              f"VEC_SRAM[act + i*stride], W = MLENxMLEN tile at MAT_SRAM[w] (fp32 acc)",
+              "matrix", funct=funct, widths={"acc": ACC_INDEX_BITS})
+    t.add("mwb", 39, "dst:r stride:r acc:u", M,
+          "VEC_SRAM[dst + i*stride + j] <- round_vector(ACC[acc][i][j]) for i < BLEN, j < MLEN", "matrix_wb",
+          widths={"acc": ACC_INDEX_BITS})
 
     t.group = "Vector unit: element-wise"
     rows_note = "(one row of VLEN lanes; vector SRAM addresses in elements, VLEN-aligned)"

@@ -59,13 +59,13 @@ gemm_prefetched:
         loopi M_BLOCKS, gemm_blocks_end
         addi r4, r15, 0
         addi r7, r8, 0
-        mm   r4, r5, r7
+        mm   r4, r5, r7, 0
         loopi K_TILES_MINUS_1, gemm_k_end
         addi r4, r4, MLEN
         addi r7, r7, TILE_ELEMS
-        mma  r4, r5, r7
+        mma  r4, r5, r7, 0
 gemm_k_end:
-        mwb  r1, r6
+        mwb  r1, r6, 0
         addi r15, r15, BLOCK_ACT_STEP
         addi r1, r1, BLOCK_OUT_STEP
 gemm_blocks_end:

@@ -385,7 +385,9 @@ class SegmentBuilder:
             unit.add(at, start, timing.occupancy, timing.latency)
             self.resources["matrix"] += timing.occupancy
             self.accumulator_ready = start + timing.latency
-            self.since_tile_op = timing.occupancy
+            # cycles since the op that switched to the held tile started: the next tile may
+            # stream in under every op that reuses this one (cycle simulator: shadow_free)
+            self.since_tile_op = timing.occupancy if new_tile else self.since_tile_op + timing.occupancy
         self._queued("matrix", at, start - previous_end, timing.occupancy)
         for use in timing.ports:
             self.ports[use.memory] += use.cycles

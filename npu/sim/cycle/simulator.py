@@ -511,9 +511,11 @@ class _Run:
                 stalls["dependency"] += start - earliest
         else:
             tile = (self.int_regs[slot.operands["w"]], slot.mnemonic in ("mmt", "mmta"))
-            if tile != self.loaded_tile:
+            switched = tile != self.loaded_tile
+            if switched:
                 # The array double-buffers weights: the next tile streams in through a matrix
-                # SRAM port once the previous op has started using its own tile.
+                # SRAM port once the op that switched to the current tile has started (the
+                # shadow registers are free from then on, however many ops reuse the tile).
                 wanted = max(dispatch + 1, self.shadow_free)
                 loading = self.pools["matrix_sram"].reserve(wanted, timing.weight_load_cycles)
                 self.loaded_tile, self.tile_ready = tile, loading + timing.weight_load_cycles
@@ -535,7 +537,8 @@ class _Run:
             stalls["port_conflict"] += granted - start
         end, done = granted + slot.occupancy, granted + slot.latency
         if slot.mnemonic != "mwb":
-            self.shadow_free = granted
+            if switched:
+                self.shadow_free = granted
             self.acc_ready = done
         unit.busy += slot.occupancy
         # unit.record(pc, dispatch, granted, end, done), inlined (millions of calls):

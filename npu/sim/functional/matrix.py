@@ -1,5 +1,6 @@
-"""Matrix-unit handlers: BLEN x MLEN activations times an MLEN x MLEN weight tile into the fp32
-accumulator (in the systolic array's accumulation order, npu.hw.numerics), and its write-back."""
+"""Matrix-unit handlers: BLEN x MLEN activations times an MLEN x MLEN weight tile into one of the
+fp32 accumulators (in the systolic array's accumulation order, npu.hw.numerics), and its write-back.
+Each accumulator sums its own tile ops in issue order, so naming several changes no arithmetic."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from npu.hw import numerics
 from npu.isa.encoding import Instruction
-from npu.sim.functional.handlers import Handler, HandlerBuilder, InstructionFault
+from npu.sim.functional.handlers import Handler, HandlerBuilder, InstructionFault, fault_handler
 
 if TYPE_CHECKING:
     from npu.sim.functional.simulator import FunctionalSimulator
@@ -32,14 +33,28 @@ def _rows_indexer(sim: FunctionalSimulator):
     return rows_index
 
 
+def _missing_accumulator(sim: FunctionalSimulator, ins: Instruction) -> Handler | None:
+    """A faulting handler when the `acc` operand names an accumulator this machine lacks."""
+    acc, count = ins.operands["acc"], sim.accumulators.shape[0]
+    if acc < count:
+        return None
+    return fault_handler(f"{ins.mnemonic}: accumulator {acc} does not exist: {sim.config.name} has {count} "
+                         f"(`accumulators` in its preset)")
+
+
 def build_writeback(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
-    """mwb: the accumulator, rounded to the vector format, into BLEN vector SRAM rows."""
+    """mwb: accumulator `acc`, rounded to the vector format, into BLEN vector SRAM rows."""
     ops, regs, following, vector = ins.operands, sim.int_regs, pc + 1, sim.vector_sram
     rows_index = _rows_indexer(sim)
 
+    acc = ins.operands["acc"]
+    missing = _missing_accumulator(sim, ins)
+    if missing is not None:
+        return missing
+
     def writeback() -> int:
         index = rows_index(regs[ops["dst"]], regs[ops["stride"]], True)
-        vector.data[index] = vector.round(sim.accumulator)
+        vector.data[index] = vector.round(sim.accumulators[acc])
         if vector.written is not None:
             vector.written[index] = True
         return following
@@ -53,6 +68,10 @@ def build_multiply(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handl
     rows_index = _rows_indexer(sim)
     accumulate, transpose = name in ("mma", "mmta"), name in ("mmt", "mmta")
     tile = mlen * mlen
+    acc = ins.operands["acc"]
+    missing = _missing_accumulator(sim, ins)
+    if missing is not None:
+        return missing
 
     def multiply() -> int:
         act = vector.data[rows_index(regs[ops["act"]], regs[ops["stride"]], False)]
@@ -65,8 +84,8 @@ def build_multiply(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handl
             raise InstructionFault(f"weight tile at matrix SRAM {w_at} read before written (strict mode)")
         sync.access("matrix", "matrix_sram", w_at, w_at + tile, False)
         weight = matrix.data[w_at:w_at + tile].reshape(mlen, mlen)
-        start = sim.accumulator if accumulate else np.zeros_like(sim.accumulator)
-        sim.accumulator = numerics.hw_matmul_accumulate(start, act, weight.T if transpose else weight)
+        start = sim.accumulators[acc] if accumulate else np.zeros_like(sim.accumulators[acc])
+        sim.accumulators[acc] = numerics.hw_matmul_accumulate(start, act, weight.T if transpose else weight)
         return following
     return multiply
 

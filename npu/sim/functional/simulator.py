@@ -128,13 +128,13 @@ class _SyncTracker:
 
 
 class FunctionalSimulator:
-    """The dnpu as numpy arrays: DRAM bytes, four SRAMs, register files, matrix accumulator.
+    """The dnpu as numpy arrays: DRAM bytes, four SRAMs, register files, matrix accumulators.
 
     sim = FunctionalSimulator(load_npu_config("dnpu-edge"), dram_size=1 << 20)
     sim.dram.write(0, logits, "bf16"); sim.load(assemble(text)); stats = sim.run()
 
     The unit modules' handlers read and write its state directly: the register files
-    (int_regs, fp_regs, addr_regs), the SRAMs, dram, accumulator, active_loops, `sync` (the
+    (int_regs, fp_regs, addr_regs), the SRAMs, dram, accumulators, active_loops, `sync` (the
     pending accesses of the decoupled units) and `traffic` (DMA bytes, counted live).
     """
 
@@ -178,7 +178,7 @@ class FunctionalSimulator:
         self.sync.wait((1 << len(SYNC_UNITS)) - 1)
         self.traffic.clear()
         self._counts[:] = [0] * (len(self.program) + 1 if self.program is not None else 0)
-        self.accumulator = np.zeros((self.blen, self.mlen), dtype=np.float32)
+        self.accumulators = np.zeros((self.config.accumulators, self.blen, self.mlen), dtype=np.float32)
         self.pc = 0
         self._executed = 0
 
