@@ -11,6 +11,7 @@
 #                   and over every configuration                       results/crossval/summary.{tsv,png}
 #   roofline        per operator/step: attained vs compute and DRAM bound results/{npu}/{model}/roofline.{tsv,png}
 #   gpu_baselines   A6000/A100/H100 models of the same generations      results/gpu/*.tsv
+#   speedup         NPU presets vs those GPUs: tok/s, mJ/token, ratios  results/speedup.{tsv,png}
 #   calibrate       static KV-smoothing factors (offline baseline)      results/models/{model}/kv/
 #   accuracy        KV methods x bits x cache modes (BAOS, baselines)   results/kv/accuracy.{tsv,md}
 #   accuracy_exact  bf16 / BAOS-MXINT KV in the NPU's exact arithmetic    results/kv/exact.tsv
@@ -63,5 +64,6 @@ rule all:
         f"{RESULTS}/crossval/summary.tsv",
         expand(f"{RESULTS}/{{npu}}/{{model}}/roofline.tsv", npu=NPUS, model=ALL_MODELS),
         GPU_TARGETS,
+        SPEEDUP_TARGETS,
         QUANT_TARGETS,
     default_target: True

@@ -136,6 +136,15 @@ def _add_crossvalidation_summary(sub) -> None:
     p.add_argument("--figure", required=True, type=Path)
 
 
+def _add_speedup(sub) -> None:
+    p = sub.add_parser("speedup", help="NPU generations vs the modelled GPUs: tokens/s, energy, ratios")
+    p.add_argument("--analytical", required=True, nargs="+", type=Path, help="results/{npu}/{model}/analytical.tsv tables")
+    p.add_argument("--npus", required=True, nargs="+", type=NPU, help="the NPU presets of those tables: names or YAML paths")
+    p.add_argument("--gpu", required=True, type=Path, help="results/gpu/gpu_generations.tsv")
+    p.add_argument("--out", required=True, type=Path, help="speedup.tsv to write")
+    p.add_argument("--figure", required=True, type=Path, help="speedup.png to write")
+
+
 def _add_quantization(sub) -> None:
     p = sub.add_parser("calibrate", help="static KV-smoothing factors of a trained model (offline baseline)")
     p.add_argument("--checkpoint", required=True, type=Path)
@@ -321,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_crossvalidation_summary(sub)
     _add_roofline(sub)
     _add_gpu_baselines(sub)
+    _add_speedup(sub)
     _add_quantization(sub)
     _add_verify(sub)
     _add_program_tools(sub)
@@ -382,6 +392,10 @@ def _run(args: argparse.Namespace) -> None:
         from npu.stages.simulate import gpu_baselines_stage
 
         gpu_baselines_stage(args.out_dir, tuple(args.models), settings=_scenario_settings(args))
+    elif args.stage == "speedup":
+        from npu.stages.simulate import speedup_stage
+
+        speedup_stage(args.analytical, args.npus, args.gpu, args.out, args.figure)
     elif args.stage == "verify":
         from npu.stages.verify import verify_stage
 

@@ -18,6 +18,9 @@
   (npu.check.roofline) -> `roofline.tsv` and `roofline.png`;
 - `gpu_baselines_stage` (rule gpu_baselines): the GPU roofline models of the same generations,
   the Fast-dLLM A100 check and the GPU sampling-share sweep;
+- `speedup_stage` (rule speedup): the NPU tables of the public-shape models next to the GPU
+  table - tokens/s, energy per token, the ratios, a bandwidth-matched ratio and the paper's
+  claim (npu.sim.analytical.speedup) -> `results/speedup.{tsv,png}`;
 - `device_validation_stage` (no rule; tests, benchmarks): the device model calibrated on this
   machine vs measured PyTorch.
 
@@ -97,6 +100,68 @@ def gpu_baselines_stage(out_dir: str | Path, models: tuple[str | Path, ...] = ("
           f"T={peak['temperature']}, {peak['cache']}) vs the claimed {SAMPLING_CLAIM:.0%}", file=sys.stderr)
     return [write_tsv(out_dir / "gpu_generations.tsv", rows), write_tsv(out_dir / "fast_dllm_check.tsv", check),
             write_tsv(out_dir / "gpu_sampling_share.tsv", sweep)]
+
+
+def speedup_stage(analytical: list[str | Path], npus: list[str | Path], gpu_table: str | Path,
+                  out_tsv: str | Path, out_png: str | Path) -> list[dict]:
+    """The generation table of the NPU presets against the modelled GPUs, read from the tables
+    the simulation stages wrote (no recomputation, so it quotes exactly their figures); npus:
+    the presets named in the tables' `machine` column, read for their DRAM bandwidth."""
+    from npu.hw.config import load_npu_config
+    from npu.sim.analytical.speedup import speedup_rows
+
+    bandwidths = {config.name: config.dram.bandwidth_gbps for config in map(load_npu_config, npus)}
+    rows = speedup_rows(analytical, bandwidths, gpu_table)
+    for row in rows:
+        figure = (f"{row['speedup']:.3g}x (bandwidth-matched {row['bandwidth_matched_speedup']:.3g}x)"
+                  if row["status"] == "ok" else row["status"])
+        print(f"speedup {row['npu']} vs {row['gpu']} {row['model']} {row['cache']}/{row['rule']}: {figure}",
+              file=sys.stderr)
+    write_tsv(out_tsv, rows)
+    _speedup_figure(rows, out_png)
+    return rows
+
+
+def _speedup_figure(rows: list[dict], out_png: str | Path) -> Path:
+    """Speedup over each GPU per (NPU, model, cache, rule), bandwidth-matched beside it, on a log
+    axis (the edge preset is orders of magnitude below the GPUs); configurations without figures
+    are listed, not drawn, so the figure exists even when nothing compiled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from npu.sim.analytical.speedup import PAPER_SPEEDUP_OVER_A6000
+
+    ok = [row for row in rows if row["status"] == "ok"]
+    groups = list(dict.fromkeys((r["npu"], r["model"], r["cache"], r["rule"]) for r in ok))
+    gpus = list(dict.fromkeys(r["gpu"] for r in ok))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups)), 4.0))
+    if ok:
+        value = {(r["npu"], r["model"], r["cache"], r["rule"], r["gpu"]): r for r in ok}
+        width = 0.8 / (2 * len(gpus))
+        for i, gpu in enumerate(gpus):
+            for j, (key, name, hatch) in enumerate((("speedup", f"vs {gpu}", None),
+                                                    ("bandwidth_matched_speedup", f"vs {gpu}, per GB/s", "//"))):
+                offset = (2 * i + j - len(gpus) + 0.5) * width
+                ax.bar([g + offset for g in range(len(groups))], [value[(*group, gpu)][key] for group in groups],
+                       width, label=name, hatch=hatch, color=f"C{i}", alpha=0.55 if hatch else 1.0)
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="grey", linestyle=":", linewidth=0.8, label="parity")
+        ax.axhline(PAPER_SPEEDUP_OVER_A6000, color="k", linestyle="--", linewidth=0.8,
+                   label=f"paper: {PAPER_SPEEDUP_OVER_A6000}x over the A6000")
+        ax.set_xticks(range(len(groups)), ["\n".join(group) for group in groups], fontsize=6, rotation=90)
+        ax.legend(fontsize=6)
+    failed = sorted({f"{r['npu']} {r['model']}: {r['status'][:60]}" for r in rows if r["status"] != "ok"})
+    if failed:
+        ax.text(0.01, 0.99, "no figures:\n" + "\n".join(failed), transform=ax.transAxes, fontsize=6, va="top")
+    ax.set_ylabel("NPU tokens/s / GPU tokens/s")
+    ax.set_title("NPU presets vs modelled GPUs, same generations (analytical models)")
+    fig.tight_layout()
+    path = Path(out_png)
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    return path
 
 
 def device_validation_stage(out_dir: str | Path, device: str = "cpu", scale: float = 1.0, rounds: int = 2) -> list[Path]:

@@ -63,6 +63,8 @@ SCENARIO_ARGS = " ".join([
 
 NPUS = config["npus"]
 GPU_TARGETS = [f"{RESULTS}/gpu/gpu_generations.tsv"] if SHAPE_ONLY_MODELS else []
+# The NPU-vs-GPU generation table needs a public-shape model and an NPU to compare.
+SPEEDUP_TARGETS = [f"{RESULTS}/speedup.tsv"] if SHAPE_ONLY_MODELS and NPUS else []
 for name in NPUS:  # each NPU preset (and the technology file it names) checked in full
     try:
         load_npu_config(preset_path("npu", name, CONFIG_DIR), CONFIG_DIR)

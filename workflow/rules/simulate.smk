@@ -129,3 +129,24 @@ rule gpu_baselines:
         "../../envs/dnpu.yaml"
     shell:
         "npu gpu-baselines --models {params.presets} {params.scenarios} --out-dir $(dirname {output.generations}) 2> {log}"
+
+
+rule speedup:
+    """The NPU presets' generations of the public-shape models next to the modelled GPUs running
+    the same schedules: tokens/s, energy per token, ratios, a bandwidth-matched ratio."""
+    input:
+        analytical=expand(f"{RESULTS}/{{npu}}/{{model}}/analytical.tsv", npu=NPUS, model=SHAPE_ONLY_MODELS),
+        gpu=f"{RESULTS}/gpu/gpu_generations.tsv",
+        npus=[npu_preset_files(name)["npu"] for name in NPUS],
+    output:
+        table=f"{RESULTS}/speedup.tsv",
+        figure=f"{RESULTS}/speedup.png",
+    params:
+        code=stage_code("simulate", "speedup_stage"),
+    log:
+        f"{RESULTS}/logs/speedup.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu speedup --analytical {input.analytical} --npus {input.npus} --gpu {input.gpu} "
+        "--out {output.table} --figure {output.figure} 2> {log}"
