@@ -87,6 +87,15 @@ def test_pipeline_produces_every_artifact(mini_pipeline):
     too_big = (mini_pipeline / "results" / "dnpu-edge" / "dream-7b" / "compile.tsv").read_text()
     assert "does-not-fit" in too_big and "vector_sram" in too_big
     assert "tokens_per_s" in (mini_pipeline / "results" / "dnpu-edge" / "dream-7b" / "analytical.tsv").read_text()
+    # dream-7b does not compile for dnpu-edge: the generation table carries it without figures or ratios
+    speedup = [line.split("\t") for line in (mini_pipeline / "results" / "speedup.tsv").read_text().splitlines()]
+    header, body = speedup[0], [dict(zip(speedup[0], line)) for line in speedup[1:]]
+    assert {"speedup", "bandwidth_matched_speedup", "normalisation", "paper_speedup", "status"} <= set(header)
+    assert {(r["model"], r["npu"], r["gpu"]) for r in body} == {("dream-7b", "dnpu-edge", gpu)
+                                                              for gpu in ("rtx-a6000", "a100-80gb", "h100-sxm")}
+    assert len(body) == 2 * 2 * 3  # (dual, prefix) x (top-k, threshold) x three GPUs
+    assert all(r["status"].startswith("not compilable") and r["speedup"] == "nan" for r in body)
+    assert (mini_pipeline / "results" / "speedup.png").stat().st_size > 0
 
 
 def test_pipeline_simulates_compiled_programs_and_crossvalidates_them(mini_pipeline):

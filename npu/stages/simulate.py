@@ -151,7 +151,7 @@ def _speedup_figure(rows: list[dict], out_png: str | Path) -> Path:
         ax.axhline(PAPER_SPEEDUP_OVER_A6000, color="k", linestyle="--", linewidth=0.8,
                    label=f"paper: {PAPER_SPEEDUP_OVER_A6000}x over the A6000")
         ax.set_xticks(range(len(groups)), ["\n".join(group) for group in groups], fontsize=6, rotation=90)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper right", ncol=4)
     failed = sorted({f"{r['npu']} {r['model']}: {r['status'][:60]}" for r in rows if r["status"] != "ok"})
     if failed:
         ax.text(0.01, 0.99, "no figures:\n" + "\n".join(failed), transform=ax.transAxes, fontsize=6, va="top")
