@@ -124,7 +124,7 @@ def speedup_stage(analytical: list[str | Path], npus: list[str | Path], gpu_tabl
 
 def _speedup_figure(rows: list[dict], out_png: str | Path) -> Path:
     """Speedup over each GPU per (NPU, model, cache, rule), bandwidth-matched beside it, on a log
-    axis (the edge preset is orders of magnitude below the GPUs); configurations without figures
+    axis (the ratios span orders of magnitude across presets); configurations without figures
     are listed, not drawn, so the figure exists even when nothing compiled."""
     import matplotlib
 
