@@ -407,7 +407,7 @@ def test_breakdowns_add_up_and_energy_is_counts_times_energies():
     energy = stats.energy
     assert energy.picojoules["matrix"] == pytest.approx(8 * 64 * 64 * EDGE.technology.energy.mac)
     assert energy.actions["dram_read_bytes"] == 16 * 2048
-    assert energy.picojoules["leakage"] == pytest.approx(stats.cycles * EDGE.technology.energy.leakage_pj_per_cycle(EDGE))
+    assert energy.picojoules["leakage"] == pytest.approx(stats.cycles * EDGE.technology.energy.leakage_pj_per_cycle(EDGE.total_sram_bytes, EDGE.clock_ghz))
     assert energy.total_pj == pytest.approx(sum(energy.picojoules.values()))
 
 

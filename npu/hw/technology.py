@@ -13,12 +13,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from npu.config import ConfigError, load_validated_yaml, preset_path
-
-if TYPE_CHECKING:
-    from npu.hw.config import NPUConfig
 
 DEFAULT_TECHNOLOGY = "asap7-7nm"
 SRAM_BANK_CAP_BYTES = 1 << 20  # big SRAMs are banked; an access costs at most a 1 MiB bank's energy
@@ -74,10 +70,11 @@ class EnergyTable:
         bank = min(size_bytes, SRAM_BANK_CAP_BYTES)
         return self.sram_64bit_8kib * math.sqrt(bank / 8192) / 8
 
-    def leakage_pj_per_cycle(self, config: NPUConfig) -> float:
-        """Static power x clock period (1 mW at 1 GHz is 1 pJ per cycle)."""
-        milliwatts = self.leakage_mw_logic + self.leakage_mw_per_mib_sram * config.total_sram_bytes / 2**20
-        return milliwatts / config.clock_ghz
+    def leakage_pj_per_cycle(self, sram_bytes: int, clock_ghz: float) -> float:
+        """Static power x clock period (1 mW at 1 GHz is 1 pJ per cycle) of a machine with
+        `sram_bytes` of SRAM (NPUConfig.total_sram_bytes) clocked at `clock_ghz`."""
+        milliwatts = self.leakage_mw_logic + self.leakage_mw_per_mib_sram * sram_bytes / 2**20
+        return milliwatts / clock_ghz
 
 
 @dataclass(frozen=True)

@@ -56,5 +56,5 @@ def energy_report(actions: Mapping[str, float], config: NPUConfig, cycles: int,
             picojoules[memory] = picojoules.get(memory, 0.0) + energy
         else:
             raise ValueError(f"no energy for action {action!r}")
-    picojoules["leakage"] = cycles * table.leakage_pj_per_cycle(config)
+    picojoules["leakage"] = cycles * table.leakage_pj_per_cycle(config.total_sram_bytes, config.clock_ghz)
     return EnergyReport(dict(actions), picojoules)
