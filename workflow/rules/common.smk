@@ -65,23 +65,18 @@ NPUS = config["npus"]
 GPU_TARGETS = [f"{RESULTS}/gpu/gpu_generations.tsv"] if SHAPE_ONLY_MODELS else []
 # The NPU-vs-GPU generation table needs a public-shape model and an NPU to compare.
 SPEEDUP_TARGETS = [f"{RESULTS}/speedup.tsv"] if SHAPE_ONLY_MODELS and NPUS else []
-for name in NPUS:  # each NPU preset (and the technology file it names) checked in full
-    try:
-        load_npu_config(preset_path("npu", name, CONFIG_DIR), CONFIG_DIR)
-    except ConfigError as error:
-        sys.exit(f"dnpu: config: npus: {error}")
 
 wildcard_constraints:
     model="|".join(ALL_MODELS + KV_ONLY_MODELS) or "NO_MODELS",
     npu="|".join(NPUS) or "NO_NPUS",
 
 
-def model_preset(wildcards):
-    return str(preset_path("models", wildcards.model, CONFIG_DIR))
-
-
 def model_preset_path(name):
     return str(preset_path("models", name, CONFIG_DIR))
+
+
+def model_preset(wildcards):
+    return model_preset_path(wildcards.model)
 
 
 def checkpoint_of(wildcards):
@@ -98,12 +93,21 @@ def npu_preset_files(name):
     return {"npu": str(preset), "technology": str(technology)}
 
 
+# Each NPU preset (and the technology file it names) loaded and checked in full, once, before any job.
+NPU_FILES = {}
+for name in NPUS:
+    try:
+        NPU_FILES[name] = npu_preset_files(name)
+    except ConfigError as error:
+        sys.exit(f"dnpu: config: npus: {error}")
+
+
 def npu_preset(wildcards):
-    return npu_preset_files(wildcards.npu)["npu"]
+    return NPU_FILES[wildcards.npu]["npu"]
 
 
 def npu_technology(wildcards):
-    return npu_preset_files(wildcards.npu)["technology"]
+    return NPU_FILES[wildcards.npu]["technology"]
 
 
 # The KV-quantization study (workflow/rules/quantize.smk).
