@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from npu.isa.encoding import Instruction
 from npu.isa.table import MAX_LOOP_DEPTH
-from npu.sim.functional.handlers import HALT, Handler, HandlerBuilder, InstructionFault
+from npu.sim.functional.handlers import HALT, Handler, HandlerBuilder, InstructionFault, Machine
 
-if TYPE_CHECKING:
-    from npu.sim.functional.simulator import FunctionalSimulator
 
 
 @dataclass
@@ -22,16 +19,16 @@ class Loop:
     remaining: int
 
 
-def build_halt(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_halt(sim: Machine, pc: int, ins: Instruction) -> Handler:
     return lambda: HALT
 
 
-def build_nop(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_nop(sim: Machine, pc: int, ins: Instruction) -> Handler:
     following = pc + 1
     return lambda: following
 
 
-def build_wait(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_wait(sim: Machine, pc: int, ins: Instruction) -> Handler:
     following, mask, sync = pc + 1, ins.operands["units"], sim.sync
 
     def wait() -> int:
@@ -40,7 +37,7 @@ def build_wait(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
     return wait
 
 
-def build_jump(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_jump(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """`j`: the target must lie in the program and must not leave the innermost loop body."""
     target, size, loops = pc + ins.operands["target"], len(sim.program), sim.active_loops
 
@@ -57,7 +54,7 @@ def build_jump(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
 _BRANCH_CONDITIONS = {"beq": int.__eq__, "bne": int.__ne__, "blt": int.__lt__, "bge": int.__ge__}
 
 
-def build_branch(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_branch(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """beq / bne / blt / bge: a jump taken when the signed comparison of rs1 and rs2 holds."""
     jump, following, regs = build_jump(sim, pc, ins), pc + 1, sim.int_regs
     a, b, compare = ins.operands["rs1"], ins.operands["rs2"], _BRANCH_CONDITIONS[ins.mnemonic]
@@ -67,7 +64,7 @@ def build_branch(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler
     return branch
 
 
-def build_loop(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_loop(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """loop (count in a register) / loopi (count immediate): pushes the body on the loop stack."""
     ops, regs, loops, size = ins.operands, sim.int_regs, sim.active_loops, len(sim.program)
     following = pc + 1

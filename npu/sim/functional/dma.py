@@ -6,7 +6,6 @@ column by a vector-SRAM row (dequantise + unsmooth on load, smooth + quantise on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,15 +13,13 @@ from npu.hw import numerics
 from npu.hw.rows import decode_rows, element_alignment, encode_rows, row_bytes
 from npu.isa.encoding import Instruction
 from npu.isa.table import DRAM_FORMATS
-from npu.sim.functional.handlers import Handler, HandlerBuilder, InstructionFault, fault_handler
+from npu.sim.functional.handlers import Handler, HandlerBuilder, InstructionFault, Machine, fault_handler
 
-if TYPE_CHECKING:
-    from npu.sim.functional.simulator import FunctionalSimulator
 
 _SRAM_BY_SUFFIX = {"v": "vector_sram", "m": "matrix_sram", "f": "fp_sram", "i": "int_sram"}
 
 
-def build_transfer(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_transfer(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """dld.* / dst.* / dldkv.* / dstkv.*: `rows` rows of `cols` elements, the SRAM named by the suffix."""
     name, ops, regs, aregs = ins.mnemonic, ins.operands, sim.int_regs, sim.addr_regs
     following = pc + 1

@@ -9,17 +9,51 @@ instruction when a program is loaded.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from npu.errors import UserError
 from npu.isa.encoding import Instruction
 
-if TYPE_CHECKING:  # the builders receive the simulator; only type checkers need the import
-    from npu.sim.functional.simulator import FunctionalSimulator
+if TYPE_CHECKING:  # annotations only; none of these imports the unit modules
+    from npu.hw.config import NPUConfig
+    from npu.isa.assembler import Program
+    from npu.sim.functional.memory import Dram, Sram
+
+
+class Machine(Protocol):
+    """The machine state a handler reads and writes. npu.sim.functional.simulator's
+    FunctionalSimulator provides it; the unit modules need only this, so they do not import the
+    simulator that imports them."""
+
+    config: NPUConfig
+    vlen: int
+    mlen: int
+    blen: int
+    strict: bool
+    int_regs: list[int]
+    fp_regs: list[np.float32]
+    addr_regs: list[int]
+    vector_sram: Sram
+    matrix_sram: Sram
+    fp_sram: Sram
+    int_sram: Sram
+    srams: dict[str, Sram]
+    dram: Dram
+    accumulators: np.ndarray
+    program: Program | None
+    sync: Any  # the simulator's synchronisation checker (check_sync)
+    traffic: Counter[str]
+
+    @property
+    def active_loops(self) -> list: ...
+
 
 Handler = Callable[[], int]
-HandlerBuilder = Callable[["FunctionalSimulator", int, Instruction], Handler]  # (machine, pc, instruction)
+HandlerBuilder = Callable[[Machine, int, Instruction], Handler]  # (machine, pc, instruction)
 HALT = -1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 MASK64 = (1 << 64) - 1

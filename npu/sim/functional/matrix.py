@@ -4,19 +4,16 @@ Each accumulator sums its own tile ops in issue order, so naming several changes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from npu.hw import numerics
 from npu.isa.encoding import Instruction
-from npu.sim.functional.handlers import Handler, HandlerBuilder, InstructionFault, fault_handler
-
-if TYPE_CHECKING:
-    from npu.sim.functional.simulator import FunctionalSimulator
+from npu.sim.functional.handlers import Handler, HandlerBuilder, InstructionFault, Machine, fault_handler
 
 
-def _rows_indexer(sim: FunctionalSimulator):
+
+def _rows_indexer(sim: Machine):
     """index(first, stride, write): the vector SRAM elements of BLEN rows of MLEN, checked."""
     vector, sync, strict = sim.vector_sram, sim.sync, sim.strict
     offsets = np.arange(sim.blen, dtype=np.int64)[:, None], np.arange(sim.mlen, dtype=np.int64)[None, :]
@@ -33,7 +30,7 @@ def _rows_indexer(sim: FunctionalSimulator):
     return rows_index
 
 
-def _missing_accumulator(sim: FunctionalSimulator, ins: Instruction) -> Handler | None:
+def _missing_accumulator(sim: Machine, ins: Instruction) -> Handler | None:
     """A faulting handler when the `acc` operand names an accumulator this machine lacks."""
     acc, count = ins.operands["acc"], sim.accumulators.shape[0]
     if acc < count:
@@ -42,7 +39,7 @@ def _missing_accumulator(sim: FunctionalSimulator, ins: Instruction) -> Handler 
                          f"(`accumulators` in its preset)")
 
 
-def build_writeback(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_writeback(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """mwb: accumulator `acc`, rounded to the vector format, into BLEN vector SRAM rows."""
     ops, regs, following, vector = ins.operands, sim.int_regs, pc + 1, sim.vector_sram
     rows_index = _rows_indexer(sim)
@@ -61,7 +58,7 @@ def build_writeback(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Hand
     return writeback
 
 
-def build_multiply(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_multiply(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """mm / mma / mmt / mmta: ACC <- [ACC +] A @ W (or W^T)."""
     name, ops, regs, following = ins.mnemonic, ins.operands, sim.int_regs, pc + 1
     matrix, sync, strict, vector, mlen = sim.matrix_sram, sim.sync, sim.strict, sim.vector_sram, sim.mlen

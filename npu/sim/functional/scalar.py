@@ -7,16 +7,14 @@ so they match the vector unit and the RTL bit for bit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from npu.hw import numerics
 from npu.isa.encoding import Instruction
-from npu.sim.functional.handlers import INT32_MAX, INT32_MIN, MASK64, Handler, HandlerBuilder, InstructionFault, wrap32
+from npu.sim.functional.handlers import (INT32_MAX, INT32_MIN, MASK64, Handler, HandlerBuilder, InstructionFault, Machine,
+                                         wrap32)
 
-if TYPE_CHECKING:
-    from npu.sim.functional.simulator import FunctionalSimulator
 
 # The most frequent scalar instructions (addi, add, sub, aaddi, aadd: loop counters and address
 # steps, millions per compiled step) get handlers with wrap32 inlined and no operation lambda,
@@ -37,7 +35,7 @@ def _destination(ins: Instruction) -> int:
     return ins.operands.get("rd", 0) or 16
 
 
-def build_int_memory(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_int_memory(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """lw / sw: one INT SRAM word at base + offset."""
     ops, regs, following, rd = ins.operands, sim.int_regs, pc + 1, _destination(ins)
     base, offset, sram, sync, strict = ops["base"], ops["offset"], sim.int_sram, sim.sync, sim.strict
@@ -62,7 +60,7 @@ def build_int_memory(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Han
     return memory
 
 
-def build_lui(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_lui(sim: Machine, pc: int, ins: Instruction) -> Handler:
     regs, following, rd = sim.int_regs, pc + 1, _destination(ins)
     value = wrap32(ins.operands["imm"] << 16)
 
@@ -79,7 +77,7 @@ _IMMEDIATE_OPERATIONS = {
 }
 
 
-def build_immediate(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_immediate(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """rd <- wrap32(rs1 op imm) for the immediate and shift-immediate ALU instructions."""
     ops, regs, following, rd = ins.operands, sim.int_regs, pc + 1, _destination(ins)
     a, imm = ops["rs1"], ops.get("imm", ops.get("shamt"))
@@ -91,7 +89,7 @@ def build_immediate(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Hand
     return immediate
 
 
-def build_addi(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_addi(sim: Machine, pc: int, ins: Instruction) -> Handler:
     if not SPECIALISED_SCALAR:
         return build_immediate(sim, pc, ins)
     regs, following, rd, a = sim.int_regs, pc + 1, _destination(ins), ins.operands["rs1"]
@@ -113,7 +111,7 @@ _REGISTER_OPERATIONS = {
 }
 
 
-def build_register(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_register(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """rd <- wrap32(rs1 op rs2) for the register-register ALU instructions."""
     ops, regs, following, rd = ins.operands, sim.int_regs, pc + 1, _destination(ins)
     a, b, operation = ops["rs1"], ops["rs2"], _REGISTER_OPERATIONS[ins.mnemonic]
@@ -124,7 +122,7 @@ def build_register(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handl
     return register
 
 
-def build_add(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_add(sim: Machine, pc: int, ins: Instruction) -> Handler:
     if not SPECIALISED_SCALAR:
         return build_register(sim, pc, ins)
     regs, following, rd, a, b = sim.int_regs, pc + 1, _destination(ins), ins.operands["rs1"], ins.operands["rs2"]
@@ -135,7 +133,7 @@ def build_add(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
     return add
 
 
-def build_sub(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_sub(sim: Machine, pc: int, ins: Instruction) -> Handler:
     if not SPECIALISED_SCALAR:
         return build_register(sim, pc, ins)
     regs, following, rd, a, b = sim.int_regs, pc + 1, _destination(ins), ins.operands["rs1"], ins.operands["rs2"]
@@ -147,7 +145,7 @@ def build_sub(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
 
 
 # ---- floating point --------------------------------------------------------------------------
-def build_fp_memory(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_fp_memory(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """flw / fsw: one FP SRAM word at base + offset."""
     ops, regs, fregs, following, f32 = ins.operands, sim.int_regs, sim.fp_regs, pc + 1, np.float32
     base, offset, sram, sync, strict = ops["base"], ops["offset"], sim.fp_sram, sim.sync, sim.strict
@@ -172,7 +170,7 @@ def build_fp_memory(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Hand
     return memory
 
 
-def build_flui(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_flui(sim: Machine, pc: int, ins: Instruction) -> Handler:
     fregs, following, d = sim.fp_regs, pc + 1, ins.operands["fd"]
     value = np.array([ins.operands["value"] << 16], dtype=np.uint32).view(np.float32)[0]
 
@@ -186,7 +184,7 @@ _FP_BINARY_OPERATIONS = {"fadd": np.add, "fsub": np.subtract, "fmul": np.multipl
                          "fmax": np.maximum, "fmin": np.minimum}
 
 
-def build_fp_binary(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_fp_binary(sim: Machine, pc: int, ins: Instruction) -> Handler:
     fregs, following, f32 = sim.fp_regs, pc + 1, np.float32
     d, a, b = ins.operands["fd"], ins.operands["fs1"], ins.operands["fs2"]
     operation = _FP_BINARY_OPERATIONS[ins.mnemonic]
@@ -201,7 +199,7 @@ _FP_SIMPLE_UNARY = {"fmov": lambda x: x, "fneg": np.negative, "fabs": np.abs}
 _FP_HARDWARE_UNARY = {"fexp": numerics.hw_exp, "frecip": numerics.hw_recip, "frsqrt": numerics.hw_rsqrt}
 
 
-def build_fp_unary(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_fp_unary(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """fmov / fneg / fabs, and the hardware approximations fexp / frecip / frsqrt."""
     name, fregs, following, f32 = ins.mnemonic, sim.fp_regs, pc + 1, np.float32
     d, s = ins.operands["fd"], ins.operands["fs"]
@@ -237,7 +235,7 @@ def build_fp_unary(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handl
 _FP_COMPARISONS = {"flt": np.less, "fle": np.less_equal, "feq": np.equal}
 
 
-def build_fp_compare(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_fp_compare(sim: Machine, pc: int, ins: Instruction) -> Handler:
     regs, fregs, following = sim.int_regs, sim.fp_regs, pc + 1
     rd, a, b = _destination(ins), ins.operands["fs1"], ins.operands["fs2"]
     compare = _FP_COMPARISONS[ins.mnemonic]
@@ -248,7 +246,7 @@ def build_fp_compare(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Han
     return fcompare
 
 
-def build_int_to_float(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_int_to_float(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """fcvt.f.i: fd <- float(rs), rounded to nearest even."""
     regs, fregs, following, f32 = sim.int_regs, sim.fp_regs, pc + 1, np.float32
     d, s = ins.operands["fd"], ins.operands["rs"]
@@ -259,7 +257,7 @@ def build_int_to_float(sim: FunctionalSimulator, pc: int, ins: Instruction) -> H
     return int_to_float
 
 
-def build_bits_to_float(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_bits_to_float(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """fmv.f.i: fd <- the bits of rs."""
     regs, fregs, following, f32 = sim.int_regs, sim.fp_regs, pc + 1, np.float32
     d, s = ins.operands["fd"], ins.operands["rs"]
@@ -270,7 +268,7 @@ def build_bits_to_float(sim: FunctionalSimulator, pc: int, ins: Instruction) -> 
     return bits_to_float
 
 
-def build_float_bits(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_float_bits(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """fmv.i.f: rd <- the bits of fs."""
     regs, fregs, following, f32 = sim.int_regs, sim.fp_regs, pc + 1, np.float32
     rd, s = _destination(ins), ins.operands["fs"]
@@ -281,7 +279,7 @@ def build_float_bits(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Han
     return float_bits
 
 
-def build_float_to_int(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_float_to_int(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """fcvt.i.f: rd <- int(fs), rounded to nearest even and saturated; NaN faults."""
     regs, fregs, following = sim.int_regs, sim.fp_regs, pc + 1
     rd, s = _destination(ins), ins.operands["fs"]
@@ -296,7 +294,7 @@ def build_float_to_int(sim: FunctionalSimulator, pc: int, ins: Instruction) -> H
 
 
 # ---- DRAM address registers ------------------------------------------------------------------
-def build_address(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_address(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """amov / aadd / amac / aset / aaddi: ad <- a 64-bit DRAM address."""
     name, ops, regs, aregs = ins.mnemonic, ins.operands, sim.int_regs, sim.addr_regs
     following, d = pc + 1, ops["ad"]

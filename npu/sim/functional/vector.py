@@ -9,7 +9,6 @@ factors come from npu.hw.numerics, so they match the accuracy simulator and the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,19 +22,18 @@ from npu.sim.functional.handlers import (
     Handler,
     HandlerBuilder,
     InstructionFault,
+    Machine,
     fault_handler,
     wrap32,
 )
 from npu.sim.functional.memory import Sram
 
-if TYPE_CHECKING:
-    from npu.sim.functional.simulator import FunctionalSimulator
 
 RowChecker = Callable[[int, bool], int]  # (address, write) -> address, after the checks
 _ONE, _ZERO = np.float32(1.0), np.float32(0.0)
 
 
-def row_checker(sim: FunctionalSimulator, sram: Sram, space: str, aligned: bool) -> RowChecker:
+def row_checker(sim: Machine, sram: Sram, space: str, aligned: bool) -> RowChecker:
     """Checks one access of a VLEN-element row at `addr` (bounds, alignment, strict, sync)."""
     size, written, strict, sync, vlen = sram.size, sram.written, sim.strict, sim.sync, sim.vlen
     span = vlen
@@ -56,15 +54,15 @@ def row_checker(sim: FunctionalSimulator, sram: Sram, space: str, aligned: bool)
     return check
 
 
-def _vector_rows(sim: FunctionalSimulator) -> RowChecker:
+def _vector_rows(sim: Machine) -> RowChecker:
     return row_checker(sim, sim.vector_sram, "vector_sram", aligned=True)
 
 
-def _fp_rows(sim: FunctionalSimulator) -> RowChecker:
+def _fp_rows(sim: Machine) -> RowChecker:
     return row_checker(sim, sim.fp_sram, "fp_sram", aligned=False)
 
 
-def _int_rows(sim: FunctionalSimulator) -> RowChecker:
+def _int_rows(sim: Machine) -> RowChecker:
     return row_checker(sim, sim.int_sram, "int_sram", aligned=False)
 
 
@@ -77,7 +75,7 @@ _BINARY_OPERATIONS = {
 }
 
 
-def build_binary(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_binary(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vd <- vs1 op vs2."""
     regs, following, vlen, V, rnd = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, sim.vector_sram.round
     vrow, operation = _vector_rows(sim), _BINARY_OPERATIONS[ins.mnemonic]
@@ -98,7 +96,7 @@ _UNARY_OPERATIONS = {
 }
 
 
-def build_unary(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_unary(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vd <- op(vs)."""
     regs, following, vlen, V, rnd = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, sim.vector_sram.round
     vrow, operation = _vector_rows(sim), _UNARY_OPERATIONS[ins.mnemonic]
@@ -120,7 +118,7 @@ _SCALAR_OPERATIONS = {
 }
 
 
-def build_vector_scalar(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_vector_scalar(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vd <- vs op fs (the fp register in every lane)."""
     regs, fregs, following, vlen = sim.int_regs, sim.fp_regs, pc + 1, sim.vlen
     V, rnd = sim.vector_sram.data, sim.vector_sram.round
@@ -136,7 +134,7 @@ def build_vector_scalar(sim: FunctionalSimulator, pc: int, ins: Instruction) -> 
     return scalar
 
 
-def build_broadcast(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_broadcast(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vbcast: fs in every lane."""
     regs, fregs, following, vlen = sim.int_regs, sim.fp_regs, pc + 1, sim.vlen
     V, rnd, vrow, f32 = sim.vector_sram.data, sim.vector_sram.round, _vector_rows(sim), np.float32
@@ -149,7 +147,7 @@ def build_broadcast(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Hand
     return broadcast
 
 
-def build_rotate_half(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_rotate_half(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vrothalf: RoPE's rotate-half within each group of 2^glog2 lanes."""
     regs, following, vlen, V, vrow = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, _vector_rows(sim)
     d, s, glog2 = ins.operands["vd"], ins.operands["vs"], ins.operands["glog2"]
@@ -168,7 +166,7 @@ def build_rotate_half(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Ha
 
 
 # ---- reductions ------------------------------------------------------------------------------
-def build_reduce(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_reduce(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vsum (fd + tree sum of the row) / vmaxr (max of fd and the row), chaining in fd."""
     name, regs, fregs, following, vlen = ins.mnemonic, sim.int_regs, sim.fp_regs, pc + 1, sim.vlen
     V, vrow, f32, tree_sum = sim.vector_sram.data, _vector_rows(sim), np.float32, numerics.hw_tree_sum
@@ -186,7 +184,7 @@ def build_reduce(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler
 
 
 # ---- transfers between the SRAMs -------------------------------------------------------------
-def build_load_fp(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_load_fp(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vldf: an FP SRAM row, rounded to the vector format."""
     regs, following, vlen, V, F = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, sim.fp_sram.data
     vrow, frow, rnd = _vector_rows(sim), _fp_rows(sim), sim.vector_sram.round
@@ -200,7 +198,7 @@ def build_load_fp(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handle
     return load_fp
 
 
-def build_store_fp(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_store_fp(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vstf: a vector row into FP SRAM."""
     regs, following, vlen, V, F = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, sim.fp_sram.data
     vrow, frow = _vector_rows(sim), _fp_rows(sim)
@@ -214,7 +212,7 @@ def build_store_fp(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handl
     return store_fp
 
 
-def build_load_int(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_load_int(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vldi: an INT SRAM row as floats, rounded to the vector format."""
     regs, following, vlen, V, I = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, sim.int_sram.data
     vrow, irow, rnd = _vector_rows(sim), _int_rows(sim), sim.vector_sram.round
@@ -228,7 +226,7 @@ def build_load_int(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handl
     return load_int
 
 
-def build_store_int(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_store_int(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vsti: a vector row into INT SRAM, rounded to nearest even and saturated; NaN faults."""
     regs, following, vlen, V, I = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, sim.int_sram.data
     vrow, irow = _vector_rows(sim), _int_rows(sim)
@@ -245,7 +243,7 @@ def build_store_int(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Hand
     return store_int
 
 
-def build_int_equal(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_int_equal(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vieq: 1.0 in the lanes whose INT SRAM word equals rs."""
     regs, following, vlen, V, I = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, sim.int_sram.data
     vrow, irow = _vector_rows(sim), _int_rows(sim)
@@ -260,7 +258,7 @@ def build_int_equal(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Hand
 
 
 # ---- dLLM sampling and KV smoothing ----------------------------------------------------------
-def build_argmax(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_argmax(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vargmax: running argmax over chunks (NaN lanes never win; ties keep the lowest lane)."""
     ops, regs, fregs, following, vlen = ins.operands, sim.int_regs, sim.fp_regs, pc + 1, sim.vlen
     V, vrow, f32 = sim.vector_sram.data, _vector_rows(sim), np.float32
@@ -279,7 +277,7 @@ def build_argmax(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler
     return argmax
 
 
-def build_rank(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_rank(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vrank: adds to each candidate's INT SRAM rank how many `other` lanes beat it."""
     regs, following, vlen, V, I = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, sim.int_sram.data
     vrow, rank_row = _vector_rows(sim), _int_rows(sim)
@@ -298,7 +296,7 @@ def build_rank(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
     return rank
 
 
-def build_topk(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_topk(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vtopk: 1.0 where eligible and the rank is below k."""
     regs, following, vlen, V, I = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, sim.int_sram.data
     vrow, irow = _vector_rows(sim), _int_rows(sim)
@@ -314,7 +312,7 @@ def build_topk(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
     return topk
 
 
-def build_threshold(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_threshold(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vthresh: 1.0 where eligible and the confidence reaches tau."""
     regs, fregs, following, vlen = sim.int_regs, sim.fp_regs, pc + 1, sim.vlen
     V, vrow = sim.vector_sram.data, _vector_rows(sim)
@@ -329,7 +327,7 @@ def build_threshold(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Hand
     return threshold
 
 
-def build_select(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_select(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vsel: vs1 where the mask is non-zero, else vs2."""
     regs, following, vlen, V, vrow = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, _vector_rows(sim)
     d, a, b, m = ins.operands["vd"], ins.operands["vs1"], ins.operands["vs2"], ins.operands["vmask"]
@@ -343,7 +341,7 @@ def build_select(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler
     return select
 
 
-def build_select_int(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_select_int(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vseli: INT SRAM isrc1 where the vector mask is non-zero, else isrc2 (commits token ids)."""
     regs, following, vlen, V, I = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data, sim.int_sram.data
     vrow, irow = _vector_rows(sim), _int_rows(sim)
@@ -358,7 +356,7 @@ def build_select_int(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Han
     return select_int
 
 
-def build_smoothing_scale(sim: FunctionalSimulator, pc: int, ins: Instruction) -> Handler:
+def build_smoothing_scale(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """vsmscale: per-channel smoothing factors from a max|x| statistics row (npu.hw.numerics)."""
     regs, following, vlen, V = sim.int_regs, pc + 1, sim.vlen, sim.vector_sram.data
     vrow, rnd = _vector_rows(sim), sim.vector_sram.round
