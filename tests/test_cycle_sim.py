@@ -59,9 +59,10 @@ def test_latency_model_times_every_instruction_with_plena_numbers():
                for name in ("vadd", "vmul", "vexp", "vrecip", "vmaxr", "vsum", "vrank")}
     assert latency == {"vadd": 2, "vmul": 1, "vexp": 1, "vrecip": 2, "vmaxr": 4, "vsum": 8, "vrank": 20}
     mm = instruction_timing("mma", EDGE)
-    assert (mm.occupancy, mm.fill_drain, mm.weight_load_cycles) == (1 + 8 + 3, 64, 64)
+    # tile ops stream one every BLEN cycles; PLENA's 1 + BLEN + 3 and the MLEN drain are latency
+    assert (mm.occupancy, mm.latency, mm.fill_drain, mm.weight_load_cycles) == (8, 1 + 8 + 3 + 64, 64, 64)
     cloud = instruction_timing("mma", CLOUD)  # 16 x 128 bf16 feed through a 256-byte port: 16 cycles
-    assert (cloud.occupancy, cloud.weight_load_cycles) == (1 + 16 + 3, 128 * 128 * 2 // 1024)
+    assert (cloud.occupancy, cloud.weight_load_cycles) == (16, 128 * 128 * 2 // 2048)
     assert instruction_timing("mma", NARROW_CLOUD).occupancy == 2 * 16  # through a 128-byte port
 
 
@@ -122,20 +123,22 @@ def test_full_queue_stalls_dispatch_until_the_oldest_entry_starts():
     program = "mma r0, r0, r0, 0\n" * 4 + "halt"
     _, deep = simulate(program, record_timeline=True)
     _, shallow = simulate(program, queue_depth=2, record_timeline=True)
-    # mma 0: weight tile load [1, 65), runs [65, 77); mma 1..3 follow every 12 cycles; the last
-    # completes at 101 + 12 + 64 (drain) = 177. With 2 queue entries, mma 2 waits until mma 0
-    # starts (65) and mma 3 until mma 1 starts (77); halt dispatches at 78 instead of 4.
-    assert deep.cycles == shallow.cycles == 177
+    # mma 0: weight tile load [1, 65), streams [65, 73); mma 1..3 follow every BLEN = 8 cycles;
+    # the last (start 89) completes 1 + 8 + 3 + 64 (drain) later, at 165. With 2 queue entries,
+    # mma 2 waits until mma 0 starts (65) and mma 3 until mma 1 starts (73); halt dispatches at
+    # 74 instead of 4.
+    assert deep.cycles == shallow.cycles == 165
     assert deep.units["frontend"].stalls["queue_full"] == 0
-    assert shallow.units["frontend"].stalls["queue_full"] == (65 - 2) + (77 - 66)
-    assert events(shallow, "halt")[0].start == 78 and events(deep, "halt")[0].start == 4
+    assert shallow.units["frontend"].stalls["queue_full"] == (65 - 2) + (73 - 66)
+    assert events(shallow, "halt")[0].start == 74 and events(deep, "halt")[0].start == 4
 
 
 @pytest.mark.parametrize("ops", [1, 2, 4, 7])
 def test_matrix_sequence_pays_weight_load_and_fill_drain_once(ops):
     _, stats = simulate("mma r0, r0, r0, 0\n" * ops + "mwb r0, r0, 0\n wait matrix\n halt")
-    # 1 + 64 (weight load) + 12 per op + 64 (drain) + 8 (mwb) + 1 (write), then wait and halt
-    assert stats.cycles == 1 + 64 + 12 * ops + 64 + 8 + 1 + 2
+    # 1 + 64 (weight load) + 8 per op (streaming) + 1 + 3 + 64 (pipeline and drain of the last)
+    # + 8 (mwb) + 1 (write), then wait and halt
+    assert stats.cycles == 1 + 64 + 8 * ops + 1 + 3 + 64 + 8 + 1 + 2
     assert stats.energy.actions["mac"] == ops * 8 * 64 * 64
 
 
@@ -147,8 +150,8 @@ def test_the_next_weight_tile_streams_in_under_every_op_that_reuses_the_current_
                "wait matrix\n halt")
     _, stats = simulate(program, record_timeline=True)
     starts = [event.start for event in events(stats, "mma")]
-    # tile 0 loads [1, 65); ops at 65 and 77; tile 1 loads from 65 (not 77) on the free port
-    assert starts == [65, 77, 65 + 64]
+    # tile 0 loads [1, 65); ops at 65 and 73; tile 1 loads from 65 (not 73) on the free port
+    assert starts == [65, 73, 65 + 64]
 
 
 def test_a_new_weight_tile_per_op_is_limited_by_the_matrix_sram_port():
@@ -156,8 +159,8 @@ def test_a_new_weight_tile_per_op_is_limited_by_the_matrix_sram_port():
         "mwb r0, r0, 0\n wait matrix\n halt"
     _, stats = simulate(program)
     _, reused = simulate(program.replace("mma r0, r0, r1, 0", "mma r0, r0, r0, 0"))
-    # each 64-cycle load needs the single port; the array waits for it (12-cycle ops)
-    assert stats.cycles - reused.cycles == 3 * (64 - 12)
+    # each 64-cycle load needs the single port; the array waits for it (8-cycle ops)
+    assert stats.cycles - reused.cycles == 3 * (64 - 8)
     assert stats.units["matrix"].stalls["dependency"] > reused.units["matrix"].stalls["dependency"]
 
 
@@ -260,9 +263,9 @@ _FAST_PATH_PROGRAM = """
         mmt r0, r0, r0, 0           # SRAM port ahead: the next load finds it taken
         mma r0, r0, r0, 0
         mmt r0, r0, r0, 0
-        dld.m a1, r0, r1, r5, r4, r5, mxint4
-        dld.v a0, r6, r1, r6, r7, r6, bf16
+        dld.v a0, r6, r1, r6, r7, r6, bf16   # meets the tile ops' activation feeds on the port
         dst.v a0, r0, r1, r2, r4, r2, bf16
+        dld.m a1, r0, r1, r5, r4, r5, mxint4  # after the tiles are read (ISA rule 4)
         again:
         wait dma|vector|matrix
         halt"""

@@ -46,7 +46,7 @@ class LatencyParameters:
     vector_sum_extra: int        # a sum reduction takes log2(VLEN) tree levels + this
     vector_rank: int
     vector_transfer: int
-    matrix_issue: int            # a tile op takes issue + BLEN + tail cycles when pipelined
+    matrix_issue: int            # tile-op pipeline stages before / after its BLEN streaming cycles
     matrix_tail: int
     matrix_writeback_extra: int
     dma_setup: int

@@ -46,6 +46,9 @@ synchronisation instruction, and a timing model overlaps everything between two 
 2. Register operands of queued instructions are read at issue (addresses, shapes, scalars).
 3. The vector unit's register results (`vsum`, `vmaxr`, `vargmax`) are valid only after
    `wait vector`; until then only further accumulations into the same register may follow.
+4. A DMA into matrix SRAM starts only once every earlier matrix op has read its weight tile
+   (the DMA engine waits for the array's weight loads), so refilling a weight buffer the array
+   has used needs no `wait matrix` - the array keeps computing while the next panel streams in.
 
 **Registers.** {NUM_INT_REGS} INT registers `r0..r{NUM_INT_REGS - 1}` (32-bit, `r0` reads 0, writes
 are dropped), {NUM_FP_REGS} FP registers `f0..f{NUM_FP_REGS - 1}` (fp32), {NUM_ADDR_REGS} DRAM

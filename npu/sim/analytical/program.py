@@ -154,7 +154,7 @@ class DataIssuer:
             if name in MATRIX_OPS:
                 tile = (regs[ops["w"]], name in ("mmt", "mmta"))
                 new_tile, self.loaded_tile = tile != self.loaded_tile, tile
-            builder.matrix(name, new_tile=new_tile, registers=item.reads)
+            builder.matrix(name, new_tile=new_tile, registers=item.reads, acc=ops["acc"])
         else:
             rows, cols = regs[ops["rows"]], regs[ops["cols"]]
             loaded = self.loaded_tile

@@ -233,6 +233,15 @@ class _UnitState:
         self.busy = end
         self.done = max(self.done, start + latency)
 
+    def add_beside(self, dispatch: float, start: float, latency: float) -> None:
+        """One op that runs beside the unit's pipeline (the matrix unit's `mwb`): it counts and
+        delays the unit's results, but does not occupy it."""
+        if self.ops == 0:
+            self.first = dispatch
+        self.ops += 1
+        self.last, self.last_op = dispatch, 0.0
+        self.done = max(self.done, start + latency)
+
     def work(self) -> UnitWork:
         return UnitWork(self.ops, self.busy, self.first, self.last, self.last_op, max(0.0, self.done - self.busy),
                         dict(self.ports), dict(self.windows), dict(self.gaps))
@@ -289,7 +298,12 @@ class SegmentBuilder:
         # Matrix unit: time from the last tile op's start to the unit's current end; a new tile
         # loads while that op runs, so only load - gap is exposed. Infinite while busy from before.
         self.since_tile_op = math.inf if matrix_busy else 0.0
-        self.accumulator_ready = 0.0  # unit-local cycle the accumulator holds every result
+        # Unit-local cycles each accumulator holds its last result / its last `mwb` has read it,
+        # and the write-back path is free; a tile op's first result lands `first_result` after it starts.
+        self.accumulator_ready: dict[int, float] = {}
+        self.writeback_end: dict[int, float] = {}
+        self.writeback_free = 0.0
+        self.first_result = self.params.matrix_issue + config.mlen
 
     # ---- timing lookups ----------------------------------------------------------------------
     def timing(self, mnemonic: str, operands: Mapping[str, int] | None = None,
@@ -363,18 +377,24 @@ class SegmentBuilder:
             unit.hold(use.memory, use.cycles, use.cycles, gap)
         self.actions.update(self.costs.instruction_actions(key, timing))
 
-    def matrix(self, mnemonic: str, new_tile: bool = False, registers: Iterable[Hashable] = ()) -> None:
-        """A tile op (`new_tile`: its weight tile is not the one the array holds) or `mwb`."""
+    def matrix(self, mnemonic: str, new_tile: bool = False, registers: Iterable[Hashable] = (),
+               acc: int = 0) -> None:
+        """A tile op into accumulator `acc` (`new_tile`: its weight tile is not the one the array
+        holds), or `mwb` of `acc` on the write-back path beside the array (cycle simulator: _matrix)."""
         key, timing = self.costs.timing(mnemonic)
         at = self._dispatch(registers, "matrix")
         unit = self.units["matrix"]
         start = previous_end = unit.busy
-        if mnemonic == "mwb":  # waits for the systolic drain of the last tile op
-            start = max(start, self.accumulator_ready)
-            unit.add(at, start, timing.occupancy, timing.latency)
-            self.resources["matrix"] += unit.busy - previous_end
-            self.since_tile_op += unit.busy - previous_end
+        if mnemonic == "mwb":  # after its accumulator's last result and the previous write-back
+            start = max(self.writeback_free, self.accumulator_ready.get(acc, 0.0))
+            unit.add_beside(at, start, timing.latency)
+            self.writeback_free = self.writeback_end[acc] = start + timing.occupancy
+            starts = self.queue_starts["matrix"]
+            if starts.maxlen is not None:
+                starts.append(max(at + 1, self.queue_clock["matrix"] + start - previous_end))
         else:
+            # its first result may land only after the accumulator's last write-back has read it
+            start = max(start, self.writeback_end.get(acc, -math.inf) - self.first_result)
             if new_tile:
                 exposed = max(0.0, timing.weight_load_cycles - self.since_tile_op)
                 start += exposed
@@ -384,14 +404,15 @@ class SegmentBuilder:
                 unit.hold("matrix_sram", timing.weight_load_cycles, timing.weight_load_cycles, load_gap)
             unit.add(at, start, timing.occupancy, timing.latency)
             self.resources["matrix"] += timing.occupancy
-            self.accumulator_ready = start + timing.latency
+            self.accumulator_ready[acc] = start + timing.latency
             # cycles since the op that switched to the held tile started: the next tile may
             # stream in under every op that reuses this one (cycle simulator: shadow_free)
             self.since_tile_op = timing.occupancy if new_tile else self.since_tile_op + timing.occupancy
-        self._queued("matrix", at, start - previous_end, timing.occupancy)
+            self._queued("matrix", at, start - previous_end, timing.occupancy)
         for use in timing.ports:
             self.ports[use.memory] += use.cycles
-            unit.hold(use.memory, use.cycles, use.cycles, unit.busy - previous_end - use.cycles)
+            gap = math.inf if mnemonic == "mwb" else unit.busy - previous_end - use.cycles
+            unit.hold(use.memory, use.cycles, use.cycles, gap)
         self.actions.update(self.costs.instruction_actions(key, timing, new_tile and mnemonic != "mwb"))
 
     def dma(self, mnemonic: str, fmt: str, rows: int, cols: int, *, base: int = 0, dstride: int | None = None,
@@ -505,7 +526,11 @@ class SegmentBuilder:
         vector_shift = repeats * (after.busy["vector"] - before.busy["vector"])
         for key in self.row_ready:
             self.row_ready[key] += vector_shift
-        self.accumulator_ready += repeats * (after.busy["matrix"] - before.busy["matrix"])
+        matrix_shift = repeats * (after.busy["matrix"] - before.busy["matrix"])
+        for table in (self.accumulator_ready, self.writeback_end):
+            for key in table:
+                table[key] += matrix_shift
+        self.writeback_free += matrix_shift
         self.queue_stalls += repeats * (after.queue_stalls - before.queue_stalls)
         for name, starts in self.queue_starts.items():
             moved = repeats * (after.queue_clock[name] - before.queue_clock[name])

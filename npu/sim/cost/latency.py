@@ -217,10 +217,15 @@ def _matrix_timing(name: str, config: NPUConfig, params: LatencyParameters) -> I
         return InstructionTiming(name, "matrix", params.dispatch, feed, feed + params.matrix_writeback_extra,
                                  (PortUse("vector_sram", feed),), (Traffic("vector_sram", 0, act_bytes),))
     weight_bytes = config.weight_tile_bytes
-    compute = params.matrix_issue + config.blen + params.matrix_tail
-    occupancy = max(compute, feed)  # the activation feed through one vector-SRAM port can limit
+    # Streaming: the array takes one activation row per cycle, so back-to-back tile ops follow
+    # each other every BLEN cycles (the activation feed through a vector-SRAM port can limit);
+    # the issue and tail stages and the systolic fill/drain through MLEN PEs are pipeline
+    # latency, paid once before the accumulator holds the op's result (a weight-stationary
+    # array streams row after row: Kung, IEEE Computer 15(1), 1982; TPU, Jouppi et al., ISCA 2017).
+    occupancy = max(config.blen, feed)
+    latency = params.matrix_issue + max(config.blen, feed) + params.matrix_tail + config.mlen
     return InstructionTiming(
-        name, "matrix", params.dispatch, occupancy, occupancy + config.mlen,
+        name, "matrix", params.dispatch, occupancy, latency,
         (PortUse("vector_sram", feed),), (Traffic("vector_sram", act_bytes, 0),),
         macs=config.blen * config.mlen * config.mlen,
         weight_load_cycles=port_cycles(config, "matrix_sram", weight_bytes), weight_bytes=weight_bytes,

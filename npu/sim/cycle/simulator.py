@@ -323,7 +323,16 @@ class _Run:
         self.loaded_tile: tuple[int, int] | None = None   # (matrix SRAM address, transposed)
         self.tile_ready = 0          # cycle the loaded tile is fully in the array
         self.shadow_free = 0         # cycle the weight double-buffer can take the next tile
-        self.acc_ready = 0           # cycle the accumulator holds every issued op's result
+        accumulators = self.config.accumulators
+        self.acc_ready = [0] * accumulators  # cycle each accumulator holds every issued op's result
+        self.wb_end = [0] * accumulators     # cycle the last `mwb` of each accumulator has read it
+        self.wb_free = 0                     # cycle the write-back path can start the next `mwb`
+        # cycles from a tile op's start to its first accumulator write (issue stage + MLEN PEs)
+        self.first_result = self.params.matrix_issue + self.config.mlen
+        # recent tile ops' activation rows (low, high, feed end) and `mwb` rows (low, high, end):
+        # with a queue of `depth` entries, older ones have finished before anything new starts
+        self.feeds: deque[tuple[int, int, int]] = deque(maxlen=2 * sim.queue_depth)
+        self.writebacks: deque[tuple[int, int, int]] = deque(maxlen=2 * sim.queue_depth + accumulators)
         self.pc = 0                  # pc being dispatched (for the units' records)
 
     # ---- the dispatch loop ---------------------------------------------------------------------
@@ -500,17 +509,48 @@ class _Run:
         return granted, end
 
     def _matrix(self, slot: _Slot, dispatch: int, pc: int) -> tuple[int, int]:
-        unit, timing = self.matrix_unit, slot.timing
-        earliest = dispatch + 1
-        if unit.free_at > earliest:
-            earliest = unit.free_at
+        """A tile op on the array, or an `mwb` on the write-back path.
+
+        The array runs tile ops in order; each result reaches its accumulator `latency` cycles
+        after the op starts. `mwb` reads one accumulator into vector SRAM through its own path,
+        so it overlaps the tile ops of other accumulators: it waits for its accumulator's last
+        result, the previous write-back, and earlier tile ops still reading its destination rows.
+        A tile op waits for its weight tile, for an earlier `mwb` of its accumulator to have read
+        the rows its first result would overwrite, and for in-flight write-backs into its
+        activation rows (same-unit accesses are ordered, ISA rule 1)."""
+        unit, timing, regs = self.matrix_unit, slot.timing, self.int_regs
+        ops = slot.operands
+        acc = ops["acc"]
         stalls = unit.stalls
+        rows_low = regs[ops["act" if "act" in ops else "dst"]]
+        rows_high = rows_low + regs[ops["stride"]] * (self.config.blen - 1) + self.config.mlen
         if slot.mnemonic == "mwb":
-            start = earliest if earliest >= self.acc_ready else self.acc_ready  # the accumulator drains first
-            if start > earliest:
-                stalls["dependency"] += start - earliest
+            start = dispatch + 1
+            for at in (self.wb_free, self.acc_ready[acc]):
+                if at > start:
+                    start = at
+            for low, high, feed_end in self.feeds:  # WAR: earlier tile ops' activation reads
+                if feed_end > start and low < rows_high and rows_low < high:
+                    start = feed_end
+            granted = self.pools[slot.unit_port].reserve(start, slot.unit_port_cycles) if slot.unit_port \
+                else self._reserve(timing.ports, start)
+            end, done = granted + slot.occupancy, granted + slot.latency
+            self.wb_free = self.wb_end[acc] = end
+            self.writebacks.append((rows_low, rows_high, end))
         else:
-            tile = (self.int_regs[slot.operands["w"]], slot.mnemonic in ("mmt", "mmta"))
+            earliest = dispatch + 1
+            if unit.free_at > earliest:
+                earliest = unit.free_at
+            # the op's first result may land only after the accumulator's write-back has read it
+            after_wb = self.wb_end[acc] - self.first_result
+            if after_wb > earliest:
+                stalls["dependency"] += after_wb - earliest
+                earliest = after_wb
+            for low, high, wb_end in self.writebacks:  # RAW: rows an in-flight mwb still writes
+                if wb_end > earliest and low < rows_high and rows_low < high:
+                    stalls["dependency"] += wb_end - earliest
+                    earliest = wb_end
+            tile = (regs[ops["w"]], slot.mnemonic in ("mmt", "mmta"))
             switched = tile != self.loaded_tile
             if switched:
                 # The array double-buffers weights: the next tile streams in through a matrix
@@ -529,22 +569,22 @@ class _Run:
                 blamed_on_port = min(port_delay, waited)
                 stalls["port_conflict"] += blamed_on_port
                 stalls["dependency"] += waited - blamed_on_port
-        if slot.unit_port:
-            granted = self.pools[slot.unit_port].reserve(start, slot.unit_port_cycles)
-        else:
-            granted = self._reserve(timing.ports, start)
-        if granted > start:
-            stalls["port_conflict"] += granted - start
-        end, done = granted + slot.occupancy, granted + slot.latency
-        if slot.mnemonic != "mwb":
+            if slot.unit_port:
+                granted = self.pools[slot.unit_port].reserve(start, slot.unit_port_cycles)
+            else:
+                granted = self._reserve(timing.ports, start)
+            if granted > start:
+                stalls["port_conflict"] += granted - start
+            end, done = granted + slot.occupancy, granted + slot.latency
             if switched:
                 self.shadow_free = granted
-            self.acc_ready = done
-        unit.busy += slot.occupancy
+            self.acc_ready[acc] = done
+            self.feeds.append((rows_low, rows_high, granted + slot.unit_port_cycles))
+            unit.busy += slot.occupancy
+            unit.free_at = end
         # unit.record(pc, dispatch, granted, end, done), inlined (millions of calls):
         unit.starts.append(granted)
         unit.recent.append((pc, dispatch, granted, end, done))
-        unit.free_at = end
         if done > unit.done_at:
             unit.done_at = done
         unit.count += 1
@@ -579,6 +619,10 @@ class _Run:
         start = dispatch + 1
         if unit.free_at > start:
             start = unit.free_at
+        if info.tile_load and self.tile_ready > start:
+            # ISA rule 4: a DMA into matrix SRAM starts once every earlier tile op has read its tile
+            unit.stalls["dependency"] += self.tile_ready - start
+            start = self.tile_ready
         at = start + timing.dma_setup
         busy = timing.dma_setup
         if timing.dram_bytes:

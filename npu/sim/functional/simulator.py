@@ -103,8 +103,11 @@ class _SyncTracker:
         for other, entries in self.pending.items():
             if other == unit or not entries:
                 continue
+            # ISA rule 4: a DMA into matrix SRAM is ordered after earlier tile ops' weight reads
+            refill = unit == "dma" and other == "matrix" and space == "matrix_sram"
             for other_space, other_low, other_high, other_write in entries:
-                if other_space == space and other_low < high and low < other_high and (write or other_write):
+                if other_space == space and other_low < high and low < other_high and (write or other_write) \
+                        and not (refill and not other_write):
                     verb = "writes" if write else "reads"
                     other_verb = "writes" if other_write else "reads"
                     raise InstructionFault(f"the {unit} unit {verb} {space}[{low}, {high}) while the {other} unit "
