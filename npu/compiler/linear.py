@@ -278,11 +278,12 @@ def emit_gemm(e: Emit, x_addr: int, rows: int, k: int, w_region: str, n: int,
     for index, (count, tag) in enumerate(segments):
         last_segment = index == len(segments) - 1
         with asm.loop(count, reg="r15"):
-            # The panel's tiles must have arrived (`wait dma`). A plain linear need not drain the
-            # array: the next panel's DMAs may overwrite the half the previous panel's tile ops
-            # read, which ISA rule 4 orders after those reads, and its write-backs overlap this
-            # panel's tile ops. An epilogue reads the write-back buffer, so the LM head drains it.
-            asm("wait dma" if epilogue is None else "wait dma|matrix")
+            # The panel's tiles must have arrived (`wait dma`). With interleaved prefetch a plain
+            # linear need not drain the array: the next panel's DMAs may overwrite the half the
+            # previous panel's tile ops read, which ISA rule 4 orders after those reads, and its
+            # write-backs overlap this panel's tile ops. An epilogue reads the write-back buffer,
+            # so the LM head drains it; one-port machines prefetch in a batch and drain too.
+            asm("wait dma" if epilogue is None and interleave else "wait dma|matrix")
             asm.li("r8", x_addr)
             if column_prologue is not None:
                 column_prologue()

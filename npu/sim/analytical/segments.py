@@ -380,18 +380,16 @@ class SegmentBuilder:
     def matrix(self, mnemonic: str, new_tile: bool = False, registers: Iterable[Hashable] = (),
                acc: int = 0) -> None:
         """A tile op into accumulator `acc` (`new_tile`: its weight tile is not the one the array
-        holds), or `mwb` of `acc` on the write-back path beside the array (cycle simulator: _matrix)."""
+        holds), or `mwb` of `acc` on the write-back path beside the array (cycle simulator:
+        _matrix), whose own queue is taken never to fill (at most `accumulators` are pending)."""
         key, timing = self.costs.timing(mnemonic)
-        at = self._dispatch(registers, "matrix")
+        at = self._dispatch(registers, None if mnemonic == "mwb" else "matrix")
         unit = self.units["matrix"]
         start = previous_end = unit.busy
         if mnemonic == "mwb":  # after its accumulator's last result and the previous write-back
             start = max(self.writeback_free, self.accumulator_ready.get(acc, 0.0))
             unit.add_beside(at, start, timing.latency)
             self.writeback_free = self.writeback_end[acc] = start + timing.occupancy
-            starts = self.queue_starts["matrix"]
-            if starts.maxlen is not None:
-                starts.append(max(at + 1, self.queue_clock["matrix"] + start - previous_end))
         else:
             # its first result may land only after the accumulator's last write-back has read it
             start = max(start, self.writeback_end.get(acc, -math.inf) - self.first_result)

@@ -65,7 +65,7 @@ from npu.hw.rows import MemoryAccessError
 from npu.sim.functional.simulator import HALT, InstructionFault
 
 # Slot kinds: what the front end does with an instruction.
-SCALAR, BRANCH, LOOP, WAIT, HALT_KIND, NOP, DMA, MATRIX, VECTOR, FAULT = range(10)
+SCALAR, BRANCH, LOOP, WAIT, HALT_KIND, NOP, DMA, MATRIX, VECTOR, WRITEBACK, FAULT = range(11)
 QUEUED_UNITS = ("dma", "matrix", "vector")
 SRAMS = ("vector_sram", "matrix_sram", "fp_sram", "int_sram")
 
@@ -266,7 +266,7 @@ class CycleSimulator:
             return _Slot(DMA, name, "dma", reads, operands=ops)
         timing = instruction_timing(spec, self.config, ops, params=self.params)
         if spec.unit is Unit.MATRIX:
-            return _Slot(MATRIX, name, "matrix", reads, timing=timing, operands=ops)
+            return _Slot(WRITEBACK if name == "mwb" else MATRIX, name, "matrix", reads, timing=timing, operands=ops)
         row_reads, row_writes = [], []
         for field in spec.fields:
             if field.kind is not Kind.INT_REG or field.name in _VALUE_FIELDS:
@@ -305,6 +305,7 @@ class _Run:
         self.slots = sim._slots
         self.units = {name: _UnitState(name, sim.queue_depth) for name in QUEUED_UNITS}
         self.vector_unit, self.matrix_unit = self.units["vector"], self.units["matrix"]
+        self.writeback_queue = _UnitState("matrix write-back", sim.queue_depth)  # only its `starts` are used
         self.int_regs = self.fsim.int_regs   # cleared in place by reset, so this stays the live list
         self.pools = {name: PortPool(name, getattr(self.config, name).ports) for name in SRAMS}
         self.ready = [0] * (NUM_INT_REGS + NUM_FP_REGS + NUM_ADDR_REGS)  # register scoreboard
@@ -332,6 +333,7 @@ class _Run:
         # recent tile ops' activation rows (low, high, feed end) and `mwb` rows (low, high, end):
         # with a queue of `depth` entries, older ones have finished before anything new starts
         self.feeds: deque[tuple[int, int, int]] = deque(maxlen=2 * sim.queue_depth)
+        self.tile_loads: deque[tuple[int, int]] = deque(maxlen=2 * sim.queue_depth)  # (address, loaded)
         self.writebacks: deque[tuple[int, int, int]] = deque(maxlen=2 * sim.queue_depth + accumulators)
         self.pc = 0                  # pc being dispatched (for the units' records)
 
@@ -344,7 +346,9 @@ class _Run:
         handlers = [fsim.handler(pc) for pc in range(len(slots))]
         advance_loops, loops = fsim.advance_loops, fsim.active_loops
         units, params, pools = self.units, self.params, self.pools
-        kind_units = {DMA: units["dma"], MATRIX: units["matrix"], VECTOR: units["vector"]}
+        # `mwb` has its own queue in front of the write-back path (its own `starts`)
+        kind_units = {DMA: units["dma"], MATRIX: units["matrix"], VECTOR: units["vector"],
+                      WRITEBACK: self.writeback_queue}
         vector_unit_run, matrix_unit_run, dma_unit_run = self._vector, self._matrix, self._dma
         depth = self.sim.queue_depth
         record = self.sim.record_timeline
@@ -393,7 +397,7 @@ class _Run:
                     next_pc = handlers[pc]() if execute_data else pc + 1
                     if kind == VECTOR:
                         start, end = vector_unit_run(slot, t, pc)
-                    elif kind == MATRIX:
+                    elif kind == MATRIX or kind == WRITEBACK:
                         start, end = matrix_unit_run(slot, t, pc)
                     else:
                         self.pc = pc
@@ -559,6 +563,7 @@ class _Run:
                 wanted = max(dispatch + 1, self.shadow_free)
                 loading = self.pools["matrix_sram"].reserve(wanted, timing.weight_load_cycles)
                 self.loaded_tile, self.tile_ready = tile, loading + timing.weight_load_cycles
+                self.tile_loads.append((tile[0], self.tile_ready))
                 self.live_actions["matrix_sram_read_bytes"] += timing.weight_bytes
                 port_delay = loading - wanted
             else:
@@ -583,7 +588,7 @@ class _Run:
             unit.busy += slot.occupancy
             unit.free_at = end
         # unit.record(pc, dispatch, granted, end, done), inlined (millions of calls):
-        unit.starts.append(granted)
+        (self.writeback_queue if slot.kind == WRITEBACK else unit).starts.append(granted)
         unit.recent.append((pc, dispatch, granted, end, done))
         if done > unit.done_at:
             unit.done_at = done
@@ -619,10 +624,12 @@ class _Run:
         start = dispatch + 1
         if unit.free_at > start:
             start = unit.free_at
-        if info.tile_load and self.tile_ready > start:
-            # ISA rule 4: a DMA into matrix SRAM starts once every earlier tile op has read its tile
-            unit.stalls["dependency"] += self.tile_ready - start
-            start = self.tile_ready
+        if info.tile_load and self.tile_loads:
+            # ISA rule 4: a DMA into matrix SRAM starts once earlier tile ops have read the tiles it overwrites
+            read = self._tiles_read(regs[ops["sram"]], rows, cols, cols if info.kv else regs[ops["sstride"]], start)
+            if read > start:
+                unit.stalls["dependency"] += read - start
+                start = read
         at = start + timing.dma_setup
         busy = timing.dma_setup
         if timing.dram_bytes:
@@ -840,6 +847,17 @@ class _Run:
                 self.dma_plans.clear()
             plan = self.dma_plans[key] = _DmaPlan(offsets, sizes, cycles)
         return plan
+
+    def _tiles_read(self, first: int, rows: int, cols: int, sstride: int, start: int) -> int:
+        """Cycle by which earlier tile ops have loaded every weight tile that overlaps the DMA's
+        matrix-SRAM rows (`start` if none is still loading)."""
+        last = first + sstride * (rows - 1)
+        low, high = min(first, last), max(first, last) + cols
+        tile = self.config.mlen * self.config.mlen
+        for address, loaded in self.tile_loads:
+            if loaded > start and address < high and low < address + tile:
+                start = loaded
+        return start
 
     def _invalidate_tile(self, first: int, rows: int, cols: int, sstride: int) -> None:
         """A DMA into matrix SRAM over the tile the array holds forces a reload."""
