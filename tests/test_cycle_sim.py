@@ -2,9 +2,10 @@
 
 Most programs run on dnpu-edge, whose numbers make the arithmetic short: VLEN = MLEN = 64,
 BLEN = 8, every SRAM has ONE port of 128 bytes (vector / matrix) per cycle, LPDDR5 at
-51.2 GB/s = 51.2 bytes per cycle at 1 GHz. Derived: a tile op occupies the array
-1 + BLEN + 3 = 12 cycles, loading a 64x64 bf16 weight tile takes 8 KiB / 128 = 64 cycles,
-the systolic fill/drain is MLEN = 64 cycles, `mwb` writes 8 x 64 bf16 = 8 port cycles.
+51.2 GB/s = 51.2 bytes per cycle at 1 GHz. Derived: tile ops stream through the array one
+every BLEN = 8 cycles and each result lands 1 + 8 + 3 + MLEN (64, the systolic drain) = 76
+cycles after its op starts, loading a 64x64 bf16 weight tile takes 8 KiB / 128 = 64 cycles,
+`mwb` writes 8 x 64 bf16 = 8 port cycles on the write-back path beside the array.
 Timing rules used below: dispatch 1 instruction/cycle; a queued instruction starts at the
 earliest the cycle after its dispatch; `wait` dispatches when the unit is done; `halt` is one
 more cycle; total = the later of the front end and the last completion.
@@ -162,6 +163,56 @@ def test_a_new_weight_tile_per_op_is_limited_by_the_matrix_sram_port():
     # each 64-cycle load needs the single port; the array waits for it (8-cycle ops)
     assert stats.cycles - reused.cycles == 3 * (64 - 8)
     assert stats.units["matrix"].stalls["dependency"] > reused.units["matrix"].stalls["dependency"]
+
+
+def test_writeback_of_one_accumulator_overlaps_tile_ops_into_another():
+    """`mwb` runs on the write-back path beside the array: it waits for its own accumulator's
+    result (start + 1 + 8 + 3 + 64 = 76 on edge), not for the tile ops queued behind it. With a
+    second vector-SRAM port for its writes the array never stops; with edge's one port the
+    activation feed of the op that meets it waits for the port."""
+    program = ("addi r1, r0, 64\n mma r0, r1, r0, 0\n addi r2, r0, 4096\n mwb r2, r1, 0\n"
+               + "mma r0, r1, r0, 1\n" * 12 + "wait matrix\n halt")
+    two_ports = dataclasses.replace(EDGE, vector_sram=dataclasses.replace(EDGE.vector_sram, ports=2))
+    _, stats = simulate(program, config=two_ports, record_timeline=True)
+    assert [event.start for event in events(stats, "mma")] == [66 + 8 * i for i in range(13)]
+    assert events(stats, "mwb")[0].start == 66 + 76  # while the 10th tile op streams
+    _, one_port = simulate(program, record_timeline=True)
+    assert events(one_port, "mwb")[0].start == 66 + 76
+    assert [event.start for event in events(one_port, "mma")][9:] == [66 + 76 + 8 + 8 * i for i in range(4)]
+
+
+def test_tile_op_waits_until_the_writeback_of_its_accumulator_has_read_it():
+    """Its first result lands 1 + MLEN = 65 cycles after it starts, so a tile op into an
+    accumulator with a pending `mwb` starts no earlier than that write-back's end - 65."""
+    program = ("addi r1, r0, 64\n addi r2, r0, 4096\n mma r0, r1, r0, 0\n mwb r2, r1, 0\n"
+               "mma r0, r1, r0, 0\n wait matrix\n halt")
+    _, stats = simulate(program, record_timeline=True)
+    mwb = events(stats, "mwb")[0]
+    second = events(stats, "mma")[1]
+    assert mwb.start == 67 + 76 and second.start == mwb.end - 65
+
+
+def test_tile_op_reading_rows_an_inflight_writeback_writes_waits_for_it():
+    """Same-unit accesses are ordered (ISA rule 1): the array must not read activation rows
+    before an earlier `mwb` into them has written them."""
+    program = ("addi r1, r0, 64\n addi r2, r0, 4096\n mma r0, r1, r0, 0\n mwb r2, r1, 0\n"
+               "mma {act}, r1, r0, 1\n wait matrix\n halt")
+    _, apart = simulate(program.format(act="r0"), record_timeline=True)
+    _, reading = simulate(program.format(act="r2"), record_timeline=True)
+    assert events(apart, "mma")[1].start == 67 + 8
+    assert events(reading, "mma")[1].start == events(reading, "mwb")[0].end
+
+
+def test_dma_into_matrix_sram_waits_only_for_tile_ops_reading_what_it_overwrites():
+    """ISA rule 4: the refill of a tile an earlier tile op has not loaded yet waits for that load;
+    a DMA into another part of matrix SRAM does not."""
+    program = ("addi r1, r0, 64\n mma r0, r1, r0, 0\n addi r3, r0, {target}\n"
+               "dld.m a0, r3, r1, r1, r1, r1, bf16\n wait dma|matrix\n halt")
+    _, same = simulate(program.format(target=0), record_timeline=True)
+    _, other = simulate(program.format(target=8192), record_timeline=True)
+    assert events(same, "dld.m")[0].start == 66  # the tile is in the array from cycle 66
+    assert events(other, "dld.m")[0].start == 4
+    assert same.units["dma"].stalls["dependency"] == 66 - 4
 
 
 def test_taken_branch_costs_one_bubble():

@@ -585,6 +585,27 @@ def test_matrix_writeback_then_dma_store_needs_wait_matrix():
     run(source.format(wait="wait matrix"))
 
 
+REFILL_AFTER_TILE_OP = """
+    addi r1, r0, 64
+    mma r0, r1, r0, 0
+    {wait}
+    dld.m a0, r0, r1, r1, r1, r1, bf16
+    {wait_dma}
+    mma r0, r1, r0, 1
+    halt
+"""
+
+
+def test_dma_refilling_a_weight_tile_the_array_read_needs_no_wait_matrix():
+    """ISA rule 4: a DMA into matrix SRAM is ordered after earlier tile ops' weight reads (the
+    GEMM refills a panel buffer while the array still computes); reading the new tile still
+    needs `wait dma`."""
+    sim, stats = run(REFILL_AFTER_TILE_OP.format(wait="nop", wait_dma="wait dma"))
+    assert stats.halted
+    expect_error(REFILL_AFTER_TILE_OP.format(wait="nop", wait_dma="nop"), "insert `wait dma` first", 5,
+                 "mma r0, r1, r0, 1")
+
+
 # ---- statistics and trace --------------------------------------------------------------------
 
 def test_stats_count_classes_bytes_and_trace():
