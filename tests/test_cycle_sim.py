@@ -146,7 +146,7 @@ def test_matrix_sequence_pays_weight_load_and_fill_drain_once(ops):
 def test_the_next_weight_tile_streams_in_under_every_op_that_reuses_the_current_one():
     """Double-buffered weights: the shadow registers are free once the op that switched to the
     current tile has started, so with two accumulators on one tile the next tile's load overlaps
-    both ops (edge: 64-cycle load, 12-cycle ops)."""
+    both ops (edge: 64-cycle load, 8-cycle ops)."""
     program = ("mma r0, r0, r0, 0\n mma r0, r0, r0, 1\n addi r1, r0, 4096\n mma r0, r0, r1, 0\n"
                "wait matrix\n halt")
     _, stats = simulate(program, record_timeline=True)

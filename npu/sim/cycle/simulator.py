@@ -19,7 +19,8 @@ How it works, in the order an instruction meets it:
    A unit's instruction waits for: the unit (previous occupancy), data dependencies inside the unit
    (vector-SRAM rows an in-flight vector op still writes; the matrix accumulator before `mwb`,
    which is where the systolic drain is paid once per output tile; a weight tile still
-   loading), and SRAM ports (`ports.PortPool`: DMA, vector unit, the array's activation feed,
+   loading). The matrix unit's `mwb`s have their own queue and write-back path beside the
+   array, so they overlap tile ops into other accumulators (`_matrix`). SRAM ports (`ports.PortPool`: DMA, vector unit, the array's activation feed,
    `mwb`, weight loads and scalar loads/stores all compete for the ports of the SRAMs they
    touch). Because units never wait on the front end, each instruction is scheduled the moment
    it is dispatched ("eager" scheduling): time advances by events, never cycle by cycle.
