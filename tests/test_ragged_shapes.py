@@ -55,6 +55,15 @@ def test_ragged_model_decodes_exactly_on_every_preset(npu_name, cache, threshold
 
 
 @pytest.mark.parametrize("npu_name", PRESETS)
+def test_widths_the_mx_blocks_do_not_divide_decode_exactly(npu_name):
+    """d_model 100 / d_ff 200: the last MX block of a weight row (32 values) mixes real values and
+    padding zeros, and the last VLEN row of RMSNorm's sum holds 36 real squares."""
+    config = dataclasses.replace(RAGGED, name="test-ragged-100", d_model=100, d_ff=200, n_layers=2)
+    sim, ref = decode_both(config, npu_name, "dual", 0.2)
+    assert generation_difference(sim, ref) is None
+
+
+@pytest.mark.parametrize("npu_name", PRESETS)
 def test_ragged_model_samples_with_temperature_exactly(npu_name):
     plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache="dual", temperature=0.5, seed=7)
     sim = decode_sampled(SimulatorStepper, npu_name, plan, config=RAGGED)

@@ -90,7 +90,7 @@ class Shapes:
         return self.seq_len + self.npu.blen
 
     def check(self) -> None:
-        """Raise CompileError naming the first model dimension this machine cannot tile."""
+        """Raise CompileError naming the first model dimension or format this machine cannot run."""
         m, vlen = self.model, self.npu.vlen
         # d_model, d_ff and the vocabulary need no rule: they are zero-padded to MLEN (see module doc)
         hd = m.head_dim
@@ -178,7 +178,10 @@ def pack_weights(weights: dict[str, np.ndarray], shapes: Shapes) -> dict[str, np
 def true_width_weights(weights: dict[str, np.ndarray], shapes: Shapes) -> dict[str, np.ndarray]:
     """Packed (or delivered) weights with the d_model / d_ff padding sliced off again: what the
     reference computes with, at the model's true widths. Head slots and the LM head's padded
-    vocabulary stay (the reference works on slots and masks padded logits like the program)."""
+    vocabulary stay (the reference works on slots and masks padded logits like the program).
+    Where a width leaves an MX block part real, part padding (d_model 100, blocks of 32), the
+    block's shared scale comes from its real values alone (zeros never raise a block maximum), so
+    the sliced values are those of the ragged row."""
     true = {"d_model": shapes.model.d_model, "d_ff": shapes.model.d_ff}
     out = {}
     for name, w in weights.items():
