@@ -11,6 +11,7 @@ line on stderr and no traceback; pipeline cases run `snakemake -n`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import subprocess
 import sys
@@ -432,22 +433,25 @@ def test_pipeline_config_override_with_a_bad_value_names_the_key():
 
 # ---- the NPU-arithmetic reference, exact mode and the analytical model -------------------------
 
-def test_reference_gemm_refuses_a_k_remainder_instead_of_dropping_it():
+def test_reference_gemm_refuses_operands_whose_k_differ():
+    """A K remainder is zero-padded (tests/test_ragged_shapes.py), but mismatched operands are an error."""
     from npu.compiler.asm import CompileError
     from npu.compiler.linear import reference_gemm
 
     with pytest.raises(CompileError) as info:
-        reference_gemm(np.ones((4, 96), np.float32), np.ones((96, 64), np.float32), 64)
-    assert_names(info.value, "K=96", "mlen=64")
+        reference_gemm(np.ones((4, 96), np.float32), np.ones((64, 64), np.float32), 64)
+    assert_names(info.value, "K=96", "K=64")
 
 
-def small_model(d_model: int):
+def small_model(head_dim: int):
+    """tiny-sort with one layer and another head_dim (24: not a power of two, so RoPE's vrothalf
+    cannot rotate it on any preset; widths no longer matter, they are padded to MLEN)."""
     import dataclasses
 
     from npu.models.presets import load_model_spec
 
     spec = load_model_spec("tiny-sort")
-    return dataclasses.replace(spec.architecture, name=f"tiny-sort-{d_model}", d_model=d_model, n_layers=1)
+    return dataclasses.replace(spec.architecture, name=f"tiny-sort-hd{head_dim}", head_dim=head_dim, n_layers=1)
 
 
 def test_reference_step_refuses_what_the_compiler_refuses():
@@ -457,11 +461,11 @@ def test_reference_step_refuses_what_the_compiler_refuses():
     from npu.compiler.reference import ReferenceState, reference_step
     from npu.hw.config import load_npu_config
 
-    shapes = Shapes(small_model(96), load_npu_config("dnpu-edge"), 25)
+    shapes = Shapes(small_model(24), load_npu_config("dnpu-edge"), 25)
     seq = np.zeros(25, np.int32)
     with pytest.raises(CompileError) as info:
         reference_step(StepSpec(shapes, 25, 12, "topk"), {}, ReferenceState.start(shapes, seq), 0, 13, k=1)
-    assert_names(info.value, "dnpu-edge", "tiny-sort-96", "d_model=96", "mlen=64")
+    assert_names(info.value, "dnpu-edge", "tiny-sort-hd24", "head_dim=24", "power of two")
 
 
 def test_exact_mode_refuses_a_model_the_compiler_refuses_before_decoding():
@@ -469,22 +473,22 @@ def test_exact_mode_refuses_a_model_the_compiler_refuses_before_decoding():
     from npu.compiler.asm import CompileError
 
     with pytest.raises(CompileError) as info:
-        check_fits("sort96", small_model(96), "dnpu-cloud", 25, (8, 4))
-    assert_names(info.value, "exact mode", "'sort96'", "d_model=96", "mlen=128")
+        check_fits("sort24", small_model(24), "dnpu-cloud", 25, (8, 4))
+    assert_names(info.value, "exact mode", "'sort24'", "head_dim=24")
 
 
-def test_exact_stage_writes_no_table_for_a_model_the_machine_cannot_tile(tmp_path, small_add_checkpoint):
-    """The 64-wide test model on dnpu-cloud's 128-wide array: once reported 'exact match' figures
-    from a reference GEMM that skipped the K remainder (all of K), now refused by name."""
+def test_exact_stage_writes_no_table_for_a_model_the_machine_cannot_run(tmp_path, small_add_checkpoint):
+    """BAOS KV on ar-npu, which lacks the dLLM KV instructions: refused by name before any decoding.
+    (The 64-wide test model on dnpu-cloud's 128-wide array, once refused here, now compiles padded.)"""
     from npu.compiler.asm import CompileError
     from npu.quant.experiments import ModelSource
     from npu.stages.quantize import exact_accuracy_stage
 
     out = tmp_path / "exact.tsv"
     with pytest.raises(CompileError) as info:
-        exact_accuracy_stage([ModelSource(str(small_add_checkpoint), "small-add")], "dnpu-cloud", (4,), 2, out,
+        exact_accuracy_stage([ModelSource(str(small_add_checkpoint), "small-add")], "ar-npu", (4,), 2, out,
                              log=lambda line: None)
-    assert_names(info.value, "'small-add'", "dnpu-cloud", "d_model=64", "mlen=128")
+    assert_names(info.value, "'small-add'", "ar-npu", "dllm_instructions")
     assert not out.exists()
 
 
@@ -505,19 +509,22 @@ def assert_no_figures(row: dict, *reason: str) -> None:
 
 
 def test_analytical_table_has_no_figures_for_a_model_that_does_not_compile(tmp_path):
-    preset = model_preset(tmp_path, lambda d: d["architecture"].update(d_model=96), name="tiny-sort-96")
+    preset = model_preset(tmp_path, lambda d: d["architecture"].update(head_dim=24), name="tiny-sort-hd24")
     rows = analytical_rows("dnpu-edge", preset, tmp_path)
     assert len(rows) == 6
     for row in rows:
-        assert_no_figures(row, "d_model=96", "mlen=64")
+        assert_no_figures(row, "tiny-sort-hd24", "head_dim=24")
 
 
-def test_analytical_table_refuses_a_d_model_the_mx_blocks_do_not_divide(tmp_path):
-    """d_model 100 trains, but no machine tiles it: the table says so instead of failing in an
-    MX row check that names neither model nor key."""
+def test_analytical_table_has_figures_for_a_d_model_neither_mlen_nor_the_mx_blocks_divide(tmp_path):
+    """d_model 100 (once refused: no machine tiled it) compiles zero-padded to MLEN, so every
+    generation of the table has figures."""
     preset = model_preset(tmp_path, lambda d: d["architecture"].update(d_model=100), name="tiny-sort-100")
-    for row in analytical_rows("ar-npu", preset, tmp_path):
-        assert_no_figures(row, "tiny-sort-100", "d_model=100")
+    rows = analytical_rows("ar-npu", preset, tmp_path)
+    assert len(rows) == 6
+    for row in rows:
+        assert row["status"] == "ok", row["status"]
+        assert float(row["tokens_per_s"]) > 0
 
 
 def test_compiled_step_that_overruns_its_instruction_budget_names_block_step_and_program(monkeypatch):
@@ -531,7 +538,7 @@ def test_compiled_step_that_overruns_its_instruction_budget_names_block_step_and
     from npu.sim.functional import SimulationError
 
     runtime = importlib.import_module("npu.runtime.generate")  # npu.runtime.generate is also a function
-    config = small_model(64)
+    config = dataclasses.replace(small_model(32), d_model=64)
     weights = weights_from_model(build_model(config).init_weights(0))
     plan = DecodeConfig(gen_length=12, block_length=4, steps=12)
     stepper = runtime.SimulatorStepper(config, weights, load_npu_config("dnpu-edge"), 25, plan.sampling)
@@ -820,13 +827,13 @@ def test_npu_crossvalidate_on_a_bad_listing_names_file_and_line(tmp_path, capsys
 
 
 def test_npu_simulate_analytical_writes_a_status_and_no_figures_for_a_model_that_does_not_compile(tmp_path, capsys):
-    preset = model_preset(tmp_path, lambda d: d["architecture"].update(d_model=96), name="tiny-sort-96")
+    preset = model_preset(tmp_path, lambda d: d["architecture"].update(head_dim=24), name="tiny-sort-hd24")
     out = tmp_path / "analytical.tsv"
     status, _out, err = npu(["simulate-analytical", "--npu", "dnpu-edge", "--model", str(preset), "--out", str(out)],
                             capsys)
     assert status == 0 and "not compilable" in err
     for row in csv.DictReader(out.open(), delimiter="\t"):
-        assert_no_figures(row, "d_model=96")
+        assert_no_figures(row, "head_dim=24")
 
 
 # ---- snakemake -n: the pipeline's own configuration ---------------------------------------------

@@ -6,6 +6,16 @@ exactly zero. The compiler gets the zeros for free by padding the weights: q/k/v
 gain zero output rows (and zero bias), o_proj gains zero input columns. For LLaDA/Dream
 (head_dim 128) slot == head_dim on both dnpu presets; only tiny models pay for padding.
 
+Model widths. d_model and d_ff are padded the same way, to `d_model_pad` / `d_ff_pad` (multiples
+of MLEN): the weights gain zero rows/columns (`pack_weights`), so the residual stream, the norms'
+outputs and the MLP activations hold exact zeros in the padded columns (a GEMM column of zero
+weights writes +0.0; silu(0) * 0 = 0; 0 + 0 = 0), and the padded K rows add nothing to any GEMM.
+The one reduction over d_model, RMSNorm's sum of squares, adds those zeros at the end of its
+chain and divides by the true d_model. The NPU-arithmetic reference computes at the true widths
+(`true_width_weights`); numerics defines its ragged reductions as the zero-padded ones
+(`reference_gemm`, `chained_row_sum`), so program and reference agree bit for bit. A model whose
+widths are multiples of MLEN pads nothing: its program is the unpadded one.
+
 DRAM map (all programs of one generation share it, so it depends only on model, machine and
 sequence length): constants, run parameters, token ids, step outputs, RoPE tables, weights in
 the configured weight format, and one block-addressed K and V region per layer
@@ -66,22 +76,30 @@ class Shapes:
         return roundup(self.model.vocab_size, self.npu.mlen)
 
     @property
+    def d_model_pad(self) -> int:
+        """Columns of the residual stream and K of every projection from it (zero padding)."""
+        return roundup(self.model.d_model, self.npu.mlen)
+
+    @property
+    def d_ff_pad(self) -> int:
+        """Columns of the MLP's gate/up activations and K of down_proj (zero padding)."""
+        return roundup(self.model.d_ff, self.npu.mlen)
+
+    @property
     def rope_rows(self) -> int:
         return self.seq_len + self.npu.blen
 
     def check(self) -> None:
-        """Raise CompileError naming the first model dimension this machine cannot tile."""
-        m, mlen, vlen = self.model, self.npu.mlen, self.npu.vlen
-        for name in ("d_model", "d_ff"):
-            if getattr(m, name) % mlen:
-                raise CompileError(f"{self.npu.name}: model {m.name} {name}={getattr(m, name)} "
-                                   f"is not a multiple of mlen={mlen}")
+        """Raise CompileError naming the first model dimension or format this machine cannot run."""
+        m, vlen = self.model, self.npu.vlen
+        # d_model, d_ff and the vocabulary need no rule: they are zero-padded to MLEN (see module doc)
         hd = m.head_dim
         if hd <= vlen:
             if hd & (hd - 1) or hd < 2:
-                raise CompileError(f"{self.npu.name}: head_dim={hd} <= vlen must be a power of two (vrothalf)")
+                raise CompileError(f"{self.npu.name}: model {m.name} head_dim={hd} <= vlen must be a power of "
+                                   f"two (vrothalf)")
         elif (hd // 2) % vlen:
-            raise CompileError(f"{self.npu.name}: head_dim={hd} > vlen={vlen} needs head_dim/2 "
+            raise CompileError(f"{self.npu.name}: model {m.name} head_dim={hd} > vlen={vlen} needs head_dim/2 "
                                f"to be a multiple of vlen (RoPE by row moves)")
         if self.npu.formats.kv_cache not in ("bf16", "fp32"):
             raise CompileError(f"{self.npu.name}: formats.kv_cache={self.npu.formats.kv_cache} is not "
@@ -100,22 +118,75 @@ def _slot_rows(weight: np.ndarray, heads: int, head_dim: int, slot: int) -> np.n
     return out.reshape((heads * slot,) + weight.shape[1:])
 
 
+def weight_axes(name: str) -> tuple[str | None, ...]:
+    """What each axis of a state-dict weight spans, for padding: 'd_model', 'd_ff', 'q' / 'kv'
+    (heads x head_dim, padded per head to slots), 'vocab' (LM head rows); None: not padded
+    (the embedding's rows are gathered by token id)."""
+    if name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight")):
+        return ("q" if "q_proj" in name else "kv", "d_model")
+    if name.endswith(("q_proj.bias", "k_proj.bias", "v_proj.bias")):
+        return ("q" if "q_proj" in name else "kv",)
+    if name.endswith("o_proj.weight"):
+        return ("d_model", "q")
+    if name.endswith(("gate_proj.weight", "up_proj.weight")):
+        return ("d_ff", "d_model")
+    if name.endswith("down_proj.weight"):
+        return ("d_model", "d_ff")
+    if name.endswith("norm.weight"):
+        return ("d_model",)
+    if name == "embed.weight":
+        return (None, "d_model")
+    if name == "lm_head.weight":
+        return ("vocab", "d_model")
+    raise CompileError(f"weight {name!r}: the compiler has no layout for it")
+
+
+def _padded_sizes(shapes: Shapes) -> dict[str, int]:
+    return {"d_model": shapes.d_model_pad, "d_ff": shapes.d_ff_pad, "vocab": shapes.vocab_pad,
+            "q": shapes.q_width, "kv": shapes.kv_width}
+
+
+def packed_shape(name: str, shape: tuple[int, ...], shapes: Shapes) -> tuple[int, ...]:
+    """The shape `pack_weights` gives the weight `name` of state-dict `shape`."""
+    sizes = _padded_sizes(shapes)
+    return tuple(n if axis is None else sizes[axis] for axis, n in zip(weight_axes(name), shape))
+
+
+def _pad_axis(w: np.ndarray, axis: int, kind: str, shapes: Shapes) -> np.ndarray:
+    """Zero padding of one axis: per head to its slot ('q', 'kv'), else at the end."""
+    m = shapes.model
+    if kind in ("q", "kv"):
+        heads = m.n_heads if kind == "q" else m.n_kv_heads
+        return np.moveaxis(_slot_rows(np.moveaxis(w, axis, 0), heads, m.head_dim, shapes.slot), 0, axis)
+    width = [(0, 0)] * w.ndim
+    width[axis] = (0, _padded_sizes(shapes)[kind] - w.shape[axis])
+    return np.pad(w, width)
+
+
 def pack_weights(weights: dict[str, np.ndarray], shapes: Shapes) -> dict[str, np.ndarray]:
     """State-dict float32 arrays -> the padded float32 matrices the DRAM image stores."""
-    m = shapes.model
-    slot, hd = shapes.slot, m.head_dim
     out: dict[str, np.ndarray] = {}
     for name, value in weights.items():
         w = np.asarray(value, dtype=np.float32)
-        if name.endswith(("q_proj.weight", "q_proj.bias")):
-            w = _slot_rows(w, m.n_heads, hd, slot)
-        elif name.endswith(("k_proj.weight", "k_proj.bias", "v_proj.weight", "v_proj.bias")):
-            w = _slot_rows(w, m.n_kv_heads, hd, slot)
-        elif name.endswith("o_proj.weight"):
-            w = _slot_rows(w.T, m.n_heads, hd, slot).T
-        elif name == "lm_head.weight":
-            w = np.concatenate([w, np.zeros((shapes.vocab_pad - w.shape[0], w.shape[1]), np.float32)])
+        for axis, kind in enumerate(weight_axes(name)):
+            if kind is not None:
+                w = _pad_axis(w, axis, kind, shapes)
         out[name] = np.ascontiguousarray(w)
+    return out
+
+
+def true_width_weights(weights: dict[str, np.ndarray], shapes: Shapes) -> dict[str, np.ndarray]:
+    """Packed (or delivered) weights with the d_model / d_ff padding sliced off again: what the
+    reference computes with, at the model's true widths. Head slots and the LM head's padded
+    vocabulary stay (the reference works on slots and masks padded logits like the program).
+    Where a width leaves an MX block part real, part padding (d_model 100, blocks of 32), the
+    block's shared scale comes from its real values alone (zeros never raise a block maximum), so
+    the sliced values are those of the ragged row."""
+    true = {"d_model": shapes.model.d_model, "d_ff": shapes.model.d_ff}
+    out = {}
+    for name, w in weights.items():
+        index = tuple(slice(0, true[kind]) if kind in true else slice(None) for kind in weight_axes(name))
+        out[name] = w[index]
     return out
 
 

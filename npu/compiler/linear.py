@@ -40,14 +40,26 @@ def reference_gemm(a: np.ndarray, w_t: np.ndarray, mlen: int) -> np.ndarray:
 
     a (M, K) @ w_t (K, N), or batched (B, M, K) @ (B, K, N). Rows and columns are independent,
     so the whole product runs at once in the tile order of the matrix unit.
+
+    A K that is not a multiple of mlen (a ragged model width, e.g. d_model 96 or d_ff 160) runs
+    as the zero-padded tile sum: the last K tile is filled up with zero rows of both operands,
+    which is what the compiler's padded layout feeds the array (npu.compiler.layout). This equals
+    the unpadded math: each padded product is a zero (x * 0 with x finite), appended after the
+    real products of its column chain, and s + (+-0) == s for any s but -0.0; the accumulator
+    starts at +0.0 and so is never -0.0 (+0 + -0 = +0 under round-to-nearest), so acc + s is the
+    same whether s ended as -0.0 or +0.0. Here, and nowhere else, is the ragged K defined.
     """
     a = np.asarray(a, dtype=np.float32)
-    if a.shape[-1] % mlen or a.shape[-1] != w_t.shape[-2]:
-        # the matrix unit multiplies whole MLEN-wide K tiles; a remainder would be dropped
-        raise CompileError(f"reference GEMM: K={a.shape[-1]} (weights {w_t.shape[-2]}) is not a multiple "
-                           f"of mlen={mlen}")
+    w_t = np.asarray(w_t, dtype=np.float32)
+    if a.shape[-1] != w_t.shape[-2]:
+        raise CompileError(f"reference GEMM: K={a.shape[-1]} of the activations is not K={w_t.shape[-2]} "
+                           f"of the weights")
     if a.ndim == 3:
         return np.stack([reference_gemm(a[i], w_t[i], mlen) for i in range(a.shape[0])])
+    ragged = -a.shape[1] % mlen
+    if ragged:
+        a = np.concatenate([a, np.zeros((a.shape[0], ragged), np.float32)], axis=1)
+        w_t = np.concatenate([w_t, np.zeros((ragged, w_t.shape[1]), np.float32)], axis=0)
     acc = np.zeros((a.shape[0], w_t.shape[-1]), dtype=np.float32)
     for t in range(a.shape[1] // mlen):
         acc = hw_matmul_accumulate(acc, a[:, t * mlen:(t + 1) * mlen], w_t[t * mlen:(t + 1) * mlen])

@@ -37,7 +37,8 @@ import numpy as np
 from npu.compiler.asm import Asm, CompileError
 from npu.compiler.attention import emit_attention, emit_kv_write, key_mask
 from npu.compiler.context import FP_EPS, FP_INV_D, FP_MLEN, FP_SCALE, INT_Q0, INT_S0, Emit, ScalarLayout, StepSpec
-from npu.compiler.layout import AllocationError, Allocator, CONSTANTS_BYTES, DramMap, Shapes, plan_dram, roundup
+from npu.compiler.layout import (AllocationError, Allocator, CONSTANTS_BYTES, DramMap, Shapes, packed_shape, plan_dram,
+                                 roundup)
 from npu.compiler.linear import emit_linear
 from npu.compiler.sampling import add_noise_region, biased_subrows, emit_commit, emit_lm_head, ramp, vocab_bias
 from npu.compiler.vector_ops import emit_elementwise, emit_embedding, emit_rmsnorm, emit_rope, emit_silu_mul
@@ -192,7 +193,7 @@ def _attention_rows(e: Emit, layer: int, x: int, r0: int, n: int, kv: bool = Tru
     """
     spec, sh, vec = e.spec, e.shapes, e.vec
     m = spec.model
-    d = m.d_model
+    d = sh.d_model_pad
     p = f"blocks.{layer}."
     x_rows = x + r0 * d
     hn = vec.alloc("hn", n * d)
@@ -239,8 +240,8 @@ def _attention_rows(e: Emit, layer: int, x: int, r0: int, n: int, kv: bool = Tru
 
 def _mlp_rows(e: Emit, layer: int, x: int, r0: int, n: int) -> None:
     """MLP sublayer of rows r0..r0+n: rmsnorm, gate/up, silu*mul, down_proj + residual."""
-    vec, m = e.vec, e.spec.model
-    d, f = m.d_model, m.d_ff
+    vec = e.vec
+    d, f = e.shapes.d_model_pad, e.shapes.d_ff_pad
     p = f"blocks.{layer}."
     x_rows = x + r0 * d
     hn = vec.alloc("hn", n * d)
@@ -326,19 +327,7 @@ def packed_weight_shapes(model: ModelConfig, shapes: Shapes) -> dict[str, tuple[
     from npu.models.transformer import build_model
 
     meta = build_model(model, "meta")
-    out = {}
-    for name, p in meta.named_parameters():
-        shape = tuple(p.shape)
-        if name.endswith(("q_proj.weight", "q_proj.bias")):
-            shape = (shapes.q_width,) + shape[1:]
-        elif name.endswith(("k_proj.weight", "k_proj.bias", "v_proj.weight", "v_proj.bias")):
-            shape = (shapes.kv_width,) + shape[1:]
-        elif name.endswith("o_proj.weight"):
-            shape = (shape[0], shapes.q_width)
-        elif name == "lm_head.weight":
-            shape = (shapes.vocab_pad, shape[1])
-        out[name] = shape
-    return out
+    return {name: packed_shape(name, tuple(p.shape), shapes) for name, p in meta.named_parameters()}
 
 
 def compile_spec(spec: StepSpec) -> CompiledStep:
@@ -363,24 +352,25 @@ def compile_spec(spec: StepSpec) -> CompiledStep:
     e = Emit(Asm(), spec, dram, vec, ScalarLayout(spec), constants)
     e.asm.operator("rope_cos_sin")  # the preamble loads the queried positions' RoPE rows
     _preamble(e, index)
-    x = vec.alloc("x", spec.rows * m.d_model)
+    d = sh.d_model_pad  # the residual stream's padded width; the norms divide by the true d_model
+    x = vec.alloc("x", spec.rows * d)
     plan = plan_rows(e, x)
     e.asm.operator("embed")
     emit_embedding(e, x)
     for layer in range(m.n_layers):
         _layer(e, layer, x, plan)
-    h = vec.alloc("h", spec.sample_rows * m.d_model)
+    h = vec.alloc("h", spec.sample_rows * d)
     e.asm.operator("final_norm")
     e.asm(f"lw r9, {INT_S0}(r0)")
-    e.asm.li("r10", m.d_model)
+    e.asm.li("r10", d)
     e.asm("mul r9, r9, r10")
     e.asm.li("r10", x)
     e.asm("add r9, r9, r10")
     emit_rmsnorm(e, "r9", h, spec.sample_length, "final_norm.weight")
-    pad = (spec.sample_rows - spec.sample_length) * m.d_model
+    pad = (spec.sample_rows - spec.sample_length) * d
     if pad:
         e.asm("flui f0, 0.0")
-        e.asm.li("r1", h + spec.sample_length * m.d_model)
+        e.asm.li("r1", h + spec.sample_length * d)
         with e.asm.loop(pad // npu.vlen):
             e.asm("vbcast r1, f0")
             e.asm(f"addi r1, r1, {npu.vlen}")

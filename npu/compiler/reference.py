@@ -3,6 +3,11 @@
 `reference_step` walks the step exactly as `lower.compile_spec` emits it, calling the
 `reference_<op>` twin of each `emit_<op>`. Its state mirrors the NPU's DRAM: token ids and the
 per-layer K/V slots. Weights are what the DMA delivers (`layout.reference_weights`).
+
+Widths. The reference computes at the model's true d_model and d_ff (`layout.true_width_weights`
+slices the program's zero padding off), so a ragged model (d_model 96 on MLEN 64) is checked
+against the unpadded math, not against the compiler's own padding: its ragged GEMMs and row sums
+are the zero-padded ones that numerics defines (`linear.reference_gemm`, `chained_row_sum`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 from npu.compiler.attention import reference_attention
 from npu.compiler.context import StepSpec, rounder
 from npu.compiler.kv_quant import reference_kv
-from npu.compiler.layout import Shapes, rope_tables
+from npu.compiler.layout import Shapes, rope_tables, true_width_weights
 from npu.compiler.linear import reference_linear
 from npu.compiler.sampling import check_sampling, reference_commit, reference_lm_head
 from npu.compiler.vector_ops import (
@@ -69,6 +74,7 @@ def reference_step(spec: StepSpec, weights: dict[str, np.ndarray], state: Refere
     spec.check()  # the compiler's own check: refuse what compile_spec refuses, before any arithmetic
     noise = check_sampling(spec, temperature, noise)
     npu, sh, m = spec.npu, spec.shapes, spec.model
+    weights = true_width_weights(weights, sh)
     rnd, mlen, vlen = rounder(npu), npu.mlen, npu.vlen
     lq, hd, slot = spec.query_length, m.head_dim, sh.slot
     group = m.n_heads // m.n_kv_heads

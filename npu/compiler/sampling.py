@@ -304,7 +304,7 @@ def emit_lm_head(e: Emit, h_addr: int) -> None:
             asm(f"addi r5, r5, {mlen}")
 
     asm.operator("lm_head")
-    emit_gemm(e, h_addr, spec.sample_rows, m.d_model, "lm_head.weight", vocab_pad, out_addr=tile_buf,
+    emit_gemm(e, h_addr, spec.sample_rows, e.shapes.d_model_pad, "lm_head.weight", vocab_pad, out_addr=tile_buf,
               epilogue=epilogue, segments=segments, column_prologue=column_prologue)
     if spec.temperature:
         e.vec.free("lm.noise")

@@ -22,8 +22,9 @@ def reference_embedding(tokens: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 
 def emit_embedding(e: Emit, x_addr: int) -> None:
-    """x[i] <- table[TOK[i]] for every (padded) query row: one `dld.v` row gather each."""
-    asm, d = e.asm, e.spec.model.d_model
+    """x[i] <- table[TOK[i]] for every (padded) query row: one `dld.v` row gather each (rows of
+    d_model_pad: the table's padding columns are zeros)."""
+    asm, d = e.asm, e.shapes.d_model_pad
     region = e.dram["embed.weight"]
     rb = row_bytes(region.fmt, d, e.npu.mx_block)
     asm.comment("embedding gather")
@@ -46,7 +47,10 @@ def emit_embedding(e: Emit, x_addr: int) -> None:
 
 
 def reference_rmsnorm(x: np.ndarray, weight: np.ndarray, eps: float, rnd, vlen: int) -> np.ndarray:
-    """y = rnd(rnd(x * rsqrt(mean(rnd(x^2)) + eps)) * w), the sum chained over VLEN rows."""
+    """y = rnd(rnd(x * rsqrt(mean(rnd(x^2)) + eps)) * w), the sum chained over VLEN rows.
+
+    x has the true width d (the mean divides by it); a ragged last VLEN row sums as numerics'
+    chained_row_sum defines it, which is what the program's zero-padded row sums."""
     d = x.shape[-1]
     total = chained_row_sum(rnd(x * x), vlen)
     r = hw_rsqrt(f32(f32(total * np.float32(1.0 / d)) + np.float32(eps)))
@@ -54,8 +58,11 @@ def reference_rmsnorm(x: np.ndarray, weight: np.ndarray, eps: float, rnd, vlen: 
 
 
 def emit_rmsnorm(e: Emit, src: int | str, dst: int, rows: int, weight_region: str) -> None:
-    """RMSNorm of `rows` rows of d_model starting at src (an address or a register holding it)."""
-    asm, d, vlen = e.asm, e.spec.model.d_model, e.npu.vlen
+    """RMSNorm of `rows` rows of d_model_pad starting at src (an address or a register holding it).
+
+    The padded columns are zeros, so they add +0.0 to the sum of squares, which is scaled by
+    1/d of the true d_model (FP_INV_D); their zero weights keep the output's padding zero."""
+    asm, d, vlen = e.asm, e.shapes.d_model_pad, e.npu.vlen
     asm.comment(f"rmsnorm {weight_region}")
     asm("wait dma|matrix|vector")
     asm(f"add r1, {src}, r0") if isinstance(src, str) else asm.li("r1", src)

@@ -668,7 +668,18 @@ def hw_tree_sum(x: np.ndarray) -> np.ndarray:
 
 def chained_row_sum(x: np.ndarray, vlen: int, start: np.ndarray | None = None) -> np.ndarray:
     """A chain of `vsum`s over the VLEN rows of the last axis, in order: s = s + tree_sum(row) in
-    fp32 (the scalar accumulator); how every row reduction of the compiler and the kernels sums."""
+    fp32 (the scalar accumulator); how every row reduction of the compiler and the kernels sums.
+
+    A last axis that is not a multiple of VLEN (a ragged width, e.g. d_model 96 on VLEN 64) sums
+    as if its last row were filled up with +0.0: that is the row the compiler's zero-padded
+    vector SRAM holds (npu.compiler.layout, `Shapes.d_model_pad`), and the one place the ragged
+    order is defined. Whole rows of padding (the compiler pads to MLEN, not VLEN) then add +0.0
+    to the chain, which leaves any total but -0.0 unchanged.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    ragged = -x.shape[-1] % vlen
+    if ragged:
+        x = np.concatenate([x, np.zeros(x.shape[:-1] + (ragged,), np.float32)], axis=-1)
     total = np.zeros(x.shape[:-1], np.float32) if start is None else np.asarray(start, np.float32)
     for j in range(x.shape[-1] // vlen):
         total = (total + hw_tree_sum(x[..., j * vlen:(j + 1) * vlen])).astype(np.float32)
