@@ -33,7 +33,7 @@ def test_cloud_derived_figures() -> None:
     assert cloud.machine_balance_macs_per_byte == pytest.approx(20.0)
     assert cloud.weight_bits_per_element == 8 + 8 / 32
     assert cloud.weight_tile_bytes == 128 * 128 * 2
-    assert cloud.vector_sram_rows == 32 * 2**20 // (64 * 2)
+    assert cloud.vector_sram_rows == 32 * 2**20 // (128 * 2)
     assert cloud.dllm_instructions
 
 
@@ -109,7 +109,7 @@ INVALID = [
     ("vlen", 256, "vlen", "must divide mlen=128"),
     ("mlen", 100, "mlen", "power of two"),
     ("blen", 256, "blen", "must not exceed mlen"),
-    ("mx_block", 128, "mx_block", "must divide vlen=64"),
+    ("mx_block", 256, "mx_block", "must divide vlen=128"),
     ("mx_block", 0, "mx_block", "power of two"),
     ("clock_ghz", 0, "clock_ghz", "positive"),
     ("accumulators", 9, "accumulators", "must be 1..8"),
@@ -118,7 +118,7 @@ INVALID = [
     ("vector_sram.size_bytes", 4096, "vector_sram.size_bytes", "double-buffered"),
     ("vector_sram.size_bytes", 3 * 2**20, "vector_sram.size_bytes", "power of two"),
     ("fp_sram.size_bytes", 1000, "fp_sram.size_bytes", "power of two"),
-    ("vector_sram.width_bits", 512, "vector_sram.width_bits", "must be a multiple of vlen x element bits = 1024"),
+    ("vector_sram.width_bits", 512, "vector_sram.width_bits", "must be a multiple of vlen x element bits = 2048"),
     ("matrix_sram.width_bits", 1024, "matrix_sram.width_bits", "must be a multiple of mlen x 16 = 2048"),
     ("int_sram.width_bits", 16, "int_sram.width_bits", "multiple of 32"),
     ("int_sram.ports", 0, "int_sram.ports", "at least 1"),

@@ -361,13 +361,15 @@ def test_sampling_pass_with_temperature_commits_like_the_reference(preset):
 
 
 def test_dllm_and_generic_lowerings_give_identical_results():
+    """dnpu-cloud and ar-npu are one machine with and without the dLLM instructions (the
+    reductions' order follows VLEN, so machines of other widths may round differently)."""
     rng = np.random.default_rng(12)
     mask_id = SMALL_VOCAB - 1
     logits = peaked_logits(rng, 96, SMALL_VOCAB)
     tokens = block_tokens(rng, 96, mask_id, masked_fraction=0.5)
     runs = {name: run_sampling_pass(CONFIGS[name], logits, tokens, mask_id, threshold=0.6, tile_chunks=8)
-            for name in PRESETS}
-    first = runs[PRESETS[0]]
+            for name in ("dnpu-cloud", "ar-npu")}
+    first = runs["dnpu-cloud"]
     for result in runs.values():
         assert np.array_equal(result.x0, first.x0) and np.array_equal(result.confidence, first.confidence)
         assert np.array_equal(result.commit, first.commit) and np.array_equal(result.tokens, first.tokens)

@@ -228,5 +228,6 @@ def test_cycle_and_analytical_models_count_the_smoothing_and_the_mx_bytes(query_
         assert stats.dram.bytes_written == step.stats["dram_write_bytes"]
         if kv is not None:
             assert stats.by_mnemonic["dldkv.m"] > 0 and stats.by_mnemonic.get("vamax", 0) == (
-                0 if query_length == 4 else SMALL.n_layers * 2 * SMALL.n_kv_heads * 16 * 2)  # rows x 2 VLEN chunks
+                0 if query_length == 4 else SMALL.n_layers * 2 * SMALL.n_kv_heads * 16 * (npu.mlen // npu.vlen))  # rows x
+            # the VLEN chunks of an MLEN-wide head slot
         assert estimate_program(Program(step.program), npu).instructions == stats.instructions
