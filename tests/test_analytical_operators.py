@@ -77,14 +77,14 @@ def test_ar_npu_pays_only_the_generic_sampling_lowering():
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_large_model_gemms_are_bound_by_the_array_on_cloud():
     """With 8 accumulators the two 16-row blocks of a 32-query step share each weight tile, and a
-    tile crosses the 8192-bit matrix-SRAM words in 32 cycles (DMA in, array load out): the matrix
-    unit itself binds (20-cycle tile ops, the drain and write-back of every column)."""
+    tile crosses the 16384-bit matrix-SRAM words in 16 cycles (DMA in, array load out): the array
+    itself binds (16-cycle streaming tile ops), not the DMA or DRAM."""
     step = NpuStepModel(CLOUD, step_program).step(LLADA, StepShape("dual", 32, 1256, 32))
     gemms = [op for op in step.operators if op.kind == "gemm"]
     assert {op.bound for op in gemms} == {"matrix"}
     assert all(op.roofline == "compute" for op in gemms)
-    # the step is still well above the roofline (drains, non-GEMM work)
-    assert step.seconds > 2 * step.roofline_seconds
+    # the step is still above the roofline (first-panel fills, attention and the other vector work)
+    assert step.seconds > 1.2 * step.roofline_seconds
     assert 0 < step.utilisation < 1 and step.energy_j > 0
 
 
