@@ -22,7 +22,7 @@ import numpy as np
 
 from npu.compiler import kv_quant
 from npu.compiler.asm import CompileError
-from npu.compiler.context import FP_SCALE, INT_Q0, Emit, f32
+from npu.compiler.context import FP_SCALE, INT_KV_BASE, INT_KV_LEFT, INT_Q0, Emit, f32
 from npu.compiler.linear import reference_gemm
 from npu.hw.numerics import chained_row_sum, hw_exp, hw_recip
 from npu.hw.rows import row_bytes
@@ -90,15 +90,19 @@ def emit_kv_write(e: Emit, layer: int, k_addr: int, v_addr: int, first_row: int 
     asm("wait dma")
 
 
-def _load_head_tiles(e: Emit, areg: str, sram_start: int) -> None:
-    """All K (or V) tiles of one KV head: tile (c, d) = keys c*MLEN.., dims d*MLEN.. at ((c*DT)+d)*TILE."""
+def _load_head_tiles(e: Emit, areg: str, sram_start: int | str) -> None:
+    """All K (or V) tiles of one KV head: tile (c, d) = keys c*MLEN.., dims d*MLEN.. at
+    sram_start + ((c*DT)+d)*TILE (sram_start: an element address, or a register holding one)."""
     asm, npu, sh = e.asm, e.npu, e.shapes
     mlen = npu.mlen
     fmt = npu.formats.kv_cache
     rb = row_bytes(fmt, sh.slot, npu.mx_block)
     col_bytes = row_bytes(fmt, mlen, npu.mx_block)
     asm(f"aaddi a1, {areg}, 0")
-    asm.li("r3", sram_start)
+    if isinstance(sram_start, str):
+        asm(f"add r3, {sram_start}, r0")
+    else:
+        asm.li("r3", sram_start)
     asm.li("r1", mlen)
     asm.li("r2", rb)
     asm.li("r4", mlen * mlen)
@@ -124,7 +128,11 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
     if 2 * head_elements > npu.matrix_sram.size_bytes // 2:
         raise CompileError(f"{npu.name}: matrix_sram.size_bytes: K and V of one head over {sh.kv_slots} "
                            f"slots need {4 * head_elements} bytes, more than {npu.matrix_sram.size_bytes}")
-    e.matrix_peak = max(e.matrix_peak, 2 * head_elements)
+    # Two KV heads' tiles in matrix SRAM: the next head's K and V stream in while this one's
+    # query heads run (ISA rule 4 orders each refill after the tile ops that read the buffer).
+    # The quantised cache keeps its single buffer.
+    prefetch = sh.kv_quant is None and 4 * head_elements <= npu.matrix_sram.size_bytes // 2
+    e.matrix_peak = max(e.matrix_peak, (4 if prefetch else 2) * head_elements)
     fmt = npu.formats.kv_cache
     rb = row_bytes(fmt, sh.slot, npu.mx_block)
     strip = e.vec.alloc("attn.strip", blen * sh.kv_slots)
@@ -140,21 +148,51 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
         rb = kv_quant.prepare_attention(e, layer, rows)
     asm.li("r11", q_addr)
     asm.li("r12", out_addr)
+    if prefetch:  # KV head 0 into buffer 0; the first switch below makes buffer 0 current
+        _load_head_tiles(e, "a3", 0)
+        _load_head_tiles(e, "a4", head_elements)
+        asm.li("r14", sh.kv_slots * rb)
+        asm("aadd a3, a3, r14")
+        asm("aadd a4, a4, r14")
+        asm.li("r1", 2 * head_elements)
+        asm(f"sw r1, {INT_KV_BASE}(r0)")
+        asm.li("r1", m.n_kv_heads - 1)
+        asm(f"sw r1, {INT_KV_LEFT}(r0)")
     with asm.loop(m.n_heads):
         skip = asm.label("skip")
         asm(f"bne r13, r0, {skip}")
         with asm.weighted(1 / group):  # taken once per KV head
-            asm("wait dma|matrix")
-            if sh.kv_quant is None:
-                _load_head_tiles(e, "a3", 0)
-                _load_head_tiles(e, "a4", head_elements)
+            if prefetch:
+                asm("wait dma")  # this KV head's tiles, prefetched under the previous one
+                asm(f"lw r2, {INT_KV_BASE}(r0)")
+                asm.li("r3", 2 * head_elements)
+                asm("sub r9, r3, r2")  # this head's buffer; the other one (r2) takes the next head
+                asm(f"sw r9, {INT_KV_BASE}(r0)")
+                asm(f"lw r1, {INT_KV_LEFT}(r0)")
+                asm("slt r7, r0, r1")
+                asm("sub r1, r1, r7")
+                asm(f"sw r1, {INT_KV_LEFT}(r0)")
+                with asm.loop("r7", expected=(m.n_kv_heads - 1) / m.n_kv_heads):
+                    asm("add r10, r2, r0")
+                    _load_head_tiles(e, "a3", "r10")
+                    asm.li("r6", head_elements)
+                    asm("add r10, r10, r6")
+                    _load_head_tiles(e, "a4", "r10")
+                    asm.li("r14", sh.kv_slots * rb)
+                    asm("aadd a3, a3, r14")
+                    asm("aadd a4, a4, r14")
             else:
-                kv_quant.emit_load_head(e, head_elements)
-            asm.li("r14", sh.kv_slots * rb)
-            asm("aadd a3, a3, r14")
-            asm("aadd a4, a4, r14")
+                asm("wait dma|matrix")
+                if sh.kv_quant is None:
+                    _load_head_tiles(e, "a3", 0)
+                    _load_head_tiles(e, "a4", head_elements)
+                else:
+                    kv_quant.emit_load_head(e, head_elements)
+                asm.li("r14", sh.kv_slots * rb)
+                asm("aadd a3, a3, r14")
+                asm("aadd a4, a4, r14")
+                asm("wait dma")
             asm.li("r13", group)
-            asm("wait dma")
         asm.place(skip)
         asm("addi r13, r13, -1")
         asm("add r8, r11, r0")
@@ -164,19 +202,33 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
             asm.li("r1", strip)
             asm.li("r2", sh.q_width)
             asm.li("r3", sh.kv_slots)
-            asm.li("r4", 0)
+            if prefetch:
+                asm(f"lw r4, {INT_KV_BASE}(r0)")
+            else:
+                asm.li("r4", 0)
             asm.li("r5", tile)
-            with asm.loop(chunks):
+
+            def score_chunk(acc: int) -> None:
+                """Q block x one key tile (its dim tiles) into accumulator `acc`, then its write-back."""
                 asm("add r6, r8, r0")
-                asm("mmt r6, r2, r4, 0", macs=blen * mlen * mlen)
+                asm(f"mmt r6, r2, r4, {acc}", macs=blen * mlen * mlen)
                 asm("add r4, r4, r5")
                 if dim_tiles > 1:
                     with asm.loop(dim_tiles - 1):
                         asm(f"addi r6, r6, {mlen}")
-                        asm("mmta r6, r2, r4, 0", macs=blen * mlen * mlen)
+                        asm(f"mmta r6, r2, r4, {acc}", macs=blen * mlen * mlen)
                         asm("add r4, r4, r5")
-                asm("mwb r1, r3, 0")
+                asm(f"mwb r1, r3, {acc}")
                 asm(f"addi r1, r1, {mlen}")
+
+            # Consecutive key tiles go to different accumulators, so each tile's write-back waits
+            # only for its own drain while the array streams the next tiles (docs/timing.md).
+            in_flight = min(npu.accumulators, chunks)
+            with asm.loop(chunks // in_flight):
+                for acc in range(in_flight):
+                    score_chunk(acc)
+            for acc in range(chunks % in_flight):
+                score_chunk(acc)
             asm("wait matrix")
             # 2. softmax rows
             asm.li("r1", strip)
@@ -212,6 +264,9 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
                 asm("add r1, r1, r3")
             # 3. P @ V, then scale rows by 1/sum into the output slot
             asm.li("r1", head_elements)
+            if prefetch:
+                asm(f"lw r2, {INT_KV_BASE}(r0)")
+                asm("add r1, r1, r2")
             asm.li("r2", strip)
             asm.li("r3", sh.kv_slots)
             asm.li("r4", o_tile)

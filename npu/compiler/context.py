@@ -25,6 +25,7 @@ FP_SCRATCH = 32
 # INT SRAM words (int32)
 INT_Q0, INT_S0, INT_K = 0, 1, 2  # params[0..2]
 INT_MROW = 16  # scratch word
+INT_KV_BASE, INT_KV_LEFT = 18, 19  # attention: matrix-SRAM base of the current KV head, KV heads left to prefetch
 INT_SCRATCH = 64
 
 
