@@ -130,8 +130,10 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
                            f"slots need {4 * head_elements} bytes, more than {npu.matrix_sram.size_bytes}")
     # Two KV heads' tiles in matrix SRAM: the next head's K and V stream in while this one's
     # query heads run (ISA rule 4 orders each refill after the tile ops that read the buffer).
-    # The quantised cache keeps its single buffer.
-    prefetch = sh.kv_quant is None and 4 * head_elements <= npu.matrix_sram.size_bytes // 2
+    # The quantised cache keeps its single buffer, and so do one-port matrix SRAMs, where the
+    # refill would share the port with the array's weight loads (as in `emit_gemm`).
+    prefetch = (sh.kv_quant is None and npu.matrix_sram.ports >= 2
+                and 4 * head_elements <= npu.matrix_sram.size_bytes // 2)
     e.matrix_peak = max(e.matrix_peak, (4 if prefetch else 2) * head_elements)
     fmt = npu.formats.kv_cache
     rb = row_bytes(fmt, sh.slot, npu.mx_block)
@@ -230,37 +232,49 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
             for acc in range(chunks % in_flight):
                 score_chunk(acc)
             asm("wait matrix")
-            # 2. softmax rows
+            # 2. softmax rows, two at a time: their max and sum reductions share each
+            # `wait vector` (every row's operations and their order are unchanged)
             asm.li("r1", strip)
             asm.li("r7", e.scalars.rinv)
             asm(f"flw f6, {FP_SCALE}(r0)")
-            with asm.loop(blen):
-                asm("add r2, r1, r0")
-                with asm.loop(subrows):
-                    asm("vmuls r2, r2, f6")
-                    asm(f"addi r2, r2, {vlen}")
-                for j in masked_subrows(kv_len, sh.kv_slots, vlen):
-                    asm(f"addi r2, r1, {j * vlen}")
-                    asm.li("r3", e.constants["key_mask"] + j * vlen)
-                    asm("vadd r2, r2, r3")
-                asm("flui f0, -inf")
-                asm("add r2, r1, r0")
-                with asm.loop(subrows):
-                    asm("vmaxr f0, r2")
-                    asm(f"addi r2, r2, {vlen}")
+            rows_at_once = 2 if blen % 2 == 0 else 1
+            lanes = (("r2", "f0", "f1", "f2"), ("r5", "f3", "f4", "f5"))[:rows_at_once]
+
+            def row_pointer(walk: str, row: int, offset: int = 0) -> None:
+                asm.li("r3", row * sh.kv_slots + offset)
+                asm(f"add {walk}, r1, r3")
+
+            with asm.loop(blen // rows_at_once):
+                for row, (walk, _, _, _) in enumerate(lanes):
+                    row_pointer(walk, row)
+                    with asm.loop(subrows):
+                        asm(f"vmuls {walk}, {walk}, f6")
+                        asm(f"addi {walk}, {walk}, {vlen}")
+                    for j in masked_subrows(kv_len, sh.kv_slots, vlen):
+                        row_pointer(walk, row, j * vlen)
+                        asm.li("r3", e.constants["key_mask"] + j * vlen)
+                        asm(f"vadd {walk}, {walk}, r3")
+                for row, (walk, peak, _, _) in enumerate(lanes):
+                    asm(f"flui {peak}, -inf")
+                    row_pointer(walk, row)
+                    with asm.loop(subrows):
+                        asm(f"vmaxr {peak}, {walk}")
+                        asm(f"addi {walk}, {walk}, {vlen}")
                 asm("wait vector")
-                asm("flui f1, 0.0")
-                asm("add r2, r1, r0")
-                with asm.loop(subrows):
-                    asm("vsubs r2, r2, f0")
-                    asm("vexp r2, r2")
-                    asm("vsum f1, r2")
-                    asm(f"addi r2, r2, {vlen}")
+                for row, (walk, peak, total, _) in enumerate(lanes):
+                    asm(f"flui {total}, 0.0")
+                    row_pointer(walk, row)
+                    with asm.loop(subrows):
+                        asm(f"vsubs {walk}, {walk}, {peak}")
+                        asm(f"vexp {walk}, {walk}")
+                        asm(f"vsum {total}, {walk}")
+                        asm(f"addi {walk}, {walk}, {vlen}")
                 asm("wait vector")
-                asm("frecip f2, f1")
-                asm("fsw f2, 0(r7)")
-                asm("addi r7, r7, 1")
-                asm.li("r3", sh.kv_slots)
+                for row, (_, _, total, inverse) in enumerate(lanes):
+                    asm(f"frecip {inverse}, {total}")
+                    asm(f"fsw {inverse}, {row}(r7)")
+                asm(f"addi r7, r7, {rows_at_once}")
+                asm.li("r3", rows_at_once * sh.kv_slots)
                 asm("add r1, r1, r3")
             # 3. P @ V, then scale rows by 1/sum into the output slot
             asm.li("r1", head_elements)
