@@ -12,17 +12,20 @@ from pathlib import Path
 RTL_DIR = Path(__file__).resolve().parent
 GENERATED_DIR = RTL_DIR / "generated"
 
-# The arithmetic units, each the top of its own file <name>.v, in dependency order.
-UNITS = (
-    "bf16_to_fp32",
-    "fp32_to_bf16",
-    "fp32_add",
-    "fp32_mul",
-    "fp32_exp",
-    "fp32_recip",
-    "fp32_rsqrt",
-    "fp32_silu",
-)
+# The arithmetic units, each the top of its own file <name>.v, in dependency order, with the
+# widths of their input ports (named a, b) and of their output y. All are combinational.
+UNIT_PORTS: dict[str, tuple[tuple[int, ...], int]] = {
+    "bf16_to_fp32": ((16,), 32),
+    "fp32_to_bf16": ((32,), 16),
+    "fp32_add": ((32, 32), 32),
+    "fp32_mul": ((32, 32), 32),
+    "fp32_exp": ((32,), 32),
+    "fp32_recip": ((32,), 32),
+    "fp32_rsqrt": ((32,), 32),
+    "fp32_silu": ((32,), 32),
+}
+UNITS = tuple(UNIT_PORTS)
+INPUT_NAMES = ("a", "b")
 
 
 def rtl_sources() -> list[Path]:

@@ -72,6 +72,8 @@ def numerics_header() -> str:
     for k, c in enumerate(numerics.EXP_COEFFS):
         out.append(_define(f"DNPU_EXP_C{k}", _bits32(c), 32, f"1/{k}!"))
     out.append(f"`define DNPU_EXP_DEGREE {len(numerics.EXP_COEFFS) - 1}\n")
+    packed = ", ".join(f"32'h{_bits32(c):08X}" for c in reversed(numerics.EXP_COEFFS))
+    out.append(f"`define DNPU_EXP_COEFFS {{{packed}}}  // c_DEGREE .. c_0, c_k in bits [32k+31:32k]\n")
     out.append("\n// hw_recip / hw_rsqrt seed tables and Newton steps\n")
     out.append(f"`define DNPU_RECIP_TABLE_BITS {numerics.RECIP_TABLE_BITS}\n")
     out.append(f"`define DNPU_RECIP_NEWTON_STEPS {numerics.RECIP_NEWTON_STEPS}\n")

@@ -30,6 +30,7 @@
 `define DNPU_EXP_C6 32'h3AB60B61  // 1/6!
 `define DNPU_EXP_C7 32'h39500D01  // 1/7!
 `define DNPU_EXP_DEGREE 7
+`define DNPU_EXP_COEFFS {32'h39500D01, 32'h3AB60B61, 32'h3C088889, 32'h3D2AAAAB, 32'h3E2AAAAB, 32'h3F000000, 32'h3F800000, 32'h3F800000}  // c_DEGREE .. c_0, c_k in bits [32k+31:32k]
 
 // hw_recip / hw_rsqrt seed tables and Newton steps
 `define DNPU_RECIP_TABLE_BITS 6
