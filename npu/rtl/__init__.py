@@ -13,7 +13,8 @@ RTL_DIR = Path(__file__).resolve().parent
 GENERATED_DIR = RTL_DIR / "generated"
 
 # The arithmetic units, each the top of its own file <name>.v, in dependency order, with the
-# widths of their input ports (named a, b) and of their output y. All are combinational.
+# widths of their input ports (named a and, for two-input units, b) and of their output y.
+# All are combinational (latency 0 cycles); docs/rtl.md explains each.
 UNIT_PORTS: dict[str, tuple[tuple[int, ...], int]] = {
     "bf16_to_fp32": ((16,), 32),
     "fp32_to_bf16": ((32,), 16),
@@ -25,9 +26,16 @@ UNIT_PORTS: dict[str, tuple[tuple[int, ...], int]] = {
     "fp32_silu": ((32,), 32),
 }
 UNITS = tuple(UNIT_PORTS)
+# Building blocks the units instantiate that are not compared on their own.
+HELPERS = ("fp32_scale_pow2",)
 INPUT_NAMES = ("a", "b")
 
 
 def rtl_sources() -> list[Path]:
     """Every Verilog source a unit may need: the generated ROMs first, then the units."""
-    return sorted(GENERATED_DIR.glob("*.v")) + [RTL_DIR / f"{unit}.v" for unit in UNITS]
+    return sorted(GENERATED_DIR.glob("*.v")) + [RTL_DIR / f"{name}.v" for name in HELPERS + UNITS]
+
+
+def unit_sources(unit: str) -> list[Path]:
+    """The sources `unit` needs (all of them: the set is small and tools ignore unused modules)."""
+    return rtl_sources()
