@@ -112,7 +112,7 @@ def _exp_edges() -> np.ndarray:
     values = [88.0, 88.72, 88.7228, 88.7229, 89.0, 89.5, 100.0, -87.0, -87.3365, -87.34, -103.9, -104.0,
               -104.5, -150.0, 0.5 * np.log(2), -0.5 * np.log(2), 1.5 * np.log(2), 10.0, -10.0, 1e-7, -1e-7]
     x = np.array(values, dtype=np.float32)
-    near = np.concatenate([x.view(np.uint32) + d for d in (-1, 0, 1)]).astype(np.uint64)
+    near = np.concatenate([x.view(np.uint32).astype(np.int64) + d for d in (-1, 0, 1)]).astype(np.uint64)
     return near & 0xFFFFFFFF
 
 
