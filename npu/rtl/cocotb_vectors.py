@@ -15,9 +15,7 @@ from cocotb.triggers import Timer
 async def drive_vectors(dut) -> None:
     """Apply each row of DNPU_RTL_IN to the unit's inputs, settle, record its output."""
     unit = os.environ["DNPU_RTL_UNIT"]
-    dut._log.info("loading")
     inputs = np.load(os.environ["DNPU_RTL_IN"])
-    dut._log.info("loaded %s", inputs.shape)
     ports = [getattr(dut, f"{unit}_{name}") for name in ("a", "b")[: inputs.shape[1]]]
     output = getattr(dut, f"{unit}_y")
     results = np.zeros(len(inputs), dtype=np.uint64)
@@ -26,6 +24,4 @@ async def drive_vectors(dut) -> None:
             port.value = value
         await Timer(1, unit="ns")
         results[i] = int(output.value)
-        if os.environ.get("DNPU_RTL_DEBUG"):
-            dut._log.info("vector %d -> %x", i, results[i])
     np.save(os.environ["DNPU_RTL_OUT"], results)
