@@ -200,6 +200,13 @@ def test_unary_unit_matches_numerics_on_every_bf16_input(unit):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("unit", UNARY_FP32)
+def test_unary_unit_matches_numerics_on_100k_fp32_inputs(unit):
+    """Full-precision inputs too: the vector unit computes these functions on fp32 values."""
+    check(unit, unary_vectors(34_000, seed=13))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("unit", BINARY)
 def test_binary_unit_matches_numpy_float32_on_100k_pairs(unit):
     vectors = binary_vectors(20_000, seed=11)
