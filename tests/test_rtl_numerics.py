@@ -74,22 +74,22 @@ def mismatches(unit: str, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray
     return np.flatnonzero(~same)
 
 
-def check(unit: str, inputs: np.ndarray, defines: dict | None = None) -> None:
+def check(unit: str, inputs: np.ndarray, defines: dict | None = None, simulator: str = SIMULATOR) -> None:
     """Simulate `unit` on every row of `inputs` and fail with examples if any output differs."""
-    _require_simulator()
+    _require_simulator(simulator)
     inputs = np.asarray(inputs, dtype=np.uint64).reshape(len(inputs), -1)
-    outputs = rtl_sim.simulate(unit, inputs, SIMULATOR, defines)
+    outputs = rtl_sim.simulate(unit, inputs, simulator, defines)
     bad = mismatches(unit, inputs, outputs)
     if len(bad):
         expected = REFERENCES[unit](*inputs.T)
         rows = "\n".join(
             f"  in {' '.join(f'{int(v):08x}' for v in inputs[i])}: rtl {int(outputs[i]):08x}, "
             f"numerics {int(expected[i]):08x}" for i in bad[:10])
-        pytest.fail(f"{unit} on {SIMULATOR}: {len(bad)} of {len(inputs)} vectors differ, e.g.\n{rows}")
+        pytest.fail(f"{unit} on {simulator}: {len(bad)} of {len(inputs)} vectors differ, e.g.\n{rows}")
 
 
-def _require_simulator() -> None:
-    reason = rtl_sim.missing_tool(SIMULATOR)
+def _require_simulator(simulator: str = SIMULATOR) -> None:
+    reason = rtl_sim.missing_tool(simulator)
     if reason:
         pytest.skip(reason)
 
@@ -191,6 +191,19 @@ def test_binary_unit_matches_numpy_float32(unit):
 @pytest.mark.parametrize("unit", UNARY_FP32)
 def test_unary_unit_matches_numerics(unit):
     check(unit, unary_vectors(1000))
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_other_simulator_agrees_on_the_edge_cases(unit):
+    """The simulator not chosen by DNPU_RTL_SIM runs the edge cases, so both stay usable."""
+    other = next(s for s in rtl_sim.SIMULATORS if s != SIMULATOR)
+    if unit in BINARY:
+        vectors = np.stack(np.meshgrid(EDGE_FP32, EDGE_FP32), axis=-1).reshape(-1, 2)
+    elif unit == "bf16_to_fp32":
+        vectors = (EDGE_FP32 >> 16)[:, None]
+    else:
+        vectors = np.concatenate([EDGE_FP32, _exp_edges()])[:, None]
+    check(unit, vectors, simulator=other)
 
 
 @pytest.mark.slow
