@@ -2,7 +2,7 @@
 
 `simulate(unit, inputs)` returns the unit's output for every row of `inputs`: one testbench
 (`numerics_tb`, written here from `UNIT_PORTS`, with every unit side by side) is built once per
-simulator and set of defines, cached under build/rtl_sim/, and each call runs one simulation
+simulator and set of defines, cached under build/rtl_sim/ (see `build_root`), and each call runs one simulation
 that applies all rows (npu/rtl/cocotb_vectors.py). The tests compare the outputs with
 npu.hw.numerics; benchmarks can time it.
 
@@ -24,7 +24,18 @@ import numpy as np
 from npu.rtl import GENERATED_DIR, INPUT_NAMES, UNIT_PORTS, rtl_sources
 
 SIMULATORS = ("verilator", "icarus")
-REPO_BUILD_DIR = Path(__file__).resolve().parents[2] / "build" / "rtl_sim"
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def build_root() -> Path:
+    """Where builds are cached: $DNPU_RTL_BUILD, else build/rtl_sim/ of a source checkout, else
+    ~/.cache/dnpu/rtl_sim (an installed package must not write into site-packages)."""
+    if os.environ.get("DNPU_RTL_BUILD"):
+        return Path(os.environ["DNPU_RTL_BUILD"])
+    if (_CHECKOUT / "pyproject.toml").exists():
+        return _CHECKOUT / "build" / "rtl_sim"
+    return Path.home() / ".cache" / "dnpu" / "rtl_sim"
+
 TOP = "numerics_tb"
 
 
@@ -106,7 +117,7 @@ def build(simulator: str | None = None, defines: dict[str, object] | None = None
         key.update(source.name.encode() + source.read_bytes())
     key.update(tb.encode() + repr(sorted(defines.items())).encode() + os.environ.get("CXXFLAGS", "").encode())
     digest = key.hexdigest()[:16]
-    build_dir = REPO_BUILD_DIR / f"{simulator}-{digest}"
+    build_dir = build_root() / f"{simulator}-{digest}"
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp = build_dir / "built.ok"
     with open(build_dir / ".lock", "w") as lock:  # pytest-xdist workers share the build
