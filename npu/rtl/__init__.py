@@ -34,8 +34,3 @@ INPUT_NAMES = ("a", "b")
 def rtl_sources() -> list[Path]:
     """Every Verilog source a unit may need: the generated ROMs first, then the units."""
     return sorted(GENERATED_DIR.glob("*.v")) + [RTL_DIR / f"{name}.v" for name in HELPERS + UNITS]
-
-
-def unit_sources(unit: str) -> list[Path]:
-    """The sources `unit` needs (all of them: the set is small and tools ignore unused modules)."""
-    return rtl_sources()

