@@ -54,10 +54,11 @@ REFERENCES = {
     "fp32_exp": lambda a: _bits(numerics.hw_exp(_f32(a))),
     "fp32_recip": lambda a: _bits(numerics.hw_recip(_f32(a))),
     "fp32_rsqrt": lambda a: _bits(numerics.hw_rsqrt(_f32(a))),
+    "fp32_sigmoid": lambda a: _bits(numerics.hw_sigmoid(_f32(a))),
     "fp32_silu": lambda a: _bits(numerics.hw_silu(_f32(a))),
 }
 FP32_OUTPUT = {unit for unit in REFERENCES if unit not in ("fp32_to_bf16",)}
-UNARY_FP32 = ("fp32_exp", "fp32_recip", "fp32_rsqrt", "fp32_silu")
+UNARY_FP32 = ("fp32_exp", "fp32_recip", "fp32_rsqrt", "fp32_sigmoid", "fp32_silu")
 BINARY = ("fp32_add", "fp32_mul")
 
 

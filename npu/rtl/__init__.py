@@ -23,6 +23,7 @@ UNIT_PORTS: dict[str, tuple[tuple[int, ...], int]] = {
     "fp32_exp": ((32,), 32),
     "fp32_recip": ((32,), 32),
     "fp32_rsqrt": ((32,), 32),
+    "fp32_sigmoid": ((32,), 32),
     "fp32_silu": ((32,), 32),
 }
 UNITS = tuple(UNIT_PORTS)

@@ -67,7 +67,7 @@ module fp32_exp (
   fp32_add u_r (.a(r_hi), .b({~n_lo[31], n_lo[30:0]}), .y(r));
 
   // 4. Horner: p[DEGREE] = c_DEGREE; p[k] = p[k+1] * r + c_k.
-  wire [32*(DEGREE+1)-1:0] p;
+  wire [32*(DEGREE+1)-1:0] p;  // p_k in bits [32k+31:32k]
   assign p[32*DEGREE +: 32] = COEFFS[32*DEGREE +: 32];
   genvar k;
   generate

@@ -19,7 +19,7 @@ module fp32_recip (
   wire is_nan = (exp_field == 8'hFF) && (a[22:0] != 23'd0);
   wire [31:0] m = {1'b0, 8'd`DNPU_FP32_EXPONENT_BIAS, a[22:0]};
 
-  wire [32*(STEPS+1)-1:0] ys;
+  wire [32*(STEPS+1)-1:0] ys;  // stage s output in bits [32s+31:32s]
   recip_seed_rom u_seed (.index(a[22 -: TABLE_BITS]), .data(ys[31:0]));
   genvar s;
   generate

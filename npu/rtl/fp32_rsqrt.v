@@ -26,7 +26,7 @@ module fp32_rsqrt (
   wire [7:0] m_exp = 8'd`DNPU_FP32_EXPONENT_BIAS + {7'd0, parity};
   wire [31:0] m = {1'b0, m_exp, a[22:0]};
 
-  wire [32*(STEPS+1)-1:0] ys;
+  wire [32*(STEPS+1)-1:0] ys;  // stage s output in bits [32s+31:32s]
   rsqrt_seed_rom u_seed (.index({parity, a[22 -: TABLE_BITS]}), .data(ys[31:0]));
   genvar s;
   generate
