@@ -45,3 +45,11 @@ def test_hand_written_rtl_types_no_table_constant():
         text = path.read_text().upper()
         for value in constants:
             assert f"{value:08X}" not in text, f"{path.name} types the constant {value:08X}"
+
+
+def test_check_option_reports_a_stale_copy(tmp_path, capsys):
+    assert generate.main(["--out", str(tmp_path)]) == 0
+    assert generate.main(["--check", "--out", str(tmp_path)]) == 0
+    (tmp_path / "dnpu_isa.vh").write_text("`define DNPU_OP_HALT 1\n")
+    assert generate.main(["--check", "--out", str(tmp_path)]) == 1
+    assert "stale" in capsys.readouterr().out
