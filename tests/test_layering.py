@@ -6,6 +6,8 @@ sits on (`SITS_ON`, followed transitively). The layers, bottom to top:
 
     ground: npu.hw, npu.isa, npu.config, npu.errors, npu.io, npu.provenance, npu.schemas (hardware
             definitions and utilities)
+    npu.rtl (the Verilog datapaths, their generated constants and cocotb harness) sits on the
+            ground floor alone: it reads the ISA table and the numerics, nothing reads it;
     npu.models (PyTorch models, tasks, the decoding rule) < npu.ir (the step graph)
     npu.compiler | npu.sim (simulators) | npu.quant (the accuracy simulator) | npu.kernels
             - the compiler and the simulators never import each other;
@@ -41,6 +43,7 @@ GROUND = ("npu.hw", "npu.isa", "npu.config", "npu.errors", "npu.io", "npu.proven
 SITS_ON: dict[str, tuple[str, ...]] = {
     "ground": (),
     "npu.models": ("ground",),
+    "npu.rtl": ("ground",),
     "npu.ir": ("npu.models",),
     "npu.compiler": ("npu.ir",),
     "npu.sim.functional": ("ground",),  # executes binaries: needs only the ISA and the hardware

@@ -1,0 +1,37 @@
+"""Synthesizable RTL of the dnpu datapaths (Verilog files shipped as package data).
+
+`RTL_DIR` holds one module per file; `GENERATED_DIR` holds the constants and lookup tables that
+`python -m npu.rtl.generate` writes from the ISA table and `npu.hw.numerics`. docs/rtl.md lists the
+units, their ports and latencies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RTL_DIR = Path(__file__).resolve().parent
+GENERATED_DIR = RTL_DIR / "generated"
+
+# The arithmetic units, each the top of its own file <name>.v, in dependency order, with the
+# widths of their input ports (named a and, for two-input units, b) and of their output y.
+# All are combinational (latency 0 cycles); docs/rtl.md explains each.
+UNIT_PORTS: dict[str, tuple[tuple[int, ...], int]] = {
+    "bf16_to_fp32": ((16,), 32),
+    "fp32_to_bf16": ((32,), 16),
+    "fp32_add": ((32, 32), 32),
+    "fp32_mul": ((32, 32), 32),
+    "fp32_exp": ((32,), 32),
+    "fp32_recip": ((32,), 32),
+    "fp32_rsqrt": ((32,), 32),
+    "fp32_sigmoid": ((32,), 32),
+    "fp32_silu": ((32,), 32),
+}
+UNITS = tuple(UNIT_PORTS)
+# Building blocks the units instantiate that are not compared on their own.
+HELPERS = ("fp32_scale_pow2",)
+INPUT_NAMES = ("a", "b")
+
+
+def rtl_sources() -> list[Path]:
+    """Every Verilog source a unit may need: the generated ROMs first, then the units."""
+    return sorted(GENERATED_DIR.glob("*.v")) + [RTL_DIR / f"{name}.v" for name in HELPERS + UNITS]

