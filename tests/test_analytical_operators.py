@@ -89,10 +89,12 @@ def test_large_model_gemms_are_bound_by_the_array_on_cloud():
 
 
 def test_a_step_the_compiler_cannot_lower_for_the_machine_has_no_cost():
-    """dnpu-edge's 1 MiB matrix SRAM cannot double-buffer LLaDA-8B's down-projection weight
-    panels (K = 12288), so no program exists to cost; the model says so instead of guessing."""
+    """dnpu-edge's 4 MiB matrix SRAM cannot double-buffer the down-projection weight panels of a
+    LLaDA-8B with d_ff 24576 (K = 24576), so no program exists to cost; the model says so
+    instead of guessing."""
+    wide_mlp = dataclasses.replace(LLADA, d_ff=24576)
     with pytest.raises(ValueError, match="matrix_sram"):
-        NpuStepModel(EDGE, step_program).step(LLADA, StepShape("dual", 32, 1256, 32))
+        NpuStepModel(EDGE, step_program).step(wide_mlp, StepShape("dual", 32, 1256, 32))
 
 
 def test_roofline_rows_report_intensity_and_attained_fraction():

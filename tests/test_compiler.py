@@ -102,9 +102,10 @@ def test_compile_step_rejects_a_graph_that_is_not_the_step_pattern():
 
 
 def test_a_model_too_big_for_the_edge_matrix_sram_names_the_constraint():
-    """Row tiling fits LLaDA's MLP into the 2 MiB vector SRAM; a down_proj panel pair does not fit 1 MiB."""
-    llada = load_model_spec("llada-8b").architecture
-    spec = StepSpec(Shapes(llada, load_npu_config("dnpu-edge"), 1024), 32, 32, "topk")
+    """Row tiling fits a LLaDA-shaped MLP into the 2 MiB vector SRAM; with d_ff 24576 a down_proj
+    panel pair (2 x 24576 x 64 bf16 = 6 MiB) does not fit the 4 MiB matrix SRAM."""
+    wide_mlp = dataclasses.replace(load_model_spec("llada-8b").architecture, d_ff=24576)
+    spec = StepSpec(Shapes(wide_mlp, load_npu_config("dnpu-edge"), 1024), 32, 32, "topk")
     with pytest.raises(CompileError, match="dnpu-edge: matrix_sram.size_bytes: .*down_proj"):
         compile_spec(spec)
 

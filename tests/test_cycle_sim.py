@@ -29,7 +29,14 @@ from npu.sim.dram import check_trace
 from npu.sim.functional import FunctionalSimulator, SimulationError
 from npu.sim.functional.simulator import HALT, InstructionFault
 
-EDGE = load_npu_config("dnpu-edge")
+# The hand-computed programs run on a fixed machine: dnpu-edge as it was when they were written
+# (BLEN 8, one 128-byte port on vector and matrix SRAM, 1 MiB matrix SRAM), so the arithmetic
+# in their comments stays short whatever the preset becomes.
+_EDGE_PRESET = load_npu_config("dnpu-edge")
+EDGE = dataclasses.replace(
+    _EDGE_PRESET, name="hand-edge", blen=8,
+    vector_sram=dataclasses.replace(_EDGE_PRESET.vector_sram, ports=1),
+    matrix_sram=dataclasses.replace(_EDGE_PRESET.matrix_sram, size_bytes=1 << 20, width_bits=1024, ports=1))
 CLOUD = load_npu_config("dnpu-cloud")
 # dnpu-cloud with its former one-row SRAM words (vector 1024, matrix 2048 bits): port-bound DMAs
 NARROW_CLOUD = dataclasses.replace(CLOUD, vector_sram=dataclasses.replace(CLOUD.vector_sram, width_bits=1024),

@@ -418,7 +418,7 @@ def gemm_source(transposed=False):
 
 @pytest.mark.parametrize("transposed", [False, True])
 def test_tiled_gemm_matches_the_systolic_reference_and_numpy(transposed):
-    sim = FunctionalSimulator(EDGE, dram_size=1 << 16)
+    sim = FunctionalSimulator(dataclasses.replace(EDGE, blen=8), dram_size=1 << 16)  # 8-row tile ops
     a = bf16(rng.normal(size=(8, 128)))
     w = bf16(rng.normal(size=(128, 128)) / 8)
     sim.dram.write(0, w, "bf16")
