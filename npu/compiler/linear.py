@@ -138,7 +138,7 @@ def _interleaved_prefetch(npu: NPUConfig) -> bool:
     ops of the current panel: software pipelining (Lam, PLDI 1988) of the weight stream, as the
     TPU overlaps weight DMA with the matrix unit (Jouppi et al., ISCA 2017). It needs a second
     matrix-SRAM port (the array reads a weight tile while the DMA writes the next panel). With one
-    port (dnpu-edge) the two share it whatever the order; there the batch order is kept, which the
+    port (dnpu-edge had one until issue 13) the two share it whatever the order; there the batch order is kept, which the
     analytical model's one-port rule (docs/analytical.md) times within its goals, while it does
     not time the interleaved order's chunk-level port sharing (22 % off on the tiny dual step).
     """
