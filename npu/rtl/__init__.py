@@ -28,7 +28,7 @@ UNIT_PORTS: dict[str, tuple[tuple[int, ...], int]] = {
 }
 UNITS = tuple(UNIT_PORTS)
 # Building blocks the units instantiate that are not compared on their own.
-HELPERS = ("fp32_scale_pow2",)
+HELPERS = ("leading_zero_count", "fp32_scale_pow2")
 INPUT_NAMES = ("a", "b")
 
 

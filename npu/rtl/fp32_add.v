@@ -49,17 +49,8 @@ module fp32_add (
   wire [27:0] sum = subtract ? {1'b0, larger_ext} - {1'b0, smaller_ext} : {1'b0, larger_ext} + {1'b0, smaller_ext};
 
   // Leading-zero count of sum[26:0] (27 when zero).
-  reg [4:0] lz;
-  reg [4:0] lz_pos;
-  integer i;
-  always @* begin
-    lz = 5'd27;
-    lz_pos = 5'd26;
-    for (i = 0; i < 27; i = i + 1) begin
-      if (sum[i]) lz = lz_pos;
-      lz_pos = lz_pos - 5'd1;
-    end
-  end
+  wire [4:0] lz;
+  leading_zero_count #(.WIDTH(27), .COUNT_BITS(5)) sum_zeros (.value(sum[26:0]), .count(lz));
 
   // Normalise: a carry shifts right by one (folding the lost bit into sticky); otherwise shift
   // left by the leading zeros, but never below exponent 1 (the result is then subnormal).

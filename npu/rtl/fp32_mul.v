@@ -31,17 +31,8 @@ module fp32_mul (
   wire [47:0] product = a_sig * b_sig;
 
   // Leading-zero count of the product (nonzero operands: at most 46).
-  reg [5:0] lz;
-  reg [5:0] lz_pos;
-  integer i;
-  always @* begin
-    lz = 6'd48;
-    lz_pos = 6'd47;
-    for (i = 0; i < 48; i = i + 1) begin
-      if (product[i]) lz = lz_pos;
-      lz_pos = lz_pos - 6'd1;
-    end
-  end
+  wire [5:0] lz;
+  leading_zero_count #(.WIDTH(48), .COUNT_BITS(6)) product_zeros (.value(product), .count(lz));
   wire [47:0] normalised = product << lz;
   // Biased exponent of normalised[47]: a_exp + b_exp - 127 + 1 - lz (signed, 10 bits).
   wire signed [9:0] exp_norm = $signed(a_exp + b_exp) - $signed(10'd126) - $signed({4'd0, lz});
