@@ -8,6 +8,8 @@ snippets whose cycle counts are worked out by hand. The goal: <= 3 % mean absolu
 operator / instruction class and <= 2 % per program.
 """
 
+import dataclasses
+
 import pytest
 
 from npu.check.crossval import crossvalidate
@@ -81,12 +83,22 @@ def test_front_end_bound_loop_is_timed_by_its_dispatch_count():
     end:
         wait vector
         halt""")
-    estimate = estimate_program(program, CLOUD)
+    single_issue = dataclasses.replace(CLOUD, paired_issue=False)
+    estimate = estimate_program(program, single_issue)
     assert estimate.unit_busy["vector"] == 50 * 4
     assert estimate.unit_busy["frontend"] == 1 + 50 * 4 + 2
-    sim = CycleSimulator(CLOUD, dram="bandwidth")
+    sim = CycleSimulator(single_issue, dram="bandwidth")
     sim.load(program)
     assert estimate.cycles == sim.run().cycles
+    # paired issue: the addi shares vsum's cycle (3 dispatch cycles per iteration); the vector
+    # unit's 4 cycles per iteration now bind, in both models
+    paired = dataclasses.replace(CLOUD, paired_issue=True)
+    estimate = estimate_program(program, paired)
+    assert estimate.unit_busy["frontend"] == 1 + 50 * 3 + 2
+    sim = CycleSimulator(paired, dram="bandwidth")
+    sim.load(program)
+    stats = sim.run()
+    assert estimate.cycles == stats.cycles and stats.units["frontend"].busy == 1 + 50 * 3 + 2
 
 
 def test_dma_closed_form_is_setup_latency_and_the_slower_of_port_and_dram():

@@ -36,7 +36,8 @@ _EDGE_PRESET = load_npu_config("dnpu-edge")
 EDGE = dataclasses.replace(
     _EDGE_PRESET, name="hand-edge", blen=8,
     vector_sram=dataclasses.replace(_EDGE_PRESET.vector_sram, ports=1),
-    matrix_sram=dataclasses.replace(_EDGE_PRESET.matrix_sram, size_bytes=1 << 20, width_bits=1024, ports=1))
+    matrix_sram=dataclasses.replace(_EDGE_PRESET.matrix_sram, size_bytes=1 << 20, width_bits=1024, ports=1),
+    paired_issue=False)
 CLOUD = load_npu_config("dnpu-cloud")
 # dnpu-cloud with its former one-row SRAM words (vector 1024, matrix 2048 bits): port-bound DMAs
 NARROW_CLOUD = dataclasses.replace(CLOUD, vector_sram=dataclasses.replace(CLOUD.vector_sram, width_bits=1024),
@@ -220,6 +221,23 @@ def test_dma_into_matrix_sram_waits_only_for_tile_ops_reading_what_it_overwrites
     assert events(same, "dld.m")[0].start == 66  # the tile is in the array from cycle 66
     assert events(other, "dld.m")[0].start == 4
     assert same.units["dma"].stalls["dependency"] == 66 - 4
+
+
+def test_paired_issue_puts_a_scalar_update_beside_the_queued_op_before_it():
+    """Two-wide issue (NPUConfig.paired_issue): `addi` shares the cycle of the `vmuls` before it,
+    and the next `vmuls` may read its result one cycle later, so the loop takes 1 cycle per
+    iteration instead of 2. A scalar that uses an SRAM port (`lw`) never pairs."""
+    program = "loopi 20, end\n vmuls r1, r1, f0\n {scalar}\n end:\n wait vector\n halt"
+    paired_machine = dataclasses.replace(EDGE, paired_issue=True)
+    _, single = simulate(program.format(scalar="addi r1, r1, 64"))
+    _, paired = simulate(program.format(scalar="addi r1, r1, 64"), config=paired_machine)
+    # loopi + 20 x (vmuls, addi) + wait + halt = 43; paired: loopi + 20 cycles, the last vmuls's
+    # result one cycle later, then wait + halt = 24
+    assert (single.cycles, paired.cycles) == (43, 24)
+    assert single.units["frontend"].busy - paired.units["frontend"].busy == 20
+    _, load_single = simulate(program.format(scalar="lw r2, 0(r0)"))
+    _, load_paired = simulate(program.format(scalar="lw r2, 0(r0)"), config=paired_machine)
+    assert load_paired.cycles == load_single.cycles
 
 
 def test_taken_branch_costs_one_bubble():

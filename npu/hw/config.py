@@ -122,6 +122,10 @@ class NPUConfig:
     # BLEN x MLEN fp32 accumulators of the matrix unit (`acc` operand of mm*/mwb): tile ops on one
     # weight tile into different accumulators load the tile once (weight reuse across row blocks)
     accumulators: int = 1
+    # the front end issues a scalar instruction that touches no SRAM in the same cycle as the
+    # DMA, matrix or vector instruction before it (two-wide in-order issue, e.g. the address
+    # update after a vector op), when its operands are ready by then
+    paired_issue: bool = False
     # cycle counts and energies (config/tech/<name>.yaml) the cost model times this machine with
     technology: Technology = field(default_factory=load_technology, repr=False)
     source: str = field(default="<dict>", compare=False, repr=False)

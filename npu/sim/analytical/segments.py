@@ -294,6 +294,7 @@ class SegmentBuilder:
         # vector unit, matrix tile ops, weight loads the array waits for, DMA SRAM-port cycles, DRAM.
         self.resources: Counter = Counter()
         self.register_ready: dict[Hashable, float] = {}
+        self.pair_at: float | None = None  # front-end cycle of a queued dispatch a scalar may share
         self.row_ready: dict[Hashable, float] = {}
         # Matrix unit: time from the last tile op's start to the unit's current end; a new tile
         # loads while that op runs, so only load - gap is exposed. Infinite while busy from before.
@@ -311,20 +312,30 @@ class SegmentBuilder:
         return self.costs.timing(mnemonic, operands, shape)[1]
 
     # ---- instructions ------------------------------------------------------------------------
-    def _dispatch(self, reads: Iterable[Hashable], unit: str | None = None) -> float:
+    def _dispatch(self, reads: Iterable[Hashable], unit: str | None = None, queued: bool = False,
+                  pairs: bool = False) -> float:
         """Front-end cycle at which the next instruction dispatches (after scoreboard stalls and,
-        for a queued `unit`, until its queue has room)."""
+        for a queued `unit`, until its queue has room). With paired issue (NPUConfig.paired_issue)
+        a scalar instruction that `pairs` shares the cycle of the queued instruction just before
+        it when its operands are ready by then (cycle simulator: `pair_at`)."""
+        reads = tuple(reads)
         at = self.frontend
         for register in reads:
             at = max(at, self.register_ready.get(register, 0.0))
+        pair_at, self.pair_at = self.pair_at, None
+        self.instructions += 1
+        self.actions["instruction"] += 1
+        if pairs and pair_at is not None and at == self.frontend == pair_at + 1 \
+                and all(self.register_ready.get(register, 0.0) <= pair_at for register in reads):
+            return pair_at
         if unit is not None:
             starts = self.queue_starts[unit]
             if starts.maxlen is not None and len(starts) == starts.maxlen and starts[0] > at:
                 self.queue_stalls += starts[0] - at
                 at = starts[0]
         self.frontend = at + self.params.dispatch
-        self.instructions += 1
-        self.actions["instruction"] += 1
+        if (unit is not None or queued) and self.config.paired_issue:
+            self.pair_at = at
         return at
 
     def _queued(self, unit: str, at: float, stall: float, occupancy: float) -> float:
@@ -346,7 +357,7 @@ class SegmentBuilder:
     def scalar(self, mnemonic: str, reads: Iterable[Hashable] = (), writes: Iterable[Hashable] = ()) -> None:
         writes = tuple(writes)
         key, timing = self.costs.timing(mnemonic)
-        at = self._dispatch(tuple(reads) + writes)
+        at = self._dispatch(tuple(reads) + writes, pairs=not timing.ports)
         for register in writes:
             self.register_ready[register] = at + timing.latency
         for use in timing.ports:
@@ -383,7 +394,7 @@ class SegmentBuilder:
         holds), or `mwb` of `acc` on the write-back path beside the array (cycle simulator:
         _matrix), whose own queue is taken never to fill (at most `accumulators` are pending)."""
         key, timing = self.costs.timing(mnemonic)
-        at = self._dispatch(registers, None if mnemonic == "mwb" else "matrix")
+        at = self._dispatch(registers, None if mnemonic == "mwb" else "matrix", queued=True)
         unit = self.units["matrix"]
         start = previous_end = unit.busy
         if mnemonic == "mwb":  # after its accumulator's last result and the previous write-back
@@ -503,6 +514,8 @@ class SegmentBuilder:
             return
         shift = after.frontend - before.frontend
         self.frontend += repeats * shift
+        if self.pair_at is not None:
+            self.pair_at += repeats * shift
         self.instructions += repeats * (after.instructions - before.instructions)
         for name, unit in self.units.items():
             grown = after.busy[name] - before.busy[name]

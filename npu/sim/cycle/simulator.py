@@ -360,6 +360,8 @@ class _Run:
         halt = HALT
         stall_dependency = stall_queue = stall_port = stall_wait = stall_branch = 0
         pc, fe, executed, halted = 0, 0, 0, False
+        # paired issue: the cycle of the last queued-unit dispatch a scalar instruction may share
+        pairing, pair_at, paired = self.config.paired_issue, -1, 0
         try:
             while executed < max_instructions:
                 slot = slots[pc]
@@ -375,6 +377,11 @@ class _Run:
                 if t > max_cycles:
                     self._limit(pc, t, f"instruction could not dispatch before the cycle limit {max_cycles}")
                 if kind == SCALAR:
+                    if pair_at >= 0 and t == fe == pair_at + 1 and not slot.port_memory \
+                            and all(ready[entry] <= pair_at for entry in checks):
+                        t = pair_at  # issued beside the queued instruction before it
+                        paired += 1
+                    pair_at = -1
                     if slot.port_memory:
                         granted = pools[slot.port_memory].reserve(t, 1)
                         if granted > t:
@@ -404,9 +411,12 @@ class _Run:
                         self.pc = pc
                         start, end = dma_unit_run(slot, t)
                     fe = t + 1
+                    if pairing:
+                        pair_at = t
                     if record:
                         self._event(slot.track, slot.mnemonic, pc, start, end)
                 elif kind == WAIT:
+                    pair_at = -1
                     event_start = t
                     mask = slot.operands["units"]
                     for bit, name in enumerate(QUEUED_UNITS):
@@ -422,6 +432,7 @@ class _Run:
                         self._event("control", slot.mnemonic, pc, event_start, fe)
                     sync_points.append((pc, fe))
                 elif kind == BRANCH:
+                    pair_at = -1
                     next_pc = handlers[pc]()
                     fe = t + 1
                     if next_pc != pc + 1:
@@ -430,6 +441,7 @@ class _Run:
                     if record:
                         self._event("control", slot.mnemonic, pc, t, fe)
                 else:  # LOOP, NOP, HALT_KIND
+                    pair_at = -1
                     next_pc = handlers[pc]()
                     fe = t + 1
                     if record:
@@ -455,6 +467,7 @@ class _Run:
             fsim.raise_at(pc, str(fault))
         except (MemoryAccessError, ValueError, FloatingPointError) as err:
             fsim.raise_at(pc, f"{type(err).__name__}: {err}")
+        self.paired = paired
         self.fe_stalls.update(dependency=stall_dependency, queue_full=stall_queue, port_conflict=stall_port,
                               wait=stall_wait, branch=stall_branch)
         if not halted:
@@ -913,7 +926,8 @@ class _Run:
                 if traffic.write_bytes:
                     actions[f"{traffic.memory}_write_bytes"] += traffic.write_bytes * count
         actions["instruction"] = executed
-        units = {"frontend": self._breakdown(executed, executed, self.fe_stalls, total)}
+        # the front end's busy cycles: one per instruction, none for those issued as a pair
+        units = {"frontend": self._breakdown(executed, executed - self.paired, self.fe_stalls, total)}
         for name, unit in self.units.items():
             units[name] = self._breakdown(unit.count, unit.busy, unit.stalls, total)
         timeline = tuple(TimelineEvent(*event) for event in self.timeline)
