@@ -137,7 +137,7 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
     e.matrix_peak = max(e.matrix_peak, (4 if prefetch else 2) * head_elements)
     fmt = npu.formats.kv_cache
     rb = row_bytes(fmt, sh.slot, npu.mx_block)
-    strip = e.vec.alloc("attn.strip", blen * sh.kv_slots)
+    strips = (e.vec.alloc("attn.strip", blen * sh.kv_slots), e.vec.alloc("attn.strip.next", blen * sh.kv_slots))
     o_tile = e.vec.alloc("attn.o", blen * sh.slot)
     subrows = sh.kv_slots // vlen
     asm.comment(f"attention, layer {layer}: {m.n_heads} heads, {chunks} key tiles, strip {blen}x{sh.kv_slots}")
@@ -160,6 +160,132 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
         asm(f"sw r1, {INT_KV_BASE}(r0)")
         asm.li("r1", m.n_kv_heads - 1)
         asm(f"sw r1, {INT_KV_LEFT}(r0)")
+    def emit_scores(q_reg: str, strip_reg: str) -> None:
+        """Scores of the BLEN query rows at q_reg against every key tile into the strip at strip_reg."""
+        asm(f"add r1, {strip_reg}, r0")
+        asm.li("r2", sh.q_width)
+        asm.li("r3", sh.kv_slots)
+        if prefetch:
+            asm(f"lw r4, {INT_KV_BASE}(r0)")
+        else:
+            asm.li("r4", 0)
+        asm.li("r5", tile)
+
+        def score_chunk(acc: int) -> None:
+            """Q block x one key tile (its dim tiles) into accumulator `acc`, then its write-back."""
+            asm(f"add r6, {q_reg}, r0")
+            asm(f"mmt r6, r2, r4, {acc}", macs=blen * mlen * mlen)
+            asm("add r4, r4, r5")
+            if dim_tiles > 1:
+                with asm.loop(dim_tiles - 1):
+                    asm(f"addi r6, r6, {mlen}")
+                    asm(f"mmta r6, r2, r4, {acc}", macs=blen * mlen * mlen)
+                    asm("add r4, r4, r5")
+            asm(f"mwb r1, r3, {acc}")
+            asm(f"addi r1, r1, {mlen}")
+
+        # Consecutive key tiles go to different accumulators, so each tile's write-back waits
+        # only for its own drain while the array streams the next tiles (docs/timing.md).
+        in_flight = min(npu.accumulators, chunks)
+        with asm.loop(chunks // in_flight):
+            for acc in range(in_flight):
+                score_chunk(acc)
+        for acc in range(chunks % in_flight):
+            score_chunk(acc)
+
+    def emit_softmax(strip_reg: str) -> None:
+        """Softmax rows of the strip in place, 1/sum per row into FP SRAM (rinv): two rows at a
+        time, so their max and sum reductions share each `wait vector` (every row's operations
+        and their order are unchanged)."""
+        asm(f"add r1, {strip_reg}, r0")
+        asm.li("r7", e.scalars.rinv)
+        asm(f"flw f6, {FP_SCALE}(r0)")
+        rows_at_once = 2 if blen % 2 == 0 else 1
+        lanes = (("r2", "f0", "f1", "f2"), ("r5", "f3", "f4", "f5"))[:rows_at_once]
+
+        def row_pointer(walk: str, row: int, offset: int = 0) -> None:
+            asm.li("r3", row * sh.kv_slots + offset)
+            asm(f"add {walk}, r1, r3")
+
+        with asm.loop(blen // rows_at_once):
+            for row, (walk, _, _, _) in enumerate(lanes):
+                row_pointer(walk, row)
+                with asm.loop(subrows):
+                    asm(f"vmuls {walk}, {walk}, f6")
+                    asm(f"addi {walk}, {walk}, {vlen}")
+                for j in masked_subrows(kv_len, sh.kv_slots, vlen):
+                    row_pointer(walk, row, j * vlen)
+                    asm.li("r3", e.constants["key_mask"] + j * vlen)
+                    asm(f"vadd {walk}, {walk}, r3")
+            for row, (walk, peak, _, _) in enumerate(lanes):
+                asm(f"flui {peak}, -inf")
+                row_pointer(walk, row)
+                with asm.loop(subrows):
+                    asm(f"vmaxr {peak}, {walk}")
+                    asm(f"addi {walk}, {walk}, {vlen}")
+            asm("wait vector")
+            for row, (walk, peak, total, _) in enumerate(lanes):
+                asm(f"flui {total}, 0.0")
+                row_pointer(walk, row)
+                with asm.loop(subrows):
+                    asm(f"vsubs {walk}, {walk}, {peak}")
+                    asm(f"vexp {walk}, {walk}")
+                    asm(f"vsum {total}, {walk}")
+                    asm(f"addi {walk}, {walk}, {vlen}")
+            asm("wait vector")
+            for row, (_, _, total, inverse) in enumerate(lanes):
+                asm(f"frecip {inverse}, {total}")
+                asm(f"fsw {inverse}, {row}(r7)")
+            asm(f"addi r7, r7, {rows_at_once}")
+            asm.li("r3", rows_at_once * sh.kv_slots)
+            asm("add r1, r1, r3")
+
+    def emit_pv(strip_reg: str) -> None:
+        """P (the strip at strip_reg) @ V over the key tiles into the output tile buffer."""
+        asm.li("r1", head_elements)
+        if prefetch:
+            asm(f"lw r2, {INT_KV_BASE}(r0)")
+            asm("add r1, r1, r2")
+        asm(f"add r2, {strip_reg}, r0")
+        asm.li("r3", sh.kv_slots)
+        asm.li("r4", o_tile)
+        asm.li("r5", tile)
+        asm.li("r6", sh.slot)
+        asm.li("r14", dim_tiles * tile)
+        with asm.loop(dim_tiles):
+            asm("add r7, r2, r0")
+            asm("add r10, r1, r0")
+            asm("mm r7, r3, r10, 0", macs=blen * mlen * mlen)
+            if chunks > 1:
+                with asm.loop(chunks - 1):
+                    asm(f"addi r7, r7, {mlen}")
+                    asm("add r10, r10, r14")
+                    asm("mma r7, r3, r10, 0", macs=blen * mlen * mlen)
+            asm("mwb r4, r6, 0")
+            asm(f"addi r4, r4, {mlen}")
+            asm("add r1, r1, r5")
+
+    def emit_rescale() -> None:
+        """The output tile's rows times their 1/sum into the head's slot of the block at r9; r9
+        moves to the next block."""
+        asm.li("r1", o_tile)
+        asm("add r3, r9, r0")
+        asm.li("r7", e.scalars.rinv)
+        asm.li("r5", sh.q_width)
+        with asm.loop(blen):
+            asm("flw f2, 0(r7)")
+            asm("add r2, r1, r0")
+            asm("add r4, r3, r0")
+            with asm.loop(sh.slot // vlen):
+                asm("vmuls r4, r2, f2")
+                asm(f"addi r2, r2, {vlen}")
+                asm(f"addi r4, r4, {vlen}")
+            asm("addi r7, r7, 1")
+            asm(f"addi r1, r1, {sh.slot}")
+            asm("add r3, r3, r5")
+        asm.li("r1", blen * sh.q_width)
+        asm("add r9, r9, r1")
+
     with asm.loop(m.n_heads):
         skip = asm.label("skip")
         asm(f"bne r13, r0, {skip}")
@@ -199,130 +325,45 @@ def emit_attention(e: Emit, layer: int, kv_len: int, q_addr: int, out_addr: int,
         asm("addi r13, r13, -1")
         asm("add r8, r11, r0")
         asm("add r9, r12, r0")
-        with asm.loop(rows // blen):
-            # 1. scores strip
-            asm.li("r1", strip)
-            asm.li("r2", sh.q_width)
-            asm.li("r3", sh.kv_slots)
-            if prefetch:
-                asm(f"lw r4, {INT_KV_BASE}(r0)")
-            else:
-                asm.li("r4", 0)
-            asm.li("r5", tile)
-
-            def score_chunk(acc: int) -> None:
-                """Q block x one key tile (its dim tiles) into accumulator `acc`, then its write-back."""
-                asm("add r6, r8, r0")
-                asm(f"mmt r6, r2, r4, {acc}", macs=blen * mlen * mlen)
-                asm("add r4, r4, r5")
-                if dim_tiles > 1:
-                    with asm.loop(dim_tiles - 1):
-                        asm(f"addi r6, r6, {mlen}")
-                        asm(f"mmta r6, r2, r4, {acc}", macs=blen * mlen * mlen)
-                        asm("add r4, r4, r5")
-                asm(f"mwb r1, r3, {acc}")
-                asm(f"addi r1, r1, {mlen}")
-
-            # Consecutive key tiles go to different accumulators, so each tile's write-back waits
-            # only for its own drain while the array streams the next tiles (docs/timing.md).
-            in_flight = min(npu.accumulators, chunks)
-            with asm.loop(chunks // in_flight):
-                for acc in range(in_flight):
-                    score_chunk(acc)
-            for acc in range(chunks % in_flight):
-                score_chunk(acc)
-            asm("wait matrix")
-            # 2. softmax rows, two at a time: their max and sum reductions share each
-            # `wait vector` (every row's operations and their order are unchanged)
-            asm.li("r1", strip)
-            asm.li("r7", e.scalars.rinv)
-            asm(f"flw f6, {FP_SCALE}(r0)")
-            rows_at_once = 2 if blen % 2 == 0 else 1
-            lanes = (("r2", "f0", "f1", "f2"), ("r5", "f3", "f4", "f5"))[:rows_at_once]
-
-            def row_pointer(walk: str, row: int, offset: int = 0) -> None:
-                asm.li("r3", row * sh.kv_slots + offset)
-                asm(f"add {walk}, r1, r3")
-
-            with asm.loop(blen // rows_at_once):
-                for row, (walk, _, _, _) in enumerate(lanes):
-                    row_pointer(walk, row)
-                    with asm.loop(subrows):
-                        asm(f"vmuls {walk}, {walk}, f6")
-                        asm(f"addi {walk}, {walk}, {vlen}")
-                    for j in masked_subrows(kv_len, sh.kv_slots, vlen):
-                        row_pointer(walk, row, j * vlen)
-                        asm.li("r3", e.constants["key_mask"] + j * vlen)
-                        asm(f"vadd {walk}, {walk}, r3")
-                for row, (walk, peak, _, _) in enumerate(lanes):
-                    asm(f"flui {peak}, -inf")
-                    row_pointer(walk, row)
-                    with asm.loop(subrows):
-                        asm(f"vmaxr {peak}, {walk}")
-                        asm(f"addi {walk}, {walk}, {vlen}")
-                asm("wait vector")
-                for row, (walk, peak, total, _) in enumerate(lanes):
-                    asm(f"flui {total}, 0.0")
-                    row_pointer(walk, row)
-                    with asm.loop(subrows):
-                        asm(f"vsubs {walk}, {walk}, {peak}")
-                        asm(f"vexp {walk}, {walk}")
-                        asm(f"vsum {total}, {walk}")
-                        asm(f"addi {walk}, {walk}, {vlen}")
-                asm("wait vector")
-                for row, (_, _, total, inverse) in enumerate(lanes):
-                    asm(f"frecip {inverse}, {total}")
-                    asm(f"fsw {inverse}, {row}(r7)")
-                asm(f"addi r7, r7, {rows_at_once}")
-                asm.li("r3", rows_at_once * sh.kv_slots)
-                asm("add r1, r1, r3")
-            # 3. P @ V, then scale rows by 1/sum into the output slot
-            asm.li("r1", head_elements)
-            if prefetch:
-                asm(f"lw r2, {INT_KV_BASE}(r0)")
-                asm("add r1, r1, r2")
-            asm.li("r2", strip)
-            asm.li("r3", sh.kv_slots)
-            asm.li("r4", o_tile)
-            asm.li("r5", tile)
-            asm.li("r6", sh.slot)
-            asm.li("r14", dim_tiles * tile)
-            with asm.loop(dim_tiles):
-                asm("add r7, r2, r0")
-                asm("add r10, r1, r0")
-                asm("mm r7, r3, r10, 0", macs=blen * mlen * mlen)
-                if chunks > 1:
-                    with asm.loop(chunks - 1):
-                        asm(f"addi r7, r7, {mlen}")
-                        asm("add r10, r10, r14")
-                        asm("mma r7, r3, r10, 0", macs=blen * mlen * mlen)
-                asm("mwb r4, r6, 0")
-                asm(f"addi r4, r4, {mlen}")
-                asm("add r1, r1, r5")
-            asm("wait matrix")
-            asm.li("r1", o_tile)
-            asm("add r3, r9, r0")
-            asm.li("r7", e.scalars.rinv)
-            asm.li("r5", sh.q_width)
-            with asm.loop(blen):
-                asm("flw f2, 0(r7)")
-                asm("add r2, r1, r0")
-                asm("add r4, r3, r0")
-                with asm.loop(sh.slot // vlen):
-                    asm("vmuls r4, r2, f2")
-                    asm(f"addi r2, r2, {vlen}")
-                    asm(f"addi r4, r4, {vlen}")
-                asm("addi r7, r7, 1")
-                asm(f"addi r1, r1, {sh.slot}")
-                asm("add r3, r3, r5")
+        asm.li("r15", strips[0])
+        blocks = rows // blen
+        # Software pipeline over the head's row blocks: the array computes the next block's
+        # scores into the other strip while the vector unit runs this block's softmax, and the
+        # rescale of the previous block's P V output opens each iteration.
+        emit_scores("r8", "r15")
+        with asm.loop(blocks):
+            asm("wait matrix")  # this block's scores and the previous block's P V are in
+            first = asm.label("first")
+            asm(f"beq r8, r11, {first}")
+            with asm.weighted((blocks - 1) / blocks):
+                emit_rescale()
+            asm.place(first)
+            asm.li("r3", blen * sh.q_width)
+            asm("add r10, r8, r3")
+            asm.li("r3", rows * sh.q_width)
+            asm("add r3, r11, r3")
+            last = asm.label("last")
+            asm(f"beq r10, r3, {last}")
+            with asm.weighted((blocks - 1) / blocks):
+                asm.li("r3", strips[0] + strips[1])
+                asm("sub r14, r3, r15")
+                emit_scores("r10", "r14")
+            asm.place(last)
+            emit_softmax("r15")
             asm("wait vector")
+            emit_pv("r15")
             asm.li("r1", blen * sh.q_width)
             asm("add r8, r8, r1")
-            asm("add r9, r9, r1")
+            asm.li("r3", strips[0] + strips[1])
+            asm("sub r15, r3, r15")
+        asm("wait matrix")
+        emit_rescale()
+        asm("wait vector")
         asm(f"addi r11, r11, {sh.slot}")
         asm(f"addi r12, r12, {sh.slot}")
     asm("wait dma|matrix|vector")
     e.vec.free("attn.o")
+    e.vec.free("attn.strip.next")
     e.vec.free("attn.strip")
     if sh.kv_quant is not None:
         kv_quant.emit_output_shift(e, out_addr, rows)
