@@ -34,7 +34,7 @@ from npu.hw.config import NPUConfig
 from npu.isa.table import BY_MNEMONIC, DRAM_FORMATS, Unit
 from npu.sim.cost.dram import make_dram
 from npu.hw.technology import LatencyParameters
-from npu.sim.cost.latency import DmaShape, InstructionTiming, instruction_timing
+from npu.sim.cost.latency import DmaShape, InstructionTiming, instruction_timing, tile_op_first_result
 
 QUEUED_UNITS = ("dma", "matrix", "vector")
 SRAMS = ("vector_sram", "matrix_sram", "fp_sram", "int_sram")
@@ -304,7 +304,7 @@ class SegmentBuilder:
         self.accumulator_ready: dict[int, float] = {}
         self.writeback_end: dict[int, float] = {}
         self.writeback_free = 0.0
-        self.first_result = self.params.matrix_issue + config.mlen
+        self.first_result = tile_op_first_result(config, self.params)
 
     # ---- timing lookups ----------------------------------------------------------------------
     def timing(self, mnemonic: str, operands: Mapping[str, int] | None = None,

@@ -223,13 +223,21 @@ def _matrix_timing(name: str, config: NPUConfig, params: LatencyParameters) -> I
     # latency, paid once before the accumulator holds the op's result (a weight-stationary
     # array streams row after row: Kung, IEEE Computer 15(1), 1982; TPU, Jouppi et al., ISCA 2017).
     occupancy = max(config.blen, feed)
-    latency = params.matrix_issue + max(config.blen, feed) + params.matrix_tail + config.mlen
+    latency = params.matrix_issue + occupancy + params.matrix_tail + config.mlen
     return InstructionTiming(
         name, "matrix", params.dispatch, occupancy, latency,
         (PortUse("vector_sram", feed),), (Traffic("vector_sram", act_bytes, 0),),
         macs=config.blen * config.mlen * config.mlen,
         weight_load_cycles=port_cycles(config, "matrix_sram", weight_bytes), weight_bytes=weight_bytes,
         fill_drain=config.mlen)
+
+
+def tile_op_first_result(config: NPUConfig, params: LatencyParameters | None = None) -> int:
+    """Cycles from a tile op's start to its first accumulator write (the issue stage and the MLEN
+    PEs of the array): a tile op into an accumulator whose `mwb` has not read it yet may start
+    this much before that write-back ends (both simulators)."""
+    params = params or config.technology.latency
+    return params.matrix_issue + config.mlen
 
 
 def _dma_timing(name: str, config: NPUConfig, operands: Mapping[str, int], shape: DmaShape,

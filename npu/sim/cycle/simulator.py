@@ -58,7 +58,7 @@ from npu.isa.table import DRAM_FORMATS, NUM_ADDR_REGS, NUM_FP_REGS, NUM_INT_REGS
 from npu.hw.technology import EnergyTable, LatencyParameters
 from npu.sim.cost.dram import ShiftProfile, make_dram
 from npu.sim.cost.energy import energy_report
-from npu.sim.cost.latency import DmaShape, InstructionTiming, instruction_timing
+from npu.sim.cost.latency import DmaShape, InstructionTiming, instruction_timing, tile_op_first_result
 from npu.sim.cycle.ports import PortPool
 from npu.sim.cycle.stats import STALL_REASONS, CycleStats, TimelineEvent, UnitBreakdown
 from npu.sim.functional import FunctionalSimulator, SimulationError
@@ -329,10 +329,11 @@ class _Run:
         self.acc_ready = [0] * accumulators  # cycle each accumulator holds every issued op's result
         self.wb_end = [0] * accumulators     # cycle the last `mwb` of each accumulator has read it
         self.wb_free = 0                     # cycle the write-back path can start the next `mwb`
-        # cycles from a tile op's start to its first accumulator write (issue stage + MLEN PEs)
-        self.first_result = self.params.matrix_issue + self.config.mlen
-        # recent tile ops' activation rows (low, high, feed end) and `mwb` rows (low, high, end):
-        # with a queue of `depth` entries, older ones have finished before anything new starts
+        self.first_result = tile_op_first_result(self.config, self.params)
+        # recent tile ops' activation rows (low, high, feed end) and `mwb` rows (low, high, end),
+        # in order of their ends; entries that ended before the op that looks are dropped (the
+        # array and the write-back path each run in order, so no later op needs them either),
+        # and a queue of `depth` entries bounds how many can still be live
         self.feeds: deque[tuple[int, int, int]] = deque(maxlen=2 * sim.queue_depth)
         self.tile_loads: deque[tuple[int, int]] = deque(maxlen=2 * sim.queue_depth)  # (address, loaded)
         self.writebacks: deque[tuple[int, int, int]] = deque(maxlen=2 * sim.queue_depth + accumulators)
@@ -547,7 +548,10 @@ class _Run:
             for at in (self.wb_free, self.acc_ready[acc]):
                 if at > start:
                     start = at
-            for low, high, feed_end in self.feeds:  # WAR: earlier tile ops' activation reads
+            feeds = self.feeds
+            while feeds and feeds[0][2] <= start:
+                feeds.popleft()
+            for low, high, feed_end in feeds:  # WAR: earlier tile ops' activation reads
                 if feed_end > start and low < rows_high and rows_low < high:
                     start = feed_end
             granted = self.pools[slot.unit_port].reserve(start, slot.unit_port_cycles) if slot.unit_port \
@@ -564,7 +568,10 @@ class _Run:
             if after_wb > earliest:
                 stalls["dependency"] += after_wb - earliest
                 earliest = after_wb
-            for low, high, wb_end in self.writebacks:  # RAW: rows an in-flight mwb still writes
+            writebacks = self.writebacks
+            while writebacks and writebacks[0][2] <= earliest:
+                writebacks.popleft()
+            for low, high, wb_end in writebacks:  # RAW: rows an in-flight mwb still writes
                 if wb_end > earliest and low < rows_high and rows_low < high:
                     stalls["dependency"] += wb_end - earliest
                     earliest = wb_end
@@ -862,11 +869,16 @@ class _Run:
             plan = self.dma_plans[key] = _DmaPlan(offsets, sizes, cycles)
         return plan
 
+    @staticmethod
+    def _dma_span(first: int, rows: int, cols: int, sstride: int) -> tuple[int, int]:
+        """[low, high) of the SRAM elements a DMA of rows x cols at `first` (row stride sstride) touches."""
+        last = first + sstride * (rows - 1)
+        return min(first, last), max(first, last) + cols
+
     def _tiles_read(self, first: int, rows: int, cols: int, sstride: int, start: int) -> int:
         """Cycle by which earlier tile ops have loaded every weight tile that overlaps the DMA's
         matrix-SRAM rows (`start` if none is still loading)."""
-        last = first + sstride * (rows - 1)
-        low, high = min(first, last), max(first, last) + cols
+        low, high = self._dma_span(first, rows, cols, sstride)
         tile = self.config.mlen * self.config.mlen
         for address, loaded in self.tile_loads:
             if loaded > start and address < high and low < address + tile:
@@ -879,8 +891,7 @@ class _Run:
             return
         tile_low = self.loaded_tile[0]
         tile_high = tile_low + self.config.mlen * self.config.mlen
-        last = first + sstride * (rows - 1)
-        low, high = min(first, last), max(first, last) + cols
+        low, high = self._dma_span(first, rows, cols, sstride)
         if low < tile_high and tile_low < high:
             self.loaded_tile = None
 
