@@ -114,34 +114,41 @@ def _environment(simulator: str) -> None:
     os.environ.setdefault("CXXFLAGS", "--std=c++20")
 
 
-def build(simulator: str | None = None, defines: dict[str, object] | None = None) -> Path:
-    """Build numerics_tb for `simulator` with `defines` (e.g. a mutant); cached by content."""
+def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
+                 parameters: dict[str, object] | None = None,
+                 defines: dict[str, object] | None = None) -> Path:
+    """Build the design whose top module is `top` from `sources` (the generated headers are on the
+    include path) for `simulator`, with Verilog `parameters` on the top and `defines`.
+
+    Cached under build_root() by a hash of everything that goes into the build, so each
+    (design, parameters, defines, simulator) is compiled once; a file lock lets pytest-xdist
+    workers share it. Returns the build directory that `run_cocotb` takes.
+    """
     from cocotb_tools import runner as cocotb_runner
 
     simulator = simulator or default_simulator()
-    defines = dict(defines or {})
-    tb = testbench_source()
+    parameters, defines = dict(parameters or {}), dict(defines or {})
     key = hashlib.sha256()
-    for source in rtl_sources() + sorted(GENERATED_DIR.glob("*.vh")):
-        key.update(source.name.encode() + source.read_bytes())
-    key.update(tb.encode() + repr(sorted(defines.items())).encode() + os.environ.get("CXXFLAGS", "").encode())
+    for source in list(sources) + sorted(GENERATED_DIR.glob("*.vh")):
+        key.update(Path(source).name.encode() + Path(source).read_bytes())
+    key.update(top.encode() + repr(sorted(parameters.items())).encode()
+               + repr(sorted(defines.items())).encode() + os.environ.get("CXXFLAGS", "").encode())
     digest = key.hexdigest()[:16]
-    build_dir = build_root() / f"{simulator}-{digest}"
+    build_dir = build_root() / f"{top}-{simulator}-{digest}"
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp = build_dir / "built.ok"
     with open(build_dir / ".lock", "w") as lock:  # pytest-xdist workers share the build
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not stamp.exists():
             _environment(simulator)
-            tb_path = build_dir / f"{TOP}.v"
-            tb_path.write_text(tb)
             cocotb_runner.MAX_PARALLEL_BUILD_JOBS = 1  # a shared 2-core machine: one compiler at a time
             sim = cocotb_runner.get_runner(simulator)
             sim.build(
-                sources=rtl_sources() + [tb_path],
+                sources=list(sources),
                 includes=[GENERATED_DIR],
                 defines=defines,
-                hdl_toplevel=TOP,
+                parameters=parameters,
+                hdl_toplevel=top,
                 build_dir=build_dir,
                 build_args=["-g2012"] if simulator == "icarus" else VERILATOR_BUILD_ARGS,
                 timescale=("1ns", "1ps"),
@@ -151,35 +158,67 @@ def build(simulator: str | None = None, defines: dict[str, object] | None = None
     return build_dir
 
 
-def simulate(unit: str, inputs: np.ndarray, simulator: str | None = None,
-             defines: dict[str, object] | None = None) -> np.ndarray:
-    """Outputs (uint64) of `unit` for each row of `inputs` ([n, number of inputs] integers)."""
+def run_cocotb(top: str, build_dir: Path, test_module: str, simulator: str | None = None,
+               files: dict[str, np.ndarray] | None = None,
+               outputs: tuple[str, ...] = ("out",)) -> dict[str, np.ndarray]:
+    """Run cocotb `test_module` on a design built by `build_design`.
+
+    Each array of `files` is saved as <name>.npy in a fresh work directory whose path the test
+    module reads from $DNPU_RTL_WORK; the test saves its results there as <output>.npy, and they
+    are returned by name. A missing output is an error carrying the end of the simulator log.
+    """
     from cocotb_tools import runner as cocotb_runner
 
+    simulator = simulator or default_simulator()
+    _environment(simulator)
+    with tempfile.TemporaryDirectory(prefix=f"{top}-", dir=build_dir) as work:
+        work = Path(work)
+        for name, array in (files or {}).items():
+            np.save(work / f"{name}.npy", array)
+        sim = cocotb_runner.get_runner(simulator)
+        sim.test(
+            test_module=test_module,
+            hdl_toplevel=top,
+            hdl_toplevel_lang="verilog",
+            build_dir=build_dir,
+            test_dir=work,
+            results_xml=str(work / "results.xml"),
+            extra_env={"DNPU_RTL_WORK": str(work)},
+            log_file=work / "sim.log",
+        )
+        results = {}
+        for name in outputs:
+            path = work / f"{name}.npy"
+            if not path.exists():
+                log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
+                raise RuntimeError(f"{simulator} simulation of {top} ({test_module}) wrote no "
+                                   f"{name}.npy:\n{log[-3000:]}")
+            results[name] = np.load(path)
+        return results
+
+
+def build(simulator: str | None = None, defines: dict[str, object] | None = None) -> Path:
+    """Build numerics_tb (every arithmetic unit side by side) for `simulator` with `defines`."""
+    simulator = simulator or default_simulator()
+    tb_dir = build_root() / "testbenches"
+    tb_dir.mkdir(parents=True, exist_ok=True)
+    tb = testbench_source()
+    tb_path = tb_dir / f"{TOP}-{hashlib.sha256(tb.encode()).hexdigest()[:16]}.v"
+    if not tb_path.exists():
+        tmp = tb_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(tb)
+        os.replace(tmp, tb_path)
+    return build_design(TOP, rtl_sources() + [tb_path], simulator, defines=defines)
+
+
+def simulate(unit: str, inputs: np.ndarray, simulator: str | None = None,
+             defines: dict[str, object] | None = None) -> np.ndarray:
+    """Outputs (uint64) of arithmetic `unit` for each row of `inputs` ([n, number of inputs] integers)."""
     simulator = simulator or default_simulator()
     widths, _ = UNIT_PORTS[unit]
     inputs = np.asarray(inputs, dtype=np.uint64).reshape(len(inputs), -1)
     if inputs.shape[1] != len(widths):
         raise ValueError(f"{unit} takes {len(widths)} inputs, got rows of {inputs.shape[1]}")
     build_dir = build(simulator, defines)
-    _environment(simulator)
-    with tempfile.TemporaryDirectory(prefix=f"{unit}-", dir=build_dir) as work:
-        work = Path(work)
-        np.save(work / "in.npy", inputs)
-        sim = cocotb_runner.get_runner(simulator)
-        sim.test(
-            test_module="npu.rtl.cocotb_vectors",
-            hdl_toplevel=TOP,
-            hdl_toplevel_lang="verilog",
-            build_dir=build_dir,
-            test_dir=work,
-            results_xml=str(work / "results.xml"),
-            extra_env={"DNPU_RTL_UNIT": unit, "DNPU_RTL_IN": str(work / "in.npy"),
-                       "DNPU_RTL_OUT": str(work / "out.npy")},
-            log_file=work / "sim.log",
-        )
-        out_path = work / "out.npy"
-        if not out_path.exists():
-            log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
-            raise RuntimeError(f"{simulator} simulation of {unit} produced no output:\n{log[-3000:]}")
-        return np.load(out_path)
+    return run_cocotb(TOP, build_dir, "npu.rtl.cocotb_vectors", simulator,
+                      files={"in": inputs, "unit": np.array(unit)})["out"]
