@@ -219,7 +219,7 @@ def _add_verify(sub) -> None:
     p.add_argument("--seed", type=non_negative_int, default=1234)
     p.add_argument("--temperature", type=non_negative_float, default=0.0,
                    help="Gumbel-max sampling temperature (0: greedy argmax)")
-    p.add_argument("--kv", help="KV quantization, e.g. baos-mxint4 (dual cache, see npu.check.verify_kv)")
+    p.add_argument("--kv", help="KV quantization, e.g. baos-mxint4, or baos-mxint4-nc with the no-clip MX scale rule (dual cache, see npu.check.verify_kv)")
     p.add_argument("--kv-alpha", type=non_negative_float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
                    help="BAOS smoothing strength(s): one = fixed, several = chosen per (layer, head) at each "
                         "refresh (default: BaosOptions()'s 0 0.25 0.5 0.75)")

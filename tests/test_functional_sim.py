@@ -397,6 +397,44 @@ def test_online_kv_smoothing_quantises_on_write_and_dequantises_on_read():
     assert np.abs(restored - keys).mean() < np.abs(plain - keys).mean()
 
 
+def test_no_clip_stores_take_the_no_clip_mx_scale_rule_and_load_back_with_the_same_decoder():
+    """dstnc.v / dstkvnc.v encode MX blocks with scale_rule='no_clip'; the layout is unchanged, so
+    the ordinary loads read them back (npu.isa.table.STORE_SCALE_RULES)."""
+    sim = FunctionalSimulator(EDGE, dram_size=1 << 16)
+    rows = bf16(rng.uniform(-1.0, 1.0, size=(4, VLEN)))
+    rows[:, 5] = bf16(np.float32(1.9))  # rounds past MXINT4's 1.75 at the OCP scale of its block
+    sim.vector_sram.write(0, rows)
+    sim.vector_sram.write(1024, np.ones(VLEN, np.float32))  # smoothing factors 1
+    run("""
+        addi r4, r0, 4
+        addi r5, r0, 64
+        addi r6, r0, 34          # mxint4 row of 64: 2 x 17 bytes
+        addi r3, r0, 1024
+        dst.v a0, r0, r4, r5, r6, r5, mxint4
+        addi r1, r0, 136
+        aadd a1, a0, r1
+        dstnc.v a1, r0, r4, r5, r6, r5, mxint4
+        addi r1, r0, 272
+        aadd a2, a0, r1
+        dstkvnc.v a2, r0, r4, r5, r6, r3, mxint4
+        wait dma
+        addi r7, r0, 2048
+        dld.v a0, r7, r4, r5, r6, r5, mxint4
+        addi r7, r0, 2304
+        dld.v a1, r7, r4, r5, r6, r5, mxint4
+        addi r7, r0, 2560
+        dldkv.v a2, r7, r4, r5, r6, r3, mxint4
+        halt
+    """, sim)
+    ocp = sim.vector_sram.read(2048, 4 * VLEN).reshape(4, VLEN)
+    no_clip = sim.vector_sram.read(2304, 4 * VLEN).reshape(4, VLEN)
+    np.testing.assert_array_equal(ocp, bf16(numerics.mx_round(rows, "mxint4", 32)))
+    np.testing.assert_array_equal(no_clip, bf16(numerics.mx_round(rows, "mxint4", 32, scale_rule="no_clip")))
+    np.testing.assert_array_equal(sim.vector_sram.read(2560, 4 * VLEN).reshape(4, VLEN), no_clip)
+    assert not np.array_equal(ocp, no_clip)
+    assert (np.abs(no_clip[:, 5] - rows[:, 5]) < np.abs(ocp[:, 5] - rows[:, 5])).all()
+
+
 # ---- matrix unit -----------------------------------------------------------------------------
 
 def gemm_source(transposed=False):

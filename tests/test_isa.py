@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from npu.isa import docs
 from npu.isa.encoding import EncodingError, decode, encode, encode_spec
 from npu.isa.table import BY_MNEMONIC, INSTRUCTIONS, OPCODE_LSB, opcode_constants, register_number
-from npu.isa.table import Kind
+from npu.isa.table import NO_CLIP_STORE, STORE_SCALE_RULES, Kind, Unit
 
 
 @st.composite
@@ -56,7 +56,19 @@ def test_coverage_the_compiler_needs_is_present():
 def test_dllm_flag_marks_exactly_the_sampling_and_smoothing_instructions():
     dllm = {spec.mnemonic for spec in INSTRUCTIONS if spec.dllm}
     assert dllm == {"vargmax", "vrank", "vtopk", "vthresh", "vsel", "vseli", "vsmscale", "vamax",
-                    "dldkv.v", "dldkv.m", "dstkv.v"}
+                    "dldkv.v", "dldkv.m", "dstkv.v", "dstkvnc.v"}
+
+
+def test_every_store_that_can_write_mx_has_an_ocp_and_a_no_clip_opcode():
+    """The MX scale rule is chosen by the store's opcode (the 3-bit fmt field is full); the
+    no-clip twin has the same operands and differs from its OCP store only in the rule."""
+    mx_stores = {spec.mnemonic for spec in INSTRUCTIONS if spec.unit is Unit.DMA
+                 and spec.mnemonic.startswith("dst") and not spec.mnemonic.endswith(".i")}
+    assert set(STORE_SCALE_RULES) == mx_stores
+    for ocp, twin in NO_CLIP_STORE.items():
+        assert (STORE_SCALE_RULES[ocp], STORE_SCALE_RULES[twin]) == ("ocp", "no_clip")
+        assert [f.name for f in BY_MNEMONIC[ocp].fields] == [f.name for f in BY_MNEMONIC[twin].fields]
+        assert BY_MNEMONIC[ocp].dllm == BY_MNEMONIC[twin].dllm
 
 
 def test_opcode_constants_expose_opcodes_functs_and_field_positions():

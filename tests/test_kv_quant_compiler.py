@@ -46,6 +46,7 @@ def decode_both(config, npu_name, threshold, kv):
     (SMALL, "dnpu-edge", None, KVQuant(8, 0.0)),
     (SMALL, "dnpu-cloud", 0.2, SEARCH4),
     (GQA_BIAS, "dnpu-edge", None, SEARCH4),
+    (SMALL, "dnpu-cloud", None, KVQuant(4, (0.0, 0.5), "no_clip")),  # dstkvnc.v: the no-clip MX rule
 ])
 def test_baos_generation_equals_reference_bit_for_bit(config, npu_name, threshold, kv):
     sim, ref = decode_both(config, npu_name, threshold, kv)
@@ -81,13 +82,14 @@ def test_baos_statistics_predict_the_simulator_and_kv_bytes_shrink(query_length,
         assert predicted["dram_read_bytes"] < plain["dram_read_bytes"]
 
 
-def test_reference_kv_equals_the_accuracy_simulators_baos_cache():
+@pytest.mark.parametrize("mx_scale", ["ocp", "no_clip"])
+def test_reference_kv_equals_the_accuracy_simulators_baos_cache(mx_scale):
     """Same K/V in, same K/V out: with inputs on a grid where the NPU's bf16 shift is exact, the
     attention tiles (+ shift) of reference_kv equal what BaosKVCache(alphas=(0.5,)) stores, at the
     refresh (quantized outside the block, bf16 in it) and at an in-block step (the block only)."""
     npu = load_npu_config("dnpu-cloud")
     config, seq_len, first, block = SMALL, 16, 8, 4
-    shapes = Shapes(config, npu, seq_len, BAOS4)
+    shapes = Shapes(config, npu, seq_len, KVQuant(4, 0.5, mx_scale))
     heads, hd, slot = config.n_kv_heads, config.head_dim, shapes.slot
     generator = np.random.default_rng(0)
 
@@ -97,7 +99,8 @@ def test_reference_kv_equals_the_accuracy_simulators_baos_cache():
         x[..., :4] *= 4
         return x
 
-    cache = make_cache_factory("baos-mxint", 4, decode=BlockLayout(8, 4), alphas=(0.5,))(config, 1, seq_len)
+    cache = make_cache_factory("baos-mxint", 4, decode=BlockLayout(8, 4), alphas=(0.5,),
+                               mx_scale=mx_scale)(config, 1, seq_len)
     state = ReferenceState.start(shapes, np.zeros(seq_len, np.int32))
     rnd = rounder(npu)
     for q0, s0, rows in ((0, first, seq_len), (first, 0, block)):
@@ -113,6 +116,14 @@ def test_reference_kv_equals_the_accuracy_simulators_baos_cache():
         inside = np.r_[first:first + block]
         assert np.array_equal(keys[:, inside, :hd] + k_shift[:, None, :hd], cache.k[0][0, :, inside].numpy())
         assert np.array_equal(values[:, inside, :hd] + v_shift[:, None, :hd], cache.v[0][0, :, inside].numpy())
+
+
+def test_the_mx_scale_rule_picks_the_kv_store_and_parses_from_its_name():
+    assert KVQuant.parse("baos-mxint4").store == "dstkv.v"
+    no_clip = KVQuant.parse("baos-mxint8-nc", 0.5)
+    assert (no_clip.bits, no_clip.mx_scale, no_clip.store, no_clip.name) == (8, "no_clip", "dstkvnc.v", "baos-mxint8-nc")
+    with pytest.raises(CompileError, match="MX scale rule 'round' is not one of"):
+        KVQuant(4, 0.5, "round")
 
 
 def test_what_baos_cannot_run_is_a_compile_error_naming_it():

@@ -21,6 +21,7 @@ from hypothesis.extra import numpy as hnp
 from npu.hw.numerics import (
     FORMATS,
     MX_FORMATS,
+    MX_SCALE_RULES,
     RECIP_TABLE,
     RSQRT_TABLE,
     decode,
@@ -38,6 +39,7 @@ from npu.hw.numerics import (
     mx_dequantize,
     mx_quantize,
     mx_round,
+    mx_shared_exponent,
     pack_codes,
     quantize_asymmetric,
     quantize_symmetric,
@@ -306,6 +308,88 @@ def test_mx_round_trip_is_idempotent_and_within_half_a_step(x: np.ndarray, name:
     error = np.abs(once.astype(np.float64) - x)
     assert (error[~saturated] <= _mx_half_step(x, name, 8)[~saturated]).all()
     assert np.array_equal(np.abs(once[saturated]), limit[saturated].astype(np.float32))
+
+
+# ---- MX scale rules: OCP vs no-clip -----------------------------------------------------------
+
+
+def _ocp_clips(x: np.ndarray, name: str, block: int) -> np.ndarray:
+    """Per block: does the OCP exponent round the block maximum above the element's max_value?"""
+    f = FORMATS[name]
+    amax = np.abs(x.astype(np.float64)).reshape(-1, block).max(axis=-1)
+    shared = mx_shared_exponent(amax, name, "ocp")
+    scaled = amax / 2.0**shared
+    if f.kind == "int":
+        rounded = np.rint(scaled * 2.0**f.fraction_bits) / 2.0**f.fraction_bits
+    else:
+        quantum = 2.0 ** (np.maximum(np.floor(np.log2(np.maximum(scaled, 1e-300))), f.min_exponent) - f.mantissa_bits)
+        rounded = np.rint(scaled / quantum) * quantum
+    return rounded > f.max_value
+
+
+def test_no_clip_rule_on_examples() -> None:
+    # MXINT4 (max 1.75): a block maximum of 1.9 rounds to 2 at the OCP scale 2^0 and clips to 1.75;
+    # no-clip takes 2^1, where 1.9 / 2 = 0.95 rounds to 1.0 -> 2.0 (error 0.1 instead of 0.15).
+    x = f32(1.9, 0.3, -0.6, 0.0)
+    assert mx_quantize(x, "mxint4", 4).scales.tolist() == [127]
+    assert mx_round(x, "mxint4", 4).tolist() == [1.75, 0.25, -0.5, 0.0]
+    assert mx_quantize(x, "mxint4", 4, scale_rule="no_clip").scales.tolist() == [128]
+    assert mx_round(x, "mxint4", 4, scale_rule="no_clip").tolist() == [2.0, 0.5, -0.5, 0.0]
+    # 1.8 rounds to 1.75 at 2^0: OCP does not clip, so both rules agree.
+    y = f32(1.8, 0.3)
+    assert mx_quantize(y, "mxint4", 2, scale_rule="no_clip").scales.tolist() == [127]
+    # E4M3 (max 448 = 1.75 * 2^8): 1e6 / 2^11 = 488.3 clips under OCP; no-clip: 1e6 / 2^12 = 244.1 -> 240.
+    assert mx_round(f32(1e6, 1.0), "mxfp8_e4m3", 2, scale_rule="no_clip").tolist() == [240 * 2.0**12, 0.0]
+    # Ties follow the element's RNE: MXINT8 127.5 / 64 ties to 128 (even) -> clips -> one binade up;
+    # E4M3 1.8125 * 2^8 = 464 ties to 448 (even mantissa) -> does not clip.
+    assert mx_quantize(f32(127.5 / 64, 0), "mxint8", 2, scale_rule="no_clip").scales.tolist() == [128]
+    assert mx_quantize(f32(464.0, 0), "mxfp8_e4m3", 2, scale_rule="no_clip").scales.tolist() == [127]
+    # At the top of E8M0 there is no coarser scale: the block maximum clips under both rules.
+    big = f32(3.3e38, 0)
+    assert mx_quantize(big, "mxint4", 2, scale_rule="no_clip").scales.tolist() == [254]
+
+
+def test_unknown_scale_rule_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown MX scale rule 'nearest'; known: ocp, no_clip"):
+        mx_quantize(f32(1, 2), "mxint4", 2, scale_rule="nearest")
+
+
+outlier_blocks = hnp.arrays(np.float32, 64, elements=moderate_f32)
+
+
+@settings(max_examples=120, deadline=None)
+@given(x=outlier_blocks, name=st.sampled_from(MX_FORMATS))
+def test_no_clip_never_clips_equals_ocp_otherwise_and_is_at_most_one_binade_coarser(x: np.ndarray, name: str) -> None:
+    ocp = mx_quantize(x, name, 8).scales.astype(np.int64)
+    no_clip = mx_quantize(x, name, 8, scale_rule="no_clip").scales.astype(np.int64)
+    clips = _ocp_clips(x, name, 8)
+    assert np.array_equal(no_clip[~clips], ocp[~clips])  # equal wherever OCP does not clip
+    assert np.array_equal(no_clip[clips], ocp[clips] + 1)  # one binade coarser where it does
+    once = mx_round(x, name, 8, scale_rule="no_clip")
+    error = np.abs(once.astype(np.float64) - x)
+    half = _no_clip_half_step(x, name, 8)
+    assert (error <= half).all()  # nothing saturates: every element is within half a step
+    assert np.array_equal(mx_round(once, name, 8, scale_rule="no_clip"), once)  # idempotent
+
+
+def _no_clip_half_step(x: np.ndarray, name: str, block: int) -> np.ndarray:
+    """Half the grid spacing around each value on its block's no-clip element grid."""
+    f = FORMATS[name]
+    q = mx_quantize(x, name, block, scale_rule="no_clip")
+    scale = np.repeat(2.0 ** (q.scales.astype(np.float64) - 127), block, axis=-1)
+    if f.kind == "int":
+        return 2.0 ** (-f.fraction_bits - 1) * scale
+    v = np.abs(x.astype(np.float64)) / scale
+    exponent = np.maximum(np.floor(np.log2(np.maximum(v, 1e-300))), f.min_exponent)
+    return 2.0 ** (exponent - f.mantissa_bits - 1) * scale
+
+
+def test_both_scale_rules_are_listed_and_share_the_decoder() -> None:
+    assert MX_SCALE_RULES == ("ocp", "no_clip")
+    x = np.random.default_rng(9).standard_normal((4, 64)).astype(np.float32) * 3
+    for name in MX_FORMATS:
+        q = mx_quantize(x, name, 32, scale_rule="no_clip")
+        assert np.array_equal(mx_dequantize(q), mx_round(x, name, 32, scale_rule="no_clip"))
 
 
 # ---- per-group INT quantization -------------------------------------------------------------

@@ -116,6 +116,17 @@ def test_per_token_quantizers_match_numerics_bit_for_bit() -> None:
     assert np.array_equal(quantizers.token_int(x, 3).numpy(), numerics.dequantize_groups(q))
     assert np.array_equal(quantizers.mx(x, "mxint", 4).numpy(), numerics.mx_round(x.numpy(), "mxint4", 32, axis=-1))
     assert np.array_equal(quantizers.mx(x, "mxfp", 8).numpy(), numerics.mx_round(x.numpy(), "mxfp8_e4m3", 32))
+    no_clip = numerics.mx_round(x.numpy(), "mxfp4", 32, scale_rule="no_clip")
+    assert np.array_equal(quantizers.mx(x, "mxfp", 4, mx_scale="no_clip").numpy(), no_clip)
+    assert not np.array_equal(no_clip, numerics.mx_round(x.numpy(), "mxfp4", 32))
+
+
+@pytest.mark.parametrize("method", ["mxint", "mxfp", "baos-mxint", "baos-mxfp"])
+def test_mx_methods_take_the_mx_scale_rule_as_an_option(method: str) -> None:
+    cache = make_cache_factory(method, 4, mx_scale="no_clip")(TINY, 1, 16)
+    assert (cache.mx_scale if hasattr(cache, "mx_scale") else cache.options.mx_scale) == "no_clip"
+    with pytest.raises(ValueError, match="unknown MX scale rule 'floor'"):
+        make_cache_factory(method, 4, mx_scale="floor")(TINY, 1, 16)
 
 
 def test_per_channel_groups_restart_every_group_of_tokens() -> None:

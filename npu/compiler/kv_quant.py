@@ -46,8 +46,9 @@ import numpy as np
 
 from npu.compiler.asm import CompileError
 from npu.compiler.context import INT_Q0, INT_S0, Emit, StepSpec, rounder
-from npu.hw.numerics import POW2_MODES, SMOOTHING_ALPHAS, chained_row_sum, hw_recip, round_to_format
-from npu.isa.table import DRAM_FORMATS
+from npu.hw.numerics import (MX_SCALE_RULES, POW2_MODES, SMOOTHING_ALPHAS, chained_row_sum, hw_recip,
+                              round_to_format)
+from npu.isa.table import DRAM_FORMATS, NO_CLIP_STORE
 from npu.hw.rows import decode_rows, encode_rows, row_bytes
 from npu.hw.numerics import smoothing_factor
 
@@ -55,7 +56,7 @@ INT_KVQ_ROWS = 17  # INT SRAM scratch word (16..63 are scratch; 16 is INT_MROW):
 ROWS_TAG = "kvq.rows"  # vector SRAM buffer of the layer's factor rows, live from the K/V write to attention
 ALPHA_MODES = {a: POW2_MODES[a] for a in SMOOTHING_ALPHAS if a}  # vsmscale modes; alpha 0 = no smoothing
 DEFAULT_ALPHAS = SMOOTHING_ALPHAS  # BaosOptions()'s candidates
-SPEC_PATTERN = re.compile(r"baos-mxint(\d+)$")
+SPEC_PATTERN = re.compile(r"baos-mxint(\d+)(-nc)?$")  # -nc: the no-clip MX scale rule
 # factor rows per KV head, in this order: K factor, K shift, V factor, V shift
 ROW_K_FACTOR, ROW_K_SHIFT, ROW_V_FACTOR, ROW_V_SHIFT = range(4)
 
@@ -64,10 +65,13 @@ ROW_K_FACTOR, ROW_K_SHIFT, ROW_V_FACTOR, ROW_V_SHIFT = range(4)
 class KVQuant:
     """BAOS-MXINT K/V storage. alphas: one smoothing strength (0, 0.25, 0.5 or 0.75; a float is
     taken as one), or several candidates chosen per (layer, head) at each refresh by the
-    round-trip error (keys weighted by the pass's query energy), as BaosOptions() does."""
+    round-trip error (keys weighted by the pass's query energy), as BaosOptions() does.
+    mx_scale: the MX scale rule of the K/V stores (numerics.MX_SCALE_RULES): 'ocp' stores with
+    `dstkv.v`, 'no_clip' with its twin `dstkvnc.v` (same DRAM layout, so loads are unchanged)."""
 
     bits: int = 4
     alphas: tuple[float, ...] | float = DEFAULT_ALPHAS
+    mx_scale: str = "ocp"
 
     def __post_init__(self) -> None:
         alphas = (self.alphas,) if isinstance(self.alphas, (int, float)) else tuple(self.alphas)
@@ -77,19 +81,27 @@ class KVQuant:
             raise CompileError(f"KV quantization {self.name}: {self.fmt} is not a DMA format ({', '.join(mx)})")
         if not self.alphas or any(a != 0.0 and a not in ALPHA_MODES for a in self.alphas):
             raise CompileError(f"KV quantization {self.name}: alphas={self.alphas} must come from 0, 0.25, 0.5, 0.75")
+        if self.mx_scale not in MX_SCALE_RULES:
+            raise CompileError(f"KV quantization: MX scale rule {self.mx_scale!r} is not one of {MX_SCALE_RULES}")
 
     @classmethod
     def parse(cls, text: str, alphas: tuple[float, ...] | float = DEFAULT_ALPHAS) -> "KVQuant":
-        """'baos-mxint4' / 'baos-mxint8' (the CLI and verify spelling); default: the alpha search."""
+        """'baos-mxint4' / 'baos-mxint8' (the CLI and verify spelling; a '-nc' suffix, e.g.
+        'baos-mxint4-nc', takes the no-clip MX scale rule); default: the alpha search."""
         match = SPEC_PATTERN.match(text)
         if match is None:
-            raise CompileError(f"KV quantization {text!r} is not supported; the compiler knows baos-mxint<bits> "
-                               f"(baos-mxint4, baos-mxint8)")
-        return cls(int(match.group(1)), alphas)
+            raise CompileError(f"KV quantization {text!r} is not supported; the compiler knows baos-mxint<bits>[-nc] "
+                               f"(baos-mxint4, baos-mxint8, baos-mxint4-nc, baos-mxint8-nc)")
+        return cls(int(match.group(1)), alphas, "no_clip" if match.group(2) else "ocp")
 
     @property
     def name(self) -> str:
-        return f"baos-mxint{self.bits}"
+        return f"baos-mxint{self.bits}" + ("-nc" if self.mx_scale == "no_clip" else "")
+
+    @property
+    def store(self) -> str:
+        """The K/V store instruction: dstkv.v (OCP scale rule) or dstkvnc.v (no-clip)."""
+        return NO_CLIP_STORE["dstkv.v"] if self.mx_scale == "no_clip" else "dstkv.v"
 
     @property
     def fmt(self) -> str:
@@ -286,7 +298,7 @@ def _emit_kind(e: Emit, layer: int, kind: str, src: int, factor_row: int, d_buf:
             asm.li("r2", lq)
             asm.li("r3", slot)
             asm.li("r4", rb_mx)
-            asm(f"dstkv.v a0, r1, r2, r3, r4, r10, {kvq.fmt}", dram_write=lq * rb_mx)
+            asm(f"{kvq.store} a0, r1, r2, r3, r4, r10, {kvq.fmt}", dram_write=lq * rb_mx)
             asm.li("r7", sh.kv_slots * rb_mx)
             asm("aadd a0, a0, r7")
         else:
@@ -357,7 +369,7 @@ def _emit_alpha_search(e: Emit, kind: str, d_buf: int, stats: int) -> None:
         asm.li("r3", slot)
         asm.li("r4", rb)
         asm.li("r6", s_row)
-        asm(f"dstkv.v a3, r1, r2, r3, r4, r6, {kvq.fmt}", dram_write=lq * rb)
+        asm(f"{kvq.store} a3, r1, r2, r3, r4, r6, {kvq.fmt}", dram_write=lq * rb)
         asm("wait dma")
         asm.li("r1", round_trip)
         asm(f"dldkv.v a3, r1, r2, r3, r4, r6, {kvq.fmt}", dram_read=lq * rb)
@@ -517,11 +529,12 @@ class BaosState:
                    [np.zeros((m.n_kv_heads, 4, shapes.slot), np.float32) for _ in range(m.n_layers)])
 
 
-def _mx_round_trip(d: np.ndarray, factors: np.ndarray, fmt: str, mx_block: int) -> np.ndarray:
-    """dstkv then decode: MX values of d * hw_recip(s), per row of (heads, rows, slot)."""
+def _mx_round_trip(d: np.ndarray, factors: np.ndarray, kvq: KVQuant, mx_block: int) -> np.ndarray:
+    """dstkv (or dstkvnc) then decode: MX values of d * hw_recip(s), per row of (heads, rows, slot)."""
     heads, rows, slot = d.shape
     scaled = (d * hw_recip(factors)[:, None, :]).reshape(heads * rows, slot)
-    return decode_rows(encode_rows(scaled, fmt, mx_block), fmt, slot, mx_block).reshape(heads, rows, slot)
+    raw = encode_rows(scaled, kvq.fmt, mx_block, kvq.mx_scale)
+    return decode_rows(raw, kvq.fmt, slot, mx_block).reshape(heads, rows, slot)
 
 
 def _reference_search(d: np.ndarray, weights: np.ndarray | None, kvq: KVQuant, npu) -> np.ndarray:
@@ -531,7 +544,7 @@ def _reference_search(d: np.ndarray, weights: np.ndarray | None, kvq: KVQuant, n
     best = factors = None
     for i, alpha in enumerate(kvq.alphas):
         s_a = np.ones_like(m) if alpha == 0.0 else rnd(smoothing_factor(m, ALPHA_MODES[alpha]))
-        read = rnd(_mx_round_trip(d, s_a, kvq.fmt, npu.mx_block) * s_a[:, None, :])  # dldkv.v
+        read = rnd(_mx_round_trip(d, s_a, kvq, npu.mx_block) * s_a[:, None, :])  # dldkv.v
         t = rnd(read - d)
         t = rnd(t * t)
         if weights is not None:
@@ -590,7 +603,7 @@ def reference_kv(spec: StepSpec, state, layer: int, k: np.ndarray, v: np.ndarray
                 s = np.ones_like(z)
             else:
                 s = rnd(smoothing_factor(np.abs(d).max(axis=1), kvq.mode))
-            mx[:, :spec.query_length] = _mx_round_trip(d, s, kvq.fmt, npu.mx_block)
+            mx[:, :spec.query_length] = _mx_round_trip(d, s, kvq, npu.mx_block)
             rows[:, 2 * j], rows[:, 2 * j + 1] = s, z
         else:
             s, z = rows[:, 2 * j], rows[:, 2 * j + 1]

@@ -14,6 +14,7 @@ from npu.hw.config import (
 from npu.hw.numerics import (
     FORMATS,
     MX_FORMATS,
+    MX_SCALE_RULES,
     ElementFormat,
     GroupQuantized,
     MXTensor,
@@ -47,6 +48,7 @@ __all__ = [
     "npu_config_from_dict",
     "FORMATS",
     "MX_FORMATS",
+    "MX_SCALE_RULES",
     "ElementFormat",
     "GroupQuantized",
     "MXTensor",

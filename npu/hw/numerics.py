@@ -304,24 +304,68 @@ class MXTensor:
     axis: int
 
 
-def mx_quantize(x: np.ndarray, fmt: str, block: int = 32, axis: int = -1) -> MXTensor:
+# How an MX encoder picks a block's shared exponent (docs/numerics.md, "MX scale rules").
+# "ocp": OCP MX v1.0 section 6.3, shared_exp = floor(log2(amax)) - emax_elem; the block maximum
+#   can round past the element's max_value and is then clamped (clipped).
+# "no_clip": the smallest power-of-two scale whose rounded block maximum fits the element:
+#   shared_exp = e_ocp + 1 if RNE(amax / 2^e_ocp) > max_value else e_ocp. It equals "ocp" whenever
+#   OCP does not clip, is at most one binade coarser, and never clips (up to the E8M0 top, 2^127).
+MX_SCALE_RULES = ("ocp", "no_clip")
+
+
+def check_scale_rule(scale_rule: str) -> str:
+    """Return `scale_rule` if it is a known MX scale rule; otherwise raise naming the known ones."""
+    if scale_rule not in MX_SCALE_RULES:
+        raise ValueError(f"unknown MX scale rule {scale_rule!r}; known: {', '.join(MX_SCALE_RULES)}")
+    return scale_rule
+
+
+def mx_shared_exponent(amax: np.ndarray, fmt: str | ElementFormat, scale_rule: str = "ocp") -> np.ndarray:
+    """The shared exponent (E8M0 code - 127) of blocks with maximum magnitude `amax` (finite, >= 0).
+
+    ocp: floor(log2(amax)) - emax_elem (from the exponent, exact), clamped to [-127, 127]; an
+    all-zero block gets -127.
+    no_clip: one more where the ocp exponent would clip the block maximum, i.e. where amax / 2^e
+    rounded to the element grid (RNE, no saturation) exceeds max_value, unless e is already 127.
+    One more always suffices: amax / 2^(e + 1) < 2^emax_elem <= max_value for every MX format.
+    """
+    f = get_format(fmt)
+    check_scale_rule(scale_rule)
+    amax = np.asarray(amax, dtype=np.float64)
+    _, e = np.frexp(amax)  # amax = m * 2^e with m in [0.5, 1): floor(log2(amax)) = e - 1
+    shared_exp = np.clip(np.where(amax > 0, e - 1 - f.emax, -E8M0_BIAS), -E8M0_BIAS, E8M0_BIAS)
+    if scale_rule == "no_clip":
+        clips = _round_unsaturated(np.ldexp(amax, -shared_exp), f) > f.max_value
+        shared_exp = np.where(clips & (shared_exp < E8M0_BIAS), shared_exp + 1, shared_exp)
+    return shared_exp.astype(np.int64)
+
+
+def _round_unsaturated(v: np.ndarray, f: ElementFormat) -> np.ndarray:
+    """Non-negative float64 values rounded (RNE) to the element grid of `f`, without clamping."""
+    if f.kind == "int":
+        step = 2.0**-f.fraction_bits
+        return np.rint(v / step) * step
+    _, e = np.frexp(v)
+    quantum = np.ldexp(1.0, np.maximum(e - 1, f.min_exponent) - f.mantissa_bits)
+    return np.rint(v / quantum) * quantum
+
+
+def mx_quantize(x: np.ndarray, fmt: str, block: int = 32, axis: int = -1, scale_rule: str = "ocp") -> MXTensor:
     """Quantize float32 values to an MX format with one shared power-of-two scale per block.
 
-    Per block (OCP MX v1.0, section 6.3): shared_exp = floor(log2(max|v|)) - emax_elem, clamped
-    below at -127 (so an all-zero block gets scale 2^-127); each element is v / 2^shared_exp
-    rounded to the element format (RNE) and clamped to its finite range. A block holding a NaN
-    or an inf gets the NaN scale 0xFF and zero elements.
+    Per block: shared_exp from max|v| by `scale_rule` (mx_shared_exponent; "ocp" is OCP MX v1.0
+    section 6.3: floor(log2(max|v|)) - emax_elem, clamped to [-127, 127], an all-zero block gets
+    scale 2^-127); each element is v / 2^shared_exp rounded to the element format (RNE) and clamped
+    to its finite range. A block holding a NaN or an inf gets the NaN scale 0xFF and zero elements.
     """
     f = get_format(fmt)
     if not f.block_scaled:
         raise ValueError(f"mx_quantize: {fmt!r} is not an MX format; choose one of {', '.join(MX_FORMATS)}")
+    check_scale_rule(scale_rule)
     blocks = _to_blocks(np.asarray(x, dtype=np.float32), block, axis, "mx_quantize")
     special = ~np.isfinite(blocks).all(axis=-1)
     finite = np.where(np.isfinite(blocks), blocks, 0.0).astype(np.float64)
-    amax = np.abs(finite).max(axis=-1)
-    _, e = np.frexp(amax)  # amax = m * 2^e with m in [0.5, 1): floor(log2(amax)) = e - 1
-    shared_exp = np.where(amax > 0, e - 1 - f.emax, -E8M0_BIAS)
-    shared_exp = np.clip(shared_exp, -E8M0_BIAS, E8M0_BIAS)
+    shared_exp = mx_shared_exponent(np.abs(finite).max(axis=-1), f, scale_rule)
     scaled = np.ldexp(finite, -shared_exp[..., None])  # exact: a power-of-two scaling in float64
     elements = _encode_exact(scaled, f)
     elements = np.where(special[..., None], 0, elements).astype(np.uint8)
@@ -340,9 +384,9 @@ def mx_dequantize(q: MXTensor) -> np.ndarray:
     return _from_blocks(out.astype(np.float32), q.axis)
 
 
-def mx_round(x: np.ndarray, fmt: str, block: int = 32, axis: int = -1) -> np.ndarray:
+def mx_round(x: np.ndarray, fmt: str, block: int = 32, axis: int = -1, scale_rule: str = "ocp") -> np.ndarray:
     """mx_dequantize(mx_quantize(x)): the values an MX round trip leaves (fake quantization)."""
-    return mx_dequantize(mx_quantize(x, fmt, block, axis))
+    return mx_dequantize(mx_quantize(x, fmt, block, axis, scale_rule))
 
 
 def _encode_exact(v: np.ndarray, f: ElementFormat) -> np.ndarray:

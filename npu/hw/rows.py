@@ -45,8 +45,9 @@ def element_alignment(fmt: str) -> int:
     return PLAIN_BYTES.get(fmt, 1)
 
 
-def encode_rows(values: np.ndarray, fmt: str, mx_block: int) -> np.ndarray:
-    """(rows, cols) values -> (rows, row_bytes) uint8 in the DRAM layout of `fmt`."""
+def encode_rows(values: np.ndarray, fmt: str, mx_block: int, scale_rule: str = "ocp") -> np.ndarray:
+    """(rows, cols) values -> (rows, row_bytes) uint8 in the DRAM layout of `fmt`; MX blocks pick
+    their shared exponent by `scale_rule` (numerics.MX_SCALE_RULES; the layout is the same)."""
     rows, cols = values.shape
     if fmt == "int32":
         return np.ascontiguousarray(values.astype("<i4")).view(np.uint8).reshape(rows, cols * 4)
@@ -57,7 +58,7 @@ def encode_rows(values: np.ndarray, fmt: str, mx_block: int) -> np.ndarray:
         codes = numerics.encode(values, "bf16").astype("<u2")
         return np.ascontiguousarray(codes).view(np.uint8).reshape(rows, cols * 2)
     row_bytes(fmt, cols, mx_block)  # checks the block multiple
-    quantized = numerics.mx_quantize(values, fmt, mx_block, axis=-1)
+    quantized = numerics.mx_quantize(values, fmt, mx_block, axis=-1, scale_rule=scale_rule)
     bits = numerics.get_format(fmt).bits
     blocks = cols // mx_block
     packed = numerics.pack_codes(quantized.elements.reshape(rows, blocks, mx_block), bits)

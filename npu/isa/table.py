@@ -35,6 +35,14 @@ ACC_INDEX_BITS = 3
 # MX formats store blocks of `mx_block` elements as [1 shared E8M0 scale byte][packed elements].
 DRAM_FORMATS = ("fp32", "bf16", "int32", "mxint8", "mxint4", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp4")
 
+# The MX scale rule (npu.hw.numerics.MX_SCALE_RULES) of each store that can write an MX format.
+# The fmt field is full (3 bits, 8 formats), and the rule changes only how a block is encoded,
+# never the DRAM layout or its decoding, so the no-clip rule is a store opcode of its own ("nc",
+# no clip) rather than a format code: loads need no twin.
+STORE_SCALE_RULES = {"dst.v": "ocp", "dst.f": "ocp", "dstkv.v": "ocp",
+                     "dstnc.v": "no_clip", "dstnc.f": "no_clip", "dstkvnc.v": "no_clip"}
+NO_CLIP_STORE = {"dst.v": "dstnc.v", "dst.f": "dstnc.f", "dstkv.v": "dstkvnc.v"}  # OCP store -> its twin
+
 # Units named by `wait` (a bit mask).
 SYNC_UNITS = ("dma", "matrix", "vector")
 
@@ -318,6 +326,13 @@ def _build() -> tuple[InstructionSpec, ...]:
           "dma", dllm=True, choices=fmt)
     t.add("dstkv.v", 37, kv_operands, D,
           "DRAM row i <- encode_fmt(VEC_SRAM[sram + i*cols + j] * hw_recip(VEC_SRAM[scale + j])) (smooth + quantise)",
+          "dma", dllm=True, choices=fmt)
+    for op, name, memory in ((54, "dstnc.v", "VEC_SRAM"), (55, "dstnc.f", "FP_SRAM")):
+        t.add(name, op, dma_operands, D,
+              f"as dst.{name[-1]}, but MX blocks take the no-clip scale rule (the block maximum never clips)",
+              "dma", choices=fmt)
+    t.add("dstkvnc.v", 56, kv_operands, D,
+          "as dstkv.v, but MX blocks take the no-clip scale rule (the block maximum never clips)",
           "dma", dllm=True, choices=fmt)
 
     t.group = "Matrix unit"

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from npu.hw import numerics
 from npu.hw.numerics import SMOOTHING_ALPHAS
 from npu.quant import quantizers
 from npu.quant.kv_cache import BlockAwareKVCache, BlockLayout
@@ -78,6 +79,8 @@ class BaosOptions:
         `observe_queries`), 'attention-max' by max q_c^2 (vamax), 'mse' uses the plain key
         error. Values always use the plain error.
     group: channels per MX block / INT group.
+    mx_scale: the MX scale rule of MX storage (numerics.MX_SCALE_RULES): 'ocp' (dstkv.v) or
+        'no_clip' (dstkvnc.v, the block maximum never clips); ignored by 'int' storage.
     """
 
     storage: str = "mxint"
@@ -90,8 +93,10 @@ class BaosOptions:
     rope_paired: bool = False
     criterion: str = "attention"
     group: int = DEFAULT_GROUP
+    mx_scale: str = "ocp"
 
     def __post_init__(self) -> None:
+        numerics.check_scale_rule(self.mx_scale)
         if self.storage not in quantizers.LAYOUTS:
             raise ValueError(f"BAOS storage {self.storage!r} is not one of {quantizers.LAYOUTS}")
         if self.scale not in SCALE_RULES:
@@ -144,7 +149,8 @@ class BaosKVCache(BlockAwareKVCache):
         multiply the factors back in (dldkv) and add the shift."""
         inverse = reciprocal(factors)[:, :, None, :]
         shift, factors = shift[:, :, None, :], factors[:, :, None, :]
-        stored = quantizers.per_token((x - shift) * inverse, self.options.storage, self.bits, self.options.group)
+        stored = quantizers.per_token((x - shift) * inverse, self.options.storage, self.bits, self.options.group,
+                                      self.options.mx_scale)
         return stored * factors + shift
 
     def _fit(self, x: torch.Tensor, shift: torch.Tensor, kind: str,
@@ -205,7 +211,7 @@ class BaosKVCache(BlockAwareKVCache):
         if self.options.smooth_values:
             v_hat = self._encode(layer, v, full, "value", None)
         else:
-            v_hat = quantizers.per_token(v, self.options.storage, self.bits, self.options.group)
+            v_hat = quantizers.per_token(v, self.options.storage, self.bits, self.options.group, self.options.mx_scale)
         return k_hat, v_hat
 
     def alpha_histogram(self) -> dict[str, dict[float, float]]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from npu.hw import numerics
 from npu.models.decoding import DecodeConfig
 from npu.models.transformer import KVCache, ModelConfig
 from npu.quant import quantizers
@@ -164,15 +165,16 @@ class MXKVCache(BlockAwareKVCache):
     """Plain MX block formats for K and V (the reference design's accuracy simulator)."""
 
     def __init__(self, config, batch, seq_len, layout=None, *, bits: int, mx_layout: str = "mxint",
-                 group: int = DEFAULT_GROUP, window: str = "block"):
+                 group: int = DEFAULT_GROUP, window: str = "block", mx_scale: str = "ocp"):
         super().__init__(config, batch, seq_len, layout, window)
         quantizers.mx_format(mx_layout, bits)
-        self.bits, self.mx_layout, self.group = bits, mx_layout, group
+        numerics.check_scale_rule(mx_scale)
+        self.bits, self.mx_layout, self.group, self.mx_scale = bits, mx_layout, group, mx_scale
 
     def store(self, layer, start, end, k, v):
         return (
-            quantizers.mx(round_bf16(k), self.mx_layout, self.bits, self.group),
-            quantizers.mx(round_bf16(v), self.mx_layout, self.bits, self.group),
+            quantizers.mx(round_bf16(k), self.mx_layout, self.bits, self.group, self.mx_scale),
+            quantizers.mx(round_bf16(v), self.mx_layout, self.bits, self.group, self.mx_scale),
         )
 
 

@@ -102,18 +102,20 @@ def channel_int(x: torch.Tensor, bits: int, group: int = DEFAULT_GROUP) -> torch
     return _like(out, x)
 
 
-def mx(x: torch.Tensor, layout: str, bits: int, block: int = DEFAULT_GROUP) -> torch.Tensor:
-    """MX round trip along head_dim: shared power-of-two scale per `block` channels of a token."""
+def mx(x: torch.Tensor, layout: str, bits: int, block: int = DEFAULT_GROUP, mx_scale: str = "ocp") -> torch.Tensor:
+    """MX round trip along head_dim: shared power-of-two scale per `block` channels of a token,
+    its exponent chosen by the MX scale rule `mx_scale` ('ocp' or 'no_clip', numerics.MX_SCALE_RULES)."""
     fmt = mx_format(layout, bits)
     size = channel_group(x.shape[-1], block)
-    return _like(numerics.mx_round(_to_numpy(x), fmt, size, axis=-1), x)
+    return _like(numerics.mx_round(_to_numpy(x), fmt, size, axis=-1, scale_rule=mx_scale), x)
 
 
-def per_token(x: torch.Tensor, layout: str, bits: int, group: int = DEFAULT_GROUP) -> torch.Tensor:
-    """Round trip in a per-token layout: 'int' (asymmetric groups) or an MX layout."""
+def per_token(x: torch.Tensor, layout: str, bits: int, group: int = DEFAULT_GROUP, mx_scale: str = "ocp") -> torch.Tensor:
+    """Round trip in a per-token layout: 'int' (asymmetric groups) or an MX layout (with the MX
+    scale rule `mx_scale`; ignored by 'int')."""
     if layout == "int":
         return token_int(x, bits, group)
-    return mx(x, layout, bits, group)
+    return mx(x, layout, bits, group, mx_scale)
 
 
 def element_bits(layout: str, bits: int, group: int = DEFAULT_GROUP, scale_bits: int = 16) -> float:

@@ -251,6 +251,10 @@ def _dma_timing(name: str, config: NPUConfig, operands: Mapping[str, int], shape
     if rows == 0 or cols == 0:
         return InstructionTiming(name, "dma", params.dispatch, params.dma_setup, params.dma_setup,
                                  dma_setup=params.dma_setup, dram_write=store, sram_memory=memory)
+    # Both MX scale rules (dst* / dst*nc, npu.isa.table.STORE_SCALE_RULES) cost the same: the DRAM
+    # layout and bytes are identical, and the no-clip check (the block maximum's leading mantissa
+    # bits against a per-format constant, then +1 on the shared exponent) sits beside the OCP
+    # exponent in the codec, which keeps its rate of one MX block per cycle (npu/rtl/dma_codec.v).
     dram_bytes = rows * row_bytes(fmt, cols, config.mx_block)
     sram_bytes = rows * cols * _sram_element_bytes(config, memory)
     cycles = port_cycles(config, memory, sram_bytes)

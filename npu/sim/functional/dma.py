@@ -12,7 +12,7 @@ import numpy as np
 from npu.hw import numerics
 from npu.hw.rows import decode_rows, element_alignment, encode_rows, row_bytes
 from npu.isa.encoding import Instruction
-from npu.isa.table import DRAM_FORMATS
+from npu.isa.table import DRAM_FORMATS, STORE_SCALE_RULES
 from npu.sim.functional.handlers import Handler, HandlerBuilder, InstructionFault, Machine, fault_handler
 
 
@@ -20,7 +20,8 @@ _SRAM_BY_SUFFIX = {"v": "vector_sram", "m": "matrix_sram", "f": "fp_sram", "i": 
 
 
 def build_transfer(sim: Machine, pc: int, ins: Instruction) -> Handler:
-    """dld.* / dst.* / dldkv.* / dstkv.*: `rows` rows of `cols` elements, the SRAM named by the suffix."""
+    """dld.* / dst.* / dldkv.* / dstkv.* (and the no-clip stores dstnc.* / dstkvnc.v): `rows` rows
+    of `cols` elements, the SRAM named by the suffix."""
     name, ops, regs, aregs = ins.mnemonic, ins.operands, sim.int_regs, sim.addr_regs
     following = pc + 1
     fmt = DRAM_FORMATS[ops["fmt"]]
@@ -28,6 +29,7 @@ def build_transfer(sim: Machine, pc: int, ins: Instruction) -> Handler:
     sram = sim.srams[target]
     store = name.startswith("dst")
     kv = "kv" in name
+    scale_rule = STORE_SCALE_RULES.get(name, "ocp")  # MX stores: OCP or no-clip shared exponents
     if (fmt == "int32") != (target == "int_sram"):
         message = ("INT SRAM transfers use the int32 format" if target == "int_sram"
                    else f"int32 is for INT SRAM only; {sram.name} holds floating-point values")
@@ -74,7 +76,7 @@ def build_transfer(sim: Machine, pc: int, ins: Instruction) -> Handler:
             values = sram.data[index]
             if scale is not None:
                 values = values * numerics.hw_recip(scale)[None, :]
-            dram.data[byte_index] = encode_rows(values, fmt, mx_block)
+            dram.data[byte_index] = encode_rows(values, fmt, mx_block, scale_rule)
             traffic["dram_write"] += rows * nbytes
             traffic[f"{space}_read"] += rows * cols * sram.element_bytes
         else:
@@ -91,5 +93,6 @@ def build_transfer(sim: Machine, pc: int, ins: Instruction) -> Handler:
 
 
 HANDLERS: dict[str, HandlerBuilder] = dict.fromkeys(
-    ("dld.v", "dst.v", "dld.m", "dld.f", "dst.f", "dld.i", "dst.i", "dldkv.v", "dldkv.m", "dstkv.v"),
+    ("dld.v", "dst.v", "dld.m", "dld.f", "dst.f", "dld.i", "dst.i", "dldkv.v", "dldkv.m", "dstkv.v",
+     "dstnc.v", "dstnc.f", "dstkvnc.v"),
     build_transfer)
