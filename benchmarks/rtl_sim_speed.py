@@ -7,6 +7,8 @@ Every unit is combinational, so one simulated cycle is one input vector applied 
 built first (not timed). Each unit runs twice, on 10 and on N vectors; the rate is
 (N - 10) / (difference of the wall times), so the simulator's start-up (about a second) drops
 out and cocotb's per-vector overhead stays in. Simulators not installed are reported as skipped.
+The clocked DMA codec (`dma_codec`, one MX block per cycle) is measured the same way in blocks
+(= cycles) per second (--codec-blocks; its Verilator build takes about 9 minutes the first time).
 """
 
 from __future__ import annotations
@@ -47,17 +49,54 @@ def measure(vectors: int) -> list[dict]:
     return rows
 
 
+def measure_dma_codec(blocks: int) -> list[dict]:
+    """The clocked DMA codec (BLOCK = dnpu-cloud's mx_block): random blocks of every format and
+    direction streamed one per cycle (npu/rtl/cocotb_dma.py); cycles/s = blocks/s."""
+    from npu.hw.config import load_npu_config
+    from npu.isa.table import DRAM_FORMATS
+    from npu.rtl import DMA_CODEC_TOP, dma_codec_sources
+
+    block = load_npu_config("dnpu-cloud").mx_block
+    rng = np.random.default_rng(0)
+    rows = []
+    for simulator in rtl_sim.SIMULATORS:
+        if rtl_sim.missing_tool(simulator):
+            continue
+        n = blocks if simulator == "verilator" else max(20, blocks // 100)
+        control = np.stack([rng.integers(0, 2, n), rng.integers(0, len(DRAM_FORMATS), n), rng.integers(0, 2, n),
+                            rng.integers(0, 2, n), rng.integers(0, 2, n)], axis=1).astype(np.uint8)
+        files = {"control": control,
+                 "sram": rng.standard_normal((n, block)).astype(np.float32).view(np.uint32),
+                 "scale": np.ones((n, block), np.float32).view(np.uint32),
+                 "dram": rng.integers(0, 256, (n, 4 * block), dtype=np.uint8)}
+        build = rtl_sim.build_design(DMA_CODEC_TOP, dma_codec_sources(), simulator, parameters={"BLOCK": block})
+        seconds = []
+        for count in (10, n):
+            began = time.perf_counter()
+            rtl_sim.run_cocotb(DMA_CODEC_TOP, build, "npu.rtl.cocotb_dma", simulator,
+                               files={name: array[:count] for name, array in files.items()},
+                               outputs=("dram_out", "sram_out"))
+            seconds.append(time.perf_counter() - began)
+        extra = seconds[1] - seconds[0]
+        rows.append({"simulator": simulator, "unit": f"dma_codec[{block}]", "vectors": n,
+                     "seconds": round(seconds[1], 3), "startup_seconds": round(seconds[0], 3),
+                     "cycles_per_second": round((n - 10) / extra, 1) if extra > 0 else float("nan")})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=50_000, help="vectors per unit on Verilator (Icarus: 1/25)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--codec-blocks", type=int, default=2_000,
+                        help="blocks through the DMA codec on Verilator (Icarus: 1/100); 0 skips it")
     args = parser.parse_args()
-    rows = measure(args.vectors)
+    rows = measure(args.vectors) + (measure_dma_codec(args.codec_blocks) if args.codec_blocks else [])
     for row in rows:
         if "skipped" in row:
             print(f"{row['simulator']:9s} skipped: {row['skipped']}")
         else:
-            print(f"{row['simulator']:9s} {row['unit']:13s} {row['vectors']:6d} vectors "
+            print(f"{row['simulator']:9s} {row['unit']:15s} {row['vectors']:6d} vectors "
                   f"{row['seconds']:8.2f} s {row['cycles_per_second']:10.1f} cycles/s")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))

@@ -35,3 +35,15 @@ INPUT_NAMES = ("a", "b")
 def rtl_sources() -> list[Path]:
     """Every Verilog source a unit may need: the generated ROMs first, then the units."""
     return sorted(GENERATED_DIR.glob("*.v")) + [RTL_DIR / f"{name}.v" for name in HELPERS + UNITS]
+
+
+# The DMA codec (docs/rtl.md, "DMA codec"): a clocked unit, top `dma_codec`, and the modules it
+# instantiates beyond the arithmetic units (bf16_to_fp32, fp32_to_bf16, fp32_mul, fp32_recip).
+DMA_CODEC_TOP = "dma_codec"
+DMA_CODEC_MODULES = ("rne_shift_right", "mx_block_max", "mx_shared_exponent", "mx_element_encode",
+                     "mx_element_decode", "mx_block_encoder", "mx_block_decoder", DMA_CODEC_TOP)
+
+
+def dma_codec_sources() -> list[Path]:
+    """Every Verilog source of the DMA codec: the arithmetic units' sources, then its own modules."""
+    return rtl_sources() + [RTL_DIR / f"{name}.v" for name in DMA_CODEC_MODULES]

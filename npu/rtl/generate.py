@@ -85,6 +85,51 @@ def numerics_header() -> str:
     return "".join(out)
 
 
+def no_clip_fraction(fmt: str) -> int:
+    """The smallest 23-bit fraction f of a block maximum amax = (1 + f / 2^23) * 2^k at which the
+    no-clip MX scale rule steps one binade above OCP (numerics.mx_shared_exponent), so that the
+    RTL's rule is `f >= this`. It depends on f alone while the OCP exponent is not clamped: then
+    amax / 2^e_ocp = (1 + f / 2^23) * 2^emax. Found by bisection; the step is monotonic in f."""
+    f = numerics.get_format(fmt)
+
+    def steps_up(fraction: int) -> bool:
+        amax = np.array([(1 + fraction / 2**23) * 2.0**f.emax])
+        return bool(numerics.mx_shared_exponent(amax, f, "no_clip")[0] != numerics.mx_shared_exponent(amax, f)[0])
+
+    low, high = 0, 2**23 - 1
+    if steps_up(low) or not steps_up(high):
+        raise ValueError(f"{fmt}: the no-clip step is not a threshold in the block maximum's fraction")
+    while high - low > 1:  # steps_up(low) is False, steps_up(high) is True
+        middle = (low + high) // 2
+        low, high = (low, middle) if steps_up(middle) else (middle, high)
+    return high
+
+
+def mx_header() -> str:
+    """Element-format parameters of every MX format the DMA converts (ISA DRAM_FORMATS), the E8M0
+    scale constants, and each format's no-clip threshold, as `defines DNPU_MX_<FORMAT>_<PARAMETER>."""
+    out = [BANNER.format(sources="npu/hw/numerics.py and npu/isa/table.py"), "`ifndef DNPU_MX_VH\n`define DNPU_MX_VH\n\n"]
+    out.append(f"`define DNPU_E8M0_BIAS {numerics.E8M0_BIAS}\n")
+    out.append(_define("DNPU_E8M0_NAN", numerics.E8M0_NAN, 8, "the scale of a block holding NaN or inf"))
+    for name in table.DRAM_FORMATS:
+        if name not in numerics.MX_FORMATS:
+            continue
+        f = numerics.get_format(name)
+        key = f"DNPU_MX_{name.upper()}"
+        out.append(f"\n// {name}: {f.kind} elements, max {f.max_value}\n")
+        values = {
+            "IS_INT": int(f.kind == "int"), "BITS": f.bits, "MANTISSA_BITS": f.mantissa_bits,
+            "EXPONENT_BIAS": f.exponent_bias, "FRACTION_BITS": f.fraction_bits, "EMAX": f.emax,
+            "HAS_INF": int(f.has_inf), "HAS_NAN": int(f.has_nan),
+            "MAX_MAGNITUDE": numerics.encode_max_code(f),  # code of +max_value: saturation
+            "NO_CLIP_FRACTION": no_clip_fraction(name),
+        }
+        for parameter, value in values.items():
+            out.append(f"`define {key}_{parameter} {value}\n")
+    out.append("\n`endif\n")
+    return "".join(out)
+
+
 def seed_rom(name: str, values: np.ndarray, index_bits: int, what: str) -> str:
     """A combinational ROM module: `data` = float32 bit pattern of values[index]."""
     lines = [
@@ -114,6 +159,7 @@ def generated_files() -> dict[str, str]:
     return {
         "dnpu_isa.vh": isa_header(),
         "dnpu_numerics.vh": numerics_header(),
+        "dnpu_mx.vh": mx_header(),
         "recip_seed_rom.v": seed_rom(
             "recip_seed_rom", numerics.RECIP_TABLE, numerics.RECIP_TABLE_BITS,
             "hw_recip seed: numerics.RECIP_TABLE[top mantissa bits]"),

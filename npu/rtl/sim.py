@@ -128,11 +128,13 @@ def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
 
     simulator = simulator or default_simulator()
     parameters, defines = dict(parameters or {}), dict(defines or {})
+    _environment(simulator)  # first: it may set CXXFLAGS, part of the key (else a process's first build has another key)
     key = hashlib.sha256()
     for source in list(sources) + sorted(GENERATED_DIR.glob("*.vh")):
         key.update(Path(source).name.encode() + Path(source).read_bytes())
     key.update(top.encode() + repr(sorted(parameters.items())).encode()
-               + repr(sorted(defines.items())).encode() + os.environ.get("CXXFLAGS", "").encode())
+               + repr(sorted(defines.items())).encode()
+               + (os.environ.get("CXXFLAGS", "").encode() if simulator == "verilator" else b""))
     digest = key.hexdigest()[:16]
     build_dir = build_root() / f"{top}-{simulator}-{digest}"
     build_dir.mkdir(parents=True, exist_ok=True)
