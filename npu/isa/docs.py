@@ -101,6 +101,10 @@ the innermost active body (jumping to its end label acts as `continue`).
   (per-channel max|x|), `vsmscale s, stats, p2a50` (power-of-two factor 2^floor(log2(m)/2), exact
   division), `dstkv.v` divides by s and quantises on the way to DRAM; `dldkv.v/.m` dequantise
   and multiply back on the way in (or fold s into Q: (Q s)(K / s)^T). Modes: {", ".join(SMOOTH_MODES)}.
+- *MX scale rule of a store:* `dst.v` / `dst.f` / `dstkv.v` pick each MX block's shared exponent
+  by OCP MX v1.0 (the block maximum can clip); `dstnc.v` / `dstnc.f` / `dstkvnc.v` ("no clip")
+  take the smallest scale at which it does not (docs/numerics.md, "MX scale rules"). The DRAM
+  layout is the same, so any load reads either.
 
 ## Encoding
 
