@@ -44,8 +44,8 @@ module mx_element_encode #(
     if (IS_INT != 0) begin : g_int
       localparam signed [11:0] FRACTION = FRACTION_BITS;
       wire signed [11:0] shift = 12'sd23 + e - FRACTION - x;
-      // In a block the scaled value is below 2, so shift >= 23 - FRACTION - 1; a shift below 0
-      // (not reachable from mx_block_encoder) would mean a huge value: saturate.
+      // In a block |v| / 2^e < 2, so the shift is at least 22 - FRACTION (16 for MXINT8); a shift
+      // below 0 (not reachable from mx_block_encoder) would mean a huge value: saturate.
       wire [4:0] shift_clamped = shift > 12'sd31 ? 5'd31 : shift[4:0];
       wire [24:0] rounded;
       rne_shift_right #(.WIDTH(24), .SHIFT_BITS(5)) u_round (
