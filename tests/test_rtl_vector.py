@@ -189,19 +189,11 @@ def _require_simulator(simulator: str) -> None:
 
 
 def run_rtl(batch: dict[str, np.ndarray], vlen: int, bits: int, simulator: str,
-            defines: dict | None = None, step_lanes: int | None = None) -> dict[str, np.ndarray]:
-    """Stream `batch` through vector_unit (VLEN `vlen`, `bits`-bit rows) on `simulator`."""
+            defines: dict | None = None) -> dict[str, np.ndarray]:
+    """Stream `batch` through vector_unit (VLEN `vlen`, `bits`-bit rows, RANK_STEP_LANES VLEN / 2)."""
     _require_simulator(simulator)
-    parameters = {"VLEN": vlen, "VECTOR_BITS": bits, "RANK_STEP_LANES": step_lanes or max(1, vlen // 2)}
-    build_dir = rtl_sim.build_design(rtl_vector.TOP, rtl_vector.vector_unit_sources(), simulator,
-                                     parameters=parameters, defines=defines)
-    files = dict(batch, shape=np.array([vlen, bits]))
-    rows = batch["rows"].copy()
-    if bits == 16:
-        rows >>= 16
-    files["rows"] = rows
-    return rtl_sim.run_cocotb(rtl_vector.TOP, build_dir, "npu.rtl.cocotb_vector", simulator, files=files,
-                              outputs=("out_rows", "out_words", "out_scalars", "out_flags", "cycles"))
+    parameters = {"VLEN": vlen, "VECTOR_BITS": bits, "RANK_STEP_LANES": max(1, vlen // 2)}
+    return rtl_vector.simulate(batch, parameters, simulator, defines)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -443,16 +435,16 @@ def test_other_simulator_agrees_on_every_instruction():
 
 def test_undefined_smoothing_mode_faults():
     """vsmscale modes beyond SMOOTH_MODES (the decoder rejects them) fault instead of writing."""
-    batch = make_batch("vsmscale", 4, 4, 16, seed=7)
+    batch = make_batch("vsmscale", 4, 8, 16, seed=7)
     batch["control"][:, 2] = [len(SMOOTH_MODES), 7, len(SMOOTH_MODES), 7]
-    rtl = run_rtl(batch, 4, 16, SIMULATOR)
+    rtl = run_rtl(batch, 8, 16, SIMULATOR)
     assert rtl["out_flags"][:, 4].all() and not rtl["out_flags"][:, :4].any()
 
 
 def test_word_that_is_no_vector_instruction_faults():
-    batch = make_batch("vadd", 3, 4, 16, seed=8)
+    batch = make_batch("vadd", 3, 8, 16, seed=8)
     batch["control"][:, 0] = BY_MNEMONIC["fadd"].opcode
-    rtl = run_rtl(batch, 4, 16, SIMULATOR)
+    rtl = run_rtl(batch, 8, 16, SIMULATOR)
     assert rtl["out_flags"][:, 4].all() and not rtl["out_flags"][:, :4].any()
 
 

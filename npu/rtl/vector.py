@@ -98,3 +98,22 @@ OPERAND_PORTS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # FP SRAM (rather than INT SRAM) rows on words_a / out_words.
 FP_WORD_OPERANDS = frozenset({"fsrc", "fdst"})
+
+
+def simulate(batch: dict, parameters: dict[str, int], simulator: str | None = None,
+             defines: dict[str, object] | None = None) -> dict:
+    """Stream a batch of instructions through vector_unit (npu/rtl/cocotb_vector.py documents the
+    arrays: control, rows as fp32 patterns, words, scalars) and return what it wrote, in order,
+    plus `cycles`. Builds (cached) for `parameters` (as vector_parameters returns them)."""
+    import numpy as np
+
+    from npu.rtl import sim as rtl_sim
+
+    vlen, bits = parameters["VLEN"], parameters["VECTOR_BITS"]
+    build_dir = rtl_sim.build_design(TOP, vector_unit_sources(), simulator, parameters=parameters, defines=defines)
+    rows = np.asarray(batch["rows"], dtype=np.uint64)
+    files = {"control": np.asarray(batch["control"], dtype=np.int64), "rows": rows >> 16 if bits == 16 else rows,
+             "words": np.asarray(batch["words"], dtype=np.uint64),
+             "scalars": np.asarray(batch["scalars"], dtype=np.uint64), "shape": np.array([vlen, bits])}
+    return rtl_sim.run_cocotb(TOP, build_dir, "npu.rtl.cocotb_vector", simulator, files=files,
+                              outputs=("out_rows", "out_words", "out_scalars", "out_flags", "cycles"))
