@@ -428,9 +428,9 @@ def test_instruction_matches_functional_simulator_on_fp32_rows(fp32_results, mne
 
 def test_other_simulator_agrees_on_every_instruction():
     """The simulator DNPU_RTL_SIM did not pick runs a few rows of every instruction."""
-    results = run_and_compare({m: 6 for m in MNEMONICS}, vlen=4, bits=16, simulator=OTHER_SIMULATOR, seed=300)
+    results = run_and_compare({m: 20 for m in MNEMONICS}, vlen=4, bits=16, simulator=OTHER_SIMULATOR, seed=300)
     problems = [p for ps in results.values() for p in ps]
-    assert not problems, _report(problems, 6 * len(MNEMONICS))
+    assert not problems, _report(problems, 20 * len(MNEMONICS))
 
 
 def test_undefined_smoothing_mode_faults():
@@ -545,8 +545,9 @@ def test_vector_unit_synthesizes_in_yosys_without_latches():
     binaries = _yosys_binaries()
     if not binaries:
         pytest.skip("no yosys binary")
-    result = _yosys(binaries[0], {"VLEN": 4, "VECTOR_BITS": 16, "RANK_STEP_LANES": 2},
-                    f"synth -top {rtl_vector.TOP}; check -assert; {NO_LATCHES}; stat")
+    result = _yosys(binaries[0], {"VLEN": 2, "VECTOR_BITS": 16, "RANK_STEP_LANES": 1},
+                    f"synth -top {rtl_vector.TOP}; check -assert; {NO_LATCHES}; tee -o /dev/stdout stat")
+    print(result.stdout[-2500:])  # cell counts, for the record (pytest -s)
     assert result.returncode == 0, f"{binaries[0]}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
 
 
