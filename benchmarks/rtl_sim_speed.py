@@ -9,6 +9,9 @@ built first (not timed). Each unit runs twice, on 10 and on N vectors; the rate 
 out and cocotb's per-vector overhead stays in. Simulators not installed are reported as skipped.
 The clocked DMA codec (`dma_codec`, one MX block per cycle) is measured the same way in blocks
 (= cycles) per second (--codec-blocks; its Verilator build takes about 9 minutes the first time).
+
+The vector unit (vector_unit, clocked) is timed the same way in clock cycles per second while it
+streams a random mix of instructions, one per cycle (`--vector-unit-only` skips the other units).
 """
 
 from __future__ import annotations
@@ -84,19 +87,70 @@ def measure_dma_codec(blocks: int) -> list[dict]:
     return rows
 
 
+def vector_unit_batch(count: int, vlen: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """`count` random element-wise / special-function / reduction instructions (no vrank, so the
+    unit takes one per cycle) with random bf16 operand rows."""
+    from npu.isa.table import BY_MNEMONIC
+    from npu.rtl.vector import VECTOR_MNEMONICS
+
+    rng = np.random.default_rng(seed)
+    specs = [BY_MNEMONIC[m] for m in VECTOR_MNEMONICS if m != "vrank"]
+    chosen = rng.integers(0, len(specs), count)
+    control = np.array([[specs[c].opcode, specs[c].funct or 0, 0, 1] for c in chosen], dtype=np.int64)
+    return {"control": control,
+            "rows": rng.integers(0, 1 << 16, (count, 3, vlen), dtype=np.uint64) << 16,
+            "words": rng.integers(0, 1 << 32, (count, 2, vlen), dtype=np.uint64),
+            "scalars": rng.integers(0, 1 << 32, (count, 4), dtype=np.uint64) & ~np.uint64(0xFF)}
+
+
+def measure_vector_unit(instructions: int, vlen: int = 8) -> list[dict]:
+    """Clock cycles per second of vector_unit (VLEN `vlen`, bf16 rows) streaming a mix of
+    instructions, one per cycle; the rate is taken between a 10- and an N-instruction run, as above."""
+    from npu.rtl import vector as rtl_vector
+
+    parameters = {"VLEN": vlen, "VECTOR_BITS": 16, "RANK_STEP_LANES": max(1, vlen // 2)}
+    rows = []
+    for simulator in rtl_sim.SIMULATORS:
+        missing = rtl_sim.missing_tool(simulator)
+        if missing:
+            rows.append({"simulator": simulator, "skipped": missing})
+            continue
+        n = instructions if simulator == "verilator" else max(20, instructions // 20)
+        batch = vector_unit_batch(n, vlen)
+        rtl_vector.simulate({k: v[:10] for k, v in batch.items()}, parameters, simulator)  # build (not timed)
+        seconds, cycles = [], []
+        for part in ({k: v[:10] for k, v in batch.items()}, batch):
+            began = time.perf_counter()
+            cycles.append(int(rtl_vector.simulate(part, parameters, simulator)["cycles"]))
+            seconds.append(time.perf_counter() - began)
+        extra = seconds[1] - seconds[0]
+        rate = (cycles[1] - cycles[0]) / extra if extra > 0 else float("nan")
+        rows.append({"simulator": simulator, "unit": f"vector_unit(VLEN={vlen})", "vectors": n,
+                     "seconds": round(seconds[1], 3), "startup_seconds": round(seconds[0], 3),
+                     "cycles_per_second": round(rate, 1)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=50_000, help="vectors per unit on Verilator (Icarus: 1/25)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     parser.add_argument("--codec-blocks", type=int, default=2_000,
                         help="blocks through the DMA codec on Verilator (Icarus: 1/100); 0 skips it")
+    parser.add_argument("--vector-instructions", type=int, default=5_000,
+                        help="instructions streamed through vector_unit on Verilator (Icarus: 1/20); 0 skips it")
+    parser.add_argument("--vector-unit-only", action="store_true", help="measure only vector_unit")
     args = parser.parse_args()
-    rows = measure(args.vectors) + (measure_dma_codec(args.codec_blocks) if args.codec_blocks else [])
+    rows = measure(args.vectors) if not args.vector_unit_only else []
+    if args.codec_blocks and not args.vector_unit_only:
+        rows += measure_dma_codec(args.codec_blocks)
+    if args.vector_instructions:
+        rows += measure_vector_unit(args.vector_instructions)
     for row in rows:
         if "skipped" in row:
             print(f"{row['simulator']:9s} skipped: {row['skipped']}")
         else:
-            print(f"{row['simulator']:9s} {row['unit']:15s} {row['vectors']:6d} vectors "
+            print(f"{row['simulator']:9s} {row['unit']:20s} {row['vectors']:6d} vectors "
                   f"{row['seconds']:8.2f} s {row['cycles_per_second']:10.1f} cycles/s")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))

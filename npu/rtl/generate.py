@@ -153,6 +153,51 @@ def seed_rom(name: str, values: np.ndarray, index_bits: int, what: str) -> str:
     return "".join(lines)
 
 
+def vector_instructions() -> tuple[table.InstructionSpec, ...]:
+    """The vector unit's instructions, in table order: the order of its one-hot op select."""
+    return tuple(spec for spec in table.INSTRUCTIONS if spec.unit is table.Unit.VECTOR)
+
+
+def _vop_name(spec: table.InstructionSpec) -> str:
+    return "DNPU_VOP_" + spec.mnemonic.upper().replace(".", "_")
+
+
+def vector_ops_header() -> str:
+    """`define DNPU_VOP_<MNEMONIC> <bit>: the vector unit's one-hot op-select bit per instruction."""
+    specs = vector_instructions()
+    lines = [BANNER.format(sources="npu/isa/table.py"), "`ifndef DNPU_VECTOR_OPS_VH\n`define DNPU_VECTOR_OPS_VH\n\n",
+             "// One-hot op select of vector_unit (bit = position among the table's VECTOR instructions)\n"]
+    for bit, spec in enumerate(specs):
+        lines.append(f"`define {_vop_name(spec)} {bit}\n")
+    lines.append(f"`define DNPU_VOP_COUNT {len(specs)}\n\n`endif\n")
+    return "".join(lines)
+
+
+def vector_op_decode() -> str:
+    """vector_op_decode: opcode / funct -> the one-hot op select (legal = 0 for a non-vector word)."""
+    lines = [
+        BANNER.format(sources="npu/isa/table.py"),
+        "// Decodes a vector instruction's opcode and function code into vector_unit's one-hot op select.\n",
+        "`default_nettype none\n",
+        '`include "dnpu_isa.vh"\n',
+        '`include "dnpu_vector_ops.vh"\n',
+        "module vector_op_decode (\n",
+        "    input  wire [`DNPU_OPCODE_WIDTH-1:0] opcode,\n",
+        "    input  wire [`DNPU_FUNCT_WIDTH-1:0]  funct,\n",
+        "    output wire [`DNPU_VOP_COUNT-1:0]    op,\n",
+        "    output wire                          legal\n",
+        ");\n",
+    ]
+    for spec in vector_instructions():
+        key = spec.mnemonic.upper().replace(".", "_")
+        condition = f"opcode == {table.OPCODE_WIDTH}'d{spec.opcode}"
+        if spec.funct is not None:
+            condition += f" && funct == {table.FUNCT_WIDTH}'d{spec.funct}"
+        lines.append(f"  assign op[`{_vop_name(spec)}] = ({condition});  // {spec.mnemonic}\n")
+    lines += ["  assign legal = |op;\n", "endmodule\n", "`default_nettype wire\n"]
+    return "".join(lines)
+
+
 def generated_files() -> dict[str, str]:
     """File name -> content of everything npu/rtl/generated/ holds."""
     rsqrt_index_bits = numerics.RSQRT_TABLE_BITS + 1  # plus the exponent-parity bit
@@ -160,6 +205,8 @@ def generated_files() -> dict[str, str]:
         "dnpu_isa.vh": isa_header(),
         "dnpu_numerics.vh": numerics_header(),
         "dnpu_mx.vh": mx_header(),
+        "dnpu_vector_ops.vh": vector_ops_header(),
+        "vector_op_decode.v": vector_op_decode(),
         "recip_seed_rom.v": seed_rom(
             "recip_seed_rom", numerics.RECIP_TABLE, numerics.RECIP_TABLE_BITS,
             "hw_recip seed: numerics.RECIP_TABLE[top mantissa bits]"),
