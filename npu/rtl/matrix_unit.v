@@ -14,8 +14,10 @@
 // * Weight load  w_valid / w_ready / w_transpose / w_rows: MLEN / WROWS beats, beat i carrying
 //   stored tile rows i*WROWS .. i*WROWS + WROWS - 1 (row j of the beat, element c at
 //   w_rows[(j*MLEN + c)*16 +: 16], bf16 as matrix SRAM holds it). The tile goes into the buffer
-//   the array is not computing with; w_ready is 0 while rows that still use that buffer are in
-//   flight. After the last beat the new tile becomes the current one.
+//   the array is not computing with; w_ready is 0 while a beat would overwrite a weight that a row
+//   in flight still has to read (the array's wavefront: a row is done with PE (k, n) k + n cycles
+//   after its issue), or while the op in progress uses that buffer. After the last beat the new
+//   tile becomes the current one.
 // * Tile op rows a_valid / a_ready / a_row / a_acc / a_accumulate: BLEN beats per op, one row of
 //   MLEN activations each (element k at a_row[k*VEC_BITS +: VEC_BITS]), rows b = 0..BLEN-1 in
 //   order. The op uses the tile current when its first row is accepted; a_acc and a_accumulate
@@ -79,8 +81,8 @@ module matrix_unit #(
   reg has_tile;  // a tile has been loaded since reset
   reg [BEAT_BITS-1:0] w_beat;
   wire load_buffer = !current;
-  reg load_buffer_busy;  // rows that use load_buffer are still in the array (or in their op)
-  assign w_ready = !load_buffer_busy;
+  reg load_blocked;  // a row still to read a weight this beat would overwrite (hazards, below)
+  assign w_ready = !load_blocked;
   wire w_fire = w_valid && w_ready;
 
   always @(posedge clk) begin
@@ -156,15 +158,20 @@ module matrix_unit #(
     stage_row <= {stage_row[(STAGES-1)*ROW_BITS-1:0], a_index};
   end
 
-  // Hazards: a buffer is busy while a row using it is in flight or its op still has rows to come;
-  // an accumulator is pending while a row into it has not been added yet.
+  // Hazards. Weight load: the beat writes PE rows (transposed: columns) up to last_index, so
+  // PEs (k, n) with k + n <= last_index + MLEN - 1; a row in control stage s computes in the PEs
+  // with k + n = s this cycle (the write lands after that) and in those with k + n > s later.
+  // The beat waits while a row that uses the buffer being loaded still has such a PE ahead of it,
+  // or while the op in progress uses that buffer. Write-back: an accumulator is pending while a
+  // row into it has not been added yet.
   reg wb_acc_pending;
-  integer s;
+  integer s, last_index;
   always @* begin
-    load_buffer_busy = !first_row && (op_buffer == load_buffer);
+    last_index = {{(32-BEAT_BITS){1'b0}}, w_beat} * WROWS + WROWS - 1;
+    load_blocked = !first_row && (op_buffer == load_buffer);
     wb_acc_pending = 1'b0;
     for (s = 0; s < STAGES; s = s + 1) begin
-      if (stage_valid[s] && stage_buffer[s] == load_buffer) load_buffer_busy = 1'b1;
+      if (stage_valid[s] && stage_buffer[s] == load_buffer && s + 2 <= last_index + MLEN) load_blocked = 1'b1;
       if (stage_valid[s] && stage_acc[s*ACC_BITS +: ACC_BITS] == wb_acc) wb_acc_pending = 1'b1;
     end
   end
