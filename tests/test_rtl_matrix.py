@@ -14,20 +14,17 @@ hundreds of tile ops, MLEN 8 and 16, the mutation check and Yosys synthesis.
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
 from npu.hw import numerics
 from npu.hw.config import NPUConfig, load_npu_config
-from npu.rtl import GENERATED_DIR
 from npu.rtl import sim as rtl_sim
 from npu.rtl.matrix import (MATRIX_TOP, Command, LoadTile, TileOp, WriteBack, matrix_parameters,
                             matrix_sources, run_matrix_program)
 from npu.sim.cost.latency import instruction_timing, tile_op_first_result
+from rtl_helpers import ELABORATE, SYNTHESIZE, verilator_lint, yosys, yosys_binaries
 
 SIMULATOR = rtl_sim.default_simulator()
 OTHER_SIMULATOR = "icarus" if SIMULATOR == "verilator" else "verilator"
@@ -368,3 +365,60 @@ def test_cycle_counts_match_the_cycle_model(mlen, blen, weight_rows):
     # Hence with a new tile for every op, two ops take BLEN + 2*MLEN - 1 cycles (the op before
     # last's last row, its wavefront through the array, the op) where that exceeds the model's.
     assert measured["tile_stream_pair"] == max(model["tile_stream_pair"], blen + 2 * mlen - 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Parameters, lint, synthesis
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset, expected", [
+    ("dnpu-cloud", {"MLEN": 128, "BLEN": 16, "ACCUMULATORS": 8, "VEC_BITS": 16, "WROWS": 8}),
+    ("dnpu-edge", {"MLEN": 64, "BLEN": 16, "ACCUMULATORS": 8, "VEC_BITS": 16, "WROWS": 4}),
+])
+def test_parameters_come_from_the_preset(preset, expected):
+    assert matrix_parameters(load_npu_config(preset)) == expected
+
+
+def test_a_preset_the_unit_cannot_build_is_refused_by_name():
+    config = small_config()
+    with pytest.raises(ValueError, match="matrix_sram.width_bits = 96"):
+        matrix_parameters(dataclasses.replace(config, matrix_sram=dataclasses.replace(config.matrix_sram,
+                                                                                      width_bits=96)))
+    with pytest.raises(ValueError, match="blen = 3"):
+        matrix_parameters(dataclasses.replace(config, blen=3))
+
+
+LINT_SHAPES = [  # matrix_unit parameters: the default tests' sizes and corner shapes
+    {"MLEN": 4, "BLEN": 2, "ACCUMULATORS": 2, "VEC_BITS": 16, "WROWS": 1},
+    {"MLEN": 8, "BLEN": 1, "ACCUMULATORS": 3, "VEC_BITS": 32, "WROWS": 8},
+]
+
+
+@pytest.mark.parametrize("parameters", LINT_SHAPES, ids=lambda p: "-".join(map(str, p.values())))
+def test_matrix_unit_is_verilator_lint_clean(parameters):
+    result = verilator_lint(MATRIX_TOP, matrix_sources(), parameters)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("top", ["matrix_pe", "systolic_array"])
+def test_matrix_building_blocks_are_verilator_lint_clean(top):
+    result = verilator_lint(top, matrix_sources())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _yosys_check(script: str, parameters: dict[str, int]) -> None:
+    for binary in yosys_binaries():
+        result = yosys(binary, MATRIX_TOP, matrix_sources(), script, parameters)
+        assert result.returncode == 0, f"{binary}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+
+
+def test_matrix_unit_synthesizes_in_yosys_without_latches():
+    """Full `synth` at MLEN 4 (about 20 s): no latch cells, no undriven or multiply driven nets."""
+    _yosys_check(SYNTHESIZE, matrix_parameters(small_config(4, 2, 2)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mlen, blen, vector", [(16, 8, "fp32"), (32, 16, "bf16")])
+def test_matrix_unit_elaborates_in_yosys_at_larger_sizes(mlen, blen, vector):
+    _yosys_check(ELABORATE, matrix_parameters(small_config(mlen, blen, 4, vector, 2)))

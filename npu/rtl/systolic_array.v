@@ -46,14 +46,14 @@ module systolic_array #(
         assign act_h[0 +: 16] = act_row[0 +: 16];
         assign sel_h[0] = act_sel;
       end else begin : g_skew
-        reg [16:0] skew [0:k-1];
+        reg [17*k-1:0] skew;  // stage j at [17*j +: 17]: {buffer bit, bf16}
         integer stage;
         always @(posedge clk) begin
-          skew[0] <= {act_sel, act_row[16*k +: 16]};
-          for (stage = 1; stage < k; stage = stage + 1) skew[stage] <= skew[stage - 1];
+          skew[0 +: 17] <= {act_sel, act_row[16*k +: 16]};
+          for (stage = 1; stage < k; stage = stage + 1) skew[17*stage +: 17] <= skew[17*(stage-1) +: 17];
         end
-        assign act_h[(k*(MLEN+1))*16 +: 16] = skew[k-1][15:0];
-        assign sel_h[k*(MLEN+1)] = skew[k-1][16];
+        assign act_h[(k*(MLEN+1))*16 +: 16] = skew[17*(k-1) +: 16];
+        assign sel_h[k*(MLEN+1)] = skew[17*(k-1) + 16];
       end
       assign psum_v[(0*MLEN + k)*32 +: 32] = 32'd0;  // row 0 ignores its psum_in
       for (n = 0; n < MLEN; n = n + 1) begin : g_col
