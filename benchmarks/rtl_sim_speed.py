@@ -7,6 +7,9 @@ Every unit is combinational, so one simulated cycle is one input vector applied 
 built first (not timed). Each unit runs twice, on 10 and on N vectors; the rate is
 (N - 10) / (difference of the wall times), so the simulator's start-up (about a second) drops
 out and cocotb's per-vector overhead stays in. Simulators not installed are reported as skipped.
+
+The clocked matrix unit (npu.rtl.matrix) runs a program of weight loads, tile ops and write-backs
+(measure_matrix): its rate is simulated clock cycles per second, the same difference of two runs.
 """
 
 from __future__ import annotations
@@ -47,17 +50,76 @@ def measure(vectors: int) -> list[dict]:
     return rows
 
 
+def matrix_program(config, tile_ops: int, seed: int = 0) -> list:
+    """`tile_ops` mm / mma on a new N(0, 1) weight tile every other op, a write-back every 4 ops."""
+    from npu.hw import numerics
+    from npu.rtl.matrix import LoadTile, TileOp, WriteBack
+
+    rng = np.random.default_rng(seed)
+    commands = []
+    for op in range(tile_ops):
+        if op % 2 == 0:
+            tile = rng.standard_normal((config.mlen, config.mlen)).astype(np.float32)
+            commands.append(LoadTile(numerics.encode(tile, "bf16"), transpose=bool(op % 4)))
+        rows = rng.standard_normal((config.blen, config.mlen)).astype(np.float32)
+        commands.append(TileOp(numerics.encode(rows, config.formats.vector), acc=op % config.accumulators,
+                               accumulate=op >= config.accumulators))
+        if op % 4 == 3:
+            commands.append(WriteBack(op % config.accumulators))
+    return commands
+
+
+def measure_matrix(tile_ops: int) -> list[dict]:
+    """Simulated cycles per second of matrix_unit (MLEN 4 and 8, BLEN 4, 2 accumulators, bf16):
+    a program of `tile_ops` tile ops minus one of 8, so start-up drops out (the build is not timed)."""
+    import dataclasses
+
+    from npu.hw.config import load_npu_config
+    from npu.rtl.matrix import matrix_parameters, run_matrix_program
+
+    edge = load_npu_config("dnpu-edge")
+    rows = []
+    for simulator in rtl_sim.SIMULATORS:
+        missing = rtl_sim.missing_tool(simulator)
+        if missing:
+            rows.append({"simulator": simulator, "skipped": missing})
+            continue
+        for mlen in (4, 8):
+            config = dataclasses.replace(
+                edge, mlen=mlen, blen=4, vlen=mlen, mx_block=mlen, accumulators=2,
+                vector_sram=dataclasses.replace(edge.vector_sram, width_bits=mlen * 16),
+                matrix_sram=dataclasses.replace(edge.matrix_sram, width_bits=mlen * 16))
+            parameters = matrix_parameters(config)
+            n = tile_ops if simulator == "verilator" else max(16, tile_ops // 10)
+            cycles, seconds = [], []
+            for count in (8, n):
+                began = time.perf_counter()
+                run = run_matrix_program(matrix_program(config, count), parameters, simulator)
+                seconds.append(time.perf_counter() - began)
+                cycles.append(int(run.cycles))
+            extra = seconds[1] - seconds[0]
+            rate = (cycles[1] - cycles[0]) / extra if extra > 0 else float("nan")
+            rows.append({"simulator": simulator, "unit": f"matrix_unit MLEN {mlen}", "vectors": cycles[1],
+                         "seconds": round(seconds[1], 3), "startup_seconds": round(seconds[0], 3),
+                         "cycles_per_second": round(rate, 1)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=50_000, help="vectors per unit on Verilator (Icarus: 1/25)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--matrix-tile-ops", type=int, default=400,
+                        help="tile ops through matrix_unit on Verilator (Icarus: 1/10); 0 skips it")
     args = parser.parse_args()
-    rows = measure(args.vectors)
+    rows = measure(args.vectors) if args.vectors else []  # --vectors 0: the matrix unit alone
+    if args.matrix_tile_ops:
+        rows += measure_matrix(args.matrix_tile_ops)
     for row in rows:
         if "skipped" in row:
             print(f"{row['simulator']:9s} skipped: {row['skipped']}")
         else:
-            print(f"{row['simulator']:9s} {row['unit']:13s} {row['vectors']:6d} vectors "
+            print(f"{row['simulator']:9s} {row['unit']:13s} {row['vectors']:6d} {'cycles' if 'matrix' in row['unit'] else 'vectors'} "
                   f"{row['seconds']:8.2f} s {row['cycles_per_second']:10.1f} cycles/s")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))

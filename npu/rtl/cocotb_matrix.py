@@ -167,3 +167,4 @@ async def run_program(dut) -> None:
     np.save(work / "writeback_cycles.npy", writeback_cycles)
     np.save(work / "write_cycles.npy", np.array(write_cycles, dtype=np.int64))
     np.save(work / "column_writes.npy", np.array(column_writes, dtype=bool).reshape(-1, mlen))
+    np.save(work / "cycles.npy", np.array(cycle + 1, dtype=np.int64))

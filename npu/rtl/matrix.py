@@ -104,7 +104,7 @@ class MatrixRun:
     `beats` [command, 2]: the cycles of each command's first and last accepted beat;
     `writeback_cycles` [mwb, BLEN]: the cycle each output row was valid; `write_cycles` the
     cycles in which some accumulator column was written and `column_writes` [those cycles, MLEN]
-    which (col_write). Cycle c runs from the c-th rising clock edge after reset to the next; a
+    which (col_write); `cycles` how many cycles the simulation ran after reset. Cycle c runs from the c-th rising clock edge after reset to the next; a
     beat "accepted in cycle c" moves at the edge that ends it."""
 
     writebacks: np.ndarray
@@ -112,6 +112,7 @@ class MatrixRun:
     writeback_cycles: np.ndarray
     write_cycles: np.ndarray
     column_writes: np.ndarray
+    cycles: np.ndarray
 
 
 def encode_program(commands: list[Command], params: dict[str, int]) -> dict[str, np.ndarray]:
@@ -157,7 +158,8 @@ def run_matrix_program(commands: list[Command], params: dict[str, int], simulato
     build_dir = rtl_sim.build_design(MATRIX_TOP, matrix_sources(), simulator, parameters=params, defines=defines)
     out = rtl_sim.run_cocotb(MATRIX_TOP, build_dir, "npu.rtl.cocotb_matrix", simulator,
                              files=encode_program(commands, params),
-                             outputs=("writebacks", "beats", "writeback_cycles", "write_cycles", "column_writes"))
+                             outputs=("writebacks", "beats", "writeback_cycles", "write_cycles", "column_writes",
+                                      "cycles"))
     return MatrixRun(**out)
 
 
