@@ -119,7 +119,8 @@ def main() -> None:
         if "skipped" in row:
             print(f"{row['simulator']:9s} skipped: {row['skipped']}")
         else:
-            print(f"{row['simulator']:9s} {row['unit']:13s} {row['vectors']:6d} {'cycles' if 'matrix' in row['unit'] else 'vectors'} "
+            count = "cycles" if row["unit"].startswith("matrix") else "vectors"
+            print(f"{row['simulator']:9s} {row['unit']:13s} {row['vectors']:6d} {count} "
                   f"{row['seconds']:8.2f} s {row['cycles_per_second']:10.1f} cycles/s")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))

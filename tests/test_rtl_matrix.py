@@ -55,18 +55,26 @@ def small_config(mlen: int = 4, blen: int = 2, accumulators: int = 2, vector: st
 # ------------------------------------------------------------------------------------------------
 
 
-def reference(commands: list[Command], config: NPUConfig, weights: dict[int, np.ndarray],
-              activations: dict[int, np.ndarray]) -> np.ndarray:
-    """Write-back codes of `commands` as npu/sim/functional/matrix.py computes them.
+@dataclasses.dataclass
+class Program:
+    """Commands for the RTL and the float32 values they were made from: `weights[id(load)]` not
+    rounded to bf16 (the LoadTile carries the bf16 codes matrix SRAM would hold), and
+    `activations[id(op)]` as vector SRAM holds them (fp32 ones not rounded to bf16)."""
 
-    `weights[id(load)]` / `activations[id(op)]` are the float32 values the program was made from
-    (weights not rounded to bf16, fp32 activations not rounded: hw_matmul_accumulate rounds both;
-    the RTL receives the tile as matrix SRAM holds it, bf16, and rounds fp32 activations itself).
-    """
+    commands: list[Command]
+    weights: dict[int, np.ndarray]
+    activations: dict[int, np.ndarray]
+
+
+def reference(program: Program, config: NPUConfig) -> np.ndarray:
+    """Write-back codes of `program` as npu/sim/functional/matrix.py computes them:
+    hw_matmul_accumulate rounds the weights and activations to bf16 itself (the RTL receives the
+    tile as matrix SRAM holds it, bf16, and rounds fp32 activations on entry)."""
+    weights, activations = program.weights, program.activations
     accumulators = np.zeros((config.accumulators, config.blen, config.mlen), dtype=np.float32)
     weight, out = None, []
     with np.errstate(all="ignore"):
-        for command in commands:
+        for command in program.commands:
             if isinstance(command, LoadTile):
                 weight = weights[id(command)].T if command.transpose else weights[id(command)]
             elif isinstance(command, TileOp):
@@ -76,6 +84,44 @@ def reference(commands: list[Command], config: NPUConfig, weights: dict[int, np.
             else:
                 out.append(numerics.encode(accumulators[command.acc], config.formats.vector))
     return np.array(out, dtype=np.uint64).reshape(-1, config.blen, config.mlen)
+
+
+def functional_simulator_writebacks(program: Program, config: NPUConfig) -> np.ndarray:
+    """The same program run as dnpu instructions on the functional simulator: every tile preloaded
+    into matrix SRAM and every activation block into vector SRAM, then mm / mma / mmt / mmta (the
+    transpose of the tile's load) and mwb, the write-backs read back as vector-format codes."""
+    from npu.isa.assembler import assemble
+    from npu.sim.functional import FunctionalSimulator
+
+    mlen, blen = config.mlen, config.blen
+    commands, weights, activations = program.commands, program.weights, program.activations
+    sim = FunctionalSimulator(config, dram_size=1 << 12)
+    tile_count = sum(isinstance(command, LoadTile) for command in commands)
+    op_count = sum(isinstance(command, TileOp) for command in commands)
+    out_base = op_count * blen * mlen
+    source = [f"addi r1, r0, {mlen}"]  # the row stride of every block
+    tile = op = writeback = 0
+    tile_at, transposed = 0, False
+    for command in commands:
+        if isinstance(command, LoadTile):
+            tile_at, transposed = tile * mlen * mlen, command.transpose
+            sim.matrix_sram.write(tile_at, weights[id(command)])
+            tile += 1
+        elif isinstance(command, TileOp):
+            sim.vector_sram.write(op * blen * mlen, activations[id(command)])
+            mnemonic = ("mmt" if transposed else "mm") + ("a" if command.accumulate else "")
+            source += [f"addi r2, r0, {op * blen * mlen}", f"addi r3, r0, {tile_at}",
+                       f"{mnemonic} r2, r1, r3, {command.acc}"]
+            op += 1
+        else:
+            source += [f"addi r4, r0, {out_base + writeback * blen * mlen}", f"mwb r4, r1, {command.acc}"]
+            writeback += 1
+    assert tile == tile_count
+    sim.load(assemble("\n".join(source + ["halt"])))
+    with np.errstate(all="ignore"):
+        sim.run(max_instructions=100_000)
+    values = sim.vector_sram.read(out_base, writeback * blen * mlen)
+    return numerics.encode(values, config.formats.vector).astype(np.uint64).reshape(-1, blen, mlen)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -120,10 +166,9 @@ def random_values(rng: np.random.Generator, shape: tuple[int, ...], edge_fractio
 
 
 def random_program(config: NPUConfig, tile_ops: int, seed: int, edge_fraction: float = 0.02,
-                   gaps: bool = True) -> tuple[list[Command], np.ndarray]:
+                   gaps: bool = True) -> Program:
     """A program of `tile_ops` mm / mma / mmt / mmta on fresh or reused tiles, write-backs in
-    between and of every written accumulator at the end, with idle cycles sprinkled in; and the
-    reference write-back codes. Each tile and activation block is drawn from the grid values
+    between and of every written accumulator at the end, with idle cycles sprinkled in. Each tile and activation block is drawn from the grid values
     (random_values) with probability 0.4."""
     rng = np.random.default_rng(seed)
     mlen, blen, vector = config.mlen, config.blen, config.formats.vector
@@ -153,7 +198,7 @@ def random_program(config: NPUConfig, tile_ops: int, seed: int, edge_fraction: f
         if rng.random() < 0.6:
             commands.append(WriteBack(int(rng.choice(sorted(written))), gap=gap()))
     commands += [WriteBack(acc) for acc in sorted(written)]
-    return commands, reference(commands, config, weights, activations)
+    return Program(commands, weights, activations)
 
 
 def _is_nan32(bits: np.ndarray) -> np.ndarray:
@@ -172,8 +217,9 @@ def check_program(config: NPUConfig, tile_ops: int, seed: int, simulator: str = 
                   defines: dict | None = None, edge_fraction: float = 0.02) -> tuple[int, np.ndarray, np.ndarray]:
     """Run a random program on the RTL; return the number of mismatching write-back elements."""
     _require_simulator(simulator)
-    commands, expected = random_program(config, tile_ops, seed, edge_fraction)
-    run = run_matrix_program(commands, matrix_parameters(config), simulator, defines)
+    program = random_program(config, tile_ops, seed, edge_fraction)
+    expected = reference(program, config)
+    run = run_matrix_program(program.commands, matrix_parameters(config), simulator, defines)
     assert run.writebacks.shape == expected.shape
     return len(mismatches(expected, run.writebacks, config.formats.vector)), expected, run.writebacks
 
@@ -186,7 +232,8 @@ def assert_matches(config: NPUConfig, tile_ops: int, seed: int, simulator: str =
         where = mismatches(expected, actual, config.formats.vector)
         rows = "\n".join(f"  mwb {w} row {b} column {n}: rtl {int(actual[w, b, n]):08x}, "
                          f"reference {int(expected[w, b, n]):08x}" for w, b, n in where[:10])
-        pytest.fail(f"{config.name} on {simulator}: {bad} of {expected.size} write-back elements differ, e.g.\n{rows}")
+        pytest.fail(f"{config.name} on {simulator}: {bad} of {expected.size} write-back elements differ, "
+                    f"e.g.\n{rows}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -208,11 +255,21 @@ def test_tile_ops_and_writeback_match_hw_matmul_accumulate(blen, vector, weight_
     assert_matches(small_config(4, blen, 2, vector, weight_rows), tile_ops=40, seed=blen)
 
 
+@pytest.mark.parametrize("blen, vector, weight_rows", DEFAULT_SHAPES)
+def test_the_reference_is_the_functional_simulator(blen, vector, weight_rows):
+    """The tests' reference (hw_matmul_accumulate as npu/sim/functional/matrix.py applies it) gives
+    the functional simulator's own write-backs, bit for bit, on the default programs."""
+    config = default_config((blen, vector, weight_rows))
+    program = random_program(config, tile_ops=40, seed=blen)
+    expected, simulated = reference(program, config), functional_simulator_writebacks(program, config)
+    assert len(mismatches(expected, simulated, vector)) == 0
+
+
 def test_other_simulator_agrees():
     assert_matches(default_config(DEFAULT_SHAPES[1]), tile_ops=12, seed=11, simulator=OTHER_SIMULATOR)
 
 
-def weight_streaming_program(config: NPUConfig, tiles: int, seed: int) -> tuple[list[Command], np.ndarray]:
+def weight_streaming_program(config: NPUConfig, tiles: int, seed: int) -> Program:
     """The K loop of a matmul at full rate: every tile op on a new tile (mm, then mma / mmta into
     the same accumulator, transposes mixed in), each load issued as early as the array allows -
     the weight double buffer's hazard at its tightest - then the write-back. N(0, 1) values, so
@@ -230,16 +287,18 @@ def weight_streaming_program(config: NPUConfig, tiles: int, seed: int) -> tuple[
         activations[id(tile_op)] = numerics.decode(block, config.formats.vector)
         commands += [load, tile_op]
     commands.append(WriteBack(0))
-    return commands, reference(commands, config, weights, activations)
+    return Program(commands, weights, activations)
 
 
 def test_weight_switch_at_full_rate_keeps_the_old_tile_until_the_array_is_done_with_it():
-    """Loads into the buffer the previous op still reads, as early as w_ready allows: a one-cycle
-    earlier load would overwrite PE (MLEN-1, MLEN-1)'s weight before that op's last row reaches it."""
+    """Loads into the buffer the op before last still reads, as early as w_ready allows: a beat one
+    cycle earlier overwrites a weight of the last column before that op's last row reaches it
+    (checked: that variant of matrix_unit.v fails here)."""
     _require_simulator()
     config = default_config(DEFAULT_SHAPES[1])  # fp32 write-back: every bit of the sums shows
-    commands, expected = weight_streaming_program(config, tiles=12, seed=21)
-    run = run_matrix_program(commands, matrix_parameters(config))
+    program = weight_streaming_program(config, tiles=12, seed=21)
+    expected = reference(program, config)
+    run = run_matrix_program(program.commands, matrix_parameters(config))
     bad = mismatches(expected, run.writebacks, "fp32")
     assert len(bad) == 0, f"{len(bad)} of {expected.size} elements differ"
 
@@ -313,8 +372,8 @@ def measure_timing(config: NPUConfig, simulator: str = SIMULATOR) -> dict[str, i
     run = run_matrix_program(commands, matrix_parameters(config), simulator)
     beats = run.beats
     tiles = 8
-    stream = run_matrix_program(weight_streaming_program(config, tiles, seed=1)[0], matrix_parameters(config),
-                                simulator)
+    stream = run_matrix_program(weight_streaming_program(config, tiles, seed=1).commands,
+                                matrix_parameters(config), simulator)
     op_starts = stream.beats[1:2 * tiles:2, 0]
     pairs = set((op_starts[4:] - op_starts[2:-2]).tolist())
     assert len(pairs) == 1, f"no steady state: tile ops start at {op_starts}"

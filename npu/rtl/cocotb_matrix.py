@@ -113,7 +113,8 @@ async def run_program(dut) -> None:
         if int(dut.wb_out_valid.value):
             which, b = divmod(rows_seen, blen)
             if int(dut.wb_out_index.value) != b:
-                raise AssertionError(f"cycle {cycle}: write-back row index {int(dut.wb_out_index.value)}, expected {b}")
+                raise AssertionError(f"cycle {cycle}: write-back row index {int(dut.wb_out_index.value)}, "
+                                     f"expected {b}")
             writebacks[which, b] = _unpack(int(dut.wb_out_row.value), mlen, vec_bits)
             writeback_cycles[which, b] = cycle
             rows_seen += 1

@@ -95,17 +95,21 @@ class WriteBack:
 
 
 Command = LoadTile | TileOp | WriteBack
-KIND = {LoadTile: 0, TileOp: 1, WriteBack: 2}
 
 
 @dataclass(frozen=True)
 class MatrixRun:
-    """What a program did: `writebacks` [number of mwb, BLEN, MLEN] vector-format codes;
-    `beats` [command, 2]: the cycles of each command's first and last accepted beat;
-    `writeback_cycles` [mwb, BLEN]: the cycle each output row was valid; `write_cycles` the
-    cycles in which some accumulator column was written and `column_writes` [those cycles, MLEN]
-    which (col_write); `cycles` how many cycles the simulation ran after reset. Cycle c runs from the c-th rising clock edge after reset to the next; a
-    beat "accepted in cycle c" moves at the edge that ends it."""
+    """What a program did.
+
+    writebacks        [mwb, BLEN, MLEN] vector-format codes, in program order
+    beats             [command, 2] the cycles of each command's first and last accepted beat
+    writeback_cycles  [mwb, BLEN] the cycle each output row was valid
+    write_cycles      the cycles in which some accumulator column was written ...
+    column_writes     [those cycles, MLEN] ... and which (col_write)
+    cycles            how many cycles the simulation ran after reset
+
+    Cycle c runs from the c-th rising clock edge after reset to the next; a beat "accepted in
+    cycle c" moves at the edge that ends it."""
 
     writebacks: np.ndarray
     beats: np.ndarray
