@@ -20,8 +20,9 @@
 //   tile becomes the current one.
 // * Tile op rows a_valid / a_ready / a_row / a_acc / a_accumulate: BLEN beats per op, one row of
 //   MLEN activations each (element k at a_row[k*VEC_BITS +: VEC_BITS]), rows b = 0..BLEN-1 in
-//   order. The op uses the tile current when its first row is accepted; a_acc and a_accumulate
-//   are taken from the first row. a_ready is 1 once a tile has been loaded: rows stream at one
+//   order. The op uses the tile current when its first row is accepted (a load whose last beat
+//   moves in that same cycle serves the next op); a_acc and a_accumulate are taken from the
+//   first row. a_ready is 1 once a tile has been loaded: rows stream at one
 //   per cycle, back-to-back ops included (gaps are allowed anywhere).
 // * Write-back wb_valid / wb_ready / wb_acc, then BLEN rows out on wb_out_valid / wb_out_index /
 //   wb_out_row (element n at [n*VEC_BITS +: VEC_BITS]), one per cycle, no back-pressure (the
