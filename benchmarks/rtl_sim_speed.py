@@ -70,8 +70,10 @@ def matrix_program(config, tile_ops: int, seed: int = 0) -> list:
 
 
 def measure_matrix(tile_ops: int) -> list[dict]:
-    """Simulated cycles per second of matrix_unit (MLEN 4 and 8, BLEN 4, 2 accumulators, bf16):
-    a program of `tile_ops` tile ops minus one of 8, so start-up drops out (the build is not timed)."""
+    """Simulated cycles per second of matrix_unit (bf16, 2 accumulators; MLEN 4 BLEN 2 with one-beat
+    tile loads and MLEN 8 BLEN 4 with two rows per beat: the builds tests/test_rtl_matrix.py
+    makes): a program of `tile_ops` tile ops minus one of 8, so start-up drops out (the build is
+    not timed)."""
     import dataclasses
 
     from npu.hw.config import load_npu_config
@@ -84,11 +86,11 @@ def measure_matrix(tile_ops: int) -> list[dict]:
         if missing:
             rows.append({"simulator": simulator, "skipped": missing})
             continue
-        for mlen in (4, 8):
+        for mlen, blen, weight_rows in ((4, 2, 4), (8, 4, 2)):
             config = dataclasses.replace(
-                edge, mlen=mlen, blen=4, vlen=mlen, mx_block=mlen, accumulators=2,
+                edge, mlen=mlen, blen=blen, vlen=mlen, mx_block=mlen, accumulators=2,
                 vector_sram=dataclasses.replace(edge.vector_sram, width_bits=mlen * 16),
-                matrix_sram=dataclasses.replace(edge.matrix_sram, width_bits=mlen * 16))
+                matrix_sram=dataclasses.replace(edge.matrix_sram, width_bits=weight_rows * mlen * 16))
             parameters = matrix_parameters(config)
             n = tile_ops if simulator == "verilator" else max(16, tile_ops // 10)
             cycles, seconds = [], []
