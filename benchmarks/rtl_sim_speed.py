@@ -10,6 +10,8 @@ out and cocotb's per-vector overhead stays in. Simulators not installed are repo
 The clocked DMA codec (`dma_codec`, one MX block per cycle) is measured the same way in blocks
 (= cycles) per second (--codec-blocks; its Verilator build takes about 9 minutes the first time).
 
+The clocked matrix unit (npu.rtl.matrix) runs a program of weight loads, tile ops and write-backs
+(measure_matrix): its rate is simulated clock cycles per second, the same difference of two runs.
 The vector unit (vector_unit, clocked) is timed the same way in clock cycles per second while it
 streams a random mix of instructions, one per cycle (`--vector-unit-only` skips the other units).
 """
@@ -131,6 +133,63 @@ def measure_vector_unit(instructions: int, vlen: int = 8) -> list[dict]:
     return rows
 
 
+def matrix_program(config, tile_ops: int, seed: int = 0) -> list:
+    """`tile_ops` mm / mma on a new N(0, 1) weight tile every other op, a write-back every 4 ops."""
+    from npu.hw import numerics
+    from npu.rtl.matrix import LoadTile, TileOp, WriteBack
+
+    rng = np.random.default_rng(seed)
+    commands = []
+    for op in range(tile_ops):
+        if op % 2 == 0:
+            tile = rng.standard_normal((config.mlen, config.mlen)).astype(np.float32)
+            commands.append(LoadTile(numerics.encode(tile, "bf16"), transpose=bool(op % 4)))
+        rows = rng.standard_normal((config.blen, config.mlen)).astype(np.float32)
+        commands.append(TileOp(numerics.encode(rows, config.formats.vector), acc=op % config.accumulators,
+                               accumulate=op >= config.accumulators))
+        if op % 4 == 3:
+            commands.append(WriteBack(op % config.accumulators))
+    return commands
+
+
+def measure_matrix(tile_ops: int) -> list[dict]:
+    """Simulated cycles per second of matrix_unit (bf16, 2 accumulators; MLEN 4 BLEN 2 with one-beat
+    tile loads and MLEN 8 BLEN 4 with two rows per beat: the builds tests/test_rtl_matrix.py
+    makes): a program of `tile_ops` tile ops minus one of 8, so start-up drops out (the build is
+    not timed)."""
+    import dataclasses
+
+    from npu.hw.config import load_npu_config
+    from npu.rtl.matrix import matrix_parameters, run_matrix_program
+
+    edge = load_npu_config("dnpu-edge")
+    rows = []
+    for simulator in rtl_sim.SIMULATORS:
+        missing = rtl_sim.missing_tool(simulator)
+        if missing:
+            rows.append({"simulator": simulator, "skipped": missing})
+            continue
+        for mlen, blen, weight_rows in ((4, 2, 4), (8, 4, 2)):
+            config = dataclasses.replace(
+                edge, mlen=mlen, blen=blen, vlen=mlen, mx_block=mlen, accumulators=2,
+                vector_sram=dataclasses.replace(edge.vector_sram, width_bits=mlen * 16),
+                matrix_sram=dataclasses.replace(edge.matrix_sram, width_bits=weight_rows * mlen * 16))
+            parameters = matrix_parameters(config)
+            n = tile_ops if simulator == "verilator" else max(16, tile_ops // 10)
+            cycles, seconds = [], []
+            for count in (8, n):
+                began = time.perf_counter()
+                run = run_matrix_program(matrix_program(config, count), parameters, simulator)
+                seconds.append(time.perf_counter() - began)
+                cycles.append(int(run.cycles))
+            extra = seconds[1] - seconds[0]
+            rate = (cycles[1] - cycles[0]) / extra if extra > 0 else float("nan")
+            rows.append({"simulator": simulator, "unit": f"matrix_unit MLEN {mlen}", "vectors": cycles[1],
+                         "seconds": round(seconds[1], 3), "startup_seconds": round(seconds[0], 3),
+                         "cycles_per_second": round(rate, 1)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=50_000, help="vectors per unit on Verilator (Icarus: 1/25)")
@@ -140,12 +199,16 @@ def main() -> None:
     parser.add_argument("--vector-instructions", type=int, default=5_000,
                         help="instructions streamed through vector_unit on Verilator (Icarus: 1/20); 0 skips it")
     parser.add_argument("--vector-unit-only", action="store_true", help="measure only vector_unit")
+    parser.add_argument("--matrix-tile-ops", type=int, default=400,
+                        help="tile ops through matrix_unit on Verilator (Icarus: 1/10); 0 skips it")
     args = parser.parse_args()
     rows = measure(args.vectors) if not args.vector_unit_only else []
     if args.codec_blocks and not args.vector_unit_only:
         rows += measure_dma_codec(args.codec_blocks)
     if args.vector_instructions:
         rows += measure_vector_unit(args.vector_instructions)
+    if args.matrix_tile_ops:
+        rows += measure_matrix(args.matrix_tile_ops)
     for row in rows:
         if "skipped" in row:
             print(f"{row['simulator']:9s} skipped: {row['skipped']}")

@@ -614,12 +614,18 @@ def test_matmul_accumulates_bf16_products_in_k_order() -> None:
         hw_matmul_accumulate(acc, act, weight.T)
 
 
-@pytest.mark.parametrize("blen, mlen", [(8, 64), (16, 128)])  # dnpu-edge and dnpu-cloud tiles
-def test_matmul_sums_in_k_order_at_machine_tile_sizes(blen: int, mlen: int) -> None:
-    """Mixed magnitudes make the float32 sum order-sensitive, so any other order shows up."""
+@pytest.mark.parametrize("layout", ["contiguous", "transposed weight", "transposed both"])
+@pytest.mark.parametrize("blen, mlen", [(8, 64), (16, 128), (1, 8)])  # dnpu-edge, dnpu-cloud, one row
+def test_matmul_sums_in_k_order_at_machine_tile_sizes(blen: int, mlen: int, layout: str) -> None:
+    """Mixed magnitudes make the float32 sum order-sensitive, so any other order shows up; the
+    order must not depend on the inputs' memory layout (mmt passes the weight tile transposed)."""
     rng = np.random.default_rng(blen)
     act = (rng.standard_normal((blen, mlen)) * 10.0 ** rng.integers(-4, 5, (blen, mlen))).astype(np.float32)
     weight = (rng.standard_normal((mlen, mlen)) * 10.0 ** rng.integers(-4, 5, (mlen, mlen))).astype(np.float32)
+    if layout != "contiguous":  # the same values as transposed views (mmt: weight.T)
+        weight = np.ascontiguousarray(weight.T).T
+    if layout == "transposed both":
+        act = np.ascontiguousarray(act.T).T
     acc = rng.standard_normal((blen, mlen)).astype(np.float32)
     a, w = round_to_format(act, "bf16"), round_to_format(weight, "bf16")
     s = a[:, 0, None] * w[None, 0, :]

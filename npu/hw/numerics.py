@@ -744,11 +744,15 @@ def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -
         raise ValueError(
             f"hw_matmul_accumulate: shapes acc {acc.shape}, act {a.shape}, weight {w.shape} do not match"
         )
-    # products[k] = a[:, k] (x) w[k]; a reduction over the outer axis 0 adds the K slices one after
-    # another into the running sum (numpy sums pairwise only along the contiguous inner axis), i.e.
-    # exactly the loop s = p0; s = s + p_k. tests/test_numerics.py checks it against that loop.
+    # products[k] = a[:, k] (x) w[k], added one slice after another: s = p0; s = s + p_k. Written
+    # as a loop because np.add.reduce's order depends on memory layout: when k is the fastest
+    # axis (a transposed view of the weights, as mmt passes, or one output row/column) numpy
+    # sums it pairwise in blocks of 8, not in order. tests/test_numerics.py checks the loop order
+    # for contiguous and transposed inputs; the matrix unit RTL adds in this order.
     products = a.T[:, :, None] * w[:, None, :]
-    s = np.add.reduce(products, axis=0, dtype=np.float32)
+    s = products[0].copy()
+    for k in range(1, products.shape[0]):
+        s += products[k]
     return (acc + s).astype(np.float32)
 
 
