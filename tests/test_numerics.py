@@ -31,6 +31,9 @@ from npu.hw.numerics import (
     flush_subnormals,
     hw_exp,
     hw_matmul_accumulate,
+    hw_max_reduce,
+    hw_maximum,
+    hw_minimum,
     hw_recip,
     hw_rsqrt,
     hw_sigmoid,
@@ -593,6 +596,28 @@ def test_tree_sum_adds_adjacent_pairs_level_by_level() -> None:
     assert hw_tree_sum(x) == expected == 18  # 1e8 + 1 rounds back to 1e8; left to right gives 19
     with pytest.raises(ValueError, match="power of two"):
         hw_tree_sum(np.zeros(6, np.float32))
+
+
+def test_max_and_min_propagate_nan_and_return_the_second_of_equal_values() -> None:
+    zero, minus_zero, nan, one = f32(0.0), f32(-0.0), np.float32(np.nan), np.float32(1.0)
+    assert np.signbit(hw_maximum(zero, minus_zero)) and not np.signbit(hw_maximum(minus_zero, zero))
+    assert np.signbit(hw_minimum(zero, minus_zero)) and not np.signbit(hw_minimum(minus_zero, zero))
+    assert np.isnan(hw_maximum(nan, one)) and np.isnan(hw_maximum(one, nan)) and np.isnan(hw_minimum(one, nan))
+    assert hw_maximum(f32(1, -3), f32(2, -4)).tolist() == [2, -3]
+    assert hw_minimum(f32(1, -3), f32(2, -4)).tolist() == [1, -4]
+
+
+def test_max_reduce_is_a_pairwise_tree_keeping_the_last_equal_maximum() -> None:
+    rng = np.random.default_rng(7)
+    rows = rng.choice(f32(0.0, -0.0, -1.0, 2.0, -np.inf), (500, 16)).astype(np.float32)
+    reduced = hw_max_reduce(rows)
+    assert (reduced == rows.max(axis=1)).all()
+    for row, value in zip(rows, reduced):
+        last = row[np.flatnonzero(row == value)[-1]]
+        assert np.signbit(value) == np.signbit(last)
+    assert np.isnan(hw_max_reduce(f32(1, np.nan, 3, 4)))
+    with pytest.raises(ValueError, match="power of two"):
+        hw_max_reduce(np.zeros(6, np.float32))
 
 
 def test_matmul_accumulates_bf16_products_in_k_order() -> None:

@@ -710,6 +710,34 @@ def hw_tree_sum(x: np.ndarray) -> np.ndarray:
     return x[..., 0]
 
 
+def hw_maximum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """max(a, b) in float32 as the vector unit computes it: a NaN operand gives a NaN (a's when
+    a is one), otherwise a if a > b else b, so of two equal values (+0 and -0) the second is
+    returned. This is numpy's float32 maximum on x86 (SSE / AVX max semantics plus NaN
+    propagation); written out so that the sign of a zero maximum does not depend on the host."""
+    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    return np.where(np.isnan(a) | (a > b), a, b).astype(np.float32)
+
+
+def hw_minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """min(a, b) with hw_maximum's rules: NaN propagates, a if a < b else b."""
+    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    return np.where(np.isnan(a) | (a < b), a, b).astype(np.float32)
+
+
+def hw_max_reduce(x: np.ndarray) -> np.ndarray:
+    """Maximum over the last axis (a power-of-two length) by a pairwise tree of hw_maximum, in
+    hw_tree_sum's order: the vector unit's max reduction over one VLEN row (vmaxr). A NaN gives a
+    NaN; of equal maxima the last lane's value is returned (the sign of a zero maximum)."""
+    x = np.asarray(x, dtype=np.float32)
+    n = x.shape[-1]
+    if n < 1 or n & (n - 1):
+        raise ValueError(f"hw_max_reduce: length {n} of the last axis must be a power of two")
+    while x.shape[-1] > 1:
+        x = hw_maximum(x[..., 0::2], x[..., 1::2])
+    return x[..., 0]
+
+
 def chained_row_sum(x: np.ndarray, vlen: int, start: np.ndarray | None = None) -> np.ndarray:
     """A chain of `vsum`s over the VLEN rows of the last axis, in order: s = s + tree_sum(row) in
     fp32 (the scalar accumulator); how every row reduction of the compiler and the kernels sums.

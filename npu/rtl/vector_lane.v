@@ -12,8 +12,8 @@
 // Results: y (fp32, for the vector row), word_y (vstf: the fp32 element, vsti: the int32 value),
 // nan_to_int (vsti of a NaN, which faults), bad_mode (vsmscale with an undefined mode).
 //
-// Max and min follow numpy's float32 maximum / minimum (on x86): a NaN operand gives a NaN, and
-// of two equal values (+0 and -0) the second operand is returned: max(a, b) = a > b ? a : b.
+// Max and min are numerics.hw_maximum / hw_minimum: a NaN operand gives a NaN (a's if a is one),
+// and of two equal values (+0 and -0) the second operand is returned: max(a, b) = a > b ? a : b.
 // The fp32 units' inputs are held at zero unless their instruction is selected (operand
 // isolation: idle units do not toggle).
 //

@@ -1,7 +1,7 @@
-// vector_max_tree: the maximum of N fp32 values (N a power of two) by a pairwise tree, as the
-// vmaxr reduction: a NaN anywhere gives a NaN; of equal values (+0 and -0) the right-hand one
-// wins at every node (numpy's float32 maximum returns its second operand on a tie), so the result
-// is the last lane holding the maximum, which is what numpy's max reduction returns (x86).
+// vector_max_tree: the maximum of N fp32 values (N a power of two) by a pairwise tree, the vmaxr
+// reduction numerics.hw_max_reduce defines: each node is hw_maximum(left, right) (a NaN gives a
+// NaN; of equal values, +0 and -0, the right-hand one wins), so of equal maxima the last lane's
+// value is returned.
 // Combinational, log2(N) comparator levels. Heap layout as in vector_sum_tree.
 `default_nettype none
 module vector_max_tree #(

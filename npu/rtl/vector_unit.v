@@ -160,7 +160,7 @@ module vector_unit #(
       .x(op[`DNPU_VOP_VARGMAX] ? a_fp : {32*VLEN{1'b0}}), .y(best_value), .index(best_lane));
   wire [31:0] chained_sum;
   fp32_add u_chain (.a(op[`DNPU_VOP_VSUM] ? f_q : 32'd0), .b(row_sum), .y(chained_sum));
-  // vmaxr: max(fd, max(row)), numpy's maximum (a tie returns the row's value).
+  // vmaxr: hw_maximum(fd, hw_max_reduce(row)) (a tie returns the row's value).
   wire f_nan = (f_q[30:23] == 8'hFF) && (f_q[22:0] != 23'd0);
   wire max_greater, max_equal, max_less, max_unordered;
   fp32_compare u_chain_max (.a(f_q), .b(row_max), .greater(max_greater), .equal(max_equal), .less(max_less),

@@ -2,8 +2,8 @@
 hardware special functions, reductions, transfers between the SRAMs, and the dLLM sampling
 and KV-smoothing instructions.
 
-Results are rounded to the vector SRAM's format; special functions, tree sums and smoothing
-factors come from npu.hw.numerics, so they match the accuracy simulator and the RTL.
+Results are rounded to the vector SRAM's format; special functions, max / min, tree sums and
+smoothing factors come from npu.hw.numerics, so they match the accuracy simulator and the RTL.
 """
 
 from __future__ import annotations
@@ -68,10 +68,10 @@ def _int_rows(sim: Machine) -> RowChecker:
 
 # ---- element-wise ----------------------------------------------------------------------------
 _BINARY_OPERATIONS = {
-    "vadd": np.add, "vsub": np.subtract, "vmul": np.multiply, "vmax": np.maximum,
-    "vmin": np.minimum, "vgt": lambda x, y: np.where(x > y, _ONE, _ZERO),
+    "vadd": np.add, "vsub": np.subtract, "vmul": np.multiply, "vmax": numerics.hw_maximum,
+    "vmin": numerics.hw_minimum, "vgt": lambda x, y: np.where(x > y, _ONE, _ZERO),
     "vge": lambda x, y: np.where(x >= y, _ONE, _ZERO), "veq": lambda x, y: np.where(x == y, _ONE, _ZERO),
-    "vamax": lambda x, y: np.maximum(x, np.abs(y)),
+    "vamax": lambda x, y: numerics.hw_maximum(x, np.abs(y)),
 }
 
 
@@ -112,8 +112,8 @@ def build_unary(sim: Machine, pc: int, ins: Instruction) -> Handler:
 
 
 _SCALAR_OPERATIONS = {
-    "vadds": np.add, "vsubs": np.subtract, "vmuls": np.multiply, "vmaxs": np.maximum,
-    "vmins": np.minimum, "vges": lambda x, y: np.where(x >= y, _ONE, _ZERO),
+    "vadds": np.add, "vsubs": np.subtract, "vmuls": np.multiply, "vmaxs": numerics.hw_maximum,
+    "vmins": numerics.hw_minimum, "vges": lambda x, y: np.where(x >= y, _ONE, _ZERO),
     "vgts": lambda x, y: np.where(x > y, _ONE, _ZERO),
 }
 
@@ -178,7 +178,7 @@ def build_reduce(sim: Machine, pc: int, ins: Instruction) -> Handler:
         if name == "vsum":
             fregs[fd] = f32(fregs[fd] + tree_sum(row))
         else:
-            fregs[fd] = f32(np.maximum(fregs[fd], row.max()))
+            fregs[fd] = f32(numerics.hw_maximum(fregs[fd], numerics.hw_max_reduce(row)))
         return following
     return reduce
 
