@@ -72,6 +72,7 @@ module matrix_unit #(
   localparam integer BEAT_BITS = (BEATS > 1) ? $clog2(BEATS) : 1;
   localparam [31:0] LAST_BEAT = BEATS - 1;
   localparam [31:0] LAST_ROW = BLEN - 1;
+  localparam [31:0] ONE = 1;
   localparam integer STAGES = 2 * MLEN;  // control stages: issue register + array + column skew
   // Accumulator rows per column, addressed {acc, b} (BLEN is a power of two, npu.hw.config).
   localparam integer ENTRIES = ACCUMULATORS << ROW_BITS;
@@ -210,7 +211,7 @@ module matrix_unit #(
       wb_out_valid <= wb_reading;
       if (wb_fire) begin
         wb_acc_q <= wb_acc;
-        wb_row_q <= (BLEN > 1) ? {{(ROW_BITS-1){1'b0}}, 1'b1} : {ROW_BITS{1'b0}};
+        wb_row_q <= ONE[ROW_BITS-1:0];  // row 0 is read in this cycle
         wb_active <= (BLEN > 1);
       end else if (wb_active) begin
         wb_row_q <= wb_row_q + 1'b1;

@@ -15,7 +15,8 @@
 // w_beat*WROWS .. w_beat*WROWS + WROWS - 1, into buffer w_buf; MLEN / WROWS beats load a tile.
 // The stored row r, element c (w_rows[(j*MLEN + c)*16 +: 16] with r = w_beat*WROWS + j) goes to
 // PE (r, c), or with w_transpose to PE (c, r): the array then computes A @ W^T (mmt / mmta).
-// The caller must not load a buffer while a row that uses it is still in the array.
+// The caller must not write a PE's buffer while a row that uses it has still to reach that PE
+// (matrix_unit holds the load back: PE (k, n) sees a row k + n cycles after it enters).
 `default_nettype none
 module systolic_array #(
     parameter integer MLEN = 4,
