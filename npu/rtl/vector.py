@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from npu.hw.config import NPUConfig
 from npu.hw.numerics import FORMATS
 from npu.isa.table import INSTRUCTIONS, Unit
 from npu.rtl import RTL_DIR, rtl_sources
+from npu.rtl import sim as rtl_sim
 
 TOP = "vector_unit"
 # Hand-written modules of the vector unit (the arithmetic units come from npu.rtl.rtl_sources()).
@@ -105,10 +108,6 @@ def simulate(batch: dict, parameters: dict[str, int], simulator: str | None = No
     """Stream a batch of instructions through vector_unit (npu/rtl/cocotb_vector.py documents the
     arrays: control, rows as fp32 patterns, words, scalars) and return what it wrote, in order,
     plus `cycles`. Builds (cached) for `parameters` (as vector_parameters returns them)."""
-    import numpy as np
-
-    from npu.rtl import sim as rtl_sim
-
     vlen, bits = parameters["VLEN"], parameters["VECTOR_BITS"]
     build_dir = rtl_sim.build_design(TOP, vector_unit_sources(), simulator, parameters=parameters, defines=defines)
     rows = np.asarray(batch["rows"], dtype=np.uint64)
