@@ -93,6 +93,7 @@ def test_decoder_matches_the_python_decoder_on_every_mnemonic():
 
 QUEUED_UNITS = (table.Unit.DMA, table.Unit.MATRIX, table.Unit.VECTOR)
 SCALAR_SRAM_BYTES = 1024  # 256 words each: the tests' reduced dnpu-edge (the preset keeps 64 KiB)
+PROGRAM_WORDS = 4096      # program memory of the tests' core
 
 
 def reduced_config(preset: str = "dnpu-edge") -> NPUConfig:
@@ -231,7 +232,7 @@ def compare_programs(programs: list[np.ndarray], config: NPUConfig, simulator: s
                      **run_options) -> tuple[list[CoreRun], list[ReferenceRun]]:
     """Run every program on the RTL and the reference (memories carried over in both); fail with
     the first differing programs' disassembly."""
-    rtl_runs = core_sim.run_programs(config, programs, simulator, **run_options)
+    rtl_runs = core_sim.run_programs(config, programs, simulator, program_words=PROGRAM_WORDS, **run_options)
     fsim = FunctionalSimulator(config, dram_size=64)
     ref_runs = [reference_run(fsim, program) for program in programs]
     failures = []
@@ -241,3 +242,231 @@ def compare_programs(programs: list[np.ndarray], config: NPUConfig, simulator: s
             failures.append(f"program {i}: {diff[:6]}\n{disassemble(programs[i])}")
     assert not failures, f"{len(failures)} of {len(programs)} programs differ; first:\n" + "\n".join(failures[:2])
     return rtl_runs, ref_runs
+
+
+# ------------------------------------------------------------------------------------------------
+# Hand-written programs: every scalar and control instruction
+# ------------------------------------------------------------------------------------------------
+
+INT_EDGES = (0, 1, -1, 2, 7, 31, 32, 33, -32, 0x7FFFFFFF, -0x80000000, 0x12345678, -0x1234567, 65535, 65536)
+FP32_EDGES = (0x00000000, 0x80000000, 0x3F800000, 0xBF800000, 0x3FC00000, 0x7F800000, 0xFF800000, 0x7FC00000,
+              0xFFC00001, 0x7F800001, 0x00000001, 0x807FFFFF, 0x00800000, 0x7F7FFFFF, 0xFF7FFFFF, 0x4B000001,
+              0x3F000000, 0x3EFFFFFF, 0xCF000000, 0x4F000000, 0xC2F6E979, 0x42B17218, 0x40490FDB, 0x33D6BF95)
+
+
+def set_int(register: str, value: int) -> str:
+    """Assembly putting the 32-bit `value` into `register` (lui + ori)."""
+    value &= 0xFFFFFFFF
+    return f"lui {register}, {value >> 16}\nori {register}, {register}, {value & 0xFFFF}\n"
+
+
+def set_fp(register: str, bits: int, scratch: str = "r15") -> str:
+    return set_int(scratch, bits) + f"fmv.f.i {register}, {scratch}\n"
+
+
+def int_alu_program() -> str:
+    """Every INT register-register and immediate instruction on edge values, results to INT SRAM."""
+    text, slot = "", 0
+    names = ("add", "sub", "mul", "and", "or", "xor", "sll", "srl", "sra", "slt", "sltu", "min", "max")
+    pairs = [(a, b) for a in INT_EDGES[::2] for b in INT_EDGES[1::2]]
+    for name in names:
+        for a, b in pairs[:18]:
+            text += set_int("r1", a) + set_int("r2", b) + f"{name} r3, r1, r2\nsw r3, {slot}(r0)\n"
+            slot = (slot + 1) % 256
+    for a in INT_EDGES:
+        text += set_int("r1", a)
+        for ins in ("addi r3, r1, -5", "addi r3, r1, 131071", "addi r3, r1, -131072", "andi r3, r1, 262143",
+                    "andi r3, r1, 0x5555", "ori r3, r1, 0x2AAAA", "slti r3, r1, -1", "slti r3, r1, 3",
+                    "slli r3, r1, 0", "slli r3, r1, 31", "srli r3, r1, 7", "srai r3, r1, 31", "srai r3, r1, 4",
+                    "lui r3, 65535"):
+            text += f"{ins}\nsw r3, {slot}(r0)\n"
+            slot = (slot + 1) % 256
+    # writes to r0 are dropped; r0 reads 0 everywhere
+    text += "addi r0, r0, 5\nlui r0, 7\nadd r4, r0, r0\nlw r0, 1(r0)\nfcvt.i.f r0, f1\nsw r0, 255(r0)\nhalt\n"
+    return text
+
+
+def fp_binary_program(name: str) -> str:
+    """`name` (fadd ... fmin, flt, fle, feq) on pairs of fp32 edge values; results to the FP or INT SRAM."""
+    compare = name in ("flt", "fle", "feq")
+    text, slot = "", 0
+    values = FP32_EDGES[:16]
+    for a in values:
+        text += set_fp("f1", a)
+        for b in values:
+            text += set_fp("f2", b)
+            text += f"{name} r3, f1, f2\nsw r3, {slot}(r0)\n" if compare else f"{name} f3, f1, f2\nfsw f3, {slot}(r0)\n"
+            slot += 1
+    return text + "halt\n"
+
+
+def fp_unary_program() -> str:
+    text, slot = "", 0
+    for bits in FP32_EDGES:
+        text += set_fp("f1", bits)
+        for name in ("fmov", "fneg", "fabs", "fexp", "frecip", "frsqrt"):
+            text += f"{name} f2, f1\nfsw f2, {slot}(r0)\n"
+            slot += 1
+        if not ((bits & 0x7F800000) == 0x7F800000 and bits & 0x7FFFFF):  # fcvt.i.f of NaN faults
+            text += f"fcvt.i.f r2, f1\nsw r2, {slot}(r0)\n"
+        text += f"fmv.i.f r3, f1\nsw r3, {slot + 1}(r0)\n"
+    for value in INT_EDGES + (16777217, -16777219, 0x7FFFFFC0, 33554435):
+        text += set_int("r1", value) + f"fcvt.f.i f3, r1\nfsw f3, {slot}(r0)\n"
+        slot += 1
+    for constant in ("1.0", "-inf", "inf", "0x7fc1", "-0.0", "0x0001", "0x8080", "3.140625", "0x7f7f"):
+        text += f"flui f4, {constant}\nfsw f4, {slot}(r0)\n"
+        slot += 1
+    # fcvt.i.f rounding: halves to even, saturation
+    for value in (0x3F000000, 0x3FC00000, 0x40200000, 0xBFC00000, 0x4EFFFFFF, 0x4F000000, 0xCF000001, 0x7F800000,
+                  0xFF800000, 0x3F7FFFFF, 0x00000001, 0xBF000001):
+        text += set_fp("f5", value) + f"fcvt.i.f r5, f5\nsw r5, {slot}(r0)\n"
+        slot += 1
+    return text + "halt\n"
+
+
+def memory_and_address_program() -> str:
+    return (set_int("r1", 250) + set_int("r2", -0x12345678) + set_int("r3", 0x7FFFFFFF) + """
+        sw r2, 5(r1)          # word 255, the last
+        lw r4, 5(r1)
+        sw r3, -250(r1)       # word 0
+        lw r5, 0(r0)
+        flui f1, -2.5
+        fsw f1, 255(r0)
+        flw f2, 5(r1)
+        fsw f2, 100(r0)
+        flw f3, 100(r0)
+        amov a1, r2           # zero-extended
+        aadd a2, a1, r2       # + sign-extended
+        amac a3, a2, r2, r3   # + signed product
+        amac a4, a4, r2, r2
+        aset a5, r2, r3
+        aaddi a6, a5, -131072
+        aaddi a7, a7, -1      # wraps to 2^64 - 1
+        aadd a0, a7, r3
+        halt
+    """)
+
+
+def control_program() -> str:
+    """Branches taken and not taken in both directions, j, nested loops 4 deep (loop and loopi),
+    a loop of count 0, loops sharing an end, a branch to a loop's end, wait, nop."""
+    return """
+        addi r1, r0, 3
+        addi r2, r0, -2
+        beq r1, r2, bad        # not taken
+        bne r1, r1, bad        # not taken
+        blt r1, r2, bad        # not taken (signed)
+        bge r2, r1, bad        # not taken
+        blt r2, r1, fwd1       # taken
+        j bad
+    fwd1:
+        bge r1, r1, fwd2       # taken (equal)
+        j bad
+    fwd2:
+        beq r0, r0, fwd3
+        j bad
+    fwd3:
+        bne r1, r2, fwd4
+    bad:
+        addi r15, r0, 99
+    fwd4:
+        addi r5, r0, 3          # countdown loop with a backward branch
+    back:
+        addi r6, r6, 1
+        addi r5, r5, -1
+        bne r5, r0, back
+        addi r7, r0, 2
+        loop r7, L1end          # 4 deep: 2 x 3 x 2 x 2
+        addi r8, r8, 1
+        loopi 3, L2end
+        addi r9, r9, 1
+        loop r1, L3end
+        nop
+        loopi 2, L4end
+        addi r10, r10, 1
+        beq r0, r0, L4end       # a taken branch to the innermost loop's end
+        addi r15, r0, 77        # skipped
+    L4end:
+        addi r11, r11, 1
+        loopi 2, L3end          # shares its end with the enclosing loop
+        addi r12, r12, 1
+    L3end:
+        nop
+    L2end:
+        addi r13, r13, 1
+    L1end:
+        loopi 0, skip           # count 0 skips the body
+        addi r15, r0, 55
+    skip:
+        loop r0, skip2          # register count 0
+        addi r15, r0, 56
+    skip2:
+        wait dma|matrix|vector
+        wait vector
+        j end
+        addi r15, r0, 57
+    end:
+        halt
+    """
+
+
+def queue_program() -> str:
+    """Queued instructions of every unit with register operands, and waits between them."""
+    return set_int("r1", 64) + set_int("r2", 128) + set_int("r3", -1) + set_fp("f2", 0x3F800000) + """
+        aset a3, r2, r1
+        dld.v a3, r1, r2, r3, r1, r2, bf16
+        vadd r1, r2, r3
+        mm r1, r2, r3, 5
+        wait dma
+        vadds r1, r2, f2
+        vargmax f2, r4, r1, r2
+        dldkv.m a3, r1, r2, r3, r1, r2, mxint4
+        mwb r2, r1, 1
+        wait matrix|vector
+        vmax r3, r2, r1
+        vthresh r1, r2, r3, f2
+        wait dma|matrix|vector
+        halt
+    """
+
+
+HAND_WRITTEN = {
+    "int_alu": int_alu_program,
+    "fp_unary": fp_unary_program,
+    **{f"fp_{name}": (lambda name=name: fp_binary_program(name))
+       for name in ("fadd", "fsub", "fmul", "fmax", "fmin", "flt", "fle", "feq")},
+    "memory_and_address": memory_and_address_program,
+    "control": control_program,
+    "queues": queue_program,
+}
+
+
+def test_hand_written_programs_match_the_functional_simulator():
+    _require_simulator()
+    config = reduced_config()
+    programs = [assemble(make(), source=name).words for name, make in HAND_WRITTEN.items()]
+    programs.append(programs[-1])  # the queue program again, with busy units and backpressure
+    latencies = [0] * (len(programs) - 1) + [4]
+    seeds = [0] * (len(programs) - 1) + [0xACE1]
+    rtl, ref = compare_programs(programs, config, unit_latency=latencies, backpressure_seed=seeds)
+    assert all(run.halted and run.fault == "none" for run in rtl)
+    control = rtl[list(HAND_WRITTEN).index("control")]
+    assert control.int_regs[15] == 0  # no skipped path ran
+    assert control.int_regs[10] == 2 * 3 * 3 * 2 and control.int_regs[11] == 2 * 3 * 3 and control.int_regs[12] == 36
+    assert len(rtl[-1].issued) == 9 and rtl[-1].cycles > rtl[-2].cycles  # waits stalled on busy units
+
+
+def test_the_stepping_reference_equals_functional_simulator_run():
+    """The reference driver (handler / advance_loops) gives run()'s final state on programs
+    without queued instructions."""
+    config = reduced_config()
+    for name in ("int_alu", "fp_fmax", "memory_and_address", "control"):
+        words = assemble(HAND_WRITTEN[name]()).words
+        stepped = reference_run(FunctionalSimulator(config, dram_size=64), words)
+        fsim = FunctionalSimulator(config, dram_size=64)
+        fsim.load(words)
+        stats = fsim.run()
+        assert stats.instructions == stepped.executed
+        assert [r & 0xFFFFFFFF for r in fsim.int_regs[:16]] == stepped.int_regs
+        assert fsim.addr_regs == stepped.addr_regs
+        assert np.array_equal(fsim.int_sram.data.view(np.uint32), stepped.int_sram)

@@ -27,13 +27,22 @@ module scalar_fpu (
   wire [31:0] sum, product, exponential, reciprocal, root, from_int, to_int;
   wire        to_int_nan;
   wire        is_sub = (mnemonic == `DNPU_MNEMONIC_BITS'd`DNPU_MN_FSUB);
-  fp32_add u_add (.a(a), .b({b[31] ^ is_sub, b[30:0]}), .y(sum));
-  fp32_mul u_mul (.a(a), .b(b), .y(product));
-  fp32_exp u_exp (.a(a), .y(exponential));
-  fp32_recip u_recip (.a(a), .y(reciprocal));
-  fp32_rsqrt u_rsqrt (.a(a), .y(root));
-  int32_to_fp32 u_from_int (.a(int_a), .y(from_int));
-  fp32_to_int32 u_to_int (.a(a), .y(to_int), .is_nan(to_int_nan));
+  // Operand isolation: each arithmetic unit sees its operands only when its instruction runs
+  // (no switching in the others - and an event-driven simulator skips re-evaluating them).
+  wire use_add = is_sub || mnemonic == `DNPU_MNEMONIC_BITS'd`DNPU_MN_FADD;
+  wire use_mul = mnemonic == `DNPU_MNEMONIC_BITS'd`DNPU_MN_FMUL;
+  wire use_exp = mnemonic == `DNPU_MNEMONIC_BITS'd`DNPU_MN_FEXP;
+  wire use_recip = mnemonic == `DNPU_MNEMONIC_BITS'd`DNPU_MN_FRECIP;
+  wire use_rsqrt = mnemonic == `DNPU_MNEMONIC_BITS'd`DNPU_MN_FRSQRT;
+  wire use_from_int = mnemonic == `DNPU_MNEMONIC_BITS'd`DNPU_MN_FCVT_F_I;
+  wire use_to_int = mnemonic == `DNPU_MNEMONIC_BITS'd`DNPU_MN_FCVT_I_F;
+  fp32_add u_add (.a(use_add ? a : 32'd0), .b(use_add ? {b[31] ^ is_sub, b[30:0]} : 32'd0), .y(sum));
+  fp32_mul u_mul (.a(use_mul ? a : 32'd0), .b(use_mul ? b : 32'd0), .y(product));
+  fp32_exp u_exp (.a(use_exp ? a : 32'd0), .y(exponential));
+  fp32_recip u_recip (.a(use_recip ? a : 32'd0), .y(reciprocal));
+  fp32_rsqrt u_rsqrt (.a(use_rsqrt ? a : 32'd0), .y(root));
+  int32_to_fp32 u_from_int (.a(use_from_int ? int_a : 32'd0), .y(from_int));
+  fp32_to_int32 u_to_int (.a(use_to_int ? a : 32'd0), .y(to_int), .is_nan(to_int_nan));
 
   // IEEE comparisons on sign-magnitude codes
   wire a_nan = (a[30:23] == 8'hFF) && (a[22:0] != 23'd0);
