@@ -18,11 +18,13 @@ import pytest
 
 from npu.hw.config import NPUConfig, load_npu_config
 from npu.isa import table
-from npu.isa.assembler import assemble, disassemble, disassemble_word
+from npu.isa.assembler import Program, assemble, disassemble, disassemble_word
 from npu.isa.encoding import EncodingError, decode, encode_spec
 from npu.rtl import core, core_sim
 from npu.rtl import sim as rtl_sim
+from npu.rtl.core_microbenchmarks import MICROBENCHMARKS
 from npu.rtl.core_sim import CoreRun
+from npu.sim.cycle.simulator import CycleSimulator
 from npu.sim.functional.handlers import HALT, InstructionFault
 from npu.sim.functional.simulator import FunctionalSimulator
 
@@ -667,3 +669,104 @@ def test_10000_random_programs_match_the_functional_simulator():
     _require_simulator()
     for batch in range(20):
         check_random_programs(500, seed=10_000 + batch)
+
+
+# ------------------------------------------------------------------------------------------------
+# Illegal programs: both reject them with the same fault class
+# ------------------------------------------------------------------------------------------------
+
+
+def _with_word(text: str, word: int) -> np.ndarray:
+    """Assemble `text` and replace its first `nop` by the raw `word`."""
+    program = assemble(text)
+    words = program.words.copy()
+    words[list(words).index(table.BY_MNEMONIC["nop"].fixed_bits)] = word
+    return words
+
+
+ILLEGAL_PROGRAMS = {
+    "illegal_instruction": [
+        _with_word("addi r1, r0, 1\nnop\nhalt", 0xFC000000),                        # opcode 63
+        _with_word("nop\nhalt", (10 << 26) | 13),                                   # funct 13 of the ALU group
+        _with_word("nop\nhalt", table.BY_MNEMONIC["nop"].fixed_bits | 1),             # a bit outside the fields
+        _with_word("nop\nhalt", encode_spec(table.BY_MNEMONIC["vsmscale"], {"vd": 1, "vs": 2, "mode": 0}) | (7 << 15)),
+    ],
+    "loop_depth": [assemble("""
+        loopi 2, e1
+        loopi 2, e2
+        loopi 2, e3
+        loopi 2, e4
+        loopi 2, e5
+        nop
+    e5: nop
+    e4: nop
+    e3: nop
+    e2: nop
+    e1: halt""").words],
+    "int_sram_range": [assemble(f"lw r1, {SRAM_WORDS}(r0)\nhalt").words,
+                       assemble("addi r2, r0, 3\nlw r1, -4(r2)\nhalt").words,
+                       assemble("lui r2, 32767\nsw r2, 5000(r2)\nhalt").words],
+    "fp_sram_range": [assemble(f"flw f1, {SRAM_WORDS + 7}(r0)\nhalt").words,
+                      assemble("addi r3, r0, -1\nfsw f1, 0(r3)\nhalt").words],
+    "loop_count": [assemble("addi r1, r0, -1\nloop r1, e\nnop\ne: halt").words],
+    "loop_body": [assemble("loopi 2, 5\nhalt").words,                                 # past the program end
+                  assemble("loopi 2, e1\nloopi 2, e2\nnop\ne1: nop\ne2: halt").words],  # not nested
+    "branch_target": [assemble("j 5\nhalt").words, assemble("addi r1, r0, 1\nbne r1, r0, -3\nhalt").words,
+                      assemble("loopi 2, e\nj out\ne: nop\nout: halt").words],          # leaves the loop body
+    "pc_overrun": [assemble("addi r1, r0, 1").words, assemble("j end\nhalt\nend:").words],
+    "fcvt_nan": [assemble("flui f1, 0x7fc0\nfcvt.i.f r1, f1\nhalt").words],
+}
+
+
+def test_illegal_programs_are_rejected_by_both_with_the_same_fault():
+    _require_simulator()
+    programs = [words for words_list in ILLEGAL_PROGRAMS.values() for words in words_list]
+    expected = [fault for fault, words_list in ILLEGAL_PROGRAMS.items() for _ in words_list]
+    rtl, ref = compare_programs(programs, reduced_config())
+    assert [run.fault for run in ref] == expected
+    assert [run.fault for run in rtl] == expected
+    assert all(not run.halted for run in rtl)
+
+
+def test_dllm_instructions_fault_on_a_machine_without_them():
+    _require_simulator()
+    config = reduced_config("ar-npu")
+    assert not config.dllm_instructions
+    programs = [assemble("addi r1, r0, 1\nvtopk r1, r2, r3, r4\nhalt").words,
+                assemble("vadd r1, r2, r3\nhalt").words]  # not a dLLM instruction: issues
+    rtl, ref = compare_programs(programs, config)
+    assert [run.fault for run in rtl] == ["dllm_instruction", "none"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Cycles against the cycle simulator
+# ------------------------------------------------------------------------------------------------
+
+
+def cycle_comparison(simulator: str = SIMULATOR) -> list[dict[str, int | str]]:
+    """Per microbenchmark: instructions, RTL cycles, cycle-simulator cycles and its front-end stalls."""
+    config = reduced_config()
+    programs = [assemble(text).words for text in MICROBENCHMARKS.values()]
+    rtl = core_sim.run_programs(config, programs, simulator, program_words=PROGRAM_WORDS)
+    rows = []
+    for name, words, run in zip(MICROBENCHMARKS, programs, rtl):
+        cycle_sim = CycleSimulator(config, dram="bandwidth", dram_size=64)
+        cycle_sim.load(Program(words))
+        stats = cycle_sim.run()
+        stalls = stats.units["frontend"].stalls
+        rows.append({"benchmark": name, "instructions": stats.instructions, "rtl_cycles": run.cycles,
+                     "cycle_sim_cycles": stats.cycles, "dependency_stalls": stalls.get("dependency", 0),
+                     "branch_stalls": stalls.get("branch", 0), "rtl_retired": run.retired})
+    return rows
+
+
+def test_cycles_against_the_cycle_simulator_differ_only_by_its_front_end_stalls():
+    """The RTL issues one instruction per cycle (a loop's back edge is free, a taken branch costs
+    no bubble, every scalar result is written in its issue cycle). The cycle simulator's front end
+    dispatches one per cycle too, plus a taken-branch bubble and register-scoreboard stalls from the
+    latency table (lw 2, fadd 2, compare 2, frecip 2, ...): the difference is exactly those."""
+    _require_simulator()
+    for row in cycle_comparison():
+        assert row["rtl_retired"] == row["instructions"], row
+        assert row["rtl_cycles"] == row["instructions"], row
+        assert row["cycle_sim_cycles"] - row["rtl_cycles"] == row["dependency_stalls"] + row["branch_stalls"], row
