@@ -69,7 +69,7 @@ CORE_LOOP = """
 """
 
 
-def measure_core(outer: tuple[int, int] = (2, 2000), preset: str = "dnpu-edge") -> list[dict]:
+def measure_core(outer: tuple[int, int] = (2, 1000), preset: str = "dnpu-edge") -> list[dict]:
     """Cycles per second of npu_core on each simulator (see the module docstring)."""
     import dataclasses
 

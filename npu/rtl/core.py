@@ -33,7 +33,7 @@ UNIT_CODES: dict[Unit, int] = {unit: code for code, unit in enumerate(Unit)}
 # without changing any state, as the functional simulator does.
 CORE_FAULTS: tuple[tuple[str, str], ...] = (
     ("none", "no fault"),
-    ("illegal_instruction", "the word does not decode (unknown opcode or function code, bits set outside its fields)"),
+    ("illegal_instruction", "the word does not decode (unknown opcode or function code, bits set outside its fields, an enum code without a name)"),
     ("dllm_instruction", "a dLLM instruction on a machine without dLLM instructions"),
     ("pc_overrun", "ran past the end of the program without `halt`"),
     ("branch_target", "a taken branch / jump outside the program or out of the innermost loop body"),

@@ -140,7 +140,7 @@
 // Sticky error codes of the core (npu.rtl.core.CORE_FAULTS)
 `define DNPU_FAULT_BITS 4
 `define DNPU_FAULT_NONE 4'd0  // no fault
-`define DNPU_FAULT_ILLEGAL_INSTRUCTION 4'd1  // the word does not decode (unknown opcode or function code, bits set outside its fields)
+`define DNPU_FAULT_ILLEGAL_INSTRUCTION 4'd1  // the word does not decode (unknown opcode or function code, bits set outside its fields, an enum code without a name)
 `define DNPU_FAULT_DLLM_INSTRUCTION 4'd2  // a dLLM instruction on a machine without dLLM instructions
 `define DNPU_FAULT_PC_OVERRUN 4'd3  // ran past the end of the program without `halt`
 `define DNPU_FAULT_BRANCH_TARGET 4'd4  // a taken branch / jump outside the program or out of the innermost loop body
