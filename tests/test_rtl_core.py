@@ -144,6 +144,11 @@ def _fp_bits(value) -> int:
 
 
 def reference_run(fsim: FunctionalSimulator, words: np.ndarray, limit: int = 1_000_000) -> ReferenceRun:
+    with np.errstate(all="ignore"):  # inf - inf and the like are data here, not errors
+        return _reference_run(fsim, words, limit)
+
+
+def _reference_run(fsim: FunctionalSimulator, words: np.ndarray, limit: int) -> ReferenceRun:
     """Run `words` on `fsim` through its stepping interface (handler(pc), advance_loops): scalar
     and control instructions execute exactly as in run(); a queued instruction is recorded with
     its register operands' values at issue and not executed, as the RTL testbench does."""
