@@ -87,7 +87,8 @@ def measure_core(outer: tuple[int, int] = (2, 1000), preset: str = "dnpu-edge") 
         if missing:
             rows.append({"simulator": simulator, "skipped": missing})
             continue
-        core_sim.build_core(config, simulator, program_words=64)
+        # warm-up run: builds the core (the build key depends on the environment the first run sets)
+        core_sim.run_programs(config, [assemble("halt").words], simulator, program_words=64)
         counts = outer if simulator == "verilator" else (outer[0], max(outer[0] + 2, outer[1] // 20))
         timings = []
         for count in counts:
