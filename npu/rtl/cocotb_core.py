@@ -57,6 +57,10 @@ async def run_programs(dut) -> None:
             finished = RisingEdge(dut.stopped)
             result = await First(finished, Timer(max_cycles * PERIOD_NS, unit="ns"))
             timed_out = int(result is not finished)
+        for _ in range(4096):  # let the units drain their queues (the log records what they pop)
+            if int(dut.units_idle.value):
+                break
+            await RisingEdge(dut.clk)
         await Timer(1, unit="ns")
         status[p] = [int(dut.halted.value), int(dut.error_code.value), int(dut.pc.value), int(dut.cycles.value),
                      int(dut.retired.value), int(dut.log_count.value), timed_out]

@@ -37,7 +37,7 @@ def decode_words(words: np.ndarray, simulator: str | None = None) -> dict[str, n
 # ------------------------------------------------------------------------------------------------
 # The core
 # ------------------------------------------------------------------------------------------------
-CORE_SOURCES = ("word_memory", "register_file", "loop_stack", "scalar_alu", "address_alu", "int32_to_fp32",
+CORE_SOURCES = ("issue_queue", "word_memory", "register_file", "loop_stack", "scalar_alu", "address_alu", "int32_to_fp32",
                 "fp32_to_int32", "scalar_fpu", "npu_core")
 HARNESS = "npu_core_harness"
 LOG_DEPTH = 256
@@ -67,7 +67,8 @@ class CoreRun:
     addr_regs: list[int]
     int_sram: np.ndarray   # uint32 words
     fp_sram: np.ndarray    # uint32 bit patterns
-    issued: list[dict[str, int]]  # pc, word, int0..int4, fp0, fp1, addr per accepted queued instruction
+    issued: list[dict[str, int]]  # pc, word, int0..int4, fp0, fp1, addr of each instruction a unit took,
+                                  # in the order the units took them (program order per unit)
 
     @property
     def fault(self) -> str:
