@@ -1,20 +1,17 @@
-"""RTL simulation speed of each arithmetic unit, Verilator vs Icarus Verilog.
+"""RTL simulation speed of every unit, Verilator vs Icarus Verilog, in simulated cycles per second.
 
-    .venv/bin/python benchmarks/rtl_sim_speed.py [--vectors 2000] [--out results/x.json]
+    .venv/bin/python benchmarks/rtl_sim_speed.py [--units numerics core ...] [--out results/x.json]
 
-Every unit is combinational, so one simulated cycle is one input vector applied and settled
-(npu.rtl.sim drives them from cocotb, which dominates the cost on Verilator). The testbench is
-built first (not timed). Each unit runs twice, on 10 and on N vectors; the rate is
-(N - 10) / (difference of the wall times), so the simulator's start-up (about a second) drops
-out and cocotb's per-vector overhead stays in. Simulators not installed are reported as skipped.
-The clocked DMA codec (`dma_codec`, one MX block per cycle) is measured the same way in blocks
-(= cycles) per second (--codec-blocks; its Verilator build takes about 9 minutes the first time).
-
-The clocked matrix unit (npu.rtl.matrix) runs a program of weight loads, tile ops and write-backs
-(measure_matrix): its rate is simulated clock cycles per second, the same difference of two runs.
-The vector unit (vector_unit, clocked) is timed the same way in clock cycles per second while it
-streams a random mix of instructions, one per cycle (`--vector-unit-only` skips the other units).
-"""
+Each design is built first (not timed) and run twice, on a short and a long input; the rate is
+the difference in simulated cycles over the difference in wall time, so build, start-up (about a
+second) and result dumps drop out and cocotb's per-cycle overhead stays in. Simulators not
+installed are reported as skipped.
+- numerics: the combinational arithmetic units, one input vector applied and settled per cycle;
+- dma_codec: one MX block per cycle, every format and direction (its Verilator build at
+  BLOCK 32 takes several minutes the first time);
+- vector_unit: a random mix of instructions streamed one per cycle (VLEN 8);
+- matrix_unit: a program of weight loads, tile ops and write-backs (the tests' builds);
+- core: the control core (npu_core) running a loop of scalar INT / FP instructions.
 
 from __future__ import annotations
 
@@ -190,31 +187,86 @@ def measure_matrix(tile_ops: int) -> list[dict]:
     return rows
 
 
+CORE_LOOP = """
+    flui f1, 1.5
+    flui f2, 0.75
+    loopi {outer}, end
+    loopi 100, inner
+    addi r1, r1, 1
+    mul r2, r1, r1
+    fadd f3, f3, f2
+    fmul f4, f1, f2
+    sw r2, 7(r0)
+    inner:
+    nop
+    end:
+    halt
+"""
+
+
+def measure_core(outer: tuple[int, int] = (2, 1000), preset: str = "dnpu-edge") -> list[dict]:
+    """Cycles per second of npu_core on each simulator (see the module docstring)."""
+    import dataclasses
+
+    from npu.hw.config import load_npu_config
+    from npu.isa.assembler import assemble
+    from npu.rtl import core_sim
+
+    # small scalar SRAMs: the run ends with a dump of both through the debug port
+    full = load_npu_config(preset)
+    config = dataclasses.replace(full, int_sram=dataclasses.replace(full.int_sram, size_bytes=256),
+                                 fp_sram=dataclasses.replace(full.fp_sram, size_bytes=256))
+    rows = []
+    for simulator in rtl_sim.SIMULATORS:
+        missing = rtl_sim.missing_tool(simulator)
+        if missing:
+            rows.append({"simulator": simulator, "skipped": missing})
+            continue
+        # warm-up run: builds the core (the build key depends on the environment the first run sets)
+        core_sim.run_programs(config, [assemble("halt").words], simulator, program_words=64)
+        counts = outer if simulator == "verilator" else (outer[0], max(outer[0] + 2, outer[1] // 20))
+        timings = []
+        for count in counts:
+            words = assemble(CORE_LOOP.format(outer=count)).words
+            began = time.perf_counter()
+            (run,) = core_sim.run_programs(config, [words], simulator, program_words=64, max_cycles=10**9)
+            timings.append((run.cycles, time.perf_counter() - began))
+        (c0, t0), (c1, t1) = timings
+        rows.append({"simulator": simulator, "unit": "npu_core", "cycles": c1, "seconds": round(t1, 3),
+                     "cycles_per_second": round((c1 - c0) / (t1 - t0), 1) if t1 > t0 else float("nan")})
+    return rows
+
+
+UNITS = ("numerics", "dma_codec", "vector_unit", "matrix_unit", "core")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vectors", type=int, default=50_000, help="vectors per unit on Verilator (Icarus: 1/25)")
-    parser.add_argument("--out", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--units", nargs="+", choices=UNITS, default=list(UNITS),
+                        help="what to measure (default: everything)")
+    parser.add_argument("--vectors", type=int, default=50_000,
+                        help="vectors per arithmetic unit on Verilator (Icarus: 1/25)")
     parser.add_argument("--codec-blocks", type=int, default=2_000,
-                        help="blocks through the DMA codec on Verilator (Icarus: 1/100); 0 skips it")
+                        help="blocks through the DMA codec on Verilator (Icarus: 1/100)")
     parser.add_argument("--vector-instructions", type=int, default=5_000,
-                        help="instructions streamed through vector_unit on Verilator (Icarus: 1/20); 0 skips it")
-    parser.add_argument("--vector-unit-only", action="store_true", help="measure only vector_unit")
+                        help="instructions streamed through vector_unit on Verilator (Icarus: 1/20)")
     parser.add_argument("--matrix-tile-ops", type=int, default=400,
-                        help="tile ops through matrix_unit on Verilator (Icarus: 1/10); 0 skips it")
+                        help="tile ops through matrix_unit on Verilator (Icarus: 1/10)")
+    parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
-    rows = measure(args.vectors) if not args.vector_unit_only else []
-    if args.codec_blocks and not args.vector_unit_only:
-        rows += measure_dma_codec(args.codec_blocks)
-    if args.vector_instructions:
-        rows += measure_vector_unit(args.vector_instructions)
-    if args.matrix_tile_ops:
-        rows += measure_matrix(args.matrix_tile_ops)
+    measures = {"numerics": lambda: measure(args.vectors),
+                "dma_codec": lambda: measure_dma_codec(args.codec_blocks),
+                "vector_unit": lambda: measure_vector_unit(args.vector_instructions),
+                "matrix_unit": lambda: measure_matrix(args.matrix_tile_ops),
+                "core": measure_core}
+    rows = [row for unit in args.units for row in measures[unit]()]
     for row in rows:
         if "skipped" in row:
             print(f"{row['simulator']:9s} skipped: {row['skipped']}")
-        else:
-            print(f"{row['simulator']:9s} {row['unit']:20s} {row['vectors']:6d} vectors "
-                  f"{row['seconds']:8.2f} s {row['cycles_per_second']:10.1f} cycles/s")
+            continue
+        amount = f"{row['vectors']:6d} vectors" if "vectors" in row else f"{row['cycles']:6d} cycles "
+        print(f"{row['simulator']:9s} {row['unit']:24s} {amount} "
+              f"{row['seconds']:8.2f} s {row['cycles_per_second']:10.1f} cycles/s")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
 

@@ -1,29 +1,28 @@
-// int32_to_fp32: a two's-complement int32 as the nearest binary32 (round to nearest, ties to
-// even), as numpy's int32 -> float32 conversion (`astype(np.float32)`) rounds: the first step of
-// vldi (INT SRAM row -> vector row). Combinational.
+// int32_to_fp32: y = float32(a) for a two's-complement int32 a, rounded to nearest even, as numpy's
+// np.float32(int) (the functional simulator's fcvt.f.i). Exact for |a| <= 2^24; 0 -> +0.
+// Combinational (latency 0 cycles).
+//
+// Method: magnitude, normalise (leading one to bit 31), keep 24 significand bits, round on the
+// guard bit (bit 7) and the sticky OR of bits 6..0; a carry out of the significand bumps the
+// exponent through the {exponent, fraction} addition.
 `default_nettype none
+`include "dnpu_numerics.vh"
 module int32_to_fp32 (
     input  wire [31:0] a,
-    output reg  [31:0] y
+    output wire [31:0] y
 );
-  wire negative = a[31];
-  wire [31:0] magnitude = negative ? (~a + 32'd1) : a;  // -2^31 gives 2^31, as unsigned
-  wire [5:0] zeros;
+  wire        sign = a[31];
+  wire [31:0] magnitude = sign ? (~a + 32'd1) : a;  // -2^31 -> 2^31 (only bit 31 set)
+  wire [5:0]  zeros;
   leading_zero_count #(.WIDTH(32), .COUNT_BITS(6)) u_lzc (.value(magnitude), .count(zeros));
-  // Leading one moved to bit 31: bits [30:8] are the mantissa, bit 7 rounds, [6:0] are sticky.
   wire [31:0] normalised = magnitude << zeros[4:0];
-  wire round_bit = normalised[7];
-  wire sticky = |normalised[6:0];
-  wire round_up = round_bit && (sticky || normalised[8]);
-  wire [24:0] significand = {1'b0, normalised[31:8]} + {24'd0, round_up};  // may carry to 2^24
-  wire [7:0] exponent = 8'd158 - {2'b00, zeros};  // 127 + 31 - zeros
-
-  wire unused = significand[23];  // the hidden bit
-
-  always @* begin
-    if (magnitude == 32'd0) y = 32'd0;
-    else if (significand[24]) y = {negative, exponent + 8'd1, 23'd0};
-    else y = {negative, exponent, significand[22:0]};
-  end
+  wire        unused_leading_one = normalised[31];  // the implicit bit
+  wire        guard = normalised[7];
+  wire        sticky = |normalised[6:0];
+  wire        round_up = guard && (sticky || normalised[8]);
+  // biased exponent of 2^(31 - zeros); zeros <= 31 for a non-zero magnitude
+  wire [7:0]  exponent = 8'd`DNPU_FP32_EXPONENT_BIAS + 8'd31 - {2'b00, zeros};
+  wire [30:0] rounded = {exponent, normalised[30:8]} + {30'd0, round_up};
+  assign y = (magnitude == 32'd0) ? 32'h00000000 : {sign, rounded};
 endmodule
 `default_nettype wire

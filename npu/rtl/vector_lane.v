@@ -85,7 +85,7 @@ module vector_lane #(
   wire [31:0] from_int, to_int;
   wire use_from_int = op[`DNPU_VOP_VLDI];
   int32_to_fp32 u_from_int (.a(use_from_int ? word : 32'd0), .y(from_int));
-  fp32_to_int32 u_to_int (.a(op[`DNPU_VOP_VSTI] ? a : 32'd0), .y(to_int), .invalid(nan_to_int));
+  fp32_to_int32 u_to_int (.a(op[`DNPU_VOP_VSTI] ? a : 32'd0), .y(to_int), .is_nan(nan_to_int));
   wire a_nonzero = (a[30:0] != 31'd0);  // NaN counts as non-zero, -0 as zero
   wire b_nonzero = (b[30:0] != 31'd0);
   wire rank_below_k = ($signed(word) < $signed(scalar_i));
