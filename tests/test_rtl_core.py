@@ -10,7 +10,6 @@ Simulator: Verilator by default, DNPU_RTL_SIM=icarus for Icarus Verilog.
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import subprocess
 from dataclasses import dataclass
