@@ -127,6 +127,7 @@ def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
     from cocotb_tools import runner as cocotb_runner
 
     simulator = simulator or default_simulator()
+    _environment(simulator)  # before the key: it sets the CXXFLAGS the key includes
     parameters, defines = dict(parameters or {}), dict(defines or {})
     _environment(simulator)  # first: it may set CXXFLAGS, part of the key (else a process's first build has another key)
     key = hashlib.sha256()
@@ -142,7 +143,6 @@ def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
     with open(build_dir / ".lock", "w") as lock:  # pytest-xdist workers share the build
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not stamp.exists():
-            _environment(simulator)
             cocotb_runner.MAX_PARALLEL_BUILD_JOBS = 1  # a shared 2-core machine: one compiler at a time
             sim = cocotb_runner.get_runner(simulator)
             sim.build(
