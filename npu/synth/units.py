@@ -1,0 +1,45 @@
+"""The table of units the flow synthesizes: one `SynthUnit` entry per RTL top.
+
+A new unit is one entry: its top module, the Verilog it needs, its include folders, the clock
+port if it is sequential (None: combinational), and a function from the NPU preset to its
+Verilog parameters (e.g. a vector unit's `vector_parameters(config)` giving VLEN). Every unit is
+synthesized inside a generated wrapper that registers its inputs and outputs (npu.synth.yosys),
+so each has a register-to-register path for the clock; the wrapper's flops are not counted in
+the unit's area or power.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from npu.rtl import GENERATED_DIR, UNITS, rtl_sources
+
+
+def no_parameters(config: Any) -> dict[str, int]:
+    """The arithmetic units have no parameters: the same netlist for every preset."""
+    return {}
+
+
+@dataclass(frozen=True)
+class SynthUnit:
+    name: str                                   # the top module, as in the RTL
+    sources: Callable[[], list[Path]]           # every Verilog file it may need
+    include_dirs: tuple[Path, ...] = (GENERATED_DIR,)
+    parameters: Callable[[Any], dict[str, int]] = no_parameters  # NPU preset -> Verilog parameters
+    clock: str | None = None                    # clock port of a sequential unit
+    description: str = ""
+    defines: dict[str, str] = field(default_factory=dict)
+
+
+SYNTH_UNITS: dict[str, SynthUnit] = {
+    name: SynthUnit(name, rtl_sources, description="combinational arithmetic unit (docs/rtl.md)")
+    for name in UNITS
+}
+
+
+def get_unit(name: str) -> SynthUnit:
+    if name not in SYNTH_UNITS:
+        raise ValueError(f"unknown synthesis unit {name!r}; known: {', '.join(SYNTH_UNITS)}")
+    return SYNTH_UNITS[name]
