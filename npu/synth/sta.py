@@ -9,10 +9,12 @@ ZeroPowerError) before any table is written.
 Constraints: one clock `clk` on the wrapper's clock port with the target period, input and
 output delays 0 (the wrapper registers every port, so they time only flop-to-port wires).
 Timing ignores wires (no placement: no parasitics) and clock skew (ideal clock).
-Power "default activity": every input port toggles 0.1 times per clock cycle with duty 0.5,
-propagated through the logic by OpenSTA (`set_power_activity -input -activity 0.1`; OpenSTA's
-own default and the one of its power example). Activity-based power replaces that with
-per-pin activities measured in simulation (`set_power_activity -pins`).
+Power "default activity": every net toggles 0.1 times per clock cycle with duty 0.5
+(`set_power_activity -global -activity 0.1 -duty 0.5`), not propagated. OpenSTA 2.0.17's own
+propagation from the inputs (`-input`) crashes (SIGSEGV) on the deep compound units (fp32_exp's
+netlist) and compounds through XOR-rich logic (fp32_mul: 8.7 mW at 1 GHz), so a uniform rate is
+the stated assumption. Activity-based power replaces it with per-pin activities measured in
+simulation (`set_power_activity -pins`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from npu.synth.errors import BlackBoxError, NoPathsError, SynthesisError, UnconstrainedDesignError, ZeroPowerError
 from npu.synth.tools import find_tool, run_tool
 
-DEFAULT_INPUT_ACTIVITY = 0.1  # toggles per clock cycle on each input (OpenSTA's default)
+DEFAULT_ACTIVITY = 0.1  # toggles per clock cycle on every net ("default activity")
 DEFAULT_DUTY = 0.5
 UNIT_INSTANCE = "unit"  # the unit's instance in the wrapper (npu.synth.yosys.wrapper_verilog)
 
@@ -120,7 +122,7 @@ def _path_ends(report: str) -> tuple[str, str, str, str, int]:
     return start.group(1), end.group(1), path_start, path_end, max(pins - 3, 0)
 
 
-def sta_script(liberty: Path, netlist: Path, top: str, period_ps: float, path_file: Path, unit_power_file: Path,
+def sta_script(liberty: Path, netlist: Path, top: str, period_ps: float, path_file: Path, top_power_file: Path,
                activities: list[PinActivity] | None = None, clock_port: str = "clk") -> str:
     lines = [f"read_liberty {liberty}", f"read_verilog {netlist}", f"link_design {top}",
              f"create_clock -name clk -period {period_ps:g} [get_ports {clock_port}]",
@@ -128,11 +130,11 @@ def sta_script(liberty: Path, netlist: Path, top: str, period_ps: float, path_fi
              "set_output_delay 0 -clock clk [all_outputs]",
              f"report_checks -path_delay max -digits 3 -fields {{net}} > {path_file}",
              "report_worst_slack -digits 3",
-             f"set_power_activity -input -activity {DEFAULT_INPUT_ACTIVITY} -duty {DEFAULT_DUTY}"]
+             f"set_power_activity -global -activity {DEFAULT_ACTIVITY} -duty {DEFAULT_DUTY}"]
     for item in activities or ():
         lines.append(f"set_power_activity -pins [get_pins {{{item.pin}}}] -activity {item.activity:.6g} -duty {item.duty:.6g}")
     lines += ["report_power -digits 9",
-              f"report_power -instances [get_cells {UNIT_INSTANCE}/*] -digits 9 > {unit_power_file}"]
+              f"report_power -instances [get_cells *] -digits 9 > {top_power_file}"]
     return "\n".join(lines) + "\n"
 
 
@@ -144,11 +146,11 @@ def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: P
     sta = find_tool("sta")
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"_{name}" if name else ""
-    path_file, unit_power_file = workdir / f"path{tag}.txt", workdir / f"unit_power{tag}.txt"
-    for stale in (path_file, unit_power_file):
+    path_file, top_power_file = workdir / f"path{tag}.txt", workdir / f"top_power{tag}.txt"
+    for stale in (path_file, top_power_file):
         stale.unlink(missing_ok=True)
     script = workdir / f"sta{tag}.tcl"
-    script.write_text(sta_script(liberty, netlist, top, period_ps, path_file, unit_power_file, activities, clock_port))
+    script.write_text(sta_script(liberty, netlist, top, period_ps, path_file, top_power_file, activities, clock_port))
     output, seconds = run_tool([sta, "-no_init", "-exit", str(script)], workdir / f"sta{tag}.log",
                                f"OpenSTA on {netlist}")
     what = f"OpenSTA on {netlist} ({liberty.name})"
@@ -157,6 +159,7 @@ def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: P
     if black:
         raise BlackBoxError(f"{what}: cells not linked to the library: {'; '.join(black_lines[:5])}")
     errors = [line.strip() for line in output.splitlines() if line.startswith("Error")]
+    errors.sort(key=lambda line: "no network has been linked" in line)  # the cause first, its echoes last
     if any(clock_port in line and ("not found" in line or "get_ports" in line) for line in errors) or \
             re.search(rf"port '?{clock_port}'? not found", output):
         raise UnconstrainedDesignError(f"{what}: the design has no clock port {clock_port!r}, so nothing is constrained")
@@ -170,10 +173,14 @@ def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: P
     if slack is None:
         raise NoPathsError(f"{what}: no worst slack reported")
     design_power = _parse_total_power(output)
-    unit_rows = _power_rows(unit_power_file.read_text()) if unit_power_file.is_file() else []
-    if not unit_rows:
-        raise BlackBoxError(f"{what}: no cells inside the instance {UNIT_INSTANCE!r} to report power for")
-    unit_power = PowerReport(*(sum(row[0][i] for row in unit_rows) for i in range(3)))
+    # The unit's power: the design's less the wrapper's own (leaf) cells. OpenSTA 2.0.17 reports a
+    # hierarchical instance as 0, and the unit may hold kept submodules (npu.synth.units).
+    top_rows = _power_rows(top_power_file.read_text()) if top_power_file.is_file() else []
+    if UNIT_INSTANCE not in {name for _, name in top_rows}:
+        raise BlackBoxError(f"{what}: the netlist has no instance {UNIT_INSTANCE!r} of the unit")
+    wrapper = [sum(values[i] for values, name in top_rows if name != UNIT_INSTANCE) for i in range(3)]
+    unit_power = PowerReport(design_power.internal_w - wrapper[0], design_power.switching_w - wrapper[1],
+                             design_power.leakage_w - wrapper[2])
     for label, power in (("design", design_power), (f"instance {UNIT_INSTANCE}", unit_power)):
         if not power.total_w > 0 or not power.leakage_w > 0:
             raise ZeroPowerError(f"{what}: zero power for the {label} (total {power.total_w} W, leakage "

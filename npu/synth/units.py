@@ -29,12 +29,20 @@ class SynthUnit:
     include_dirs: tuple[Path, ...] = (GENERATED_DIR,)
     parameters: Callable[[Any], dict[str, int]] = no_parameters  # NPU preset -> Verilog parameters
     clock: str | None = None                    # clock port of a sequential unit
+    # Submodules synthesized once and instantiated (hierarchical synthesis), not flattened into
+    # the unit: flat synthesis of the compound units (exp = 7 multiplies + 6 adds, ...) takes
+    # Yosys 0.23 minutes and gigabytes. The price: no constant propagation into a kept module
+    # (a multiply by a constant stays a full multiplier), so the area is an upper bound.
+    keep_hierarchy: tuple[str, ...] = ()
     description: str = ""
     defines: dict[str, str] = field(default_factory=dict)
 
 
+# The units built from fp32_add / fp32_mul instances keep those as submodules.
+COMPOUND_UNITS = ("fp32_exp", "fp32_recip", "fp32_rsqrt", "fp32_sigmoid", "fp32_silu")
 SYNTH_UNITS: dict[str, SynthUnit] = {
-    name: SynthUnit(name, rtl_sources, description="combinational arithmetic unit (docs/rtl.md)")
+    name: SynthUnit(name, rtl_sources, description="combinational arithmetic unit (docs/rtl.md)",
+                    keep_hierarchy=("fp32_add", "fp32_mul") if name in COMPOUND_UNITS else ())
     for name in UNITS
 }
 

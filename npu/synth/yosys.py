@@ -6,7 +6,8 @@ Script (one run): read the library cells (`read_liberty -lib`, so Yosys knows th
 the RTL; keep the unit a separate module in the wrapper (`keep_hierarchy`, its own submodules
 flattened into it); `synth -top <wrapper> -flatten`; `dfflibmap -liberty`; `abc -D <period ps>
 -constr -liberty` (a BUFx2 driver and a 3.898 fF load, as OpenROAD-flow-scripts' ASAP7 platform
-sets for ABC); tie cells for constants; `check -assert`; `stat -liberty`; the netlist.
+sets for ABC); tie cells for constants; `check -assert`; `stat -liberty`; the netlist, with plain
+`assign` targets (`-simple-lhs`: OpenSTA 2.0.17's Verilog reader rejects `assign {a, b} = ...`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from npu.io import atomic_write_text
-from npu.synth.errors import BlackBoxError, SynthesisError
+from npu.synth.errors import BlackBoxError, SynthesisError, ToolFailedError
 from npu.synth.netlist import AreaReport, area_report, library, netlist_cells, unknown_cells
 from npu.synth.tools import YOSYS_BINARIES, find_tool, run_tool
 from npu.synth.units import SynthUnit
@@ -33,6 +34,22 @@ def yosys_binary(name: str = "yosys") -> str:
     if name not in YOSYS_BINARIES:
         raise ValueError(f"synth.yosys {name!r}: expected one of {', '.join(YOSYS_BINARIES)}")
     return find_tool(name)
+
+
+def _run_yosys(binary: str, script: Path, log: Path, what: str) -> str:
+    """Run a Yosys script; a module the design instantiates but nothing defines is a BlackBoxError."""
+    try:
+        output, _ = run_tool([binary, "-s", str(script)], log, what)
+    except ToolFailedError as error:
+        missing = re.search(r"Module `?\\?(\S+?)'? referenced in module `?\\?(\S+?)'?.*is not part of the design", str(error))
+        if missing:
+            raise BlackBoxError(f"{what}: module {missing.group(1)} (instantiated in {missing.group(2)}) is defined "
+                                f"nowhere: it would be a black box (log {log})") from None
+        if "cannot be legalized" in str(error):
+            raise BlackBoxError(f"{what}: a flop with asynchronous set/reset has no usable library cell (the "
+                                f"only one, DFFASRHQNx1, is dont_use): use a synchronous reset (log {log})") from None
+        raise
+    return output
 
 
 def wrapper_name(unit: SynthUnit) -> str:
@@ -53,7 +70,7 @@ def unit_ports(unit: SynthUnit, parameters: dict[str, int], workdir: Path, binar
     script += [f"chparam -set {key} {value} {unit.name}" for key, value in parameters.items()]
     script += [f"hierarchy -check -top {unit.name}", "proc", f"write_json {json_path}"]
     (workdir / "ports.ys").write_text("\n".join(script) + "\n")
-    run_tool([binary, "-q", "-s", str(workdir / "ports.ys")], workdir / "ports.log", f"yosys ports of {unit.name}")
+    _run_yosys(binary, workdir / "ports.ys", workdir / "ports.log", f"yosys ports of {unit.name}")
     module = json.loads(json_path.read_text())["modules"][unit.name]
     return {name: (port["direction"], len(port["bits"])) for name, port in module["ports"].items()}
 
@@ -120,7 +137,7 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
     stat = workdir / "stat.txt"
     script = [f"read_liberty -lib {liberty}", *_read_rtl(unit, parameters), f"read_verilog {wrapper}",
               f"hierarchy -check -top {top}",
-              f"setattr -mod -set keep_hierarchy 1 {unit.name}",
+              *(f"setattr -mod -set keep_hierarchy 1 {name}" for name in (unit.name, *unit.keep_hierarchy)),
               f"synth -top {top} -flatten",
               f"dfflibmap -liberty {liberty}",
               f"abc -D {period_ps:g} -constr {constraints} -liberty {liberty}",
@@ -130,9 +147,9 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
               "opt_clean -purge",
               "check -assert",
               f"tee -q -o {stat} stat -liberty {liberty}",
-              f"write_verilog -noattr -noexpr -nohex -nodec {netlist}"]
+              f"write_verilog -noattr -noexpr -nohex -nodec -simple-lhs {netlist}"]
     (workdir / "synth.ys").write_text("\n".join(script) + "\n")
-    output, _ = run_tool([yosys, "-s", str(workdir / "synth.ys")], workdir / "yosys.log", f"yosys synthesis of {unit.name}")
+    output = _run_yosys(yosys, workdir / "synth.ys", workdir / "yosys.log", f"yosys synthesis of {unit.name}")
     seconds = time.perf_counter() - start
     cells = library(liberty)
     modules = netlist_cells(netlist)

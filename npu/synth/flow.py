@@ -1,0 +1,100 @@
+"""The synthesis flow of one unit, step by step, as the pipeline runs it:
+
+1. `prepare_liberty` (npu.synth.liberty): the merged library of a corner.
+2. `synthesize_unit`: Yosys maps the unit (in its register wrapper) to the library of the
+   mapping corner at the preset's clock; the netlist and a JSON record of area, cells and run
+   time are written, or a named error and nothing.
+3. `time_unit`: OpenSTA times and powers that netlist with the library of each corner; one
+   table row per corner, or a named error and nothing.
+
+Parameters of a unit come from the NPU preset through its table entry (npu.synth.units); the
+clock period from the preset's `clock_ghz` unless the config sets `synth.clock_period_ps`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from npu.io import atomic_write_text, write_json
+from npu.synth.openroad import openroad_status
+from npu.synth.sta import DEFAULT_ACTIVITY, PinActivity, analyze
+from npu.synth.units import SynthUnit
+from npu.synth.yosys import synthesize
+
+
+def clock_period_ps(clock_ghz: float, override_ps: float | None = None) -> float:
+    """The synthesis target: `override_ps` when given, else one cycle of the preset's clock."""
+    if override_ps is not None:
+        if not override_ps > 0:
+            raise ValueError(f"synth.clock_period_ps {override_ps} must be positive")
+        return float(override_ps)
+    return 1000.0 / clock_ghz
+
+
+def parameter_text(parameters: dict[str, int]) -> str:
+    return " ".join(f"{key}={value}" for key, value in sorted(parameters.items())) or "-"
+
+
+def synthesize_unit(unit: SynthUnit, parameters: dict[str, int], liberty: Path, period_ps: float, out_dir: Path,
+                    yosys: str = "yosys", npu: str = "") -> dict[str, Any]:
+    """Synthesize into `out_dir` (netlist.v, synthesis.json, and the tools' files in work/);
+    returns the record. On an error nothing but work/ is left."""
+    out_dir = Path(out_dir)
+    work = out_dir / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    for stale in ("netlist.v", "synthesis.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+    result = synthesize(unit, parameters, Path(liberty), period_ps, work, yosys)
+    area, wrapper = result.area, result.wrapper_area
+    record = {
+        "npu": npu, "unit": unit.name, "top": result.top, "instance": "unit", "clock_port": "clk",
+        "parameters": parameters, "clock_period_ps": period_ps, "mapping_liberty": str(liberty),
+        "yosys": result.yosys, "yosys_binary": yosys, "synth_seconds": round(result.seconds, 3),
+        "cell_area_um2": area.cell_area_um2, "sequential_area_um2": area.sequential_area_um2,
+        "cells": area.cells, "sequential_cells": area.sequential_cells,
+        "yosys_stat_area_um2": result.yosys_area_um2,
+        "wrapper_register_area_um2": wrapper.cell_area_um2 - area.cell_area_um2,
+        "cell_types": dict(sorted(area.cell_types.items())),
+    }
+    atomic_write_text(out_dir / "netlist.v", result.netlist.read_text())
+    write_json(out_dir / "synthesis.json", record)
+    return record
+
+
+def read_activities(path: str | Path | None) -> tuple[list[PinActivity], str]:
+    """Per-pin activities (npu.synth.activity's JSON) and the workload they describe."""
+    if path is None:
+        return [], ""
+    data = json.loads(Path(path).read_text())
+    return [PinActivity(**item) for item in data["pins"]], data.get("workload", str(path))
+
+
+def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str, work: Path,
+              activities: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """One table row (and the critical-path report) of a synthesized unit at `corner`."""
+    period = float(record["clock_period_ps"])
+    default = analyze(Path(liberty), Path(netlist), record["top"], period, Path(work), f"{corner}_default")
+    pins, workload = read_activities(activities)
+    measured = analyze(Path(liberty), Path(netlist), record["top"], period, Path(work), f"{corner}_activity",
+                       activities=pins) if pins else None
+    row = {
+        "npu": record["npu"], "unit": record["unit"], "corner": corner,
+        "parameters": parameter_text(record["parameters"]), "clock_period_ps": period,
+        "cell_area_um2": record["cell_area_um2"], "sequential_area_um2": record["sequential_area_um2"],
+        "cells": record["cells"], "sequential_cells": record["sequential_cells"],
+        "worst_slack_ps": default.worst_slack_ps, "critical_path_ps": default.critical_path_ps,
+        "fmax_ghz": default.fmax_ghz, "path_start": default.path_start, "path_end": default.path_end,
+        "logic_levels": default.logic_levels,
+        "leakage_uw": default.unit_power.leakage_w * 1e6,
+        "power_default_activity_uw": default.unit_power.total_w * 1e6,
+        "default_activity": f"every net {DEFAULT_ACTIVITY}/cycle",
+        "power_activity_uw": measured.unit_power.total_w * 1e6 if measured else "not measured",
+        "activity_workload": workload or "-",
+        "synth_seconds": record["synth_seconds"], "sta_seconds": round(default.seconds, 3),
+        "yosys": record["yosys"], "openroad": openroad_status(),
+    }
+    return row, default.path_report

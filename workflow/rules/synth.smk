@@ -1,0 +1,124 @@
+# The 7 nm synthesis flow (npu.synth, docs/synthesis.md): the ASAP7 RVT libraries merged per
+# corner, each unit of npu.synth.units.SYNTH_UNITS synthesized by Yosys for each NPU preset (its
+# parameters and clock), timed and powered by OpenSTA per corner. Tables land in results/synth/.
+#
+# A job reruns when its unit's Verilog, its parameters or clock period (from the preset, as a
+# parameter: an unrelated edit of the preset reruns nothing here), the corner's library or the
+# code of its stage changes.
+from npu.synth.units import SYNTH_UNITS, get_unit
+
+SYNTH = config["synth"]
+SYNTH_UNIT_NAMES = SYNTH["units"] or list(SYNTH_UNITS)
+for name in SYNTH_UNIT_NAMES:
+    if name not in SYNTH_UNITS:
+        sys.exit(f"dnpu: config: synth.units lists {name!r}; known units: {', '.join(SYNTH_UNITS)}")
+SYNTH_CORNERS = SYNTH["corners"]
+SYNTH_TARGETS = ([f"{RESULTS}/synth/summary.tsv"] + expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS)
+                 if NPUS and SYNTH_UNIT_NAMES else [])
+
+
+def synth_setting(wildcards):
+    """What a unit's netlist depends on in the preset: its Verilog parameters and the clock period."""
+    from npu.hw.config import load_npu_config
+    from npu.synth.flow import clock_period_ps
+
+    npu_config = load_npu_config(NPU_FILES[wildcards.npu]["npu"])
+    unit = get_unit(wildcards.unit)
+    return json.dumps({"parameters": unit.parameters(npu_config),
+                       "period_ps": clock_period_ps(npu_config.clock_ghz, SYNTH["clock_period_ps"])}, sort_keys=True)
+
+
+wildcard_constraints:
+    unit="|".join(SYNTH_UNITS),
+    corner="TT|SS|FF",
+
+
+rule synth_liberty:
+    """The ASAP7 RVT cell groups of one corner, decompressed and merged, dont_use cells marked."""
+    output:
+        liberty=f"{RESULTS}/synth/liberty/asap7_rvt_{{corner}}.lib",
+    params:
+        code=stage_code("synth", "synth_liberty_stage"),
+        pdk=f"--pdk {SYNTH['pdk']}" if SYNTH["pdk"] else "",
+    log:
+        f"{RESULTS}/logs/synth/liberty_{{corner}}.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-liberty --corner {wildcards.corner} {params.pdk} --out {output.liberty} 2> {log}"
+
+
+rule synth_netlist:
+    """One unit of one preset, synthesized by Yosys at the preset's clock (mapping-corner library)."""
+    input:
+        verilog=lambda wildcards: [str(path) for path in get_unit(wildcards.unit).sources()],
+        liberty=f"{RESULTS}/synth/liberty/asap7_rvt_{SYNTH['map_corner']}.lib",
+    output:
+        netlist=f"{RESULTS}/synth/{{npu}}/{{unit}}/netlist.v",
+        record=f"{RESULTS}/synth/{{npu}}/{{unit}}/synthesis.json",
+    params:
+        code=stage_code("synth", "synth_netlist_stage"),
+        setting=synth_setting,
+        npu=npu_preset,
+        yosys=SYNTH["yosys"],
+        period=f"--clock-period-ps {SYNTH['clock_period_ps']}" if SYNTH["clock_period_ps"] else "",
+    log:
+        f"{RESULTS}/logs/synth/{{npu}}/{{unit}}_netlist.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-netlist --npu {params.npu} --unit {wildcards.unit} --liberty {input.liberty} "
+        "--yosys {params.yosys} {params.period} --out-dir $(dirname {output.record}) 2> {log}"
+
+
+rule synth_timing:
+    """OpenSTA: worst slack, fmax, critical path, leakage and power of one netlist at one corner."""
+    input:
+        record=f"{RESULTS}/synth/{{npu}}/{{unit}}/synthesis.json",
+        netlist=f"{RESULTS}/synth/{{npu}}/{{unit}}/netlist.v",
+        liberty=f"{RESULTS}/synth/liberty/asap7_rvt_{{corner}}.lib",
+    output:
+        row=f"{RESULTS}/synth/{{npu}}/{{unit}}/timing_{{corner}}.tsv",
+        path=f"{RESULTS}/synth/{{npu}}/{{unit}}/critical_path_{{corner}}.txt",
+    params:
+        code=stage_code("synth", "synth_timing_stage"),
+    log:
+        f"{RESULTS}/logs/synth/{{npu}}/{{unit}}_timing_{{corner}}.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-timing --synthesis {input.record} --liberty {input.liberty} --corner {wildcards.corner} "
+        "--out {output.row} --path-report {output.path} 2> {log}"
+
+
+rule synth_units:
+    """Every unit x corner of one preset: results/synth/{npu}/units.tsv."""
+    input:
+        rows=expand(f"{RESULTS}/synth/{{{{npu}}}}/{{unit}}/timing_{{corner}}.tsv", unit=SYNTH_UNIT_NAMES,
+                    corner=SYNTH_CORNERS),
+    output:
+        table=f"{RESULTS}/synth/{{npu}}/units.tsv",
+    params:
+        code=stage_code("synth", "synth_table_stage"),
+    log:
+        f"{RESULTS}/logs/synth/{{npu}}/units.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-table --tables {input.rows} --out {output.table} 2> {log}"
+
+
+rule synth_summary:
+    """Every preset's units.tsv in one table: results/synth/summary.tsv."""
+    input:
+        tables=expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS),
+    output:
+        table=f"{RESULTS}/synth/summary.tsv",
+    params:
+        code=stage_code("synth", "synth_summary_stage"),
+    log:
+        f"{RESULTS}/logs/synth/summary.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-summary --tables {input.tables} --out {output.table} 2> {log}"
