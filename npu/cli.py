@@ -243,6 +243,13 @@ def _add_synth(sub) -> None:
                    help="synthesis target (default: the preset's clock)")
     p.add_argument("--out-dir", required=True, type=Path, help="folder for netlist.v and synthesis.json")
 
+    p = sub.add_parser("synth-activity", help="per-net switching activity of a synthesized unit on its workload "
+                                              "(gate-level simulation, outputs checked against numerics)")
+    p.add_argument("--synthesis", required=True, type=Path, help="synthesis.json of `npu synth-netlist`")
+    p.add_argument("--vectors", type=positive_int, default=256, help="operand sets, one per clock cycle")
+    p.add_argument("--pdk", default=None, help="ASAP7 folder with verilog/ cell models")
+    p.add_argument("--out", required=True, type=Path, help="activity JSON to write")
+
     p = sub.add_parser("synth-timing", help="OpenSTA timing and power of a synthesized unit at one corner")
     p.add_argument("--synthesis", required=True, type=Path, help="synthesis.json of `npu synth-netlist`")
     p.add_argument("--liberty", required=True, type=Path)
@@ -266,6 +273,8 @@ def _run_synth(args) -> None:
     elif args.stage == "synth-netlist":
         synth.synth_netlist_stage(args.npu, args.unit, args.liberty, args.out_dir, yosys=args.yosys,
                                   clock_period_ps=args.clock_period_ps)
+    elif args.stage == "synth-activity":
+        synth.synth_activity_stage(args.synthesis, args.out, vectors=args.vectors, pdk=args.pdk)
     elif args.stage == "synth-timing":
         synth.synth_timing_stage(args.synthesis, args.liberty, args.corner, args.out, args.path_report,
                                  activities=args.activities)

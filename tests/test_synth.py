@@ -100,7 +100,8 @@ def test_merged_liberty_is_reused_until_its_inputs_change(liberty_tt):
 # ---- one unit end to end ------------------------------------------------------------------------
 
 def test_fp32_add_synthesizes_times_and_powers_end_to_end(tmp_path, liberty_tt):
-    from npu.stages.synth import synth_netlist_stage, synth_summary_stage, synth_table_stage, synth_timing_stage
+    from npu.stages.synth import (synth_activity_stage, synth_netlist_stage, synth_summary_stage, synth_table_stage,
+                                  synth_timing_stage)
 
     record = synth_netlist_stage("dnpu-edge", "fp32_add", liberty_tt, tmp_path / "fp32_add")
     assert record["clock_period_ps"] == 1000.0  # dnpu-edge's 1 GHz
@@ -111,13 +112,19 @@ def test_fp32_add_synthesizes_times_and_powers_end_to_end(tmp_path, liberty_tt):
     assert record["cell_area_um2"] == pytest.approx(record["yosys_stat_area_um2"], rel=1e-6)
     assert not any(fnmatch.fnmatchcase(cell, pattern) for cell in record["cell_types"] for pattern in DONT_USE_PATTERNS)
 
+    # Gate-level simulation on the workload: activities, and the netlist's sums == numpy's float32.
+    activity = synth_activity_stage(tmp_path / "fp32_add" / "synthesis.json", tmp_path / "activity.json", vectors=64)
+    assert activity["checked"] == 64 and activity["nets"] > record["cells"]
     row = synth_timing_stage(tmp_path / "fp32_add" / "synthesis.json", liberty_tt, "TT",
-                             tmp_path / "timing_TT.tsv", tmp_path / "path_TT.txt")
+                             tmp_path / "timing_TT.tsv", tmp_path / "path_TT.txt", activities=tmp_path / "activity.json")
     assert row["fmax_ghz"] == pytest.approx(1000.0 / (1000.0 - row["worst_slack_ps"]))
     assert re.fullmatch(r"[ab]\[\d+\]", row["path_start"]) and re.fullmatch(r"y\[\d+\]", row["path_end"])
     assert row["logic_levels"] >= 10
     assert row["leakage_uw"] > 0 and row["power_default_activity_uw"] > row["leakage_uw"]
-    assert row["power_activity_uw"] == "not measured" and row["default_activity"] == "every net 0.1/cycle"
+    assert row["default_activity"] == "every net 0.1/cycle"
+    assert row["power_activity_uw"] > row["leakage_uw"] and row["power_activity_uw"] != row["power_default_activity_uw"]
+    assert row["gate_level_check"] == "netlist == npu.hw.numerics on 64 vectors"
+    assert "N(0,1)" in row["activity_workload"]
     if shutil.which("openroad") is None:
         assert row["openroad"] == "skipped (openroad not installed)"
     assert "Startpoint:" in (tmp_path / "path_TT.txt").read_text()
@@ -143,25 +150,30 @@ def planned_rules(output: str) -> list[str]:
 
 def test_pipeline_synthesizes_a_unit_per_corner_and_reruns_only_what_changed(tmp_path):
     config = {"config_dir": str(REPO / "config"), "models": {"trained": [], "shape_only": []},
-              "npus": ["dnpu-edge"], "quantization": {"models": []}, "verify": {"models": []},
-              "synth": {"units": ["fp32_to_bf16"], "corners": ["TT", "FF"], "pdk": str(find_pdk().root)}}
+              "npus": ["dnpu-edge"], "quantization": {"models": [], "ablation": {"model": "tiny-sort", "outliers": False}},
+              "verify": {"models": []},
+              "synth": {"units": ["fp32_to_bf16"], "corners": ["TT", "FF"], "pdk": str(find_pdk().root),
+                        "activity_vectors": 64}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(tmp_path, "--cores", "2")
+    target = "results/synth/summary.tsv"  # (the `all` target wants models too)
+    result = snakemake(tmp_path, "--cores", "2", target)
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = read_rows(tmp_path / "results" / "synth" / "summary.tsv")
+    rows = read_rows(tmp_path / target)
     assert [(r["npu"], r["unit"], r["corner"]) for r in rows] == [("dnpu-edge", "fp32_to_bf16", "TT"),
                                                                     ("dnpu-edge", "fp32_to_bf16", "FF")]
     tt, ff = (float(r["fmax_ghz"]) for r in rows)
     assert ff > tt  # the fast corner is faster
     assert rows[0]["cell_area_um2"] == rows[1]["cell_area_um2"]  # one netlist, timed at two corners
-    assert planned_rules(snakemake(tmp_path, "-n").stdout) == []
+    assert all(r["gate_level_check"] == "netlist == npu.hw.numerics on 64 vectors" for r in rows)
+    assert all(float(r["power_activity_uw"]) > 0 for r in rows)
+    assert planned_rules(snakemake(tmp_path, "-n", target).stdout) == []
     # A new clock target reruns the synthesis of the unit and what follows, not the library merge.
     config["synth"]["clock_period_ps"] = 500
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    rerun = snakemake(tmp_path, "-n")
+    rerun = snakemake(tmp_path, "-n", target)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert planned_rules(rerun.stdout) == ["all", "synth_netlist", "synth_summary", "synth_timing", "synth_timing",
-                                           "synth_units"]
+    assert planned_rules(rerun.stdout) == ["synth_activity", "synth_netlist", "synth_summary", "synth_timing",
+                                           "synth_timing", "synth_units"]
 
 
 # ---- bad inputs: named errors, no tables ---------------------------------------------------------
@@ -209,6 +221,24 @@ def test_netlist_with_a_cell_the_library_lacks_writes_no_table(tmp_path, small_s
     with pytest.raises(BlackBoxError, match="NOT_A_CELL_ASAP7_75t_R"):
         synth_timing_stage(broken / "synthesis.json", liberty_tt, "TT", table, path)
     assert not table.exists() and not path.exists()
+
+
+def test_gate_level_check_catches_a_wrong_netlist(tmp_path, small_synthesis):
+    """The activity step's comparison with numerics can fail: one gate's function changed."""
+    from npu.stages.synth import synth_activity_stage
+    from npu.synth.errors import SynthesisError
+
+    out, record = small_synthesis
+    broken = tmp_path / "unit"
+    shutil.copytree(out, broken, ignore=shutil.ignore_patterns("work"))
+    netlist = (broken / "netlist.v").read_text()
+    kinds = [kind for kind in ("XOR2x2", "XNOR2x2", "AND2x2", "OR2x2", "NAND2xp5") if f"{kind}_ASAP7_75t_R " in netlist]
+    flipped = {"XOR2x2": "XNOR2x2", "XNOR2x2": "XOR2x2", "AND2x2": "OR2x2", "OR2x2": "AND2x2"}
+    kind = next(k for k in kinds if k in flipped)
+    (broken / "netlist.v").write_text(re.sub(rf"\b{kind}_ASAP7_75t_R ", f"{flipped[kind]}_ASAP7_75t_R ", netlist))
+    with pytest.raises(SynthesisError, match="differs from npu.hw.numerics"):
+        synth_activity_stage(broken / "synthesis.json", tmp_path / "activity.json", vectors=64)
+    assert not (tmp_path / "activity.json").exists()
 
 
 def _verilog_unit(tmp_path: Path, name: str, text: str, clock: str | None = None) -> SynthUnit:

@@ -3,8 +3,12 @@
 - `synth_liberty_stage` (rule synth_liberty): the merged, dont_use-marked ASAP7 library of a corner;
 - `synth_netlist_stage` (rule synth_netlist): one unit of one NPU preset, synthesized by Yosys
   (netlist.v and synthesis.json);
+- `synth_activity_stage` (rule synth_activity): per-net switching activity of that netlist on
+  the unit's workload, by gate-level simulation (and the netlist's outputs checked against
+  npu.hw.numerics);
 - `synth_timing_stage` (rule synth_timing): that netlist timed and powered by OpenSTA at one
-  corner (a one-row TSV and the critical-path report);
+  corner, with default and (when measured) activity-based power (a one-row TSV and the
+  critical-path report);
 - `synth_table_stage` (rule synth_units): a preset's rows -> results/synth/{npu}/units.tsv;
 - `synth_summary_stage` (rule synth_summary): every preset's rows -> results/synth/summary.tsv.
 
@@ -39,6 +43,18 @@ def synth_netlist_stage(npu: str | Path, unit: str, liberty: str | Path, out_dir
     entry = get_unit(unit)
     return synthesize_unit(entry, entry.parameters(config), Path(liberty), period_of(config.clock_ghz, clock_period_ps),
                            Path(out_dir), yosys=yosys, npu=config.name)
+
+
+def synth_activity_stage(synthesis: str | Path, out: str | Path, vectors: int = 256,
+                         pdk: str | Path | None = None, seed: int = 0) -> dict:
+    """Per-net switching activity of the netlist beside `synthesis` on its unit's workload
+    (gate-level simulation with the PDK's cell models), checked against npu.hw.numerics."""
+    from npu.synth.flow import measure_unit_activity
+    from npu.synth.pdk import find_pdk
+
+    synthesis = Path(synthesis)
+    record = json.loads(synthesis.read_text())
+    return measure_unit_activity(record, synthesis.with_name("netlist.v"), find_pdk(pdk), Path(out), vectors, seed)
 
 
 def synth_timing_stage(synthesis: str | Path, liberty: str | Path, corner: str, out: str | Path,

@@ -20,7 +20,7 @@ from typing import Any
 
 from npu.io import atomic_write_text, write_json
 from npu.synth.openroad import openroad_status
-from npu.synth.sta import DEFAULT_ACTIVITY, PinActivity, analyze
+from npu.synth.sta import DEFAULT_ACTIVITY, NetActivity, analyze
 from npu.synth.units import SynthUnit
 from npu.synth.yosys import synthesize
 
@@ -58,6 +58,7 @@ def synthesize_unit(unit: SynthUnit, parameters: dict[str, int], liberty: Path, 
         "cells": area.cells, "sequential_cells": area.sequential_cells,
         "yosys_stat_area_um2": result.yosys_area_um2,
         "wrapper_register_area_um2": wrapper.cell_area_um2 - area.cell_area_um2,
+        "ports": {name: list(port) for name, port in result.ports.items()},
         "cell_types": dict(sorted(area.cell_types.items())),
     }
     atomic_write_text(out_dir / "netlist.v", result.netlist.read_text())
@@ -65,12 +66,29 @@ def synthesize_unit(unit: SynthUnit, parameters: dict[str, int], liberty: Path, 
     return record
 
 
-def read_activities(path: str | Path | None) -> tuple[list[PinActivity], str]:
-    """Per-pin activities (npu.synth.activity's JSON) and the workload they describe."""
+def measure_unit_activity(record: dict[str, Any], netlist: Path, pdk: Any, out: Path, vectors: int,
+                          seed: int = 0) -> dict[str, Any]:
+    """Gate-level simulation of the unit's workload (npu.synth.activity) -> per-net activities
+    at `out` (JSON), with the check that the netlist computed what npu.hw.numerics does."""
+    from dataclasses import replace
+
+    from npu.synth.activity import check_outputs, measure_activity, write_activity
+
+    ports = {name: (port[0], int(port[1])) for name, port in record["ports"].items()}
+    work = Path(out).parent / "work" / "activity"
+    result = measure_activity(Path(netlist), record["top"], ports, pdk, record["unit"], work, vectors, seed)
+    result = replace(result, checked=check_outputs(record["unit"], result))
+    write_activity(result, Path(out))
+    return {"workload": result.workload, "cycles": result.cycles, "nets": len(result.nets), "checked": result.checked}
+
+
+def read_activities(path: str | Path | None) -> tuple[list[NetActivity], dict[str, Any]]:
+    """Per-net activities (npu.synth.activity's JSON) and what they were measured on."""
     if path is None:
-        return [], ""
+        return [], {}
     data = json.loads(Path(path).read_text())
-    return [PinActivity(**item) for item in data["pins"]], data.get("workload", str(path))
+    return [NetActivity(**item) for item in data["nets"]], {key: data.get(key) for key in ("workload", "cycles",
+                                                                                            "checked_vectors")}
 
 
 def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str, work: Path,
@@ -78,9 +96,9 @@ def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str,
     """One table row (and the critical-path report) of a synthesized unit at `corner`."""
     period = float(record["clock_period_ps"])
     default = analyze(Path(liberty), Path(netlist), record["top"], period, Path(work), f"{corner}_default")
-    pins, workload = read_activities(activities)
+    nets, measured_on = read_activities(activities)
     measured = analyze(Path(liberty), Path(netlist), record["top"], period, Path(work), f"{corner}_activity",
-                       activities=pins) if pins else None
+                       activities=nets) if nets else None
     row = {
         "npu": record["npu"], "unit": record["unit"], "corner": corner,
         "parameters": parameter_text(record["parameters"]), "clock_period_ps": period,
@@ -93,7 +111,9 @@ def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str,
         "power_default_activity_uw": default.unit_power.total_w * 1e6,
         "default_activity": f"every net {DEFAULT_ACTIVITY}/cycle",
         "power_activity_uw": measured.unit_power.total_w * 1e6 if measured else "not measured",
-        "activity_workload": workload or "-",
+        "activity_workload": f"{measured_on['workload']}, {measured_on['cycles']} cycles" if nets else "-",
+        "gate_level_check": (f"netlist == npu.hw.numerics on {measured_on['checked_vectors']} vectors"
+                             if nets and measured_on.get("checked_vectors") else "-"),
         "synth_seconds": record["synth_seconds"], "sta_seconds": round(default.seconds, 3),
         "yosys": record["yosys"], "openroad": openroad_status(),
     }

@@ -13,8 +13,8 @@ Power "default activity": every net toggles 0.1 times per clock cycle with duty 
 (`set_power_activity -global -activity 0.1 -duty 0.5`), not propagated. OpenSTA 2.0.17's own
 propagation from the inputs (`-input`) crashes (SIGSEGV) on the deep compound units (fp32_exp's
 netlist) and compounds through XOR-rich logic (fp32_mul: 8.7 mW at 1 GHz), so a uniform rate is
-the stated assumption. Activity-based power replaces it with per-pin activities measured in
-simulation (`set_power_activity -pins`).
+the stated assumption. Activity-based power replaces it with per-net activities measured in
+gate-level simulation (npu.synth.activity), set on every pin of each net.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ _BLACK_BOX = re.compile(r"(module \S+ not found|[Cc]reating black box|cell \S+ n
 
 
 @dataclass(frozen=True)
-class PinActivity:
+class NetActivity:
     """A net's measured switching: toggles per clock cycle and the fraction of time it is 1."""
 
-    pin: str        # hierarchical pin or port name as OpenSTA names it (e.g. unit/_0123_/Y)
+    net: str        # hierarchical net name as OpenSTA names it (e.g. unit/_0123_, a_q[3])
     activity: float
     duty: float
 
@@ -123,23 +123,30 @@ def _path_ends(report: str) -> tuple[str, str, str, str, int]:
 
 
 def sta_script(liberty: Path, netlist: Path, top: str, period_ps: float, path_file: Path, top_power_file: Path,
-               activities: list[PinActivity] | None = None, clock_port: str = "clk") -> str:
+               activities: list[NetActivity] | None = None, clock_port: str = "clk") -> str:
     lines = [f"read_liberty {liberty}", f"read_verilog {netlist}", f"link_design {top}",
              f"create_clock -name clk -period {period_ps:g} [get_ports {clock_port}]",
              f"set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports {clock_port}]]",
              "set_output_delay 0 -clock clk [all_outputs]",
              f"report_checks -path_delay max -digits 3 -fields {{net}} > {path_file}",
              "report_worst_slack -digits 3",
-             f"set_power_activity -global -activity {DEFAULT_ACTIVITY} -duty {DEFAULT_DUTY}"]
-    for item in activities or ():
-        lines.append(f"set_power_activity -pins [get_pins {{{item.pin}}}] -activity {item.activity:.6g} -duty {item.duty:.6g}")
+             ]
+    if not activities:
+        lines.append(f"set_power_activity -global -activity {DEFAULT_ACTIVITY} -duty {DEFAULT_DUTY}")
+    else:
+        # Debian's OpenSTA 2.0.17 `set_power_activity -pins` is broken (it stores the pins in `ports`,
+        # reads `pins`, and calls a `get_pins_error` it does not define), so the measured activity
+        # goes to every pin of each net through the command that `-pins` would call.
+        lines.append("proc dnpu_net_activity {net activity duty} {\n"
+                     "  foreach pin [get_pins -of_objects [get_nets $net]] { sta::set_power_pin_activity $pin $activity $duty }\n}")
+        lines += [f"dnpu_net_activity {{{item.net}}} {item.activity:.6g} {item.duty:.6g}" for item in activities]
     lines += ["report_power -digits 9",
               f"report_power -instances [get_cells *] -digits 9 > {top_power_file}"]
     return "\n".join(lines) + "\n"
 
 
 def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: Path, name: str = "",
-            activities: list[PinActivity] | None = None, clock_port: str = "clk") -> TimingReport:
+            activities: list[NetActivity] | None = None, clock_port: str = "clk") -> TimingReport:
     """Time and power the wrapper `top` of `netlist` at `period_ps`; raises on every silent failure."""
     if not period_ps > 0:
         raise ValueError(f"clock period {period_ps} ps must be positive")

@@ -106,6 +106,11 @@ def wrapper_verilog(unit: SynthUnit, ports: dict[str, tuple[str, int]], paramete
     return "\n".join(lines) + "\n"
 
 
+def wrapper_ports(unit: SynthUnit, ports: dict[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
+    """The wrapper's ports: clk and the unit's other ports."""
+    return {"clk": ("input", 1), **{name: port for name, port in ports.items() if name != unit.clock}}
+
+
 @dataclass(frozen=True)
 class SynthesisResult:
     netlist: Path
@@ -116,6 +121,7 @@ class SynthesisResult:
     yosys_area_um2: float | None  # `stat -liberty` of the unit module, when its format is known
     seconds: float
     yosys: str               # the binary's version line
+    ports: dict[str, tuple[str, int]]  # the wrapper's ports: name -> (direction, width)
 
 
 def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, period_ps: float, workdir: Path,
@@ -164,4 +170,4 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
     match = re.search(rf"Chip area for module '\\{re.escape(unit.name)}':\s*([0-9.]+)", stat.read_text())
     return SynthesisResult(netlist, top, unit.name, area_report(modules, unit.name, cells),
                            area_report(modules, top, cells), float(match.group(1)) if match else None,
-                           seconds, version)
+                           seconds, version, wrapper_ports(unit, ports))

@@ -5,28 +5,7 @@
 # A job reruns when its unit's Verilog, its parameters or clock period (from the preset, as a
 # parameter: an unrelated edit of the preset reruns nothing here), the corner's library or the
 # code of its stage changes.
-from npu.synth.units import SYNTH_UNITS, get_unit
-
-SYNTH = config["synth"]
-SYNTH_UNIT_NAMES = SYNTH["units"] or list(SYNTH_UNITS)
-for name in SYNTH_UNIT_NAMES:
-    if name not in SYNTH_UNITS:
-        sys.exit(f"dnpu: config: synth.units lists {name!r}; known units: {', '.join(SYNTH_UNITS)}")
-SYNTH_CORNERS = SYNTH["corners"]
-SYNTH_TARGETS = ([f"{RESULTS}/synth/summary.tsv"] + expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS)
-                 if NPUS and SYNTH_UNIT_NAMES else [])
-
-
-def synth_setting(wildcards):
-    """What a unit's netlist depends on in the preset: its Verilog parameters and the clock period."""
-    from npu.hw.config import load_npu_config
-    from npu.synth.flow import clock_period_ps
-
-    npu_config = load_npu_config(NPU_FILES[wildcards.npu]["npu"])
-    unit = get_unit(wildcards.unit)
-    return json.dumps({"parameters": unit.parameters(npu_config),
-                       "period_ps": clock_period_ps(npu_config.clock_ghz, SYNTH["clock_period_ps"])}, sort_keys=True)
-
+# The unit list, corners and targets are set up in common.smk (SYNTH_*).
 
 wildcard_constraints:
     unit="|".join(SYNTH_UNITS),
@@ -71,24 +50,46 @@ rule synth_netlist:
         "--yosys {params.yosys} {params.period} --out-dir $(dirname {output.record}) 2> {log}"
 
 
+rule synth_activity:
+    """Per-net switching activity of a netlist on its unit's workload (gate-level simulation)."""
+    input:
+        record=f"{RESULTS}/synth/{{npu}}/{{unit}}/synthesis.json",
+        netlist=f"{RESULTS}/synth/{{npu}}/{{unit}}/netlist.v",
+    output:
+        activity=f"{RESULTS}/synth/{{npu}}/{{unit}}/activity.json",
+    params:
+        code=stage_code("synth", "synth_activity_stage"),
+        vectors=SYNTH["activity_vectors"],
+        pdk=f"--pdk {SYNTH['pdk']}" if SYNTH["pdk"] else "",
+    log:
+        f"{RESULTS}/logs/synth/{{npu}}/{{unit}}_activity.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-activity --synthesis {input.record} --vectors {params.vectors} {params.pdk} "
+        "--out {output.activity} 2> {log}"
+
+
 rule synth_timing:
     """OpenSTA: worst slack, fmax, critical path, leakage and power of one netlist at one corner."""
     input:
         record=f"{RESULTS}/synth/{{npu}}/{{unit}}/synthesis.json",
         netlist=f"{RESULTS}/synth/{{npu}}/{{unit}}/netlist.v",
         liberty=f"{RESULTS}/synth/liberty/asap7_rvt_{{corner}}.lib",
+        activity=synth_activity_of,
     output:
         row=f"{RESULTS}/synth/{{npu}}/{{unit}}/timing_{{corner}}.tsv",
         path=f"{RESULTS}/synth/{{npu}}/{{unit}}/critical_path_{{corner}}.txt",
     params:
         code=stage_code("synth", "synth_timing_stage"),
+        activity=lambda wildcards, input: f"--activities {input.activity}" if input.activity else "",
     log:
         f"{RESULTS}/logs/synth/{{npu}}/{{unit}}_timing_{{corner}}.log",
     conda:
         "../../envs/dnpu.yaml"
     shell:
         "npu synth-timing --synthesis {input.record} --liberty {input.liberty} --corner {wildcards.corner} "
-        "--out {output.row} --path-report {output.path} 2> {log}"
+        "{params.activity} --out {output.row} --path-report {output.path} 2> {log}"
 
 
 rule synth_units:
