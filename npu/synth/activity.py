@@ -222,7 +222,8 @@ def measure_activity(netlist: Path, top: str, ports: dict[str, tuple[str, int]],
     rows = [line.split() for line in (workdir / "outputs.txt").read_text().splitlines()]
     outputs = {name: np.array([int(row[i], 16) if "x" not in row[i] else -1 for row in rows[1:vectors + 1]],
                               dtype=np.int64) for i, name in enumerate(out_names)}
-    (workdir / "activity.vcd").unlink()  # large; the per-pin figures are what is kept
+    for large in ("activity.vcd", "activity.vvp"):  # tens of MB; the per-net figures are what is kept
+        (workdir / large).unlink()
     return ActivityResult(workload.description, cycles, nets, outputs, inputs)
 
 

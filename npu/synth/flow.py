@@ -95,26 +95,24 @@ def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str,
               activities: str | Path | None = None) -> tuple[dict[str, Any], str]:
     """One table row (and the critical-path report) of a synthesized unit at `corner`."""
     period = float(record["clock_period_ps"])
-    default = analyze(Path(liberty), Path(netlist), record["top"], period, Path(work), f"{corner}_default")
     nets, measured_on = read_activities(activities)
-    measured = analyze(Path(liberty), Path(netlist), record["top"], period, Path(work), f"{corner}_activity",
-                       activities=nets) if nets else None
+    timing = analyze(Path(liberty), Path(netlist), record["top"], period, Path(work), corner, activities=nets)
     row = {
         "npu": record["npu"], "unit": record["unit"], "corner": corner,
         "parameters": parameter_text(record["parameters"]), "clock_period_ps": period,
         "cell_area_um2": record["cell_area_um2"], "sequential_area_um2": record["sequential_area_um2"],
         "cells": record["cells"], "sequential_cells": record["sequential_cells"],
-        "worst_slack_ps": default.worst_slack_ps, "critical_path_ps": default.critical_path_ps,
-        "fmax_ghz": default.fmax_ghz, "path_start": default.path_start, "path_end": default.path_end,
-        "logic_levels": default.logic_levels,
-        "leakage_uw": default.unit_power.leakage_w * 1e6,
-        "power_default_activity_uw": default.unit_power.total_w * 1e6,
+        "worst_slack_ps": timing.worst_slack_ps, "critical_path_ps": timing.critical_path_ps,
+        "fmax_ghz": timing.fmax_ghz, "path_start": timing.path_start, "path_end": timing.path_end,
+        "logic_levels": timing.logic_levels,
+        "leakage_uw": timing.unit_power.leakage_w * 1e6,
+        "power_default_activity_uw": timing.unit_power.total_w * 1e6,
         "default_activity": f"every net {DEFAULT_ACTIVITY}/cycle",
-        "power_activity_uw": measured.unit_power.total_w * 1e6 if measured else "not measured",
+        "power_activity_uw": timing.measured_power.total_w * 1e6 if timing.measured_power else "not measured",
         "activity_workload": f"{measured_on['workload']}, {measured_on['cycles']} cycles" if nets else "-",
         "gate_level_check": (f"netlist == npu.hw.numerics on {measured_on['checked_vectors']} vectors"
                              if nets and measured_on.get("checked_vectors") else "-"),
-        "synth_seconds": record["synth_seconds"], "sta_seconds": round(default.seconds, 3),
+        "synth_seconds": record["synth_seconds"], "sta_seconds": round(timing.seconds, 3),
         "yosys": record["yosys"], "openroad": openroad_status(),
     }
-    return row, default.path_report
+    return row, timing.path_report

@@ -30,8 +30,8 @@ DEFAULT_ACTIVITY = 0.1  # toggles per clock cycle on every net ("default activit
 DEFAULT_DUTY = 0.5
 UNIT_INSTANCE = "unit"  # the unit's instance in the wrapper (npu.synth.yosys.wrapper_verilog)
 
-_BLACK_BOX = re.compile(r"(module \S+ not found|[Cc]reating black box|cell \S+ not found|"
-                        r"unknown cell|not linked|no liberty cell)", re.I)
+_BLACK_BOX = re.compile(r"(module \S+ not found|creating black box|cell \S+ not found|unknown cell|not linked|"
+                        r"no liberty cell)", re.I)
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,9 @@ class TimingReport:
     path_start: str           # the unit's input (or internal register) on that path
     path_end: str             # the unit's output (or internal register)
     logic_levels: int         # combinational cells on the critical path
-    unit_power: PowerReport   # the unit instance alone
-    design_power: PowerReport # wrapper registers included
+    unit_power: PowerReport   # the unit instance alone, default activity
+    design_power: PowerReport # wrapper registers included, default activity
+    measured_power: PowerReport | None  # the unit with the measured (workload) activity
     path_report: str
     seconds: float
 
@@ -122,27 +123,50 @@ def _path_ends(report: str) -> tuple[str, str, str, str, int]:
     return start.group(1), end.group(1), path_start, path_end, max(pins - 3, 0)
 
 
-def sta_script(liberty: Path, netlist: Path, top: str, period_ps: float, path_file: Path, top_power_file: Path,
+def sta_script(liberty: Path, netlist: Path, top: str, period_ps: float, files: dict[str, Path],
                activities: list[NetActivity] | None = None, clock_port: str = "clk") -> str:
+    """Timing once, then power with the default activity and (given `activities`) the measured one.
+
+    Activities are set pin by pin with `sta::set_power_pin_activity`: Debian's OpenSTA 2.0.17
+    `set_power_activity -pins` is broken (it stores the pins in `ports`, reads `pins`, and calls
+    a `get_pins_error` it does not define), and a `-global` activity would override any pin's.
+    Every pin at 0.1 gives the same power as `set_power_activity -global -activity 0.1`.
+    """
     lines = [f"read_liberty {liberty}", f"read_verilog {netlist}", f"link_design {top}",
              f"create_clock -name clk -period {period_ps:g} [get_ports {clock_port}]",
              f"set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports {clock_port}]]",
              "set_output_delay 0 -clock clk [all_outputs]",
-             f"report_checks -path_delay max -digits 3 -fields {{net}} > {path_file}",
+             f"report_checks -path_delay max -digits 3 -fields {{net}} > {files['path']}",
              "report_worst_slack -digits 3",
-             ]
-    if not activities:
-        lines.append(f"set_power_activity -global -activity {DEFAULT_ACTIVITY} -duty {DEFAULT_DUTY}")
-    else:
-        # Debian's OpenSTA 2.0.17 `set_power_activity -pins` is broken (it stores the pins in `ports`,
-        # reads `pins`, and calls a `get_pins_error` it does not define), so the measured activity
-        # goes to every pin of each net through the command that `-pins` would call.
-        lines.append("proc dnpu_net_activity {net activity duty} {\n"
-                     "  foreach pin [get_pins -of_objects [get_nets $net]] { sta::set_power_pin_activity $pin $activity $duty }\n}")
+             "proc dnpu_net_activity {net activity duty} {\n"
+             "  foreach pin [get_pins -of_objects [get_nets $net]] { sta::set_power_pin_activity $pin $activity $duty }\n}",
+             f"foreach pin [get_pins -hierarchical *] {{ sta::set_power_pin_activity $pin {DEFAULT_ACTIVITY} {DEFAULT_DUTY} }}",
+             f"foreach port [delete_from_list [all_inputs] [get_ports {clock_port}]] "
+             f"{{ sta::set_power_input_port_activity $port {DEFAULT_ACTIVITY} {DEFAULT_DUTY} }}",
+             f"report_power -digits 9 > {files['design_default']}",
+             f"report_power -instances [get_cells *] -digits 9 > {files['top_default']}"]
+    if activities:
         lines += [f"dnpu_net_activity {{{item.net}}} {item.activity:.6g} {item.duty:.6g}" for item in activities]
-    lines += ["report_power -digits 9",
-              f"report_power -instances [get_cells *] -digits 9 > {top_power_file}"]
+        lines += [f"report_power -digits 9 > {files['design_measured']}",
+                  f"report_power -instances [get_cells *] -digits 9 > {files['top_measured']}"]
     return "\n".join(lines) + "\n"
+
+
+def _powers(design_file: Path, top_file: Path, what: str) -> tuple[PowerReport, PowerReport]:
+    """(design, unit) power from a design report and a report of the top level's instances. The
+    unit's power is the design's less the wrapper's own (leaf) cells: OpenSTA 2.0.17 reports a
+    hierarchical instance as 0, and the unit may hold kept submodules (npu.synth.units)."""
+    design = _parse_total_power(design_file.read_text() if design_file.is_file() else "")
+    rows = _power_rows(top_file.read_text()) if top_file.is_file() else []
+    if UNIT_INSTANCE not in {name for _, name in rows}:
+        raise BlackBoxError(f"{what}: the netlist has no instance {UNIT_INSTANCE!r} of the unit")
+    wrapper = [sum(values[i] for values, name in rows if name != UNIT_INSTANCE) for i in range(3)]
+    unit = PowerReport(design.internal_w - wrapper[0], design.switching_w - wrapper[1], design.leakage_w - wrapper[2])
+    for label, power in (("design", design), (f"instance {UNIT_INSTANCE}", unit)):
+        if not power.total_w > 0 or not power.leakage_w > 0:
+            raise ZeroPowerError(f"{what}: zero power for the {label} (total {power.total_w} W, leakage "
+                                 f"{power.leakage_w} W): the library's power tables were not applied")
+    return design, unit
 
 
 def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: Path, name: str = "",
@@ -153,17 +177,17 @@ def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: P
     sta = find_tool("sta")
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"_{name}" if name else ""
-    path_file, top_power_file = workdir / f"path{tag}.txt", workdir / f"top_power{tag}.txt"
-    for stale in (path_file, top_power_file):
+    files = {key: workdir / f"{key}{tag}.txt" for key in ("path", "design_default", "top_default",
+                                                          "design_measured", "top_measured")}
+    for stale in files.values():
         stale.unlink(missing_ok=True)
     script = workdir / f"sta{tag}.tcl"
-    script.write_text(sta_script(liberty, netlist, top, period_ps, path_file, top_power_file, activities, clock_port))
+    script.write_text(sta_script(liberty, netlist, top, period_ps, files, activities, clock_port))
     output, seconds = run_tool([sta, "-no_init", "-exit", str(script)], workdir / f"sta{tag}.log",
                                f"OpenSTA on {netlist}")
     what = f"OpenSTA on {netlist} ({liberty.name})"
-    black = sorted({match.group(0) for match in _BLACK_BOX.finditer(output)})
     black_lines = [line.strip() for line in output.splitlines() if _BLACK_BOX.search(line)]
-    if black:
+    if black_lines:
         raise BlackBoxError(f"{what}: cells not linked to the library: {'; '.join(black_lines[:5])}")
     errors = [line.strip() for line in output.splitlines() if line.startswith("Error")]
     errors.sort(key=lambda line: "no network has been linked" in line)  # the cause first, its echoes last
@@ -172,26 +196,15 @@ def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: P
         raise UnconstrainedDesignError(f"{what}: the design has no clock port {clock_port!r}, so nothing is constrained")
     if errors:
         raise SynthesisError(f"{what}: {errors[0]}")
-    report = path_file.read_text() if path_file.is_file() else ""
+    report = files["path"].read_text() if files["path"].is_file() else ""
     if "No paths" in report or "No paths" in output or not report.strip():
         raise UnconstrainedDesignError(f"{what}: OpenSTA found no timing path (\"No paths found\"): the design has "
                                        f"no register-to-register path for clock {clock_port!r}")
     slack = re.search(r"worst slack\s+(-?[0-9.]+)", output)
     if slack is None:
         raise NoPathsError(f"{what}: no worst slack reported")
-    design_power = _parse_total_power(output)
-    # The unit's power: the design's less the wrapper's own (leaf) cells. OpenSTA 2.0.17 reports a
-    # hierarchical instance as 0, and the unit may hold kept submodules (npu.synth.units).
-    top_rows = _power_rows(top_power_file.read_text()) if top_power_file.is_file() else []
-    if UNIT_INSTANCE not in {name for _, name in top_rows}:
-        raise BlackBoxError(f"{what}: the netlist has no instance {UNIT_INSTANCE!r} of the unit")
-    wrapper = [sum(values[i] for values, name in top_rows if name != UNIT_INSTANCE) for i in range(3)]
-    unit_power = PowerReport(design_power.internal_w - wrapper[0], design_power.switching_w - wrapper[1],
-                             design_power.leakage_w - wrapper[2])
-    for label, power in (("design", design_power), (f"instance {UNIT_INSTANCE}", unit_power)):
-        if not power.total_w > 0 or not power.leakage_w > 0:
-            raise ZeroPowerError(f"{what}: zero power for the {label} (total {power.total_w} W, leakage "
-                                 f"{power.leakage_w} W): the library's power tables were not applied")
+    design_power, unit_power = _powers(files["design_default"], files["top_default"], what)
+    measured = _powers(files["design_measured"], files["top_measured"], what)[1] if activities else None
     startpoint, endpoint, path_start, path_end, levels = _path_ends(report)
     return TimingReport(period_ps, float(slack.group(1)), startpoint, endpoint, path_start, path_end, levels,
-                        unit_power, design_power, report, seconds)
+                        unit_power, design_power, measured, report, seconds)
