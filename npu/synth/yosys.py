@@ -36,10 +36,19 @@ def yosys_binary(name: str = "yosys") -> str:
     return find_tool(name)
 
 
-def _run_yosys(binary: str, script: Path, log: Path, what: str) -> str:
+def _yowasp_mounts(folders: list[Path]) -> dict[str, str]:
+    """YoWASP (WebAssembly) sees only the folders it is given: each folder the run reads or
+    writes, mounted at its own path (its default preopens miss e.g. /tmp here)."""
+    resolved = sorted({Path(folder).resolve() for folder in folders})
+    outermost = [folder for folder in resolved if not any(other != folder and other in folder.parents for other in resolved)]
+    return {"YOWASP_MOUNT": ":".join(f"{folder}={folder}" for folder in outermost)}
+
+
+def _run_yosys(binary: str, script: Path, log: Path, what: str, folders: list[Path] = ()) -> str:
     """Run a Yosys script; a module the design instantiates but nothing defines is a BlackBoxError."""
+    env = _yowasp_mounts([script.parent, *folders]) if Path(binary).name.startswith("yowasp") else None
     try:
-        output, _ = run_tool([binary, "-s", str(script)], log, what)
+        output, _ = run_tool([binary, "-s", str(script)], log, what, env=env)
     except ToolFailedError as error:
         missing = re.search(r"Module `?\\?(\S+?)'? referenced in module `?\\?(\S+?)'?.*is not part of the design", str(error))
         if missing:
@@ -50,6 +59,10 @@ def _run_yosys(binary: str, script: Path, log: Path, what: str) -> str:
                                 f"only one, DFFASRHQNx1, is dont_use): use a synchronous reset (log {log})") from None
         raise
     return output
+
+
+def _folders(unit: SynthUnit) -> list[Path]:
+    return [*unit.include_dirs, *(path.parent for path in unit.sources())]
 
 
 def wrapper_name(unit: SynthUnit) -> str:
@@ -70,7 +83,7 @@ def unit_ports(unit: SynthUnit, parameters: dict[str, int], workdir: Path, binar
     script += [f"chparam -set {key} {value} {unit.name}" for key, value in parameters.items()]
     script += [f"hierarchy -check -top {unit.name}", "proc", f"write_json {json_path}"]
     (workdir / "ports.ys").write_text("\n".join(script) + "\n")
-    _run_yosys(binary, workdir / "ports.ys", workdir / "ports.log", f"yosys ports of {unit.name}")
+    _run_yosys(binary, workdir / "ports.ys", workdir / "ports.log", f"yosys ports of {unit.name}", _folders(unit))
     module = json.loads(json_path.read_text())["modules"][unit.name]
     return {name: (port["direction"], len(port["bits"])) for name, port in module["ports"].items()}
 
@@ -155,7 +168,8 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
               f"tee -q -o {stat} stat -liberty {liberty}",
               f"write_verilog -noattr -noexpr -nohex -nodec -simple-lhs {netlist}"]
     (workdir / "synth.ys").write_text("\n".join(script) + "\n")
-    output = _run_yosys(yosys, workdir / "synth.ys", workdir / "yosys.log", f"yosys synthesis of {unit.name}")
+    output = _run_yosys(yosys, workdir / "synth.ys", workdir / "yosys.log", f"yosys synthesis of {unit.name}",
+                        [*_folders(unit), liberty.parent])
     seconds = time.perf_counter() - start
     cells = library(liberty)
     modules = netlist_cells(netlist)
