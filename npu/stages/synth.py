@@ -9,6 +9,8 @@
 - `synth_timing_stage` (rule synth_timing): that netlist timed and powered by OpenSTA at one
   corner, with default and (when measured) activity-based power (a one-row TSV and the
   critical-path report);
+- `synth_sram_stage` (rule synth_sram): the preset's SRAMs from the ASAP7 SRAM bank macros
+  (results/synth/{npu}/sram.tsv);
 - `synth_table_stage` (rule synth_units): a preset's rows -> results/synth/{npu}/units.tsv;
 - `synth_summary_stage` (rule synth_summary): every preset's rows -> results/synth/summary.tsv.
 
@@ -69,6 +71,17 @@ def synth_timing_stage(synthesis: str | Path, liberty: str | Path, corner: str, 
     atomic_write_text(path_report, report)
     write_tsv(out, [row])
     return row
+
+
+def synth_sram_stage(npu: str | Path, out: str | Path, sram_pdk: str | Path | None = None) -> Path:
+    """The preset's four SRAMs tiled from the ASAP7 SRAM banks (npu.synth.sram) -> sram.tsv."""
+    from npu.hw.config import load_npu_config
+    from npu.synth.sram import find_sram_pdk, preset_memories, read_banks, tile_memory
+
+    config = load_npu_config(npu)
+    banks = read_banks(find_sram_pdk(sram_pdk))
+    rows = [{"npu": config.name, **tile_memory(*memory, banks)} for memory in preset_memories(config)]
+    return write_tsv(out, rows)
 
 
 def _read_rows(tables: list[str | Path]) -> list[dict]:

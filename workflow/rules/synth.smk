@@ -92,6 +92,23 @@ rule synth_timing:
         "{params.activity} --out {output.row} --path-report {output.path} 2> {log}"
 
 
+rule synth_sram:
+    """The preset's vector, matrix, FP and INT SRAMs tiled from the ASAP7 SRAM bank macros."""
+    input:
+        npu=npu_preset,
+    output:
+        table=f"{RESULTS}/synth/{{npu}}/sram.tsv",
+    params:
+        code=stage_code("synth", "synth_sram_stage"),
+        sram_pdk=f"--sram-pdk {SYNTH['sram_pdk']}" if SYNTH["sram_pdk"] else "",
+    log:
+        f"{RESULTS}/logs/synth/{{npu}}/sram.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-sram --npu {input.npu} {params.sram_pdk} --out {output.table} 2> {log}"
+
+
 rule synth_units:
     """Every unit x corner of one preset: results/synth/{npu}/units.tsv."""
     input:
