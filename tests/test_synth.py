@@ -1,9 +1,9 @@
 """The 7 nm synthesis flow (npu.synth, workflow/rules/synth.smk) with the real tools.
 
 Yosys 0.23 and OpenSTA 2.0.17 run on the ASAP7 RVT libraries of shared/pdk/asap7. By default:
-the merged Liberty file, fp32_add synthesized and timed end to end through the stage functions,
-and fp32_to_bf16 through Snakemake (then reruns: a new clock target reruns its synthesis jobs,
-not the library merge). Bad inputs - a missing PDK, a gzipped library OpenSTA cannot read, a
+the merged Liberty file, fp32_add synthesized, simulated at gate level and timed end to end
+through the stage functions, the presets' SRAMs. `-m slow`: fp32_to_bf16 through Snakemake at two
+corners, then reruns (a new clock target reruns its synthesis jobs, not the library merge). Bad inputs - a missing PDK, a gzipped library OpenSTA cannot read, a
 cell the library does not have, a module defined nowhere, an asynchronous reset, a design with
 no clock, a library without power data - each raise their named error and leave no table.
 Tests skip only when a tool or the PDK is absent.
@@ -148,6 +148,7 @@ def planned_rules(output: str) -> list[str]:
     return sorted(m.group(1) for line in output.splitlines() if (m := re.match(r"^\s*rule (\w+):", line)))
 
 
+@pytest.mark.slow  # about a minute on a quiet machine; tests/test_pipeline.py runs these rules by default
 def test_pipeline_synthesizes_a_unit_per_corner_and_reruns_only_what_changed(tmp_path):
     config = {"config_dir": str(REPO / "config"), "models": {"trained": [], "shape_only": []},
               "npus": ["dnpu-edge"], "quantization": {"models": [], "ablation": {"model": "tiny-sort", "outliers": False}},
