@@ -247,6 +247,7 @@ def _add_synth(sub) -> None:
                                               "(gate-level simulation, outputs checked against numerics)")
     p.add_argument("--synthesis", required=True, type=Path, help="synthesis.json of `npu synth-netlist`")
     p.add_argument("--vectors", type=positive_int, default=256, help="operand sets, one per clock cycle")
+    p.add_argument("--max-cells", type=positive_int, default=None, help="larger units are not simulated")
     p.add_argument("--pdk", default=None, help="ASAP7 folder with verilog/ cell models")
     p.add_argument("--out", required=True, type=Path, help="activity JSON to write")
 
@@ -279,7 +280,8 @@ def _run_synth(args) -> None:
         synth.synth_netlist_stage(args.npu, args.unit, args.liberty, args.out_dir, yosys=args.yosys,
                                   clock_period_ps=args.clock_period_ps)
     elif args.stage == "synth-activity":
-        synth.synth_activity_stage(args.synthesis, args.out, vectors=args.vectors, pdk=args.pdk)
+        synth.synth_activity_stage(args.synthesis, args.out, vectors=args.vectors, pdk=args.pdk,
+                                   max_cells=args.max_cells)
     elif args.stage == "synth-timing":
         synth.synth_timing_stage(args.synthesis, args.liberty, args.corner, args.out, args.path_report,
                                  activities=args.activities)

@@ -48,7 +48,7 @@ def synth_netlist_stage(npu: str | Path, unit: str, liberty: str | Path, out_dir
 
 
 def synth_activity_stage(synthesis: str | Path, out: str | Path, vectors: int = 256,
-                         pdk: str | Path | None = None, seed: int = 0) -> dict:
+                         pdk: str | Path | None = None, seed: int = 0, max_cells: int | None = None) -> dict:
     """Per-net switching activity of the netlist beside `synthesis` on its unit's workload
     (gate-level simulation with the PDK's cell models), checked against npu.hw.numerics."""
     from npu.synth.flow import measure_unit_activity
@@ -56,7 +56,8 @@ def synth_activity_stage(synthesis: str | Path, out: str | Path, vectors: int = 
 
     synthesis = Path(synthesis)
     record = json.loads(synthesis.read_text())
-    return measure_unit_activity(record, synthesis.with_name("netlist.v"), find_pdk(pdk), Path(out), vectors, seed)
+    return measure_unit_activity(record, synthesis.with_name("netlist.v"), find_pdk(pdk), Path(out), vectors, seed,
+                                 max_cells)
 
 
 def synth_timing_stage(synthesis: str | Path, liberty: str | Path, corner: str, out: str | Path,

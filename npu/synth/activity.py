@@ -89,71 +89,91 @@ def testbench(top: str, ports: dict[str, tuple[str, int]], vectors: int, warmup:
 
 def parse_vcd(path: Path, scope_prefix: str) -> tuple[dict[str, tuple[int, int]], int]:
     """Net bit name (relative to `scope_prefix`, `/`-separated) -> (toggles, time at 1), and the
-    measured time span; x/z values count neither as toggles nor as time at 1."""
-    names: dict[str, list[str]] = {}
+    measured time span. Only each time step's final value counts: the zero-delay simulation's
+    changes within one time step (delta cycles) are not physical transitions. x/z values count
+    neither as toggles nor as time at 1."""
+    bits_of: dict[str, list[str]] = {}        # VCD code -> its bit names (LSB first)
+    aliases: dict[str, list[list[str]]] = {}  # VCD code -> every name it has (one net in several scopes)
     scopes: list[str] = []
-    values: dict[str, str] = {}
+    value: dict[str, list[str]] = {}      # committed per-bit values (LSB first)
+    pending: dict[str, str] = {}          # changes of the current time step
     toggles: dict[str, list[int]] = {}
     high: dict[str, list[int]] = {}
-    since: dict[str, int] = {}
+    since: dict[str, list[int]] = {}
     now = start = 0
     started = False
+
+    def commit() -> None:
+        for code, text in pending.items():
+            bits = bits_of[code]
+            new = list(text.rjust(len(bits), "0" if text[0] in "01" else text[0])[::-1])
+            old = value.get(code)
+            if old is not None and started:
+                for i, (before, after) in enumerate(zip(old, new)):
+                    if before == after:
+                        continue
+                    if before == "1":
+                        high[code][i] += now - since[code][i]
+                    if before in "01" and after in "01":
+                        toggles[code][i] += 1
+                    since[code][i] = now
+            value[code] = new
+            if old is None or not started:
+                since[code] = [now] * len(bits)
+        pending.clear()
+
     with open(path) as handle:
         for line in handle:
             token = line.split()
             if not token:
                 continue
-            if token[0] == "$scope":
+            head = token[0]
+            if head == "$scope":
                 scopes.append(token[2])
-            elif token[0] == "$upscope":
+            elif head == "$upscope":
                 scopes.pop()
-            elif token[0] == "$var":
+            elif head == "$var":
                 width, code, name = int(token[2]), token[3], token[4]
-                path_name = "/".join(scopes + [name])
-                if not path_name.startswith(scope_prefix):
+                full = "/".join(scopes + [name])
+                if not full.startswith(scope_prefix):
                     continue
-                relative = path_name[len(scope_prefix):]
-                bits = [relative] if width == 1 else [f"{relative}[{i}]" for i in range(width)]
-                if width > 1 and len(token) > 5 and token[5].startswith("["):
-                    msb, _, lsb = token[5].strip("[]").partition(":")
-                    step = -1 if int(msb) >= int(lsb or msb) else 1
-                    bits = [f"{relative}[{bit}]" for bit in range(int(msb), int(lsb or msb) + step, step)][::-1]
-                names.setdefault(code, []).extend(bits)  # bits listed from the LSB
-            elif token[0].startswith("#"):
-                time = int(token[0][1:])
-                now = time
-            elif token[0] == "$dumpon":
+                relative = full[len(scope_prefix):]
+                bits = [relative]
+                if width > 1:
+                    msb, lsb = width - 1, 0
+                    if len(token) > 5 and token[5].startswith("["):
+                        left, _, right = token[5].strip("[]").partition(":")
+                        msb, lsb = int(left), int(right or left)
+                    step = 1 if msb >= lsb else -1
+                    bits = [f"{relative}[{bit}]" for bit in range(lsb, msb + step, step)]  # LSB first
+                aliases.setdefault(code, []).append(bits)
+                if code not in bits_of:
+                    bits_of[code] = bits
+                    toggles[code], high[code] = [0] * width, [0] * width
+            elif head.startswith("#"):
+                commit()
+                now = int(head[1:])
+            elif head == "$dumpon":
+                commit()
                 started, start = True, now
-                for code in since:
-                    since[code] = now
-            elif token[0] == "$dumpoff" and started:
+                for code in value:
+                    since[code] = [now] * len(bits_of[code])
+            elif head == "$dumpoff" and started:
                 break
-            elif token[0][0] in "01xzXZ" and token[0][0] != "$" or token[0][0] in "bB":
-                if token[0][0] in "bB":
-                    value, code = token[0][1:], token[1]
-                else:
-                    value, code = token[0][0], token[0][1:]
-                if code not in names:
-                    continue
-                bits = names[code]
-                value = value.rjust(len(bits), "0" if value[0] in "01" else value[0])[::-1]  # LSB first
-                old = values.get(code)
-                counts = toggles.setdefault(code, [0] * len(bits))
-                at_one = high.setdefault(code, [0] * len(bits))
-                if old is not None and started:
-                    for i, (before, after) in enumerate(zip(old, value)):
-                        if before == "1":
-                            at_one[i] += now - since.get(code, start)
-                        if before in "01" and after in "01" and before != after:
-                            counts[i] += 1
-                values[code], since[code] = value, now
+            elif head[0] in "bB":
+                if token[1] in bits_of:
+                    pending[token[1]] = head[1:]
+            elif head[0] in "01xzXZ" and head[1:] in bits_of:
+                pending[head[1:]] = head[0]
+    commit()
     span = now - start
     result = {}
-    for code, bits in names.items():
-        old = values.get(code, "x" * len(bits))
-        for i, bit in enumerate(bits):
-            at_one = high.get(code, [0] * len(bits))[i] + (now - since.get(code, start) if old[i] == "1" else 0)
-            result[bit] = (toggles.get(code, [0] * len(bits))[i], at_one)
+    for code, bits in bits_of.items():
+        final = value.get(code, ["x"] * len(bits))
+        for i in range(len(bits)):
+            at_one = high[code][i] + (now - since.get(code, [start] * len(bits))[i] if final[i] == "1" else 0)
+            for names in aliases[code]:
+                result[names[i]] = (toggles[code][i], at_one)
     return result, span
 
 

@@ -67,12 +67,18 @@ def synthesize_unit(unit: SynthUnit, parameters: dict[str, int], liberty: Path, 
 
 
 def measure_unit_activity(record: dict[str, Any], netlist: Path, pdk: Any, out: Path, vectors: int,
-                          seed: int = 0) -> dict[str, Any]:
+                          seed: int = 0, max_cells: int | None = None) -> dict[str, Any]:
     """Gate-level simulation of the unit's workload (npu.synth.activity) -> per-net activities
-    at `out` (JSON), with the check that the netlist computed what npu.hw.numerics does."""
+    at `out` (JSON), with the check that the netlist computed what npu.hw.numerics does. A unit
+    of more than `max_cells` cells is not simulated (Icarus needs tens of minutes for the
+    compound units' 25k-90k cells): the JSON then says so, and its tables say "not measured"."""
     from dataclasses import replace
 
     from npu.synth.activity import check_outputs, measure_activity, write_activity
+    if max_cells is not None and record["cells"] > max_cells:
+        reason = f"{record['cells']} cells > synth.activity_max_cells {max_cells}"
+        write_json(Path(out), {"skipped": reason, "nets": []})
+        return {"skipped": reason}
 
     ports = {name: (port[0], int(port[1])) for name, port in record["ports"].items()}
     work = Path(out).parent / "work" / "activity"
@@ -88,7 +94,7 @@ def read_activities(path: str | Path | None) -> tuple[list[NetActivity], dict[st
         return [], {}
     data = json.loads(Path(path).read_text())
     return [NetActivity(**item) for item in data["nets"]], {key: data.get(key) for key in ("workload", "cycles",
-                                                                                            "checked_vectors")}
+                                                                                            "checked_vectors", "skipped")}
 
 
 def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str, work: Path,
@@ -108,7 +114,8 @@ def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str,
         "leakage_uw": timing.unit_power.leakage_w * 1e6,
         "power_default_activity_uw": timing.unit_power.total_w * 1e6,
         "default_activity": f"every net {DEFAULT_ACTIVITY}/cycle",
-        "power_activity_uw": timing.measured_power.total_w * 1e6 if timing.measured_power else "not measured",
+        "power_activity_uw": (timing.measured_power.total_w * 1e6 if timing.measured_power else
+                              f"not measured ({measured_on['skipped']})" if measured_on.get("skipped") else "not measured"),
         "activity_workload": f"{measured_on['workload']}, {measured_on['cycles']} cycles" if nets else "-",
         "gate_level_check": (f"netlist == npu.hw.numerics on {measured_on['checked_vectors']} vectors"
                              if nets and measured_on.get("checked_vectors") else "-"),

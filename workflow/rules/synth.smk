@@ -60,13 +60,14 @@ rule synth_activity:
     params:
         code=stage_code("synth", "synth_activity_stage"),
         vectors=SYNTH["activity_vectors"],
+        max_cells=SYNTH["activity_max_cells"],
         pdk=f"--pdk {SYNTH['pdk']}" if SYNTH["pdk"] else "",
     log:
         f"{RESULTS}/logs/synth/{{npu}}/{{unit}}_activity.log",
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu synth-activity --synthesis {input.record} --vectors {params.vectors} {params.pdk} "
+        "npu synth-activity --synthesis {input.record} --vectors {params.vectors} --max-cells {params.max_cells} {params.pdk} "
         "--out {output.activity} 2> {log}"
 
 
