@@ -144,24 +144,24 @@ def sta_script(liberty: Path, netlist: Path, top: str, period_ps: float, files: 
              f"foreach port [delete_from_list [all_inputs] [get_ports {clock_port}]] "
              f"{{ sta::set_power_input_port_activity $port {DEFAULT_ACTIVITY} {DEFAULT_DUTY} }}",
              f"report_power -digits 9 > {files['design_default']}",
-             f"report_power -instances [get_cells *] -digits 9 > {files['top_default']}"]
+             f"report_power -instances [get_cells -hierarchical *] -digits 9 > {files['instances_default']}"]
     if activities:
         lines += [f"dnpu_net_activity {{{item.net}}} {item.activity:.6g} {item.duty:.6g}" for item in activities]
         lines += [f"report_power -digits 9 > {files['design_measured']}",
-                  f"report_power -instances [get_cells *] -digits 9 > {files['top_measured']}"]
+                  f"report_power -instances [get_cells -hierarchical *] -digits 9 > {files['instances_measured']}"]
     return "\n".join(lines) + "\n"
 
 
-def _powers(design_file: Path, top_file: Path, what: str) -> tuple[PowerReport, PowerReport]:
-    """(design, unit) power from a design report and a report of the top level's instances. The
-    unit's power is the design's less the wrapper's own (leaf) cells: OpenSTA 2.0.17 reports a
-    hierarchical instance as 0, and the unit may hold kept submodules (npu.synth.units)."""
+def _powers(design_file: Path, instances_file: Path, what: str) -> tuple[PowerReport, PowerReport]:
+    """(design, unit) power from a design report and a report of every instance. The unit's
+    power is the sum of the leaf cells under its instance (OpenSTA 2.0.17 reports a hierarchical
+    instance as 0, and the unit may hold kept submodules, npu.synth.units)."""
     design = _parse_total_power(design_file.read_text() if design_file.is_file() else "")
-    rows = _power_rows(top_file.read_text()) if top_file.is_file() else []
-    if UNIT_INSTANCE not in {name for _, name in rows}:
-        raise BlackBoxError(f"{what}: the netlist has no instance {UNIT_INSTANCE!r} of the unit")
-    wrapper = [sum(values[i] for values, name in rows if name != UNIT_INSTANCE) for i in range(3)]
-    unit = PowerReport(design.internal_w - wrapper[0], design.switching_w - wrapper[1], design.leakage_w - wrapper[2])
+    rows = _power_rows(instances_file.read_text()) if instances_file.is_file() else []
+    inside = [values for values, name in rows if name.startswith(f"{UNIT_INSTANCE}/")]
+    if not inside:
+        raise BlackBoxError(f"{what}: the netlist has no cells inside an instance {UNIT_INSTANCE!r} of the unit")
+    unit = PowerReport(*(sum(values[i] for values in inside) for i in range(3)))
     for label, power in (("design", design), (f"instance {UNIT_INSTANCE}", unit)):
         if not power.total_w > 0 or not power.leakage_w > 0:
             raise ZeroPowerError(f"{what}: zero power for the {label} (total {power.total_w} W, leakage "
@@ -177,8 +177,8 @@ def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: P
     sta = find_tool("sta")
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"_{name}" if name else ""
-    files = {key: workdir / f"{key}{tag}.txt" for key in ("path", "design_default", "top_default",
-                                                          "design_measured", "top_measured")}
+    files = {key: workdir / f"{key}{tag}.txt" for key in ("path", "design_default", "instances_default",
+                                                          "design_measured", "instances_measured")}
     for stale in files.values():
         stale.unlink(missing_ok=True)
     script = workdir / f"sta{tag}.tcl"
@@ -203,8 +203,8 @@ def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: P
     slack = re.search(r"worst slack\s+(-?[0-9.]+)", output)
     if slack is None:
         raise NoPathsError(f"{what}: no worst slack reported")
-    design_power, unit_power = _powers(files["design_default"], files["top_default"], what)
-    measured = _powers(files["design_measured"], files["top_measured"], what)[1] if activities else None
+    design_power, unit_power = _powers(files["design_default"], files["instances_default"], what)
+    measured = _powers(files["design_measured"], files["instances_measured"], what)[1] if activities else None
     startpoint, endpoint, path_start, path_end, levels = _path_ends(report)
     return TimingReport(period_ps, float(slack.group(1)), startpoint, endpoint, path_start, path_end, levels,
                         unit_power, design_power, measured, report, seconds)
