@@ -47,6 +47,19 @@ SYNTH_UNITS: dict[str, SynthUnit] = {
 }
 
 
+def source_fingerprint(unit: SynthUnit) -> str:
+    """SHA-256 (16 hex digits) of the unit's Verilog and include files, by name and content: the
+    pipeline reruns a unit's synthesis when it changes, wherever the checkout lies."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = list(unit.sources()) + [path for folder in unit.include_dirs for path in sorted(Path(folder).glob("*.vh"))]
+    for path in files:
+        digest.update(Path(path).name.encode())
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def get_unit(name: str) -> SynthUnit:
     if name not in SYNTH_UNITS:
         raise ValueError(f"unknown synthesis unit {name!r}; known: {', '.join(SYNTH_UNITS)}")

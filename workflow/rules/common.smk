@@ -7,7 +7,7 @@ from npu.hw.config import load_npu_config
 from npu.models.presets import load_model_spec
 from npu.models.tasks import get_task
 from npu.provenance import stage_fingerprint
-from npu.synth.units import SYNTH_UNITS, get_unit
+from npu.synth.units import SYNTH_UNITS, get_unit, source_fingerprint
 
 CONFIG_DIR = config["config_dir"]
 RESULTS = config["results_dir"]

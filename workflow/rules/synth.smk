@@ -2,7 +2,7 @@
 # corner, each unit of npu.synth.units.SYNTH_UNITS synthesized by Yosys for each NPU preset (its
 # parameters and clock), timed and powered by OpenSTA per corner. Tables land in results/synth/.
 #
-# A job reruns when its unit's Verilog, its parameters or clock period (from the preset, as a
+# A job reruns when its unit's Verilog (content, as a parameter), its parameters or clock period (from the preset, as a
 # parameter: an unrelated edit of the preset reruns nothing here), the corner's library or the
 # code of its stage changes.
 # The unit list, corners and targets are set up in common.smk (SYNTH_*).
@@ -30,13 +30,13 @@ rule synth_liberty:
 rule synth_netlist:
     """One unit of one preset, synthesized by Yosys at the preset's clock (mapping-corner library)."""
     input:
-        verilog=lambda wildcards: [str(path) for path in get_unit(wildcards.unit).sources()],
         liberty=f"{RESULTS}/synth/liberty/asap7_rvt_{SYNTH['map_corner']}.lib",
     output:
         netlist=f"{RESULTS}/synth/{{npu}}/{{unit}}/netlist.v",
         record=f"{RESULTS}/synth/{{npu}}/{{unit}}/synthesis.json",
     params:
         code=stage_code("synth", "synth_netlist_stage"),
+        rtl=lambda wildcards: source_fingerprint(get_unit(wildcards.unit)),  # the Verilog, by content
         setting=synth_setting,
         npu=npu_preset,
         yosys=SYNTH["yosys"],
