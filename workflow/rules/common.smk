@@ -7,6 +7,7 @@ from npu.hw.config import load_npu_config
 from npu.models.presets import load_model_spec
 from npu.models.tasks import get_task
 from npu.provenance import stage_fingerprint
+from npu.synth.units import SYNTH_UNITS, get_unit, source_fingerprint
 
 CONFIG_DIR = config["config_dir"]
 RESULTS = config["results_dir"]
@@ -148,3 +149,33 @@ for name in VERIFY["npus"]:
         preset_path("npu", name, CONFIG_DIR)
     except ConfigError as error:
         sys.exit(f"dnpu: config: verify.npus: {error}")
+
+# The 7 nm synthesis flow (workflow/rules/synth.smk).
+SYNTH = config["synth"]
+SYNTH_UNIT_NAMES = SYNTH["units"] or list(SYNTH_UNITS)
+for name in SYNTH_UNIT_NAMES:
+    if name not in SYNTH_UNITS:
+        sys.exit(f"dnpu: config: synth.units lists {name!r}; known units: {', '.join(SYNTH_UNITS)}")
+SYNTH_CORNERS = SYNTH["corners"]
+SYNTH_TARGETS = (([f"{RESULTS}/synth/summary.tsv"] + expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS)
+                  if SYNTH_UNIT_NAMES else []) + expand(f"{RESULTS}/synth/{{npu}}/sram.tsv", npu=NPUS))
+
+
+def synth_activity_of(wildcards):
+    """The measured activity a timing job uses: none when disabled or the unit has no workload."""
+    from npu.synth.activity import WORKLOADS
+
+    if SYNTH["activity_vectors"] and wildcards.unit in WORKLOADS:
+        return [f"{RESULTS}/synth/{wildcards.npu}/{wildcards.unit}/activity.json"]
+    return []
+
+
+def synth_setting(wildcards):
+    """What a unit's netlist depends on in the preset: its Verilog parameters and the clock period."""
+    from npu.hw.config import load_npu_config
+    from npu.synth.flow import clock_period_ps
+
+    npu_config = load_npu_config(NPU_FILES[wildcards.npu]["npu"])
+    unit = get_unit(wildcards.unit)
+    return json.dumps({"parameters": unit.parameters(npu_config),
+                       "period_ps": clock_period_ps(npu_config.clock_ghz, SYNTH["clock_period_ps"])}, sort_keys=True)
