@@ -27,6 +27,7 @@ import yaml
 from npu.cli import main as npu_main
 from npu.errors import one_line
 from npu.synth.errors import (BlackBoxError, PdkNotFoundError, UnconstrainedDesignError, ZeroPowerError)
+from npu.synth.flow import synthesis_unavailable
 from npu.synth.liberty import prepare_liberty
 from npu.synth.netlist import library
 from npu.synth.pdk import DONT_USE_PATTERNS, find_pdk
@@ -38,18 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
-def _missing() -> str | None:
-    for tool in ("yosys", "sta"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (make eda-tools)"
-    try:
-        find_pdk()
-    except PdkNotFoundError as error:
-        return str(error)
-    return None
-
-
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
+pytestmark = pytest.mark.skipif(synthesis_unavailable() is not None, reason=str(synthesis_unavailable()))
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from npu.io import atomic_write_text, write_json
+from npu.synth.errors import PdkNotFoundError
 from npu.synth.openroad import openroad_status
+from npu.synth.pdk import find_pdk
+from npu.synth.sram import find_sram_pdk
 from npu.synth.sta import DEFAULT_ACTIVITY, NetActivity, analyze
 from npu.synth.units import SynthUnit
 from npu.synth.yosys import synthesize
@@ -123,3 +126,17 @@ def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str,
         "yosys": record["yosys"], "openroad": openroad_status(),
     }
     return row, timing.path_report
+
+
+def synthesis_unavailable() -> str | None:
+    """Why the synthesis flow cannot run here (a tool or the PDK missing), or None when it can:
+    the tests skip with this reason, and the test pipeline leaves the stage out."""
+    for tool in ("yosys", "sta"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (make eda-tools)"
+    try:
+        find_pdk()
+        find_sram_pdk()
+    except PdkNotFoundError as error:
+        return str(error)
+    return None

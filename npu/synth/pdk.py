@@ -79,3 +79,4 @@ def find_pdk(path: str | Path | None = None) -> Pdk:
         raise PdkNotFoundError(f"ASAP7 PDK folder {root} does not exist (from {origin}; set config key "
                                f"synth.pdk or ${PDK_ENVIRONMENT} to the folder with the asap7sc7p5t_*.lib.gz files)")
     return Pdk(root)
+

@@ -157,8 +157,9 @@ for name in SYNTH_UNIT_NAMES:
     if name not in SYNTH_UNITS:
         sys.exit(f"dnpu: config: synth.units lists {name!r}; known units: {', '.join(SYNTH_UNITS)}")
 SYNTH_CORNERS = SYNTH["corners"]
-SYNTH_TARGETS = (([f"{RESULTS}/synth/summary.tsv"] + expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS)
-                  if SYNTH_UNIT_NAMES else []) + expand(f"{RESULTS}/synth/{{npu}}/sram.tsv", npu=NPUS))
+SYNTH_TARGETS = ((([f"{RESULTS}/synth/summary.tsv"] + expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS)
+                   if SYNTH_UNIT_NAMES else []) + expand(f"{RESULTS}/synth/{{npu}}/sram.tsv", npu=NPUS))
+                 if SYNTH["enabled"] else [])
 
 
 def synth_activity_of(wildcards):
