@@ -88,8 +88,24 @@ def import_closure(module: str, function: str | None = None, root: Path = PACKAG
         if name in closure:
             continue
         closure.add(name)
-        todo |= _existing(_imports_in(_parse(name, root), name, module_file(name, root).name == "__init__.py"), root)
+        todo |= _module_imports(name, root)
     return closure | _existing({module}, root)
+
+
+def _module_imports(module: str, root: Path) -> set[str]:
+    """The existing `npu` modules that `module`'s source imports anywhere in it."""
+    path = module_file(module, root)
+    if path is None:
+        raise FileNotFoundError(f"code fingerprint: no source for module {module} under {root}")
+    return _existing(_imports_of_source(path.read_text(), str(path), module, path.name == "__init__.py"), root)
+
+
+@cache
+def _imports_of_source(source: str, filename: str, module: str, is_package: bool) -> frozenset[str]:
+    """`npu` names imported in one source text, cached by the text itself: the pipeline
+    fingerprints some 25 stages whose closures share most modules, and parsing each file once
+    instead of once per stage keeps a no-op `snakemake` run quick (an edited file is a new key)."""
+    return frozenset(_imports_in(ast.parse(source, filename=filename), module, is_package))
 
 
 def _function_imports(tree: ast.Module, module: str, function: str, is_package: bool) -> set[str]:
