@@ -31,7 +31,7 @@ def chromium_missing() -> str | None:
 
 def probe_report(report: Path, workdir: Path, timeout: int = 180) -> dict:
     """What the report's app rendered: {"app_rendered", "categories", "results": {path: {"name",
-    "mime", "caption_chars", and for images "shown", "natural_width", "natural_height",
+    "mime", "caption" (HTML), and for images "shown", "natural_width", "natural_height",
     "rendered_width"}}, "error"}."""
     html = report.read_text(encoding="utf-8")
     end = html.rindex("</body>")

@@ -17,7 +17,7 @@ window.addEventListener("load", async () => {
         found.app_rendered = typeof app !== "undefined" && document.querySelector("#app").children.length > 0;
         found.categories = Object.keys(categories);
         for (const [path, entry] of Object.entries(results)) {
-            const record = {name: entry.name, mime: entry.mime_type, caption_chars: entry.caption.length};
+            const record = {name: entry.name, mime: entry.mime_type, caption: entry.caption};
             found.results[path] = record;
             if (!entry.mime_type.startsWith("image/")) continue;
             app.setView({content: "img", contentPath: entry.data_uri});

@@ -44,7 +44,7 @@ def test_chromium_renders_the_reports_figure(small_report, tmp_path):
     found = probe_report(small_report, tmp_path)
     assert found["error"] is None and found["app_rendered"] and found["categories"] == ["Figures"]
     (entry,) = found["results"].values()
-    assert entry["name"] == "figure.png" and entry["mime"] == "image/png" and entry["caption_chars"] > 0
+    assert entry["name"] == "figure.png" and entry["mime"] == "image/png" and "drawn for the test" in entry["caption"]
     assert entry["shown"] and (entry["natural_width"], entry["natural_height"]) == (960, 480)
     assert entry["rendered_width"] > 100
 
