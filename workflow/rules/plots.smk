@@ -37,12 +37,8 @@ FIGURE_TARGETS = (
     + ([f"{FIGURES}/fig7_area_power.png"] if SYNTH_UNIT_TABLES or SYNTH_SRAM_TABLES else [])
 )
 
-def plot_log(name):
-    return f"{RESULTS}/logs/plots/{name}.log"
-
-
-def plot_benchmark(name):
-    return f"{BENCHMARKS}/plots/{name}.tsv"
+PLOT_LOGS = f"{RESULTS}/logs/plots"
+PLOT_BENCHMARKS = f"{BENCHMARKS}/plots"
 
 
 rule plot_breakdown:
@@ -59,9 +55,9 @@ rule plot_breakdown:
         gpu=lambda wildcards, input: (f"--gpu-generations {input.gpu[0]} --gpu-sampling "
                                       f"$(dirname {input.gpu[0]})/gpu_sampling_share.tsv") if input.gpu else "",
     log:
-        plot_log("fig1_latency_breakdown"),
+        f"{PLOT_LOGS}/fig1_latency_breakdown.log",
     benchmark:
-        plot_benchmark("fig1_latency_breakdown")
+        f"{PLOT_BENCHMARKS}/fig1_latency_breakdown.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -78,9 +74,9 @@ rule plot_throughput:
     params:
         code=stage_code("plots", "plot_throughput_stage"),
     log:
-        plot_log("fig2_throughput_energy"),
+        f"{PLOT_LOGS}/fig2_throughput_energy.log",
     benchmark:
-        plot_benchmark("fig2_throughput_energy")
+        f"{PLOT_BENCHMARKS}/fig2_throughput_energy.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -96,9 +92,9 @@ rule plot_crossval:
     params:
         code=stage_code("plots", "plot_crossval_stage"),
     log:
-        plot_log("fig4_crossvalidation"),
+        f"{PLOT_LOGS}/fig4_crossvalidation.log",
     benchmark:
-        plot_benchmark("fig4_crossvalidation")
+        f"{PLOT_BENCHMARKS}/fig4_crossvalidation.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -115,9 +111,9 @@ rule plot_kv_accuracy:
     params:
         code=stage_code("plots", "plot_kv_accuracy_stage"),
     log:
-        plot_log("fig5_kv_accuracy"),
+        f"{PLOT_LOGS}/fig5_kv_accuracy.log",
     benchmark:
-        plot_benchmark("fig5_kv_accuracy")
+        f"{PLOT_BENCHMARKS}/fig5_kv_accuracy.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -134,9 +130,9 @@ rule plot_area_power:
     params:
         code=stage_code("plots", "plot_area_power_stage"),
     log:
-        plot_log("fig7_area_power"),
+        f"{PLOT_LOGS}/fig7_area_power.log",
     benchmark:
-        plot_benchmark("fig7_area_power")
+        f"{PLOT_BENCHMARKS}/fig7_area_power.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -154,9 +150,9 @@ rule plot_sampling:
         code=stage_code("plots", "plot_sampling_stage"),
         baseline=BASELINE_NPU,
     log:
-        plot_log("fig9_sampling_share"),
+        f"{PLOT_LOGS}/fig9_sampling_share.log",
     benchmark:
-        plot_benchmark("fig9_sampling_share")
+        f"{PLOT_BENCHMARKS}/fig9_sampling_share.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -166,27 +162,21 @@ rule plot_sampling:
 
 # The jobs whose log (and benchmark, where the rule has one) the jobs table lists: the figure
 # jobs, the stages that draw figures themselves, and the long stages behind them.
-def report_job_files():
-    jobs = [(plot_log(name), plot_benchmark(name)) for name in (Path(t).stem for t in FIGURE_TARGETS)]
-    jobs += [(f"{RESULTS}/logs/roofline/{npu}__{model}.log", f"{BENCHMARKS}/roofline/{npu}__{model}.tsv")
-             for npu in NPUS for model in ALL_MODELS]
-    jobs += [(f"{RESULTS}/logs/simulate_cycle/{npu}__{model}.log", f"{BENCHMARKS}/simulate_cycle/{npu}__{model}.tsv")
-             for npu in NPUS for model in ALL_MODELS]
-    jobs += [(f"{RESULTS}/logs/train/{model}.log", f"{BENCHMARKS}/train/{model}.tsv")
-             for model in dict.fromkeys(TRAINED_MODELS + KV_ONLY_MODELS)]
-    if QUANT_MODELS:
-        jobs += [(f"{RESULTS}/logs/accuracy.log", f"{BENCHMARKS}/accuracy.tsv"),
-                 (f"{RESULTS}/logs/kv_analysis.log", f"{BENCHMARKS}/kv_analysis.tsv")]
-    if SYNTH["enabled"]:
-        jobs += [(f"{RESULTS}/logs/synth/{npu}/{unit}_netlist.log", f"{BENCHMARKS}/synth/{npu}/{unit}_netlist.tsv")
-                 for npu in NPUS for unit in SYNTH_UNIT_NAMES]
-        jobs += [(f"{RESULTS}/logs/synth/{npu}/{unit}_timing_{corner}.log",
-                  f"{BENCHMARKS}/synth/{npu}/{unit}_timing_{corner}.tsv")
-                 for npu in NPUS for unit in SYNTH_UNIT_NAMES for corner in SYNTH_CORNERS]
-    return jobs
-
-
-REPORT_JOBS = report_job_files() if FIGURE_TARGETS else []
+REPORT_JOBS = [] if not FIGURE_TARGETS else (
+    [(f"{PLOT_LOGS}/{Path(target).stem}.log", f"{PLOT_BENCHMARKS}/{Path(target).stem}.tsv") for target in FIGURE_TARGETS]
+    + [(f"{RESULTS}/logs/{rule}/{npu}__{model}.log", f"{BENCHMARKS}/{rule}/{npu}__{model}.tsv")
+       for rule in ("roofline", "simulate_cycle") for npu in NPUS for model in ALL_MODELS]
+    + [(f"{RESULTS}/logs/train/{model}.log", f"{BENCHMARKS}/train/{model}.tsv")
+       for model in dict.fromkeys(TRAINED_MODELS + KV_ONLY_MODELS)]
+    + ([(f"{RESULTS}/logs/{rule}.log", f"{BENCHMARKS}/{rule}.tsv") for rule in ("accuracy", "kv_analysis")]
+       if QUANT_MODELS else [])
+    + ([(f"{RESULTS}/logs/synth/{npu}/{unit}_netlist.log", f"{BENCHMARKS}/synth/{npu}/{unit}_netlist.tsv")
+        for npu in NPUS for unit in SYNTH_UNIT_NAMES]
+       + [(f"{RESULTS}/logs/synth/{npu}/{unit}_timing_{corner}.log",
+           f"{BENCHMARKS}/synth/{npu}/{unit}_timing_{corner}.tsv")
+          for npu in NPUS for unit in SYNTH_UNIT_NAMES for corner in SYNTH_CORNERS]
+       if SYNTH["enabled"] else [])
+)
 
 
 rule report_jobs:
@@ -204,7 +194,7 @@ rule report_jobs:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu report-jobs --jobs {params.jobs} --logs-root {RESULTS}/logs --out {output.table} 2> {log}"
+        "npu report-jobs --jobs {params.jobs} --logs-root $(dirname {log}) --out {output.table} 2> {log}"
 
 
 REPORT_TARGETS = FIGURE_TARGETS + ([f"{RESULTS}/report/jobs.tsv"] if REPORT_JOBS else [])
