@@ -17,6 +17,7 @@ Each stage reads checkpoints (and presets), computes, and writes its outputs ato
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -207,6 +208,7 @@ def kv_analysis_stage(sources: list[ModelSource], out_tsv: str | Path, out_png: 
         if decode is None:  # the text model: decode the second half of validation windows
             model_spec = {"gen_length": entry.task.window_length // 2, "block_length": entry.task.window_length // 8}
             decode = DecodeConfig(model_spec["gen_length"], model_spec["block_length"], model_spec["gen_length"])
+        print(f"kv_analysis {source.label}: decoding {n_prompts} prompts ({cache} cache) ...", file=sys.stderr, flush=True)
         trace = trace_for_decode(entry.model, entry.task, decode, cache, n_prompts, seed, source.label)
         channels += channel_maxima(trace)
         rows += kv_statistics(trace)

@@ -54,7 +54,11 @@ def simulate_analytical_stage(npu_name: str | Path, model_name: str | Path, out:
     machine = NpuStepModel(load_npu_config(npu_name), step_program)
     model, setups = model_scenarios(model_name, settings or ScenarioSettings())
     shared: dict = {}
-    rows = [_generation_row(machine, model, setup, shared) for setup in setups]
+    rows = []
+    for number, setup in enumerate(setups, 1):  # progress: a long model costs minutes per generation
+        rows.append(_generation_row(machine, model, setup, shared))
+        print(f"analytical {machine.config.name} {model.name}: generation {number}/{len(setups)} "
+              f"({rows[-1]['cache']}/{rows[-1]['rule']}) {rows[-1]['status'][:60]}", file=sys.stderr, flush=True)
     print(f"analytical {npu_name} {model_name}: " + ", ".join(
         f"{r['cache']}/{r['rule']} " + (f"{r['tokens_per_s']:.3g} tok/s" if r["status"] == "ok" else r["status"])
         for r in rows), file=sys.stderr)
@@ -267,6 +271,8 @@ def crossvalidate_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str |
         if reason is not None:
             rows.append(base | {"status": reason})
             continue
+        print(f"crossvalidate {config.name} {compiled.row['model']} {compiled.step}: "
+              f"{compiled.executed_instructions:,} instructions ...", file=sys.stderr, flush=True)
         began = time.perf_counter()
         with np.errstate(all="ignore"):
             result = crossvalidate(compiled.program, config, name=compiled.step,
@@ -343,6 +349,8 @@ def roofline_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str | Path
             rows.append(base | {"status": reason, "attained": attained})
             print(f"roofline {config.name} {compiled.row['model']} {compiled.step}: {reason}", file=sys.stderr)
             continue
+        print(f"roofline {config.name} {compiled.row['model']} {compiled.step}: "
+              f"{compiled.executed_instructions:,} instructions ...", file=sys.stderr, flush=True)
         began = time.perf_counter()
         result = roofline(compiled.program, config, attained=attained, max_instructions=max_instructions + 1)
         rows += [base | {"status": "ok", "attained": attained} | _ten_digits(row) for row in result.rows()]
