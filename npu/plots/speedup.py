@@ -55,22 +55,30 @@ def throughput_energy_figure(speedup_tsv: str | Path, out_png: str | Path) -> Pa
                         ratio = next((number(r["speedup"]) for r in mine if (r["cache"], r["rule"]) == config
                                       and r["npu"] == name and r["gpu"] == reference), float("nan"))
                         if finite(ratio):
-                            ax.annotate(f"{ratio:.2g}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                                        ha="center", va="bottom", fontsize=6, rotation=90)
+                            ax.annotate(f"{ratio:.3g}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                                        ha="center", va="bottom", fontsize=7, xytext=(0, 2),
+                                        textcoords="offset points")
             value_axis(ax, [number(r[f"{kind}_{quantity}"]) for r in mine for kind in ("npu", "gpu")], span=10.0)
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high * (2.0 if ax.get_yscale() == "log" else 1.12))  # room for the speedup labels
             ax.set_xticks(range(len(configs)), [f"{cache} cache\n{rule}" for cache, rule in configs], fontsize=8)
             ax.set_ylabel(label)
             ax.grid(axis="y", which="major", alpha=0.3)
         tok_ax.set_title(f"{model}: tokens/s (labels: NPU speedup over {reference})", fontsize=9)
         energy_ax.set_title(f"{model}: energy per generated token", fontsize=9)
-        tok_ax.legend(fontsize=7, loc="upper left")
+
         failed = sorted({f"{r['npu']}: {shorten(r['status'], 90)}" for r in mine if r["status"] != "ok"})
         if failed:
             energy_ax.text(0.0, -0.28, "no bar (step does not compile):\n" + "\n".join(failed),
                            transform=energy_ax.transAxes, fontsize=6, va="top")
+    height = fig.get_figheight()
     fig.suptitle("Generation throughput and energy: NPU presets vs modelled GPUs (analytical models, same schedule)",
-                 fontsize=10)
-    fig.tight_layout()
+                 fontsize=10, y=1 - 0.05 / height)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:  # one legend for every panel, under the title
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.3 / height),
+                   ncol=min(6, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.62 / height))
     return save_figure(fig, out_png)
 
 
