@@ -16,7 +16,7 @@
 #   accuracy        KV methods x bits x cache modes (BAOS, baselines)   results/kv/accuracy.{tsv,md}
 #   accuracy_exact  bf16 / BAOS-MXINT KV in the NPU's exact arithmetic    results/kv/exact.tsv
 #   baos_ablation   BAOS design choices one at a time                   results/kv/ablation.tsv
-#   kv_analysis     K/V statistics across steps and blocks              results/kv/kv_stats.tsv, kv_drift.png
+#   kv_analysis     K/V statistics across steps and blocks              results/kv/kv_stats.tsv, kv_channels.tsv, kv_drift.png
 #   kv_traffic      KV DRAM bytes per generated token per method        results/kv/traffic.tsv
 #   synth_*         7 nm synthesis: Yosys + OpenSTA on ASAP7 per preset and unit, per corner
 #                   area, fmax, critical path, leakage, power           results/synth/{npu}/units.tsv, summary.tsv
