@@ -38,7 +38,7 @@ def probe_report(report: Path, workdir: Path, timeout: int = 180) -> dict:
     probe = workdir / "report_probe.html"
     probe.write_text(html[:end] + "<script>" + PROBE.read_text() + "</script>" + html[end:], encoding="utf-8")
     result = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=60000",
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3600000",
          f"--user-data-dir={workdir / 'chromium-profile'}", "--dump-dom", probe.as_uri()],
         capture_output=True, text=True, timeout=timeout)
     match = re.search(r'<pre id="dnpu-probe">(\{.*?)</pre>', result.stdout, re.DOTALL)  # not the script's comment

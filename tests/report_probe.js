@@ -6,7 +6,7 @@
 // Chromium's --virtual-time-budget jumps to the end of the budget as soon as no timer is pending,
 // also while an image decodes on another thread: a ticking timer keeps virtual time moving in
 // small steps until the probe is done.
-const keepAlive = setInterval(() => {}, 20);
+const keepAlive = setInterval(() => {}, 50);
 window.addEventListener("load", async () => {
     const found = {app_rendered: false, results: {}, error: null};
     const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
