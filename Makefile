@@ -5,9 +5,9 @@ BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 CORES  ?= all
 
-.PHONY: setup eda-tools run verify dry-run test test-slow bench lint clean
+.PHONY: setup eda-tools browser run report verify dry-run test test-slow bench lint clean
 
-setup: $(VENV)/.installed eda-tools
+setup: $(VENV)/.installed eda-tools browser
 
 # The virtual environment is rebuilt whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -29,8 +29,23 @@ eda-tools:
 		echo "note: EDA tools missing ($$missing); install: sudo apt-get install $(EDA_PACKAGES)"; \
 	fi
 
+# Headless Chromium, which the report's test opens results/report.html in (tests/test_report.py);
+# installed only when running as root and missing (the test skips, saying why, without it).
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian chromium (headless browser for the report test)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "note: chromium missing; the report test skips (install: sudo apt-get install chromium)"; \
+	fi
+
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
+
+# The HTML report of the finished run (every figure and key table, captioned): results/report.html.
+report: run
+	$(BIN)/snakemake --report results/report.html
 
 # The compiler's token-for-token check on the trained models (config: verify; hours on 2 cores).
 verify: setup

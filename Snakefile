@@ -16,10 +16,13 @@
 #   accuracy        KV methods x bits x cache modes (BAOS, baselines)   results/kv/accuracy.{tsv,md}
 #   accuracy_exact  bf16 / BAOS-MXINT KV in the NPU's exact arithmetic    results/kv/exact.tsv
 #   baos_ablation   BAOS design choices one at a time                   results/kv/ablation.tsv
-#   kv_analysis     K/V statistics across steps and blocks              results/kv/kv_stats.tsv, kv_drift.png
+#   kv_analysis     K/V statistics across steps and blocks              results/kv/kv_stats.tsv, kv_channels.tsv, kv_drift.png
 #   kv_traffic      KV DRAM bytes per generated token per method        results/kv/traffic.tsv
 #   synth_*         7 nm synthesis: Yosys + OpenSTA on ASAP7 per preset and unit, per corner
 #                   area, fmax, critical path, leakage, power           results/synth/{npu}/units.tsv, summary.tsv
+#   plot_*          the paper's figures 1, 2, 4, 5, 7, 9 from those tables results/figures/*.png
+#   report_jobs     log and benchmark of every job behind the figures    results/report/jobs.tsv
+#   (`make report`: snakemake --report results/report.html - every figure and key table, captioned)
 #
 # Not in `all` (hours on 2 cores; `make verify`):
 #   verify_compiled compiled generations == NPU-arithmetic reference    results/verify/{model}.json
@@ -55,6 +58,9 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/verify.smk"
 include: "workflow/rules/synth.smk"
+include: "workflow/rules/plots.smk"
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
@@ -70,4 +76,5 @@ rule all:
         SPEEDUP_TARGETS,
         QUANT_TARGETS,
         SYNTH_TARGETS,
+        REPORT_TARGETS,
     default_target: True

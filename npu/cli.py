@@ -145,6 +145,60 @@ def _add_speedup(sub) -> None:
     p.add_argument("--figure", required=True, type=Path, help="speedup.png to write")
 
 
+def _add_plots(sub) -> None:
+    """`npu plot-<figure>`: the paper's figures from pipeline tables (npu.plots, docs/figures.md)."""
+    tables = dict(nargs="+", required=True, type=Path)
+    p = sub.add_parser("plot-breakdown", help="figure 1: latency breakdown of a step (NPU presets, GPU models)")
+    p.add_argument("--roofline", **tables, help="results/{npu}/{model}/roofline.tsv tables")
+    p.add_argument("--analytical", **tables, help="results/{npu}/{model}/analytical.tsv tables")
+    p.add_argument("--gpu-generations", type=Path, default=None, help="results/gpu/gpu_generations.tsv")
+    p.add_argument("--gpu-sampling", type=Path, default=None, help="results/gpu/gpu_sampling_share.tsv")
+    p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    p = sub.add_parser("plot-throughput", help="figure 2: tokens/s and energy per token vs the GPU models")
+    p.add_argument("--speedup", required=True, type=Path, help="results/speedup.tsv")
+    p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    p = sub.add_parser("plot-crossval", help="figure 4: analytical model vs cycle simulator (vs RTL)")
+    p.add_argument("--crossval", **tables, help="results/{npu}/{model}/crossval.tsv tables")
+    p.add_argument("--rtl", nargs="*", default=[], type=Path, help="RTL cycle tables, when the run has them")
+    p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    p = sub.add_parser("plot-kv-accuracy", help="figure 5: KV-cache accuracy vs bits per method, BAOS ablation")
+    p.add_argument("--accuracy", required=True, type=Path, help="results/kv/accuracy.tsv")
+    p.add_argument("--ablation", required=True, type=Path, help="results/kv/ablation.tsv")
+    p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    p = sub.add_parser("plot-area-power", help="figure 7: area and power per unit from the synthesis tables")
+    p.add_argument("--units", nargs="*", default=[], type=Path, help="results/synth/{npu}/units.tsv tables")
+    p.add_argument("--sram", nargs="*", default=[], type=Path, help="results/synth/{npu}/sram.tsv tables")
+    p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    p = sub.add_parser("plot-sampling", help="figure 9: sampling share with and without the dLLM instructions")
+    p.add_argument("--analytical", **tables, help="results/{npu}/{model}/analytical.tsv tables")
+    p.add_argument("--roofline", **tables, help="results/{npu}/{model}/roofline.tsv tables")
+    p.add_argument("--baseline", default="ar-npu", help="the preset without the dLLM instructions")
+    p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    p = sub.add_parser("report-jobs", help="the report's table of jobs: log and benchmark of each")
+    p.add_argument("--jobs", nargs="+", required=True, metavar="LOG[=BENCHMARK]")
+    p.add_argument("--logs-root", required=True, type=Path, help="the logs folder (job names are paths under it)")
+    p.add_argument("--out", required=True, type=Path, help="TSV to write")
+
+
+def _run_plot(args) -> None:
+    from npu.stages import plots
+
+    if args.stage == "plot-breakdown":
+        plots.plot_breakdown_stage(args.roofline, args.analytical, args.gpu_generations, args.gpu_sampling, args.out)
+    elif args.stage == "plot-throughput":
+        plots.plot_throughput_stage(args.speedup, args.out)
+    elif args.stage == "plot-crossval":
+        plots.plot_crossval_stage(args.crossval, args.out, args.rtl)
+    elif args.stage == "plot-kv-accuracy":
+        plots.plot_kv_accuracy_stage(args.accuracy, args.ablation, args.out)
+    elif args.stage == "plot-area-power":
+        plots.plot_area_power_stage(args.units, args.sram, args.out)
+    elif args.stage == "plot-sampling":
+        plots.plot_sampling_stage(args.analytical, args.roofline, args.out, baseline=args.baseline)
+    elif args.stage == "report-jobs":
+        plots.report_jobs_stage(args.jobs, args.logs_root, args.out)
+
+
 def _add_quantization(sub) -> None:
     p = sub.add_parser("calibrate", help="static KV-smoothing factors of a trained model (offline baseline)")
     p.add_argument("--checkpoint", required=True, type=Path)
@@ -203,6 +257,8 @@ def _add_quantization(sub) -> None:
             p.add_argument("--prompts", type=positive_int, default=256)
         else:
             p.add_argument("--figure", required=True, type=Path, help="PNG to write")
+            p.add_argument("--channels-out", type=Path, default=None,
+                           help="per-channel max|x| table (default: kv_channels.tsv next to --out)")
             p.add_argument("--prompts", type=positive_int, default=64)
             p.add_argument("--cache-mode", choices=CACHE_MODES, default="dual")
 
@@ -381,7 +437,7 @@ def _run_quantization(args) -> None:
                                 log=lambda row: log_line(f"{row['variant']} {row['method']} {row['bits']}: {row['value']}"))
     else:
         quantize.kv_analysis_stage(list(sources.values()), args.out, args.figure, cache=args.cache_mode,
-                                   n_prompts=args.prompts, npu_config=args.npu)
+                                   n_prompts=args.prompts, npu_config=args.npu, channels_tsv=args.channels_out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quantization(sub)
     _add_verify(sub)
     _add_synth(sub)
+    _add_plots(sub)
     _add_program_tools(sub)
     return parser
 
@@ -476,6 +533,8 @@ def _run(args: argparse.Namespace) -> None:
         _run_synth(args)
     elif args.stage in ("asm", "disasm", "run"):
         _run_program_tool(args)
+    elif args.stage.startswith("plot-") or args.stage == "report-jobs":
+        _run_plot(args)
 
 
 if __name__ == "__main__":

@@ -139,3 +139,22 @@ def stage_fingerprint(module: str, function: str | None = None, root: Path = PAC
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def source_revision(root: Path = PACKAGE_ROOT.parent) -> str:
+    """The git commit of the checkout `root` (short hash, "+modified" when tracked files differ
+    from it), or a sentence saying why there is none: what the report's captions quote as the
+    code a run came from."""
+    import subprocess
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        if head.returncode != 0:
+            return "unknown (not a git checkout)"
+        changed = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (git not available)"
+    return head.stdout.strip() + ("+modified" if changed else "")

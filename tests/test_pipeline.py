@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from npu.provenance import source_revision
 from npu.synth.flow import synthesis_unavailable
+from report_helpers import chromium_missing, probe_report
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -157,6 +159,38 @@ def test_pipeline_runs_the_kv_quantization_study(mini_pipeline):
     assert "\ttiny-sort\t" in traffic and "\tdream-7b\t" in traffic and "\tbaos-int\t4\t" in traffic
 
 
+def test_report_holds_every_figure_rendered_in_chromium(mini_pipeline, tmp_path):
+    """`snakemake --report` of the finished run holds every figure and key table with captions
+    naming the run; in headless Chromium every figure is shown by the report's app and decodes."""
+    report = tmp_path / "report.html"
+    result = snakemake(mini_pipeline, "--report", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    synth_on = yaml.safe_load((mini_pipeline / "config.yaml").read_text())["synth"]["enabled"]
+    figures = {f"results/figures/{name}.png" for name in ("fig1_latency_breakdown", "fig2_throughput_energy",
+                                                            "fig4_crossvalidation", "fig5_kv_accuracy",
+                                                            "fig9_sampling_share") + ("fig7_area_power",) * synth_on}
+    figures |= {f"results/dnpu-edge/{model}/roofline.png" for model in ("tiny-sort", "tiny-add", "dream-7b")}
+    figures |= {"results/kv/kv_drift.png", "results/crossval/summary.png", "results/speedup.png"}
+    tables = {"results/speedup.tsv", "results/crossval/summary.tsv", "results/kv/accuracy.tsv",
+              "results/report/jobs.tsv"} | ({"results/synth/summary.tsv"} if synth_on else set())
+    jobs = [line.split("\t") for line in (mini_pipeline / "results" / "report" / "jobs.tsv").read_text().splitlines()]
+    by_job = {row[0]: dict(zip(jobs[0], row)) for row in jobs[1:]}
+    assert float(by_job["train/tiny-sort"]["wall_s"]) > 0 and float(by_job["simulate_cycle/dnpu-edge__tiny-add"]["wall_s"]) > 0
+    assert {f"plots/{Path(f).stem}" for f in figures if f.startswith("results/figures/")} <= set(by_job)
+    if chromium_missing():
+        pytest.skip(chromium_missing())
+    found = probe_report(report, tmp_path)
+    assert found["error"] is None and found["app_rendered"], found
+    assert {"Figures", "Tables"} <= set(found["categories"])
+    images = {path: entry for path, entry in found["results"].items() if entry["mime"] == "image/png"}
+    assert set(images) == figures
+    assert tables <= set(found["results"])
+    commit = source_revision()
+    for path, entry in images.items():
+        assert entry["shown"] and entry["natural_width"] >= 700 and entry["natural_height"] >= 300, (path, entry)
+        assert commit in entry["caption"] and "dnpu-edge" in entry["caption"] and "results/logs/" in entry["caption"], path
+
+
 def test_finished_pipeline_has_nothing_to_do(mini_pipeline):
     result = snakemake(mini_pipeline, "-n")
     assert result.returncode == 0
@@ -219,12 +253,17 @@ def copy_of_the_code(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("module, rules", [
     # imported only by the exact-mode stage, through npu.stages.quantize.exact_accuracy_stage
     ("npu/check/exact.py", {"accuracy_exact"}),
-    # imported by the cycle and cross-validation stages; the summary reads their tables
-    ("npu/sim/cycle/compiled.py", {"simulate_cycle", "crossvalidate", "crossvalidation_summary", "roofline"}),
+    # imported by the cycle and cross-validation stages; the summary and the figures read their
+    # tables, the report's jobs table their logs and benchmarks
+    ("npu/sim/cycle/compiled.py", {"simulate_cycle", "crossvalidate", "crossvalidation_summary", "roofline",
+                                   "plot_breakdown", "plot_crossval", "plot_sampling", "report_jobs"}),
     # training code: train, then everything downstream of the checkpoints
     ("npu/models/train.py", {"train", "evaluate", "export", "compile", "simulate_cycle", "crossvalidate",
                              "crossvalidation_summary", "roofline", "calibrate", "accuracy", "baos_ablation",
-                             "accuracy_exact", "kv_analysis"}),
+                             "accuracy_exact", "kv_analysis", "plot_breakdown", "plot_crossval", "plot_sampling",
+                             "plot_kv_accuracy", "report_jobs"}),
+    # a figure's code reruns that figure (and the jobs table that lists its log) only
+    ("npu/plots/kv.py", {"plot_kv_accuracy", "kv_analysis", "report_jobs"}),
 ])
 def test_code_change_reruns_the_stages_that_import_it_and_only_those(mini_pipeline, tmp_path, module, rules):
     copy = copy_of_the_code(tmp_path)

@@ -11,17 +11,17 @@ ran. `kv_statistics` turns the trace into one table row per (layer, K or V):
 - drift: the median and 90th-percentile relative change of per-channel max|x| from one block's
   refresh to the next (what stale smoothing factors would miss), and from a block's refresh to
   its later steps for the block's own rows.
-`write_kv_table` / `write_kv_figure` write them atomically.
+`channel_maxima` lists per-channel max|x| of each block's refresh in one layer; `write_kv_table`
+writes a table atomically. The figure is drawn from these tables (npu.plots.kv).
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field, replace
 
 import torch
 
-from npu.io import atomic_write_bytes, write_tsv
+from npu.io import write_tsv
 from npu.models.decoding import DecodeConfig, generate
 from npu.models.tasks import CharCorpus
 from npu.models.transformer import KVCache, MaskedDiffusionTransformer
@@ -169,51 +169,22 @@ def write_kv_table(rows: list[dict], path) -> None:
     write_tsv(path, rows)
 
 
-def _drift_bars(axis, stats: list[dict], prefix: str, title: str) -> None:
-    """Median (bar) and 90th percentile (tick) of one drift measure per layer, K and V."""
-    for offset, kind in ((-0.2, "K"), (0.2, "V")):
-        layer_rows = [r for r in stats if r["tensor"] == kind]
-        xs = [r["layer"] + offset for r in layer_rows]
-        axis.bar(xs, [r[f"{prefix}_median"] for r in layer_rows], width=0.4, label=f"{kind} median")
-        axis.scatter(xs, [r[f"{prefix}_p90"] for r in layer_rows], marker="_", s=200, color="k")
-    axis.set_title(title, fontsize=9)
-    axis.set_xlabel("layer")
-    axis.set_ylabel("relative change of per-channel max|x|")
-    axis.legend(fontsize=7)
-
-
-def write_kv_figure(traces: list[KVTrace], path, layer: int | None = None) -> None:
-    """A PNG with one column per trace: (top) per-channel max|K| of each block's refresh for one
-    layer, prompt+decoded rows solid and [MASK] rows dashed; (middle) block-to-block drift of
-    per-channel max|x| per layer; (bottom) drift of the block's own rows from its refresh to its
-    later steps ([MASK] rows turning into tokens). Bars: median, ticks: p90. Written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(3, len(traces), figsize=(5.5 * len(traces), 10), squeeze=False)
-    for column, trace in enumerate(traces):
-        shown = trace.n_layers - 1 if layer is None else layer
-        top = axes[0][column]
-        refreshes = refreshes_by_block([w for w in trace.writes if w.layer == shown and w.step == 0])
-        for w in refreshes:
-            values, masked = _rows(w.k), w.masked.reshape(-1)
-            line, = top.plot(values[~masked].abs().amax(0).numpy(), lw=1, label=f"block {w.block} decoded")
-            if masked.any():
-                top.plot(values[masked].abs().amax(0).numpy(), lw=1, ls="--", color=line.get_color(),
-                         label=f"block {w.block} [MASK]")
-        top.set_title(f"{trace.label}: layer {shown} per-channel max|K| at each refresh", fontsize=9)
-        top.set_xlabel("channel (head x head_dim)")
-        top.legend(fontsize=6)
-        stats = kv_statistics(trace)
-        _drift_bars(axes[1][column], stats, "block_drift", "whole cache: one block's refresh to the next")
-        _drift_bars(axes[2][column], stats, "step_drift", "the block's rows: refresh to later steps")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+def channel_maxima(trace: KVTrace, layer: int | None = None) -> list[dict]:
+    """Per-channel max|K| and max|V| of every block's refresh in one layer (default: the last),
+    for prompt + decoded rows and for [MASK] rows apart: the table behind the drift figure's
+    per-channel panel (npu.plots.kv)."""
+    shown = trace.n_layers - 1 if layer is None else layer
+    rows = []
+    for w in refreshes_by_block([w for w in trace.writes if w.layer == shown and w.step == 0]):
+        masked = w.masked.reshape(-1)
+        for tensor, values in (("K", _rows(w.k)), ("V", _rows(w.v))):
+            for kind, selected in (("decoded", values[~masked]), ("mask", values[masked])):
+                if not len(selected):
+                    continue
+                for channel, value in enumerate(selected.abs().amax(0).tolist()):
+                    rows.append({"model": trace.label, "layer": shown, "block": w.block, "tensor": tensor,
+                                 "rows": kind, "channel": channel, "absmax": value})
+    return rows
 
 
 def trace_for_decode(model, task, decode: DecodeConfig, cache: str, n_prompts: int, seed: int, label: str) -> KVTrace:

@@ -17,6 +17,7 @@ Each stage reads checkpoints (and presets), computes, and writes its outputs ato
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -191,23 +192,29 @@ def exact_accuracy_stage(sources: list[ModelSource], npu_name: str | Path, bits:
 
 def kv_analysis_stage(sources: list[ModelSource], out_tsv: str | Path, out_png: str | Path,
                       cache: str = "dual", n_prompts: int = 64, seed: int = 4321,
-                      npu_config: str | None = "dnpu-cloud") -> list[dict]:
-    """K/V statistics of every source (TSV) and the drift figure (PNG)."""
+                      npu_config: str | None = "dnpu-cloud", channels_tsv: str | Path | None = None) -> list[dict]:
+    """K/V statistics of every source (TSV), the per-channel maxima of each block's refresh in the
+    last layer (`channels_tsv`, default kv_channels.tsv next to out_tsv) and the drift figure
+    drawn from those two tables (PNG, npu.plots.kv)."""
     from npu.models.decoding import DecodeConfig
-    from npu.quant.kv_analysis import kv_statistics, trace_for_decode, write_kv_figure
+    from npu.plots.kv import kv_drift_figure
+    from npu.quant.kv_analysis import channel_maxima, kv_statistics, trace_for_decode
 
-    traces, rows = [], []
+    channels_tsv = Path(out_tsv).with_name("kv_channels.tsv") if channels_tsv is None else Path(channels_tsv)
+    channels, rows = [], []
     for source in sources:
         entry = load_model_under_test(source, npu_config)
         decode = entry.decode
         if decode is None:  # the text model: decode the second half of validation windows
             model_spec = {"gen_length": entry.task.window_length // 2, "block_length": entry.task.window_length // 8}
             decode = DecodeConfig(model_spec["gen_length"], model_spec["block_length"], model_spec["gen_length"])
+        print(f"kv_analysis {source.label}: decoding {n_prompts} prompts ({cache} cache) ...", file=sys.stderr, flush=True)
         trace = trace_for_decode(entry.model, entry.task, decode, cache, n_prompts, seed, source.label)
-        traces.append(trace)
+        channels += channel_maxima(trace)
         rows += kv_statistics(trace)
     write_tsv(out_tsv, rows)
-    write_kv_figure(traces, out_png)
+    write_tsv(channels_tsv, channels)
+    kv_drift_figure(out_tsv, out_png, channels_tsv)
     return rows
 
 

@@ -54,7 +54,11 @@ def simulate_analytical_stage(npu_name: str | Path, model_name: str | Path, out:
     machine = NpuStepModel(load_npu_config(npu_name), step_program)
     model, setups = model_scenarios(model_name, settings or ScenarioSettings())
     shared: dict = {}
-    rows = [_generation_row(machine, model, setup, shared) for setup in setups]
+    rows = []
+    for number, setup in enumerate(setups, 1):  # progress: a long model costs minutes per generation
+        rows.append(_generation_row(machine, model, setup, shared))
+        print(f"analytical {machine.config.name} {model.name}: generation {number}/{len(setups)} "
+              f"({rows[-1]['cache']}/{rows[-1]['rule']}) {rows[-1]['status'][:60]}", file=sys.stderr, flush=True)
     print(f"analytical {npu_name} {model_name}: " + ", ".join(
         f"{r['cache']}/{r['rule']} " + (f"{r['tokens_per_s']:.3g} tok/s" if r["status"] == "ok" else r["status"])
         for r in rows), file=sys.stderr)
@@ -108,6 +112,7 @@ def speedup_stage(analytical: list[str | Path], npus: list[str | Path], gpu_tabl
     the simulation stages wrote (no recomputation, so it quotes exactly their figures); npus:
     the presets named in the tables' `machine` column, read for their DRAM bandwidth."""
     from npu.hw.config import load_npu_config
+    from npu.plots.speedup import speedup_figure
     from npu.sim.analytical.speedup import speedup_rows
 
     bandwidths = {config.name: config.dram.bandwidth_gbps for config in map(load_npu_config, npus)}
@@ -118,50 +123,8 @@ def speedup_stage(analytical: list[str | Path], npus: list[str | Path], gpu_tabl
         print(f"speedup {row['npu']} vs {row['gpu']} {row['model']} {row['cache']}/{row['rule']}: {figure}",
               file=sys.stderr)
     write_tsv(out_tsv, rows)
-    _speedup_figure(rows, out_png)
+    speedup_figure(out_tsv, out_png)
     return rows
-
-
-def _speedup_figure(rows: list[dict], out_png: str | Path) -> Path:
-    """Speedup over each GPU per (NPU, model, cache, rule), bandwidth-matched beside it, on a log
-    axis (the ratios span orders of magnitude across presets); configurations without figures
-    are listed, not drawn, so the figure exists even when nothing compiled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from npu.sim.analytical.speedup import PAPER_SPEEDUP_OVER_A6000
-
-    ok = [row for row in rows if row["status"] == "ok"]
-    groups = list(dict.fromkeys((r["npu"], r["model"], r["cache"], r["rule"]) for r in ok))
-    gpus = list(dict.fromkeys(r["gpu"] for r in ok))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups)), 4.0))
-    if ok:
-        value = {(r["npu"], r["model"], r["cache"], r["rule"], r["gpu"]): r for r in ok}
-        width = 0.8 / (2 * len(gpus))
-        for i, gpu in enumerate(gpus):
-            for j, (key, name, hatch) in enumerate((("speedup", f"vs {gpu}", None),
-                                                    ("bandwidth_matched_speedup", f"vs {gpu}, per GB/s", "//"))):
-                offset = (2 * i + j - len(gpus) + 0.5) * width
-                ax.bar([g + offset for g in range(len(groups))], [value[(*group, gpu)][key] for group in groups],
-                       width, label=name, hatch=hatch, color=f"C{i}", alpha=0.55 if hatch else 1.0)
-        ax.set_yscale("log")
-        ax.axhline(1.0, color="grey", linestyle=":", linewidth=0.8, label="parity")
-        ax.axhline(PAPER_SPEEDUP_OVER_A6000, color="k", linestyle="--", linewidth=0.8,
-                   label=f"paper: {PAPER_SPEEDUP_OVER_A6000}x over the A6000")
-        ax.set_xticks(range(len(groups)), ["\n".join(group) for group in groups], fontsize=6, rotation=90)
-        ax.legend(fontsize=6, loc="upper right", ncol=4)
-    failed = sorted({f"{r['npu']} {r['model']}: {r['status'][:60]}" for r in rows if r["status"] != "ok"})
-    if failed:
-        ax.text(0.01, 0.99, "no figures:\n" + "\n".join(failed), transform=ax.transAxes, fontsize=6, va="top")
-    ax.set_ylabel("NPU tokens/s / GPU tokens/s")
-    ax.set_title("NPU presets vs modelled GPUs, same generations (analytical models)")
-    fig.tight_layout()
-    path = Path(out_png)
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-    return path
 
 
 def device_validation_stage(out_dir: str | Path, device: str = "cpu", scale: float = 1.0, rounds: int = 2) -> list[Path]:
@@ -308,6 +271,8 @@ def crossvalidate_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str |
         if reason is not None:
             rows.append(base | {"status": reason})
             continue
+        print(f"crossvalidate {config.name} {compiled.row['model']} {compiled.step}: "
+              f"{compiled.executed_instructions:,} instructions ...", file=sys.stderr, flush=True)
         began = time.perf_counter()
         with np.errstate(all="ignore"):
             result = crossvalidate(compiled.program, config, name=compiled.step,
@@ -328,6 +293,8 @@ def crossvalidate_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str |
 def crossvalidation_summary_stage(tables: list[str | Path], out_tsv: str | Path, out_png: str | Path) -> list[dict]:
     """One row per (npu, model, step): |error| of the step total, mean |error| per unit class and
     per operator; plus the worst case over everything, and a figure of the per-step errors."""
+    from npu.plots.crossval import crossval_summary_figure
+
     rows, skipped = [], []
     for table in tables:
         with Path(table).open(encoding="utf-8", newline="") as handle:
@@ -355,35 +322,8 @@ def crossvalidation_summary_stage(tables: list[str | Path], out_tsv: str | Path,
     if not rows:
         raise ValueError(f"crossvalidation summary: no cross-validated program in {len(tables)} table(s)")
     write_tsv(out_tsv, rows + skipped, missing="")
-    _crossvalidation_figure(rows, out_png)
+    crossval_summary_figure(out_tsv, out_png)
     return rows
-
-
-def _crossvalidation_figure(rows: list[dict], out_png: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [f"{r['npu']}\n{r['model']}\n{r['step']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(rows)), 4.0))
-    x = range(len(rows))
-    width = 0.28
-    for offset, key, name in ((-width, "step_abs_error", "step total"),
-                              (0.0, "class_mean_abs_error", "mean per unit class"),
-                              (width, "operator_mean_abs_error", "mean per operator")):
-        ax.bar([i + offset for i in x], [100 * r[key] for r in rows], width, label=name)
-    ax.axhline(2.0, color="k", linestyle="--", linewidth=0.8, label="goal: 2 % per step")
-    ax.axhline(3.0, color="grey", linestyle=":", linewidth=0.8, label="goal: 3 % per class")
-    ax.set_xticks(list(x), labels, fontsize=6, rotation=90)
-    ax.set_ylabel("|analytical - cycle-accurate| / cycle-accurate (%)")
-    ax.set_title("Analytical model vs cycle simulator (bandwidth DRAM backend)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(out_png)
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-    return path
 
 
 def roofline_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str | Path, out_png: str | Path,
@@ -396,10 +336,11 @@ def roofline_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str | Path
     Programs that did not compile or execute more than `max_instructions` get a status row."""
     from npu.check.roofline import roofline
     from npu.hw.config import load_npu_config
+    from npu.plots.roofline import roofline_figure
     from npu.sim.cycle.compiled import read_compiled_programs
 
     config = load_npu_config(npu)
-    rows, figures = [], []
+    rows = []
     for compiled in read_compiled_programs(compile_dir):
         base = {"npu": config.name, "model": compiled.row["model"], "step": compiled.step,
                 "query_length": compiled.row["query_length"]}
@@ -408,16 +349,17 @@ def roofline_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str | Path
             rows.append(base | {"status": reason, "attained": attained})
             print(f"roofline {config.name} {compiled.row['model']} {compiled.step}: {reason}", file=sys.stderr)
             continue
+        print(f"roofline {config.name} {compiled.row['model']} {compiled.step}: "
+              f"{compiled.executed_instructions:,} instructions ...", file=sys.stderr, flush=True)
         began = time.perf_counter()
         result = roofline(compiled.program, config, attained=attained, max_instructions=max_instructions + 1)
         rows += [base | {"status": "ok", "attained": attained} | _ten_digits(row) for row in result.rows()]
-        figures.append((base, result))
         total = result.total
         print(f"roofline {config.name} {compiled.row['model']} {compiled.step}: {total.attained_cycles:,.0f} cycles "
               f"({attained}), bound {total.bound_cycles:,.0f} ({total.binds}): {total.roofline_fraction:.1%} of the "
               f"roofline ({time.perf_counter() - began:.1f} s)", file=sys.stderr, flush=True)
     write_tsv(out_tsv, rows, missing="")
-    _roofline_figure(figures, [r for r in rows if r["status"] != "ok"], out_png)
+    roofline_figure(out_tsv, out_png)
     return rows
 
 
@@ -425,47 +367,3 @@ def _ten_digits(row: dict) -> dict:
     """Floats as 10 significant digits: write_tsv's 6 would not let a 2e8-cycle step's operators
     add up to its total in the table."""
     return {key: f"{value:.10g}" if isinstance(value, float) else value for key, value in row.items()}
-
-
-def _roofline_figure(results: list[tuple[dict, object]], skipped: list[dict], out_png: str | Path) -> Path:
-    """Per step, one panel: attained, compute-bound and DRAM-bound cycles of each operator group
-    (log scale; the label names its limiting resource), titled with the step's fraction of its
-    roofline; skipped steps are listed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = max(1, len(results))
-    widest = max((len(result.groups) for _, result in results), default=1)
-    fig, axes = plt.subplots(panels, 1, figsize=(max(6.0, 0.32 * widest + 2.0), 3.6 * panels), squeeze=False)
-    width = 0.28
-    for ax, (base, result) in zip(axes[:, 0], results):
-        groups = result.groups
-        x = range(len(groups))
-        for offset, key, name in ((-width, "attained_cycles", f"attained ({result.attained})"),
-                                  (0.0, "compute_bound_cycles", "compute bound (MACs / MLEN^2)"),
-                                  (width, "dram_bound_cycles", "DRAM bound (bytes / peak B per cycle)")):
-            ax.bar([i + offset for i in x], [getattr(group, key) for group in groups], width, label=name)
-        ax.set_yscale("log")
-        ax.set_xticks(list(x), [(f"{g.name} (x{g.count})" if g.count > 1 else g.name)
-                                + (f" [{g.limiting_resource}]" if g.limiting_resource else "") for g in groups],
-                      fontsize=6, rotation=90)
-        ax.set_ylabel("cycles")
-        total = result.total
-        ax.set_title(f"{base['npu']} {base['model']} {base['step']}: {total.attained_cycles:,.0f} cycles, "
-                     f"{total.roofline_fraction:.1%} of the roofline ({total.binds}-bound)", fontsize=8)
-        ax.legend(fontsize=6)
-    if not results:
-        ax = axes[0, 0]
-        ax.axis("off")
-        ax.text(0.0, 0.5, "no step program against the roofline:\n" + "\n".join(
-            f"{r['model']} {r['step']}: {r['status'][:90]}" for r in skipped), fontsize=7, va="center")
-    elif skipped:
-        fig.text(0.01, 0.002, "not shown: " + "; ".join(f"{r['step']} ({r['status'][:60]})" for r in skipped),
-                 fontsize=6)
-    fig.tight_layout()
-    path = Path(out_png)
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-    return path

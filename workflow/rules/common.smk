@@ -180,3 +180,19 @@ def synth_setting(wildcards):
     unit = get_unit(wildcards.unit)
     return json.dumps({"parameters": unit.parameters(npu_config),
                        "period_ps": clock_period_ps(npu_config.clock_ghz, SYNTH["clock_period_ps"])}, sort_keys=True)
+
+# The HTML report (workflow/rules/plots.smk, `make report`): outputs wrapped in report() with a
+# caption from workflow/report/ (paths relative to the rule files in workflow/rules/), and the
+# benchmark files (`benchmark:`, wall time and memory per job) the report's jobs table reads.
+REPORT_CAPTIONS = "../report"
+BENCHMARKS = f"{RESULTS}/benchmarks"
+
+
+def figure(path, caption, name):
+    """A figure of the report, in the category Figures under `name`."""
+    return report(path, caption=f"{REPORT_CAPTIONS}/{caption}", category="Figures", subcategory=name)
+
+
+def table(path, caption, name):
+    """A key table of the report, in the category Tables under `name`."""
+    return report(path, caption=f"{REPORT_CAPTIONS}/{caption}", category="Tables", subcategory=name)

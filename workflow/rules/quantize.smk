@@ -27,7 +27,7 @@ rule accuracy:
         **QUANT_NPU_FILES,
         factors=expand(f"{RESULTS}/models/{{model}}/kv/static_smoothing.json", model=QUANT_MODELS),
     output:
-        table=f"{RESULTS}/kv/accuracy.tsv",
+        table=table(f"{RESULTS}/kv/accuracy.tsv", "kv_accuracy.rst", "KV-cache accuracy"),
         json=f"{RESULTS}/kv/accuracy.json",
         markdown=f"{RESULTS}/kv/accuracy.md",
     params:
@@ -42,6 +42,8 @@ rule accuracy:
     threads: config["train"]["threads"]
     log:
         f"{RESULTS}/logs/accuracy.log",
+    benchmark:
+        f"{BENCHMARKS}/accuracy.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -104,7 +106,8 @@ rule kv_analysis:
         **QUANT_NPU_FILES,
     output:
         table=f"{RESULTS}/kv/kv_stats.tsv",
-        figure=f"{RESULTS}/kv/kv_drift.png",
+        channels=f"{RESULTS}/kv/kv_channels.tsv",
+        figure=figure(f"{RESULTS}/kv/kv_drift.png", "fig6_kv_drift.rst", "6 K/V drift"),
     params:
         code=stage_code("quantize", "kv_analysis_stage"),
         sections=QUANT_SECTIONS,
@@ -113,11 +116,13 @@ rule kv_analysis:
     threads: config["train"]["threads"]
     log:
         f"{RESULTS}/logs/kv_analysis.log",
+    benchmark:
+        f"{BENCHMARKS}/kv_analysis.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
         "npu kv-analysis {params.sources} --npu {input.npu} --prompts {params.prompts} "
-        "--threads {threads} --out {output.table} --figure {output.figure} 2> {log}"
+        "--threads {threads} --out {output.table} --channels-out {output.channels} --figure {output.figure} 2> {log}"
 
 
 rule kv_traffic:

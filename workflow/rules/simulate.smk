@@ -41,6 +41,8 @@ rule simulate_cycle:
         jedec_max=config["simulate"]["jedec_max_instructions"],
     log:
         f"{RESULTS}/logs/simulate_cycle/{{npu}}__{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/simulate_cycle/{{npu}}__{{model}}.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -79,13 +81,15 @@ rule roofline:
         technology=npu_technology,
     output:
         table=f"{RESULTS}/{{npu}}/{{model}}/roofline.tsv",
-        figure=f"{RESULTS}/{{npu}}/{{model}}/roofline.png",
+        figure=figure(f"{RESULTS}/{{npu}}/{{model}}/roofline.png", "fig3_roofline.rst", "3 roofline per operator"),
     params:
         code=stage_code("simulate", "roofline_stage"),
         max_instructions=config["simulate"]["max_instructions"],
         attained=config["simulate"]["roofline_attained"],
     log:
         f"{RESULTS}/logs/roofline/{{npu}}__{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/roofline/{{npu}}__{{model}}.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -99,8 +103,8 @@ rule crossvalidation_summary:
     input:
         tables=expand(f"{RESULTS}/{{npu}}/{{model}}/crossval.tsv", npu=NPUS, model=ALL_MODELS),
     output:
-        table=f"{RESULTS}/crossval/summary.tsv",
-        figure=f"{RESULTS}/crossval/summary.png",
+        table=table(f"{RESULTS}/crossval/summary.tsv", "crossval_summary.rst", "cross-validation summary"),
+        figure=figure(f"{RESULTS}/crossval/summary.png", "crossval_summary.rst", "4 cross-validation"),
     params:
         code=stage_code("simulate", "crossvalidation_summary_stage"),
     log:
@@ -139,8 +143,8 @@ rule speedup:
         gpu=f"{RESULTS}/gpu/gpu_generations.tsv",
         npus=[npu_preset_files(name)["npu"] for name in NPUS],
     output:
-        table=f"{RESULTS}/speedup.tsv",
-        figure=f"{RESULTS}/speedup.png",
+        table=table(f"{RESULTS}/speedup.tsv", "speedup.rst", "NPU vs GPU generations"),
+        figure=figure(f"{RESULTS}/speedup.png", "speedup.rst", "2 throughput and energy"),
     params:
         code=stage_code("simulate", "speedup_stage"),
     log:

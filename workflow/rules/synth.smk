@@ -43,6 +43,8 @@ rule synth_netlist:
         period=f"--clock-period-ps {SYNTH['clock_period_ps']}" if SYNTH["clock_period_ps"] else "",
     log:
         f"{RESULTS}/logs/synth/{{npu}}/{{unit}}_netlist.log",
+    benchmark:
+        f"{BENCHMARKS}/synth/{{npu}}/{{unit}}_netlist.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -86,6 +88,8 @@ rule synth_timing:
         activity=lambda wildcards, input: f"--activities {input.activity}" if input.activity else "",
     log:
         f"{RESULTS}/logs/synth/{{npu}}/{{unit}}_timing_{{corner}}.log",
+    benchmark:
+        f"{BENCHMARKS}/synth/{{npu}}/{{unit}}_timing_{{corner}}.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -132,7 +136,7 @@ rule synth_summary:
     input:
         tables=expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS),
     output:
-        table=f"{RESULTS}/synth/summary.tsv",
+        table=table(f"{RESULTS}/synth/summary.tsv", "synth_summary.rst", "synthesis per unit"),
     params:
         code=stage_code("synth", "synth_summary_stage"),
     log:

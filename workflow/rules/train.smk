@@ -10,6 +10,8 @@ rule train:
         threads=config["train"]["threads"],
     log:
         f"{RESULTS}/logs/train/{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{{model}}.tsv"
     threads: config["train"]["threads"]
     conda:
         "../../envs/dnpu.yaml"

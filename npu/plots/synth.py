@@ -1,0 +1,80 @@
+"""Figure 7: area and power per unit of each NPU preset, from the synthesis tables
+(`results/synth/{npu}/units.tsv`: Yosys + OpenSTA on ASAP7 per unit and corner, and
+`results/synth/{npu}/sram.tsv`: the SRAM macros built from ASAP7 SRAM banks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from npu.plots.common import compact, finite, note, number, pyplot, read_table, save_figure
+
+UNIT_COLUMNS = ("npu", "unit", "corner", "cell_area_um2", "leakage_uw", "power_default_activity_uw",
+                "power_activity_uw", "fmax_ghz")
+SRAM_COLUMNS = ("npu", "memory", "area_um2", "read_pj_per_access", "write_pj_per_access")
+PREFERRED_CORNER = "TT"
+
+
+def _one_corner(rows: list[dict]) -> tuple[str, list[dict]]:
+    corners = list(dict.fromkeys(r["corner"] for r in rows))
+    corner = PREFERRED_CORNER if PREFERRED_CORNER in corners else (corners[0] if corners else "")
+    return corner, [r for r in rows if r["corner"] == corner]
+
+
+def area_power_figure(units_tsvs: Sequence[str | Path], sram_tsvs: Sequence[str | Path], out_png: str | Path) -> Path:
+    """One row per preset: (left) area of every synthesized unit and SRAM macro (log scale);
+    (right) power of every synthesized unit at its measured workload activity (the default
+    activity where no workload exists), leakage stacked; fmax written beside it. One instance of
+    each unit: the tables do not count how many a preset instantiates."""
+    units = [row for path in units_tsvs for row in read_table(path, UNIT_COLUMNS)]
+    srams = [row for path in sram_tsvs for row in read_table(path, SRAM_COLUMNS)]
+    npus = list(dict.fromkeys([r["npu"] for r in units] + [r["npu"] for r in srams]))
+    plt = pyplot()
+    height = max(3.5, 0.35 * max((len({r['unit'] for r in units if r['npu'] == n}) + len(
+        [r for r in srams if r["npu"] == n]) for n in npus), default=4) + 1.8)
+    fig, axes = plt.subplots(max(1, len(npus)), 2, figsize=(12, height * max(1, len(npus))), squeeze=False)
+    for (area_ax, power_ax), npu in zip(axes, npus):
+        corner, mine = _one_corner([r for r in units if r["npu"] == npu])
+        memories = [r for r in srams if r["npu"] == npu]
+        names = [f"{r['unit']} (logic)" for r in mine] + [f"{r['memory']} (SRAM)" for r in memories]
+        areas = [number(r["cell_area_um2"]) for r in mine] + [number(r["area_um2"]) for r in memories]
+        colours = ["C0"] * len(mine) + ["C2"] * len(memories)
+        area_ax.barh(range(len(names)), [a if finite(a) else 0 for a in areas], color=colours)
+        area_ax.set_yticks(range(len(names)), names, fontsize=7)
+        area_ax.invert_yaxis()
+        area_ax.set_xscale("log")
+        for y, value in enumerate(areas):
+            if finite(value):
+                area_ax.text(value, y, f" {compact(value)} um^2", va="center", fontsize=7)
+        total = sum(a for a in areas if finite(a))
+        area_ax.set_xlabel("area, um^2 (log; cell area for logic, bank area for SRAM)")
+        area_ax.set_title(f"{npu}: area ({corner} corner), total shown {total / 1e6:.3g} mm^2", fontsize=9)
+        area_ax.grid(axis="x", alpha=0.3)
+        if mine:
+            dynamic = [number(r["power_activity_uw"]) if finite(number(r["power_activity_uw"]))
+                       else number(r["power_default_activity_uw"]) for r in mine]
+            leakage = [number(r["leakage_uw"]) for r in mine]
+            labels = [r["unit"] for r in mine]
+            power_ax.barh(range(len(mine)), [d if finite(d) else 0 for d in dynamic], color="C1",
+                          label="total power at workload activity (default activity where none)")
+            power_ax.barh(range(len(mine)), [l if finite(l) else 0 for l in leakage], color="C3",
+                          label="of which leakage")
+            power_ax.set_yticks(range(len(mine)), labels, fontsize=7)
+            power_ax.invert_yaxis()
+            power_ax.set_xscale("log")
+            for y, r in enumerate(mine):
+                power_ax.text(dynamic[y] if finite(dynamic[y]) else 1, y, f" {dynamic[y]:.3g} uW, "
+                              f"fmax {number(r['fmax_ghz']):.3g} GHz", va="center", fontsize=6)
+            power_ax.set_xlabel("power, uW (log; OpenSTA at the preset's clock)")
+            power_ax.legend(fontsize=6, loc="lower right")
+            power_ax.grid(axis="x", alpha=0.3)
+        else:
+            note(power_ax, "no synthesized logic unit for this preset")
+        power_ax.set_title(f"{npu}: power per logic unit ({corner}); SRAM power not in the tables "
+                           "(energy per access only)", fontsize=9)
+    if not npus:
+        note(axes[0, 0], "no synthesis rows")
+        axes[0, 1].axis("off")
+    fig.suptitle("7 nm (ASAP7) area and power per unit, one instance each", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out_png)
