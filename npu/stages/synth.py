@@ -1,8 +1,8 @@
 """Stages of workflow/rules/synth.smk: the 7 nm synthesis flow (npu.synth).
 
 - `synth_liberty_stage` (rule synth_liberty): the merged, dont_use-marked ASAP7 library of a corner;
-- `synth_netlist_stage` (rule synth_netlist): one unit of one NPU preset, synthesized by Yosys
-  (netlist.v and synthesis.json);
+- `synth_netlist_stage` (rule synth_netlist): one job (unit, parameters, clock: npu.synth.jobs,
+  shared by the presets that agree on them), synthesized by Yosys (netlist.v and synthesis.json);
 - `synth_activity_stage` (rule synth_activity): per-net switching activity of that netlist on
   the unit's workload, by gate-level simulation (and the netlist's outputs checked against
   npu.hw.numerics);
@@ -11,7 +11,8 @@
   critical-path report);
 - `synth_sram_stage` (rule synth_sram): the preset's SRAMs from the ASAP7 SRAM bank macros
   (results/synth/{npu}/sram.tsv);
-- `synth_table_stage` (rule synth_units): a preset's rows -> results/synth/{npu}/units.tsv;
+- `synth_table_stage` (rule synth_units): a preset's job rows and the units composed from them
+  (npu.synth.compose) -> results/synth/{npu}/units.tsv;
 - `synth_summary_stage` (rule synth_summary): every preset's rows -> results/synth/summary.tsv.
 
 Each writes its outputs atomically and only after every check passed: a black-boxed cell, an
@@ -34,17 +35,26 @@ def synth_liberty_stage(corner: str, out: str | Path, pdk: str | Path | None = N
     return prepare_liberty(find_pdk(pdk), corner, out)
 
 
-def synth_netlist_stage(npu: str | Path, unit: str, liberty: str | Path, out_dir: str | Path,
-                        yosys: str = "yosys", clock_period_ps: float | None = None) -> dict:
-    """Synthesize `unit` with the parameters and clock of the NPU preset `npu`."""
-    from npu.hw.config import load_npu_config
-    from npu.synth.flow import clock_period_ps as period_of, synthesize_unit
+def synth_netlist_stage(unit: str, liberty: str | Path, out_dir: str | Path, yosys: str = "yosys",
+                        parameters: dict[str, int] | None = None, clock_period_ps: float | None = None,
+                        npu: str | Path | None = None) -> dict:
+    """Synthesize one job: `unit` with `parameters` at `clock_period_ps` (the pipeline passes both,
+    npu.synth.jobs), or with the parameters and clock of the NPU preset `npu` (by hand)."""
+    from npu.synth.flow import synthesize_unit
+    from npu.synth.jobs import SynthJob, job_for
     from npu.synth.units import get_unit
 
-    config = load_npu_config(npu)
     entry = get_unit(unit)
-    return synthesize_unit(entry, entry.parameters(config), Path(liberty), period_of(config.clock_ghz, clock_period_ps),
-                           Path(out_dir), yosys=yosys, npu=config.name)
+    if npu is not None:
+        from npu.hw.config import load_npu_config
+
+        job = job_for(entry, load_npu_config(npu), clock_period_ps)
+    elif clock_period_ps is None:
+        raise ValueError(f"synth-netlist {unit}: give --clock-period-ps (and --parameters) or --npu")
+    else:
+        job = SynthJob(entry.name, dict(parameters or {}), float(entry.period_ps or clock_period_ps))
+    return synthesize_unit(entry, job.parameters, Path(liberty), job.period_ps, Path(out_dir), yosys=yosys,
+                           job=job.key)
 
 
 def synth_activity_stage(synthesis: str | Path, out: str | Path, vectors: int = 256,
@@ -93,14 +103,72 @@ def _read_rows(tables: list[str | Path]) -> list[dict]:
     return rows
 
 
-def synth_table_stage(tables: list[str | Path], out: str | Path) -> Path:
-    """The one-row tables of a preset's units and corners as one table."""
+def synth_table_stage(tables: list[str | Path], out: str | Path, npu: str = "",
+                      compositions: dict[str, dict[str, int]] | None = None) -> Path:
+    """The one-row tables of a preset's jobs (units x corners) as one table, the preset's name in
+    front, then the units composed from them (npu.synth.compose: e.g. the 128x128 array from
+    its PEs) per corner."""
+    from npu.synth.compose import compose_rows
+
     rows = _read_rows(tables)
     if not rows:
         raise ValueError("synth table: no rows to write")
+    if npu:
+        rows = [{"npu": npu, **{key: value for key, value in row.items() if key != "npu"}} for row in rows]
+    rows += [{"npu": npu, **row} if npu else row for row in compose_rows(rows, compositions or {})]
     return write_tsv(out, rows, missing="-")
 
 
 def synth_summary_stage(tables: list[str | Path], out: str | Path) -> Path:
     """Every preset's units.tsv as one table (the `npu` column tells them apart)."""
-    return synth_table_stage(tables, out)
+    rows = _read_rows(tables)
+    if not rows:
+        raise ValueError("synth summary: no rows to write")
+    return write_tsv(out, rows, missing="-")
+
+
+def synth_composition_stage(tables: list[str | Path], out: str | Path) -> Path:
+    """Composed arrays (PE x count, npu.synth.compose) against their flat synthesis at small sizes:
+    flat, composed and the error in % per figure -> composition.tsv."""
+    from npu.synth.compose import composition_check
+
+    checks = composition_check(_read_rows(tables))
+    if not checks:
+        raise ValueError("synth composition: no composition has both its parts and a flat synthesis among the "
+                         "tables (synth.units needs matrix_pe, matrix_pe_row0 and systolic_array_4x4 / _8x8)")
+    return write_tsv(out, checks)
+
+
+# The ORFS figure the anchor is set beside (docs/synthesis.md, "Anchor"): quoted, not measured here.
+ORFS_ANCHOR = {
+    "design": "OpenROAD-flow-scripts flow/designs/asap7/mock-array (8x8 Elements, 8-bit datapath; "
+              "rules-base.json synth__design__instance__area__stdcell <= 34311.75 um^2)",
+    "area_um2_per_pe_quoted": "90-95 (issue 17; not found in the ORFS files read)",
+}
+
+
+def synth_anchor_stage(tables: list[str | Path], out: str | Path) -> Path:
+    """The anchor rows (INT8 PE, the flat 8x8 INT8 array, the array composed from its PE, our fp
+    PE at the same 200 ps / FF), each with its area per PE -> anchor.tsv."""
+    from npu.synth.compose import COMPOSITIONS, compose_rows
+
+    rows = _read_rows(tables)
+    if not rows:
+        raise ValueError("synth anchor: no rows")
+    composition = COMPOSITIONS["anchor_int8_array_8x8"]
+    units = {row["unit"] for row in rows}
+    composed = (compose_rows(rows, {composition.name: composition.parts(8)})
+                if set(composition.parts(8)) <= units else [])
+    pes = {"anchor_int8_array": 64, "anchor_int8_array_8x8": 64}
+    table = []
+    for row in rows + composed:
+        count = pes.get(row["unit"], 1)
+        table.append({"unit": row["unit"], "corner": row["corner"], "clock_period_ps": row["clock_period_ps"],
+                      "pes": count, "cell_area_um2": row["cell_area_um2"],
+                      "area_um2_per_pe": float(row["cell_area_um2"]) / count,
+                      "cells": row["cells"], "fmax_ghz": row["fmax_ghz"], "worst_slack_ps": row["worst_slack_ps"],
+                      "leakage_uw": row["leakage_uw"], "power_default_activity_uw": row["power_default_activity_uw"],
+                      "power_activity_uw": row["power_activity_uw"], "path_start": row["path_start"],
+                      "path_end": row["path_end"], "reference": ORFS_ANCHOR["design"],
+                      "reference_area_um2_per_pe": ORFS_ANCHOR["area_um2_per_pe_quoted"]})
+    return write_tsv(out, table)

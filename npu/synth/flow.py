@@ -42,7 +42,7 @@ def parameter_text(parameters: dict[str, int]) -> str:
 
 
 def synthesize_unit(unit: SynthUnit, parameters: dict[str, int], liberty: Path, period_ps: float, out_dir: Path,
-                    yosys: str = "yosys", npu: str = "") -> dict[str, Any]:
+                    yosys: str = "yosys", job: str = "") -> dict[str, Any]:
     """Synthesize into `out_dir` (netlist.v, synthesis.json, and the tools' files in work/);
     returns the record. On an error nothing but work/ is left."""
     out_dir = Path(out_dir)
@@ -54,7 +54,7 @@ def synthesize_unit(unit: SynthUnit, parameters: dict[str, int], liberty: Path, 
     result = synthesize(unit, parameters, Path(liberty), period_ps, work, yosys)
     area, wrapper = result.area, result.wrapper_area
     record = {
-        "npu": npu, "unit": unit.name, "top": result.top, "instance": "unit", "clock_port": "clk",
+        "job": job, "unit": unit.name, "module": unit.module, "top": result.top, "instance": "unit", "clock_port": "clk",
         "parameters": parameters, "clock_period_ps": period_ps, "mapping_liberty": str(liberty),
         "yosys": result.yosys, "yosys_binary": yosys, "synth_seconds": round(result.seconds, 3),
         "cell_area_um2": area.cell_area_um2, "sequential_area_um2": area.sequential_area_um2,
@@ -107,7 +107,7 @@ def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str,
     nets, measured_on = read_activities(activities)
     timing = analyze(Path(liberty), Path(netlist), record["top"], period, Path(work), corner, activities=nets)
     row = {
-        "npu": record["npu"], "unit": record["unit"], "corner": corner,
+        "unit": record["unit"], "corner": corner, "job": record.get("job", ""),
         "parameters": parameter_text(record["parameters"]), "clock_period_ps": period,
         "cell_area_um2": record["cell_area_um2"], "sequential_area_um2": record["sequential_area_um2"],
         "cells": record["cells"], "sequential_cells": record["sequential_cells"],
