@@ -277,6 +277,22 @@ def _add_synth(sub) -> None:
     p = sub.add_parser("synth-sram", help="a preset's SRAMs tiled from the ASAP7 SRAM bank macros")
     p.add_argument("--npu", required=True, type=NPU)
     p.add_argument("--sram-pdk", default=None, help="asap7_sram folder (default: $DNPU_SRAM_PDK or ../shared/pdk/asap7_sram)")
+    p.add_argument("--liberty", type=Path, default=None, help="TT standard-cell library: estimate SRAM leakage from it")
+    p.add_argument("--out", required=True, type=Path)
+
+    p = sub.add_parser("synth-tech", help="the preset's technology table calibrated from its synthesis")
+    p.add_argument("--npu", required=True, type=NPU)
+    p.add_argument("--units", required=True, type=Path, help="the preset's units.tsv")
+    p.add_argument("--sram", required=True, type=Path, help="the preset's sram.tsv")
+    p.add_argument("--liberty", required=True, type=Path, help="TT standard-cell library (SRAM leakage estimate)")
+    p.add_argument("--out", required=True, type=Path, help="tech.yaml to write")
+    p.add_argument("--table", required=True, type=Path, help="energy_calibration.tsv to write")
+
+    p = sub.add_parser("synth-energy", help="energy per token before / after the calibrated technology table")
+    p.add_argument("--npu", required=True, type=NPU)
+    p.add_argument("--technology", required=True, type=Path, help="the calibrated tech.yaml")
+    p.add_argument("--models", required=True, nargs="+", type=MODEL, help="model presets")
+    _add_scenario_settings(p)
     p.add_argument("--out", required=True, type=Path)
 
     for name, text in (("synth-table", "one preset's job rows and compositions -> units.tsv"),
@@ -307,9 +323,13 @@ def _run_synth(args) -> None:
         synth.synth_timing_stage(args.synthesis, args.liberty, args.corner, args.out, args.path_report,
                                  activities=args.activities)
     elif args.stage == "synth-sram":
-        synth.synth_sram_stage(args.npu, args.out, sram_pdk=args.sram_pdk)
+        synth.synth_sram_stage(args.npu, args.out, sram_pdk=args.sram_pdk, liberty=args.liberty)
     elif args.stage == "synth-table":
         synth.synth_table_stage(args.tables, args.out, npu=args.npu, compositions=args.compositions)
+    elif args.stage == "synth-tech":
+        synth.synth_tech_stage(args.npu, args.units, args.sram, args.liberty, args.out, args.table)
+    elif args.stage == "synth-energy":
+        synth.synth_energy_stage(args.npu, args.technology, args.models, args.out, settings=_scenario_settings(args))
     elif args.stage == "synth-composition":
         synth.synth_composition_stage(args.tables, args.out)
     elif args.stage == "synth-anchor":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 from npu.io import atomic_write_text, write_tsv
@@ -84,14 +85,17 @@ def synth_timing_stage(synthesis: str | Path, liberty: str | Path, corner: str, 
     return row
 
 
-def synth_sram_stage(npu: str | Path, out: str | Path, sram_pdk: str | Path | None = None) -> Path:
-    """The preset's four SRAMs tiled from the ASAP7 SRAM banks (npu.synth.sram) -> sram.tsv."""
+def synth_sram_stage(npu: str | Path, out: str | Path, sram_pdk: str | Path | None = None,
+                     liberty: str | Path | None = None) -> Path:
+    """The preset's four SRAMs tiled from the ASAP7 SRAM banks (npu.synth.sram) -> sram.tsv; with
+    the TT standard-cell `liberty`, their leakage estimated from its inverter (sram_leakage_mw_per_mib)."""
     from npu.hw.config import load_npu_config
-    from npu.synth.sram import find_sram_pdk, preset_memories, read_banks, tile_memory
+    from npu.synth.sram import find_sram_pdk, preset_memories, read_banks, sram_leakage_mw_per_mib, tile_memory
 
     config = load_npu_config(npu)
     banks = read_banks(find_sram_pdk(sram_pdk))
-    rows = [{"npu": config.name, **tile_memory(*memory, banks)} for memory in preset_memories(config)]
+    per_mib = sram_leakage_mw_per_mib(liberty) if liberty else None
+    rows = [{"npu": config.name, **tile_memory(*memory, banks, per_mib)} for memory in preset_memories(config)]
     return write_tsv(out, rows)
 
 
@@ -172,3 +176,73 @@ def synth_anchor_stage(tables: list[str | Path], out: str | Path) -> Path:
                       "path_end": row["path_end"], "reference": ORFS_ANCHOR["design"],
                       "reference_area_um2_per_pe": ORFS_ANCHOR["area_um2_per_pe_quoted"]})
     return write_tsv(out, table)
+
+
+def synth_tech_stage(npu: str | Path, units: str | Path, sram: str | Path, liberty: str | Path,
+                     out: str | Path, table: str | Path) -> Path:
+    """The preset's technology file with energies calibrated from its synthesis (npu.synth.calibrate)
+    -> tech.yaml, and each energy before / after with its source -> energy_calibration.tsv."""
+    import yaml
+
+    from npu.hw.config import load_npu_config
+    from npu.hw.technology import technology_from_dict
+    from npu.synth.calibrate import calibrated_technology
+    from npu.synth.sram import sram_leakage_mw_per_mib
+
+    config = load_npu_config(npu)
+    base = yaml.safe_load(Path(config.technology.source).read_text())
+    data, provenance = calibrated_technology(base, _read_rows([units]), _read_rows([sram]),
+                                             sram_leakage_mw_per_mib(liberty), f"{base['name']}-{config.name}-calibrated")
+    technology_from_dict(data, str(out))  # the same checks as a technology file the presets name
+    header = (f"# {data['name']}: written by `npu synth-tech` (npu.synth.calibrate) from {units} and {sram}.\n"
+              f"# scale_from_45nm is 1.0: the pj_at_45nm entries (the schema's key names) hold 7 nm energies.\n")
+    atomic_write_text(out, header + yaml.safe_dump(data, sort_keys=False))
+    write_tsv(table, [{"npu": config.name, **row} for row in provenance])
+    return Path(out)
+
+
+def synth_energy_stage(npu: str | Path, technology: str | Path, models: list[str | Path], out: str | Path,
+                       settings=None) -> Path:
+    """Energy per generated token of each model's generations (npu.sim.analytical, as
+    simulate_analytical) with the preset's own technology table and with the calibrated one
+    -> energy_per_token.tsv (before, after, ratio)."""
+    import dataclasses
+
+    import yaml
+
+    from npu.hw.config import load_npu_config
+    from npu.hw.technology import technology_from_dict
+    from npu.runtime.lowering import step_program
+    from npu.sim.analytical.npu_ops import NpuStepModel
+    from npu.sim.analytical.scenarios import ScenarioSettings, model_scenarios
+
+    config = load_npu_config(npu)
+    calibrated = technology_from_dict(yaml.safe_load(Path(technology).read_text()), str(technology))
+    machines = {"before": NpuStepModel(config, step_program),
+                "after": NpuStepModel(dataclasses.replace(config, technology=calibrated), step_program)}
+    rows = []
+    shared: dict[str, dict] = {when: {} for when in machines}  # step costs, reused across a model's generations
+    for model_name in models:
+        model, setups = model_scenarios(model_name, settings or ScenarioSettings())
+        for setup in setups:
+            result = {when: _generation_row(machine, model, setup, shared[when]) for when, machine in machines.items()}
+            before, after = (result[when] for when in ("before", "after"))
+            rows.append({"npu": config.name, "model": before["model"], "cache": before["cache"], "rule": before["rule"],
+                         "tokens_per_s": before["tokens_per_s"],
+                         "energy_per_token_mj_before": before["energy_per_token_mj"],
+                         "energy_per_token_mj_after": after["energy_per_token_mj"],
+                         "ratio_after_over_before": after["energy_per_token_mj"] / before["energy_per_token_mj"]
+                         if before["status"] == "ok" else float("nan"),
+                         "technology_before": config.technology.name, "technology_after": calibrated.name,
+                         "status": before["status"]})
+            print(f"energy {config.name} {before['model']} {before['cache']}/{before['rule']}: "
+                  f"{before['energy_per_token_mj']:.4g} -> {after['energy_per_token_mj']:.4g} mJ/token", file=sys.stderr)
+    if not rows:
+        raise ValueError("synth energy: no models given")
+    return write_tsv(out, rows)
+
+
+def _generation_row(machine, model, setup, shared: dict) -> dict:
+    from npu.stages.simulate import _generation_row as row
+
+    return row(machine, model, setup, shared)

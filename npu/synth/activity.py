@@ -50,7 +50,35 @@ def _activations(rng, n):
     return rng.normal(0.0, 1.0, n)
 
 
+def _load_once(n: int) -> np.ndarray:
+    """A weight-load strobe: high in the first cycle only (weight-stationary: loaded, then held)."""
+    strobe = np.zeros(n, dtype=np.uint64)
+    strobe[0] = 1
+    return strobe
+
+
+def _matrix_pe(rng, n):
+    """One PE of a tile op: weight ~ N(0, 0.02) loaded once, bf16 activations ~ N(0, 1) streaming
+    through, fp32 partial sums ~ N(0, 4) from above (a reduction a few rows deep)."""
+    weight = _bf16_bits(rng.normal(0, 0.02, 1))[0]
+    return {"w_load0": _load_once(n), "w_load1": np.zeros(n, dtype=np.uint64),
+            "w_data": np.full(n, weight, dtype=np.uint64), "act_in": _bf16_bits(_activations(rng, n)),
+            "sel_in": np.zeros(n, dtype=np.uint64), "psum_in": _fp32_bits(rng.normal(0, 2.0, n))}
+
+
+def _int8_pe(rng, n):
+    """The anchor PE: an INT8 weight loaded once, INT8 activations and INT32 partial sums of a
+    quantized layer (activations ~ N(0, 32) clipped to int8, sums ~ N(0, 2^12))."""
+    return {"w_load": _load_once(n), "w_data": np.full(n, rng.integers(-64, 64) & 0xFF, dtype=np.uint64),
+            "act_in": (np.clip(np.round(rng.normal(0, 32, n)), -128, 127).astype(np.int64) & 0xFF).astype(np.uint64),
+            "psum_in": (np.round(rng.normal(0, 4096, n)).astype(np.int64) & 0xFFFFFFFF).astype(np.uint64)}
+
+
 WORKLOADS: dict[str, Workload] = {
+    "matrix_pe": Workload("tile op: bf16 activations ~ N(0,1) x weight ~ N(0,0.02) + fp32 sum ~ N(0,4)", _matrix_pe),
+    "matrix_pe_row0": Workload("tile op: bf16 activations ~ N(0,1) x weight ~ N(0,0.02)", _matrix_pe),
+    "anchor_fp_pe": Workload("tile op: bf16 activations ~ N(0,1) x weight ~ N(0,0.02) + fp32 sum ~ N(0,4)", _matrix_pe),
+    "anchor_int8_pe": Workload("int8 activations ~ N(0,32) x int8 weight + int32 sum ~ N(0,4096)", _int8_pe),
     "bf16_to_fp32": Workload("bf16 activations ~ N(0,1)", lambda rng, n: {"a": _bf16_bits(_activations(rng, n))}),
     "fp32_to_bf16": Workload("fp32 activations ~ N(0,1)", lambda rng, n: {"a": _fp32_bits(_activations(rng, n))}),
     "fp32_add": Workload("accumulation: partial sum ~ N(0,4) + product ~ N(0,1)",

@@ -188,11 +188,18 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
               "opt_clean -purge",
               "check -assert",
               f"tee -q -o {stat} stat -liberty {liberty}",
-              f"write_verilog -noattr -noexpr -nohex -nodec -simple-lhs {'-blackboxes ' if unit.black_boxes else ''}{netlist}"]
+              f"write_verilog -noattr -noexpr -nohex -nodec -simple-lhs {netlist}"]
+    black_boxes = workdir / "black_boxes.v"
+    if unit.black_boxes:  # their empty modules (ports only), so that OpenSTA links the instances
+        names = " ".join(f"{name} $paramod*\\{name}*" for name in unit.black_boxes)
+        script += [f"select {names}", f"write_verilog -noattr -blackboxes -selected {black_boxes}", "select -clear"]
     (workdir / "synth.ys").write_text("\n".join(script) + "\n")
     output = _run_yosys(yosys, workdir / "synth.ys", workdir / "yosys.log", f"yosys synthesis of {unit.name}",
                         [*_folders(unit), liberty.parent])
     seconds = time.perf_counter() - start
+    if unit.black_boxes:
+        netlist.write_text(netlist.read_text() + "\n// Black boxes (npu.synth.units.SynthUnit.black_boxes): ports only.\n"
+                           + black_boxes.read_text())
     cells = library(liberty)
     modules = netlist_cells(netlist)
     missing = {kind for kind in unknown_cells(modules, cells) if not is_black_box(unit, kind)}

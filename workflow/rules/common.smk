@@ -8,6 +8,7 @@ from npu.hw.config import load_npu_config
 from npu.models.presets import load_model_spec
 from npu.models.tasks import get_task
 from npu.provenance import stage_fingerprint
+from npu.synth.calibrate import calibration_units
 from npu.synth.compose import preset_compositions
 from npu.synth.jobs import job_for, preset_jobs
 from npu.synth.units import ANCHOR_UNITS, SYNTH_UNITS, get_unit, source_fingerprint
@@ -162,6 +163,10 @@ for name in SYNTH_UNIT_NAMES + SYNTH["anchor_units"]:
     if name not in SYNTH_UNITS:
         sys.exit(f"dnpu: config: synth.units lists {name!r}; known units: {', '.join(SYNTH_UNITS)}")
 SYNTH_CORNERS = SYNTH["corners"]
+# The calibrated technology table needs these units (npu.synth.calibrate); energy per token is
+# computed for synth.energy_models (default: every model of the run).
+CALIBRATION_UNITS = calibration_units()
+SYNTH_ENERGY_MODELS = ALL_MODELS if SYNTH["energy_models"] is None else SYNTH["energy_models"]
 SYNTH_PRESET_JOBS = {}  # preset -> {unit: SynthJob}
 if SYNTH["enabled"]:
     for name in NPUS:
@@ -179,7 +184,10 @@ SYNTH_TARGETS = ((([f"{RESULTS}/synth/summary.tsv"] + expand(f"{RESULTS}/synth/{
                   + ([f"{RESULTS}/synth/anchor.tsv"] if SYNTH["anchor_units"] else [])
                   + ([f"{RESULTS}/synth/composition.tsv"]
                      if {"matrix_pe", "matrix_pe_row0"} <= set(SYNTH_UNIT_NAMES)
-                     and {"systolic_array_4x4", "systolic_array_8x8"} & set(SYNTH_UNIT_NAMES) else []))
+                     and {"systolic_array_4x4", "systolic_array_8x8"} & set(SYNTH_UNIT_NAMES) else [])
+                  + (expand(f"{RESULTS}/synth/{{npu}}/{{table}}", npu=NPUS,
+                            table=["tech.yaml"] + (["energy_per_token.tsv"] if SYNTH_ENERGY_MODELS else []))
+                     if set(CALIBRATION_UNITS) <= set(SYNTH_UNIT_NAMES) else []))
                  if SYNTH["enabled"] else [])
 
 

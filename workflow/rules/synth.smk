@@ -109,6 +109,7 @@ rule synth_sram:
     """The preset's vector, matrix, FP and INT SRAMs tiled from the ASAP7 SRAM bank macros."""
     input:
         npu=npu_preset,
+        liberty=f"{RESULTS}/synth/liberty/asap7_rvt_TT.lib",  # its inverter: the SRAM leakage estimate
     output:
         table=f"{RESULTS}/synth/{{npu}}/sram.tsv",
     params:
@@ -119,7 +120,7 @@ rule synth_sram:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu synth-sram --npu {input.npu} {params.sram_pdk} --out {output.table} 2> {log}"
+        "npu synth-sram --npu {input.npu} {params.sram_pdk} --liberty {input.liberty} --out {output.table} 2> {log}"
 
 
 rule synth_units:
@@ -188,3 +189,47 @@ rule synth_summary:
         "../../envs/dnpu.yaml"
     shell:
         "npu synth-summary --tables {input.tables} --out {output.table} 2> {log}"
+
+
+rule synth_tech:
+    """The preset's technology table with energies calibrated from its synthesis: results/synth/{npu}/tech.yaml."""
+    input:
+        npu=npu_preset,
+        technology=npu_technology,
+        units=f"{RESULTS}/synth/{{npu}}/units.tsv",
+        sram=f"{RESULTS}/synth/{{npu}}/sram.tsv",
+        liberty=f"{RESULTS}/synth/liberty/asap7_rvt_TT.lib",
+    output:
+        tech=f"{RESULTS}/synth/{{npu}}/tech.yaml",
+        table=f"{RESULTS}/synth/{{npu}}/energy_calibration.tsv",
+    params:
+        code=stage_code("synth", "synth_tech_stage"),
+    log:
+        f"{RESULTS}/logs/synth/{{npu}}/tech.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-tech --npu {input.npu} --units {input.units} --sram {input.sram} --liberty {input.liberty} "
+        "--out {output.tech} --table {output.table} 2> {log}"
+
+
+rule synth_energy:
+    """Energy per token of the models' generations with the preset's table and the calibrated one."""
+    input:
+        npu=npu_preset,
+        technology=npu_technology,
+        tech=f"{RESULTS}/synth/{{npu}}/tech.yaml",
+    output:
+        table=f"{RESULTS}/synth/{{npu}}/energy_per_token.tsv",
+    params:
+        code=stage_code("synth", "synth_energy_stage"),
+        models=" ".join(model_preset_path(name) for name in SYNTH_ENERGY_MODELS),
+        sections=presets_sections(SYNTH_ENERGY_MODELS, "name", "architecture", "task", "decoding"),
+        scenarios=SCENARIO_ARGS,
+    log:
+        f"{RESULTS}/logs/synth/{{npu}}/energy.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-energy --npu {input.npu} --technology {input.tech} --models {params.models} {params.scenarios} "
+        "--out {output.table} 2> {log}"
