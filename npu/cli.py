@@ -264,7 +264,14 @@ def _add_synth(sub) -> None:
     p.add_argument("--vectors", type=positive_int, default=256, help="operand sets, one per clock cycle")
     p.add_argument("--max-cells", type=positive_int, default=None, help="larger units are not simulated")
     p.add_argument("--pdk", default=None, help="ASAP7 folder with verilog/ cell models")
+    p.add_argument("--trace", type=Path, default=None, help="operands recorded from a model run (npu synth-trace)")
     p.add_argument("--out", required=True, type=Path, help="activity JSON to write")
+
+    p = sub.add_parser("synth-trace", help="record the vector / matrix operands of a trained model's generation")
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder of `npu train`")
+    p.add_argument("--npu", required=True, type=NPU)
+    p.add_argument("--limit", type=positive_int, default=4096, help="operand sets kept per unit")
+    p.add_argument("--out", required=True, type=Path, help="npz to write")
 
     p = sub.add_parser("synth-timing", help="OpenSTA timing and power of a synthesized unit at one corner")
     p.add_argument("--synthesis", required=True, type=Path, help="synthesis.json of `npu synth-netlist`")
@@ -318,7 +325,9 @@ def _run_synth(args) -> None:
                                   clock_period_ps=args.clock_period_ps, npu=args.npu)
     elif args.stage == "synth-activity":
         synth.synth_activity_stage(args.synthesis, args.out, vectors=args.vectors, pdk=args.pdk,
-                                   max_cells=args.max_cells)
+                                   max_cells=args.max_cells, trace=args.trace)
+    elif args.stage == "synth-trace":
+        synth.synth_trace_stage(args.checkpoint, args.npu, args.out, limit=args.limit)
     elif args.stage == "synth-timing":
         synth.synth_timing_stage(args.synthesis, args.liberty, args.corner, args.out, args.path_report,
                                  activities=args.activities)

@@ -59,16 +59,19 @@ def synth_netlist_stage(unit: str, liberty: str | Path, out_dir: str | Path, yos
 
 
 def synth_activity_stage(synthesis: str | Path, out: str | Path, vectors: int = 256,
-                         pdk: str | Path | None = None, seed: int = 0, max_cells: int | None = None) -> dict:
-    """Per-net switching activity of the netlist beside `synthesis` on its unit's workload
-    (gate-level simulation with the PDK's cell models), checked against npu.hw.numerics."""
+                         pdk: str | Path | None = None, seed: int = 0, max_cells: int | None = None,
+                         trace: str | Path | None = None) -> dict:
+    """Per-net switching activity of the netlist beside `synthesis` on its unit's workload - the
+    operands recorded from a model run in `trace` (synth_trace_stage) where it has the unit's, else
+    its operand distribution - (gate-level simulation with the PDK's cell models), checked
+    against npu.hw.numerics."""
     from npu.synth.flow import measure_unit_activity
     from npu.synth.pdk import find_pdk
 
     synthesis = Path(synthesis)
     record = json.loads(synthesis.read_text())
     return measure_unit_activity(record, synthesis.with_name("netlist.v"), find_pdk(pdk), Path(out), vectors, seed,
-                                 max_cells)
+                                 max_cells, Path(trace) if trace else None)
 
 
 def synth_timing_stage(synthesis: str | Path, liberty: str | Path, corner: str, out: str | Path,
@@ -246,3 +249,47 @@ def _generation_row(machine, model, setup, shared: dict) -> dict:
     from npu.stages.simulate import _generation_row as row
 
     return row(machine, model, setup, shared)
+
+
+def synth_trace_stage(checkpoint: str | Path, npu: str | Path, out: str | Path, limit: int = 4096,
+                      cache: str = "dual", seed: int = 1234) -> dict:
+    """The operands of one generation of a trained model (its first task prompt, its decoding
+    recipe, greedy, `cache` mode) on the functional simulator of preset `npu`, recorded per unit
+    (npu.sim.functional.recording) -> an npz of `<unit>.<port>` bit patterns, the workload
+    npu.synth.activity replays at gate level."""
+    from npu.check.prompts import task_prompts
+    from npu.hw.config import load_npu_config
+    from npu.ir import weights_from_model
+    from npu.io import atomic_write_with
+    from npu.models.checkpoint import load_checkpoint
+    from npu.models.decoding import DecodeConfig
+    from npu.models.tasks import get_task
+    from npu.runtime.generate import SimulatorStepper, generate
+    from npu.sim.functional.recording import record_operands
+
+    import numpy as np
+
+    model, meta = load_checkpoint(str(checkpoint))
+    cfg = model.config
+    preset = meta["extra"]["preset"]
+    decoding = preset["decoding"]
+    prompts, _ = task_prompts(get_task(preset["task"]), 1, seed)
+    plan = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache)
+    config = load_npu_config(npu)
+    with record_operands(limit) as record:
+        stepper = SimulatorStepper(cfg, weights_from_model(model), config, prompts.shape[1] + decoding["gen_length"],
+                                   plan.sampling)
+        result = generate(stepper, prompts[0], plan, cfg.mask_token_id)
+    arrays = record.arrays()
+    if not arrays:
+        raise ValueError(f"synth trace: the generation of {cfg.name} on {config.name} recorded no operands")
+    description = (f"{cfg.name} generation ({cache} cache, {len(result.records)} steps) on {config.name}, "
+                   f"functional simulator")
+    def save(path: str) -> None:
+        with open(path, "wb") as handle:  # a handle: np.savez would add .npz to a temporary name
+            np.savez(handle, description=np.array(description), **arrays)
+
+    atomic_write_with(out, save)
+    print(f"trace: {description}: " + ", ".join(f"{unit} {count}" for unit, count in record.counts.items()),
+          file=sys.stderr)
+    return dict(record.counts)

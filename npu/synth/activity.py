@@ -237,18 +237,45 @@ class ActivityResult:
     checked: int | None = None       # vectors compared with npu.hw.numerics (check_outputs)
 
 
+# Units whose traced operands are another unit's (the same PE at another row or target).
+TRACE_ALIASES = {"matrix_pe_row0": "matrix_pe", "anchor_fp_pe": "matrix_pe"}
+
+
+def traced_workload(trace: str | Path, unit: str, ports: dict[str, tuple[str, int]],
+                    vectors: int) -> Workload | None:
+    """The unit's operands recorded from a model run (an npz of `<unit>.<port>` bit patterns with a
+    `description`, written by `npu synth-trace`), as a Workload of its first `vectors` operand
+    sets; None when the trace has no operands for this unit."""
+    data = np.load(trace)
+    source = TRACE_ALIASES.get(unit, unit)
+    inputs = [name for name, (direction, _) in ports.items() if direction == "input" and name != "clk"]
+    if not inputs or not all(f"{source}.{name}" in data.files for name in inputs):
+        return None
+    streams = {name: data[f"{source}.{name}"].astype(np.uint64) for name in inputs}
+    count = min(len(values) for values in streams.values())
+    if count < 4:
+        return None
+    description = f"traced: {data['description']}, {min(count, vectors)} operand sets"
+    return Workload(description, lambda rng, n: {name: values[:n] for name, values in streams.items()})
+
+
 def measure_activity(netlist: Path, top: str, ports: dict[str, tuple[str, int]], pdk: Pdk, unit: str,
-                     workdir: Path, vectors: int = 256, seed: int = 0, warmup: int = 2) -> ActivityResult:
-    """Simulate `netlist` on `vectors` operand sets of the unit's workload; per-net activities."""
-    if unit not in WORKLOADS:
+                     workdir: Path, vectors: int = 256, seed: int = 0, warmup: int = 2,
+                     trace: str | Path | None = None) -> ActivityResult:
+    """Simulate `netlist` on `vectors` operand sets of the unit's workload - its recorded
+    operands from `trace` when that holds them, else its operand distribution (WORKLOADS) -;
+    per-net activities."""
+    workload = traced_workload(trace, unit, ports, vectors) if trace else None
+    if workload is None and unit not in WORKLOADS:
         raise SynthesisError(f"no workload for unit {unit!r} (npu.synth.activity.WORKLOADS)")
+    workload = workload or WORKLOADS[unit]
+    inputs = workload.operands(np.random.default_rng(seed), vectors)
+    vectors = min(len(values) for values in inputs.values())
     if vectors <= warmup + 2:
         raise ValueError(f"activity vectors {vectors} must exceed the {warmup} warm-up cycles by 2 or more")
     iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
     workdir, netlist = Path(workdir).resolve(), Path(netlist).resolve()  # the simulator runs in workdir
     workdir.mkdir(parents=True, exist_ok=True)
-    workload = WORKLOADS[unit]
-    inputs = workload.operands(np.random.default_rng(seed), vectors)
     for name, values in inputs.items():
         (workdir / f"{name}.hex").write_text("\n".join(f"{int(v):x}" for v in values) + "\n")
     (workdir / "activity_tb.v").write_text(testbench(top, ports, vectors, warmup))

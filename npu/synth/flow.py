@@ -70,7 +70,7 @@ def synthesize_unit(unit: SynthUnit, parameters: dict[str, int], liberty: Path, 
 
 
 def measure_unit_activity(record: dict[str, Any], netlist: Path, pdk: Any, out: Path, vectors: int,
-                          seed: int = 0, max_cells: int | None = None) -> dict[str, Any]:
+                          seed: int = 0, max_cells: int | None = None, trace: Path | None = None) -> dict[str, Any]:
     """Gate-level simulation of the unit's workload (npu.synth.activity) -> per-net activities
     at `out` (JSON), with the check that the netlist computed what npu.hw.numerics does. A unit
     of more than `max_cells` cells is not simulated (Icarus needs tens of minutes for the
@@ -85,7 +85,8 @@ def measure_unit_activity(record: dict[str, Any], netlist: Path, pdk: Any, out: 
 
     ports = {name: (port[0], int(port[1])) for name, port in record["ports"].items()}
     work = Path(out).parent / "work" / "activity"
-    result = measure_activity(Path(netlist), record["top"], ports, pdk, record["unit"], work, vectors, seed)
+    result = measure_activity(Path(netlist), record["top"], ports, pdk, record["unit"], work, vectors, seed,
+                              trace=trace)
     result = replace(result, checked=check_outputs(record["unit"], result))
     write_activity(result, Path(out))
     return {"workload": result.workload, "cycles": result.cycles, "nets": len(result.nets), "checked": result.checked}

@@ -175,6 +175,12 @@ if SYNTH["enabled"]:
                                                   SYNTH["clock_period_ps"], SYNTH["map_corner"])
         except ValueError as error:
             sys.exit(f"dnpu: config: synth: preset {name}: {error}")
+# The model whose generation's operands the gate-level simulations replay (rule synth_trace):
+# synth.activity_trace, null - the first trained model of the run (none: operand distributions).
+_TRACE_MODEL = (TRAINED_MODELS[0] if TRAINED_MODELS else "") if SYNTH["activity_trace"] is None else SYNTH["activity_trace"]
+if _TRACE_MODEL and _TRACE_MODEL not in TRAINED_MODELS:
+    sys.exit(f"dnpu: config: synth.activity_trace {_TRACE_MODEL!r} is not in models.trained")
+SYNTH_TRACE = [f"{RESULTS}/synth/trace/{_TRACE_MODEL}.npz"] if _TRACE_MODEL and NPUS else []
 # The anchor (npu.synth.units.ANCHOR_UNITS) is preset-independent: fixed period and corner.
 SYNTH_ANCHOR_JOBS = ({name: job_for(name, None, None, SYNTH["map_corner"]) for name in SYNTH["anchor_units"]}
                      if SYNTH["enabled"] else {})

@@ -62,11 +62,31 @@ rule synth_netlist:
         "--liberty {input.liberty} --yosys {params.yosys} --out-dir $(dirname {output.record}) 2> {log}"
 
 
+rule synth_trace:
+    """The vector / matrix operands of a trained model's generation on the functional simulator."""
+    input:
+        weights=f"{RESULTS}/models/{{model}}/checkpoint/model.safetensors",
+        meta=f"{RESULTS}/models/{{model}}/checkpoint/meta.json",
+        npu=NPU_FILES[NPUS[0]]["npu"] if NPUS else [],
+    output:
+        trace=f"{RESULTS}/synth/trace/{{model}}.npz",
+    params:
+        code=stage_code("synth", "synth_trace_stage"),
+    log:
+        f"{RESULTS}/logs/synth/trace_{{model}}.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-trace --checkpoint $(dirname {input.weights}) --npu {input.npu} --out {output.trace} 2> {log}"
+
+
 rule synth_activity:
-    """Per-net switching activity of a netlist on its unit's workload (gate-level simulation)."""
+    """Per-net switching activity of a netlist on its unit's workload (gate-level simulation):
+    the traced operands of a model run where they exist, else the unit's operand distribution."""
     input:
         record=f"{RESULTS}/synth/units/{{job}}/synthesis.json",
         netlist=f"{RESULTS}/synth/units/{{job}}/netlist.v",
+        trace=SYNTH_TRACE,
     output:
         activity=f"{RESULTS}/synth/units/{{job}}/activity.json",
     params:
@@ -74,13 +94,14 @@ rule synth_activity:
         vectors=SYNTH["activity_vectors"],
         max_cells=SYNTH["activity_max_cells"],
         pdk=f"--pdk {SYNTH['pdk']}" if SYNTH["pdk"] else "",
+        trace=lambda wildcards, input: f"--trace {input.trace}" if input.trace else "",
     log:
         f"{RESULTS}/logs/synth/units/{{job}}_activity.log",
     conda:
         "../../envs/dnpu.yaml"
     shell:
         "npu synth-activity --synthesis {input.record} --vectors {params.vectors} --max-cells {params.max_cells} {params.pdk} "
-        "--out {output.activity} 2> {log}"
+        "{params.trace} --out {output.activity} 2> {log}"
 
 
 rule synth_timing:
