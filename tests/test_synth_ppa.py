@@ -260,3 +260,51 @@ def test_pipeline_shares_jobs_between_presets_and_reruns_only_changed_keys(tmp_p
     # A new clock gives the twin its own jobs; dnpu-edge's stay as they are.
     assert plan_after({"clock_ghz": 0.5}) == sorted(["synth_netlist"] * 3 + ["synth_timing"] * 3
                                                     + ["synth_activity"] * 3 + ["synth_units", "synth_summary"])
+
+
+# ---- activity from a model run ------------------------------------------------------------------
+
+def test_recorded_operands_of_a_tiny_model_step_replay_as_a_workload(tmp_path):
+    """A one-layer tiny-sort (random weights) generates on the functional simulator inside
+    record_operands: the fp32 adds / multiplies / exps and the matrix PE stream it saw are
+    recorded, the simulator's results are unchanged, and npu.synth.activity turns the file into
+    the units' workloads."""
+    import dataclasses
+
+    import numpy as np
+
+    from npu.ir import weights_from_model
+    from npu.models.decoding import DecodeConfig
+    from npu.models.presets import load_model_spec
+    from npu.models.transformer import build_model
+    from npu.runtime.generate import SimulatorStepper, generate
+    from npu.sim.functional import vector
+    from npu.sim.functional.recording import record_operands
+    from npu.synth.activity import traced_workload
+
+    config = dataclasses.replace(load_model_spec("tiny-sort").architecture, n_layers=1)
+    weights = weights_from_model(build_model(config).init_weights(0))
+    plan = DecodeConfig(gen_length=4, block_length=4, steps=2, cache="dual")
+    npu = load_npu_config("dnpu-edge")
+    prompt = np.arange(1, 14) % 8 + 1
+    plain = generate(SimulatorStepper(config, weights, npu, 17, plan.sampling), prompt, plan, config.mask_token_id)
+    add_before = vector._BINARY_OPERATIONS["vadd"]
+    with record_operands(limit=64) as record:
+        traced = generate(SimulatorStepper(config, weights, npu, 17, plan.sampling), prompt, plan, config.mask_token_id)
+    assert vector._BINARY_OPERATIONS["vadd"] is add_before  # restored
+    assert np.array_equal(plain.tokens, traced.tokens)  # recording changes nothing
+    assert record.counts["fp32_add"] == 64 and record.counts["matrix_pe"] == 64
+    arrays = record.arrays()
+    a = arrays["fp32_add.a"].astype(np.uint32).view(np.float32)
+    assert np.isfinite(a).all() and np.abs(a).max() > 0
+    assert set(np.unique(arrays["matrix_pe.w_load0"])) == {0, 1}
+    np.savez(tmp_path / "trace.npz", description=np.array("tiny-sort test"), **arrays)
+    ports = {"clk": ("input", 1), "a": ("input", 32), "b": ("input", 32), "y": ("output", 32)}
+    workload = traced_workload(tmp_path / "trace.npz", "fp32_add", ports, vectors=32)
+    assert workload is not None and workload.description.startswith("traced: tiny-sort test, 32")
+    operands = workload.operands(np.random.default_rng(0), 32)
+    assert np.array_equal(operands["a"], arrays["fp32_add.a"][:32])
+    pe_ports = {"clk": ("input", 1), **{name: ("input", 1) for name in ("w_load0", "w_load1", "sel_in")},
+                "w_data": ("input", 16), "act_in": ("input", 16), "psum_in": ("input", 32)}
+    assert traced_workload(tmp_path / "trace.npz", "matrix_pe_row0", pe_ports, 32) is not None  # the PE's stream
+    assert traced_workload(tmp_path / "trace.npz", "fp32_to_bf16", {"a": ("input", 32)}, 32) is None  # not traced
