@@ -78,6 +78,31 @@ def is_black_box(unit: SynthUnit, kind: str) -> bool:
                for name in unit.black_boxes)
 
 
+_INSTANCE_BLOCK = re.compile(r"^[ \t]*(\\?\S+)[ \t]+(?:#\((?:.|\n)*?\)\s*\)[ \t]*)?(\\?\S+)[ \t]*\((?:.|\n)*?\n[ \t]*\);\n",
+                             re.M)
+
+
+def remove_black_boxes(unit: SynthUnit, text: str, listing: Path) -> str:
+    """The netlist without the instances of the unit's black boxes (their names and parameters
+    listed in `listing`). OpenSTA 2.0.17 reads no `#(...)` parameter overrides and would black-box
+    an undefined module anyway: without them, the nets the memories drove start no timed path and
+    the nets they read end none - the memories' own timing and power come from npu.synth.sram."""
+    removed = []
+
+    def drop(match: re.Match) -> str:
+        if is_black_box(unit, match.group(1).lstrip("\\")):
+            removed.append(match.group(0).split("(")[0].strip() + " ... " + match.group(2))
+            return ""
+        return match.group(0)
+
+    result = _INSTANCE_BLOCK.sub(drop, text)
+    if not removed:
+        raise SynthesisError(f"{unit.name}: declared black boxes {', '.join(unit.black_boxes)} but the netlist "
+                             f"instantiates none of them")
+    listing.write_text("\n".join(removed) + "\n")
+    return result
+
+
 def _folders(unit: SynthUnit) -> list[Path]:
     return [*unit.include_dirs, *(path.parent for path in unit.sources())]
 
@@ -189,17 +214,12 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
               "check -assert",
               f"tee -q -o {stat} stat -liberty {liberty}",
               f"write_verilog -noattr -noexpr -nohex -nodec -simple-lhs {netlist}"]
-    black_boxes = workdir / "black_boxes.v"
-    if unit.black_boxes:  # their empty modules (ports only), so that OpenSTA links the instances
-        names = " ".join(f"{name} $paramod*\\{name}*" for name in unit.black_boxes)
-        script += [f"select {names}", f"write_verilog -noattr -blackboxes -selected {black_boxes}", "select -clear"]
     (workdir / "synth.ys").write_text("\n".join(script) + "\n")
     output = _run_yosys(yosys, workdir / "synth.ys", workdir / "yosys.log", f"yosys synthesis of {unit.name}",
                         [*_folders(unit), liberty.parent])
     seconds = time.perf_counter() - start
     if unit.black_boxes:
-        netlist.write_text(netlist.read_text() + "\n// Black boxes (npu.synth.units.SynthUnit.black_boxes): ports only.\n"
-                           + black_boxes.read_text())
+        netlist.write_text(remove_black_boxes(unit, netlist.read_text(), workdir / "black_boxes.txt"))
     cells = library(liberty)
     modules = netlist_cells(netlist)
     missing = {kind for kind in unknown_cells(modules, cells) if not is_black_box(unit, kind)}
