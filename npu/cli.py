@@ -302,6 +302,11 @@ def _add_synth(sub) -> None:
     _add_scenario_settings(p)
     p.add_argument("--out", required=True, type=Path)
 
+    p = sub.add_parser("synth-die", help="each preset's modelled die area beside GA102 -> die_area.tsv")
+    p.add_argument("--units", required=True, nargs="+", type=Path, help="the presets' units.tsv")
+    p.add_argument("--srams", required=True, nargs="+", type=Path, help="the presets' sram.tsv, same order")
+    p.add_argument("--out", required=True, type=Path)
+
     for name, text in (("synth-table", "one preset's job rows and compositions -> units.tsv"),
                        ("synth-summary", "every preset's units.tsv -> summary.tsv"),
                        ("synth-composition", "composed arrays against flat synthesis -> composition.tsv"),
@@ -335,6 +340,8 @@ def _run_synth(args) -> None:
         synth.synth_sram_stage(args.npu, args.out, sram_pdk=args.sram_pdk, liberty=args.liberty)
     elif args.stage == "synth-table":
         synth.synth_table_stage(args.tables, args.out, npu=args.npu, compositions=args.compositions)
+    elif args.stage == "synth-die":
+        synth.synth_die_stage(args.units, args.srams, args.out)
     elif args.stage == "synth-tech":
         synth.synth_tech_stage(args.npu, args.units, args.sram, args.liberty, args.out, args.table)
     elif args.stage == "synth-energy":

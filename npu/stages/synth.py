@@ -293,3 +293,18 @@ def synth_trace_stage(checkpoint: str | Path, npu: str | Path, out: str | Path, 
     print(f"trace: {description}: " + ", ".join(f"{unit} {count}" for unit, count in record.counts.items()),
           file=sys.stderr)
     return dict(record.counts)
+
+
+def synth_die_stage(units: list[str | Path], srams: list[str | Path], out: str | Path) -> Path:
+    """Each preset's modelled die area (npu.synth.die: logic, SRAM, uncore allowance) beside
+    GA102's 628 mm^2 -> die_area.tsv. `units` and `srams` are the presets' tables, in the same order."""
+    from npu.synth.die import die_area_row
+
+    if len(units) != len(srams) or not units:
+        raise ValueError(f"synth die: {len(units)} units tables for {len(srams)} SRAM tables")
+    rows = []
+    for unit_table, sram_table in zip(units, srams):
+        unit_rows, sram_rows = _read_rows([unit_table]), _read_rows([sram_table])
+        npu = sram_rows[0]["npu"] if sram_rows else Path(sram_table).parent.name
+        rows.append(die_area_row(npu, unit_rows, sram_rows))
+    return write_tsv(out, rows, missing="-")

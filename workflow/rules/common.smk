@@ -185,7 +185,8 @@ SYNTH_TRACE = [f"{RESULTS}/synth/trace/{_TRACE_MODEL}.npz"] if _TRACE_MODEL and 
 SYNTH_ANCHOR_JOBS = ({name: job_for(name, None, None, SYNTH["map_corner"]) for name in SYNTH["anchor_units"]}
                      if SYNTH["enabled"] else {})
 SYNTH_JOBS = {job.key: job for jobs in [*SYNTH_PRESET_JOBS.values(), SYNTH_ANCHOR_JOBS] for job in jobs.values()}
-SYNTH_TARGETS = ((([f"{RESULTS}/synth/summary.tsv"] + expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS)
+SYNTH_TARGETS = ((([f"{RESULTS}/synth/summary.tsv", f"{RESULTS}/synth/die_area.tsv"]
+                    + expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS)
                    if SYNTH_UNIT_NAMES else []) + expand(f"{RESULTS}/synth/{{npu}}/sram.tsv", npu=NPUS)
                   + ([f"{RESULTS}/synth/anchor.tsv"] if SYNTH["anchor_units"] else [])
                   + ([f"{RESULTS}/synth/composition.tsv"]

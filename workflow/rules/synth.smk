@@ -13,6 +13,10 @@
 #   synth_composition  composed vs flat arrays (error)    results/synth/composition.tsv
 #   synth_anchor       the ORFS-style INT8 anchor         results/synth/anchor.tsv
 #   synth_summary      every preset                       results/synth/summary.tsv
+#   synth_die          die area per preset vs GA102       results/synth/die_area.tsv
+#   synth_trace        a trained model's operands         results/synth/trace/{model}.npz
+#   synth_tech         calibrated technology table        results/synth/{npu}/tech.yaml, energy_calibration.tsv
+#   synth_energy       energy per token before / after    results/synth/{npu}/energy_per_token.tsv
 #
 # A job reruns when its unit's Verilog (content, as a parameter), its parameters, period or
 # corner (its key), the library or the code of its stage changes. An edit of a preset that leaves
@@ -254,3 +258,20 @@ rule synth_energy:
     shell:
         "npu synth-energy --npu {input.npu} --technology {input.tech} --models {params.models} {params.scenarios} "
         "--out {output.table} 2> {log}"
+
+
+rule synth_die:
+    """Each preset's modelled die area (logic, SRAM, uncore allowance) beside GA102: results/synth/die_area.tsv."""
+    input:
+        units=expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS),
+        srams=expand(f"{RESULTS}/synth/{{npu}}/sram.tsv", npu=NPUS),
+    output:
+        table=f"{RESULTS}/synth/die_area.tsv",
+    params:
+        code=stage_code("synth", "synth_die_stage"),
+    log:
+        f"{RESULTS}/logs/synth/die_area.log",
+    conda:
+        "../../envs/dnpu.yaml"
+    shell:
+        "npu synth-die --units {input.units} --srams {input.srams} --out {output.table} 2> {log}"
