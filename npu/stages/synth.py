@@ -13,7 +13,17 @@
   (results/synth/{npu}/sram.tsv);
 - `synth_table_stage` (rule synth_units): a preset's job rows and the units composed from them
   (npu.synth.compose) -> results/synth/{npu}/units.tsv;
-- `synth_summary_stage` (rule synth_summary): every preset's rows -> results/synth/summary.tsv.
+- `synth_summary_stage` (rule synth_summary): every preset's rows -> results/synth/summary.tsv;
+- `synth_composition_stage` (rule synth_composition): arrays composed from their PEs against flat
+  synthesis at 4x4 / 8x8, the error per figure -> results/synth/composition.tsv;
+- `synth_anchor_stage` (rule synth_anchor): the ORFS-style INT8 anchor rows -> results/synth/anchor.tsv;
+- `synth_die_stage` (rule synth_die): each preset's modelled die area beside GA102 -> die_area.tsv;
+- `synth_trace_stage` (rule synth_trace): a trained model's vector / matrix operands on the
+  functional simulator -> results/synth/trace/{model}.npz (the activity workloads);
+- `synth_tech_stage` (rule synth_tech): the technology table calibrated from the synthesis ->
+  results/synth/{npu}/tech.yaml and energy_calibration.tsv;
+- `synth_energy_stage` (rule synth_energy): energy per token with the preset's table and the
+  calibrated one -> results/synth/{npu}/energy_per_token.tsv.
 
 Each writes its outputs atomically and only after every check passed: a black-boxed cell, an
 unconstrained design or zero power raises a named error (npu.synth.errors) and leaves no table.

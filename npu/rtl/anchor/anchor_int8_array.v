@@ -14,7 +14,10 @@ module anchor_int8_array #(
     input  wire [8*SIZE-1:0]     act_col,
     output wire [32*SIZE-1:0]    col_sum
 );
-  wire [8*SIZE*(SIZE+1)-1:0]  act_h;   // entry (k, n): the activation entering PE (k, n)
+  // entry (k, n): the activation entering PE (k, n); n = SIZE, leaving the right edge, is unused
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [8*SIZE*(SIZE+1)-1:0]  act_h;
+  /* verilator lint_on UNUSEDSIGNAL */
   wire [32*(SIZE+1)*SIZE-1:0] psum_v;  // entry (k, n): the partial sum entering PE (k, n)
   genvar k, n;
   generate
