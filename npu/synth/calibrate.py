@@ -57,14 +57,17 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def operation_energy_pj(row: Mapping[str, Any]) -> tuple[float, str]:
-    """(pJ per operation, which power it came from) of one synthesized unit at one cycle per op."""
+def operation_energy_pj(row: Mapping[str, Any]) -> tuple[float, str] | None:
+    """(pJ per operation, which power it came from) of one synthesized unit at one cycle per op;
+    None when the table has no power for it (e.g. OpenSTA could not compute it)."""
     period_ps = float(row["clock_period_ps"])
     measured = _number(row.get("power_activity_uw"))
     if measured is not None:
         return measured * period_ps * 1e-6, f"{row['unit']}: activity-based power ({row.get('activity_workload', '-')})"
-    return (float(row["power_default_activity_uw"]) * period_ps * 1e-6,
-            f"{row['unit']}: default activity (every net 0.1/cycle; not measured)")
+    default = _number(row.get("power_default_activity_uw"))
+    if default is None:
+        return None
+    return default * period_ps * 1e-6, f"{row['unit']}: default activity (every net 0.1/cycle; not measured)"
 
 
 def calibrated_technology(base: Mapping[str, Any], rows: list[Mapping[str, Any]], sram_rows: list[Mapping[str, Any]],
@@ -87,10 +90,18 @@ def calibrated_technology(base: Mapping[str, Any], rows: list[Mapping[str, Any]]
             raise CalibrationError(f"calibration: no {corner} row for unit {unit!r} (synth.units must include it)")
         return units[unit]
 
-    after["mac"] = operation_energy_pj(need("matrix_pe"))
-    after["instruction"] = operation_energy_pj(need("npu_core"))
+    kept: dict[str, str] = {}
+    for key, unit in (("mac", "matrix_pe"), ("instruction", "npu_core")):
+        energy_pj = operation_energy_pj(need(unit))
+        if energy_pj is None:
+            kept[key] = f"kept from the base table: {unit} has no power ({need(unit)['power_default_activity_uw']})"
+        else:
+            after[key] = energy_pj
     for lane_op, sources in LANE_SOURCES.items():
         values = [operation_energy_pj(need(unit)) for unit in sources]
+        if any(value is None for value in values):
+            kept[f"lane_ops.{lane_op}"] = f"kept from the base table: no power for one of {', '.join(sources)}"
+            continue
         after[f"lane_ops.{lane_op}"] = (sum(value for value, _ in values) / len(values),
                                         "mean of " + "; ".join(text for _, text in values) if len(values) > 1
                                         else values[0][1])
@@ -122,6 +133,6 @@ def calibrated_technology(base: Mapping[str, Any], rows: list[Mapping[str, Any]]
     provenance = [{"energy": key, "unit": "mW" if key.startswith("leakage") else "pJ", "before": before[key],
                    "after": after[key][0] if key in after else before[key],
                    "ratio": (after[key][0] / before[key]) if key in after and before[key] else 1.0,
-                   "source": after[key][1] if key in after else "kept from the base table (not synthesized alone)"}
+                   "source": after[key][1] if key in after else kept.get(key, "kept from the base table (not synthesized alone)")}
                   for key in before]
     return data, provenance

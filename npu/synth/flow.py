@@ -23,6 +23,7 @@ from npu.synth.errors import PdkNotFoundError
 from npu.synth.openroad import openroad_status
 from npu.synth.pdk import find_pdk
 from npu.synth.sram import find_sram_pdk
+from npu.synth.netlist import library, library_leakage_uw
 from npu.synth.sta import DEFAULT_ACTIVITY, NetActivity, analyze
 from npu.synth.units import SynthUnit
 from npu.synth.yosys import synthesize
@@ -115,15 +116,18 @@ def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str,
         "worst_slack_ps": timing.worst_slack_ps, "critical_path_ps": timing.critical_path_ps,
         "fmax_ghz": timing.fmax_ghz, "path_start": timing.path_start, "path_end": timing.path_end,
         "logic_levels": timing.logic_levels,
-        "leakage_uw": timing.unit_power.leakage_w * 1e6,
-        "power_default_activity_uw": timing.unit_power.total_w * 1e6,
+        "leakage_uw": (timing.unit_power.leakage_w * 1e6 if timing.unit_power else
+                       library_leakage_uw(record["cell_types"], library(liberty))),
+        "power_default_activity_uw": (timing.unit_power.total_w * 1e6 if timing.unit_power else
+                                      f"not computed ({timing.power_error}; leakage from the library)"),
         "default_activity": f"every net {DEFAULT_ACTIVITY}/cycle",
         "power_activity_uw": (timing.measured_power.total_w * 1e6 if timing.measured_power else
+                              f"not computed ({timing.power_error})" if timing.power_error else
                               f"not measured ({measured_on['skipped']})" if measured_on.get("skipped") else "not measured"),
         "activity_workload": f"{measured_on['workload']}, {measured_on['cycles']} cycles" if nets else "-",
         "gate_level_check": (f"netlist == npu.hw.numerics on {measured_on['checked_vectors']} vectors"
                              if nets and measured_on.get("checked_vectors") else "-"),
-        "synth_seconds": record["synth_seconds"], "sta_seconds": round(timing.seconds, 3),
+        "synth_seconds": record["synth_seconds"], "sta_seconds": round(timing.seconds, 3) if timing.seconds == timing.seconds else "-",
         "yosys": record["yosys"], "openroad": openroad_status(),
     }
     return row, timing.path_report
