@@ -348,3 +348,31 @@ def test_anchor_rtl_lints_clean_and_synthesizes_without_latches():
         for script in (ELABORATE, SYNTHESIZE):
             result = yosys(binary, "anchor_int8_array", ANCHOR_SOURCES, script, {"SIZE": 4})
             assert result.returncode == 0, (binary, result.stderr[-2000:])
+
+
+def test_opensta_crash_in_power_keeps_timing_and_names_the_cause(tmp_path, monkeypatch):
+    """OpenSTA 2.0.17 segfaults in report_power on npu_core's netlist after reporting its timing.
+    A stand-in `sta` that writes the path report, prints the worst slack and dies with SIGSEGV:
+    the timing is kept and the power says why it is missing. A crash before any timing fails."""
+    from npu.synth.errors import ToolFailedError
+    from npu.synth.sta import analyze
+
+    fake = tmp_path / "bin" / "sta"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n"
+                    "path=$(sed -n 's/^report_checks.*> //p' \"$3\")\n"
+                    "printf 'Startpoint: a_q (rising edge-triggered flip-flop clocked by clk)\\n"
+                    "Endpoint: y (rising edge-triggered flip-flop clocked by clk)\\n' > \"$path\"\n"
+                    "echo 'worst slack 250.000'\n"
+                    "[ -n \"$STA_CRASH_EARLY\" ] && rm \"$path\"\n"
+                    "kill -SEGV $$\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "lib.lib").write_text("library (x) { }\n")
+    (tmp_path / "netlist.v").write_text("module top (clk); input clk; endmodule\n")
+    report = analyze(tmp_path / "lib.lib", tmp_path / "netlist.v", "top", 1000, tmp_path / "work")
+    assert report.worst_slack_ps == 250.0 and report.fmax_ghz == pytest.approx(1000 / 750)
+    assert report.unit_power is None and "SIGSEGV" in report.power_error
+    monkeypatch.setenv("STA_CRASH_EARLY", "1")
+    with pytest.raises(ToolFailedError):
+        analyze(tmp_path / "lib.lib", tmp_path / "netlist.v", "top", 1000, tmp_path / "work2")
