@@ -11,7 +11,7 @@ from npu.provenance import stage_fingerprint
 from npu.synth.calibrate import calibration_units
 from npu.synth.compose import preset_compositions
 from npu.synth.jobs import job_for, preset_jobs
-from npu.synth.units import ANCHOR_UNITS, SYNTH_UNITS, get_unit, source_fingerprint
+from npu.synth.units import ANCHOR_UNITS, OPT_IN_UNITS, SYNTH_UNITS, get_unit, source_fingerprint
 
 CONFIG_DIR = config["config_dir"]
 RESULTS = config["results_dir"]
@@ -158,7 +158,7 @@ for name in VERIFY["npus"]:
 # parameters, clock period, mapping corner (npu.synth.jobs) - so presets that agree on a unit's
 # parameters share its job, and each preset's table joins its jobs.
 SYNTH = config["synth"]
-SYNTH_UNIT_NAMES = SYNTH["units"] or [name for name in SYNTH_UNITS if name not in ANCHOR_UNITS]
+SYNTH_UNIT_NAMES = SYNTH["units"] or [name for name in SYNTH_UNITS if name not in ANCHOR_UNITS + OPT_IN_UNITS]
 for name in SYNTH_UNIT_NAMES + SYNTH["anchor_units"]:
     if name not in SYNTH_UNITS:
         sys.exit(f"dnpu: config: synth.units lists {name!r}; known units: {', '.join(SYNTH_UNITS)}")
