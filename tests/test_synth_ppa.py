@@ -376,3 +376,52 @@ def test_opensta_crash_in_power_keeps_timing_and_names_the_cause(tmp_path, monke
     monkeypatch.setenv("STA_CRASH_EARLY", "1")
     with pytest.raises(ToolFailedError):
         analyze(tmp_path / "lib.lib", tmp_path / "netlist.v", "top", 1000, tmp_path / "work2")
+
+
+# ---- die area and the calibrated technology table -----------------------------------------------
+
+def test_die_area_sums_logic_sram_and_the_stated_allowance():
+    from npu.synth.die import GA102_AREA_MM2, UNCORE_FRACTION, die_area_row
+
+    units = [{"unit": "systolic_array", "corner": "TT", "cell_area_um2": 4e6},
+             {"unit": "vector_lanes", "corner": "TT", "cell_area_um2": 1e6},
+             {"unit": "systolic_array", "corner": "FF", "cell_area_um2": 9e9}]  # another corner: ignored
+    row = die_area_row("p", units, [{"area_mm2": 10.0}, {"area_mm2": 5.0}])
+    assert row["logic_mm2"] == pytest.approx(5.0) and row["sram_mm2"] == 15.0
+    assert row["total_mm2"] == pytest.approx(20.0 * (1 + UNCORE_FRACTION))
+    assert row["area_ratio_ga102_over_npu"] == pytest.approx(GA102_AREA_MM2 / row["total_mm2"])
+    assert row["missing"] == "npu_core, dma_codec" and "assumption" in row["uncore"]
+
+
+def _calibration_rows(power_uw: float = 500.0) -> list[dict]:
+    from npu.synth.calibrate import calibration_units
+
+    return [{"unit": unit, "corner": "TT", "clock_period_ps": 1000, "power_activity_uw": power_uw,
+             "power_default_activity_uw": 100.0, "leakage_uw": 2.0, "activity_workload": "w"}
+            for unit in calibration_units()]
+
+
+def test_calibrated_table_prices_actions_with_the_synthesized_units():
+    import yaml
+
+    from npu.hw.technology import technology_from_dict
+    from npu.synth.calibrate import CalibrationError, calibrated_technology
+
+    base = yaml.safe_load((REPO / "config" / "tech" / "asap7-7nm.yaml").read_text())
+    sram = [{"bank": "srambank_256x4x64_6t122", "read_pj_per_byte": 0.25}]
+    rows = _calibration_rows()
+    assert rows[0]["unit"] == "fp32_add"
+    rows[0]["power_activity_uw"] = "not measured"  # falls back to default activity, labelled
+    data, provenance = calibrated_technology(base, rows, sram, 0.3, "asap7-calibrated")
+    table = technology_from_dict(data).energy
+    assert table.mac == pytest.approx(0.5)                       # 500 uW x 1 ns
+    assert table.lane_ops["vector_special"] == pytest.approx(0.5)
+    assert table.sram_64bit_8kib == pytest.approx(2.0) and table.leakage_mw_per_mib_sram == 0.3
+    assert table.lane_ops["scalar_int"] == pytest.approx(base["energy"]["pj_at_45nm"]["lane_ops"]["scalar_int"]
+                                                         * base["energy"]["scale_from_45nm"])  # kept
+    assert table.dram_pj_per_bit == base["energy"]["dram_pj_per_bit"]
+    sources = {row["energy"]: row["source"] for row in provenance}
+    assert "default activity" in sources["lane_ops.vector_add"] and "activity-based" in sources["mac"]
+    assert table.lane_ops["vector_add"] == pytest.approx(0.1)     # the default-activity 100 uW
+    with pytest.raises(CalibrationError, match="matrix_pe"):
+        calibrated_technology(base, [row for row in rows if row["unit"] != "matrix_pe"], sram, 0.3, "x")
