@@ -12,7 +12,8 @@ default-activity power (each entry says which). What each action of the cost mod
     vector_special   mean of fp32_exp, fp32_recip, fp32_rsqrt
     scalar_fp        fp32_add             scalar_int, vector_rank: not synthesized on their own:
                                           the base table's figure is kept
-    instruction      npu_core (decoder, register files, scalar units; memories excluded), one cycle
+    instruction      npu_core (decoder, register files, scalar units; memories excluded), one cycle;
+                     the base table's figure when the core has no power (or was not synthesized)
     sram_64bit_8kib  the ASAP7 bank srambank_256x4x64 (8 KiB, 64-bit word) read energy; the cost
                      model's sqrt(size) growth to 1 MiB banks stands for the wiring and muxes
                      (Horowitz, ISSCC 2014), the overhead this calibration keeps
@@ -43,7 +44,7 @@ LOGIC_UNITS = ("systolic_array", "vector_lanes", "npu_core", "dma_codec")
 
 def calibration_units() -> tuple[str, ...]:
     """The synthesized units the calibrated table is priced from (synth.units must hold them)."""
-    return tuple(sorted({"matrix_pe", "npu_core", *(unit for units in LANE_SOURCES.values() for unit in units)}))
+    return tuple(sorted({"matrix_pe", *(unit for units in LANE_SOURCES.values() for unit in units)}))
 
 
 class CalibrationError(ValueError):
@@ -92,6 +93,9 @@ def calibrated_technology(base: Mapping[str, Any], rows: list[Mapping[str, Any]]
 
     kept: dict[str, str] = {}
     for key, unit in (("mac", "matrix_pe"), ("instruction", "npu_core")):
+        if unit == "npu_core" and unit not in units:
+            kept[key] = "kept from the base table: npu_core not synthesized for this preset"
+            continue
         energy_pj = operation_energy_pj(need(unit))
         if energy_pj is None:
             kept[key] = f"kept from the base table: {unit} has no power ({need(unit)['power_default_activity_uw']})"
