@@ -142,6 +142,28 @@ def _synthesize_and_time(name: str, liberty: Path, out: Path, corner: str = "TT"
 
 
 @needs_tools
+def test_pe_composition_matches_a_flat_2x2_array(tmp_path, liberties):
+    """The default-suite size: a flat 2x2 systolic_array (4 PEs, one skew stage of 17 flops)
+    against 2 x matrix_pe_row0 + 2 x matrix_pe synthesized alone. Same bounds as at 4x4."""
+    from npu.synth.compose import compose_row
+    from npu.synth.units import SynthUnit
+
+    rows = {name: _synthesize_and_time(name, liberties["TT"], tmp_path / name) for name in ("matrix_pe", "matrix_pe_row0")}
+    flat_unit = SynthUnit("systolic_array_2x2", get_unit("matrix_pe").sources, clock="clk", top="systolic_array")
+    from npu.stages.synth import synth_timing_stage
+    from npu.synth.flow import synthesize_unit
+
+    synthesize_unit(flat_unit, {"MLEN": 2, "WROWS": 1}, liberties["TT"], 1000.0, tmp_path / "flat")
+    flat = synth_timing_stage(tmp_path / "flat" / "synthesis.json", liberties["TT"], "TT", tmp_path / "flat.tsv",
+                              tmp_path / "flat_path.txt")
+    composed = compose_row("systolic_array", COMPOSITIONS["systolic_array"].parts(2), rows)
+    for figure, bound in (("cell_area_um2", 10), ("cells", 10), ("leakage_uw", 10), ("fmax_ghz", 15)):
+        error = 100 * (float(composed[figure]) - float(flat[figure])) / float(flat[figure])
+        assert abs(error) < bound, (figure, error)
+
+
+@needs_tools
+@pytest.mark.slow  # the flat 4x4 array is 34,000 cells: 3-10 minutes of Yosys (results/synth/composition.tsv has it)
 def test_pe_composition_matches_a_flat_4x4_array(tmp_path, liberties):
     """The 4x4 array composed from its PEs against the flat 4x4 synthesis. The composition leaves
     out the input-skew flops (6 x 17 at 4x4) and the per-PE weight-load multiplexers, and flat
