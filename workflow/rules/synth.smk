@@ -170,7 +170,8 @@ rule synth_composition:
     """Composed arrays (PE x count) against flat synthesis at small sizes: results/synth/composition.tsv."""
     input:
         rows=lambda wildcards: [f"{RESULTS}/synth/units/{job.key}/timing_{corner}.tsv"
-                                for job in SYNTH_PRESET_JOBS[NPUS[0]].values() for corner in SYNTH_CORNERS],
+                                for job in [*SYNTH_PRESET_JOBS[NPUS[0]].values(), *SYNTH_ANCHOR_JOBS.values()]
+                                for corner in SYNTH_CORNERS],
     output:
         table=f"{RESULTS}/synth/composition.tsv",
     params:
