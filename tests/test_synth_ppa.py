@@ -198,6 +198,7 @@ def test_anchor_int8_pe_at_200ps_ff(tmp_path, liberties):
 
 
 @needs_tools
+@pytest.mark.slow  # npu_core is 156,000 cells: 5-15 minutes of Yosys, and OpenSTA crashes in its power (see docs)
 def test_core_memories_are_black_boxes_outside_its_area(tmp_path, liberties):
     """npu_core with its program / INT / FP memories as empty word_memory modules: the netlist
     links in OpenSTA and none of the 64 KiB of scalar SRAM is counted as flops."""
