@@ -238,7 +238,7 @@ def planned(output: str) -> list[str]:
 
 @needs_tools
 def test_pipeline_shares_jobs_between_presets_and_reruns_only_changed_keys(tmp_path):
-    config_dir = tmp_path / "config"
+    config_dir = tmp_path / "presets"  # not config/: the Snakefile would merge a config/config.yaml there
     shutil.copytree(REPO / "config", config_dir)
     twin = yaml.safe_load((config_dir / "npu" / "dnpu-edge.yaml").read_text())
     twin["name"] = "edge-twin"
