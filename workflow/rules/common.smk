@@ -175,7 +175,7 @@ if SYNTH["enabled"]:
                                                   SYNTH["clock_period_ps"], SYNTH["map_corner"])
         except ValueError as error:
             sys.exit(f"dnpu: config: synth: preset {name}: {error}")
-# The model whose generation's operands the gate-level simulations replay (rule synth_trace):
+# The model whose generation's operands the gate-level simulations replay (synth.smk, synth_trace):
 # synth.activity_trace, null - the first trained model of the run (none: operand distributions).
 _TRACE_MODEL = (TRAINED_MODELS[0] if TRAINED_MODELS else "") if SYNTH["activity_trace"] is None else SYNTH["activity_trace"]
 if _TRACE_MODEL and _TRACE_MODEL not in TRAINED_MODELS:
