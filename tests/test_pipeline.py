@@ -70,7 +70,8 @@ def mini_pipeline(tmp_path_factory) -> Path:
                          "ablation": {"model": "tiny-sort", "outliers": False}},
         # the smallest unit that has logic (tests/test_synth.py covers the flow); left out where
         # the tools or the ASAP7 PDK are not installed
-        "synth": {"enabled": synthesis_unavailable() is None, "units": ["fp32_to_bf16"]},
+        "synth": {"enabled": synthesis_unavailable() is None, "units": ["fp32_to_bf16"], "anchor_units": [],
+                  "activity_trace": ""},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--cores", "2")

@@ -58,7 +58,7 @@ def small_synthesis(tmp_path_factory, liberty_tt):
     from npu.stages.synth import synth_netlist_stage
 
     out = tmp_path_factory.mktemp("fp32_to_bf16")
-    record = synth_netlist_stage("dnpu-edge", "fp32_to_bf16", liberty_tt, out)
+    record = synth_netlist_stage("fp32_to_bf16", liberty_tt, out, npu="dnpu-edge")
     return out, record
 
 
@@ -93,7 +93,7 @@ def test_fp32_add_synthesizes_times_and_powers_end_to_end(tmp_path, liberty_tt):
     from npu.stages.synth import (synth_activity_stage, synth_netlist_stage, synth_summary_stage, synth_table_stage,
                                   synth_timing_stage)
 
-    record = synth_netlist_stage("dnpu-edge", "fp32_add", liberty_tt, tmp_path / "fp32_add")
+    record = synth_netlist_stage("fp32_add", liberty_tt, tmp_path / "fp32_add", npu="dnpu-edge")
     assert record["clock_period_ps"] == 1000.0  # dnpu-edge's 1 GHz
     assert record["cells"] > 500 and record["cell_area_um2"] > 50
     # The unit is combinational: the wrapper's input/output registers are not counted in it.
@@ -119,7 +119,7 @@ def test_fp32_add_synthesizes_times_and_powers_end_to_end(tmp_path, liberty_tt):
         assert row["openroad"] == "skipped (openroad not installed)"
     assert "Startpoint:" in (tmp_path / "path_TT.txt").read_text()
 
-    table = synth_table_stage([tmp_path / "timing_TT.tsv"], tmp_path / "units.tsv")
+    table = synth_table_stage([tmp_path / "timing_TT.tsv"], tmp_path / "units.tsv", npu="dnpu-edge")
     summary = synth_summary_stage([table], tmp_path / "summary.tsv")
     rows = read_rows(summary)
     assert [(r["npu"], r["unit"], r["corner"]) for r in rows] == [("dnpu-edge", "fp32_add", "TT")]
@@ -143,7 +143,7 @@ def test_pipeline_synthesizes_a_unit_per_corner_and_reruns_only_what_changed(tmp
     config = {"config_dir": str(REPO / "config"), "models": {"trained": [], "shape_only": []},
               "npus": ["dnpu-edge"], "quantization": {"models": [], "ablation": {"model": "tiny-sort", "outliers": False}},
               "verify": {"models": []},
-              "synth": {"units": ["fp32_to_bf16"], "corners": ["TT", "FF"], "pdk": str(find_pdk().root),
+              "synth": {"units": ["fp32_to_bf16"], "anchor_units": [], "corners": ["TT", "FF"], "pdk": str(find_pdk().root),
                         "activity_vectors": 64}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     target = "results/synth/summary.tsv"  # (the `all` target wants models too)

@@ -50,7 +50,35 @@ def _activations(rng, n):
     return rng.normal(0.0, 1.0, n)
 
 
+def _load_once(n: int) -> np.ndarray:
+    """A weight-load strobe: high in the first cycle only (weight-stationary: loaded, then held)."""
+    strobe = np.zeros(n, dtype=np.uint64)
+    strobe[0] = 1
+    return strobe
+
+
+def _matrix_pe(rng, n):
+    """One PE of a tile op: weight ~ N(0, 0.02) loaded once, bf16 activations ~ N(0, 1) streaming
+    through, fp32 partial sums ~ N(0, 4) from above (a reduction a few rows deep)."""
+    weight = _bf16_bits(rng.normal(0, 0.02, 1))[0]
+    return {"w_load0": _load_once(n), "w_load1": np.zeros(n, dtype=np.uint64),
+            "w_data": np.full(n, weight, dtype=np.uint64), "act_in": _bf16_bits(_activations(rng, n)),
+            "sel_in": np.zeros(n, dtype=np.uint64), "psum_in": _fp32_bits(rng.normal(0, 2.0, n))}
+
+
+def _int8_pe(rng, n):
+    """The anchor PE: an INT8 weight loaded once, INT8 activations and INT32 partial sums of a
+    quantized layer (activations ~ N(0, 32) clipped to int8, sums ~ N(0, 2^12))."""
+    return {"w_load": _load_once(n), "w_data": np.full(n, rng.integers(-64, 64) & 0xFF, dtype=np.uint64),
+            "act_in": (np.clip(np.round(rng.normal(0, 32, n)), -128, 127).astype(np.int64) & 0xFF).astype(np.uint64),
+            "psum_in": (np.round(rng.normal(0, 4096, n)).astype(np.int64) & 0xFFFFFFFF).astype(np.uint64)}
+
+
 WORKLOADS: dict[str, Workload] = {
+    "matrix_pe": Workload("tile op: bf16 activations ~ N(0,1) x weight ~ N(0,0.02) + fp32 sum ~ N(0,4)", _matrix_pe),
+    "matrix_pe_row0": Workload("tile op: bf16 activations ~ N(0,1) x weight ~ N(0,0.02)", _matrix_pe),
+    "anchor_fp_pe": Workload("tile op: bf16 activations ~ N(0,1) x weight ~ N(0,0.02) + fp32 sum ~ N(0,4)", _matrix_pe),
+    "anchor_int8_pe": Workload("int8 activations ~ N(0,32) x int8 weight + int32 sum ~ N(0,4096)", _int8_pe),
     "bf16_to_fp32": Workload("bf16 activations ~ N(0,1)", lambda rng, n: {"a": _bf16_bits(_activations(rng, n))}),
     "fp32_to_bf16": Workload("fp32 activations ~ N(0,1)", lambda rng, n: {"a": _fp32_bits(_activations(rng, n))}),
     "fp32_add": Workload("accumulation: partial sum ~ N(0,4) + product ~ N(0,1)",
@@ -209,18 +237,45 @@ class ActivityResult:
     checked: int | None = None       # vectors compared with npu.hw.numerics (check_outputs)
 
 
+# Units whose traced operands are another unit's (the same PE at another row or target).
+TRACE_ALIASES = {"matrix_pe_row0": "matrix_pe", "anchor_fp_pe": "matrix_pe"}
+
+
+def traced_workload(trace: str | Path, unit: str, ports: dict[str, tuple[str, int]],
+                    vectors: int) -> Workload | None:
+    """The unit's operands recorded from a model run (an npz of `<unit>.<port>` bit patterns with a
+    `description`, written by `npu synth-trace`), as a Workload of its first `vectors` operand
+    sets; None when the trace has no operands for this unit."""
+    data = np.load(trace)
+    source = TRACE_ALIASES.get(unit, unit)
+    inputs = [name for name, (direction, _) in ports.items() if direction == "input" and name != "clk"]
+    if not inputs or not all(f"{source}.{name}" in data.files for name in inputs):
+        return None
+    streams = {name: data[f"{source}.{name}"].astype(np.uint64) for name in inputs}
+    count = min(len(values) for values in streams.values())
+    if count < 4:
+        return None
+    description = f"traced: {data['description']}, {min(count, vectors)} operand sets"
+    return Workload(description, lambda rng, n: {name: values[:n] for name, values in streams.items()})
+
+
 def measure_activity(netlist: Path, top: str, ports: dict[str, tuple[str, int]], pdk: Pdk, unit: str,
-                     workdir: Path, vectors: int = 256, seed: int = 0, warmup: int = 2) -> ActivityResult:
-    """Simulate `netlist` on `vectors` operand sets of the unit's workload; per-net activities."""
-    if unit not in WORKLOADS:
+                     workdir: Path, vectors: int = 256, seed: int = 0, warmup: int = 2,
+                     trace: str | Path | None = None) -> ActivityResult:
+    """Simulate `netlist` on `vectors` operand sets of the unit's workload - its recorded
+    operands from `trace` when that holds them, else its operand distribution (WORKLOADS) -;
+    per-net activities."""
+    workload = traced_workload(trace, unit, ports, vectors) if trace else None
+    if workload is None and unit not in WORKLOADS:
         raise SynthesisError(f"no workload for unit {unit!r} (npu.synth.activity.WORKLOADS)")
+    workload = workload or WORKLOADS[unit]
+    inputs = workload.operands(np.random.default_rng(seed), vectors)
+    vectors = min(len(values) for values in inputs.values())
     if vectors <= warmup + 2:
         raise ValueError(f"activity vectors {vectors} must exceed the {warmup} warm-up cycles by 2 or more")
     iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
     workdir, netlist = Path(workdir).resolve(), Path(netlist).resolve()  # the simulator runs in workdir
     workdir.mkdir(parents=True, exist_ok=True)
-    workload = WORKLOADS[unit]
-    inputs = workload.operands(np.random.default_rng(seed), vectors)
     for name, values in inputs.items():
         (workdir / f"{name}.hex").write_text("\n".join(f"{int(v):x}" for v in values) + "\n")
     (workdir / "activity_tb.v").write_text(testbench(top, ports, vectors, warmup))

@@ -23,6 +23,7 @@ from npu.synth.errors import PdkNotFoundError
 from npu.synth.openroad import openroad_status
 from npu.synth.pdk import find_pdk
 from npu.synth.sram import find_sram_pdk
+from npu.synth.netlist import library, library_leakage_uw
 from npu.synth.sta import DEFAULT_ACTIVITY, NetActivity, analyze
 from npu.synth.units import SynthUnit
 from npu.synth.yosys import synthesize
@@ -42,7 +43,7 @@ def parameter_text(parameters: dict[str, int]) -> str:
 
 
 def synthesize_unit(unit: SynthUnit, parameters: dict[str, int], liberty: Path, period_ps: float, out_dir: Path,
-                    yosys: str = "yosys", npu: str = "") -> dict[str, Any]:
+                    yosys: str = "yosys", job: str = "") -> dict[str, Any]:
     """Synthesize into `out_dir` (netlist.v, synthesis.json, and the tools' files in work/);
     returns the record. On an error nothing but work/ is left."""
     out_dir = Path(out_dir)
@@ -54,7 +55,7 @@ def synthesize_unit(unit: SynthUnit, parameters: dict[str, int], liberty: Path, 
     result = synthesize(unit, parameters, Path(liberty), period_ps, work, yosys)
     area, wrapper = result.area, result.wrapper_area
     record = {
-        "npu": npu, "unit": unit.name, "top": result.top, "instance": "unit", "clock_port": "clk",
+        "job": job, "unit": unit.name, "module": unit.module, "top": result.top, "instance": "unit", "clock_port": "clk",
         "parameters": parameters, "clock_period_ps": period_ps, "mapping_liberty": str(liberty),
         "yosys": result.yosys, "yosys_binary": yosys, "synth_seconds": round(result.seconds, 3),
         "cell_area_um2": area.cell_area_um2, "sequential_area_um2": area.sequential_area_um2,
@@ -70,7 +71,7 @@ def synthesize_unit(unit: SynthUnit, parameters: dict[str, int], liberty: Path, 
 
 
 def measure_unit_activity(record: dict[str, Any], netlist: Path, pdk: Any, out: Path, vectors: int,
-                          seed: int = 0, max_cells: int | None = None) -> dict[str, Any]:
+                          seed: int = 0, max_cells: int | None = None, trace: Path | None = None) -> dict[str, Any]:
     """Gate-level simulation of the unit's workload (npu.synth.activity) -> per-net activities
     at `out` (JSON), with the check that the netlist computed what npu.hw.numerics does. A unit
     of more than `max_cells` cells is not simulated (Icarus needs tens of minutes for the
@@ -85,7 +86,8 @@ def measure_unit_activity(record: dict[str, Any], netlist: Path, pdk: Any, out: 
 
     ports = {name: (port[0], int(port[1])) for name, port in record["ports"].items()}
     work = Path(out).parent / "work" / "activity"
-    result = measure_activity(Path(netlist), record["top"], ports, pdk, record["unit"], work, vectors, seed)
+    result = measure_activity(Path(netlist), record["top"], ports, pdk, record["unit"], work, vectors, seed,
+                              trace=trace)
     result = replace(result, checked=check_outputs(record["unit"], result))
     write_activity(result, Path(out))
     return {"workload": result.workload, "cycles": result.cycles, "nets": len(result.nets), "checked": result.checked}
@@ -107,22 +109,25 @@ def time_unit(record: dict[str, Any], netlist: Path, liberty: Path, corner: str,
     nets, measured_on = read_activities(activities)
     timing = analyze(Path(liberty), Path(netlist), record["top"], period, Path(work), corner, activities=nets)
     row = {
-        "npu": record["npu"], "unit": record["unit"], "corner": corner,
+        "unit": record["unit"], "corner": corner, "job": record.get("job", ""),
         "parameters": parameter_text(record["parameters"]), "clock_period_ps": period,
         "cell_area_um2": record["cell_area_um2"], "sequential_area_um2": record["sequential_area_um2"],
         "cells": record["cells"], "sequential_cells": record["sequential_cells"],
         "worst_slack_ps": timing.worst_slack_ps, "critical_path_ps": timing.critical_path_ps,
         "fmax_ghz": timing.fmax_ghz, "path_start": timing.path_start, "path_end": timing.path_end,
         "logic_levels": timing.logic_levels,
-        "leakage_uw": timing.unit_power.leakage_w * 1e6,
-        "power_default_activity_uw": timing.unit_power.total_w * 1e6,
+        "leakage_uw": (timing.unit_power.leakage_w * 1e6 if timing.unit_power else
+                       library_leakage_uw(record["cell_types"], library(liberty))),
+        "power_default_activity_uw": (timing.unit_power.total_w * 1e6 if timing.unit_power else
+                                      f"not computed ({timing.power_error}; leakage from the library)"),
         "default_activity": f"every net {DEFAULT_ACTIVITY}/cycle",
         "power_activity_uw": (timing.measured_power.total_w * 1e6 if timing.measured_power else
+                              f"not computed ({timing.power_error})" if timing.power_error else
                               f"not measured ({measured_on['skipped']})" if measured_on.get("skipped") else "not measured"),
         "activity_workload": f"{measured_on['workload']}, {measured_on['cycles']} cycles" if nets else "-",
         "gate_level_check": (f"netlist == npu.hw.numerics on {measured_on['checked_vectors']} vectors"
                              if nets and measured_on.get("checked_vectors") else "-"),
-        "synth_seconds": record["synth_seconds"], "sta_seconds": round(timing.seconds, 3),
+        "synth_seconds": record["synth_seconds"], "sta_seconds": round(timing.seconds, 3) if timing.seconds == timing.seconds else "-",
         "yosys": record["yosys"], "openroad": openroad_status(),
     }
     return row, timing.path_report

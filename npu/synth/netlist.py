@@ -23,6 +23,7 @@ class LibraryCell:
     area_um2: float
     sequential: bool
     dont_use: bool
+    leakage_pw: float = 0.0   # the state-independent VDD leakage (the library's leakage unit: pW)
 
 
 @lru_cache(maxsize=8)
@@ -36,8 +37,26 @@ def _library(path: str, mtime_ns: int) -> dict[str, LibraryCell]:
         if area is None:
             raise ValueError(f"{path}: cell {name} has no area")
         cells[name] = LibraryCell(name, float(area.group(1)),
-                                  bool(_SEQUENTIAL.search(block)), bool(_DONT_USE.search(block)))
+                                  bool(_SEQUENTIAL.search(block)), bool(_DONT_USE.search(block)), _state_leakage(block))
     return cells
+
+
+_LEAKAGE_GROUP = re.compile(r"leakage_power\s*\(\s*\)\s*\{([^{}]*)\}")
+
+
+def _state_leakage(block: str) -> float:
+    """The leakage group without a `when` (the state average) on VDD; 0 when the cell has none."""
+    for group in _LEAKAGE_GROUP.findall(block):
+        if "when" not in group and re.search(r"related_pg_pin\s*:\s*VDD", group):
+            value = re.search(r"value\s*:\s*([0-9.eE+-]+)", group)
+            if value:
+                return float(value.group(1))
+    return 0.0
+
+
+def library_leakage_uw(cell_types: dict[str, int], cells: dict[str, LibraryCell]) -> float:
+    """Leakage of a netlist's cells (type -> count) from the library, in uW."""
+    return sum(count * cells[kind].leakage_pw for kind, count in cell_types.items() if kind in cells) * 1e-6
 
 
 def library(liberty: str | Path) -> dict[str, LibraryCell]:

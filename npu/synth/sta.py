@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from npu.synth.errors import BlackBoxError, NoPathsError, SynthesisError, UnconstrainedDesignError, ZeroPowerError
+from npu.synth.errors import (BlackBoxError, NoPathsError, SynthesisError, ToolFailedError, UnconstrainedDesignError,
+                              ZeroPowerError)
 from npu.synth.tools import find_tool, run_tool
 
 DEFAULT_ACTIVITY = 0.1  # toggles per clock cycle on every net ("default activity")
@@ -63,11 +64,12 @@ class TimingReport:
     path_start: str           # the unit's input (or internal register) on that path
     path_end: str             # the unit's output (or internal register)
     logic_levels: int         # combinational cells on the critical path
-    unit_power: PowerReport   # the unit instance alone, default activity
-    design_power: PowerReport # wrapper registers included, default activity
+    unit_power: PowerReport | None    # the unit instance alone, default activity (None: see power_error)
+    design_power: PowerReport | None  # wrapper registers included, default activity
     measured_power: PowerReport | None  # the unit with the measured (workload) activity
     path_report: str
     seconds: float
+    power_error: str = ""     # why no power was computed (OpenSTA crashed in report_power), else ""
 
     @property
     def critical_path_ps(self) -> float:
@@ -183,8 +185,21 @@ def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: P
         stale.unlink(missing_ok=True)
     script = workdir / f"sta{tag}.tcl"
     script.write_text(sta_script(liberty, netlist, top, period_ps, files, activities, clock_port))
-    output, seconds = run_tool([sta, "-no_init", "-exit", str(script)], workdir / f"sta{tag}.log",
-                               f"OpenSTA on {netlist}")
+    power_error = ""
+    try:
+        output, seconds = run_tool([sta, "-no_init", "-exit", str(script)], workdir / f"sta{tag}.log",
+                                   f"OpenSTA on {netlist}")
+    except ToolFailedError as error:
+        # OpenSTA 2.0.17 dies with SIGSEGV in report_power on some netlists (npu_core's). When the
+        # timing was already reported, keep it and say why there is no power; anything else fails.
+        log = workdir / f"sta{tag}.log"
+        output = log.read_text() if log.is_file() else ""
+        crashed = "status -11" in str(error) or "status 139" in str(error)
+        timed = files["path"].is_file() and "worst slack" in output
+        if not (crashed and timed):
+            raise
+        power_error = "OpenSTA 2.0.17 crashed (SIGSEGV) in report_power on this netlist"
+        seconds = float("nan")
     what = f"OpenSTA on {netlist} ({liberty.name})"
     black_lines = [line.strip() for line in output.splitlines() if _BLACK_BOX.search(line)]
     if black_lines:
@@ -203,8 +218,11 @@ def analyze(liberty: Path, netlist: Path, top: str, period_ps: float, workdir: P
     slack = re.search(r"worst slack\s+(-?[0-9.]+)", output)
     if slack is None:
         raise NoPathsError(f"{what}: no worst slack reported")
-    design_power, unit_power = _powers(files["design_default"], files["instances_default"], what)
-    measured = _powers(files["design_measured"], files["instances_measured"], what)[1] if activities else None
+    if power_error:
+        design_power = unit_power = measured = None
+    else:
+        design_power, unit_power = _powers(files["design_default"], files["instances_default"], what)
+        measured = _powers(files["design_measured"], files["instances_measured"], what)[1] if activities else None
     startpoint, endpoint, path_start, path_end, levels = _path_ends(report)
     return TimingReport(period_ps, float(slack.group(1)), startpoint, endpoint, path_start, path_end, levels,
-                        unit_power, design_power, measured, report, seconds)
+                        unit_power, design_power, measured, report, seconds, power_error)

@@ -24,7 +24,7 @@ def no_parameters(config: Any) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class SynthUnit:
-    name: str                                   # the top module, as in the RTL
+    name: str                                   # the unit's name in tables (and its top module unless `top`)
     sources: Callable[[], list[Path]]           # every Verilog file it may need
     include_dirs: tuple[Path, ...] = (GENERATED_DIR,)
     parameters: Callable[[Any], dict[str, int]] = no_parameters  # NPU preset -> Verilog parameters
@@ -36,6 +36,19 @@ class SynthUnit:
     keep_hierarchy: tuple[str, ...] = ()
     description: str = ""
     defines: dict[str, str] = field(default_factory=dict)
+    # A fixed target instead of the preset's clock (the anchor's 200 ps) and the corner whose
+    # library Yosys maps to (None: synth.map_corner).
+    period_ps: float | None = None
+    map_corner: str | None = None
+    # Modules left as black boxes (the core's memories, word_memory): their instances stay in the
+    # netlist as empty modules, so their area, timing and power are not the unit's.
+    black_boxes: tuple[str, ...] = ()
+    top: str = ""                               # the top module when it differs from `name`
+
+    @property
+    def module(self) -> str:
+        """The Verilog module synthesized (one module may be several entries: matrix_pe, ROW 0 / 1)."""
+        return self.top or self.name
 
 
 # The units built from fp32_add / fp32_mul instances keep those as submodules.
@@ -64,3 +77,98 @@ def get_unit(name: str) -> SynthUnit:
     if name not in SYNTH_UNITS:
         raise ValueError(f"unknown synthesis unit {name!r}; known: {', '.join(SYNTH_UNITS)}")
     return SYNTH_UNITS[name]
+
+
+# ---- the datapath units, the core and the anchor (issue 17) --------------------------------------
+# Each is one entry; its parameters come from the preset (or are fixed where the entry is a part
+# or a check of a composition, npu.synth.compose). Imports are local: npu.rtl.matrix etc. pull in
+# numpy and the ISA tables, which the pipeline's Snakefile should not pay for at parse time.
+
+ANCHOR_DIR = Path(__file__).resolve().parents[1] / "rtl" / "anchor"
+ANCHOR_PERIOD_PS = 200.0   # the ORFS ASAP7 anchor's target (docs/synthesis.md, "Anchor")
+ANCHOR_CORNER = "FF"
+
+
+def _matrix_sources() -> list[Path]:
+    from npu.rtl.matrix import matrix_sources
+
+    return matrix_sources()
+
+
+def _vector_sources() -> list[Path]:
+    from npu.rtl.vector import vector_unit_sources
+
+    return vector_unit_sources()
+
+
+def _dma_sources() -> list[Path]:
+    from npu.rtl import dma_codec_sources
+
+    return dma_codec_sources()
+
+
+def _core_sources() -> list[Path]:
+    from npu.rtl.core_sim import core_sources
+
+    return core_sources()
+
+
+def _anchor_sources() -> list[Path]:
+    return [ANCHOR_DIR / "anchor_int8_pe.v", ANCHOR_DIR / "anchor_int8_array.v"]
+
+
+def _fixed(parameters: dict[str, int]) -> Callable[[Any], dict[str, int]]:
+    return lambda config: dict(parameters)
+
+
+def _dma_parameters(config: Any) -> dict[str, int]:
+    return {"BLOCK": int(config.mx_block)}
+
+
+def _core_parameters(config: Any) -> dict[str, int]:
+    from npu.rtl.core import core_parameters
+
+    return core_parameters(config)
+
+
+SYNTH_UNITS.update({
+    # The matrix PE (bf16 x bf16 + fp32), flattened whole (so the multiplier sees the widened
+    # operands' zero bits), and row 0's PE, which has no adder: the parts of systolic_array.
+    "matrix_pe": SynthUnit("matrix_pe", _matrix_sources, parameters=_fixed({"ROW": 1}), clock="clk",
+                           description="matrix PE, rows 1..MLEN-1: bf16 x bf16 -> fp32 + fp32"),
+    "matrix_pe_row0": SynthUnit("matrix_pe_row0", _matrix_sources, parameters=_fixed({"ROW": 0}), clock="clk",
+                                top="matrix_pe", description="matrix PE of row 0: bf16 x bf16 -> fp32"),
+    # Flat systolic arrays: the checks of the PE composition (npu.synth.compose).
+    "systolic_array_4x4": SynthUnit("systolic_array_4x4", _matrix_sources, parameters=_fixed({"MLEN": 4, "WROWS": 1}),
+                                    clock="clk", top="systolic_array", description="4x4 array, flat (composition check)"),
+    "systolic_array_8x8": SynthUnit("systolic_array_8x8", _matrix_sources, parameters=_fixed({"MLEN": 8, "WROWS": 1}),
+                                    clock="clk", top="systolic_array", description="8x8 array, flat (composition check)"),
+    # One vector lane (every lane is the same logic; LANE only names a mutation variant), with
+    # fp32_add / fp32_mul kept as submodules like the compound units.
+    "vector_lane": SynthUnit("vector_lane", _vector_sources, keep_hierarchy=("fp32_add", "fp32_mul"),
+                             description="one vector lane: every VECTOR instruction's per-element arithmetic"),
+    "dma_codec": SynthUnit("dma_codec", _dma_sources, parameters=_dma_parameters, clock="clk",
+                           keep_hierarchy=("fp32_add", "fp32_mul", "fp32_recip"),
+                           description="DMA codec: MX block encode/decode, mx_block elements per cycle"),
+    # The core's control path (decoder, register files, scalar ALU/FPU, loop stack) with its
+    # program, INT and FP memories as black boxes (SRAM macros: npu.synth.sram).
+    "npu_core": SynthUnit("npu_core", _core_sources, parameters=_core_parameters, clock="clk",
+                          black_boxes=("word_memory",), keep_hierarchy=("fp32_add", "fp32_mul"),
+                          description="core without its memories (word_memory black boxes)"),
+    # The anchor: INT8 x INT8 -> INT32 weight-stationary PE and 8x8 array, 200 ps at FF.
+    "anchor_int8_pe": SynthUnit("anchor_int8_pe", _anchor_sources, include_dirs=(), clock="clk",
+                                period_ps=ANCHOR_PERIOD_PS, map_corner=ANCHOR_CORNER,
+                                description="anchor: INT8 x INT8 -> INT32 weight-stationary PE"),
+    "anchor_int8_array": SynthUnit("anchor_int8_array", _anchor_sources, include_dirs=(), clock="clk",
+                                   parameters=_fixed({"SIZE": 8}), period_ps=ANCHOR_PERIOD_PS,
+                                   map_corner=ANCHOR_CORNER, description="anchor: 8x8 INT8 array, flat"),
+    # Our bf16 x bf16 + fp32 PE at the anchor's target and corner, for the side-by-side row.
+    "anchor_fp_pe": SynthUnit("anchor_fp_pe", _matrix_sources, parameters=_fixed({"ROW": 1}), clock="clk",
+                              top="matrix_pe", period_ps=ANCHOR_PERIOD_PS, map_corner=ANCHOR_CORNER,
+                              description="our matrix PE at the anchor's 200 ps, FF"),
+})
+# Synthesized only when synth.units names them: dma_codec at mx_block 32 is about a million cells
+# (32 fp32_recip + 32 fp32_mul), hours of OpenSTA on a 2-core machine.
+OPT_IN_UNITS = ("dma_codec",)
+# Preset-independent units with their own table (results/synth/anchor.tsv), not in units.tsv.
+ANCHOR_UNITS = ("anchor_int8_pe", "anchor_int8_array", "anchor_fp_pe")

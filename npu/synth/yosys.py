@@ -61,6 +61,48 @@ def _run_yosys(binary: str, script: Path, log: Path, what: str, folders: list[Pa
     return output
 
 
+def derived_name(module: str, names) -> str:
+    """`module`, or the name Yosys derived for it (`$paramod...\\module...`) when it changed
+    parameters, among `names`."""
+    if module in names:
+        return module
+    derived = [name for name in names if name.startswith("$paramod") and re.search(rf"\\{re.escape(module)}(\\|$)", name)]
+    if len(derived) != 1:
+        raise SynthesisError(f"module {module} not found after elaboration (modules: {', '.join(sorted(names))[:300]})")
+    return derived[0]
+
+
+def is_black_box(unit: SynthUnit, kind: str) -> bool:
+    """A cell type that is one of the unit's declared black boxes (or a parameterized copy of one)."""
+    return any(kind == name or (kind.startswith("$paramod") and re.search(rf"\\{re.escape(name)}(\\|$)", kind))
+               for name in unit.black_boxes)
+
+
+_INSTANCE_BLOCK = re.compile(r"^[ \t]*(\\?\S+)[ \t]+(?:#\((?:.|\n)*?\)\s*\)[ \t]*)?(\\?\S+)[ \t]*\((?:.|\n)*?\n[ \t]*\);\n",
+                             re.M)
+
+
+def remove_black_boxes(unit: SynthUnit, text: str, listing: Path) -> str:
+    """The netlist without the instances of the unit's black boxes (their names and parameters
+    listed in `listing`). OpenSTA 2.0.17 reads no `#(...)` parameter overrides and would black-box
+    an undefined module anyway: without them, the nets the memories drove start no timed path and
+    the nets they read end none - the memories' own timing and power come from npu.synth.sram."""
+    removed = []
+
+    def drop(match: re.Match) -> str:
+        if is_black_box(unit, match.group(1).lstrip("\\")):
+            removed.append(match.group(0).split("(")[0].strip() + " ... " + match.group(2))
+            return ""
+        return match.group(0)
+
+    result = _INSTANCE_BLOCK.sub(drop, text)
+    if not removed:
+        raise SynthesisError(f"{unit.name}: declared black boxes {', '.join(unit.black_boxes)} but the netlist "
+                             f"instantiates none of them")
+    listing.write_text("\n".join(removed) + "\n")
+    return result
+
+
 def _folders(unit: SynthUnit) -> list[Path]:
     return [*unit.include_dirs, *(path.parent for path in unit.sources())]
 
@@ -80,11 +122,12 @@ def unit_ports(unit: SynthUnit, parameters: dict[str, int], workdir: Path, binar
     """Port name -> (direction, width) of the unit elaborated with `parameters` (Yosys write_json)."""
     json_path = workdir / "ports.json"
     script = _read_rtl(unit, parameters)
-    script += [f"chparam -set {key} {value} {unit.name}" for key, value in parameters.items()]
-    script += [f"hierarchy -check -top {unit.name}", "proc", f"write_json {json_path}"]
+    script += [f"chparam -set {key} {value} {unit.module}" for key, value in parameters.items()]
+    script += [f"hierarchy -check -top {unit.module}", "proc", f"write_json {json_path}"]
     (workdir / "ports.ys").write_text("\n".join(script) + "\n")
     _run_yosys(binary, workdir / "ports.ys", workdir / "ports.log", f"yosys ports of {unit.name}", _folders(unit))
-    module = json.loads(json_path.read_text())["modules"][unit.name]
+    modules = json.loads(json_path.read_text())["modules"]
+    module = modules[derived_name(unit.module, modules)]
     return {name: (port["direction"], len(port["bits"])) for name, port in module["ports"].items()}
 
 
@@ -113,8 +156,9 @@ def wrapper_verilog(unit: SynthUnit, ports: dict[str, tuple[str, int]], paramete
         if name != unit.clock:
             lines.append(f"    {name}{'_q' if direction == 'input' else ''} <= {name}{'_d' if direction == 'output' else ''};")
     lines.append("  end")
-    overrides = ", ".join(f".{key}({value})" for key, value in parameters.items())
-    lines.append(f"  {unit.name} {'#(' + overrides + ') ' if overrides else ''}unit (" + ", ".join(connections) + ");")
+    # No parameter overrides here: the synthesis script sets them as the unit's defaults (chparam),
+    # so the kept module keeps its own name (an override would derive `$paramod\\<unit>\\...`).
+    lines.append(f"  {unit.module} unit (" + ", ".join(connections) + ");")
     lines.append("endmodule")
     return "\n".join(lines) + "\n"
 
@@ -154,9 +198,12 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
     constraints.write_text(f"set_driving_cell {ABC_DRIVER_CELL}\nset_load {ABC_LOAD_FF}\n")
     netlist = workdir / "netlist.v"
     stat = workdir / "stat.txt"
-    script = [f"read_liberty -lib {liberty}", *_read_rtl(unit, parameters), f"read_verilog {wrapper}",
+    script = [f"read_liberty -lib {liberty}", *_read_rtl(unit, parameters),
+              *(f"blackbox {name}" for name in unit.black_boxes),
+              *(f"chparam -set {key} {value} {unit.module}" for key, value in parameters.items()),
+              f"read_verilog {wrapper}",
               f"hierarchy -check -top {top}",
-              *(f"setattr -mod -set keep_hierarchy 1 {name}" for name in (unit.name, *unit.keep_hierarchy)),
+              *(f"setattr -mod -set keep_hierarchy 1 {name} $paramod*\\{name}*" for name in (unit.module, *unit.keep_hierarchy)),
               f"synth -top {top} -flatten",
               f"dfflibmap -liberty {liberty}",
               f"abc -D {period_ps:g} -constr {constraints} -liberty {liberty}",
@@ -171,9 +218,11 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
     output = _run_yosys(yosys, workdir / "synth.ys", workdir / "yosys.log", f"yosys synthesis of {unit.name}",
                         [*_folders(unit), liberty.parent])
     seconds = time.perf_counter() - start
+    if unit.black_boxes:
+        netlist.write_text(remove_black_boxes(unit, netlist.read_text(), workdir / "black_boxes.txt"))
     cells = library(liberty)
     modules = netlist_cells(netlist)
-    missing = unknown_cells(modules, cells)
+    missing = {kind for kind in unknown_cells(modules, cells) if not is_black_box(unit, kind)}
     if missing:
         raise BlackBoxError(f"yosys left {len(missing)} cell type(s) of {unit.name} unmapped or undefined "
                             f"(black boxes): {', '.join(sorted(missing))} (netlist {netlist})")
@@ -181,7 +230,8 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
     if banned:
         raise SynthesisError(f"yosys used dont_use cells in {unit.name}: {', '.join(banned)}")
     version = next((line.strip() for line in output.splitlines() if line.strip().startswith("Yosys ")), binary)
-    match = re.search(rf"Chip area for module '\\{re.escape(unit.name)}':\s*([0-9.]+)", stat.read_text())
-    return SynthesisResult(netlist, top, unit.name, area_report(modules, unit.name, cells),
+    module = derived_name(unit.module, modules)
+    match = re.search(rf"Chip area for module '\\?{re.escape(module)}':\s*([0-9.]+)", stat.read_text())
+    return SynthesisResult(netlist, top, module, area_report(modules, module, cells),
                            area_report(modules, top, cells), float(match.group(1)) if match else None,
                            seconds, version, wrapper_ports(unit, ports))

@@ -1,5 +1,6 @@
 # Shared by every stage: validated presets, result paths and code fingerprints.
 import json
+import re
 import sys
 
 from npu.config import ConfigError, preset_path
@@ -7,7 +8,10 @@ from npu.hw.config import load_npu_config
 from npu.models.presets import load_model_spec
 from npu.models.tasks import get_task
 from npu.provenance import stage_fingerprint
-from npu.synth.units import SYNTH_UNITS, get_unit, source_fingerprint
+from npu.synth.calibrate import calibration_units
+from npu.synth.compose import preset_compositions
+from npu.synth.jobs import job_for, preset_jobs
+from npu.synth.units import ANCHOR_UNITS, OPT_IN_UNITS, SYNTH_UNITS, get_unit, source_fingerprint
 
 CONFIG_DIR = config["config_dir"]
 RESULTS = config["results_dir"]
@@ -150,36 +154,77 @@ for name in VERIFY["npus"]:
     except ConfigError as error:
         sys.exit(f"dnpu: config: verify.npus: {error}")
 
-# The 7 nm synthesis flow (workflow/rules/synth.smk).
+# The 7 nm synthesis flow (workflow/rules/synth.smk). Netlists are made per job - unit, Verilog
+# parameters, clock period, mapping corner (npu.synth.jobs) - so presets that agree on a unit's
+# parameters share its job, and each preset's table joins its jobs.
 SYNTH = config["synth"]
-SYNTH_UNIT_NAMES = SYNTH["units"] or list(SYNTH_UNITS)
-for name in SYNTH_UNIT_NAMES:
+SYNTH_UNIT_NAMES = SYNTH["units"] or [name for name in SYNTH_UNITS if name not in ANCHOR_UNITS + OPT_IN_UNITS]
+for name in SYNTH_UNIT_NAMES + SYNTH["anchor_units"]:
     if name not in SYNTH_UNITS:
         sys.exit(f"dnpu: config: synth.units lists {name!r}; known units: {', '.join(SYNTH_UNITS)}")
 SYNTH_CORNERS = SYNTH["corners"]
-SYNTH_TARGETS = ((([f"{RESULTS}/synth/summary.tsv"] + expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS)
-                   if SYNTH_UNIT_NAMES else []) + expand(f"{RESULTS}/synth/{{npu}}/sram.tsv", npu=NPUS))
+# The calibrated technology table needs these units (npu.synth.calibrate); energy per token is
+# computed for synth.energy_models (default: every model of the run).
+CALIBRATION_UNITS = calibration_units()
+SYNTH_ENERGY_MODELS = ALL_MODELS if SYNTH["energy_models"] is None else SYNTH["energy_models"]
+SYNTH_PRESET_JOBS = {}  # preset -> {unit: SynthJob}
+if SYNTH["enabled"]:
+    for name in NPUS:
+        try:
+            SYNTH_PRESET_JOBS[name] = preset_jobs(load_npu_config(NPU_FILES[name]["npu"]), SYNTH_UNIT_NAMES,
+                                                  SYNTH["clock_period_ps"], SYNTH["map_corner"])
+        except ValueError as error:
+            sys.exit(f"dnpu: config: synth: preset {name}: {error}")
+# The model whose generation's operands the gate-level simulations replay (synth.smk, synth_trace):
+# synth.activity_trace, null - the first trained model of the run (none: operand distributions).
+_TRACE_MODEL = (TRAINED_MODELS[0] if TRAINED_MODELS else "") if SYNTH["activity_trace"] is None else SYNTH["activity_trace"]
+if _TRACE_MODEL and _TRACE_MODEL not in TRAINED_MODELS:
+    sys.exit(f"dnpu: config: synth.activity_trace {_TRACE_MODEL!r} is not in models.trained")
+SYNTH_TRACE = [f"{RESULTS}/synth/trace/{_TRACE_MODEL}.npz"] if _TRACE_MODEL and NPUS else []
+# The anchor (npu.synth.units.ANCHOR_UNITS) is preset-independent: fixed period and corner.
+SYNTH_ANCHOR_JOBS = ({name: job_for(name, None, None, SYNTH["map_corner"]) for name in SYNTH["anchor_units"]}
+                     if SYNTH["enabled"] else {})
+SYNTH_JOBS = {job.key: job for jobs in [*SYNTH_PRESET_JOBS.values(), SYNTH_ANCHOR_JOBS] for job in jobs.values()}
+SYNTH_TARGETS = ((([f"{RESULTS}/synth/summary.tsv", f"{RESULTS}/synth/die_area.tsv"]
+                    + expand(f"{RESULTS}/synth/{{npu}}/units.tsv", npu=NPUS)
+                   if SYNTH_UNIT_NAMES else []) + expand(f"{RESULTS}/synth/{{npu}}/sram.tsv", npu=NPUS)
+                  + ([f"{RESULTS}/synth/anchor.tsv"] if SYNTH["anchor_units"] else [])
+                  + ([f"{RESULTS}/synth/composition.tsv"]
+                     if {"matrix_pe", "matrix_pe_row0"} <= set(SYNTH_UNIT_NAMES)
+                     and {"systolic_array_4x4", "systolic_array_8x8"} & set(SYNTH_UNIT_NAMES) else [])
+                  + (expand(f"{RESULTS}/synth/{{npu}}/{{table}}", npu=NPUS,
+                            table=["tech.yaml"] + (["energy_per_token.tsv"] if SYNTH_ENERGY_MODELS else []))
+                     if set(CALIBRATION_UNITS) <= set(SYNTH_UNIT_NAMES) else []))
                  if SYNTH["enabled"] else [])
+
+
+def synth_job(wildcards):
+    return SYNTH_JOBS[wildcards.job]
 
 
 def synth_activity_of(wildcards):
     """The measured activity a timing job uses: none when disabled or the unit has no workload."""
     from npu.synth.activity import WORKLOADS
 
-    if SYNTH["activity_vectors"] and wildcards.unit in WORKLOADS:
-        return [f"{RESULTS}/synth/{wildcards.npu}/{wildcards.unit}/activity.json"]
+    if SYNTH["activity_vectors"] and synth_job(wildcards).unit in WORKLOADS:
+        return [f"{RESULTS}/synth/units/{wildcards.job}/activity.json"]
     return []
 
 
-def synth_setting(wildcards):
-    """What a unit's netlist depends on in the preset: its Verilog parameters and the clock period."""
-    from npu.hw.config import load_npu_config
-    from npu.synth.flow import clock_period_ps
+def synth_job_liberty(wildcards):
+    return f"{RESULTS}/synth/liberty/asap7_rvt_{synth_job(wildcards).map_corner}.lib"
 
+
+def synth_preset_rows(wildcards):
+    """The timing rows of a preset's jobs, every corner."""
+    return [f"{RESULTS}/synth/units/{job.key}/timing_{corner}.tsv"
+            for job in SYNTH_PRESET_JOBS[wildcards.npu].values() for corner in SYNTH_CORNERS]
+
+
+def synth_compositions(wildcards):
+    """The preset's composed units (npu.synth.compose) as JSON: counts from its MLEN / VLEN."""
     npu_config = load_npu_config(NPU_FILES[wildcards.npu]["npu"])
-    unit = get_unit(wildcards.unit)
-    return json.dumps({"parameters": unit.parameters(npu_config),
-                       "period_ps": clock_period_ps(npu_config.clock_ghz, SYNTH["clock_period_ps"])}, sort_keys=True)
+    return json.dumps(preset_compositions(npu_config, SYNTH_UNIT_NAMES), sort_keys=True)
 
 # The HTML report (workflow/rules/plots.smk, `make report`): outputs wrapped in report() with a
 # caption from workflow/report/ (paths relative to the rule files in workflow/rules/), and the

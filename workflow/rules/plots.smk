@@ -162,6 +162,7 @@ rule plot_sampling:
 
 # The jobs whose log (and benchmark, where the rule has one) the jobs table lists: the figure
 # jobs, the stages that draw figures themselves, and the long stages behind them.
+SYNTH_JOB_KEYS = sorted({job.key for jobs in SYNTH_PRESET_JOBS.values() for job in jobs.values()})
 REPORT_JOBS = [] if not FIGURE_TARGETS else (
     [(f"{PLOT_LOGS}/{Path(target).stem}.log", f"{PLOT_BENCHMARKS}/{Path(target).stem}.tsv") for target in FIGURE_TARGETS]
     + [(f"{RESULTS}/logs/{rule}/{npu}__{model}.log", f"{BENCHMARKS}/{rule}/{npu}__{model}.tsv")
@@ -170,11 +171,11 @@ REPORT_JOBS = [] if not FIGURE_TARGETS else (
        for model in dict.fromkeys(TRAINED_MODELS + KV_ONLY_MODELS)]
     + ([(f"{RESULTS}/logs/{rule}.log", f"{BENCHMARKS}/{rule}.tsv") for rule in ("accuracy", "kv_analysis")]
        if QUANT_MODELS else [])
-    + ([(f"{RESULTS}/logs/synth/{npu}/{unit}_netlist.log", f"{BENCHMARKS}/synth/{npu}/{unit}_netlist.tsv")
-        for npu in NPUS for unit in SYNTH_UNIT_NAMES]
-       + [(f"{RESULTS}/logs/synth/{npu}/{unit}_timing_{corner}.log",
-           f"{BENCHMARKS}/synth/{npu}/{unit}_timing_{corner}.tsv")
-          for npu in NPUS for unit in SYNTH_UNIT_NAMES for corner in SYNTH_CORNERS]
+    + ([(f"{RESULTS}/logs/synth/units/{key}_netlist.log", f"{BENCHMARKS}/synth/units/{key}_netlist.tsv")
+        for key in SYNTH_JOB_KEYS]
+       + [(f"{RESULTS}/logs/synth/units/{key}_timing_{corner}.log",
+           f"{BENCHMARKS}/synth/units/{key}_timing_{corner}.tsv")
+          for key in SYNTH_JOB_KEYS for corner in SYNTH_CORNERS]
        if SYNTH["enabled"] else [])
 )
 

@@ -1,0 +1,147 @@
+"""Units too large to synthesize flat here, composed from synthesized parts.
+
+A 128 x 128 systolic array is 16,384 processing elements (about 40 million cells): Yosys and
+OpenSTA cannot take it flat on this machine. Its PE is synthesized instead (and PE row 0, which
+has no adder), and the array is composed:
+
+    area, cells, leakage, power  = sum over parts of count x part
+    fmax                         = the slowest part's (every PE registers its outputs, so the
+                                   array's register-to-register paths are the PE's own, with
+                                   the wrapper's flops standing in for the neighbours')
+
+What this leaves out is whatever lies between the parts (the systolic array's input-skew
+registers and weight-load multiplexers, wires). `composition_check` measures it: the same
+formula at 4 x 4 and 8 x 8 against a flat synthesis of systolic_array at that size, and reports
+the error per figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+SUMMED = ("cell_area_um2", "sequential_area_um2", "cells", "sequential_cells", "leakage_uw",
+          "power_default_activity_uw")
+
+
+class CompositionError(ValueError):
+    """A composition names a part that has no synthesized row (at some corner)."""
+
+
+@dataclass(frozen=True)
+class Composition:
+    name: str
+    description: str
+    size: Callable[[Any], int]                 # NPU preset -> the size (MLEN, VLEN)
+    parts: Callable[[int], dict[str, int]]     # size -> {synthesized unit: count}
+    flat_checks: dict[int, str]                # size -> the flat synthesis unit it is checked against
+
+
+COMPOSITIONS: dict[str, Composition] = {
+    "systolic_array": Composition(
+        "systolic_array", "MLEN x MLEN matrix PEs: MLEN of row 0 (no adder) + MLEN (MLEN - 1) with the adder",
+        size=lambda config: config.mlen,
+        parts=lambda mlen: {"matrix_pe_row0": mlen, "matrix_pe": mlen * (mlen - 1)},
+        flat_checks={4: "systolic_array_4x4", 8: "systolic_array_8x8"}),
+    "vector_lanes": Composition(
+        "vector_lanes", "VLEN vector lanes (the unit's reduction trees, vrank network and decode not included)",
+        size=lambda config: config.vlen,
+        parts=lambda vlen: {"vector_lane": vlen},
+        flat_checks={}),
+    "anchor_int8_array_8x8": Composition(
+        "anchor_int8_array_8x8", "64 INT8 weight-stationary PEs (the anchor, composed)",
+        size=lambda config: 8,
+        parts=lambda size: {"anchor_int8_pe": size * size},
+        flat_checks={8: "anchor_int8_array"}),
+}
+
+
+def preset_compositions(config: Any, units: list[str]) -> dict[str, dict[str, int]]:
+    """Composition name -> {part: count} for a preset, for the compositions whose parts are all
+    among the synthesized `units` (the anchor is preset-independent and left to its own table)."""
+    result = {}
+    for name, composition in COMPOSITIONS.items():
+        if name.startswith("anchor"):
+            continue
+        parts = composition.parts(composition.size(config))
+        if all(part in units for part in parts):
+            result[name] = parts
+    return result
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def compose_row(name: str, parts: dict[str, int], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One composed row from one row per part (same corner)."""
+    missing = sorted(set(parts) - set(rows))
+    if missing:
+        raise CompositionError(f"composition {name}: no synthesized row for {', '.join(missing)}")
+    if not parts or any(count < 0 for count in parts.values()):
+        raise CompositionError(f"composition {name}: counts must be >= 0 and not all absent: {parts}")
+    used = {part: rows[part] for part, count in parts.items() if count > 0}
+    slowest = min(used, key=lambda part: float(used[part]["fmax_ghz"]))
+    row: dict[str, Any] = {"unit": name, "corner": rows[slowest]["corner"], "job": "composed",
+                           "parameters": " + ".join(f"{count} x {part}" for part, count in parts.items()),
+                           "clock_period_ps": rows[slowest]["clock_period_ps"]}
+    for key in SUMMED:
+        total = sum(count * float(rows[part][key]) for part, count in parts.items())
+        row[key] = int(round(total)) if key.endswith("cells") else total
+    for key in ("worst_slack_ps", "critical_path_ps", "fmax_ghz", "logic_levels"):
+        row[key] = rows[slowest][key]
+    row["path_start"] = f"{slowest}: {rows[slowest]['path_start']}"
+    row["path_end"] = f"{slowest}: {rows[slowest]['path_end']}"
+    row["default_activity"] = rows[slowest].get("default_activity", "-")
+    measured = [_number(used[part].get("power_activity_uw")) for part in used]
+    if all(value is not None for value in measured):
+        row["power_activity_uw"] = sum(parts[part] * value for part, value in zip(used, measured))
+        row["activity_workload"] = "; ".join(f"{part}: {used[part].get('activity_workload', '-')}" for part in used)
+    else:
+        row["power_activity_uw"] = "not measured (a part has no measured activity)"
+        row["activity_workload"] = "-"
+    row["gate_level_check"] = "-"
+    row["synth_seconds"] = sum(float(used[part]["synth_seconds"]) for part in used)
+    row["sta_seconds"] = sum(float(used[part]["sta_seconds"]) for part in used)
+    for key in ("yosys", "openroad"):
+        row[key] = rows[slowest].get(key, "-")
+    return row
+
+
+def compose_rows(rows: list[dict[str, Any]], compositions: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    """Composed rows, one per composition and corner, from the synthesized rows of its parts."""
+    by_corner: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        by_corner.setdefault(row["corner"], {})[row["unit"]] = row
+    return [compose_row(name, parts, units) for corner, units in by_corner.items()
+            for name, parts in compositions.items()]
+
+
+COMPARED = ("cell_area_um2", "cells", "sequential_area_um2", "leakage_uw", "power_default_activity_uw", "fmax_ghz")
+
+
+def composition_check(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every composition with a flat synthesis at some size: one row per (composition, size,
+    corner, figure) with the flat value, the composed one and the relative error in %."""
+    by_corner: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        by_corner.setdefault(row["corner"], {})[row["unit"]] = row
+    checks = []
+    for corner, units in by_corner.items():
+        for name, composition in COMPOSITIONS.items():
+            for size, flat_unit in composition.flat_checks.items():
+                parts = composition.parts(size)
+                if flat_unit not in units or not all(part in units for part in parts):
+                    continue
+                composed = compose_row(name, parts, units)
+                flat = units[flat_unit]
+                for key in COMPARED:
+                    flat_value, composed_value = float(flat[key]), float(composed[key])
+                    checks.append({"composition": name, "size": size, "corner": corner, "figure": key,
+                                   "flat": flat_value, "composed": composed_value,
+                                   "error_percent": 100.0 * (composed_value - flat_value) / flat_value,
+                                   "flat_unit": flat_unit, "parts": composed["parameters"]})
+    return checks
