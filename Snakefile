@@ -20,6 +20,8 @@
 #   kv_traffic      KV DRAM bytes per generated token per method        results/kv/traffic.tsv
 #   synth_*         7 nm synthesis: Yosys + OpenSTA on ASAP7 per preset and unit, per corner
 #                   area, fmax, critical path, leakage, power           results/synth/{npu}/units.tsv, summary.tsv
+#   dse_point       one design point of the `dse:` grid: analytical gens   results/dse/points/{point}/point.tsv
+#   dse_summary     points + area/power, Pareto fronts, figure 8          results/dse/{points,pareto}.tsv, pareto.png
 #
 # Not in `all` (hours on 2 cores; `make verify`):
 #   verify_compiled compiled generations == NPU-arithmetic reference    results/verify/{model}.json
@@ -55,6 +57,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/verify.smk"
 include: "workflow/rules/synth.smk"
+include: "workflow/rules/dse.smk"
 
 
 rule all:
@@ -70,4 +73,5 @@ rule all:
         SPEEDUP_TARGETS,
         QUANT_TARGETS,
         SYNTH_TARGETS,
+        DSE_TARGETS,
     default_target: True
