@@ -226,7 +226,7 @@ def mini_dse_config(presets: Path, grid: dict) -> dict:
     return {
         "config_dir": str(presets), "results_dir": "results",
         "models": {"trained": ["tiny-sort"], "shape_only": []}, "npus": ["dnpu-edge"],
-        "quantization": {"models": [], "outliers": []}, "verify": {"models": [], "npus": []},
+        "quantization": {"models": [], "outliers": [], "ablation": {"model": "tiny-sort", "outliers": False}}, "verify": {"models": [], "npus": []},
         "synth": {"enabled": False},
         "dse": {"base": "dnpu-edge", "models": ["tiny-sort"], "cache_modes": ["dual"], "rules": ["topk", "threshold"],
                 "grid": grid, "cycle_sample": {"every": 1, "max_instructions": 2_000_000}},
