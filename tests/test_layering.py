@@ -23,7 +23,9 @@ sits on (`SITS_ON`, followed transitively). The layers, bottom to top:
             - npu.quant never imports the compiler, the runtime or the kernels;
     npu.runtime (compiled programs driven on the simulators) < npu.check (cross-checks of one
     layer against another: compiled vs reference, analytical vs cycle-accurate)
-    < npu.stages (the pipeline's stage functions, one module per rule file) < npu.cli.
+    < npu.dse (the design-space sweep, also reading the synthesis tables; npu.plots, the figures,
+    read tables only and sit on the ground floor) < npu.stages (the pipeline's stage functions,
+    one module per rule file) < npu.cli.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ SITS_ON: dict[str, tuple[str, ...]] = {
     "npu.quant": ("npu.ir",),
     "npu.runtime": ("npu.compiler", "npu.sim", "npu.quant"),
     "npu.check": ("npu.runtime",),
-    "npu.stages": ("npu.check", "npu.synth"),
+    "npu.plots": ("ground",),  # the paper's figures: read pipeline tables only
+    "npu.dse": ("npu.check", "npu.synth"),  # the design-space sweep: compiled steps, simulators, synthesis tables
+    "npu.stages": ("npu.dse", "npu.plots"),
     "npu.cli": ("npu.stages",),
 }
 

@@ -44,8 +44,8 @@ def slurm_unavailable() -> str | None:
 def run(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     began = time.monotonic()
-    result = subprocess.run([str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-                             "--configfile", str(workdir / "config.yaml"), *args, "results/dse/points.tsv"],
+    result = subprocess.run([str(SNAKEMAKE), "results/dse/points.tsv", "-s", str(REPO / "Snakefile"),
+                             "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args],
                             capture_output=True, text=True, env=env, timeout=3600)
     return result, time.monotonic() - began
 
