@@ -13,6 +13,7 @@ import csv
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,22 @@ def test_bad_grids_are_refused_by_name():
         design_points({"vector_sram_mib": [1e-7]}, BASE)
 
 
+def test_the_dse_section_is_checked_by_the_config_loader(tmp_path):
+    from npu.config import ConfigError, load_pipeline_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"models": {}, "npus": [], "dse": {"grid": {"mlne": [64]}}}))
+    with pytest.raises(ConfigError, match=r"dse.grid.*mlne"):
+        load_pipeline_config([path])
+    path.write_text(yaml.safe_dump({"models": {}, "npus": [], "dse": {"rules": ["greedy"]}}))
+    with pytest.raises(ConfigError, match=r"dse.rules"):
+        load_pipeline_config([path])
+    path.write_text(yaml.safe_dump({"models": {}, "npus": []}))
+    defaults = load_pipeline_config([path])["dse"]
+    assert defaults["base"] == "dnpu-cloud" and defaults["models"] == ["llada-8b", "dream-7b"]
+    assert defaults["grid"]["mlen"] == [64, 128] and defaults["cycle_sample"]["every"] == 4
+
+
 def test_cycle_sample_is_stable_per_point():
     ids = [p.id for p in design_points({"mlen": [16, 32, 64, 128], "blen": [8, 16]}, BASE)]
     sampled = [i for i in ids if cycle_sampled(i, 3)]
@@ -185,6 +202,7 @@ def test_a_synthesized_pe_is_preferred_and_missing_units_are_named(tables, tmp_p
     assert math.isnan(area["area_mm2"])
     assert "matrix: none of matrix_pe / fp32_mul+fp32_add synthesized" in area["area_status"]
     assert "accumulators: no DFFHQNx1_ASAP7_75t_R area" in area["area_status"]
+    assert math.isnan(area["logic_leakage_mw"])
     assert area["area_vector_sram_mm2"] == pytest.approx((2 << 20) * 8 * 2 * 0.1 * 1e-6)  # known parts still given
     nothing = area_report(config, UnitLibrary())
     assert math.isnan(nothing["area_mm2"]) and "vector_sram: not in sram.tsv" in nothing["area_status"]
@@ -300,3 +318,32 @@ def test_a_grown_grid_reruns_only_its_new_points(mini_dse, tmp_path):
         assert len(points) == 4 and not points & old and all("-b8-" in point for point in points)
     finally:
         workdir_config.write_text(original)
+
+
+def test_a_point_the_compiler_refuses_gets_its_reason(tmp_path):
+    from npu.stages.dse import dse_point_stage
+
+    base_file = REPO / "config" / "npu" / "dnpu-edge.yaml"
+    [point] = design_points({"kv_cache": ["mxint4"]}, read_yaml(base_file))
+    dse_point_stage(base_file, point.parameters, point.id, [REPO / "config" / "models" / "tiny-sort.yaml"], tmp_path,
+                    rules=("topk",))
+    [row] = rows_of(tmp_path / "point.tsv")
+    assert row["status"].startswith("not compilable: ") and "formats.kv_cache=mxint4" in row["status"]
+    assert math.isnan(float(row["tokens_per_s"]))
+    with pytest.raises(DesignSpaceError, match="give the id"):  # a stale id is refused, not mislabelled
+        dse_point_stage(base_file, point.parameters, point.id.replace("kvmxint4", "kvbf16"),
+                        [REPO / "config" / "models" / "tiny-sort.yaml"], tmp_path)
+
+
+def test_bad_dse_sections_fail_before_any_job(tmp_path):
+    presets = tmp_path / "presets"
+    shutil.copytree(REPO / "config", presets, ignore=shutil.ignore_patterns("config.yaml", "paper.yaml"))
+    config = mini_dse_config(presets, MINI_GRID)
+    for change, message in (({"presets": ["dnpu-cloud"]}, "dse.presets lists 'dnpu-cloud', which is not in npus"),
+                            ({"models": ["llada-8b"]}, "dse.models lists 'llada-8b', which is not in models"),
+                            ({"base": "dnpu-clod"}, "dse: unknown npu preset 'dnpu-clod'")):
+        broken = copy.deepcopy(config)
+        broken["dse"] |= change
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(broken))
+        result = snakemake(tmp_path, "-n", "results/dse/points.tsv")
+        assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]

@@ -117,7 +117,8 @@ def area_report(config: NPUConfig, library: UnitLibrary) -> dict:
             parts[memory] = spec.size_bytes * 8 * spec.ports * density * 1e-6
     total = sum(parts.values())
     row = {f"area_{part}_mm2": value for part, value in parts.items()}
-    row.update(area_mm2=total, logic_leakage_mw=leakage * 1e-3 if not missing else math.nan,
+    logic_known = not math.isnan(parts["matrix"]) and not math.isnan(parts["vector"])
+    row.update(area_mm2=total, logic_leakage_mw=leakage * 1e-3 if logic_known else math.nan,
                area_status="ok" if not missing else "; ".join(missing),
                area_dma_codec="synthesized" if dma else "not synthesized (0)")
     return row
