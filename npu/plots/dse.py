@@ -35,6 +35,7 @@ def pareto_figure(points_tsv: str | Path, pareto_tsv: str | Path, out_png: str |
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     points, fronts = _rows(points_tsv), _rows(pareto_tsv)
     models = list(dict.fromkeys(row["model"] for row in points)) or ["(no model)"]
@@ -72,16 +73,24 @@ def pareto_figure(points_tsv: str | Path, pareto_tsv: str | Path, out_png: str |
             if drawn:  # log axes need data
                 ax.set_xscale("log")
                 ax.set_yscale("log")
+                plain = FuncFormatter(lambda value, _: f"{value:g}")
+                for axis in (ax.xaxis, ax.yaxis):
+                    axis.set_major_formatter(plain)
+                    axis.set_minor_formatter(plain)
             ax.set_xlabel(label)
             ax.set_ylabel("tokens/s (batch 1)")
             ax.grid(True, which="both", linewidth=0.3, alpha=0.5)
             ax.set_title(f"{model}: tokens/s vs {'area' if kind == 'front_area' else 'energy/token'}"
                          + (f" ({infeasible} infeasible rows)" if infeasible else ""), fontsize=9)
             if not drawn:
-                ax.text(0.5, 0.5, "no point with figures", transform=ax.transAxes, ha="center", va="center")
-        handles, labels = axis_row[0].get_legend_handles_labels()
+                why = ("no area: synthesis tables missing (points.tsv area_status)" if cost == "area_mm2"
+                       else "no point with figures")
+                ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center", fontsize=8)
+                ax.set_xticks([])
+                ax.set_yticks([])
+        handles, labels = axis_row[1].get_legend_handles_labels()
         if handles:
-            axis_row[0].legend(handles, labels, fontsize=6, loc="lower right")
+            axis_row[1].legend(handles, labels, fontsize=6, loc="best")
     fig.suptitle("Design-space sweep (analytical model; stars: presets)", fontsize=10)
     fig.tight_layout()
     path = Path(out_png)
