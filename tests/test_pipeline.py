@@ -69,6 +69,7 @@ def mini_pipeline(tmp_path_factory) -> Path:
         # the smallest unit that has logic (tests/test_synth.py covers the flow); left out where
         # the tools or the ASAP7 PDK are not installed
         "synth": {"enabled": synthesis_unavailable() is None, "units": ["fp32_to_bf16"]},
+        "dse": {"enabled": False},  # the sweep's rules have their own miniature run: tests/test_dse.py
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--cores", "2")
