@@ -205,7 +205,10 @@ def test_a_synthesized_pe_is_preferred_and_missing_units_are_named(tables, tmp_p
     assert math.isnan(area["logic_leakage_mw"])
     assert area["area_vector_sram_mm2"] == pytest.approx((2 << 20) * 8 * 2 * 0.1 * 1e-6)  # known parts still given
     nothing = area_report(config, UnitLibrary())
-    assert math.isnan(nothing["area_mm2"]) and "vector_sram: not in sram.tsv" in nothing["area_status"]
+    assert math.isnan(nothing["area_mm2"]) and nothing["area_status"].startswith("no synthesis tables")
+    no_sram = area_report(config, UnitLibrary.from_tables(units, None, liberty))
+    assert no_sram["area_status"] == "; ".join(f"{memory}: not in sram.tsv" for memory in
+                                               ("vector_sram", "matrix_sram", "fp_sram", "int_sram"))
 
 
 # ---- Pareto fronts ----------------------------------------------------------------------------
@@ -283,7 +286,7 @@ def test_dse_rules_write_points_fronts_and_figure(mini_dse):
         assert float(row["tokens_per_s"]) > 0 and float(row["energy_per_token_mj"]) > 0
         assert float(row["power_w"]) == pytest.approx(float(row["tokens_per_s"]) * float(row["energy_per_token_mj"])
                                                       / 1e3, rel=1e-4)
-        assert math.isnan(float(row["area_mm2"]))  # synthesis disabled: no area, and it says so
+        assert math.isnan(float(row["area_mm2"])) and row["area_status"].startswith("no synthesis tables")
         if row["point_kind"] == "grid":             # every grid point is sampled (every: 1)
             assert abs(float(row["cycle_error"])) < 0.05 and float(row["cycle_coverage"]) == pytest.approx(1.0)
     # the preset's own row equals the pipeline's analytical table
