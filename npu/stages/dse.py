@@ -30,12 +30,15 @@ def dse_point_stage(base: str | Path, parameters: dict, point: str, models: list
                     cycle_max_instructions: int | None = None, cycle_dram: str = "bandwidth") -> Path:
     """Evaluate one design point (module docstring); `cycle_max_instructions` None: no cycle check.
     `point` must be the id npu.dse.grid gives the parameters (a stale id is refused by name)."""
-    from npu.config import read_yaml
-    from npu.dse.grid import check_point, derive_preset, point_id, DesignPoint, DesignSpaceError
+    from npu.config import preset_path, read_yaml
+    from npu.dse.grid import GRID_KEYS, check_point, derive_preset, point_id, DesignPoint, DesignSpaceError
     from npu.hw.config import npu_config_from_dict
     from npu.sim.analytical.scenarios import ScenarioSettings
 
-    base_path = Path(base)
+    if sorted(parameters) != sorted(GRID_KEYS):
+        raise DesignSpaceError(f"dse point {point}: parameters must be exactly {', '.join(GRID_KEYS)}; "
+                               f"got {', '.join(sorted(parameters))}")
+    base_path = preset_path("npu", base)
     base_preset = read_yaml(base_path)
     preset = derive_preset(base_preset, parameters, name="point")
     if point_id(parameters, preset) != point:
@@ -112,6 +115,9 @@ def dse_summary_stage(point_tables: list[str | Path], out_points: str | Path, ou
     from npu.config import read_yaml
     from npu.plots.dse import pareto_figure
 
+    from npu.config import preset_path
+
+    presets = [preset_path("npu", preset, config_dir) for preset in presets]
     library = UnitLibrary.from_tables(units_tsv, sram_tsv, liberty)
     print(f"dse summary: area from {library.source}", file=sys.stderr)
     rows, areas = [], {}
