@@ -47,13 +47,15 @@ def pareto_figure(points_tsv: str | Path, pareto_tsv: str | Path, out_png: str |
         infeasible = sum(1 for row in mine if row["status"] != "ok")
         for ax, cost, label, kind in ((axis_row[0], "area_mm2", "area (mm$^2$, datapath + SRAM banks)", "front_area"),
                                       (axis_row[1], "energy_per_token_mj", "energy per token (mJ)", "front_energy")):
-            drawn = 0
+            drawn, xs, ys = 0, [], []
             for combo in combos:
                 cache, rule = combo
                 rows = [row for row in mine if (row["cache"], row["rule"]) == combo and row["status"] == "ok"
                         and math.isfinite(_number(row[cost]))]
                 grid = [row for row in rows if row["point_kind"] == "grid"]
                 drawn += len(rows)
+                xs += [_number(row[cost]) for row in rows]
+                ys += [_number(row["tokens_per_s"]) for row in rows]
                 ax.scatter([_number(r[cost]) for r in grid], [_number(r["tokens_per_s"]) for r in grid], s=14,
                            color=colours[combo], marker=MARKERS.get(cache, "o"), alpha=0.6,
                            label=f"points, {cache} cache, {rule}")
@@ -70,14 +72,14 @@ def pareto_figure(points_tsv: str | Path, pareto_tsv: str | Path, out_png: str |
                                    color=colours[combo], edgecolor="k", linewidth=0.6, zorder=5)
                         ax.annotate(row["point"], (_number(row[cost]), _number(row["tokens_per_s"])), fontsize=7,
                                     xytext=(4, 4), textcoords="offset points")
-            if drawn:  # log axes need data
-                ax.set_xscale("log")
-                ax.set_yscale("log")
+            if drawn:  # a log axis where the values span more than a decade (log axes need data)
                 plain = FuncFormatter(lambda value, _: f"{value:g}")
                 sparse = FuncFormatter(lambda value, _: f"{value:g}" if f"{value:e}"[0] in "25" else "")
-                for axis in (ax.xaxis, ax.yaxis):
-                    axis.set_major_formatter(plain)
-                    axis.set_minor_formatter(sparse)
+                for axis, values in ((ax.xaxis, xs), (ax.yaxis, ys)):
+                    if max(values) > 10 * min(values) > 0:
+                        (ax.set_xscale if axis is ax.xaxis else ax.set_yscale)("log")
+                        axis.set_major_formatter(plain)
+                        axis.set_minor_formatter(sparse)
             ax.set_xlabel(label)
             ax.set_ylabel("tokens/s (batch 1)")
             ax.grid(True, which="both", linewidth=0.3, alpha=0.5)
