@@ -118,7 +118,7 @@ def area_report(config: NPUConfig, library: UnitLibrary) -> dict:
     total = sum(parts.values())
     row = {f"area_{part}_mm2": value for part, value in parts.items()}
     if not library.units and not library.sram_um2_per_bit and library.flop_um2 is None:
-        missing = [f"no synthesis tables ({library.source}: synth.enabled false, or the base not synthesized)"]
+        missing = ["no synthesis tables (synth.enabled false, or the base preset not synthesized)"]
     logic_known = not math.isnan(parts["matrix"]) and not math.isnan(parts["vector"])
     row.update(area_mm2=total, logic_leakage_mw=leakage * 1e-3 if logic_known else math.nan,
                area_status="ok" if not missing else "; ".join(missing),
