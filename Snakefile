@@ -25,6 +25,8 @@
 #   plot_*          the paper's figures 1, 2, 4, 5, 7, 9 from those tables results/figures/*.png
 #   report_jobs     log and benchmark of every job behind the figures    results/report/jobs.tsv
 #   (`make report`: snakemake --report results/report.html - every figure and key table, captioned)
+#   dse_point       one design point of the `dse:` grid: analytical gens   results/dse/points/{point}/point.tsv
+#   dse_summary     points + area/power, Pareto fronts, figure 8          results/dse/{points,pareto}.tsv, pareto.png
 #
 # Not in `all` (hours on 2 cores; `make verify`):
 #   verify_compiled compiled generations == NPU-arithmetic reference    results/verify/{model}.json
@@ -61,6 +63,7 @@ include: "workflow/rules/quantize.smk"
 include: "workflow/rules/verify.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/dse.smk"
 
 report: "workflow/report/workflow.rst"
 
@@ -79,4 +82,5 @@ rule all:
         QUANT_TARGETS,
         SYNTH_TARGETS,
         REPORT_TARGETS,
+        DSE_TARGETS,
     default_target: True

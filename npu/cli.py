@@ -410,6 +410,64 @@ def _run_synth(args) -> None:
         synth.synth_summary_stage(args.tables, args.out)
 
 
+def _add_dse(sub) -> None:
+    """The design-space sweep (npu.stages.dse, workflow/rules/dse.smk)."""
+    p = sub.add_parser("dse-point", help="one design point of the sweep: analytical generations (+ cycle check)")
+    p.add_argument("--base", required=True, type=NPU, help="base NPU preset name or YAML path")
+    p.add_argument("--point", required=True, help="the point's id (npu.dse.grid.point_id)")
+    p.add_argument("--parameters", required=True, type=_json_mapping, help="the point's grid parameters (JSON)")
+    p.add_argument("--models", required=True, nargs="+", type=MODEL, help="model presets")
+    p.add_argument("--cache-modes", nargs="+", choices=CACHE_MODES, default=["dual"])
+    p.add_argument("--rules", nargs="+", choices=["topk", "threshold"], default=["topk", "threshold"])
+    p.add_argument("--cycle-max-instructions", type=positive_int, default=None,
+                   help="run step programs up to this size on the cycle simulator (default: no cycle check)")
+    p.add_argument("--cycle-dram", choices=["bandwidth", "jedec"], default="bandwidth")
+    p.add_argument("--out-dir", required=True, type=Path)
+    _add_scenario_settings(p)
+
+    p = sub.add_parser("dse-summary", help="design points -> points.tsv, Pareto fronts, figure 8")
+    p.add_argument("--points", required=True, nargs="+", type=Path, help="point.tsv of every design point")
+    p.add_argument("--presets", nargs="*", type=NPU, default=[], help="NPU presets placed among the points")
+    p.add_argument("--analytical", nargs="*", type=Path, default=[], help="the presets' analytical.tsv tables")
+    p.add_argument("--units", type=Path, default=None, help="synthesis units.tsv of the base preset")
+    p.add_argument("--sram", type=Path, default=None, help="synthesis sram.tsv of the base preset")
+    p.add_argument("--liberty", type=Path, default=None, help="merged Liberty file (flop area)")
+    p.add_argument("--cache-modes", nargs="+", choices=CACHE_MODES, default=["dual"])
+    p.add_argument("--rules", nargs="+", choices=["topk", "threshold"], default=["topk", "threshold"])
+    p.add_argument("--area-budgets", nargs="+", type=positive_float, default=[25.0, 50.0, 100.0, 200.0])
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--pareto", required=True, type=Path)
+    p.add_argument("--figure", required=True, type=Path)
+
+
+def _json_mapping(text: str) -> dict:
+    """argparse type: a JSON object."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _run_dse(args) -> None:
+    from npu.stages import dse
+
+    if args.stage == "dse-point":
+        dse.dse_point_stage(args.base, args.parameters, args.point, args.models, args.out_dir,
+                            settings=_scenario_settings(args), caches=tuple(args.cache_modes),
+                            rules=tuple(args.rules), cycle_max_instructions=args.cycle_max_instructions,
+                            cycle_dram=args.cycle_dram)
+    else:
+        dse.dse_summary_stage(args.points, args.out, args.pareto, args.figure, analytical=args.analytical,
+                              presets=args.presets, caches=tuple(args.cache_modes), rules=tuple(args.rules),
+                              units_tsv=args.units, sram_tsv=args.sram, liberty=args.liberty,
+                              budgets_mm2=tuple(args.area_budgets))
+
+
 def _dump_range(text: str):
     """argparse type of --dump-sram: SPACE:START:COUNT (npu.runtime.tools.parse_dump)."""
     from npu.runtime.tools import DumpRangeError, parse_dump
@@ -519,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify(sub)
     _add_synth(sub)
     _add_plots(sub)
+    _add_dse(sub)
     _add_program_tools(sub)
     return parser
 
@@ -592,6 +651,8 @@ def _run(args: argparse.Namespace) -> None:
         _run_quantization(args)
     elif args.stage.startswith("synth-"):
         _run_synth(args)
+    elif args.stage.startswith("dse-"):
+        _run_dse(args)
     elif args.stage in ("asm", "disasm", "run"):
         _run_program_tool(args)
     elif args.stage.startswith("plot-") or args.stage == "report-jobs":

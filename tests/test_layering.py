@@ -23,9 +23,9 @@ sits on (`SITS_ON`, followed transitively). The layers, bottom to top:
             - npu.quant never imports the compiler, the runtime or the kernels;
     npu.runtime (compiled programs driven on the simulators) < npu.check (cross-checks of one
     layer against another: compiled vs reference, analytical vs cycle-accurate)
-    < npu.stages (the pipeline's stage functions, one module per rule file) < npu.cli;
-    npu.plots (the figures, drawn from the pipeline's tables) sits on the ground floor alone and
-    only npu.stages reads it.
+    < npu.dse (the design-space sweep, also reading the synthesis tables) < npu.stages (the
+    pipeline's stage functions, one module per rule file) < npu.cli; npu.plots (the figures, drawn
+    from the pipeline's tables) sits on the ground floor alone and only npu.stages reads it.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ SITS_ON: dict[str, tuple[str, ...]] = {
     "npu.runtime": ("npu.compiler", "npu.sim", "npu.quant"),
     "npu.check": ("npu.runtime",),
     "npu.plots": ("ground",),  # figures from pipeline tables: reads TSVs, imports no model or simulator
-    "npu.stages": ("npu.check", "npu.synth", "npu.plots"),
+    "npu.dse": ("npu.check", "npu.synth"),  # the design-space sweep: compiled steps, simulators, synthesis tables
+    "npu.stages": ("npu.dse", "npu.plots"),
     "npu.cli": ("npu.stages",),
 }
 

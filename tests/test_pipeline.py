@@ -72,6 +72,7 @@ def mini_pipeline(tmp_path_factory) -> Path:
         # the tools or the ASAP7 PDK are not installed
         "synth": {"enabled": synthesis_unavailable() is None, "units": ["fp32_to_bf16"], "anchor_units": [],
                   "activity_trace": ""},
+        "dse": {"enabled": False},  # the sweep's rules have their own miniature run: tests/test_dse.py
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--cores", "2")

@@ -10,6 +10,7 @@ pipeline wrote and writing one PNG atomically (matplotlib, Agg backend).
 | 5 KV accuracy vs bits, BAOS ablation | `kv.kv_accuracy_figure` | kv/accuracy.tsv, kv/ablation.tsv |
 | 6 K/V drift across steps and blocks | `kv.kv_drift_figure` | kv/kv_stats.tsv |
 | 7 area and power per unit | `synth.area_power_figure` | synth/{npu}/units.tsv, sram.tsv |
+| 8 design-space Pareto front | `dse.pareto_figure` | dse/points.tsv, dse/pareto.tsv |
 | 9 sampling share with / without dLLM instructions | `breakdown.sampling_share_figure` | analytical.tsv, roofline.tsv |
 
 The stages' own figures (speedup.png: `speedup.speedup_figure`, crossval/summary.png:

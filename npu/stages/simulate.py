@@ -47,7 +47,7 @@ def simulate_analytical_stage(npu_name: str | Path, model_name: str | Path, out:
     npu.sim.analytical.scenarios.ScenarioSettings (default: its defaults). A generation with a
     step the machine cannot run gets NaN figures and the compiler's reason in `status`."""
     from npu.hw.config import load_npu_config
-    from npu.runtime.lowering import step_program
+    from npu.runtime.lowering import generation_row, step_program
     from npu.sim.analytical.npu_ops import NpuStepModel
     from npu.sim.analytical.scenarios import ScenarioSettings, model_scenarios
 
@@ -56,24 +56,13 @@ def simulate_analytical_stage(npu_name: str | Path, model_name: str | Path, out:
     shared: dict = {}
     rows = []
     for number, setup in enumerate(setups, 1):  # progress: a long model costs minutes per generation
-        rows.append(_generation_row(machine, model, setup, shared))
+        rows.append(generation_row(machine, model, setup, shared))
         print(f"analytical {machine.config.name} {model.name}: generation {number}/{len(setups)} "
               f"({rows[-1]['cache']}/{rows[-1]['rule']}) {rows[-1]['status'][:60]}", file=sys.stderr, flush=True)
     print(f"analytical {npu_name} {model_name}: " + ", ".join(
         f"{r['cache']}/{r['rule']} " + (f"{r['tokens_per_s']:.3g} tok/s" if r["status"] == "ok" else r["status"])
         for r in rows), file=sys.stderr)
     return write_tsv(out, rows)
-
-
-def _generation_row(machine, model, setup, shared: dict) -> dict:
-    """generation_report's row plus `status`: "ok", or why a step of it does not compile."""
-    from npu.compiler.asm import CompileError
-    from npu.sim.analytical.generation import generation_report, unavailable_report
-
-    try:
-        return {**generation_report(machine, model, setup, shared).row(), "status": "ok"}
-    except CompileError as error:  # the step does not fit this machine
-        return {**unavailable_report(machine, model, setup).row(), "status": "not compilable: " + " ".join(str(error).split())}
 
 
 def gpu_baselines_stage(out_dir: str | Path, models: tuple[str | Path, ...] = ("llada-8b", "dream-7b"),

@@ -225,7 +225,7 @@ def synth_energy_stage(npu: str | Path, technology: str | Path, models: list[str
 
     from npu.hw.config import load_npu_config
     from npu.hw.technology import technology_from_dict
-    from npu.runtime.lowering import step_program
+    from npu.runtime.lowering import generation_row, step_program
     from npu.sim.analytical.npu_ops import NpuStepModel
     from npu.sim.analytical.scenarios import ScenarioSettings, model_scenarios
 
@@ -238,7 +238,7 @@ def synth_energy_stage(npu: str | Path, technology: str | Path, models: list[str
     for model_name in models:
         model, setups = model_scenarios(model_name, settings or ScenarioSettings())
         for setup in setups:
-            result = {when: _generation_row(machine, model, setup, shared[when]) for when, machine in machines.items()}
+            result = {when: generation_row(machine, model, setup, shared[when]) for when, machine in machines.items()}
             before, after = (result[when] for when in ("before", "after"))
             rows.append({"npu": config.name, "model": before["model"], "cache": before["cache"], "rule": before["rule"],
                          "tokens_per_s": before["tokens_per_s"],
@@ -253,12 +253,6 @@ def synth_energy_stage(npu: str | Path, technology: str | Path, models: list[str
     if not rows:
         raise ValueError("synth energy: no models given")
     return write_tsv(out, rows)
-
-
-def _generation_row(machine, model, setup, shared: dict) -> dict:
-    from npu.stages.simulate import _generation_row as row
-
-    return row(machine, model, setup, shared)
 
 
 def synth_trace_stage(checkpoint: str | Path, npu: str | Path, out: str | Path, limit: int = 4096,

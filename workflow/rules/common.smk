@@ -241,3 +241,58 @@ def figure(path, caption, name):
 def table(path, caption, name):
     """A key table of the report, in the category Tables under `name`."""
     return report(path, caption=f"{REPORT_CAPTIONS}/{caption}", category="Tables", subcategory=name)
+
+# The design-space sweep (workflow/rules/dse.smk, npu.dse, docs/dse.md): the points of the
+# `dse:` grid, keyed by id, and the checks of the section against the rest of the config.
+from npu.config import read_yaml
+from npu.dse.grid import cycle_sampled, design_points
+
+DSE = config["dse"]
+DSE_TARGETS = []
+DSE_POINTS = {}
+if DSE["enabled"]:
+    try:
+        DSE_BASE_FILES = npu_preset_files(DSE["base"])
+        DSE_POINTS = {point.id: point for point in design_points(DSE["grid"], read_yaml(DSE_BASE_FILES["npu"]))}
+        DSE_MODEL_FILES = [model_preset_path(name) for name in DSE["models"]]
+        for name in DSE["models"]:
+            if name not in MODEL_SPECS:
+                MODEL_SPECS[name] = load_model_spec(name, CONFIG_DIR)
+    except ConfigError as error:
+        sys.exit(f"dnpu: config: dse: {error}")
+    DSE_PRESETS = NPUS if DSE["presets"] is None else DSE["presets"]
+    for name in DSE_PRESETS:
+        if name not in NPUS:
+            sys.exit(f"dnpu: config: dse.presets lists {name!r}, which is not in npus")
+    if DSE_PRESETS:
+        for name in DSE["models"]:
+            if name not in ALL_MODELS:
+                sys.exit(f"dnpu: config: dse.models lists {name!r}, which is not in models.trained or models.shape_only "
+                         "(the presets' rows come from their analytical.tsv; set dse.presets: [] to sweep it alone)")
+    for name in DSE["cycle_sample"]["points"]:
+        if name not in DSE_POINTS:
+            sys.exit(f"dnpu: config: dse.cycle_sample.points lists {name!r}, which is not a point of dse.grid")
+    # The area model reads the base preset's synthesis tables when the pipeline synthesizes it.
+    DSE_SYNTH = {}
+    if SYNTH["enabled"]:
+        if DSE["base"] not in NPUS:
+            sys.exit(f"dnpu: config: dse.base {DSE['base']!r} must be one of npus when synth.enabled "
+                     "(its synthesis tables calibrate the area model)")
+        DSE_SYNTH = {"sram": f"{RESULTS}/synth/{DSE['base']}/sram.tsv",
+                     "liberty": f"{RESULTS}/synth/liberty/asap7_rvt_{SYNTH['map_corner']}.lib"}
+        if SYNTH_UNIT_NAMES:
+            DSE_SYNTH["units"] = f"{RESULTS}/synth/{DSE['base']}/units.tsv"
+    DSE_TARGETS = [f"{RESULTS}/dse/{name}" for name in ("points.tsv", "pareto.tsv", "pareto.png")]
+
+wildcard_constraints:
+    point="[A-Za-z0-9_.-]+",
+
+
+def dse_point_arguments(wildcards):
+    """The point's grid parameters and, on sampled points, the cycle check's options."""
+    point = DSE_POINTS[wildcards.point]
+    sample = DSE["cycle_sample"]
+    arguments = f"--parameters '{json.dumps(point.parameters, sort_keys=True)}'"
+    if cycle_sampled(point.id, sample["every"], sample["points"]):
+        arguments += f" --cycle-max-instructions {sample['max_instructions']} --cycle-dram {sample['dram']}"
+    return arguments
