@@ -224,3 +224,16 @@ def simulate(unit: str, inputs: np.ndarray, simulator: str | None = None,
     build_dir = build(simulator, defines)
     return run_cocotb(TOP, build_dir, "npu.rtl.cocotb_vectors", simulator,
                       files={"in": inputs, "unit": np.array(unit)})["out"]
+
+
+def run_stream(top: str, build_dir: Path, inputs: dict[str, np.ndarray], outputs: tuple[str, ...],
+               simulator: str | None = None) -> dict[str, np.ndarray]:
+    """Drive the clocked design `top` with one value per input port per cycle (each array: one row
+    of little-endian bytes per cycle, uint8 (cycles, bytes)) and return every output port sampled
+    after each cycle's rising edge, as uint8 (cycles, bytes). npu/rtl/cocotb_stream.py does it."""
+    names = list(inputs)
+    files = {"stream_inputs": np.array(names), "stream_outputs": np.array(outputs)}
+    files.update({f"in_{name}": np.asarray(array, dtype=np.uint8) for name, array in inputs.items()})
+    result = run_cocotb(top, build_dir, "npu.rtl.cocotb_stream", simulator, files=files,
+                        outputs=tuple(f"out_{name}" for name in outputs))
+    return {name: result[f"out_{name}"] for name in outputs}
