@@ -178,16 +178,20 @@ def run_cocotb(top: str, build_dir: Path, test_module: str, simulator: str | Non
         for name, array in (files or {}).items():
             np.save(work / f"{name}.npy", array)
         sim = cocotb_runner.get_runner(simulator)
-        sim.test(
-            test_module=test_module,
-            hdl_toplevel=top,
-            hdl_toplevel_lang="verilog",
-            build_dir=build_dir,
-            test_dir=work,
-            results_xml=str(work / "results.xml"),
-            extra_env={"DNPU_RTL_WORK": str(work)},
-            log_file=work / "sim.log",
-        )
+        try:
+            sim.test(
+                test_module=test_module,
+                hdl_toplevel=top,
+                hdl_toplevel_lang="verilog",
+                build_dir=build_dir,
+                test_dir=work,
+                results_xml=str(work / "results.xml"),
+                extra_env={"DNPU_RTL_WORK": str(work)},
+                log_file=work / "sim.log",
+            )
+        except SystemExit as failed:  # cocotb's runner exits when the test module raised
+            log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
+            raise RuntimeError(f"{simulator} simulation of {top} ({test_module}) failed:\n{log[-4000:]}") from failed
         results = {}
         for name in outputs:
             path = work / f"{name}.npy"

@@ -1,0 +1,222 @@
+"""npu_top (npu/rtl/npu_top.v: the core, its issue queues, the DMA engine, the vector and matrix
+units and the SRAMs) against the functional simulator, bit for bit: every register, all four
+SRAMs, the DRAM and the fault class after each program; cycles against the cycle simulator.
+
+Machine: dnpu-edge reduced to VLEN = MLEN = mx_block = 8, BLEN 2, 2 accumulators and small SRAMs
+(npu.rtl.top.reduced_config): the RTL is the same, only its parameters shrink, and a simulation of
+the full edge preset (64 lanes of fp32 units, 2 MiB vector SRAM) does not fit the test budget.
+Simulator: Verilator by default, DNPU_RTL_SIM=icarus for Icarus Verilog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from npu.hw.config import NPUConfig
+from npu.isa.assembler import assemble
+from npu.rtl import core
+from npu.rtl import sim as rtl_sim
+from npu.rtl.top import reduced_config
+from npu.rtl.top_sim import DramTiming, TopRun, run_programs
+from npu.sim.cost.dram import make_dram
+from npu.sim.functional.simulator import FunctionalSimulator, SimulationError
+
+SIMULATOR = rtl_sim.default_simulator()
+DRAM_BYTES = 1 << 14
+
+# Fault classes of the functional simulator's messages (npu/sim/functional/*.py) -> the RTL's
+# error codes (npu.rtl.core.CORE_FAULTS); the core's own classes are tests/test_rtl_core.py's.
+FAULT_MESSAGES = (
+    ("int32 is for INT SRAM only", "dma_format"), ("INT SRAM transfers use the int32", "dma_format"),
+    ("negative shape", "dma_shape"), ("must hold a multiple of mx_block", "dma_shape"),
+    ("DRAM address", "dma_alignment"), ("DRAM bytes [", "dram_range"), ("scale row vector SRAM", "dma_sram_range"),
+    ("is not aligned to a row of VLEN", "vector_alignment"), ("vsti: NaN", "vector_fault"),
+    ("vrothalf group", "vector_fault"), ("does not exist", "accumulator"),
+    ("weight tile address", "matrix_alignment"), ("weight tile matrix SRAM", "matrix_range"),
+    ("illegal instruction", "illegal_instruction"), ("is a dLLM instruction", "dllm_instruction"),
+    ("ran past the end of the program", "pc_overrun"), ("branch target", "branch_target"),
+    ("leaves the hardware loop body", "branch_target"), ("is negative", "loop_count"),
+    ("loop body", "loop_body"), ("nested deeper than", "loop_depth"), ("INT SRAM word", "int_sram_range"),
+    ("FP SRAM word", "fp_sram_range"), ("fcvt.i.f of NaN", "fcvt_nan"),
+)
+
+
+def fault_class(error: SimulationError) -> str:
+    """The RTL fault class of a functional-simulator error (SRAM range messages by the unit)."""
+    message = error.message
+    for fragment, name in FAULT_MESSAGES:
+        if fragment in message:
+            return name
+    if "outside [0," in message:
+        mnemonic = error.instruction.split()[0]
+        if mnemonic.startswith("d"):
+            return "dma_sram_range"
+        if mnemonic.startswith("m"):
+            return "matrix_range"
+        return "vector_range"
+    raise AssertionError(f"functional-simulator fault with no RTL class: {error}")
+
+
+def dram_timing(config: NPUConfig) -> DramTiming:
+    """The cycle simulator's bandwidth DRAM backend for this preset."""
+    dram = make_dram("bandwidth", config)
+    return DramTiming(dram.bytes_per_cycle, dram.read_latency, dram.write_latency)
+
+
+@dataclass
+class Reference:
+    fault: str
+    int_regs: list[int]
+    fp_regs: list[int]
+    addr_regs: list[int]
+    int_sram: np.ndarray
+    fp_sram: np.ndarray
+    vector_sram: np.ndarray
+    matrix_sram: np.ndarray
+    dram: np.ndarray
+
+
+def _bits(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).view(np.uint32)
+
+
+def reference_runs(config: NPUConfig, programs: list[np.ndarray], images: list[np.ndarray]) -> list[Reference]:
+    """The functional simulator on the same programs, memories carried over as in the RTL run."""
+    fsim = FunctionalSimulator(config, dram_size=len(images[0]))
+    vector_bf16 = config.formats.vector == "bf16"
+    runs = []
+    for words, image in zip(programs, images):
+        fsim.dram.data[:] = image
+        fsim.load(np.asarray(words, dtype=np.uint32))
+        fault = "none"
+        try:
+            fsim.run(max_instructions=200_000)
+        except SimulationError as error:
+            fault = fault_class(error)
+        vector = _bits(fsim.vector_sram.data)
+        runs.append(Reference(
+            fault, [v & 0xFFFFFFFF for v in fsim.int_regs[:16]], [int(_bits(f)) for f in fsim.fp_regs],
+            list(fsim.addr_regs), fsim.int_sram.data.astype(np.int64).astype(np.uint32), _bits(fsim.fp_sram.data).copy(),
+            (vector >> 16) if vector_bf16 else vector.copy(), (_bits(fsim.matrix_sram.data) >> 16).astype(np.uint16),
+            fsim.dram.data.copy()))
+    return runs
+
+
+def _is_nan32(bits: np.ndarray) -> np.ndarray:
+    bits = np.asarray(bits, dtype=np.uint32)
+    return ((bits & 0x7F800000) == 0x7F800000) & ((bits & 0x007FFFFF) != 0)
+
+
+def _fp_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """fp32 patterns that differ, NaNs as a class (the RTL's canonical NaN vs numpy's payloads)."""
+    a, b = np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+    return (a != b) & ~(_is_nan32(a) & _is_nan32(b))
+
+
+def differences(rtl: TopRun, ref: Reference, config: NPUConfig) -> list[str]:
+    if rtl.timed_out:
+        return [f"timed out after {rtl.cycles} cycles"]
+    if rtl.fault != ref.fault:
+        return [f"fault: RTL {rtl.fault}, functional simulator {ref.fault}"]
+    if ref.fault != "none":
+        return []   # a faulting program: the class is the comparison (the RTL's units run ahead)
+    found = []
+    for name in ("int_regs", "addr_regs"):
+        if getattr(rtl, name) != getattr(ref, name):
+            found.append(f"{name}: RTL {getattr(rtl, name)} != {getattr(ref, name)}")
+    if _fp_differ(rtl.fp_regs, ref.fp_regs).any():
+        found.append(f"fp_regs: RTL {[hex(x) for x in rtl.fp_regs]} != {[hex(x) for x in ref.fp_regs]}")
+    memories = [("int_sram", rtl.int_sram != ref.int_sram), ("fp_sram", _fp_differ(rtl.fp_sram, ref.fp_sram)),
+                ("matrix_sram", rtl.matrix_sram != ref.matrix_sram), ("dram", rtl.dram != ref.dram)]
+    if config.formats.vector == "bf16":
+        memories.append(("vector_sram", rtl.vector_sram != ref.vector_sram))
+    else:
+        memories.append(("vector_sram", _fp_differ(rtl.vector_sram, ref.vector_sram)))
+    for name, differ in memories:
+        where = np.flatnonzero(differ)
+        if len(where):
+            rtl_values, ref_values = getattr(rtl, name)[where[:4]], getattr(ref, name)[where[:4]]
+            found.append(f"{name}: {len(where)} elements differ, first at {where[:4].tolist()}: "
+                         f"RTL {[hex(int(v)) for v in rtl_values]} vs {[hex(int(v)) for v in ref_values]}")
+    return found
+
+
+def compare(config: NPUConfig, programs: list[np.ndarray], images: list[np.ndarray],
+            simulator: str = SIMULATOR, **options) -> list[TopRun]:
+    """Run on both sides; assert 0 mismatches, naming every program that differs."""
+    if reason := rtl_sim.missing_tool(simulator):
+        pytest.skip(reason)
+    rtl = run_programs(config, programs, images, dram_timing(config), simulator, **options)
+    ref = reference_runs(config, programs, images)
+    report = [f"program {i}: {d}" for i, (r, f) in enumerate(zip(rtl, ref)) for d in differences(r, f, config)]
+    assert not report, f"{len(report)} differences:\n" + "\n".join(report[:20])
+    return rtl
+
+
+def set_int(register: str, value: int) -> str:
+    value &= 0xFFFFFFFF
+    return f"lui {register}, {value >> 16}\nori {register}, {register}, {value & 0xFFFF}\n"
+
+
+def random_image(seed: int, size: int = DRAM_BYTES) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8)
+
+
+def dma_program() -> str:
+    """DMA loads of every format into every SRAM, stores of every format back, kv transfers,
+    negative DRAM strides, partial blocks of the plain formats."""
+    text = set_int("r14", 0) + "aset a1, r0, r0\n"
+    steps = [
+        # (mnemonic, dram, sram, rows, cols, dstride, sstride/scale, fmt)
+        ("dld.v", 0, 0, 3, 16, 40, 24, "bf16"),
+        ("dld.v", 512, 64, 2, 8, 9, 8, "mxint8"),
+        ("dld.v", 1024, 80, 2, 16, 9 * 2, 16, "mxfp8_e4m3"),
+        ("dld.v", 1536, 112, 2, 8, 5, 8, "mxint4"),
+        ("dld.v", 1600, 128, 2, 8, 5, 8, "mxfp4"),
+        ("dld.v", 1700, 144, 2, 8, 9, 8, "mxfp8_e5m2"),
+        ("dld.v", 1800, 160, 2, 12, -60, 12, "fp32"),
+        ("dld.m", 2048, 0, 4, 16, 32, 16, "bf16"),
+        ("dld.m", 2304, 64, 2, 16, 10, 20, "mxint4"),
+        ("dld.f", 2560, 3, 2, 11, 44, 11, "fp32"),
+        ("dld.f", 2700, 40, 1, 8, 0, 8, "mxint8"),
+        ("dld.i", 2800, 5, 3, 7, 28, 9, "int32"),
+        ("dldkv.v", 3000, 192, 2, 8, 9, 0, "mxint8"),
+        ("dldkv.m", 3100, 96, 2, 8, 9, 8, "mxfp8_e4m3"),
+        ("dst.v", 4096, 0, 2, 16, 64, 24, "bf16"),
+        ("dst.v", 4300, 0, 2, 16, 18, 24, "mxint8"),
+        ("dst.v", 4400, 8, 2, 8, 5, 16, "mxint4"),
+        ("dstnc.v", 4500, 0, 2, 8, 9, 16, "mxfp8_e5m2"),
+        ("dst.v", 4600, 64, 2, 8, 32, 8, "fp32"),
+        ("dst.f", 4700, 3, 2, 8, 9, 11, "mxfp4"),
+        ("dstnc.f", 4800, 3, 2, 8, 9, 11, "mxfp8_e4m3"),
+        ("dst.f", 4900, 0, 1, 30, 0, 0, "fp32"),
+        ("dst.i", 5100, 5, 2, 9, 36, 9, "int32"),
+        ("dstkv.v", 5300, 0, 2, 8, 9, 8, "mxint8"),
+        ("dstkvnc.v", 5400, 16, 2, 8, 5, 8, "mxint4"),
+        ("dstkv.v", 5500, 32, 1, 8, 0, 16, "bf16"),
+    ]
+    for mnemonic, dram, sram, rows, cols, dstride, last, fmt in steps:
+        text += (f"addi r1, r0, {dram}\namov a1, r1\n" + set_int("r2", sram) + set_int("r3", rows) +
+                 set_int("r4", cols) + set_int("r5", dstride) + set_int("r6", last) +
+                 f"{mnemonic} a1, r2, r3, r4, r5, r6, {fmt}\n")
+    return text + "halt\n"
+
+
+@pytest.fixture(scope="module")
+def config() -> NPUConfig:
+    return reduced_config()
+
+
+def test_dma_transfers_of_every_format_match_the_functional_simulator(config):
+    programs = [assemble(dma_program()).words]
+    images = [random_image(1)]
+    runs = compare(config, programs, images)
+    run = runs[0]
+    assert run.halted and run.dram_requests > 50
+    # every SRAM received data and the stores changed DRAM (the comparison is not of zeros)
+    assert min((run.vector_sram != 0).sum(), (run.matrix_sram != 0).sum(), (run.fp_sram != 0).sum(),
+               (run.int_sram != 0).sum()) > 20
+    assert (run.dram != images[0]).sum() > 300
