@@ -220,3 +220,119 @@ def test_dma_transfers_of_every_format_match_the_functional_simulator(config):
     assert min((run.vector_sram != 0).sum(), (run.matrix_sram != 0).sum(), (run.fp_sram != 0).sum(),
                (run.int_sram != 0).sum()) > 20
     assert (run.dram != images[0]).sum() > 300
+
+
+def operand_image(seed: int) -> np.ndarray:
+    """DRAM: 32 bf16 rows of 8 (values in [-4, 4], a few edge values) at 0, 64 small int32 at
+    1024, 64 fp32 at 2048, two 8 x 8 bf16 weight tiles at 3072."""
+    from npu.hw.rows import encode_rows
+
+    rng = np.random.default_rng(seed)
+    image = np.zeros(DRAM_BYTES, dtype=np.uint8)
+    rows = rng.normal(0, 2, (32, 8)).astype(np.float32)
+    rows[3, :4] = [0.0, -0.0, np.inf, -np.inf]
+    rows[5] = rows[4]                      # ties for the compares, max and rank
+    rows[16] = (rng.random(8) < 0.5).astype(np.float32)   # an eligibility / mask row
+    image[0:512] = encode_rows(rows, "bf16", 8).reshape(-1)
+    image[1024:1280] = encode_rows(rng.integers(-3, 8, (1, 64)), "int32", 8).reshape(-1)
+    image[2048:2304] = encode_rows(rng.normal(0, 3, (1, 64)).astype(np.float32), "fp32", 8).reshape(-1)
+    image[3072:3328] = encode_rows(rng.normal(0, 1, (16, 8)).astype(np.float32), "bf16", 8).reshape(-1)
+    return image
+
+
+def vector_matrix_program() -> str:
+    """Every vector instruction and every matrix instruction once or more, on DMA-loaded data,
+    then the results stored back to DRAM."""
+    text = "".join(set_int(f"r{i}", v) for i, v in ((1, 0), (2, 32), (3, 3), (4, 8), (5, 256), (6, 16), (7, 64)))
+    text += """
+        aset a1, r0, r0
+        dld.v a1, r1, r2, r4, r6, r4, bf16
+        addi r8, r0, 1024
+        amov a1, r8
+        addi r9, r0, 64
+        dld.i a1, r1, r3, r9, r0, r9, int32     # 3 copies of the row: INT 0..191 (dstride 0)
+        addi r8, r0, 2048
+        amov a1, r8
+        dld.f a1, r1, r3, r9, r0, r9, fp32
+        addi r8, r0, 3072
+        amov a1, r8
+        dld.m a1, r1, r6, r4, r6, r4, bf16      # 16 rows of 8: two tiles at matrix 0 and 64
+        lui r15, 16320                          # 0x3FC0_0000 = 1.5
+        fmv.f.i f4, r15
+        lui r15, 49024                          # 0xBF80_0000 = -1.0
+        fmv.f.i f5, r15
+        wait dma
+    """
+    ops = [
+        "vadd {d}, r1, r4", "vsub {d}, r4, r1", "vmul {d}, r4, r5x", "vmax {d}, r1, r4", "vmin {d}, r1, r4",
+        "vgt {d}, r4, r1", "vge {d}, r4x, r4y", "veq {d}, r4x, r4y", "vamax {d}, r1, r4",
+        "vmov {d}, r1", "vneg {d}, r4", "vabs {d}, r4", "vexp {d}, r1", "vrecip {d}, r4", "vrsqrt {d}, r1",
+        "vsilu {d}, r4", "vadds {d}, r1, f4", "vsubs {d}, r4, f5", "vmuls {d}, r1, f4", "vmaxs {d}, r4, f5",
+        "vmins {d}, r1, f4", "vges {d}, r4, f5", "vgts {d}, r1, f4", "vbcast {d}, f5", "vrothalf {d}, r1, 1",
+        "vrothalf {d}, r4, 3", "vsmscale {d}, r1, p2a50", "vsmscale {d}, r4, sqrt", "vthresh {d}, r1, r6, f5",
+        "vsel {d}, r1, r4, r6", "vldf {d}, r3", "vldi {d}, r3", "vieq {d}, r1, r3",
+    ]
+    dest = 256
+    for op in ops:
+        # r4x / r4y: rows 32 and 40 (row 5 equals row 4: ties); r5x: row 24
+        text += f"addi r10, r0, {dest}\naddi r11, r0, 32\naddi r12, r0, 40\naddi r13, r0, 24\n"
+        text += op.format(d="r10").replace("r4x", "r11").replace("r4y", "r12").replace("r5x", "r13") + "\n"
+        dest += 8
+    text += f"""
+        addi r10, r0, 200
+        vsti r10, r1                          # INT 200..207 <- round(row 0)
+        addi r10, r0, 100
+        vstf r10, r4                          # FP 100..107 <- row 8
+        addi r10, r0, 150
+        vrank r10, r1, r11                    # ranks of row 0 against row 32, into INT 150..157
+        vrank r10, r11, r12
+        addi r13, r0, {dest}
+        vtopk r13, r10, r6, r3                # eligible (row 16) and rank < 3
+        addi r13, r0, 210
+        vseli r13, r1, r9, r6                 # INT 210.. <- INT 0.. where row 16 is non-zero, else INT 64..
+        vsum f1, r1
+        vsum f1, r4                           # chained: f1 = (f1 + sum row 0) + sum row 8
+        vmaxr f2, r11
+        vargmax f3, r14, r4, r9               # f3 starts at 0: the row must beat it
+        vargmax f3, r14, r11, r3
+        wait vector
+        addi r10, r0, 512
+        mm r1, r4, r1, 0                      # activations rows 0, 8; tile at matrix 0
+        mma r11, r4, r7, 0                    # + rows 32, 40 x tile at matrix 64
+        mmt r1, r4, r7, 1
+        mmta r11, r4, r1, 1
+        mwb r10, r6, 0                        # rows 512, 528
+        addi r10, r0, 520
+        mwb r10, r6, 1                        # rows 520, 536
+        mm r4, r4, r7, 1                      # the accumulator again, after its write-back
+        addi r10, r0, 544
+        mwb r10, r4, 1
+        wait matrix|vector
+        addi r8, r0, 8192
+        amov a1, r8
+        addi r9, r0, 80
+        addi r10, r0, 256
+        dst.v a1, r10, r9, r4, r6, r4, bf16   # 80 rows of 8 from vector 256
+        addi r8, r0, 12288
+        amov a1, r8
+        addi r10, r0, 100
+        dst.f a1, r10, r3, r4, r2, r4, fp32
+        addi r8, r0, 12800
+        amov a1, r8
+        addi r10, r0, 150
+        addi r9, r0, 30
+        addi r15, r0, 120
+        dst.i a1, r10, r3, r9, r15, r9, int32   # INT 150..239
+        halt
+    """
+    return text
+
+
+def test_vector_and_matrix_instructions_match_the_functional_simulator(config):
+    programs = [assemble(vector_matrix_program()).words]
+    images = [operand_image(2)]
+    runs = compare(config, programs, images)
+    run = runs[0]
+    assert run.halted
+    assert (run.dram[8192:8192 + 80 * 16] != 0).sum() > 500   # the vector results came back out
+    assert run.fp_regs[1] != 0 and run.fp_regs[2] != 0
