@@ -336,3 +336,52 @@ def test_vector_and_matrix_instructions_match_the_functional_simulator(config):
     assert run.halted
     assert (run.dram[8192:8192 + 80 * 16] != 0).sum() > 500   # the vector results came back out
     assert run.fp_regs[1] != 0 and run.fp_regs[2] != 0
+
+
+# ---- the kernels of npu/kernels -----------------------------------------------------------------
+def captured_kernels(config: NPUConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every kernel of npu/kernels on small shapes: its program and the DRAM image its runner built
+    (taken from the runner's functional simulator just before it runs), padded to DRAM_BYTES. A
+    runner that preloads the INT SRAM (the sampling pass's k) gets the same words stored by a
+    preamble of `sw`s instead, on both sides."""
+    import npu.kernels.dense as dense
+    import npu.kernels.sampling as sampling
+    from npu.kernels import run_gemm, run_rmsnorm, run_sampling_pass, run_softmax, run_token_confidence
+
+    captured: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    original = dense.run_program
+
+    def capture(sim, name, program, *args, **kwargs):
+        image = np.zeros(DRAM_BYTES, dtype=np.uint8)
+        assert sim.dram.size <= DRAM_BYTES, f"{name} needs {sim.dram.size} bytes of DRAM"
+        image[:sim.dram.size] = sim.dram.data
+        preamble = ""
+        for at in np.flatnonzero(sim.int_sram.data):
+            preamble += set_int("r1", int(sim.int_sram.data[at])) + f"sw r1, {int(at)}(r0)\n"
+        preamble += "addi r1, r0, 0\n" if preamble else ""
+        words = np.concatenate([assemble(preamble).words, program.words]) if preamble else program.words
+        captured[name] = (np.asarray(words, dtype=np.uint32), image)
+        return original(sim, name, program, *args, **kwargs)
+
+    rng = np.random.default_rng(7)
+    dense.run_program = sampling.run_program = capture
+    try:
+        run_gemm(config, rng.normal(0, 1, (4, 16)), rng.normal(0, 1, (16, 16)))
+        run_softmax(config, rng.normal(0, 3, (2, 32)))
+        run_rmsnorm(config, rng.normal(0, 1, (2, 32)), rng.normal(1, 0.1, 32), eps=1e-5)
+        run_token_confidence(config, rng.normal(0, 2, (2, 64)), tile_chunks=2)
+        tokens = np.array([5, 63, 63, 7])
+        run_sampling_pass(config, rng.normal(0, 2, (4, 64)), tokens, 63, k=2, forbid_id=63, tile_chunks=2)
+    finally:
+        dense.run_program = sampling.run_program = original
+    return captured
+
+
+def test_every_kernel_matches_the_functional_simulator(config):
+    kernels = captured_kernels(config)
+    names = list(kernels)
+    assert len(names) == 5, names
+    runs = compare(config, [kernels[n][0] for n in names], [kernels[n][1] for n in names])
+    for name, run in zip(names, runs):
+        assert run.halted, name
+        assert (run.dram != kernels[name][1]).any(), f"{name} wrote no result"
