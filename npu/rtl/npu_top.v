@@ -150,7 +150,8 @@ module npu_top #(
       assign unit_busy[q] = queue_occupied[q] | unit_working[q];
     end
   endgenerate
-  assign idle = !(|unit_busy);
+  wire fault_pulse;   // a unit reports a fault this cycle (unit_fault takes it at the edge)
+  assign idle = !(|unit_busy) && !fault_pulse;
   assign stopped = core_stopped || faulted;
   assign error_code = faulted ? unit_fault : core_error;
 
@@ -232,6 +233,7 @@ module npu_top #(
       .matrix_request(matrix_mreq), .matrix_address(matrix_maddress), .matrix_grant(matrix_mgrant),
       .matrix_read_data(matrix_row_read));
 
+  assign fault_pulse = dma_fault_valid || matrix_fault_valid || vector_fault_valid;
   always @(posedge clk)
     if (reset) unit_fault <= `DNPU_FAULT_NONE;
     else if (!faulted) begin

@@ -116,9 +116,10 @@ def _environment(simulator: str) -> None:
 
 def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
                  parameters: dict[str, object] | None = None,
-                 defines: dict[str, object] | None = None) -> Path:
+                 defines: dict[str, object] | None = None, verilator_args: tuple[str, ...] = ()) -> Path:
     """Build the design whose top module is `top` from `sources` (the generated headers are on the
-    include path) for `simulator`, with Verilog `parameters` on the top and `defines`.
+    include path) for `simulator`, with Verilog `parameters` on the top and `defines`;
+    `verilator_args` are added to a Verilator build (e.g. ("-CFLAGS", "-O0") for a large design).
 
     Cached under build_root() by a hash of everything that goes into the build, so each
     (design, parameters, defines, simulator) is compiled once; a file lock lets pytest-xdist
@@ -134,7 +135,7 @@ def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
     for source in list(sources) + sorted(GENERATED_DIR.glob("*.vh")):
         key.update(Path(source).name.encode() + Path(source).read_bytes())
     key.update(top.encode() + repr(sorted(parameters.items())).encode()
-               + repr(sorted(defines.items())).encode()
+               + repr(sorted(defines.items())).encode() + repr(verilator_args).encode()
                + (os.environ.get("CXXFLAGS", "").encode() if simulator == "verilator" else b""))
     digest = key.hexdigest()[:16]
     build_dir = build_root() / f"{top}-{simulator}-{digest}"
@@ -152,7 +153,7 @@ def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
                 parameters=parameters,
                 hdl_toplevel=top,
                 build_dir=build_dir,
-                build_args=["-g2012"] if simulator == "icarus" else VERILATOR_BUILD_ARGS,
+                build_args=["-g2012"] if simulator == "icarus" else VERILATOR_BUILD_ARGS + list(verilator_args),
                 timescale=("1ns", "1ps"),
                 log_file=build_dir / "build.log",
             )

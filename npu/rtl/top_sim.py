@@ -18,6 +18,12 @@ from npu.rtl import core, sim
 from npu.rtl.top import TOP, top_parameters, top_sources
 
 
+# The whole core is one large C++ model: compiled with -O0 it builds in minutes instead of the
+# better part of an hour at verilated.mk's -Os (2-core machine); the simulation is dominated by
+# cocotb's per-cycle Python anyway (the DRAM model), not by the model's speed.
+VERILATOR_ARGS = ("-CFLAGS", "-O0")
+
+
 @dataclass(frozen=True)
 class DramTiming:
     """The testbench DRAM: a pipe of bytes_per_cycle plus a fixed latency (cycles) per access."""
@@ -56,7 +62,8 @@ class TopRun:
 def build_top(config: NPUConfig, dram_bytes: int, simulator: str | None = None, program_words: int = 1024):
     """Build npu_top for `config` (cached by npu.rtl.sim.build_design); returns (build dir, parameters)."""
     parameters = top_parameters(config, dram_bytes, program_words)
-    return sim.build_design(TOP, top_sources(), simulator, parameters=parameters), parameters
+    return sim.build_design(TOP, top_sources(), simulator, parameters=parameters,
+                            verilator_args=VERILATOR_ARGS), parameters
 
 
 def run_programs(config: NPUConfig, programs: list[np.ndarray], dram_images: list[np.ndarray], timing: DramTiming,
