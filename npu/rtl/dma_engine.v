@@ -20,9 +20,13 @@
 // (reads: the bytes, zero above the count). Writes are posted: the engine counts them and is
 // busy until every response is back.
 //
-// Sequencing, per block of a row (one block in flight; the cycles are in docs/rtl.md):
-//   load:  DRAM read -> response -> [kv: scale row read] -> codec (2 cycles) -> SRAM write
-//   store: [kv: scale row read] -> SRAM read -> codec (2 cycles) -> DRAM write (posted)
+// Sequencing (the cycles are in docs/rtl.md):
+//   load (not kv), streamed: a DRAM read request per cycle for the next block, up to STREAM_DEPTH
+//     in flight; each response goes straight into the codec and, 2 cycles later, into the SRAM
+//     (the DMA's SRAM port has priority in npu_top, so the write never waits);
+//   kv load, one block at a time: DRAM read -> response -> scale row read -> codec -> SRAM write
+//     (the scale row and the data share the vector SRAM port);
+//   store, one block at a time: [kv: scale row read] -> SRAM read -> codec -> DRAM write (posted).
 `default_nettype none
 `include "dnpu_isa.vh"
 `include "dnpu_core.vh"
@@ -35,6 +39,7 @@ module dma_engine #(
     parameter FP_WORDS = 256,
     parameter INT_WORDS = 256,
     parameter DRAM_BYTES = 1048576,     // the DRAM image the functional simulator checks against
+    parameter STREAM_DEPTH = 64,        // streamed loads: DRAM reads in flight (covers the DRAM latency)
     parameter BYTE_COUNT_BITS = $clog2(4 * BLOCK) + 1
 ) (
     input  wire                          clk,
@@ -79,7 +84,8 @@ module dma_engine #(
 
   localparam [3:0] IDLE = 4'd0, CHECK = 4'd1, SCALE_READ = 4'd2, SCALE_WAIT = 4'd3, SRAM_READ = 4'd4,
                    SRAM_WAIT = 4'd5, DRAM_READ = 4'd6, DRAM_WAIT = 4'd7, CODEC_IN = 4'd8,
-                   CODEC_WAIT = 4'd9, SRAM_WRITE = 4'd10, DRAM_WRITE = 4'd11, NEXT = 4'd12, DRAIN = 4'd13;
+                   CODEC_WAIT = 4'd9, SRAM_WRITE = 4'd10, DRAM_WRITE = 4'd11, NEXT = 4'd12, DRAIN = 4'd13,
+                   STREAM = 4'd14;
   reg [3:0] state;
 
   // ---- the instruction, decoded at accept ------------------------------------------------
@@ -166,9 +172,24 @@ module dma_engine #(
   reg  [32*BLOCK-1:0] scale;     // kv: the scale elements of these columns, float32 bits
   wire codec_valid, codec_store;
   wire [32*BLOCK-1:0] codec_dram, codec_sram;
+  // streamed loads: where each block in flight goes (in request order = response order), and
+  // the same for the two blocks inside the codec
+  localparam STREAM_BITS = $clog2(STREAM_DEPTH);
+  reg [31:0] stream_address [0:STREAM_DEPTH-1];
+  reg [BLOCK-1:0] stream_lanes [0:STREAM_DEPTH-1];
+  reg [STREAM_BITS-1:0] stream_head, stream_tail;
+  reg [STREAM_BITS:0] stream_count;
+  reg walk_done, stage1_valid, stage2_valid;
+  reg [31:0] stage1_address, stage2_address;
+  reg [BLOCK-1:0] stage1_lanes, stage2_lanes;
+  wire streaming = state == STREAM;
+  wire stream_issue = streaming && !walk_done && stream_count != STREAM_DEPTH[STREAM_BITS:0];
+  wire stream_response = streaming && dram_response_valid;
+
   dma_codec #(.BLOCK(BLOCK)) u_codec (
-      .clk(clk), .rst(reset), .in_valid(state == CODEC_IN), .store(store), .fmt(fmt), .no_clip(no_clip),
-      .kv(kv), .bf16_sram(bf16_sram), .sram_in(data), .scale_in(scale), .dram_in(data),
+      .clk(clk), .rst(reset), .in_valid(state == CODEC_IN || stream_response), .store(store), .fmt(fmt),
+      .no_clip(no_clip), .kv(kv), .bf16_sram(bf16_sram), .sram_in(data), .scale_in(scale),
+      .dram_in(streaming ? dram_response_data : data),
       .out_valid(codec_valid), .out_store(codec_store), .dram_out(codec_dram), .sram_out(codec_sram));
 
   // ---- outputs of each state -------------------------------------------------------------
@@ -196,6 +217,16 @@ module dma_engine #(
         sram_write = 1'b1;
       end
       DRAM_READ, DRAM_WRITE: dram_request_valid = 1'b1;
+      STREAM: begin
+        dram_request_valid = stream_issue;
+        if (stage2_valid) begin   // the codec's output of the block two cycles ago
+          sram_enable = 1'b1;
+          sram_write = 1'b1;
+          sram_address = stage2_address;
+          sram_lane_enable = stage2_lanes;
+          sram_write_data = codec_sram;
+        end
+      end
       default: ;
     endcase
   end
@@ -203,9 +234,15 @@ module dma_engine #(
   wire request_accepted = dram_request_valid && dram_request_ready;
   always @(posedge clk) begin
     fault_valid <= 1'b0;
+    stage1_valid <= stream_response;
+    stage2_valid <= stage1_valid;
+    stage2_address <= stage1_address;
+    stage2_lanes <= stage1_lanes;
     if (reset) begin
       state <= IDLE;
       outstanding <= 32'd0;
+      stage1_valid <= 1'b0;
+      stage2_valid <= 1'b0;
       fault_code <= `DNPU_FAULT_NONE;
     end else begin
       outstanding <= outstanding + (request_accepted ? 32'd1 : 32'd0) - (dram_response_valid ? 32'd1 : 32'd0);
@@ -240,7 +277,13 @@ module dma_engine #(
                         : dram_outside ? `DNPU_FAULT_DRAM_RANGE : `DNPU_FAULT_DMA_SRAM_RANGE;
             state <= IDLE;
           end else if (empty) state <= IDLE;
-          else if (kv) state <= SCALE_READ;
+          else if (!store && !kv) begin
+            walk_done <= 1'b0;
+            stream_head <= {STREAM_BITS{1'b0}};
+            stream_tail <= {STREAM_BITS{1'b0}};
+            stream_count <= {(STREAM_BITS+1){1'b0}};
+            state <= STREAM;
+          end else if (kv) state <= SCALE_READ;
           else state <= store ? SRAM_READ : DRAM_READ;
         end
         SCALE_READ: if (sram_grant) state <= SCALE_WAIT;
@@ -279,6 +322,34 @@ module dma_engine #(
           if (last_block && last_row) state <= DRAIN;
           else if (kv) state <= SCALE_READ;
           else state <= store ? SRAM_READ : DRAM_READ;
+        end
+        STREAM: begin
+          if (stream_issue && dram_request_ready) begin
+            stream_address[stream_tail] <= sram_row + block_column;
+            stream_lanes[stream_tail] <= lane_mask;
+            stream_tail <= stream_tail + 1'b1;
+            if (last_block) begin
+              block_column <= 32'd0;
+              row <= row + 32'd1;
+              dram_row <= dram_row + {{32{dstride[31]}}, dstride};
+              dram_block <= dram_row + {{32{dstride[31]}}, dstride};
+              sram_row <= sram_row + sstride;
+            end else begin
+              block_column <= block_column + BLOCK;
+              dram_block <= dram_block + {{(64-BYTE_COUNT_BITS){1'b0}}, block_bytes};
+            end
+            if (last_block && last_row) walk_done <= 1'b1;
+          end
+          if (stream_response) begin
+            stage1_address <= stream_address[stream_head];
+            stage1_lanes <= stream_lanes[stream_head];
+            stream_head <= stream_head + 1'b1;
+          end
+          stream_count <= stream_count + {{STREAM_BITS{1'b0}}, stream_issue && dram_request_ready}
+                          - {{STREAM_BITS{1'b0}}, stream_response};
+          if (walk_done && stream_count == {(STREAM_BITS+1){1'b0}} && !stage1_valid && !stage2_valid
+              && !stream_response)
+            state <= IDLE;
         end
         DRAIN: if (outstanding == 32'd0 || (outstanding == 32'd1 && dram_response_valid)) state <= IDLE;
         default: state <= IDLE;
