@@ -605,11 +605,42 @@ def cycle_comparison(config: NPUConfig, simulator: str = SIMULATOR) -> list[dict
 
 
 def test_cycles_against_the_cycle_simulator(config):
-    """Every microbenchmark runs bit-exact; the RTL is never faster than the cycle simulator's
-    pipelined model, and its cycles are what docs/rtl.md's table explains: one block per DMA pass
-    with the DRAM latency paid per load block, vector instructions of about 6 cycles, each tile
-    op reloading its weight tile."""
+    """Every microbenchmark runs bit-exact. Streamed DMA loads (one block per cycle, the DRAM
+    latency paid once) are within 15 % of the cycle simulator (same bandwidth DRAM model; the
+    differences are its DMA setup and chunking, docs/rtl.md); everything else is slower on the
+    RTL, whose sequencers do one block / one instruction / one tile op at a time (the table in
+    docs/rtl.md gives the cycles per instruction of each)."""
     rows = cycle_comparison(config)
     for row in rows:
         print(row)
-        assert row["rtl_cycles"] >= row["cycle_sim_cycles"] * 0.9, row
+        if row["benchmark"].startswith(("dld.v", "dld.m", "dld.f")):
+            assert abs(row["ratio"] - 1) <= 0.15, row
+        else:
+            assert row["ratio"] >= 1, row
+
+
+# ---- lint and Yosys -----------------------------------------------------------------------------
+def test_npu_top_is_verilator_lint_clean(config):
+    from npu.rtl.top import top_parameters, top_sources
+    from rtl_helpers import verilator_lint
+
+    result = verilator_lint("npu_top", top_sources(), top_parameters(config, DRAM_BYTES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_npu_top_elaborates_in_yosys_with_the_srams_as_black_boxes(config):
+    """hierarchy / proc / flatten / check -assert, no latches, with sram_bank read as a black box
+    (`read_verilog -lib`: the ASAP7 SRAM macros take its place in synthesis)."""
+    import subprocess
+
+    from npu.rtl import GENERATED_DIR, RTL_DIR
+    from npu.rtl.top import top_parameters, top_sources
+    from rtl_helpers import ELABORATE, yosys_binaries
+
+    sources = " ".join(str(p) for p in top_sources() if p.name != "sram_bank.v")
+    chparams = "".join(f"chparam -set {k} {v} npu_top; " for k, v in top_parameters(config, DRAM_BYTES).items())
+    script = (f"read_verilog -lib {RTL_DIR / 'sram_bank.v'}; read_verilog -sv -I{GENERATED_DIR} {sources}; "
+              f"{chparams}{ELABORATE.format(top='npu_top')}; select -assert-count {config.vlen + config.matrix_sram.width_bits // 16} t:sram_bank")
+    for binary in yosys_binaries()[:1]:
+        result = subprocess.run([binary, "-q", "-p", script], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

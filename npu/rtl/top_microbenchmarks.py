@@ -29,8 +29,8 @@ MICROBENCHMARKS: dict[str, str] = {
     "vadds x 16 rows": _vector_loop("vadds r3, r1, f1"),
     "vsum chain x 16": _vector_loop("vsum f2, r1"),
     "vldf x 16": _vector_loop("vldf r3, r1"),
-    "mm x 8 (one accumulator)": "addi r1, r0, 0\naddi r2, r0, 8\nloopi 8, e\nmma r1, r2, r0, 0\ne: halt\n",
-    "mm x 8 then mwb": "addi r1, r0, 0\naddi r2, r0, 8\naddi r3, r0, 512\nloopi 8, e\nmma r1, r2, r0, 1\n"
+    "mm x 8 (one accumulator)": "addi r1, r0, 0\naddi r2, r0, 8\nloopi 8, e\nmm r1, r2, r0, 0\ne: halt\n",
+    "mm x 8 then mwb": "addi r1, r0, 0\naddi r2, r0, 8\naddi r3, r0, 512\nloopi 8, e\nmm r1, r2, r0, 1\n"
                        "e: mwb r3, r2, 1\nhalt\n",
     "overlap: dld.v 8 x 64 beside 16 vadd": (
         "addi r2, r0, 8\naddi r3, r0, 64\naddi r4, r0, 128\naset a1, r0, r0\naddi r6, r0, 512\n"
@@ -39,5 +39,5 @@ MICROBENCHMARKS: dict[str, str] = {
     "overlap: dld.m beside mm": (
         "addi r2, r0, 4\naddi r3, r0, 64\naddi r4, r0, 128\naset a1, r0, r0\naddi r6, r0, 256\n"
         "dld.m a1, r6, r2, r3, r4, r3, bf16\naddi r1, r0, 0\naddi r5, r0, 8\nloopi 4, e\n"
-        "mma r1, r5, r0, 0\ne: halt\n"),
+        "mm r1, r5, r0, 0\ne: halt\n"),
 }
