@@ -26,7 +26,10 @@
 //     (the DMA's SRAM port has priority in npu_top, so the write never waits);
 //   kv load, one block at a time: DRAM read -> response -> scale row read -> codec -> SRAM write
 //     (the scale row and the data share the vector SRAM port);
-//   store, one block at a time: [kv: scale row read] -> SRAM read -> codec -> DRAM write (posted).
+//   store (not kv), streamed: an SRAM read per cycle for the next block; the data go into the
+//     codec the cycle after and 2 cycles later into an output FIFO of OUT_DEPTH blocks that feeds
+//     the DRAM write requests (posted); reads stop while the blocks in flight could overfill it;
+//   kv store, one block at a time: scale row read -> SRAM read -> codec -> DRAM write (posted).
 `default_nettype none
 `include "dnpu_isa.vh"
 `include "dnpu_core.vh"
@@ -85,7 +88,7 @@ module dma_engine #(
   localparam [3:0] IDLE = 4'd0, CHECK = 4'd1, SCALE_READ = 4'd2, SCALE_WAIT = 4'd3, SRAM_READ = 4'd4,
                    SRAM_WAIT = 4'd5, DRAM_READ = 4'd6, DRAM_WAIT = 4'd7, CODEC_IN = 4'd8,
                    CODEC_WAIT = 4'd9, SRAM_WRITE = 4'd10, DRAM_WRITE = 4'd11, NEXT = 4'd12, DRAIN = 4'd13,
-                   STREAM = 4'd14;
+                   STREAM = 4'd14, STORE_STREAM = 4'd15;
   reg [3:0] state;
 
   // ---- the instruction, decoded at accept ------------------------------------------------
@@ -186,9 +189,25 @@ module dma_engine #(
   wire stream_issue = streaming && !walk_done && stream_count != STREAM_DEPTH[STREAM_BITS:0];
   wire stream_response = streaming && dram_response_valid;
 
+  // streamed stores: the block read last cycle (s0), in the codec (s1, s2), then the output FIFO
+  localparam OUT_DEPTH = 4;
+  wire store_streaming = state == STORE_STREAM;
+  reg s0_valid, s1_valid, s2_valid;
+  reg [63:0] s0_address, s1_address, s2_address;
+  reg [BYTE_COUNT_BITS-1:0] s0_bytes, s1_bytes, s2_bytes;
+  reg [32*BLOCK-1:0] out_data [0:OUT_DEPTH-1];
+  reg [63:0] out_address [0:OUT_DEPTH-1];
+  reg [BYTE_COUNT_BITS-1:0] out_bytes [0:OUT_DEPTH-1];
+  reg [1:0] out_head, out_tail;
+  reg [2:0] out_count;
+  wire [2:0] blocks_in_flight = out_count + {2'b00, s0_valid} + {2'b00, s1_valid} + {2'b00, s2_valid};
+  wire store_issue = store_streaming && !walk_done && blocks_in_flight < OUT_DEPTH;
+  wire store_request = store_streaming && out_count != 3'd0;
+
   dma_codec #(.BLOCK(BLOCK)) u_codec (
-      .clk(clk), .rst(reset), .in_valid(state == CODEC_IN || stream_response), .store(store), .fmt(fmt),
-      .no_clip(no_clip), .kv(kv), .bf16_sram(bf16_sram), .sram_in(data), .scale_in(scale),
+      .clk(clk), .rst(reset), .in_valid(state == CODEC_IN || stream_response || s0_valid), .store(store),
+      .fmt(fmt), .no_clip(no_clip), .kv(kv), .bf16_sram(bf16_sram),
+      .sram_in(store_streaming ? sram_read_data : data), .scale_in(scale),
       .dram_in(streaming ? dram_response_data : data),
       .out_valid(codec_valid), .out_store(codec_store), .dram_out(codec_dram), .sram_out(codec_sram));
 
@@ -227,6 +246,13 @@ module dma_engine #(
           sram_write_data = codec_sram;
         end
       end
+      STORE_STREAM: begin
+        sram_enable = store_issue;
+        dram_request_valid = store_request;
+        dram_request_address = out_address[out_head];
+        dram_request_bytes = out_bytes[out_head];
+        dram_request_data = out_data[out_head];
+      end
       default: ;
     endcase
   end
@@ -234,6 +260,13 @@ module dma_engine #(
   wire request_accepted = dram_request_valid && dram_request_ready;
   always @(posedge clk) begin
     fault_valid <= 1'b0;
+    s0_valid <= store_issue && sram_grant;
+    s1_valid <= s0_valid;
+    s2_valid <= s1_valid;
+    s1_address <= s0_address;
+    s1_bytes <= s0_bytes;
+    s2_address <= s1_address;
+    s2_bytes <= s1_bytes;
     stage1_valid <= stream_response;
     stage2_valid <= stage1_valid;
     stage2_address <= stage1_address;
@@ -243,6 +276,9 @@ module dma_engine #(
       outstanding <= 32'd0;
       stage1_valid <= 1'b0;
       stage2_valid <= 1'b0;
+      s0_valid <= 1'b0;
+      s1_valid <= 1'b0;
+      s2_valid <= 1'b0;
       fault_code <= `DNPU_FAULT_NONE;
     end else begin
       outstanding <= outstanding + (request_accepted ? 32'd1 : 32'd0) - (dram_response_valid ? 32'd1 : 32'd0);
@@ -283,8 +319,13 @@ module dma_engine #(
             stream_tail <= {STREAM_BITS{1'b0}};
             stream_count <= {(STREAM_BITS+1){1'b0}};
             state <= STREAM;
-          end else if (kv) state <= SCALE_READ;
-          else state <= store ? SRAM_READ : DRAM_READ;
+          end else if (!kv) begin
+            walk_done <= 1'b0;
+            out_head <= 2'd0;
+            out_tail <= 2'd0;
+            out_count <= 3'd0;
+            state <= STORE_STREAM;
+          end else state <= SCALE_READ;
         end
         SCALE_READ: if (sram_grant) state <= SCALE_WAIT;
         SCALE_WAIT: begin
@@ -350,6 +391,32 @@ module dma_engine #(
           if (walk_done && stream_count == {(STREAM_BITS+1){1'b0}} && !stage1_valid && !stage2_valid
               && !stream_response)
             state <= IDLE;
+        end
+        STORE_STREAM: begin
+          if (store_issue && sram_grant) begin
+            s0_address <= dram_block;
+            s0_bytes <= request_bytes;
+            if (last_block) begin
+              block_column <= 32'd0;
+              row <= row + 32'd1;
+              dram_row <= dram_row + {{32{dstride[31]}}, dstride};
+              dram_block <= dram_row + {{32{dstride[31]}}, dstride};
+              sram_row <= sram_row + sstride;
+            end else begin
+              block_column <= block_column + BLOCK;
+              dram_block <= dram_block + {{(64-BYTE_COUNT_BITS){1'b0}}, block_bytes};
+            end
+            if (last_block && last_row) walk_done <= 1'b1;
+          end
+          if (s2_valid) begin   // codec_valid: the block read three cycles ago, encoded
+            out_data[out_tail] <= codec_dram;
+            out_address[out_tail] <= s2_address;
+            out_bytes[out_tail] <= s2_bytes;
+            out_tail <= out_tail + 2'd1;
+          end
+          if (store_request && dram_request_ready) out_head <= out_head + 2'd1;
+          out_count <= out_count + {2'b00, s2_valid} - {2'b00, store_request && dram_request_ready};
+          if (walk_done && !s0_valid && !s1_valid && !s2_valid && out_count == 3'd0) state <= DRAIN;
         end
         DRAIN: if (outstanding == 32'd0 || (outstanding == 32'd1 && dram_response_valid)) state <= IDLE;
         default: state <= IDLE;
