@@ -43,6 +43,18 @@ CORE_FAULTS: tuple[tuple[str, str], ...] = (
     ("int_sram_range", "lw / sw address outside the INT SRAM"),
     ("fp_sram_range", "flw / fsw address outside the FP SRAM"),
     ("fcvt_nan", "fcvt.i.f of a NaN"),
+    # raised by the queued units of npu_top (dma_engine, vector_sequencer, matrix_sequencer)
+    ("dma_format", "a DMA with int32 to a floating-point SRAM, or another format to the INT SRAM"),
+    ("dma_shape", "a DMA with negative rows / cols, or an MX row that is not whole blocks"),
+    ("dma_alignment", "a DMA's DRAM address or stride not aligned to its format's element"),
+    ("dram_range", "a DMA's DRAM bytes outside the DRAM"),
+    ("dma_sram_range", "a DMA's SRAM elements (or its kv scale row) outside the SRAM"),
+    ("vector_range", "a vector instruction's row outside its SRAM"),
+    ("vector_alignment", "a vector instruction's vector SRAM row not aligned to VLEN"),
+    ("vector_fault", "vsti of a NaN, vrothalf group outside [2, VLEN], vsmscale mode, or a bad vector word"),
+    ("matrix_range", "a matrix instruction's activation rows or weight tile outside its SRAM"),
+    ("matrix_alignment", "a weight tile address not aligned to a matrix SRAM row of MLEN"),
+    ("accumulator", "a matrix instruction names an accumulator the machine lacks"),
 )
 FAULT_CODES: dict[str, int] = {name: code for code, (name, _) in enumerate(CORE_FAULTS)}
 FAULT_BITS = max(1, (len(CORE_FAULTS) - 1).bit_length())

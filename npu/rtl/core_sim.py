@@ -37,7 +37,7 @@ def decode_words(words: np.ndarray, simulator: str | None = None) -> dict[str, n
 # ------------------------------------------------------------------------------------------------
 # The core
 # ------------------------------------------------------------------------------------------------
-CORE_SOURCES = ("issue_queue", "word_memory", "register_file", "loop_stack", "scalar_alu", "address_alu", "int32_to_fp32",
+CORE_SOURCES = ("issue_queue", "word_memory", "scalar_sram", "register_file", "loop_stack", "scalar_alu", "address_alu", "int32_to_fp32",
                 "fp32_to_int32", "scalar_fpu", "npu_core")
 HARNESS = "npu_core_harness"
 LOG_DEPTH = 256

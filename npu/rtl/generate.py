@@ -329,6 +329,70 @@ def decoder_source() -> str:
     return "".join(out)
 
 
+def vector_operand_plan() -> str:
+    """vector_operand_plan: mnemonic index -> which SRAM rows and registers the vector sequencer of
+    npu_top reads and writes for a vector instruction (npu.rtl.vector_plan, from the ISA table)."""
+    from npu.rtl.vector_plan import vector_plans
+
+    outputs = ["row_a", "row_b", "row_c", "words_a", "words_b", "scalar_i", "dest_row", "dest_words"]
+    lines = [
+        BANNER.format(sources="npu/isa/table.py and npu/rtl/vector_plan.py"),
+        "// The vector sequencer's operand plan: for the vector instruction `mnemonic` (index into\n",
+        "// npu.isa.table.INSTRUCTIONS), <role>_valid / <role>_slot name the INT read slot holding the\n",
+        "// address (or value) of each operand role; *_int: the word row is in the INT SRAM (else FP);\n",
+        "// scalar_f_register: the FP scalar is the accumulated register fp_index (read when the\n",
+        "// instruction executes, ISA rule 3), else FP read slot 0; fp_write / int_write: registers the\n",
+        "// unit writes back (field values taken from the word).\n",
+        "`default_nettype none\n", '`include "dnpu_isa.vh"\n', '`include "dnpu_core.vh"\n',
+        "module vector_operand_plan (\n",
+        "    input  wire [`DNPU_MNEMONIC_BITS-1:0] mnemonic,\n",
+        "    /* verilator lint_off UNUSEDSIGNAL */  // only the register fields\n",
+        "    input  wire [31:0] word,\n",
+        "    /* verilator lint_on UNUSEDSIGNAL */\n",
+    ]
+    for role in outputs:
+        lines.append(f"    output reg         {role}_valid,\n    output reg  [2:0]  {role}_slot,\n")
+    lines += ["    output reg         words_a_int,\n", "    output reg         words_b_int,\n",
+              "    output reg         dest_words_int,\n", "    output reg         scalar_f_valid,\n",
+              "    output reg         scalar_f_register,\n", "    output reg         fp_write,\n",
+              "    output reg  [2:0]  fp_index,\n", "    output reg         int_write,\n",
+              "    output reg  [3:0]  int_index,\n", "    output reg         known\n", ");\n",
+              "  always @* begin\n"]
+    for role in outputs:
+        lines.append(f"    {role}_valid = 1'b0;\n    {role}_slot = 3'd0;\n")
+    lines += ["    words_a_int = 1'b0;\n    words_b_int = 1'b0;\n    dest_words_int = 1'b0;\n",
+              "    scalar_f_valid = 1'b0;\n    scalar_f_register = 1'b0;\n    fp_write = 1'b0;\n",
+              "    fp_index = 3'd0;\n    int_write = 1'b0;\n    int_index = 4'd0;\n    known = 1'b0;\n",
+              "    case (mnemonic)\n"]
+    for mnemonic, p in vector_plans().items():
+        key = mnemonic.upper().replace(".", "_")
+        body = ["known = 1'b1;"]
+        for role in ("row_a", "row_b", "row_c", "scalar_i", "dest_row"):
+            slot = getattr(p, role)
+            if slot is not None:
+                body.append(f"{role}_valid = 1'b1; {role}_slot = 3'd{slot};")
+        for role in ("words_a", "words_b", "dest_words"):
+            value = getattr(p, role)
+            if value is not None:
+                body.append(f"{role}_valid = 1'b1; {role}_slot = 3'd{value[0]}; "
+                            f"{role}_int = 1'b{int(value[1] == 'int')};")
+        if p.scalar_f is not None:
+            body.append("scalar_f_valid = 1'b1;")
+            if p.scalar_f != "slot":
+                body.append("scalar_f_register = 1'b1;")
+        if p.fp_register:
+            field = p.fp_register.upper()
+            body.append(f"fp_write = 1'b1; fp_index = word[`DNPU_{key}_{field}_LSB +: 3];")
+        if p.int_register:
+            field = p.int_register.upper()
+            body.append(f"int_write = 1'b1; int_index = word[`DNPU_{key}_{field}_LSB +: 4];")
+        lines.append(f"      `DNPU_MNEMONIC_BITS'd`DNPU_MN_{key}: begin  // {mnemonic}\n")
+        lines += [f"        {statement}\n" for statement in body]
+        lines.append("      end\n")
+    lines += ["      default: ;\n", "    endcase\n", "  end\n", "endmodule\n", "`default_nettype wire\n"]
+    return "".join(lines)
+
+
 def generated_files() -> dict[str, str]:
     """File name -> content of everything npu/rtl/generated/ holds."""
     rsqrt_index_bits = numerics.RSQRT_TABLE_BITS + 1  # plus the exponent-parity bit
@@ -338,6 +402,7 @@ def generated_files() -> dict[str, str]:
         "dnpu_mx.vh": mx_header(),
         "dnpu_vector_ops.vh": vector_ops_header(),
         "vector_op_decode.v": vector_op_decode(),
+        "vector_operand_plan.v": vector_operand_plan(),
         "dnpu_core.vh": core_header(),
         "instruction_decoder.v": decoder_source(),
         "recip_seed_rom.v": seed_rom(

@@ -25,7 +25,7 @@ module issue_queue #(
   reg [INDEX_BITS:0]   count;
   wire push = push_valid && push_ready;
   wire pop = pop_valid && pop_ready;
-  assign push_ready = count != DEPTH;
+  assign push_ready = count != DEPTH[INDEX_BITS:0];
   assign pop_valid = count != {(INDEX_BITS + 1){1'b0}};
   assign occupied = pop_valid;
   assign pop_data = entries[head];

@@ -25,6 +25,7 @@ module npu_core #(
     parameter INT_SRAM_WORDS = 16384,     // NPUConfig.int_sram.size_bytes / 4
     parameter FP_SRAM_WORDS = 16384,      // NPUConfig.fp_sram.size_bytes / 4
     parameter DLLM_INSTRUCTIONS = 1,      // NPUConfig.dllm_instructions
+    parameter UNIT_LANES = 8,             // words per unit access of the scalar SRAMs (width_bits / 32)
     // derived widths (leave at their defaults)
     parameter PC_BITS = $clog2(PROGRAM_WORDS) + 1,  // holds 0..PROGRAM_WORDS
     parameter INT_ADDRESS_BITS = $clog2(INT_SRAM_WORDS),
@@ -67,7 +68,31 @@ module npu_core #(
     output wire [31:0]         debug_fp_register,    // f[debug_index[2:0]]
     output wire [63:0]         debug_address_register,  // a[debug_index[2:0]]
     output wire [31:0]         debug_int_sram,       // INT_SRAM[debug_index]
-    output wire [31:0]         debug_fp_sram         // FP_SRAM[debug_index]
+    output wire [31:0]         debug_fp_sram,        // FP_SRAM[debug_index]
+    // the queued units' access to the scalar SRAMs (DMA, vector unit): UNIT_LANES words from any
+    // word address, lane-masked; read data the cycle after (latency 1, as row_sram)
+    input  wire                    unit_int_sram_enable,
+    input  wire                    unit_int_sram_write,
+    input  wire [INT_ADDRESS_BITS-1:0] unit_int_sram_address,
+    input  wire [UNIT_LANES-1:0]   unit_int_sram_lane_enable,
+    input  wire [32*UNIT_LANES-1:0] unit_int_sram_write_data,
+    output wire [32*UNIT_LANES-1:0] unit_int_sram_read_data,
+    input  wire                    unit_fp_sram_enable,
+    input  wire                    unit_fp_sram_write,
+    input  wire [FP_ADDRESS_BITS-1:0] unit_fp_sram_address,
+    input  wire [UNIT_LANES-1:0]   unit_fp_sram_lane_enable,
+    input  wire [32*UNIT_LANES-1:0] unit_fp_sram_write_data,
+    output wire [32*UNIT_LANES-1:0] unit_fp_sram_read_data,
+    // the vector unit's register results (vsum / vmaxr fd, vargmax fmax / ridx; ISA rule 3): the
+    // accumulated FP register is read when the instruction executes, the results written back
+    input  wire [2:0]              unit_fp_read_index,
+    output wire [31:0]             unit_fp_read_data,
+    input  wire                    unit_fp_write_enable,
+    input  wire [2:0]              unit_fp_write_index,
+    input  wire [31:0]             unit_fp_write_data,
+    input  wire                    unit_int_write_enable,
+    input  wire [3:0]              unit_int_write_index,
+    input  wire [31:0]             unit_int_write_data
 );
   localparam [`DNPU_FAULT_BITS-1:0] NO_FAULT = `DNPU_FAULT_NONE;
   localparam integer DEPTH_BITS = $clog2(`DNPU_MAX_LOOP_DEPTH + 1);
@@ -112,17 +137,23 @@ module npu_core #(
   reg  [31:0] int_wdata, fp_wdata;
   wire [63:0] addr_wdata;
   wire [32*6-1:0] int_values;   // the five read slots, then the debug port
-  wire [32*3-1:0] fp_values;    // the two read slots, then the debug port
+  wire [32*4-1:0] fp_values;    // the two read slots, the debug port, the vector unit's read
   wire [64*2-1:0] addr_values;  // the read slot, then the debug port
   register_file #(.COUNT(`DNPU_NUM_INT_REGS), .WIDTH(32), .INDEX_BITS(4), .READS(6), .ZERO_REGISTER(1)) u_int_regs (
       .clk(clk), .reset(reset), .write_enable(int_we), .write_index(int_write), .write_data(int_wdata),
+      .unit_write_enable(unit_int_write_enable), .unit_write_index(unit_int_write_index),
+      .unit_write_data(unit_int_write_data),
       .read_index({debug_index[3:0], int_read4, int_read3, int_read2, int_read1, int_read0}),
       .read_data(int_values));
-  register_file #(.COUNT(`DNPU_NUM_FP_REGS), .WIDTH(32), .INDEX_BITS(3), .READS(3)) u_fp_regs (
+  register_file #(.COUNT(`DNPU_NUM_FP_REGS), .WIDTH(32), .INDEX_BITS(3), .READS(4)) u_fp_regs (
       .clk(clk), .reset(reset), .write_enable(fp_we), .write_index(fp_write), .write_data(fp_wdata),
-      .read_index({debug_index[2:0], fp_read1, fp_read0}), .read_data(fp_values));
+      .unit_write_enable(unit_fp_write_enable), .unit_write_index(unit_fp_write_index),
+      .unit_write_data(unit_fp_write_data),
+      .read_index({unit_fp_read_index, debug_index[2:0], fp_read1, fp_read0}), .read_data(fp_values));
+  assign unit_fp_read_data = fp_values[32*3 +: 32];
   register_file #(.COUNT(`DNPU_NUM_ADDR_REGS), .WIDTH(64), .INDEX_BITS(3), .READS(2)) u_addr_regs (
       .clk(clk), .reset(reset), .write_enable(addr_we), .write_index(addr_write), .write_data(addr_wdata),
+      .unit_write_enable(1'b0), .unit_write_index(3'd0), .unit_write_data(64'd0),
       .read_index({debug_index[2:0], addr_read}), .read_data(addr_values));
   wire [31:0] int_a = int_values[31:0], int_b = int_values[63:32];
   wire [31:0] fp_a = fp_values[31:0], fp_b = fp_values[63:32];
@@ -151,14 +182,20 @@ module npu_core #(
   wire fp_in_range = !memory_address[32] && memory_address[31:0] < FP_SRAM_WORDS;
   reg  int_sram_we, fp_sram_we;
   wire [31:0] int_sram_data, fp_sram_data;
-  word_memory #(.WORDS(INT_SRAM_WORDS), .ADDRESS_BITS(INT_ADDRESS_BITS)) u_int_sram (
+  scalar_sram #(.WORDS(INT_SRAM_WORDS), .ADDRESS_BITS(INT_ADDRESS_BITS), .LANES(UNIT_LANES)) u_int_sram (
       .clk(clk), .write_enable(int_sram_we), .write_address(memory_address[INT_ADDRESS_BITS-1:0]),
       .write_data(int_a), .read_address(memory_address[INT_ADDRESS_BITS-1:0]), .read_data(int_sram_data),
-      .debug_address(debug_index[INT_ADDRESS_BITS-1:0]), .debug_data(debug_int_sram));
-  word_memory #(.WORDS(FP_SRAM_WORDS), .ADDRESS_BITS(FP_ADDRESS_BITS)) u_fp_sram (
+      .debug_address(debug_index[INT_ADDRESS_BITS-1:0]), .debug_data(debug_int_sram),
+      .row_enable(unit_int_sram_enable), .row_write(unit_int_sram_write), .row_address(unit_int_sram_address),
+      .row_lane_enable(unit_int_sram_lane_enable), .row_write_data(unit_int_sram_write_data),
+      .row_read_data(unit_int_sram_read_data));
+  scalar_sram #(.WORDS(FP_SRAM_WORDS), .ADDRESS_BITS(FP_ADDRESS_BITS), .LANES(UNIT_LANES)) u_fp_sram (
       .clk(clk), .write_enable(fp_sram_we), .write_address(memory_address[FP_ADDRESS_BITS-1:0]),
       .write_data(fp_a), .read_address(memory_address[FP_ADDRESS_BITS-1:0]), .read_data(fp_sram_data),
-      .debug_address(debug_index[FP_ADDRESS_BITS-1:0]), .debug_data(debug_fp_sram));
+      .debug_address(debug_index[FP_ADDRESS_BITS-1:0]), .debug_data(debug_fp_sram),
+      .row_enable(unit_fp_sram_enable), .row_write(unit_fp_sram_write), .row_address(unit_fp_sram_address),
+      .row_lane_enable(unit_fp_sram_lane_enable), .row_write_data(unit_fp_sram_write_data),
+      .row_read_data(unit_fp_sram_read_data));
 
   // ---- control: branches and loops -------------------------------------------------------
   wire [PC_BITS-1:0] following = pc_r + 1'b1;

@@ -64,7 +64,7 @@ module npu_core_harness #(
   wire [63:0] issue_address_operand;
 
   npu_core #(.PROGRAM_WORDS(PROGRAM_WORDS), .INT_SRAM_WORDS(INT_SRAM_WORDS), .FP_SRAM_WORDS(FP_SRAM_WORDS),
-             .DLLM_INSTRUCTIONS(DLLM_INSTRUCTIONS)) u_core (
+             .DLLM_INSTRUCTIONS(DLLM_INSTRUCTIONS), .UNIT_LANES(UNIT_LANES)) u_core (
       .clk(clk), .reset(reset), .program_write_enable(program_write_enable),
       .program_write_address(program_write_address), .program_write_data(program_write_data),
       .program_length(program_length), .halted(halted), .error_code(error_code), .stopped(stopped),
@@ -77,7 +77,23 @@ module npu_core_harness #(
       .issue_address_operand(issue_address_operand), .debug_index(debug_index),
       .debug_int_register(debug_int_register), .debug_fp_register(debug_fp_register),
       .debug_address_register(debug_address_register), .debug_int_sram(debug_int_sram),
-      .debug_fp_sram(debug_fp_sram));
+      .debug_fp_sram(debug_fp_sram),
+      // no queued units here (npu_top has them): their SRAM and register ports are idle
+      .unit_int_sram_enable(1'b0), .unit_int_sram_write(1'b0), .unit_int_sram_address({INT_ADDRESS_BITS{1'b0}}),
+      .unit_int_sram_lane_enable({UNIT_LANES{1'b0}}), .unit_int_sram_write_data({32*UNIT_LANES{1'b0}}),
+      .unit_int_sram_read_data(unused_int_row),
+      .unit_fp_sram_enable(1'b0), .unit_fp_sram_write(1'b0), .unit_fp_sram_address({FP_ADDRESS_BITS{1'b0}}),
+      .unit_fp_sram_lane_enable({UNIT_LANES{1'b0}}), .unit_fp_sram_write_data({32*UNIT_LANES{1'b0}}),
+      .unit_fp_sram_read_data(unused_fp_row),
+      .unit_fp_read_index(3'd0), .unit_fp_read_data(unused_fp_register),
+      .unit_fp_write_enable(1'b0), .unit_fp_write_index(3'd0), .unit_fp_write_data(32'd0),
+      .unit_int_write_enable(1'b0), .unit_int_write_index(4'd0), .unit_int_write_data(32'd0));
+  localparam UNIT_LANES = 8;
+  localparam INT_ADDRESS_BITS = $clog2(INT_SRAM_WORDS), FP_ADDRESS_BITS = $clog2(FP_SRAM_WORDS);
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [32*UNIT_LANES-1:0] unused_int_row, unused_fp_row;
+  wire [31:0] unused_fp_register;
+  /* verilator lint_on UNUSEDSIGNAL */
 
   wire [LOG_WIDTH-1:0] payload = {issue_address_operand, issue_fp_operands, issue_int_operands, issue_word, issue_pc};
   wire [LOG_WIDTH-1:0] popped [0:2];

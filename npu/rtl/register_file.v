@@ -1,6 +1,9 @@
 // register_file: COUNT registers of WIDTH bits, READS combinational read ports (port p: index in
 // read_index[p*INDEX_BITS +: INDEX_BITS], data in read_data[p*WIDTH +: WIDTH]) and one write
-// port. ZERO_REGISTER = 1 makes register 0 read as zero and ignore writes (the INT file's r0).
+// port, plus a second write port (unit_write_*) for the queued units' register results (the vector
+// unit's vsum / vmaxr / vargmax, ISA rule 3); of two writes to one register in a cycle the unit's
+// wins (the synchronisation rules keep the core off a register the vector unit still owes).
+// ZERO_REGISTER = 1 makes register 0 read as zero and ignore writes (the INT file's r0).
 // Synchronous reset clears every register, as the functional simulator's reset does.
 `default_nettype none
 module register_file #(
@@ -15,6 +18,9 @@ module register_file #(
     input  wire                        write_enable,
     input  wire [INDEX_BITS-1:0]       write_index,
     input  wire [WIDTH-1:0]            write_data,
+    input  wire                        unit_write_enable,
+    input  wire [INDEX_BITS-1:0]       unit_write_index,
+    input  wire [WIDTH-1:0]            unit_write_data,
     input  wire [READS*INDEX_BITS-1:0] read_index,
     output reg  [READS*WIDTH-1:0]      read_data
 );
@@ -23,8 +29,11 @@ module register_file #(
   always @(posedge clk) begin
     if (reset) begin
       for (r = 0; r < COUNT; r = r + 1) registers[r] <= {WIDTH{1'b0}};
-    end else if (write_enable && !(ZERO_REGISTER != 0 && write_index == {INDEX_BITS{1'b0}})) begin
-      registers[write_index] <= write_data;
+    end else begin
+      if (write_enable && !(ZERO_REGISTER != 0 && write_index == {INDEX_BITS{1'b0}}))
+        registers[write_index] <= write_data;
+      if (unit_write_enable && !(ZERO_REGISTER != 0 && unit_write_index == {INDEX_BITS{1'b0}}))
+        registers[unit_write_index] <= unit_write_data;
     end
   end
   always @* begin

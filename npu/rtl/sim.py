@@ -116,9 +116,10 @@ def _environment(simulator: str) -> None:
 
 def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
                  parameters: dict[str, object] | None = None,
-                 defines: dict[str, object] | None = None) -> Path:
+                 defines: dict[str, object] | None = None, verilator_args: tuple[str, ...] = ()) -> Path:
     """Build the design whose top module is `top` from `sources` (the generated headers are on the
-    include path) for `simulator`, with Verilog `parameters` on the top and `defines`.
+    include path) for `simulator`, with Verilog `parameters` on the top and `defines`;
+    `verilator_args` are added to a Verilator build (e.g. ("-CFLAGS", "-O0") for a large design).
 
     Cached under build_root() by a hash of everything that goes into the build, so each
     (design, parameters, defines, simulator) is compiled once; a file lock lets pytest-xdist
@@ -134,7 +135,7 @@ def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
     for source in list(sources) + sorted(GENERATED_DIR.glob("*.vh")):
         key.update(Path(source).name.encode() + Path(source).read_bytes())
     key.update(top.encode() + repr(sorted(parameters.items())).encode()
-               + repr(sorted(defines.items())).encode()
+               + repr(sorted(defines.items())).encode() + repr(verilator_args).encode()
                + (os.environ.get("CXXFLAGS", "").encode() if simulator == "verilator" else b""))
     digest = key.hexdigest()[:16]
     build_dir = build_root() / f"{top}-{simulator}-{digest}"
@@ -152,7 +153,7 @@ def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
                 parameters=parameters,
                 hdl_toplevel=top,
                 build_dir=build_dir,
-                build_args=["-g2012"] if simulator == "icarus" else VERILATOR_BUILD_ARGS,
+                build_args=["-g2012"] if simulator == "icarus" else VERILATOR_BUILD_ARGS + list(verilator_args),
                 timescale=("1ns", "1ps"),
                 log_file=build_dir / "build.log",
             )
@@ -178,16 +179,20 @@ def run_cocotb(top: str, build_dir: Path, test_module: str, simulator: str | Non
         for name, array in (files or {}).items():
             np.save(work / f"{name}.npy", array)
         sim = cocotb_runner.get_runner(simulator)
-        sim.test(
-            test_module=test_module,
-            hdl_toplevel=top,
-            hdl_toplevel_lang="verilog",
-            build_dir=build_dir,
-            test_dir=work,
-            results_xml=str(work / "results.xml"),
-            extra_env={"DNPU_RTL_WORK": str(work)},
-            log_file=work / "sim.log",
-        )
+        try:
+            sim.test(
+                test_module=test_module,
+                hdl_toplevel=top,
+                hdl_toplevel_lang="verilog",
+                build_dir=build_dir,
+                test_dir=work,
+                results_xml=str(work / "results.xml"),
+                extra_env={"DNPU_RTL_WORK": str(work)},
+                log_file=work / "sim.log",
+            )
+        except SystemExit as failed:  # cocotb's runner exits when the test module raised
+            log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
+            raise RuntimeError(f"{simulator} simulation of {top} ({test_module}) failed:\n{log[-4000:]}") from failed
         results = {}
         for name in outputs:
             path = work / f"{name}.npy"
@@ -224,3 +229,16 @@ def simulate(unit: str, inputs: np.ndarray, simulator: str | None = None,
     build_dir = build(simulator, defines)
     return run_cocotb(TOP, build_dir, "npu.rtl.cocotb_vectors", simulator,
                       files={"in": inputs, "unit": np.array(unit)})["out"]
+
+
+def run_stream(top: str, build_dir: Path, inputs: dict[str, np.ndarray], outputs: tuple[str, ...],
+               simulator: str | None = None) -> dict[str, np.ndarray]:
+    """Drive the clocked design `top` with one value per input port per cycle (each array: one row
+    of little-endian bytes per cycle, uint8 (cycles, bytes)) and return every output port sampled
+    after each cycle's rising edge, as uint8 (cycles, bytes). npu/rtl/cocotb_stream.py does it."""
+    names = list(inputs)
+    files = {"stream_inputs": np.array(names), "stream_outputs": np.array(outputs)}
+    files.update({f"in_{name}": np.asarray(array, dtype=np.uint8) for name, array in inputs.items()})
+    result = run_cocotb(top, build_dir, "npu.rtl.cocotb_stream", simulator, files=files,
+                        outputs=tuple(f"out_{name}" for name in outputs))
+    return {name: result[f"out_{name}"] for name in outputs}

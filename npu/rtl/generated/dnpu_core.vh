@@ -141,17 +141,28 @@
 `define DNPU_SYNC_UNIT_COUNT 3
 
 // Sticky error codes of the core (npu.rtl.core.CORE_FAULTS)
-`define DNPU_FAULT_BITS 4
-`define DNPU_FAULT_NONE 4'd0  // no fault
-`define DNPU_FAULT_ILLEGAL_INSTRUCTION 4'd1  // the word does not decode (unknown opcode or function code, bits set outside its fields, an enum code without a name)
-`define DNPU_FAULT_DLLM_INSTRUCTION 4'd2  // a dLLM instruction on a machine without dLLM instructions
-`define DNPU_FAULT_PC_OVERRUN 4'd3  // ran past the end of the program without `halt`
-`define DNPU_FAULT_BRANCH_TARGET 4'd4  // a taken branch / jump outside the program or out of the innermost loop body
-`define DNPU_FAULT_LOOP_COUNT 4'd5  // `loop` with a negative count register
-`define DNPU_FAULT_LOOP_BODY 4'd6  // a loop body that is empty, runs past the program end or is not nested in its enclosing loop
-`define DNPU_FAULT_LOOP_DEPTH 4'd7  // hardware loops nested deeper than MAX_LOOP_DEPTH
-`define DNPU_FAULT_INT_SRAM_RANGE 4'd8  // lw / sw address outside the INT SRAM
-`define DNPU_FAULT_FP_SRAM_RANGE 4'd9  // flw / fsw address outside the FP SRAM
-`define DNPU_FAULT_FCVT_NAN 4'd10  // fcvt.i.f of a NaN
+`define DNPU_FAULT_BITS 5
+`define DNPU_FAULT_NONE 5'd0  // no fault
+`define DNPU_FAULT_ILLEGAL_INSTRUCTION 5'd1  // the word does not decode (unknown opcode or function code, bits set outside its fields, an enum code without a name)
+`define DNPU_FAULT_DLLM_INSTRUCTION 5'd2  // a dLLM instruction on a machine without dLLM instructions
+`define DNPU_FAULT_PC_OVERRUN 5'd3  // ran past the end of the program without `halt`
+`define DNPU_FAULT_BRANCH_TARGET 5'd4  // a taken branch / jump outside the program or out of the innermost loop body
+`define DNPU_FAULT_LOOP_COUNT 5'd5  // `loop` with a negative count register
+`define DNPU_FAULT_LOOP_BODY 5'd6  // a loop body that is empty, runs past the program end or is not nested in its enclosing loop
+`define DNPU_FAULT_LOOP_DEPTH 5'd7  // hardware loops nested deeper than MAX_LOOP_DEPTH
+`define DNPU_FAULT_INT_SRAM_RANGE 5'd8  // lw / sw address outside the INT SRAM
+`define DNPU_FAULT_FP_SRAM_RANGE 5'd9  // flw / fsw address outside the FP SRAM
+`define DNPU_FAULT_FCVT_NAN 5'd10  // fcvt.i.f of a NaN
+`define DNPU_FAULT_DMA_FORMAT 5'd11  // a DMA with int32 to a floating-point SRAM, or another format to the INT SRAM
+`define DNPU_FAULT_DMA_SHAPE 5'd12  // a DMA with negative rows / cols, or an MX row that is not whole blocks
+`define DNPU_FAULT_DMA_ALIGNMENT 5'd13  // a DMA's DRAM address or stride not aligned to its format's element
+`define DNPU_FAULT_DRAM_RANGE 5'd14  // a DMA's DRAM bytes outside the DRAM
+`define DNPU_FAULT_DMA_SRAM_RANGE 5'd15  // a DMA's SRAM elements (or its kv scale row) outside the SRAM
+`define DNPU_FAULT_VECTOR_RANGE 5'd16  // a vector instruction's row outside its SRAM
+`define DNPU_FAULT_VECTOR_ALIGNMENT 5'd17  // a vector instruction's vector SRAM row not aligned to VLEN
+`define DNPU_FAULT_VECTOR_FAULT 5'd18  // vsti of a NaN, vrothalf group outside [2, VLEN], vsmscale mode, or a bad vector word
+`define DNPU_FAULT_MATRIX_RANGE 5'd19  // a matrix instruction's activation rows or weight tile outside its SRAM
+`define DNPU_FAULT_MATRIX_ALIGNMENT 5'd20  // a weight tile address not aligned to a matrix SRAM row of MLEN
+`define DNPU_FAULT_ACCUMULATOR 5'd21  // a matrix instruction names an accumulator the machine lacks
 
 `endif
