@@ -153,8 +153,8 @@ SYNTH_UNITS.update({
     # The core's control path (decoder, register files, scalar ALU/FPU, loop stack) with its
     # program, INT and FP memories as black boxes (SRAM macros: npu.synth.sram).
     "npu_core": SynthUnit("npu_core", _core_sources, parameters=_core_parameters, clock="clk",
-                          black_boxes=("word_memory",), keep_hierarchy=("fp32_add", "fp32_mul"),
-                          description="core without its memories (word_memory black boxes)"),
+                          black_boxes=("word_memory", "scalar_sram"), keep_hierarchy=("fp32_add", "fp32_mul"),
+                          description="core without its memories (word_memory and scalar_sram black boxes)"),
     # The anchor: INT8 x INT8 -> INT32 weight-stationary PE and 8x8 array, 200 ps at FF.
     "anchor_int8_pe": SynthUnit("anchor_int8_pe", _anchor_sources, include_dirs=(), clock="clk",
                                 period_ps=ANCHOR_PERIOD_PS, map_corner=ANCHOR_CORNER,
