@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -38,6 +40,21 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_tsv(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a table write_tsv wrote, keyed by its header (cells as strings)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def cell_number(value: Any) -> float:
+    """A table cell as a float: empty and non-numeric cells (a skipped program, a missing
+    figure) are NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def write_tsv(path: str | Path, rows: Iterable[Mapping[str, Any]], missing: str | None = None) -> Path:

@@ -26,12 +26,12 @@ The compound units' areas are upper bounds (hierarchical synthesis, docs/synthes
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from npu.hw.config import NPUConfig
+from npu.io import read_tsv
 
 PE_RECIPES = (("matrix_pe",), ("fp32_mul", "fp32_add"))
 LANE_RECIPES = (("vector_lane",), ("fp32_add", "fp32_mul", "fp32_exp", "fp32_recip", "fp32_rsqrt"))
@@ -64,11 +64,11 @@ class UnitLibrary:
         """Read units.tsv (TT rows preferred), sram.tsv and the flop's area from a Liberty file."""
         units: dict[str, UnitFigures] = {}
         if units_tsv is not None:
-            for row in sorted(_rows(units_tsv), key=lambda r: r.get("corner") != "TT"):
+            for row in sorted(read_tsv(units_tsv), key=lambda r: r.get("corner") != "TT"):
                 units.setdefault(row["unit"], UnitFigures(float(row["cell_area_um2"]), float(row["leakage_uw"])))
         density = {}
         if sram_tsv is not None:
-            for row in _rows(sram_tsv):
+            for row in read_tsv(sram_tsv):
                 bits = int(row["size_bytes"]) * 8 * int(row["ports"])
                 density[row["memory"]] = float(row["area_um2"]) / bits
         flop = None
@@ -124,8 +124,3 @@ def area_report(config: NPUConfig, library: UnitLibrary) -> dict:
                area_status="ok" if not missing else "; ".join(missing),
                area_dma_codec="synthesized" if dma else "not synthesized (0)")
     return row
-
-
-def _rows(path: str | Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from npu.errors import UserError
-from npu.io import atomic_write_with
+from npu.io import atomic_write_with, cell_number as number
 
 DPI = 120  # about 1000 px across for the 8-inch figures: readable in the report without zooming
 
@@ -49,14 +49,6 @@ def read_tables(paths: Sequence[str | Path], columns: Iterable[str],
     """The rows of several tables with the same columns, concatenated."""
     columns, result_columns = list(columns), list(result_columns)
     return [row for path in paths for row in read_table(path, columns, result_columns)]
-
-
-def number(value: str | None) -> float:
-    """A table cell as a float: empty and non-numeric cells (a skipped program) are NaN."""
-    try:
-        return float(value) if value not in (None, "") else math.nan
-    except ValueError:
-        return math.nan
 
 
 def finite(value: float) -> bool:

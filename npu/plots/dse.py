@@ -8,25 +8,12 @@ tables) appear only in the energy panel; infeasible points are counted in the ti
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
-from npu.io import atomic_write_with
+from npu.io import atomic_write_with, cell_number as _number, read_tsv as _rows
 
 MARKERS = {"none": "s", "prefix": "^", "dual": "o"}
-
-
-def _rows(path: str | Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
-
-
-def _number(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def pareto_figure(points_tsv: str | Path, pareto_tsv: str | Path, out_png: str | Path) -> Path:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from npu.io import atomic_write_text, write_tsv
+from npu.io import atomic_write_text, cell_number as _float, read_tsv as _read_rows, write_tsv
 
 FIGURE_COLUMNS = ("tokens_per_s", "energy_per_token_mj", "latency_per_token_ms", "utilisation",
                   "dram_mb_per_token", "sampling_share")
@@ -69,18 +68,6 @@ def dse_point_stage(base: str | Path, parameters: dict, point: str, models: list
     else:
         write_tsv(out_dir / "cycle.tsv", [{"status": "not sampled for the cycle check"}])
     return write_tsv(out_dir / "point.tsv", rows, missing="")
-
-
-def _read_rows(path: str | Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
-
-
-def _float(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def preset_rows(analytical: list[str | Path], presets: list[str | Path], caches: tuple[str, ...],
