@@ -13,6 +13,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import First, RisingEdge, Timer
 
+from npu.rtl.cocotb_dump import dump_scalar_state
+
 PERIOD_NS = 10
 STATUS = ("halted", "error_code", "pc", "cycles", "retired", "log_count", "timed_out")
 
@@ -64,18 +66,7 @@ async def run_programs(dut) -> None:
         await Timer(1, unit="ns")
         status[p] = [int(dut.halted.value), int(dut.error_code.value), int(dut.pc.value), int(dut.cycles.value),
                      int(dut.retired.value), int(dut.log_count.value), timed_out]
-        for i in range(max(int_words, fp_words)):
-            dut.debug_index.value = i
-            await Timer(1, unit="ns")
-            if i < 16:
-                int_regs[p, i] = int(dut.debug_int_register.value)
-            if i < 8:
-                fp_regs[p, i] = int(dut.debug_fp_register.value)
-                addr_regs[p, i] = int(dut.debug_address_register.value)
-            if i < int_words:
-                int_sram[p, i] = int(dut.debug_int_sram.value)
-            if i < fp_words:
-                fp_sram[p, i] = int(dut.debug_fp_sram.value)
+        await dump_scalar_state(dut, p, int_regs, fp_regs, addr_regs, int_sram, fp_sram)
         for j in range(min(int(status[p, 5]), log_depth)):
             dut.log_index.value = j
             await Timer(1, unit="ns")

@@ -24,6 +24,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, Timer
 
+from npu.rtl.cocotb_dump import dump_scalar_state
+
 STATUS = ("halted", "error_code", "core_cycles", "retired", "cycles", "timed_out", "dram_requests", "dram_bytes")
 
 
@@ -112,18 +114,7 @@ async def run_programs(dut) -> None:
         dut.dram_response_valid.value = 0
         status[p] = [int(dut.halted.value), int(dut.error_code.value), int(dut.core_cycles.value),
                      int(dut.retired.value), cycle, timed_out, dram.requests, dram.bytes]
-        for i in range(max(int_words, fp_words)):
-            dut.debug_index.value = i
-            await Timer(1, unit="ns")
-            if i < 16:
-                int_regs[p, i] = int(dut.debug_int_register.value)
-            if i < 8:
-                fp_regs[p, i] = int(dut.debug_fp_register.value)
-                addr_regs[p, i] = int(dut.debug_address_register.value)
-            if i < int_words:
-                int_sram[p, i] = int(dut.debug_int_sram.value)
-            if i < fp_words:
-                fp_sram[p, i] = int(dut.debug_fp_sram.value)
+        await dump_scalar_state(dut, p, int_regs, fp_regs, addr_regs, int_sram, fp_sram)
         await FallingEdge(dut.clk)
         element_mask = (1 << vector_bits) - 1
         for matrix, words, lanes in ((0, vector_words, vlen), (1, matrix_words, matrix_lanes)):
