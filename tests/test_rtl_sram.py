@@ -10,7 +10,7 @@ import pytest
 
 from npu.rtl import RTL_DIR
 from npu.rtl import sim as rtl_sim
-from tests.rtl_helpers import ELABORATE, verilator_lint, yosys, yosys_binaries
+from rtl_helpers import ELABORATE, verilator_lint, yosys, yosys_binaries
 
 SOURCES = [RTL_DIR / "sram_bank.v", RTL_DIR / "row_sram.v"]
 SHAPES = [(8, 16, 128), (4, 32, 64)]  # LANES, ELEMENT_BITS, WORDS

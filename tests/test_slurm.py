@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_dse import REPO, SNAKEMAKE, mini_dse_config
+from test_dse import REPO, SNAKEMAKE, mini_dse_config
 
 pytestmark = pytest.mark.slow
 
