@@ -142,7 +142,7 @@ def planned_rules(output: str) -> list[str]:
 def test_pipeline_synthesizes_a_unit_per_corner_and_reruns_only_what_changed(tmp_path):
     config = {"config_dir": str(REPO / "config"), "models": {"trained": [], "shape_only": []},
               "npus": ["dnpu-edge"], "quantization": {"models": [], "ablation": {"model": "tiny-sort", "outliers": False}},
-              "verify": {"models": []},
+              "verify": {"models": []}, "dse": {"enabled": False},
               "synth": {"units": ["fp32_to_bf16"], "anchor_units": [], "corners": ["TT", "FF"], "pdk": str(find_pdk().root),
                         "activity_vectors": 64}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))

@@ -247,6 +247,7 @@ def test_pipeline_shares_jobs_between_presets_and_reruns_only_changed_keys(tmp_p
               "npus": ["dnpu-edge", "edge-twin"],
               "quantization": {"models": [], "ablation": {"model": "tiny-sort", "outliers": False}},
               "verify": {"models": []},
+              "dse": {"enabled": False},
               "synth": {"units": ["fp32_to_bf16", "matrix_pe", "matrix_pe_row0"], "anchor_units": [],
                         "corners": ["TT"], "activity_vectors": 16}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
