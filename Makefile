@@ -55,7 +55,7 @@ dry-run: setup
 	$(BIN)/snakemake -n
 
 test: setup
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q --durations=15
 
 test-slow: setup
 	$(BIN)/pytest -n 2 -q -m slow
