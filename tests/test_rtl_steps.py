@@ -18,7 +18,7 @@ import os
 import numpy as np
 import pytest
 
-from npu.check.rtl import (STEP_PROGRAM_WORDS, dram_timing, record_generation, rtl_machine, run_steps_on_rtl,
+from npu.check.rtl import (STEP_DRAM_BYTES, STEP_PROGRAM_WORDS, dram_timing, record_generation, rtl_machine, run_steps_on_rtl,
                            tiny_random_model)
 from npu.models.decoding import DecodeConfig
 from npu.rtl import sim as rtl_sim
@@ -39,7 +39,8 @@ def generation_on_rtl(cache: str, steps: int | None, d_model: int, d_ff: int, si
     plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache=cache)
     cases, tokens = record_generation(model, weights, machine, PROMPT, plan)
     assert not (tokens == model.mask_token_id).any()
-    results = run_steps_on_rtl(machine, cases[:steps], simulator, program_words=STEP_PROGRAM_WORDS)
+    results = run_steps_on_rtl(machine, cases[:steps], simulator, program_words=STEP_PROGRAM_WORDS,
+                               dram_bytes=STEP_DRAM_BYTES)
     for result in results:
         print(result.row())
     return cases, results

@@ -180,6 +180,9 @@ def differences(rtl: TopRun, ref: Reference, config: NPUConfig) -> list[str]:
 # The program memory of the compiled-step runs (a tiny model's step is about 2,000 words): one size
 # for every run of a stage, so that they share one build (as they share one DRAM size).
 STEP_PROGRAM_WORDS = 4096
+# ... and one DRAM size: every image is padded to it (a tiny model's DRAM map is under 1 MiB;
+# the RTL's DMA checks addresses against it, and a compiled step never leaves its map).
+STEP_DRAM_BYTES = 1 << 21
 
 
 def rtl_machine(preset: str | NPUConfig) -> NPUConfig:
@@ -258,16 +261,25 @@ class StepResult:
 
 
 def run_steps_on_rtl(config: NPUConfig, cases: list[StepCase], simulator: str | None = None, *,
-                     program_words: int = 1024, cycle_budget: int = 50_000_000,
+                     program_words: int = 1024, dram_bytes: int | None = None, cycle_budget: int = 50_000_000,
                      progress: Callable[[str], None] | None = None) -> list[StepResult]:
     """The captured steps in order on npu_top (one simulation), each compared with the functional
-    simulator's state after it; cycles beside the cycle simulator's."""
-    runs = run_programs(config, [c.program for c in cases], [c.image for c in cases], dram_timing(config),
+    simulator's state after it; cycles beside the cycle simulator's. With `dram_bytes` the images are
+    zero-padded to that size (so that runs of different models share a build): the RTL's DRAM must
+    then equal the functional simulator's over the image and keep the padding untouched."""
+    dram_bytes = dram_bytes or max(len(c.image) for c in cases)
+    if any(len(c.image) > dram_bytes for c in cases):
+        raise ValueError(f"a DRAM image of {max(len(c.image) for c in cases)} bytes does not fit dram_bytes = {dram_bytes}")
+    images = [np.concatenate([c.image, np.zeros(dram_bytes - len(c.image), np.uint8)]) for c in cases]
+    runs = run_programs(config, [c.program for c in cases], images, dram_timing(config),
                         simulator, program_words=program_words, max_cycles=cycle_budget, progress=progress)
     expected = cycle_sim_cycles(config, cases)
     results = []
     for case, rtl, cycles in zip(cases, runs, expected):
-        found = differences(rtl, case.reference, config)
+        size = len(case.image)
+        found = differences(dataclasses.replace(rtl, dram=rtl.dram[:size]), case.reference, config)
+        if rtl.dram[size:].any():
+            found.append(f"dram: {int(np.count_nonzero(rtl.dram[size:]))} bytes written beyond the {size}-byte image")
         results.append(StepResult(case.name, not found, found, rtl.cycles, cycles, case.instructions))
     return results
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 
 from npu.io import write_tsv
+
 
 def rtl_verify_stage(npu: str | Path, checkpoints: list[str | Path], out: str | Path, vcd: str | Path,
                      caches: list[str] = ("dual",), steps: int = 2, simulator: str = "verilator",
                      vcd_cycles: int = 2000, seed: int = 1234, microbenchmarks: bool = True) -> list[dict]:
     """Write verify.tsv (`out`) and the activity dump (`vcd`); returns the table's rows."""
     from npu.check.prompts import task_prompts
-    from npu.check.rtl import (STEP_PROGRAM_WORDS, dram_timing, microbenchmark_cases, record_generation,
-                               rtl_machine, run_steps_on_rtl)
+    from npu.check.rtl import (STEP_DRAM_BYTES, STEP_PROGRAM_WORDS, dram_timing, microbenchmark_cases,
+                               record_generation, rtl_machine, run_steps_on_rtl)
     from npu.hw.config import load_npu_config
     from npu.ir import weights_from_model
     from npu.models.checkpoint import load_checkpoint
@@ -36,7 +38,7 @@ def rtl_verify_stage(npu: str | Path, checkpoints: list[str | Path], out: str | 
     print(f"rtl-verify: {preset.name} reduced to {machine.name}: VLEN {machine.vlen}, MLEN {machine.mlen}, "
           f"BLEN {machine.blen}; simulator {simulator}", flush=True)
     rows: list[dict] = []
-    activity = None
+    activity, dram_bytes = None, STEP_DRAM_BYTES
     for checkpoint in checkpoints:
         model, meta = load_checkpoint(str(checkpoint))
         spec = meta["extra"]["preset"]
@@ -51,7 +53,7 @@ def rtl_verify_stage(npu: str | Path, checkpoints: list[str | Path], out: str | 
             print(f"rtl-verify: {model.config.name} {cache}: {len(cases)} steps on the RTL "
                   f"({sum(c.instructions for c in cases):,} instructions)", flush=True)
             results = run_steps_on_rtl(machine, cases, simulator, program_words=STEP_PROGRAM_WORDS,
-                                       progress=lambda line: print(line, flush=True))
+                                       dram_bytes=STEP_DRAM_BYTES, progress=lambda line: print(line, flush=True))
             for result in results:
                 rows.append({"npu": preset.name, "model": model.config.name, "cache": cache, **result.row()})
                 print(f"rtl-verify: {result.name}: {'bit-exact' if result.bit_exact else 'DIFFERS'}, "
@@ -61,16 +63,19 @@ def rtl_verify_stage(npu: str | Path, checkpoints: list[str | Path], out: str | 
                 activity = cases[-1]
     if microbenchmarks or activity is None:
         print("rtl-verify: microbenchmarks", flush=True)
-        # over a DRAM of the compiled steps' size: the same build
-        cases = microbenchmark_cases(machine, len(activity.image) if activity else 1 << 14)
-        for result in run_steps_on_rtl(machine, cases, simulator, program_words=STEP_PROGRAM_WORDS):
+        # beside compiled steps, padded to their DRAM (the same build); alone, a 16 KiB DRAM (faster dumps)
+        dram_bytes = STEP_DRAM_BYTES if activity is not None else 1 << 14
+        cases = microbenchmark_cases(machine)
+        for result in run_steps_on_rtl(machine, cases, simulator, program_words=STEP_PROGRAM_WORDS,
+                                       dram_bytes=dram_bytes):
             rows.append({"npu": preset.name, "model": "microbenchmark", "cache": "", **result.row()})
         activity = activity or cases[-1]   # no compiled step: the activity of the queue-overlap benchmark
     if not rows:
         raise ValueError("nothing to verify: give a --checkpoint or leave the microbenchmarks on")
     write_tsv(out, rows)
     print(f"rtl-verify: activity of {activity.name}, first {vcd_cycles} cycles -> {vcd}", flush=True)
-    record_activity(machine, activity.program, activity.image, dram_timing(machine), Path(vcd), vcd_cycles,
+    image = np.concatenate([activity.image, np.zeros(dram_bytes - len(activity.image), np.uint8)])
+    record_activity(machine, activity.program, image, dram_timing(machine), Path(vcd), vcd_cycles,
                     simulator="icarus", program_words=STEP_PROGRAM_WORDS)
     bad = [row["program"] for row in rows if row["bit_exact"] is not True]
     print(f"rtl-verify: {len(rows) - len(bad)} of {len(rows)} programs bit-exact" + (f"; differ: {bad}" if bad else ""),
