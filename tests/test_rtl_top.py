@@ -23,10 +23,10 @@ from npu.rtl.top import reduced_config
 from npu.rtl.top_sim import TopRun, run_programs
 from npu.check.rtl import differences, dram_timing, reference_runs
 
-# Icarus unless DNPU_RTL_SIM says otherwise: Verilator needs about 8 minutes of C++ compilation
-# for npu_top (at -O0; the default -Os did not finish in 20) and then simulates it no faster
-# (about 140 against 165 cycles/s with the testbench's per-cycle Python, docs/rtl.md), while
-# Icarus compiles it in seconds. DNPU_RTL_SIM=verilator runs the same tests on Verilator.
+# Icarus unless DNPU_RTL_SIM says otherwise: these programs are short (a few hundred cycles each),
+# Icarus compiles npu_top in seconds, and Verilator's build takes about 10 minutes of C++ on the
+# 2-core machine before its 30x faster simulation pays off (docs/rtl.md). DNPU_RTL_SIM=verilator
+# runs the same tests on Verilator.
 SIMULATOR = os.environ.get("DNPU_RTL_SIM", "icarus")
 DRAM_BYTES = 1 << 14
 
