@@ -37,9 +37,9 @@ def generation_on_rtl(cache: str, steps: int | None, d_model: int, d_ff: int, si
     machine = rtl_machine("dnpu-edge")
     model, weights = tiny_random_model("tiny-sort", layers=1, d_model=d_model, d_ff=d_ff)
     plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache=cache)
-    cases, tokens = record_generation(model, weights, machine, PROMPT, plan)
-    assert not (tokens == model.mask_token_id).any()
-    results = run_steps_on_rtl(machine, cases[:steps], simulator, program_words=STEP_PROGRAM_WORDS,
+    cases, tokens = record_generation(model, weights, machine, PROMPT, plan, max_steps=steps)
+    assert steps is not None or not (tokens == model.mask_token_id).any()
+    results = run_steps_on_rtl(machine, cases, simulator, program_words=STEP_PROGRAM_WORDS,
                                dram_bytes=STEP_DRAM_BYTES)
     for result in results:
         print(result.row())

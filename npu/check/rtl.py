@@ -204,10 +204,15 @@ class StepCase:
     instructions: int
 
 
-def record_generation(model, weights: dict[str, np.ndarray], npu: NPUConfig, prompt, plan,
-                      label: str = "") -> tuple[list[StepCase], np.ndarray]:
+class _Enough(Exception):
+    """Raised inside the stepper once the steps asked for are captured: the rest is not decoded."""
+
+
+def record_generation(model, weights: dict[str, np.ndarray], npu: NPUConfig, prompt, plan, label: str = "",
+                      max_steps: int | None = None) -> tuple[list[StepCase], np.ndarray | None]:
     """Decode one generation with the runtime (compiled step programs on the functional simulator)
-    and capture every step; returns the steps and the generated tokens."""
+    and capture every step - or only the first `max_steps`; returns the steps and the generated
+    tokens (None when the generation was cut short)."""
     from npu.runtime.generate import SimulatorStepper, generate
 
     seq_len = len(prompt) + plan.gen_length
@@ -216,6 +221,8 @@ def record_generation(model, weights: dict[str, np.ndarray], npu: NPUConfig, pro
     run = fsim.run
 
     def recording_run(max_instructions: int = 10_000_000):
+        if max_steps is not None and len(cases) == max_steps:
+            raise _Enough
         image, words = fsim.dram.data.copy(), fsim.program.words.copy()
         stats = run(max_instructions=max_instructions)
         spec = next(c.spec for c in stepper.programs.values() if np.array_equal(c.program, words))
@@ -224,7 +231,10 @@ def record_generation(model, weights: dict[str, np.ndarray], npu: NPUConfig, pro
         return stats
 
     fsim.run = recording_run   # the stepper calls sim.run once per step
-    generation = generate(stepper, prompt, plan, model.mask_token_id)
+    try:
+        generation = generate(stepper, prompt, plan, model.mask_token_id)
+    except _Enough:
+        return cases, None
     return cases, generation.tokens
 
 

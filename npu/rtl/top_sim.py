@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from npu.hw.config import NPUConfig
-from npu.rtl import core, sim
-from npu.rtl import RTL_DIR
+from npu.rtl import RTL_DIR, core, sim
 from npu.rtl.top import top_parameters, top_sources
 
 BENCH = "npu_top_bench"
+# status_<p>.hex, in this order (npu_top_bench.v)
 STATUS = ("halted", "error_code", "core_cycles", "retired", "cycles", "timed_out", "dram_requests", "dram_bytes")
 
 
@@ -145,9 +145,9 @@ def run_programs(config: NPUConfig, programs: list[np.ndarray], dram_images: lis
             def read(name: str, bits: int) -> np.ndarray:
                 return _read_hex(work / f"{name}_{p}.hex", bits)
 
-            halted, error, core_cycles, retired, cycles, timed_out, requests, nbytes = (
-                int(x) for x in read("status", 32))
-            runs.append(TopRun(bool(halted), error, core_cycles, retired, cycles, bool(timed_out), requests, nbytes,
+            status = dict(zip(STATUS, (int(x) for x in read("status", 32))))
+            runs.append(TopRun(bool(status["halted"]), status["error_code"], status["core_cycles"], status["retired"],
+                               status["cycles"], bool(status["timed_out"]), status["dram_requests"], status["dram_bytes"],
                                [int(x) for x in read("int_regs", 32)], [int(x) for x in read("fp_regs", 32)],
                                [int(x) for x in read("addr_regs", 64)], read("int_sram", 32), read("fp_sram", 32),
                                read("vector_sram", vector_bits).astype(np.uint32), read("matrix_sram", 16),

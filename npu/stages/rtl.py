@@ -48,8 +48,7 @@ def rtl_verify_stage(npu: str | Path, checkpoints: list[str | Path], out: str | 
         for cache in caches:
             plan = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache)
             print(f"rtl-verify: {model.config.name} {cache}: decoding on the functional simulator", flush=True)
-            cases, _ = record_generation(model.config, weights, machine, prompt, plan)
-            cases = cases[:steps]
+            cases, _ = record_generation(model.config, weights, machine, prompt, plan, max_steps=steps)
             print(f"rtl-verify: {model.config.name} {cache}: {len(cases)} steps on the RTL "
                   f"({sum(c.instructions for c in cases):,} instructions)", flush=True)
             results = run_steps_on_rtl(machine, cases, simulator, program_words=STEP_PROGRAM_WORDS,
