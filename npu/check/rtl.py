@@ -177,9 +177,10 @@ def differences(rtl: TopRun, ref: Reference, config: NPUConfig) -> list[str]:
 
 
 # ---- compiled steps ---------------------------------------------------------------------------
-# The program memory of the compiled-step runs (a tiny model's step is about 2,000 words): one size
-# for every run of a stage, so that they share one build (as they share one DRAM size).
-STEP_PROGRAM_WORDS = 4096
+# The program memory of the compiled-step runs (a step of one tiny-sort layer is about 2,000 words,
+# of the trained four-layer tiny-sort 6,481): one size for every run of a stage, so that they share
+# one build (as they share one DRAM size).
+STEP_PROGRAM_WORDS = 8192
 # ... and one DRAM size: every image is padded to it (a tiny model's DRAM map is under 1 MiB;
 # the RTL's DMA checks addresses against it, and a compiled step never leaves its map).
 STEP_DRAM_BYTES = 1 << 21
