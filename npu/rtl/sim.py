@@ -230,6 +230,8 @@ def run_bench(build_dir: Path, simulator: str | None = None, plusargs: dict[str,
     executable = build_dir / BENCH_EXECUTABLE[simulator]
     command = (["vvp", "-n", str(executable)] if simulator == "icarus" else [str(executable)])
     command += [f"+{name}={value}" for name, value in (plusargs or {}).items()]
+    if shutil.which("stdbuf"):   # line-buffered: the simulator's stdout is a pipe here
+        command = ["stdbuf", "-oL", *command]
     lines = []
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         for line in process.stdout:
