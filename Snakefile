@@ -22,6 +22,8 @@
 #                   shared by presets; area, fmax, critical path, power results/synth/units/{job}/, {npu}/units.tsv,
 #                   arrays composed from PEs, anchor, die area,         summary.tsv, composition.tsv, anchor.tsv, die_area.tsv,
 #                   calibrated technology table, energy per token       {npu}/tech.yaml, {npu}/energy_per_token.tsv
+#   rtl_verify      compiled steps + microbenchmarks on the RTL (npu_top): bit-exact vs the functional
+#                   simulator, cycles vs the cycle simulator; activity dump   results/rtl/{npu}/verify.tsv, activity.vcd
 #   plot_*          the paper's figures 1, 2, 4, 5, 7, 9 from those tables results/figures/*.png
 #   report_jobs     log and benchmark of every job behind the figures    results/report/jobs.tsv
 #   (`make report`: snakemake --report results/report.html - every figure and key table, captioned)
@@ -62,6 +64,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/verify.smk"
 include: "workflow/rules/synth.smk"
+include: "workflow/rules/rtl.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/dse.smk"
 
@@ -81,6 +84,7 @@ rule all:
         SPEEDUP_TARGETS,
         QUANT_TARGETS,
         SYNTH_TARGETS,
+        RTL_TABLES,
         REPORT_TARGETS,
         DSE_TARGETS,
     default_target: True

@@ -1,6 +1,6 @@
 """Simulation speed of npu_top (the whole core with its units) on random queued programs:
-simulated cycles per second on the RTL (Verilator or Icarus, through cocotb with the Python DRAM
-model), beside the cycle simulator's on the same programs.
+simulated cycles per second on the RTL (Verilator or Icarus, free-running: the testbench and its
+DRAM model are HDL, npu/rtl/npu_top_bench.v), beside the cycle simulator's on the same programs.
 
     python benchmarks/rtl_top_speed.py --programs 40 --simulator verilator
 """
@@ -14,11 +14,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from npu.check.rtl import dram_timing  # noqa: E402
 from npu.isa.assembler import Program  # noqa: E402
 from npu.rtl.top import reduced_config  # noqa: E402
 from npu.rtl.top_sim import run_programs  # noqa: E402
 from npu.sim.cycle.simulator import CycleSimulator  # noqa: E402
-from test_rtl_top import dram_timing, random_programs  # noqa: E402
+from test_rtl_top import random_programs  # noqa: E402
 
 
 def main() -> None:

@@ -282,6 +282,21 @@ def _add_verify(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON report (rewritten after every run)")
 
 
+def _add_rtl_verify(sub) -> None:
+    p = sub.add_parser("rtl-verify", help="compiled step programs and microbenchmarks on the RTL (npu_top) vs "
+                                          "the functional simulator (bit for bit) and the cycle simulator (cycles)")
+    p.add_argument("--npu", required=True, type=NPU, help="NPU preset name or YAML path (reduced for simulation)")
+    p.add_argument("--checkpoint", nargs="*", type=Path, default=[], help="trained model checkpoints")
+    p.add_argument("--cache", nargs="+", choices=CACHE_MODES, default=["dual"])
+    p.add_argument("--steps", type=positive_int, default=2, help="steps of each generation run on the RTL")
+    p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+    p.add_argument("--vcd-cycles", type=positive_int, default=2000,
+                   help="cycles of one compiled step recorded in the activity dump")
+    p.add_argument("--no-microbenchmarks", action="store_true")
+    p.add_argument("--out", required=True, type=Path, help="verify.tsv")
+    p.add_argument("--vcd", required=True, type=Path, help="activity dump (value change dump)")
+
+
 def json_object(text: str) -> dict:
     """argparse type: a JSON object (e.g. a unit's Verilog parameters)."""
     import argparse
@@ -575,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_speedup(sub)
     _add_quantization(sub)
     _add_verify(sub)
+    _add_rtl_verify(sub)
     _add_synth(sub)
     _add_plots(sub)
     _add_dse(sub)
@@ -647,6 +663,12 @@ def _run(args: argparse.Namespace) -> None:
         verify_stage(args.checkpoint, args.npu, args.out, caches=args.cache, rules=args.rule,
                      n_prompts=args.prompts, seed=args.seed, temperature=args.temperature,
                      kv=args.kv, kv_alphas=tuple(args.kv_alpha))
+    elif args.stage == "rtl-verify":
+        from npu.stages.rtl import rtl_verify_stage
+
+        rtl_verify_stage(args.npu, args.checkpoint, args.out, args.vcd, caches=args.cache, steps=args.steps,
+                         simulator=args.simulator, vcd_cycles=args.vcd_cycles,
+                         microbenchmarks=not args.no_microbenchmarks)
     elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis", "kv-traffic", "kv-exact"):
         _run_quantization(args)
     elif args.stage.startswith("synth-"):

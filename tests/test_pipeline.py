@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from npu.provenance import source_revision
+from npu.rtl import sim as rtl_sim
 from npu.synth.flow import synthesis_unavailable
 from report_helpers import chromium_missing, probe_report
 
@@ -73,6 +74,10 @@ def mini_pipeline(tmp_path_factory) -> Path:
         "synth": {"enabled": synthesis_unavailable() is None, "units": ["fp32_to_bf16"], "anchor_units": [],
                   "activity_trace": ""},
         "dse": {"enabled": False},  # the sweep's rules have their own miniature run: tests/test_dse.py
+        # the RTL's smallest case: the microbenchmarks on Icarus (about 20 s); compiled steps need
+        # Verilator's build of npu_top (minutes): tests/test_rtl_steps.py
+        "rtl": {"enabled": rtl_sim.missing_tool("icarus") is None, "models": [], "simulator": "icarus",
+                "vcd_cycles": 100},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--cores", "2")
@@ -142,6 +147,21 @@ def test_pipeline_simulates_compiled_programs_and_crossvalidates_them(mini_pipel
     assert all(row["status"].startswith("not compiled")
                for row in rows(mini_pipeline / "results" / "dnpu-edge" / "dream-7b" / "roofline.tsv"))
     assert (mini_pipeline / "results" / "dnpu-edge" / "dream-7b" / "roofline.png").stat().st_size > 0
+
+
+def test_pipeline_runs_programs_on_the_rtl(mini_pipeline):
+    """rule rtl_verify: the microbenchmarks on npu_top bit-exact, their cycles beside the cycle
+    simulator's (the table figure 4 plots), and an activity dump."""
+    import csv
+
+    if rtl_sim.missing_tool("icarus"):
+        pytest.skip(rtl_sim.missing_tool("icarus"))
+    rtl = mini_pipeline / "results" / "rtl" / "dnpu-edge"
+    with open(rtl / "verify.tsv", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert len(rows) == 16 and all(row["bit_exact"] == "True" for row in rows)
+    assert all(int(row["rtl_cycles"]) > 0 and int(row["cycle_sim_cycles"]) > 0 for row in rows)
+    assert "$var" in (rtl / "activity.vcd").read_text()
 
 
 def test_pipeline_runs_the_kv_quantization_study(mini_pipeline):

@@ -179,8 +179,8 @@ def test_crossval_figures(tmp_path):
     tables = [write_table(tmp_path / "a.tsv", crossval_rows("dnpu-edge", "tiny-add")),
               write_table(tmp_path / "b.tsv", [{"npu": "dnpu-edge", "model": "dream-7b", "step": "refresh",
                                                 "status": "skipped: too long"}])]
-    rtl = write_table(tmp_path / "rtl.tsv", [{"npu": "dnpu-edge", "model": "tiny-add", "step": "refresh",
-                                              "name": "cycles", "simulated_cycles": 90000, "rtl_cycles": 90500}])
+    rtl = write_table(tmp_path / "rtl.tsv", [{"npu": "dnpu-edge", "model": "tiny-add", "program": "dual 0",
+                                              "cycle_sim_cycles": 90000, "rtl_cycles": 90500}])
     assert_figure(crossval.crossval_scatter_figure(tables, tmp_path / "fig4.png"))
     assert_figure(crossval.crossval_scatter_figure(tables, tmp_path / "fig4_rtl.png", [rtl]))
     summary = write_table(tmp_path / "summary.tsv", [

@@ -12,158 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from npu.hw.config import NPUConfig
 from npu.isa.assembler import assemble
-from npu.rtl import core
 from npu.rtl import sim as rtl_sim
 from npu.rtl.top import reduced_config
-from npu.rtl.top_sim import DramTiming, TopRun, run_programs
-from npu.sim.cost.dram import make_dram
-from npu.sim.functional.simulator import FunctionalSimulator, SimulationError
+from npu.rtl.top_sim import TopRun, run_programs
+from npu.check.rtl import differences, dram_timing, reference_runs
 
-# Icarus unless DNPU_RTL_SIM says otherwise: Verilator needs about 8 minutes of C++ compilation
-# for npu_top (at -O0; the default -Os did not finish in 20) and then simulates it no faster
-# (about 140 against 165 cycles/s with the testbench's per-cycle Python, docs/rtl.md), while
-# Icarus compiles it in seconds. DNPU_RTL_SIM=verilator runs the same tests on Verilator.
+# Icarus unless DNPU_RTL_SIM says otherwise: these programs are short (a few hundred cycles each),
+# Icarus compiles npu_top in seconds, and Verilator's build takes about 10 minutes of C++ on the
+# 2-core machine before its 30x faster simulation pays off (docs/rtl.md). DNPU_RTL_SIM=verilator
+# runs the same tests on Verilator.
 SIMULATOR = os.environ.get("DNPU_RTL_SIM", "icarus")
 DRAM_BYTES = 1 << 14
-
-# Fault classes of the functional simulator's messages (npu/sim/functional/*.py) -> the RTL's
-# error codes (npu.rtl.core.CORE_FAULTS); the core's own classes are tests/test_rtl_core.py's.
-FAULT_MESSAGES = (
-    ("int32 is for INT SRAM only", "dma_format"), ("INT SRAM transfers use the int32", "dma_format"),
-    ("negative shape", "dma_shape"), ("must hold a multiple of mx_block", "dma_shape"),
-    ("DRAM address", "dma_alignment"), ("DRAM bytes [", "dram_range"), ("scale row vector SRAM", "dma_sram_range"),
-    ("is not aligned to a row of VLEN", "vector_alignment"), ("vsti: NaN", "vector_fault"),
-    ("vrothalf group", "vector_fault"), ("does not exist", "accumulator"),
-    ("weight tile address", "matrix_alignment"), ("weight tile matrix SRAM", "matrix_range"),
-    ("illegal instruction", "illegal_instruction"), ("is a dLLM instruction", "dllm_instruction"),
-    ("ran past the end of the program", "pc_overrun"), ("branch target", "branch_target"),
-    ("leaves the hardware loop body", "branch_target"), ("is negative", "loop_count"),
-    ("loop body", "loop_body"), ("nested deeper than", "loop_depth"), ("INT SRAM word", "int_sram_range"),
-    ("FP SRAM word", "fp_sram_range"), ("fcvt.i.f of NaN", "fcvt_nan"),
-)
-
-
-def fault_class(error: SimulationError) -> str:
-    """The RTL fault class of a functional-simulator error (SRAM range messages by the unit)."""
-    message = error.message
-    for fragment, name in FAULT_MESSAGES:
-        if fragment in message:
-            return name
-    if "outside [0," in message:
-        mnemonic = error.instruction.split()[0]
-        if mnemonic.startswith("d"):
-            return "dma_sram_range"
-        if mnemonic.startswith("m"):
-            return "matrix_range"
-        return "vector_range"
-    raise AssertionError(f"functional-simulator fault with no RTL class: {error}")
-
-
-def dram_timing(config: NPUConfig) -> DramTiming:
-    """The cycle simulator's bandwidth DRAM backend for this preset."""
-    dram = make_dram("bandwidth", config)
-    return DramTiming(dram.bytes_per_cycle, dram.read_latency, dram.write_latency)
-
-
-@dataclass
-class Reference:
-    fault: str
-    int_regs: list[int]
-    fp_regs: list[int]
-    addr_regs: list[int]
-    int_sram: np.ndarray
-    fp_sram: np.ndarray
-    vector_sram: np.ndarray
-    matrix_sram: np.ndarray
-    dram: np.ndarray
-
-
-def _bits(values: np.ndarray) -> np.ndarray:
-    return np.asarray(values, dtype=np.float32).view(np.uint32)
-
-
-def reference_runs(config: NPUConfig, programs: list[np.ndarray], images: list[np.ndarray]) -> list[Reference]:
-    """The functional simulator on the same programs, memories carried over as in the RTL run."""
-    fsim = FunctionalSimulator(config, dram_size=len(images[0]))
-    vector_bf16 = config.formats.vector == "bf16"
-    runs = []
-    for words, image in zip(programs, images):
-        fsim.dram.data[:] = image
-        fsim.load(np.asarray(words, dtype=np.uint32))
-        fault = "none"
-        try:
-            fsim.run(max_instructions=200_000)
-        except SimulationError as error:
-            fault = fault_class(error)
-        vector = _bits(fsim.vector_sram.data)
-        runs.append(Reference(
-            fault, [v & 0xFFFFFFFF for v in fsim.int_regs[:16]], [int(_bits(f)) for f in fsim.fp_regs],
-            list(fsim.addr_regs), fsim.int_sram.data.astype(np.int64).astype(np.uint32), _bits(fsim.fp_sram.data).copy(),
-            (vector >> 16) if vector_bf16 else vector.copy(), (_bits(fsim.matrix_sram.data) >> 16).astype(np.uint16),
-            fsim.dram.data.copy()))
-    return runs
-
-
-def _is_nan32(bits: np.ndarray) -> np.ndarray:
-    bits = np.asarray(bits, dtype=np.uint32)
-    return ((bits & 0x7F800000) == 0x7F800000) & ((bits & 0x007FFFFF) != 0)
-
-
-def _fp_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """fp32 patterns that differ, NaNs as a class (the RTL's canonical NaN vs numpy's payloads)."""
-    a, b = np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
-    return (a != b) & ~(_is_nan32(a) & _is_nan32(b))
-
-
-def _dram_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """DRAM bytes that differ, except inside an aligned 4-byte word that is an fp32 NaN on both
-    sides: an fp32 store of a kv-scaled value (x * hw_recip(s)) holds the host's NaN payload in
-    the functional simulator and fp32_mul's canonical NaN in the RTL (as in tests/test_rtl_dma.py)."""
-    differ = a != b
-    words = np.flatnonzero(differ) // 4
-    if len(words):
-        wa = a[: len(a) // 4 * 4].view("<u4")[words]
-        wb = b[: len(b) // 4 * 4].view("<u4")[words]
-        both_nan = _is_nan32(wa) & _is_nan32(wb)
-        for word in words[both_nan]:
-            differ[4 * word:4 * word + 4] = False
-    return differ
-
-
-def differences(rtl: TopRun, ref: Reference, config: NPUConfig) -> list[str]:
-    if rtl.timed_out:
-        return [f"timed out after {rtl.cycles} cycles"]
-    if rtl.fault != ref.fault:
-        return [f"fault: RTL {rtl.fault}, functional simulator {ref.fault}"]
-    if ref.fault != "none":
-        return []   # a faulting program: the class is the comparison (the RTL's units run ahead)
-    found = []
-    for name in ("int_regs", "addr_regs"):
-        if getattr(rtl, name) != getattr(ref, name):
-            found.append(f"{name}: RTL {getattr(rtl, name)} != {getattr(ref, name)}")
-    if _fp_differ(rtl.fp_regs, ref.fp_regs).any():
-        found.append(f"fp_regs: RTL {[hex(x) for x in rtl.fp_regs]} != {[hex(x) for x in ref.fp_regs]}")
-    memories = [("int_sram", rtl.int_sram != ref.int_sram), ("fp_sram", _fp_differ(rtl.fp_sram, ref.fp_sram)),
-                ("matrix_sram", rtl.matrix_sram != ref.matrix_sram), ("dram", _dram_differ(rtl.dram, ref.dram))]
-    if config.formats.vector == "bf16":
-        memories.append(("vector_sram", rtl.vector_sram != ref.vector_sram))
-    else:
-        memories.append(("vector_sram", _fp_differ(rtl.vector_sram, ref.vector_sram)))
-    for name, differ in memories:
-        where = np.flatnonzero(differ)
-        if len(where):
-            rtl_values, ref_values = getattr(rtl, name)[where[:4]], getattr(ref, name)[where[:4]]
-            found.append(f"{name}: {len(where)} elements differ, first at {where[:4].tolist()}: "
-                         f"RTL {[hex(int(v)) for v in rtl_values]} vs {[hex(int(v)) for v in ref_values]}")
-    return found
-
 
 def compare(config: NPUConfig, programs: list[np.ndarray], images: list[np.ndarray],
             simulator: str = SIMULATOR, **options) -> list[TopRun]:

@@ -13,9 +13,9 @@ CROSSVAL_COLUMNS = ("npu", "model", "step", "status")
 CROSSVAL_RESULTS = ("kind", "name", "analytical_cycles", "simulated_cycles", "relative_error")
 SUMMARY_COLUMNS = ("npu", "model", "step", "status")
 SUMMARY_RESULTS = ("step_abs_error", "class_mean_abs_error", "operator_mean_abs_error")
-# An RTL cycle table (the RTL verification stage, when the pipeline has one): the same program
-# regions measured on the Verilog, next to the cycle simulator's count of them.
-RTL_COLUMNS = ("npu", "model", "step", "name", "simulated_cycles", "rtl_cycles")
+# An RTL cycle table (results/rtl/{npu}/verify.tsv of the rtl_verify stage, npu.stages.rtl, when
+# the run has one): programs run on the Verilog, next to the cycle simulator's count of them.
+RTL_COLUMNS = ("npu", "model", "program", "cycle_sim_cycles", "rtl_cycles")
 STEP_GOAL, CLASS_GOAL = 0.02, 0.03  # the cross-validation goals of docs/analytical.md: 2 % per step, 3 % per class
 MARKERS = {"total": ("o", 40), "class": ("s", 18), "operator": (".", 10)}
 
@@ -45,7 +45,7 @@ def crossval_scatter_figure(crossval_tsvs: Sequence[str | Path], out_png: str | 
                 bottom.scatter(xs, [100 * number(r["relative_error"]) for r in mine], s=size, marker=marker,
                                color=f"C{colour}", alpha=0.8)
         for entry in rtl:
-            x, y = number(entry["simulated_cycles"]), number(entry["rtl_cycles"])
+            x, y = number(entry["cycle_sim_cycles"]), number(entry["rtl_cycles"])
             if finite(x) and finite(y) and x > 0:
                 top.scatter([x], [y], marker="^", color="k", s=30)
                 bottom.scatter([x], [100 * (y - x) / x], marker="^", color="k", s=30)

@@ -1,6 +1,6 @@
-"""The scalar half of a testbench's state dump, shared by the core's and npu_top's cocotb
-testbenches (cocotb_core.py, cocotb_top.py): both designs expose the same `debug_index` scan of
-the INT / FP / address registers and the INT / FP SRAMs (npu_core's debug ports)."""
+"""The scalar half of npu_core's testbench state dump (cocotb_core.py): the `debug_index` scan of
+the INT / FP / address registers and the INT / FP SRAMs (npu_core's debug ports). npu_top's
+free-running testbench (npu_top_bench.v) scans the same ports in Verilog."""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ import fcntl
 import hashlib
 import os
 import shutil
+import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +116,33 @@ def _environment(simulator: str) -> None:
     os.environ.setdefault("CXXFLAGS", "--std=c++20")
 
 
+def _build_directory(top: str, sources: list[Path], simulator: str, kind: str, parameters: dict[str, object],
+                     defines: dict[str, object], verilator_args: tuple[str, ...]) -> tuple[Path, str]:
+    """The cache directory of one build: build_root()/<top>-<simulator>-<hash of everything that
+    goes into it> (sources, generated headers, parameters, defines, flags, `kind` of build:
+    "" for cocotb builds, so their keys are the ones they always had)."""
+    key = hashlib.sha256(kind.encode())
+    for source in list(sources) + sorted(GENERATED_DIR.glob("*.vh")):
+        key.update(Path(source).name.encode() + Path(source).read_bytes())
+    key.update(top.encode() + repr(sorted(parameters.items())).encode()
+               + repr(sorted(defines.items())).encode() + repr(verilator_args).encode()
+               + (os.environ.get("CXXFLAGS", "").encode() if simulator == "verilator" else b""))
+    digest = key.hexdigest()[:16]
+    return build_root() / f"{top}-{simulator}-{digest}", digest
+
+
+def _build_once(build_dir: Path, digest: str, build) -> None:
+    """Run `build()` unless build_dir already holds a finished build; a file lock lets pytest-xdist
+    workers (and parallel pipeline jobs) share it."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stamp = build_dir / "built.ok"
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists():
+            build()
+            stamp.write_text(digest)
+
+
 def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
                  parameters: dict[str, object] | None = None,
                  defines: dict[str, object] | None = None, verilator_args: tuple[str, ...] = ()) -> Path:
@@ -122,86 +151,97 @@ def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
     `verilator_args` are added to a Verilator build (e.g. ("-CFLAGS", "-O0") for a large design).
 
     Cached under build_root() by a hash of everything that goes into the build, so each
-    (design, parameters, defines, simulator) is compiled once; a file lock lets pytest-xdist
-    workers share it. Returns the build directory that `run_cocotb` takes.
+    (design, parameters, defines, simulator) is compiled once. Returns the build directory that
+    `run_cocotb` takes.
     """
     from cocotb_tools import runner as cocotb_runner
 
     simulator = simulator or default_simulator()
-    _environment(simulator)  # before the key: it sets the CXXFLAGS the key includes
-    parameters, defines = dict(parameters or {}), dict(defines or {})
     _environment(simulator)  # first: it may set CXXFLAGS, part of the key (else a process's first build has another key)
-    key = hashlib.sha256()
-    for source in list(sources) + sorted(GENERATED_DIR.glob("*.vh")):
-        key.update(Path(source).name.encode() + Path(source).read_bytes())
-    key.update(top.encode() + repr(sorted(parameters.items())).encode()
-               + repr(sorted(defines.items())).encode() + repr(verilator_args).encode()
-               + (os.environ.get("CXXFLAGS", "").encode() if simulator == "verilator" else b""))
-    digest = key.hexdigest()[:16]
-    build_dir = build_root() / f"{top}-{simulator}-{digest}"
-    build_dir.mkdir(parents=True, exist_ok=True)
-    stamp = build_dir / "built.ok"
-    with open(build_dir / ".lock", "w") as lock:  # pytest-xdist workers share the build
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not stamp.exists():
-            cocotb_runner.MAX_PARALLEL_BUILD_JOBS = 1  # a shared 2-core machine: one compiler at a time
-            sim = cocotb_runner.get_runner(simulator)
-            sim.build(
-                sources=list(sources),
-                includes=[GENERATED_DIR],
-                defines=defines,
-                parameters=parameters,
-                hdl_toplevel=top,
-                build_dir=build_dir,
-                build_args=["-g2012"] if simulator == "icarus" else VERILATOR_BUILD_ARGS + list(verilator_args),
-                timescale=("1ns", "1ps"),
-                log_file=build_dir / "build.log",
-            )
-            stamp.write_text(digest)
+    parameters, defines = dict(parameters or {}), dict(defines or {})
+    build_dir, digest = _build_directory(top, sources, simulator, "", parameters, defines, verilator_args)
+
+    def build() -> None:
+        cocotb_runner.MAX_PARALLEL_BUILD_JOBS = 1  # a shared 2-core machine: one compiler at a time
+        sim = cocotb_runner.get_runner(simulator)
+        sim.build(
+            sources=list(sources),
+            includes=[GENERATED_DIR],
+            defines=defines,
+            parameters=parameters,
+            hdl_toplevel=top,
+            build_dir=build_dir,
+            build_args=["-g2012"] if simulator == "icarus" else VERILATOR_BUILD_ARGS + list(verilator_args),
+            timescale=("1ns", "1ps"),
+            log_file=build_dir / "build.log",
+        )
+
+    _build_once(build_dir, digest, build)
     return build_dir
 
 
-def run_cocotb(top: str, build_dir: Path, test_module: str, simulator: str | None = None,
-               files: dict[str, np.ndarray] | None = None,
-               outputs: tuple[str, ...] = ("out",)) -> dict[str, np.ndarray]:
-    """Run cocotb `test_module` on a design built by `build_design`.
+BENCH_EXECUTABLE = {"icarus": "bench.vvp", "verilator": "bench"}
+# C++ compile jobs of a Verilator bench build (its model is split into many files)
+BENCH_BUILD_JOBS = int(os.environ.get("DNPU_RTL_BUILD_JOBS", "2"))
 
-    Each array of `files` is saved as <name>.npy in a fresh work directory whose path the test
-    module reads from $DNPU_RTL_WORK; the test saves its results there as <output>.npy, and they
-    are returned by name. A missing output is an error carrying the end of the simulator log.
-    """
-    from cocotb_tools import runner as cocotb_runner
 
+def build_bench(top: str, sources: list[Path], simulator: str | None = None, *,
+                parameters: dict[str, object] | None = None, defines: dict[str, object] | None = None,
+                verilator_args: tuple[str, ...] = ()) -> Path:
+    """Build a self-running testbench `top` (its own clock, stimulus and file I/O; no cocotb, so the
+    simulator runs with no host code per cycle): Icarus compiles it to bench.vvp, Verilator
+    (`--binary --timing`) to an executable `bench`. Cached as `build_design` does; a failed build
+    raises with the end of its log. Returns the build directory that `run_bench` takes."""
     simulator = simulator or default_simulator()
     _environment(simulator)
-    with tempfile.TemporaryDirectory(prefix=f"{top}-", dir=build_dir) as work:
-        work = Path(work)
-        for name, array in (files or {}).items():
-            np.save(work / f"{name}.npy", array)
-        sim = cocotb_runner.get_runner(simulator)
-        try:
-            sim.test(
-                test_module=test_module,
-                hdl_toplevel=top,
-                hdl_toplevel_lang="verilog",
-                build_dir=build_dir,
-                test_dir=work,
-                results_xml=str(work / "results.xml"),
-                extra_env={"DNPU_RTL_WORK": str(work)},
-                log_file=work / "sim.log",
-            )
-        except SystemExit as failed:  # cocotb's runner exits when the test module raised
-            log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
-            raise RuntimeError(f"{simulator} simulation of {top} ({test_module}) failed:\n{log[-4000:]}") from failed
-        results = {}
-        for name in outputs:
-            path = work / f"{name}.npy"
-            if not path.exists():
-                log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
-                raise RuntimeError(f"{simulator} simulation of {top} ({test_module}) wrote no "
-                                   f"{name}.npy:\n{log[-3000:]}")
-            results[name] = np.load(path)
-        return results
+    parameters, defines = dict(parameters or {}), dict(defines or {})
+    build_dir, digest = _build_directory(top, sources, simulator, "bench", parameters, defines, verilator_args)
+
+    def build() -> None:
+        define_args = [f"-D{name}={value}" for name, value in defines.items()]
+        if simulator == "icarus":
+            command = ["iverilog", "-g2012", "-s", top, f"-I{GENERATED_DIR}", *define_args,
+                       *[f"-P{top}.{name}={value}" for name, value in parameters.items()],
+                       "-o", str(build_dir / BENCH_EXECUTABLE["icarus"]), *map(str, sources)]
+        else:
+            command = [str(verilator_binary()), "--binary", "--timing", "--timescale", "1ns/1ps",
+                       "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", top, f"-I{GENERATED_DIR}",
+                       *define_args, *[f"-G{name}={value}" for name, value in parameters.items()],
+                       # the wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
+                       # precompiled headers of a model split into several C++ files
+                       "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "--build-jobs", str(BENCH_BUILD_JOBS),
+                       "--Mdir", str(build_dir / "obj"), "-o", str(build_dir / BENCH_EXECUTABLE["verilator"]),
+                       *verilator_args, *map(str, sources)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        (build_dir / "build.log").write_text(" ".join(command) + "\n" + result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(f"{simulator} build of {top} failed:\n{(result.stdout + result.stderr)[-4000:]}")
+
+    _build_once(build_dir, digest, build)
+    return build_dir
+
+
+def run_bench(build_dir: Path, simulator: str | None = None, plusargs: dict[str, object] | None = None,
+              progress: Callable[[str], None] | None = None) -> str:
+    """Run a testbench built by `build_bench` with `+name=value` plusargs; returns its output.
+    Each output line is passed to `progress` as it comes (a long simulation reports as it goes);
+    a non-zero exit is an error carrying the output's end."""
+    simulator = simulator or default_simulator()
+    executable = build_dir / BENCH_EXECUTABLE[simulator]
+    command = (["vvp", "-n", str(executable)] if simulator == "icarus" else [str(executable)])
+    command += [f"+{name}={value}" for name, value in (plusargs or {}).items()]
+    if shutil.which("stdbuf"):   # line-buffered: the simulator's stdout is a pipe here
+        command = ["stdbuf", "-oL", *command]
+    lines = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        for line in process.stdout:
+            lines.append(line)
+            if progress is not None:
+                progress(line.rstrip("\n"))
+    output = "".join(lines)
+    if process.returncode != 0:
+        raise RuntimeError(f"{simulator} run of {executable} failed ({process.returncode}):\n{output[-4000:]}")
+    return output
 
 
 def build(simulator: str | None = None, defines: dict[str, object] | None = None) -> Path:

@@ -61,12 +61,13 @@ def top_parameters(config: NPUConfig, dram_bytes: int, program_words: int = 1024
             "DRAM_BYTES": dram_bytes}
 
 
-def reduced_config(preset: str = "dnpu-edge", *, vlen: int = 8, mlen: int = 8, blen: int = 2,
+def reduced_config(preset: str | NPUConfig = "dnpu-edge", *, vlen: int = 8, mlen: int = 8, blen: int = 2,
                    accumulators: int = 2, vector_bytes: int = 2048, matrix_bytes: int = 1024,
                    scalar_bytes: int = 1024) -> NPUConfig:
     """`preset` shrunk for simulation: VLEN = MLEN = mx_block = 8 (mx_block must divide VLEN), BLEN 2,
-    small SRAMs whose widths are one row; formats, DRAM and the dLLM instructions are the preset's."""
-    config = load_npu_config(preset)
+    small SRAMs whose widths are one row; formats, DRAM and the dLLM instructions are the preset's
+    (`preset`: a name, a preset file or a loaded NPUConfig)."""
+    config = preset if isinstance(preset, NPUConfig) else load_npu_config(preset)
     vector_bits = vector.vector_parameters(config)["VECTOR_BITS"]
     reduced = dataclasses.replace(
         config, name=f"{config.name}-reduced", vlen=vlen, mlen=mlen, blen=blen, mx_block=min(vlen, config.mx_block),

@@ -296,3 +296,12 @@ def dse_point_arguments(wildcards):
     if cycle_sampled(point.id, sample["every"], sample["points"]):
         arguments += f" --cycle-max-instructions {sample['max_instructions']} --cycle-dram {sample['dram']}"
     return arguments
+
+# RTL verification (workflow/rules/rtl.smk).
+RTL = config["rtl"]
+for key, names, known, where in (("models", RTL["models"], TRAINED_MODELS, "models.trained"),
+                                 ("npus", RTL["npus"], NPUS, "npus")):
+    for name in names if RTL["enabled"] else []:
+        if name not in known:
+            sys.exit(f"dnpu: config: rtl.{key} lists {name!r}, which is not in {where}")
+RTL_TABLES = expand(f"{RESULTS}/rtl/{{npu}}/verify.tsv", npu=RTL["npus"]) if RTL["enabled"] else []

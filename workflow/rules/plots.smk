@@ -87,6 +87,7 @@ rule plot_crossval:
     """Figure 4: the analytical model against the cycle simulator, per step, unit class and operator."""
     input:
         crossval=expand(f"{RESULTS}/{{npu}}/{{model}}/crossval.tsv", **PER_MACHINE),
+        rtl=RTL_TABLES,
     output:
         figure=figure(f"{FIGURES}/fig4_crossvalidation.png", "fig4_crossvalidation.rst", "4 cross-validation"),
     params:
@@ -98,7 +99,7 @@ rule plot_crossval:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu plot-crossval --crossval {input.crossval} --out {output.figure} 2> {log}"
+        "npu plot-crossval --crossval {input.crossval} --rtl {input.rtl} --out {output.figure} 2> {log}"
 
 
 rule plot_kv_accuracy:
