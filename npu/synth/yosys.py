@@ -78,29 +78,20 @@ def is_black_box(unit: SynthUnit, kind: str) -> bool:
                for name in unit.black_boxes)
 
 
-_INSTANCE_BLOCK = re.compile(r"^[ \t]*(\\?\S+)[ \t]+(?:#\((?:.|\n)*?\)\s*\)[ \t]*)?(\\?\S+)[ \t]*\((?:.|\n)*?\n[ \t]*\);\n",
-                             re.M)
-
-
-def remove_black_boxes(unit: SynthUnit, text: str, listing: Path) -> str:
-    """The netlist without the instances of the unit's black boxes (their names and parameters
-    listed in `listing`). OpenSTA 2.0.17 reads no `#(...)` parameter overrides and would black-box
-    an undefined module anyway: without them, the nets the memories drove start no timed path and
-    the nets they read end none - the memories' own timing and power come from npu.synth.sram."""
-    removed = []
-
-    def drop(match: re.Match) -> str:
-        if is_black_box(unit, match.group(1).lstrip("\\")):
-            removed.append(match.group(0).split("(")[0].strip() + " ... " + match.group(2))
-            return ""
-        return match.group(0)
-
-    result = _INSTANCE_BLOCK.sub(drop, text)
-    if not removed:
-        raise SynthesisError(f"{unit.name}: declared black boxes {', '.join(unit.black_boxes)} but the netlist "
-                             f"instantiates none of them")
-    listing.write_text("\n".join(removed) + "\n")
-    return result
+def black_box_removal(unit: SynthUnit, listing: Path) -> list[str]:
+    """Yosys commands, run after mapping, that take the unit's black-box instances out of the
+    netlist (their instance names listed in `listing`) and drive the nets they drove from tie-low
+    cells. OpenSTA 2.0.17 reads no `#(...)` parameter overrides and would black-box an undefined
+    module anyway; left undriven, those nets make its report_power NaN (or crash it, as on the
+    flat core). Driven by a constant, they start no timed path, and the nets the black boxes read
+    end none: the memories' timing, area and power come from npu.synth.sram, the FPU's
+    arithmetic units' from their own jobs (npu.synth.compose). No optimisation runs afterwards,
+    so the logic that fed the black boxes (e.g. the FPU's operand isolation) stays in the unit."""
+    if not unit.black_boxes:
+        return []
+    types = " ".join(f"t:{name} t:$paramod\\{name}\\*" for name in unit.black_boxes)
+    return [f"tee -q -o {listing} select -list {types}", f"delete {types}", "setundef -zero -undriven",
+            f"hilomap -singleton -hicell {' '.join(TIE_HIGH)} -locell {' '.join(TIE_LOW)}"]
 
 
 def _folders(unit: SynthUnit) -> list[Path]:
@@ -211,6 +202,7 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
               f"hilomap -singleton -hicell {' '.join(TIE_HIGH)} -locell {' '.join(TIE_LOW)}",
               "setundef -zero",
               "opt_clean -purge",
+              *black_box_removal(unit, workdir / "black_boxes.txt"),
               "check -assert",
               f"tee -q -o {stat} stat -liberty {liberty}",
               f"write_verilog -noattr -noexpr -nohex -nodec -simple-lhs {netlist}"]
@@ -218,8 +210,9 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
     output = _run_yosys(yosys, workdir / "synth.ys", workdir / "yosys.log", f"yosys synthesis of {unit.name}",
                         [*_folders(unit), liberty.parent])
     seconds = time.perf_counter() - start
-    if unit.black_boxes:
-        netlist.write_text(remove_black_boxes(unit, netlist.read_text(), workdir / "black_boxes.txt"))
+    if unit.black_boxes and not (workdir / "black_boxes.txt").read_text().strip():
+        raise SynthesisError(f"{unit.name}: declared black boxes {', '.join(unit.black_boxes)} but the netlist "
+                             f"instantiates none of them")
     cells = library(liberty)
     modules = netlist_cells(netlist)
     missing = {kind for kind in unknown_cells(modules, cells) if not is_black_box(unit, kind)}
