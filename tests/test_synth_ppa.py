@@ -320,6 +320,22 @@ def test_pipeline_shares_jobs_between_presets_and_reruns_only_changed_keys(tmp_p
                                                     + ["synth_activity"] * 3 + ["synth_units", "synth_summary"])
 
 
+def test_simulators_wait_for_and_read_the_calibrated_table(tmp_path):
+    """synth.calibrated_energy (default true): simulate_analytical prices energy with the preset's
+    results/synth/{npu}/tech.yaml, so the plan of an analytical table holds the preset's synthesis
+    and synth_tech, and its command names that table (a dry run: nothing is synthesized)."""
+    config = {"config_dir": str(REPO / "config"), "models": {"trained": ["tiny-sort"], "shape_only": []},
+              "npus": ["dnpu-edge"], "quantization": {"models": [], "ablation": {"model": "tiny-sort", "outliers": False}},
+              "verify": {"models": []}, "dse": {"enabled": False},
+              "synth": {"anchor_units": [], "activity_trace": ""}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    plan = snakemake(tmp_path, "-n", "-p", "results/dnpu-edge/tiny-sort/analytical.tsv")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    rules = planned(plan.stdout)
+    assert {"synth_tech", "synth_units", "synth_netlist", "simulate_analytical"} <= set(rules)
+    assert "--technology results/synth/dnpu-edge/tech.yaml" in plan.stdout
+
+
 # ---- activity from a model run ------------------------------------------------------------------
 
 def test_recorded_operands_of_a_tiny_model_step_replay_as_a_workload(tmp_path):

@@ -80,7 +80,7 @@ def area_power_figure(units_tsvs: Sequence[str | Path], sram_tsvs: Sequence[str 
                 power_ax.text(value if finite(value) and value > 0 else 1, y, f" {value:.3g} uW{fmax}",
                               va="center", fontsize=6)
             power_ax.set_xlabel("power, uW (log; at the preset's clock)")
-            power_ax.legend(fontsize=6, loc="lower right")
+            power_ax.legend(fontsize=6, loc="best")
             power_ax.grid(axis="x", alpha=0.3)
         else:
             note(power_ax, "no synthesized unit or SRAM for this preset")
@@ -88,6 +88,7 @@ def area_power_figure(units_tsvs: Sequence[str | Path], sram_tsvs: Sequence[str 
     if not npus:
         note(axes[0, 0], "no synthesis rows")
         axes[0, 1].axis("off")
-    fig.suptitle("7 nm (ASAP7) area and power per unit, one instance each", fontsize=10)
+    fig.suptitle("7 nm (ASAP7) area and power per unit (a part alone, a composed unit whole) and per SRAM macro",
+                 fontsize=10)
     fig.tight_layout()
     return save_figure(fig, out_png)
