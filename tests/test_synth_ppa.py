@@ -246,6 +246,37 @@ def test_core_control_leaves_memories_and_fpu_units_out_and_has_power(tmp_path, 
     assert float(row["power_default_activity_uw"]) > float(row["leakage_uw"])  # a number, not "not computed"
 
 
+@needs_tools
+@pytest.mark.slow  # small, but Yosys and OpenSTA each read the merged library: 40 s on the loaded machine
+def test_black_box_outputs_are_tied_low_and_the_unit_is_timed_and_powered(tmp_path, liberties):
+    """A unit whose black box (a stand-in for the core's FPU units) feeds a register: after
+    mapping the instance is deleted and listed, the net it drove is driven by a tie-low cell,
+    the logic that fed it stays (the operand isolation AND gates), and OpenSTA reports a finite
+    power (undriven nets made it NaN)."""
+    import math
+
+    from npu.stages.synth import synth_timing_stage
+    from npu.synth.flow import synthesize_unit
+    from npu.synth.netlist import netlist_cells
+    from npu.synth.units import SynthUnit
+
+    source = tmp_path / "bb_user.v"
+    source.write_text("module bb (input [7:0] a, output [7:0] y);\n  assign y = a + 8'd1;\nendmodule\n"
+                      "module bb_user (input clk, input use_bb, input [7:0] a, output reg [7:0] q);\n"
+                      "  wire [7:0] y;\n  bb u_bb (.a(use_bb ? a : 8'd0), .y(y));\n"
+                      "  always @(posedge clk) q <= y ^ a;\nendmodule\n")
+    unit = SynthUnit("bb_user", lambda: [source], include_dirs=(), clock="clk", black_boxes=("bb",))
+    record = synthesize_unit(unit, {}, liberties["TT"], 1000.0, tmp_path / "out")
+    assert (tmp_path / "out" / "work" / "black_boxes.txt").read_text().split() == ["bb_user/u_bb"]
+    cells = netlist_cells(tmp_path / "out" / "netlist.v")["bb_user"]
+    assert "bb" not in cells and cells["TIELOx1_ASAP7_75t_R"] == 1
+    assert sum(count for kind, count in cells.items() if kind.startswith("AND2")) >= 8  # the isolation stays
+    row = synth_timing_stage(tmp_path / "out" / "synthesis.json", liberties["TT"], "TT", tmp_path / "t.tsv",
+                             tmp_path / "p.txt")
+    assert math.isfinite(float(row["power_default_activity_uw"])) and float(row["power_default_activity_uw"]) > 0
+    assert record["sequential_cells"] == 8
+
+
 def test_black_box_that_is_not_declared_still_fails(tmp_path):
     """Only the unit's declared black boxes are allowed; any other undefined module is an error."""
     from npu.synth.units import SynthUnit
