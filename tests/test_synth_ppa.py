@@ -248,14 +248,16 @@ def test_core_control_leaves_memories_and_fpu_units_out_and_has_power(tmp_path, 
 
 @needs_tools
 @pytest.mark.slow  # small, but Yosys and OpenSTA each read the merged library: 40 s on the loaded machine
-def test_black_box_outputs_are_tied_low_and_the_unit_is_timed_and_powered(tmp_path, liberties):
-    """A unit whose black box (a stand-in for the core's FPU units) feeds a register: after
-    mapping the instance is deleted and listed, the net it drove is driven by a tie-low cell,
-    the logic that fed it stays (the operand isolation AND gates), and OpenSTA reports a finite
-    power (undriven nets made it NaN)."""
+def test_black_box_pins_become_registered_ports_and_the_unit_is_timed_and_powered(tmp_path, liberties):
+    """A unit whose black box (a stand-in for the core's FPU units) feeds a register: the
+    instance is listed and gone, its pins are ports of the unit (bb_<instance>_<pin>) that the
+    wrapper registers, the logic that fed it stays (the operand isolation AND gates), and
+    OpenSTA reports a finite power (undriven nets made it NaN) and times the path from the black
+    box's output register."""
     import math
 
     from npu.stages.synth import synth_timing_stage
+    from npu.synth.errors import SynthesisError
     from npu.synth.flow import synthesize_unit
     from npu.synth.netlist import netlist_cells
     from npu.synth.units import SynthUnit
@@ -268,13 +270,18 @@ def test_black_box_outputs_are_tied_low_and_the_unit_is_timed_and_powered(tmp_pa
     unit = SynthUnit("bb_user", lambda: [source], include_dirs=(), clock="clk", black_boxes=("bb",))
     record = synthesize_unit(unit, {}, liberties["TT"], 1000.0, tmp_path / "out")
     assert (tmp_path / "out" / "work" / "black_boxes.txt").read_text().split() == ["bb_user/u_bb"]
+    assert record["ports"]["bb_u_bb_y"] == ["input", 8] and record["ports"]["bb_u_bb_a"] == ["output", 8]
     cells = netlist_cells(tmp_path / "out" / "netlist.v")["bb_user"]
-    assert "bb" not in cells and cells["TIELOx1_ASAP7_75t_R"] == 1
+    assert "bb" not in cells
     assert sum(count for kind, count in cells.items() if kind.startswith("AND2")) >= 8  # the isolation stays
+    assert record["sequential_cells"] == 8
     row = synth_timing_stage(tmp_path / "out" / "synthesis.json", liberties["TT"], "TT", tmp_path / "t.tsv",
                              tmp_path / "p.txt")
     assert math.isfinite(float(row["power_default_activity_uw"])) and float(row["power_default_activity_uw"]) > 0
-    assert record["sequential_cells"] == 8
+    other = SynthUnit("bb_user_without", lambda: [source], include_dirs=(), clock="clk", top="bb_user",
+                      black_boxes=("not_instantiated",))
+    with pytest.raises(SynthesisError, match="instantiates none"):
+        synthesize_unit(other, {}, liberties["TT"], 1000.0, tmp_path / "none")
 
 
 def test_black_box_that_is_not_declared_still_fails(tmp_path):
