@@ -103,6 +103,8 @@ rule synth_activity:
         trace=lambda wildcards, input: f"--trace {input.trace}" if input.trace else "",
     log:
         f"{RESULTS}/logs/synth/units/{{job}}_activity.log",
+    benchmark:
+        f"{BENCHMARKS}/synth/units/{{job}}_activity.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
