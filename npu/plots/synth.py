@@ -90,5 +90,5 @@ def area_power_figure(units_tsvs: Sequence[str | Path], sram_tsvs: Sequence[str 
         axes[0, 1].axis("off")
     fig.suptitle("7 nm (ASAP7) area and power per unit (a part alone, a composed unit whole) and per SRAM macro",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))  # room for the title
     return save_figure(fig, out_png)
