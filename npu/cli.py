@@ -81,6 +81,8 @@ def _scenario_settings(args):
 def _add_simulate_analytical(sub) -> None:
     p = sub.add_parser("simulate-analytical", help="closed-form latency/energy of whole generations")
     p.add_argument("--npu", required=True, type=NPU, help="NPU preset name or YAML path")
+    p.add_argument("--technology", type=Path, default=None,
+                   help="technology table replacing the preset's (e.g. results/synth/<npu>/tech.yaml, calibrated)")
     p.add_argument("--model", required=True, type=MODEL, help="model preset name or YAML path")
     p.add_argument("--out", required=True, type=Path)
     _add_scenario_settings(p)
@@ -89,6 +91,8 @@ def _add_simulate_analytical(sub) -> None:
 def _add_simulate_cycle(sub) -> None:
     p = sub.add_parser("simulate-cycle", help="cycle-accurate simulation of a model's compiled step programs")
     p.add_argument("--npu", required=True, type=NPU)
+    p.add_argument("--technology", type=Path, default=None,
+                   help="technology table replacing the preset's (e.g. results/synth/<npu>/tech.yaml, calibrated)")
     p.add_argument("--model", required=True, type=MODEL, help="model preset name or YAML path (its decoding recipe)")
     p.add_argument("--compile-dir", required=True, type=Path, help="folder with compile.tsv and <step>.s")
     p.add_argument("--out", required=True, type=Path, help="per-step TSV")
@@ -369,6 +373,7 @@ def _add_synth(sub) -> None:
     p = sub.add_parser("synth-energy", help="energy per token before / after the calibrated technology table")
     p.add_argument("--npu", required=True, type=NPU)
     p.add_argument("--technology", required=True, type=Path, help="the calibrated tech.yaml")
+    p.add_argument("--by-unit", type=Path, default=None, help="also write energy per token per unit here (TSV)")
     p.add_argument("--models", required=True, nargs="+", type=MODEL, help="model presets")
     _add_scenario_settings(p)
     p.add_argument("--out", required=True, type=Path)
@@ -416,7 +421,8 @@ def _run_synth(args) -> None:
     elif args.stage == "synth-tech":
         synth.synth_tech_stage(args.npu, args.units, args.sram, args.liberty, args.out, args.table)
     elif args.stage == "synth-energy":
-        synth.synth_energy_stage(args.npu, args.technology, args.models, args.out, settings=_scenario_settings(args))
+        synth.synth_energy_stage(args.npu, args.technology, args.models, args.out, settings=_scenario_settings(args),
+                                 by_unit=args.by_unit)
     elif args.stage == "synth-composition":
         synth.synth_composition_stage(args.tables, args.out)
     elif args.stage == "synth-anchor":
@@ -429,6 +435,8 @@ def _add_dse(sub) -> None:
     """The design-space sweep (npu.stages.dse, workflow/rules/dse.smk)."""
     p = sub.add_parser("dse-point", help="one design point of the sweep: analytical generations (+ cycle check)")
     p.add_argument("--base", required=True, type=NPU, help="base NPU preset name or YAML path")
+    p.add_argument("--technology", type=Path, default=None,
+                   help="technology table replacing the preset's (e.g. results/synth/<npu>/tech.yaml, calibrated)")
     p.add_argument("--point", required=True, help="the point's id (npu.dse.grid.point_id)")
     p.add_argument("--parameters", required=True, type=_json_mapping, help="the point's grid parameters (JSON)")
     p.add_argument("--models", required=True, nargs="+", type=MODEL, help="model presets")
@@ -475,7 +483,7 @@ def _run_dse(args) -> None:
         dse.dse_point_stage(args.base, args.parameters, args.point, args.models, args.out_dir,
                             settings=_scenario_settings(args), caches=tuple(args.cache_modes),
                             rules=tuple(args.rules), cycle_max_instructions=args.cycle_max_instructions,
-                            cycle_dram=args.cycle_dram)
+                            cycle_dram=args.cycle_dram, technology=args.technology)
     else:
         dse.dse_summary_stage(args.points, args.out, args.pareto, args.figure, analytical=args.analytical,
                               presets=args.presets, caches=tuple(args.cache_modes), rules=tuple(args.rules),
@@ -627,7 +635,8 @@ def _run(args: argparse.Namespace) -> None:
     elif args.stage == "simulate-analytical":
         from npu.stages.simulate import simulate_analytical_stage
 
-        simulate_analytical_stage(args.npu, args.model, args.out, settings=_scenario_settings(args))
+        simulate_analytical_stage(args.npu, args.model, args.out, settings=_scenario_settings(args),
+                                  technology=args.technology)
     elif args.stage == "simulate-cycle":
         from npu.stages.simulate import simulate_cycle_stage
 
@@ -635,7 +644,7 @@ def _run(args: argparse.Namespace) -> None:
                              max_instructions=args.max_instructions, trace_dir=args.trace_dir,
                              trace_max_instructions=args.trace_max_instructions, model=args.model,
                              settings=_scenario_settings(args),
-                             jedec_max_instructions=args.jedec_max_instructions)
+                             jedec_max_instructions=args.jedec_max_instructions, technology=args.technology)
     elif args.stage == "crossvalidate":
         from npu.stages.simulate import crossvalidate_stage
 

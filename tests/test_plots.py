@@ -238,7 +238,8 @@ def test_area_power_figure(tmp_path):
         for corner in ("TT", "SS")])
     sram = write_table(tmp_path / "sram.tsv", [
         {"npu": "dnpu-edge", "memory": memory, "area_um2": area, "read_pj_per_access": 29.0,
-         "write_pj_per_access": 3.0} for memory, area in (("vector_sram", 1.2e6), ("matrix_sram", 2.4e6))])
+         "write_pj_per_access": 3.0, "read_power_mw": 58.0, "leakage_mw": leakage}
+        for memory, area, leakage in (("vector_sram", 1.2e6, 0.6), ("matrix_sram", 2.4e6, "-"))])
     assert_figure(synth.area_power_figure([units], [sram], tmp_path / "fig7.png"))
 
 

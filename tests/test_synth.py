@@ -138,33 +138,39 @@ def planned_rules(output: str) -> list[str]:
     return sorted(m.group(1) for line in output.splitlines() if (m := re.match(r"^\s*rule (\w+):", line)))
 
 
-@pytest.mark.slow  # about a minute on a quiet machine; tests/test_pipeline.py runs these rules by default
-def test_pipeline_synthesizes_a_unit_per_corner_and_reruns_only_what_changed(tmp_path):
+@pytest.mark.slow  # a few minutes on a quiet machine (the matrix PEs); tests/test_pipeline.py runs these rules by default
+def test_pipeline_synthesizes_units_per_corner_and_reruns_only_what_changed(tmp_path):
+    """synth.corners [TT, SS, FF]: every unit and every composed unit has a row per corner from
+    one netlist, the fast corner faster and the slow one slower than TT."""
+    corners = ["TT", "SS", "FF"]
+    units = ["fp32_to_bf16", "matrix_pe", "matrix_pe_row0"]
     config = {"config_dir": str(REPO / "config"), "models": {"trained": [], "shape_only": []},
               "npus": ["dnpu-edge"], "quantization": {"models": [], "ablation": {"model": "tiny-sort", "outliers": False}},
               "verify": {"models": []}, "dse": {"enabled": False},
-              "synth": {"units": ["fp32_to_bf16"], "anchor_units": [], "corners": ["TT", "FF"], "pdk": str(find_pdk().root),
+              "synth": {"units": units, "anchor_units": [], "corners": corners, "pdk": str(find_pdk().root),
                         "activity_vectors": 64}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     target = "results/synth/summary.tsv"  # (the `all` target wants models too)
     result = snakemake(tmp_path, "--cores", "2", target)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_rows(tmp_path / target)
-    assert [(r["npu"], r["unit"], r["corner"]) for r in rows] == [("dnpu-edge", "fp32_to_bf16", "TT"),
-                                                                    ("dnpu-edge", "fp32_to_bf16", "FF")]
-    tt, ff = (float(r["fmax_ghz"]) for r in rows)
-    assert ff > tt  # the fast corner is faster
-    assert rows[0]["cell_area_um2"] == rows[1]["cell_area_um2"]  # one netlist, timed at two corners
-    assert all(r["gate_level_check"] == "netlist == npu.hw.numerics on 64 vectors" for r in rows)
-    assert all(float(r["power_activity_uw"]) > 0 for r in rows)
+    by = {(r["unit"], r["corner"]): r for r in rows}
+    assert set(by) == {(unit, corner) for unit in units + ["systolic_array"] for corner in corners}
+    for unit in units + ["systolic_array"]:
+        ss, tt, ff = (float(by[unit, corner]["fmax_ghz"]) for corner in ("SS", "TT", "FF"))
+        assert ss < tt < ff, unit  # the fast corner is faster, the slow one slower
+        assert len({by[unit, corner]["cell_area_um2"] for corner in corners}) == 1  # one netlist, timed three times
+    for corner in corners:
+        assert by["fp32_to_bf16", corner]["gate_level_check"] == "netlist == npu.hw.numerics on 64 vectors"
+        assert float(by["matrix_pe", corner]["power_activity_uw"]) > 0
     assert planned_rules(snakemake(tmp_path, "-n", target).stdout) == []
-    # A new clock target reruns the synthesis of the unit and what follows, not the library merge.
+    # A new clock target reruns the synthesis of the units and what follows, not the library merges.
     config["synth"]["clock_period_ps"] = 500
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     rerun = snakemake(tmp_path, "-n", target)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert planned_rules(rerun.stdout) == ["synth_activity", "synth_netlist", "synth_summary", "synth_timing",
-                                           "synth_timing", "synth_units"]
+    assert planned_rules(rerun.stdout) == sorted(["synth_activity", "synth_netlist"] * 3 + ["synth_timing"] * 9
+                                                 + ["synth_summary", "synth_units"])
 
 
 # ---- bad inputs: named errors, no tables ---------------------------------------------------------

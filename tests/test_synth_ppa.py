@@ -45,9 +45,9 @@ def test_presets_with_equal_parameters_share_one_job():
     for unit in ("fp32_add", "fp32_exp", "matrix_pe", "vector_lane"):
         assert len({job_for(unit, config).key for config in presets}) == 1, unit  # no parameters, same 1 GHz
     # The core's scalar memories and dLLM instructions differ: edge != cloud != ar-npu.
-    assert len({job_for("npu_core", config).key for config in presets}) == 3
-    edge = job_for("npu_core", presets[0])
-    assert edge.key.startswith("npu_core-") and re.fullmatch(r"npu_core-[0-9a-f]{8}", edge.key)
+    assert len({job_for("npu_core_control", config).key for config in presets}) == 3
+    edge = job_for("npu_core_control", presets[0])
+    assert re.fullmatch(r"npu_core_control-[0-9a-f]{8}", edge.key)
     assert edge.parameters["INT_SRAM_WORDS"] == presets[0].int_sram.size_bytes // 4
 
 
@@ -75,6 +75,35 @@ def test_preset_jobs_and_compositions_follow_the_preset():
     assert compositions["systolic_array"] == {"matrix_pe_row0": cloud.mlen, "matrix_pe": cloud.mlen * (cloud.mlen - 1)}
     assert compositions["vector_lanes"] == {"vector_lane": cloud.vlen}
     assert preset_compositions(cloud, ["matrix_pe"]) == {}  # a part missing: nothing composed
+
+
+def test_the_core_is_composed_from_its_control_and_the_fpus_arithmetic_units():
+    """npu_core = npu_core_control (the FPU's arithmetic units and the memories black boxes) + one
+    of each arithmetic unit the scalar FPU instantiates; the default units compose it for every
+    preset, and the flat core (opt-in) is its check."""
+    from npu.synth.units import CORE_DATAPATH_UNITS, OPT_IN_UNITS
+
+    control = get_unit("npu_core_control")
+    assert control.module == get_unit("npu_core_flat").module == "npu_core"
+    assert set(CORE_DATAPATH_UNITS) <= set(control.black_boxes) and "word_memory" in control.black_boxes
+    assert not set(CORE_DATAPATH_UNITS) & set(get_unit("npu_core_flat").black_boxes)
+    scalar_fpu = (REPO / "npu" / "rtl" / "scalar_fpu.v").read_text()
+    for unit in CORE_DATAPATH_UNITS:
+        assert len(re.findall(rf"^\s*{unit}\s+u_", scalar_fpu, re.M)) == 1, unit  # one instance each
+    default = [name for name in SYNTH_UNITS if name not in ANCHOR_UNITS + OPT_IN_UNITS]
+    assert "npu_core_flat" not in default and "npu_core_control" in default
+    for name in ("dnpu-edge", "dnpu-cloud", "ar-npu"):
+        parts = preset_compositions(load_npu_config(name), default)["npu_core"]
+        assert parts == {"npu_core_control": 1, **{unit: 1 for unit in CORE_DATAPATH_UNITS}}
+    assert COMPOSITIONS["npu_core"].flat_checks == {1: "npu_core_flat"}
+
+
+def test_a_part_without_power_leaves_the_composed_power_not_computed():
+    rows = {"a": _row("a", 10.0, 0.5), "b": _row("b", 5.0, 0.3)}
+    rows["b"]["power_default_activity_uw"] = "not computed (OpenSTA crashed)"
+    row = compose_row("x", {"a": 1, "b": 2}, rows)
+    assert row["cell_area_um2"] == pytest.approx(20.0) and row["fmax_ghz"] == 0.3
+    assert row["power_default_activity_uw"].startswith("not computed") and "b" in row["power_default_activity_uw"]
 
 
 def test_unknown_unit_is_named():
@@ -198,18 +227,61 @@ def test_anchor_int8_pe_at_200ps_ff(tmp_path, liberties):
 
 
 @needs_tools
-@pytest.mark.slow  # npu_core is 156,000 cells: 5-15 minutes of Yosys, and OpenSTA crashes in its power (see docs)
-def test_core_memories_are_black_boxes_outside_its_area(tmp_path, liberties):
-    """npu_core with its program / INT / FP memories as empty word_memory modules: the netlist
-    links in OpenSTA and none of the 64 KiB of scalar SRAM is counted as flops."""
+@pytest.mark.slow  # npu_core_control is 28,000 cells: 1-5 minutes of Yosys
+def test_core_control_leaves_memories_and_fpu_units_out_and_has_power(tmp_path, liberties):
+    """npu_core_control: its memories and the FPU's arithmetic units are taken out of the netlist
+    (listed in black_boxes.txt, their outputs tied low), none of the 64 KiB of scalar SRAM is
+    counted as flops, and OpenSTA computes its power (the flat core's crashed it)."""
     from npu.synth.netlist import netlist_cells
 
-    row = _synthesize_and_time("npu_core", liberties["TT"], tmp_path / "core")
+    row = _synthesize_and_time("npu_core_control", liberties["TT"], tmp_path / "core")
     modules = netlist_cells(tmp_path / "core" / "netlist.v")
-    assert any("word_memory" in name for name in modules)
+    assert not any("word_memory" in kind or "fp32_exp" in kind for counts in modules.values() for kind in counts)
+    removed = (tmp_path / "core" / "work" / "black_boxes.txt").read_text()
+    assert all(name in removed for name in ("u_program", "u_int_sram", "u_fp_sram", "u_exp", "u_recip", "u_rsqrt"))
     config = load_npu_config("dnpu-edge")
     assert int(row["sequential_cells"]) < (config.int_sram.size_bytes * 8) // 4  # far fewer flops than SRAM bits
+    assert int(row["cells"]) < 60_000  # the control alone: the flat core is 157,000 cells
     assert float(row["fmax_ghz"]) > 0 and float(row["leakage_uw"]) > 0
+    assert float(row["power_default_activity_uw"]) > float(row["leakage_uw"])  # a number, not "not computed"
+
+
+@needs_tools
+@pytest.mark.slow  # small, but Yosys and OpenSTA each read the merged library: 40 s on the loaded machine
+def test_black_box_pins_become_registered_ports_and_the_unit_is_timed_and_powered(tmp_path, liberties):
+    """A unit whose black box (a stand-in for the core's FPU units) feeds a register: the
+    instance is listed and gone, its pins are ports of the unit (bb_<instance>_<pin>) that the
+    wrapper registers, the logic that fed it stays (the operand isolation AND gates), and
+    OpenSTA reports a finite power (undriven nets made it NaN) and times the path from the black
+    box's output register."""
+    import math
+
+    from npu.stages.synth import synth_timing_stage
+    from npu.synth.errors import SynthesisError
+    from npu.synth.flow import synthesize_unit
+    from npu.synth.netlist import netlist_cells
+    from npu.synth.units import SynthUnit
+
+    source = tmp_path / "bb_user.v"
+    source.write_text("module bb (input [7:0] a, output [7:0] y);\n  assign y = a + 8'd1;\nendmodule\n"
+                      "module bb_user (input clk, input use_bb, input [7:0] a, output reg [7:0] q);\n"
+                      "  wire [7:0] y;\n  bb u_bb (.a(use_bb ? a : 8'd0), .y(y));\n"
+                      "  always @(posedge clk) q <= y ^ a;\nendmodule\n")
+    unit = SynthUnit("bb_user", lambda: [source], include_dirs=(), clock="clk", black_boxes=("bb",))
+    record = synthesize_unit(unit, {}, liberties["TT"], 1000.0, tmp_path / "out")
+    assert (tmp_path / "out" / "work" / "black_boxes.txt").read_text().split() == ["bb_user/u_bb"]
+    assert record["ports"]["bb_u_bb_y"] == ["input", 8] and record["ports"]["bb_u_bb_a"] == ["output", 8]
+    cells = netlist_cells(tmp_path / "out" / "netlist.v")["bb_user"]
+    assert "bb" not in cells
+    assert sum(count for kind, count in cells.items() if kind.startswith("AND2")) >= 8  # the isolation stays
+    assert record["sequential_cells"] == 8
+    row = synth_timing_stage(tmp_path / "out" / "synthesis.json", liberties["TT"], "TT", tmp_path / "t.tsv",
+                             tmp_path / "p.txt")
+    assert math.isfinite(float(row["power_default_activity_uw"])) and float(row["power_default_activity_uw"]) > 0
+    other = SynthUnit("bb_user_without", lambda: [source], include_dirs=(), clock="clk", top="bb_user",
+                      black_boxes=("not_instantiated",))
+    with pytest.raises(SynthesisError, match="instantiates none"):
+        synthesize_unit(other, {}, liberties["TT"], 1000.0, tmp_path / "none")
 
 
 def test_black_box_that_is_not_declared_still_fails(tmp_path):
@@ -284,6 +356,22 @@ def test_pipeline_shares_jobs_between_presets_and_reruns_only_changed_keys(tmp_p
     # A new clock gives the twin its own jobs; dnpu-edge's stay as they are.
     assert plan_after({"clock_ghz": 0.5}) == sorted(["synth_netlist"] * 3 + ["synth_timing"] * 3
                                                     + ["synth_activity"] * 3 + ["synth_units", "synth_summary"])
+
+
+def test_simulators_wait_for_and_read_the_calibrated_table(tmp_path):
+    """synth.calibrated_energy (default true): simulate_analytical prices energy with the preset's
+    results/synth/{npu}/tech.yaml, so the plan of an analytical table holds the preset's synthesis
+    and synth_tech, and its command names that table (a dry run: nothing is synthesized)."""
+    config = {"config_dir": str(REPO / "config"), "models": {"trained": ["tiny-sort"], "shape_only": []},
+              "npus": ["dnpu-edge"], "quantization": {"models": [], "ablation": {"model": "tiny-sort", "outliers": False}},
+              "verify": {"models": []}, "dse": {"enabled": False},
+              "synth": {"anchor_units": [], "activity_trace": ""}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    plan = snakemake(tmp_path, "-n", "-p", "results/dnpu-edge/tiny-sort/analytical.tsv")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    rules = planned(plan.stdout)
+    assert {"synth_tech", "synth_units", "synth_netlist", "simulate_analytical"} <= set(rules)
+    assert "--technology results/synth/dnpu-edge/tech.yaml" in plan.stdout
 
 
 # ---- activity from a model run ------------------------------------------------------------------
@@ -449,3 +537,72 @@ def test_calibrated_table_prices_actions_with_the_synthesized_units():
     assert table.lane_ops["vector_add"] == pytest.approx(0.1)     # the default-activity 100 uW
     with pytest.raises(CalibrationError, match="matrix_pe"):
         calibrated_technology(base, [row for row in rows if row["unit"] != "matrix_pe"], sram, 0.3, "x")
+
+
+# ---- the simulators reading the calibrated table; energy per token by unit ---------------------
+
+def _calibrated_table(tmp_path: Path, mac_pj: float) -> Path:
+    """A technology table as synth_tech writes it: the preset's latencies, other energies."""
+    base = yaml.safe_load((REPO / "config" / "tech" / "asap7-7nm.yaml").read_text())
+    scale = base["energy"]["scale_from_45nm"]
+    base["name"] = "asap7-7nm-test-calibrated"  # not the file's stem: a written table names itself
+    energy = base["energy"]
+    energy["pj_at_45nm"] = {key: (value * scale if not isinstance(value, dict) else
+                                  {k: v * scale for k, v in value.items()})
+                            for key, value in energy["pj_at_45nm"].items()}
+    energy["scale_from_45nm"] = 1.0
+    energy["pj_at_45nm"]["mac"] = mac_pj
+    path = tmp_path / "tech.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+def test_energy_per_token_by_unit_adds_up_and_follows_the_calibrated_table(tmp_path):
+    """A small dual-cache generation of a one-layer tiny-sort on dnpu-edge priced with the preset's table and
+    with a table whose MAC costs 10x: the units' energies add up to the generation's energy per
+    token, only the MAC array's changes (by 10x), and timing is the same."""
+    from npu.hw.config import with_technology
+    from npu.models.decoding import DecodeConfig
+    from npu.models.presets import load_model_spec
+    from npu.runtime.lowering import generation_row, step_program
+    from npu.sim.analytical.generation import GenerationSetup
+    from npu.synth.energy import UNITS, GroupedStepModel, breakdown_rows, shared_lowering, unit_breakdown
+
+    import dataclasses
+
+    edge = load_npu_config("dnpu-edge")
+    tiny = dataclasses.replace(load_model_spec("tiny-sort").architecture, n_layers=1)
+    setup = GenerationSetup(13, DecodeConfig(4, 4, 2, cache="dual"))  # a refresh step and an in-block step
+    table = _calibrated_table(tmp_path, 10 * edge.technology.energy.mac)
+    lower = shared_lowering(step_program)
+    machines = {"before": GroupedStepModel(edge, lower), "after": GroupedStepModel(with_technology(edge, table), lower)}
+    rows = {when: generation_row(machine, tiny, setup, {}) for when, machine in machines.items()}
+    split = {when: unit_breakdown(machine, tiny, setup) for when, machine in machines.items()}
+    for when in machines:
+        assert rows[when]["status"] == "ok"
+        assert sum(split[when].values()) == pytest.approx(rows[when]["energy_per_token_mj"], rel=1e-9)
+    assert rows["after"]["tokens_per_s"] == rows["before"]["tokens_per_s"]
+    assert split["after"]["MAC array"] == pytest.approx(10 * split["before"]["MAC array"]) and split["before"]["MAC array"] > 0
+    for unit in UNITS:
+        if unit != "MAC array":
+            assert split["after"][unit] == pytest.approx(split["before"][unit]), unit
+    assert split["before"]["DMA / codec"] == 0 and split["before"]["DRAM"] > 0 and split["before"]["control"] > 0
+    table_rows = breakdown_rows("dnpu-edge", "tiny-sort", "dual", "topk", split["before"], split["after"])
+    assert [row["unit"] for row in table_rows] == list(UNITS)
+    assert sum(row["share_after"] for row in table_rows) == pytest.approx(1.0)
+
+
+def test_technology_override_is_checked_and_named(tmp_path):
+    from npu.hw.config import NPUConfigError, with_technology
+
+    edge = load_npu_config("dnpu-edge")
+    assert with_technology(edge, None) is edge
+    calibrated = with_technology(edge, _calibrated_table(tmp_path, 0.123))
+    assert calibrated.technology.name == "asap7-7nm-test-calibrated" and calibrated.technology.energy.mac == 0.123
+    assert calibrated.technology.latency == edge.technology.latency
+    with pytest.raises(NPUConfigError, match="no_such_table.yaml"):
+        with_technology(edge, tmp_path / "no_such_table.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump({"name": "x", "energy": {}}))
+    with pytest.raises(NPUConfigError, match="broken.yaml"):
+        with_technology(edge, broken)

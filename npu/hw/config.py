@@ -367,3 +367,18 @@ def _presets_dir(config_dir: str | Path | None) -> Path:
 
 def _is_power_of_two(n: int) -> bool:
     return isinstance(n, int) and n > 0 and n & (n - 1) == 0
+
+
+def with_technology(config: NPUConfig, technology: str | Path | None) -> NPUConfig:
+    """`config` with the technology table at `technology` (e.g. the one calibrated from this
+    run's synthesis, config `synth.calibrated_energy`) in place of the file its preset names;
+    None: `config` unchanged. Latencies and energies both come from the table given."""
+    if technology is None:
+        return config
+    from npu.hw.technology import read_technology_table
+
+    try:
+        table = read_technology_table(technology)
+    except ConfigError as err:
+        raise NPUConfigError(f"{config.name}: --technology: {err}") from None
+    return dataclasses.replace(config, technology=table)

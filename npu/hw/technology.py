@@ -112,3 +112,13 @@ def load_technology(name_or_path: str | Path = DEFAULT_TECHNOLOGY,
     if path.stem != data["name"]:
         raise ConfigError(f"{path}: key 'name': {data['name']!r} differs from the file name {path.stem!r}")
     return technology_from_dict(data, str(path))
+
+
+def read_technology_table(path: str | Path) -> Technology:
+    """A technology table a stage wrote (results/synth/<npu>/tech.yaml: the preset's latencies,
+    energies calibrated from its synthesis, npu.synth.calibrate), checked by the same schema as
+    config/tech/*.yaml. Unlike a preset's file its `name` is its own, not the file's stem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such technology table")
+    return technology_from_dict(load_validated_yaml(path, "technology"), str(path))

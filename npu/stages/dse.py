@@ -26,12 +26,14 @@ FIGURE_COLUMNS = ("tokens_per_s", "energy_per_token_mj", "latency_per_token_ms",
 
 def dse_point_stage(base: str | Path, parameters: dict, point: str, models: list[str | Path], out_dir: str | Path,
                     settings=None, caches: tuple[str, ...] = ("dual",), rules: tuple[str, ...] = ("topk", "threshold"),
-                    cycle_max_instructions: int | None = None, cycle_dram: str = "bandwidth") -> Path:
-    """Evaluate one design point (module docstring); `cycle_max_instructions` None: no cycle check.
+                    cycle_max_instructions: int | None = None, cycle_dram: str = "bandwidth",
+                    technology: str | Path | None = None) -> Path:
+    """Evaluate one design point (module docstring); `cycle_max_instructions` None: no cycle check;
+    `technology`: a technology table replacing the base's (the calibrated one of the base preset).
     `point` must be the id npu.dse.grid gives the parameters (a stale id is refused by name)."""
     from npu.config import preset_path, read_yaml
     from npu.dse.grid import GRID_KEYS, check_point, derive_preset, point_id, DesignPoint, DesignSpaceError
-    from npu.hw.config import npu_config_from_dict
+    from npu.hw.config import npu_config_from_dict, with_technology
     from npu.sim.analytical.scenarios import ScenarioSettings
 
     if sorted(parameters) != sorted(GRID_KEYS):
@@ -58,7 +60,7 @@ def dse_point_stage(base: str | Path, parameters: dict, point: str, models: list
         return write_tsv(out_dir / "point.tsv", rows, missing="")
     from npu.dse.point import cycle_check, evaluate_point
 
-    config = npu_config_from_dict(preset, source=point, config_dir=config_dir)
+    config = with_technology(npu_config_from_dict(preset, source=point, config_dir=config_dir), technology)
     rows, machine, lowering, setups_of = evaluate_point(config, list(models), settings, tuple(caches), tuple(rules))
     rows = [head | row for row in rows]
     if cycle_max_instructions is not None:

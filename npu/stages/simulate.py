@@ -41,17 +41,18 @@ from npu.io import atomic_write_with, write_tsv
 
 
 def simulate_analytical_stage(npu_name: str | Path, model_name: str | Path, out: str | Path,
-                              settings=None) -> Path:
+                              settings=None, technology: str | Path | None = None) -> Path:
     """One (NPU, model) table: a row per (cache mode, commit rule) generation, costed on the
     compiled step programs (npu.runtime.lowering); settings: the experiment's
     npu.sim.analytical.scenarios.ScenarioSettings (default: its defaults). A generation with a
-    step the machine cannot run gets NaN figures and the compiler's reason in `status`."""
-    from npu.hw.config import load_npu_config
+    step the machine cannot run gets NaN figures and the compiler's reason in `status`.
+    `technology`: a technology table replacing the preset's (the calibrated one, npu.hw.config.with_technology)."""
+    from npu.hw.config import load_npu_config, with_technology
     from npu.runtime.lowering import generation_row, step_program
     from npu.sim.analytical.npu_ops import NpuStepModel
     from npu.sim.analytical.scenarios import ScenarioSettings, model_scenarios
 
-    machine = NpuStepModel(load_npu_config(npu_name), step_program)
+    machine = NpuStepModel(with_technology(load_npu_config(npu_name), technology), step_program)
     model, setups = model_scenarios(model_name, settings or ScenarioSettings())
     shared: dict = {}
     rows = []
@@ -169,7 +170,7 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
                          max_instructions: int = 20_000_000, trace_dir: str | Path | None = None,
                          trace_max_instructions: int = 200_000, decoding: dict | None = None,
                          jedec_max_instructions: int = 2_000_000, model: str | Path | None = None,
-                         settings=None) -> list[dict]:
+                         settings=None, technology: str | Path | None = None) -> list[dict]:
     """Simulate every compiled step program of one (npu, model) and write `out_tsv`.
 
     trace_dir: Chrome/Perfetto timelines (`<step>.trace.json`) of programs with at most
@@ -181,15 +182,16 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
     and their DRAM command trace is replayed through npu.sim.dram.check_trace (the row reports the
     commands checked and the timing violations found: the model must produce none); longer ones
     (the JEDEC model schedules every command in Python) run with the bandwidth backend, which the
-    row's `dram_backend` column says.
+    row's `dram_backend` column says. `technology`: a technology table replacing the preset's
+    (the calibrated one, npu.hw.config.with_technology).
     """
     import numpy as np
 
-    from npu.hw.config import load_npu_config
+    from npu.hw.config import load_npu_config, with_technology
     from npu.sim.cycle.compiled import read_compiled_programs, generation_rows
     from npu.sim.cycle.simulator import CycleSimulator
 
-    config = load_npu_config(npu)
+    config = with_technology(load_npu_config(npu), technology)
     if decoding is None and model is not None:
         from npu.sim.analytical.scenarios import ScenarioSettings, generation_recipe
 

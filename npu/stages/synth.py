@@ -101,14 +101,19 @@ def synth_timing_stage(synthesis: str | Path, liberty: str | Path, corner: str, 
 def synth_sram_stage(npu: str | Path, out: str | Path, sram_pdk: str | Path | None = None,
                      liberty: str | Path | None = None) -> Path:
     """The preset's four SRAMs tiled from the ASAP7 SRAM banks (npu.synth.sram) -> sram.tsv; with
-    the TT standard-cell `liberty`, their leakage estimated from its inverter (sram_leakage_mw_per_mib)."""
+    the TT standard-cell `liberty`, their leakage estimated from its inverter (sram_leakage_mw_per_mib);
+    their peak read power at the preset's clock (sram_power_columns)."""
     from npu.hw.config import load_npu_config
-    from npu.synth.sram import find_sram_pdk, preset_memories, read_banks, sram_leakage_mw_per_mib, tile_memory
+    from npu.synth.sram import (find_sram_pdk, preset_memories, read_banks, sram_leakage_mw_per_mib,
+                                sram_power_columns, tile_memory)
 
     config = load_npu_config(npu)
     banks = read_banks(find_sram_pdk(sram_pdk))
     per_mib = sram_leakage_mw_per_mib(liberty) if liberty else None
-    rows = [{"npu": config.name, **tile_memory(*memory, banks, per_mib)} for memory in preset_memories(config)]
+    rows = []
+    for memory in preset_memories(config):
+        row = tile_memory(*memory, banks, per_mib)
+        rows.append({"npu": config.name, **row, **sram_power_columns(row, config.clock_ghz)})
     return write_tsv(out, rows)
 
 
@@ -215,25 +220,22 @@ def synth_tech_stage(npu: str | Path, units: str | Path, sram: str | Path, liber
 
 
 def synth_energy_stage(npu: str | Path, technology: str | Path, models: list[str | Path], out: str | Path,
-                       settings=None) -> Path:
+                       settings=None, by_unit: str | Path | None = None) -> Path:
     """Energy per generated token of each model's generations (npu.sim.analytical, as
     simulate_analytical) with the preset's own technology table and with the calibrated one
-    -> energy_per_token.tsv (before, after, ratio)."""
-    import dataclasses
-
-    import yaml
-
-    from npu.hw.config import load_npu_config
-    from npu.hw.technology import technology_from_dict
+    -> energy_per_token.tsv (before, after, ratio); with `by_unit`, the same split by unit
+    (npu.synth.energy: MAC array, vector lanes, SRAMs, DMA / codec, DRAM, control, leakage)."""
+    from npu.hw.config import load_npu_config, with_technology
     from npu.runtime.lowering import generation_row, step_program
-    from npu.sim.analytical.npu_ops import NpuStepModel
     from npu.sim.analytical.scenarios import ScenarioSettings, model_scenarios
+    from npu.synth.energy import GroupedStepModel, breakdown_rows, shared_lowering, unit_breakdown
 
     config = load_npu_config(npu)
-    calibrated = technology_from_dict(yaml.safe_load(Path(technology).read_text()), str(technology))
-    machines = {"before": NpuStepModel(config, step_program),
-                "after": NpuStepModel(dataclasses.replace(config, technology=calibrated), step_program)}
-    rows = []
+    calibrated_config = with_technology(config, technology)
+    calibrated = calibrated_config.technology
+    lower = shared_lowering(step_program)  # each step compiled once for both tables
+    machines = {"before": GroupedStepModel(config, lower), "after": GroupedStepModel(calibrated_config, lower)}
+    rows, unit_rows = [], []
     shared: dict[str, dict] = {when: {} for when in machines}  # step costs, reused across a model's generations
     for model_name in models:
         model, setups = model_scenarios(model_name, settings or ScenarioSettings())
@@ -248,10 +250,16 @@ def synth_energy_stage(npu: str | Path, technology: str | Path, models: list[str
                          if before["status"] == "ok" else float("nan"),
                          "technology_before": config.technology.name, "technology_after": calibrated.name,
                          "status": before["status"]})
+            if by_unit is not None and before["status"] == "ok":
+                split = {when: unit_breakdown(machine, model, setup) for when, machine in machines.items()}
+                unit_rows += breakdown_rows(config.name, before["model"], before["cache"], before["rule"],
+                                            split["before"], split["after"])
             print(f"energy {config.name} {before['model']} {before['cache']}/{before['rule']}: "
                   f"{before['energy_per_token_mj']:.4g} -> {after['energy_per_token_mj']:.4g} mJ/token", file=sys.stderr)
     if not rows:
         raise ValueError("synth energy: no models given")
+    if by_unit is not None:
+        write_tsv(by_unit, unit_rows or [{"npu": config.name, "note": "no generation compiled"}], missing="-")
     return write_tsv(out, rows)
 
 

@@ -12,8 +12,10 @@ default-activity power (each entry says which). What each action of the cost mod
     vector_special   mean of fp32_exp, fp32_recip, fp32_rsqrt
     scalar_fp        fp32_add             scalar_int, vector_rank: not synthesized on their own:
                                           the base table's figure is kept
-    instruction      npu_core (decoder, register files, scalar units; memories excluded), one cycle;
-                     the base table's figure when the core has no power (or was not synthesized)
+    instruction      npu_core_control (decoder, register files, scalar ALU, the FPU's compare /
+                     convert logic, loop stack; memories and the FPU's arithmetic units, which
+                     scalar_fp prices, excluded), one cycle; the base table's figure when it has
+                     no power (or was not synthesized)
     sram_64bit_8kib  the ASAP7 bank srambank_256x4x64 (8 KiB, 64-bit word) read energy; the cost
                      model's sqrt(size) growth to 1 MiB banks stands for the wiring and muxes
                      (Horowitz, ISSCC 2014), the overhead this calibration keeps
@@ -92,9 +94,9 @@ def calibrated_technology(base: Mapping[str, Any], rows: list[Mapping[str, Any]]
         return units[unit]
 
     kept: dict[str, str] = {}
-    for key, unit in (("mac", "matrix_pe"), ("instruction", "npu_core")):
-        if unit == "npu_core" and unit not in units:
-            kept[key] = "kept from the base table: npu_core not synthesized for this preset"
+    for key, unit in (("mac", "matrix_pe"), ("instruction", "npu_core_control")):
+        if unit == "npu_core_control" and unit not in units:
+            kept[key] = "kept from the base table: npu_core_control not synthesized for this preset"
             continue
         energy_pj = operation_energy_pj(need(unit))
         if energy_pj is None:

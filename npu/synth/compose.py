@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from npu.synth.units import CORE_DATAPATH_UNITS
+
 SUMMED = ("cell_area_um2", "sequential_area_um2", "cells", "sequential_cells", "leakage_uw",
           "power_default_activity_uw")
 
@@ -48,6 +50,16 @@ COMPOSITIONS: dict[str, Composition] = {
         size=lambda config: config.vlen,
         parts=lambda vlen: {"vector_lane": vlen},
         flat_checks={}),
+    # The core: its control and scalar logic synthesized per preset, the scalar FPU's arithmetic
+    # units (one instance each, black boxes in npu_core_control) from their own jobs. Its only
+    # size is 1 (the memories, the part that scales, are SRAM macros); checked against the flat
+    # core when synth.units names npu_core_flat.
+    "npu_core": Composition(
+        "npu_core", "npu_core_control + one each of the scalar FPU's fp32_add, fp32_mul, fp32_exp, fp32_recip, "
+                    "fp32_rsqrt (memories: SRAM macros, not included)",
+        size=lambda config: 1,
+        parts=lambda size: {"npu_core_control": 1, **{unit: 1 for unit in CORE_DATAPATH_UNITS}},
+        flat_checks={1: "npu_core_flat"}),
     "anchor_int8_array_8x8": Composition(
         "anchor_int8_array_8x8", "64 INT8 weight-stationary PEs (the anchor, composed)",
         size=lambda config: 8,
@@ -89,7 +101,12 @@ def compose_row(name: str, parts: dict[str, int], rows: dict[str, dict[str, Any]
                            "parameters": " + ".join(f"{count} x {part}" for part, count in parts.items()),
                            "clock_period_ps": rows[slowest]["clock_period_ps"]}
     for key in SUMMED:
-        total = sum(count * float(rows[part][key]) for part, count in parts.items())
+        values = {part: _number(rows[part][key]) for part in used}
+        if any(value is None for value in values.values()):
+            # A part without the figure (OpenSTA gave no power for it): the sum is not computed.
+            row[key] = "not computed (no " + key + " for " + ", ".join(p for p, v in values.items() if v is None) + ")"
+            continue
+        total = sum(parts[part] * value for part, value in values.items())
         row[key] = int(round(total)) if key.endswith("cells") else total
     for key in ("worst_slack_ps", "critical_path_ps", "fmax_ghz", "logic_levels"):
         row[key] = rows[slowest][key]
@@ -139,7 +156,9 @@ def composition_check(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 composed = compose_row(name, parts, units)
                 flat = units[flat_unit]
                 for key in COMPARED:
-                    flat_value, composed_value = float(flat[key]), float(composed[key])
+                    flat_value, composed_value = _number(flat[key]), _number(composed[key])
+                    if flat_value is None or composed_value is None:
+                        continue  # e.g. no power where OpenSTA crashed: the other figures are still checked
                     checks.append({"composition": name, "size": size, "corner": corner, "figure": key,
                                    "flat": flat_value, "composed": composed_value,
                                    "error_percent": 100.0 * (composed_value - flat_value) / flat_value,

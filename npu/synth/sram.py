@@ -183,3 +183,15 @@ def inverter_leakage_pw(liberty: str | Path, cell: str = BITCELL_REFERENCE_CELL)
 def sram_leakage_mw_per_mib(liberty: str | Path) -> float:
     """Estimated SRAM leakage per MiB (mW): 2^23 bitcells x 2 x the reference inverter's leakage."""
     return 8 * 2**20 * BITCELL_INVERTERS * inverter_leakage_pw(liberty) * 1e-9
+
+
+def sram_power_columns(row: dict, clock_ghz: float) -> dict:
+    """The memory's power at the preset's clock with every port reading one word each cycle (its
+    peak read power: pJ per access x ports x GHz = mW), and that plus its leakage estimate."""
+    if not clock_ghz > 0:
+        raise ValueError(f"SRAM power of {row['memory']}: clock {clock_ghz} GHz must be positive")
+    dynamic = float(row["read_pj_per_access"]) * int(row["ports"]) * clock_ghz
+    leakage = row.get("leakage_mw", "-")
+    return {"clock_ghz": clock_ghz, "read_power_mw": dynamic,
+            "power_mw": dynamic + float(leakage) if leakage != "-" else "-",
+            "power": "every port reads one word per cycle at the clock (peak), + leakage"}

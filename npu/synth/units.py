@@ -117,6 +117,11 @@ def _anchor_sources() -> list[Path]:
     return [ANCHOR_DIR / "anchor_int8_pe.v", ANCHOR_DIR / "anchor_int8_array.v"]
 
 
+# The scalar FPU's arithmetic units (npu/rtl/scalar_fpu.v): one instance each in the core, black
+# boxes in npu_core_control and composed back from their own jobs.
+CORE_DATAPATH_UNITS = ("fp32_add", "fp32_mul", "fp32_exp", "fp32_recip", "fp32_rsqrt")
+
+
 def _fixed(parameters: dict[str, int]) -> Callable[[Any], dict[str, int]]:
     return lambda config: dict(parameters)
 
@@ -150,11 +155,22 @@ SYNTH_UNITS.update({
     "dma_codec": SynthUnit("dma_codec", _dma_sources, parameters=_dma_parameters, clock="clk",
                            keep_hierarchy=("fp32_add", "fp32_mul", "fp32_recip"),
                            description="DMA codec: MX block encode/decode, mx_block elements per cycle"),
-    # The core's control path (decoder, register files, scalar ALU/FPU, loop stack) with its
-    # program, INT and FP memories as black boxes (SRAM macros: npu.synth.sram).
-    "npu_core": SynthUnit("npu_core", _core_sources, parameters=_core_parameters, clock="clk",
-                          black_boxes=("word_memory", "scalar_sram"), keep_hierarchy=("fp32_add", "fp32_mul"),
-                          description="core without its memories (word_memory and scalar_sram black boxes)"),
+    # The core, hierarchically: its control and scalar logic (decoder, register files, scalar
+    # ALU, the FPU's compare / convert / move logic, loop stack, issue queues) synthesized for
+    # real per preset, with the scalar FPU's arithmetic units - the arithmetic units synthesized
+    # on their own (SYNTH_UNITS above) - and the program, INT and FP memories (SRAM macros:
+    # npu.synth.sram) as black boxes. The core's row is composed from it and those units
+    # (npu.synth.compose "npu_core"); the flat core below checks the composition.
+    "npu_core_control": SynthUnit("npu_core_control", _core_sources, parameters=_core_parameters, clock="clk",
+                                  top="npu_core", black_boxes=("word_memory", "scalar_sram", *CORE_DATAPATH_UNITS),
+                                  description="core control and scalar logic (memories and the FPU's "
+                                              "arithmetic units black boxes)"),
+    # The whole core flat, memories black boxes (157 k cells: 15 minutes of Yosys): the check of
+    # the hierarchical core, opt-in (OPT_IN_UNITS).
+    "npu_core_flat": SynthUnit("npu_core_flat", _core_sources, parameters=_core_parameters, clock="clk",
+                               top="npu_core", black_boxes=("word_memory", "scalar_sram"),
+                               keep_hierarchy=("fp32_add", "fp32_mul"),
+                               description="core without its memories, flat (composition check)"),
     # The anchor: INT8 x INT8 -> INT32 weight-stationary PE and 8x8 array, 200 ps at FF.
     "anchor_int8_pe": SynthUnit("anchor_int8_pe", _anchor_sources, include_dirs=(), clock="clk",
                                 period_ps=ANCHOR_PERIOD_PS, map_corner=ANCHOR_CORNER,
@@ -168,7 +184,9 @@ SYNTH_UNITS.update({
                               description="our matrix PE at the anchor's 200 ps, FF"),
 })
 # Synthesized only when synth.units names them: dma_codec at mx_block 32 is about a million cells
-# (32 fp32_recip + 32 fp32_mul), hours of OpenSTA on a 2-core machine.
-OPT_IN_UNITS = ("dma_codec",)
+# (32 fp32_recip + 32 fp32_mul), hours of OpenSTA on a 2-core machine; the flat core (a check,
+# 15 minutes of Yosys per preset) and the flat 8x8 array (135 k cells, the 4x4 one is the default
+# check).
+OPT_IN_UNITS = ("dma_codec", "npu_core_flat", "systolic_array_8x8")
 # Preset-independent units with their own table (results/synth/anchor.tsv), not in units.tsv.
 ANCHOR_UNITS = ("anchor_int8_pe", "anchor_int8_array", "anchor_fp_pe")

@@ -78,29 +78,46 @@ def is_black_box(unit: SynthUnit, kind: str) -> bool:
                for name in unit.black_boxes)
 
 
-_INSTANCE_BLOCK = re.compile(r"^[ \t]*(\\?\S+)[ \t]+(?:#\((?:.|\n)*?\)\s*\)[ \t]*)?(\\?\S+)[ \t]*\((?:.|\n)*?\n[ \t]*\);\n",
-                             re.M)
+BLACK_BOX_PORT_PREFIX = "bb_"
 
 
-def remove_black_boxes(unit: SynthUnit, text: str, listing: Path) -> str:
-    """The netlist without the instances of the unit's black boxes (their names and parameters
-    listed in `listing`). OpenSTA 2.0.17 reads no `#(...)` parameter overrides and would black-box
-    an undefined module anyway: without them, the nets the memories drove start no timed path and
-    the nets they read end none - the memories' own timing and power come from npu.synth.sram."""
-    removed = []
+def black_box_types(unit: SynthUnit) -> str:
+    """A Yosys selection of the cells whose type is one of the unit's black boxes."""
+    return " ".join(f"t:{name} t:$paramod\\{name}\\*" for name in unit.black_boxes)
 
-    def drop(match: re.Match) -> str:
-        if is_black_box(unit, match.group(1).lstrip("\\")):
-            removed.append(match.group(0).split("(")[0].strip() + " ... " + match.group(2))
-            return ""
-        return match.group(0)
 
-    result = _INSTANCE_BLOCK.sub(drop, text)
-    if not removed:
-        raise SynthesisError(f"{unit.name}: declared black boxes {', '.join(unit.black_boxes)} but the netlist "
-                             f"instantiates none of them")
-    listing.write_text("\n".join(removed) + "\n")
-    return result
+def black_box_elaboration(unit: SynthUnit, parameters: dict[str, int], listing: Path | None = None) -> list[str]:
+    """Yosys commands that elaborate a unit with black boxes and turn each black-box instance's
+    pins into ports of the unit (`expose -evert`, instances listed in `listing`): the black box's
+    outputs become unit inputs and its inputs unit outputs, which the wrapper then registers like
+    every other port (npu.synth.yosys.wrapper_verilog). So the nets a memory or an FPU unit drove
+    start at a register (as an SRAM macro's registered output would) with a toggling value, and
+    the nets they read end at one: the unit is timed and powered with neither undriven nets
+    (OpenSTA 2.0.17: NaN power, or SIGSEGV in report_power on the flat core) nor constants (a
+    tie cell would make the instruction word constant, and OpenSTA's constant propagation then
+    removes most of the core's paths and switching). The black boxes' own timing, area and power
+    come from npu.synth.sram (memories) and their own jobs (the FPU's units, npu.synth.compose).
+    The unit is flattened first (its `keep_hierarchy` modules kept), so the instances lie in it."""
+    commands = [*(f"blackbox {name}" for name in unit.black_boxes),
+                *(f"chparam -set {key} {value} {unit.module}" for key, value in parameters.items()),
+                f"hierarchy -check -top {unit.module}", "proc",
+                *(f"setattr -mod -set keep_hierarchy 1 {name} $paramod*\\{name}*" for name in unit.keep_hierarchy),
+                "flatten"]
+    if listing is not None:
+        commands.append(f"tee -q -o {listing} select -list {black_box_types(unit)}")
+    return commands + [f"expose -evert {black_box_types(unit)}"]
+
+
+def black_box_port_name(name: str) -> str:
+    """A plain identifier for a port `expose -evert` named `<instance>.<pin>` (u_fpu.u_exp.y ->
+    bb_u_fpu_u_exp_y)."""
+    return BLACK_BOX_PORT_PREFIX + re.sub(r"\W", "_", name)
+
+
+def black_box_renames(unit: SynthUnit, ports: dict[str, tuple[str, int]]) -> list[str]:
+    """Yosys commands renaming the exposed black-box ports to plain identifiers."""
+    renames = [f"rename \\{name} {black_box_port_name(name)}" for name in ports if re.search(r"\W", name)]
+    return [f"cd {unit.module}", *renames, "cd"] if renames else []
 
 
 def _folders(unit: SynthUnit) -> list[Path]:
@@ -122,8 +139,12 @@ def unit_ports(unit: SynthUnit, parameters: dict[str, int], workdir: Path, binar
     """Port name -> (direction, width) of the unit elaborated with `parameters` (Yosys write_json)."""
     json_path = workdir / "ports.json"
     script = _read_rtl(unit, parameters)
-    script += [f"chparam -set {key} {value} {unit.module}" for key, value in parameters.items()]
-    script += [f"hierarchy -check -top {unit.module}", "proc", f"write_json {json_path}"]
+    if unit.black_boxes:
+        script += black_box_elaboration(unit, parameters)
+    else:
+        script += [f"chparam -set {key} {value} {unit.module}" for key, value in parameters.items()]
+        script += [f"hierarchy -check -top {unit.module}", "proc"]
+    script += [f"write_json {json_path}"]
     (workdir / "ports.ys").write_text("\n".join(script) + "\n")
     _run_yosys(binary, workdir / "ports.ys", workdir / "ports.log", f"yosys ports of {unit.name}", _folders(unit))
     modules = json.loads(json_path.read_text())["modules"]
@@ -190,7 +211,11 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
     workdir.mkdir(parents=True, exist_ok=True)
     yosys = yosys_binary(binary)
     start = time.perf_counter()
-    ports = unit_ports(unit, parameters, workdir, yosys)
+    raw_ports = unit_ports(unit, parameters, workdir, yosys)
+    ports = {(black_box_port_name(name) if re.search(r"\W", name) else name): port for name, port in raw_ports.items()}
+    if unit.black_boxes and set(ports) == set(raw_ports):  # nothing exposed
+        raise SynthesisError(f"{unit.name}: declared black boxes {', '.join(unit.black_boxes)} but the design "
+                             f"instantiates none of them")
     wrapper = workdir / "wrapper.v"
     atomic_write_text(wrapper, wrapper_verilog(unit, ports, parameters))
     top = wrapper_name(unit)
@@ -198,9 +223,12 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
     constraints.write_text(f"set_driving_cell {ABC_DRIVER_CELL}\nset_load {ABC_LOAD_FF}\n")
     netlist = workdir / "netlist.v"
     stat = workdir / "stat.txt"
-    script = [f"read_liberty -lib {liberty}", *_read_rtl(unit, parameters),
-              *(f"blackbox {name}" for name in unit.black_boxes),
-              *(f"chparam -set {key} {value} {unit.module}" for key, value in parameters.items()),
+    if unit.black_boxes:
+        elaborate = [*black_box_elaboration(unit, parameters, workdir / "black_boxes.txt"),
+                     *black_box_renames(unit, raw_ports)]
+    else:
+        elaborate = [f"chparam -set {key} {value} {unit.module}" for key, value in parameters.items()]
+    script = [f"read_liberty -lib {liberty}", *_read_rtl(unit, parameters), *elaborate,
               f"read_verilog {wrapper}",
               f"hierarchy -check -top {top}",
               *(f"setattr -mod -set keep_hierarchy 1 {name} $paramod*\\{name}*" for name in (unit.module, *unit.keep_hierarchy)),
@@ -218,8 +246,6 @@ def synthesize(unit: SynthUnit, parameters: dict[str, int], liberty: Path, perio
     output = _run_yosys(yosys, workdir / "synth.ys", workdir / "yosys.log", f"yosys synthesis of {unit.name}",
                         [*_folders(unit), liberty.parent])
     seconds = time.perf_counter() - start
-    if unit.black_boxes:
-        netlist.write_text(remove_black_boxes(unit, netlist.read_text(), workdir / "black_boxes.txt"))
     cells = library(liberty)
     modules = netlist_cells(netlist)
     missing = {kind for kind in unknown_cells(modules, cells) if not is_black_box(unit, kind)}

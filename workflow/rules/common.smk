@@ -163,6 +163,9 @@ for name in SYNTH_UNIT_NAMES + SYNTH["anchor_units"]:
     if name not in SYNTH_UNITS:
         sys.exit(f"dnpu: config: synth.units lists {name!r}; known units: {', '.join(SYNTH_UNITS)}")
 SYNTH_CORNERS = SYNTH["corners"]
+if SYNTH["enabled"] and "TT" not in SYNTH_CORNERS:
+    sys.exit(f"dnpu: config: synth.corners {SYNTH_CORNERS} must include TT: the die area, the calibrated "
+             "technology table and the summary are at the typical corner (SS / FF are added beside it)")
 # The calibrated technology table needs these units (npu.synth.calibrate); energy per token is
 # computed for synth.energy_models (default: every model of the run).
 CALIBRATION_UNITS = calibration_units()
@@ -196,6 +199,18 @@ SYNTH_TARGETS = ((([f"{RESULTS}/synth/summary.tsv", f"{RESULTS}/synth/die_area.t
                             table=["tech.yaml"] + (["energy_per_token.tsv"] if SYNTH_ENERGY_MODELS else []))
                      if set(CALIBRATION_UNITS) <= set(SYNTH_UNIT_NAMES) else []))
                  if SYNTH["enabled"] else [])
+
+# synth.calibrated_energy: the simulators price energy with the preset's calibrated table
+# (rule synth_tech) when this run makes one; they then wait for the preset's synthesis.
+SYNTH_CALIBRATES = bool(SYNTH["enabled"] and NPUS and set(CALIBRATION_UNITS) <= set(SYNTH_UNIT_NAMES))
+CALIBRATED_ENERGY = SYNTH_CALIBRATES and SYNTH["calibrated_energy"]
+
+
+def npu_energy_technology(wildcards):
+    """The technology table a simulation's energy comes from: the calibrated one, else the preset's file."""
+    if CALIBRATED_ENERGY:
+        return f"{RESULTS}/synth/{wildcards.npu}/tech.yaml"
+    return npu_technology(wildcards)
 
 
 def synth_job(wildcards):
@@ -278,6 +293,10 @@ if DSE["enabled"]:
         if DSE["base"] not in NPUS:
             sys.exit(f"dnpu: config: dse.base {DSE['base']!r} must be one of npus when synth.enabled "
                      "(its synthesis tables calibrate the area model)")
+        # With synth.calibrated_energy the points' energies come from the base's calibrated
+        # table too, as the presets' analytical rows they are set beside.
+        if CALIBRATED_ENERGY:
+            DSE_BASE_FILES = {**DSE_BASE_FILES, "technology": f"{RESULTS}/synth/{DSE['base']}/tech.yaml"}
         DSE_SYNTH = {"sram": f"{RESULTS}/synth/{DSE['base']}/sram.tsv",
                      "liberty": f"{RESULTS}/synth/liberty/asap7_rvt_{SYNTH['map_corner']}.lib"}
         if SYNTH_UNIT_NAMES:

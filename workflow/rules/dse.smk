@@ -31,7 +31,7 @@ rule dse_point:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu dse-point --base {input.base} --point {wildcards.point} {params.point} --models {params.models} "
+        "npu dse-point --base {input.base} --technology {input.technology} --point {wildcards.point} {params.point} --models {params.models} "
         "{params.scenarios} {params.generations} --out-dir $(dirname {output.table}) 2> {log}"
 
 

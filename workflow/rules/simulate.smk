@@ -3,7 +3,7 @@ rule simulate_analytical:
     costed on the compiled step programs."""
     input:
         npu=npu_preset,
-        technology=npu_technology,
+        technology=npu_energy_technology,  # the calibrated table with synth.calibrated_energy
     output:
         table=f"{RESULTS}/{{npu}}/{{model}}/analytical.tsv",
     params:
@@ -16,8 +16,8 @@ rule simulate_analytical:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu simulate-analytical --npu {input.npu} --model {params.preset} {params.scenarios} "
-        "--out {output.table} 2> {log}"
+        "npu simulate-analytical --npu {input.npu} --technology {input.technology} --model {params.preset} "
+        "{params.scenarios} --out {output.table} 2> {log}"
 
 
 rule simulate_cycle:
@@ -25,7 +25,7 @@ rule simulate_cycle:
     input:
         compiled=f"{RESULTS}/{{npu}}/{{model}}/compile.tsv",
         npu=npu_preset,
-        technology=npu_technology,
+        technology=npu_energy_technology,  # the calibrated table with synth.calibrated_energy
     output:
         steps=f"{RESULTS}/{{npu}}/{{model}}/cycle.tsv",
         generation=f"{RESULTS}/{{npu}}/{{model}}/cycle_generation.tsv",
@@ -46,7 +46,7 @@ rule simulate_cycle:
     conda:
         "../../envs/dnpu.yaml"
     shell:
-        "npu simulate-cycle --npu {input.npu} --model {params.preset} {params.scenarios} --compile-dir $(dirname {input.compiled}) "
+        "npu simulate-cycle --npu {input.npu} --technology {input.technology} --model {params.preset} {params.scenarios} --compile-dir $(dirname {input.compiled}) "
         "--dram {params.dram} --max-instructions {params.max_instructions} "
         "--trace-max-instructions {params.trace_max_instructions} --trace-dir {output.traces} "
         "--jedec-max-instructions {params.jedec_max} "

@@ -16,7 +16,7 @@
 #   synth_die          die area per preset vs GA102       results/synth/die_area.tsv
 #   synth_trace        a trained model's operands         results/synth/trace/{model}.npz
 #   synth_tech         calibrated technology table        results/synth/{npu}/tech.yaml, energy_calibration.tsv
-#   synth_energy       energy per token before / after    results/synth/{npu}/energy_per_token.tsv
+#   synth_energy       energy per token before / after    results/synth/{npu}/energy_per_token.tsv, energy_by_unit.tsv
 #
 # A job reruns when its unit's Verilog (content, as a parameter), its parameters, period or
 # corner (its key), the library or the code of its stage changes. An edit of a preset that leaves
@@ -103,6 +103,8 @@ rule synth_activity:
         trace=lambda wildcards, input: f"--trace {input.trace}" if input.trace else "",
     log:
         f"{RESULTS}/logs/synth/units/{{job}}_activity.log",
+    benchmark:
+        f"{BENCHMARKS}/synth/units/{{job}}_activity.tsv"
     conda:
         "../../envs/dnpu.yaml"
     shell:
@@ -251,6 +253,7 @@ rule synth_energy:
         tech=f"{RESULTS}/synth/{{npu}}/tech.yaml",
     output:
         table=f"{RESULTS}/synth/{{npu}}/energy_per_token.tsv",
+        by_unit=f"{RESULTS}/synth/{{npu}}/energy_by_unit.tsv",
     params:
         code=stage_code("synth", "synth_energy_stage"),
         models=" ".join(model_preset_path(name) for name in SYNTH_ENERGY_MODELS),
@@ -262,7 +265,7 @@ rule synth_energy:
         "../../envs/dnpu.yaml"
     shell:
         "npu synth-energy --npu {input.npu} --technology {input.tech} --models {params.models} {params.scenarios} "
-        "--out {output.table} 2> {log}"
+        "--out {output.table} --by-unit {output.by_unit} 2> {log}"
 
 
 rule synth_die:
