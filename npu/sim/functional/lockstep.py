@@ -688,8 +688,11 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
             encoded = encode_rows(values.reshape(count * rows, cols), fmt, mx_block, scale_rule)
             dram.data[dram_at] = encoded.reshape(count, rows, nbytes)
         else:
-            raw = dram.data[dram_at].reshape(count * rows, nbytes)
-            values = decode_rows(raw, fmt, cols, mx_block).reshape(count, rows, cols)
+            raw = dram.data[dram_at]
+            if count > 1 and (raw == raw[0]).all():  # the same bytes in every lane (weights): decode once
+                values = decode_rows(raw[0], fmt, cols, mx_block)[None]
+            else:
+                values = decode_rows(raw.reshape(count * rows, nbytes), fmt, cols, mx_block).reshape(count, rows, cols)
             if scale is not None:
                 values = values * scale[:, None, :]
             data[sram_at] = sram.round(values)
