@@ -788,9 +788,9 @@ def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -
 
 def _hw_matmul_accumulate_batched(acc: np.ndarray, a: np.ndarray, w: np.ndarray) -> np.ndarray:
     """hw_matmul_accumulate over a leading batch axis (the lock-step simulator's lanes): acc
-    [L, B, N] + a [L, B, K] @ w [L, K, N], every output in the same order s = p0; s = s + p_k.
+    [L, B, N] + a [L, B, K] @ w [L or 1, K, N], every output in the same order s = p0; s = s + p_k.
     The products are the same exact float32 products, so each lane's bits equal the 2-D call's."""
-    if w.ndim != 3 or a.shape[0] != w.shape[0] or a.shape[2] != w.shape[1] \
+    if w.ndim != 3 or w.shape[0] not in (1, a.shape[0]) or a.shape[2] != w.shape[1] \
             or acc.shape != (a.shape[0], a.shape[1], w.shape[2]):
         raise ValueError(
             f"hw_matmul_accumulate: shapes acc {acc.shape}, act {a.shape}, weight {w.shape} do not match"

@@ -35,6 +35,8 @@ from typing import NoReturn
 
 import numpy as np
 
+from numpy.lib.stride_tricks import as_strided
+
 from npu.hw import numerics
 from npu.hw.config import NPUConfig
 from npu.hw.rows import MemoryAccessError, decode_rows, element_alignment, encode_rows, row_bytes
@@ -607,6 +609,17 @@ def _build_float_to_int(sim: LockstepSimulator, pc: int, ins: Instruction) -> Ha
 
 
 # ---- DMA ---------------------------------------------------------------------------------------
+def _rows_view(data: np.ndarray, start: int, stride: int, rows: int, width: int) -> np.ndarray | None:
+    """Every lane's data[start + stride * r + c] (r < rows, c < width) as a (lanes, rows, width)
+    view, in bounds (checked by the caller), when rows do not overlap - then writing through the
+    view is the fancy-indexed write of the one-image simulator - else None (index instead)."""
+    if rows > 1 and stride < width:
+        return None
+    item = data.itemsize
+    return as_strided(data[:, start:], shape=(data.shape[0], rows, width),
+                      strides=(data.strides[0], (stride if rows > 1 else width) * item, item))
+
+
 _SRAM_BY_SUFFIX = {"v": "vector_sram", "m": "matrix_sram", "f": "fp_sram", "i": "int_sram"}
 
 
@@ -681,21 +694,31 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
             dram_at = (lanes, byte_index) if type(lanes) is slice else (lane_index[:, None, None], byte_index[None])
         sram_at = (lanes, index) if type(lanes) is slice else (lane_index[:, None, None], index[None])
         count = lane_index.size
+        full = type(lanes) is slice  # every lane: strided views instead of gathers where rows do not overlap
+        dram_view = _rows_view(dram.data, base, dstride, rows, nbytes) if full and not varying else None
+        sram_view = _rows_view(data, first, sstride, rows, cols) if full else None
         if store:
-            values = data[sram_at]
+            values = data[sram_at] if sram_view is None else sram_view
             if scale is not None:
                 values = values * numerics.hw_recip(scale)[:, None, :]
             encoded = encode_rows(values.reshape(count * rows, cols), fmt, mx_block, scale_rule)
-            dram.data[dram_at] = encoded.reshape(count, rows, nbytes)
+            if dram_view is None:
+                dram.data[dram_at] = encoded.reshape(count, rows, nbytes)
+            else:
+                dram_view[...] = encoded.reshape(count, rows, nbytes)
+            return following
         else:
-            raw = dram.data[dram_at]
+            raw = dram.data[dram_at] if dram_view is None else dram_view
             if count > 1 and (raw == raw[0]).all():  # the same bytes in every lane (weights): decode once
                 values = decode_rows(raw[0], fmt, cols, mx_block)[None]
             else:
                 values = decode_rows(raw.reshape(count * rows, nbytes), fmt, cols, mx_block).reshape(count, rows, cols)
             if scale is not None:
                 values = values * scale[:, None, :]
-            data[sram_at] = sram.round(values)
+            if sram_view is None:
+                data[sram_at] = sram.round(values)
+            else:
+                sram_view[...] = sram.round(values)
         return following
     return transfer
 
@@ -715,35 +738,43 @@ def _build_matrix(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
     accumulate, transpose = name in ("mma", "mmta"), name in ("mmt", "mmta")
     first_key = "dst" if name == "mwb" else "act"
 
-    def rows_index(write: bool) -> np.ndarray:
+    def activation_rows(write: bool) -> np.ndarray:
+        """The BLEN rows of MLEN elements, checked: a view of every lane's rows, or an index."""
         first, stride = _uniform(regs[ops[first_key]]), _uniform(regs[ops["stride"]])
         index = first + stride * offsets[0] + offsets[1]
         low, high = int(index.min()), int(index.max()) + 1
         if low < 0 or high > vector_sram.size:
             raise InstructionFault(f"vector SRAM elements [{low}, {high}) outside [0, {vector_sram.size})")
         sync.access("matrix", "vector_sram", low, high, write)
-        return index
-
-    def lane_rows(index: np.ndarray) -> tuple:
         lanes = selector[0]
-        return (lanes, index) if type(lanes) is slice else (lanes[:, None, None], index[None])
+        if type(lanes) is slice:
+            view = _rows_view(V, first, stride, blen, mlen)
+            return (lanes, index) if view is None else view
+        return (lanes[:, None, None], index[None])
 
     def writeback() -> int:
-        at = lane_rows(rows_index(True))
-        lanes = selector[0]
-        V[at] = vector_sram.round(accumulators[lanes, acc])
+        at = activation_rows(True)
+        values = vector_sram.round(accumulators[selector[0], acc])
+        if type(at) is tuple:
+            V[at] = values
+        else:
+            at[...] = values
         return following
 
     def multiply() -> int:
         w_at = _uniform(regs[ops["w"]])
-        act = V[lane_rows(rows_index(False))]
+        at = activation_rows(False)
+        act = V[at] if type(at) is tuple else at
         if w_at < 0 or w_at + tile > matrix_sram.size:
             raise InstructionFault(f"weight tile matrix SRAM [{w_at}, {w_at + tile}) outside [0, {matrix_sram.size})")
         if w_at % mlen:
             raise InstructionFault(f"weight tile address {w_at} is not aligned to a matrix SRAM row of {mlen}")
         sync.access("matrix", "matrix_sram", w_at, w_at + tile, False)
         lanes = selector[0]
-        weight = M[lanes, w_at:w_at + tile].reshape(-1, mlen, mlen)
+        weight = M[lanes, w_at:w_at + tile]
+        if weight.shape[0] > 1 and (weight == weight[0]).all():  # the same tile in every lane (weights)
+            weight = weight[:1]
+        weight = weight.reshape(-1, mlen, mlen)
         start = accumulators[lanes, acc] if accumulate else np.zeros(act.shape[:1] + (blen, mlen), np.float32)
         accumulators[lanes, acc] = numerics.hw_matmul_accumulate(
             start, act, weight.swapaxes(-1, -2) if transpose else weight)
