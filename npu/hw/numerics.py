@@ -779,11 +779,26 @@ def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -
     # axis (a transposed view of the weights, as mmt passes, or one output row/column) numpy
     # sums it pairwise in blocks of 8, not in order. tests/test_numerics.py checks the loop order
     # for contiguous and transposed inputs; the matrix unit RTL adds in this order.
+    if a.shape[0] * w.shape[1] >= _MATMUL_PRODUCT_LOOP:
+        # Large outputs: one product slice at a time into a reused buffer (same products, same
+        # order, less memory traffic than materialising all K slices).
+        a_by_k = np.ascontiguousarray(a.T)
+        w = np.ascontiguousarray(w)
+        s = a_by_k[0][:, None] * w[0][None, :]
+        product = np.empty_like(s)
+        for k in range(1, a_by_k.shape[0]):
+            np.multiply(a_by_k[k][:, None], w[k][None, :], out=product)
+            s += product
+        return (acc + s).astype(np.float32)
     products = a.T[:, :, None] * w[:, None, :]
     s = products[0].copy()
     for k in range(1, products.shape[0]):
         s += products[k]
     return (acc + s).astype(np.float32)
+
+
+# Output size (rows x columns) from which hw_matmul_accumulate forms one product slice at a time.
+_MATMUL_PRODUCT_LOOP = 2048
 
 
 def _hw_matmul_accumulate_batched(acc: np.ndarray, a: np.ndarray, w: np.ndarray) -> np.ndarray:
