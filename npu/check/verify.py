@@ -15,7 +15,9 @@ BAOS KV quantization, compiled vs reference vs the accuracy simulator's BaosKVCa
 `--seed` + i, the same draws for the simulator and the reference.
 
 For every (machine, cache mode, commit rule) it decodes the task's prompts twice - compiled
-programs on the functional simulator and `reference_step` in numpy - and reports how many
+programs on the functional simulator (every prompt at once, in lock step: npu.runtime.lockstep,
+which equals one-prompt-at-a-time simulation bit for bit) and `reference_step` in numpy - and
+reports how many
 generations agree token for token, the task accuracy of the compiled model, and (once per
 machine) the logits error of the NPU-arithmetic reference against the float32 model.
 """
@@ -39,7 +41,8 @@ from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
 from npu.models.decoding import DecodeConfig
 from npu.models.tasks import get_task
-from npu.runtime.generate import ReferenceStepper, SimulatorStepper, generate, generation_difference
+from npu.runtime.generate import ReferenceStepper, generate, generation_difference
+from npu.runtime.lockstep import LockstepStepper, generate_lockstep
 
 
 def logits_error(model, npu_name: str, prompt: np.ndarray, gen_length: int) -> float:
@@ -74,6 +77,9 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
     report = {"checkpoint": str(checkpoint), "model": cfg.name, "prompts": n_prompts, "seed": seed,
               "decoding": decoding, "temperature": temperature, "complete": False, "runs": []}
     machines = {name: load_npu_config(name) for name in npu_names}  # every preset checked before any run
+    runs = len(machines) * len(caches) * len(rules)
+    bar = tqdm(total=2 * runs * len(prompts), desc=f"verify {cfg.name}", unit="generation", disable=not progress,
+               mininterval=5.0)
     for npu_name, npu in machines.items():
         error = logits_error(model, npu_name, prompts[0], decoding["gen_length"])
         log(f"{npu_name}: NPU-arithmetic logits vs float32: max rel error {error:.2e}")
@@ -81,15 +87,20 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
             for rule in rules:
                 plan = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache,
                                     threshold=threshold if rule == "threshold" else None, temperature=temperature)
-                sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
+                began = time.perf_counter()
+                plans = [dataclasses.replace(plan, seed=seed + i) for i in range(len(prompts))]
+                # every prompt's compiled generation at once, in lock step (npu.runtime.lockstep)
+                sim = LockstepStepper(cfg, weights, npu, seq_len, plan.sampling, lanes=len(prompts))
+                compiled = generate_lockstep(sim, list(prompts), plans, cfg.mask_token_id,
+                                             on_finished=lambda lane: bar.update())
+                del sim
+                simulated = time.perf_counter() - began
                 ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
-                began, agree, correct, steps, instructions, differences = time.perf_counter(), 0, 0, 0, 0, []
-                pairs = tqdm(list(zip(prompts, answers)), desc=f"{npu_name} {cache} {rule}", unit="prompt",
-                             disable=not progress, leave=False)
-                for i, (prompt, answer) in enumerate(pairs):
-                    sampled = dataclasses.replace(plan, seed=seed + i)
-                    got = generate(sim, prompt, sampled, cfg.mask_token_id)
-                    want = generate(ref, prompt, sampled, cfg.mask_token_id)
+                agree, correct, steps, instructions, differences = 0, 0, 0, 0, []
+                for i, (prompt, answer) in enumerate(zip(prompts, answers)):
+                    got = compiled[i]
+                    want = generate(ref, prompt, plans[i], cfg.mask_token_id)
+                    bar.update()
                     difference = generation_difference(got, want)
                     agree += difference is None
                     if difference is not None and len(differences) < 5:
@@ -100,11 +111,14 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
                 run = {"npu": npu_name, "cache": cache, "rule": rule, "exact_match_vs_reference": agree,
                        "prompts": len(prompts), "task_accuracy": correct / len(prompts), "steps": steps,
                        "instructions": instructions, "seconds": round(time.perf_counter() - began, 1),
+                       "simulator_seconds": round(simulated, 1),
                        "logits_max_rel_error": error, "first_differences": differences}
                 report["runs"].append(run)
-                report["complete"] = len(report["runs"]) == len(npu_names) * len(caches) * len(rules)
+                report["complete"] = len(report["runs"]) == runs
                 if on_run is not None:
                     on_run(report)
                 log(f"{npu_name} {cache:6s} {rule:9s}: {agree}/{len(prompts)} identical to the reference, "
-                    f"accuracy {correct}/{len(prompts)}, {steps} steps, {run['seconds']} s")
+                    f"accuracy {correct}/{len(prompts)}, {steps} steps, {run['seconds']} s "
+                    f"(simulator {run['simulator_seconds']} s, {instructions / max(simulated, 1e-9):,.0f} instructions/s)")
+    bar.close()
     return report

@@ -14,7 +14,7 @@ may run several programs, each on its own lanes.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -114,10 +114,12 @@ class LockstepStepper:
 
 def generate_lockstep(stepper: LockstepStepper, prompts: Sequence[np.ndarray], plans: Sequence[DecodeConfig],
                       mask_id: int, tau_default: float = 0.9,
-                      noises: Sequence[GumbelNoise | None] | None = None) -> list[Generation]:
+                      noises: Sequence[GumbelNoise | None] | None = None,
+                      on_finished: Callable[[int], None] | None = None) -> list[Generation]:
     """`generate(SimulatorStepper, prompt, plan, mask_id)` for every (prompt, plan), lane i
     decoding prompt i; at most stepper.lanes prompts. A record's `seconds` is its shared run's
-    wall time divided among the lanes of the run."""
+    wall time divided among the lanes of the run; `on_finished(i)` when generation i is done
+    (a progress bar)."""
     if len(prompts) != len(plans):
         raise ValueError(f"generate_lockstep: {len(prompts)} prompts but {len(plans)} plans")
     if len(prompts) > stepper.lanes:
@@ -135,6 +137,8 @@ def generate_lockstep(stepper: LockstepStepper, prompts: Sequence[np.ndarray], p
             running[lane] = (steps, next(steps))
         except StopIteration as stop:
             results[lane] = stop.value
+            if on_finished is not None:
+                on_finished(lane)
     while running:
         by_program: dict[tuple, list[int]] = {}
         for lane, (_, request) in running.items():
@@ -156,4 +160,6 @@ def generate_lockstep(stepper: LockstepStepper, prompts: Sequence[np.ndarray], p
                 except StopIteration as stop:
                     results[lane] = stop.value
                     del running[lane]
+                    if on_finished is not None:
+                        on_finished(lane)
     return results
