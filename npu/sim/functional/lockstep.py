@@ -609,11 +609,13 @@ def _build_float_to_int(sim: LockstepSimulator, pc: int, ins: Instruction) -> Ha
 
 
 # ---- DMA ---------------------------------------------------------------------------------------
-def _rows_view(data: np.ndarray, start: int, stride: int, rows: int, width: int) -> np.ndarray | None:
+def _rows_view(data: np.ndarray, start: int, stride: int, rows: int, width: int,
+               write: bool = True) -> np.ndarray | None:
     """Every lane's data[start + stride * r + c] (r < rows, c < width) as a (lanes, rows, width)
-    view, in bounds (checked by the caller), when rows do not overlap - then writing through the
-    view is the fancy-indexed write of the one-image simulator - else None (index instead)."""
-    if rows > 1 and stride < width:
+    view, in bounds (checked by the caller). To write through, rows must not overlap (then it is
+    the fancy-indexed write of the one-image simulator); a view to read needs stride >= 0. Else
+    None (index instead)."""
+    if rows > 1 and (stride < 0 or (write and stride < width)):
         return None
     item = data.itemsize
     return as_strided(data[:, start:], shape=(data.shape[0], rows, width),
@@ -695,8 +697,8 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
         sram_at = (lanes, index) if type(lanes) is slice else (lane_index[:, None, None], index[None])
         count = lane_index.size
         full = type(lanes) is slice  # every lane: strided views instead of gathers where rows do not overlap
-        dram_view = _rows_view(dram.data, base, dstride, rows, nbytes) if full and not varying else None
-        sram_view = _rows_view(data, first, sstride, rows, cols) if full else None
+        dram_view = _rows_view(dram.data, base, dstride, rows, nbytes, store) if full and not varying else None
+        sram_view = _rows_view(data, first, sstride, rows, cols, not store) if full else None
         if store:
             values = data[sram_at] if sram_view is None else sram_view
             if scale is not None:
@@ -748,7 +750,7 @@ def _build_matrix(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
         sync.access("matrix", "vector_sram", low, high, write)
         lanes = selector[0]
         if type(lanes) is slice:
-            view = _rows_view(V, first, stride, blen, mlen)
+            view = _rows_view(V, first, stride, blen, mlen, write)
             return (lanes, index) if view is None else view
         return (lanes[:, None, None], index[None])
 
