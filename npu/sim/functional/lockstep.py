@@ -475,22 +475,40 @@ def _build_scalar_integer(sim: LockstepSimulator, pc: int, ins: Instruction) -> 
     return integer
 
 
+def _word_addresses(sim: LockstepSimulator, base: int | np.ndarray, offset: int, sram: Sram, space: str,
+                    write: bool, what: str) -> tuple:
+    """The (lane, word) index of a scalar load / store at base + offset; a base that differs between
+    lanes (a row chosen by an argmax) addresses each lane's own word. Bounds and the pending
+    accesses are checked for every lane's word, as the one-image simulator checks its one."""
+    size, sync, lanes = sram.size, sim.sync, sim.selector[0]
+    if type(base) is int:
+        addr = base + offset
+        if not 0 <= addr < size:
+            raise InstructionFault(f"{what} word {addr} outside [0, {size})")
+        sync.access("scalar", space, addr, addr + 1, write)
+        return lanes, addr
+    addrs = base + offset
+    for addr in addrs.tolist():
+        if not 0 <= addr < size:
+            raise InstructionFault(f"{what} word {addr} outside [0, {size})")
+    for addr in np.unique(addrs).tolist():
+        sync.access("scalar", space, addr, addr + 1, write)
+    return (np.arange(sim.lanes) if type(lanes) is slice else lanes), addrs
+
+
 def _build_int_memory(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
-    """lw / sw: one INT SRAM word per lane at a uniform base + offset."""
+    """lw / sw: one INT SRAM word per lane at base + offset."""
     ops, regs, following, rd = ins.operands, sim.int_regs, pc + 1, ins.operands.get("rd", 0) or 16
-    base, offset, sram, sync, selector = ops["base"], ops["offset"], sim.int_sram, sim.sync, sim.selector
-    data, size = sram.data, sram.size
+    base, offset, sram = ops["base"], ops["offset"], sim.int_sram
+    data = sram.data
     write, source = ins.mnemonic == "sw", ops.get("rs", 0)
 
     def memory() -> int:
-        addr = _uniform(regs[base]) + offset
-        if not 0 <= addr < size:
-            raise InstructionFault(f"INT SRAM word {addr} outside [0, {size})")
-        sync.access("scalar", "int_sram", addr, addr + 1, write)
+        at = _word_addresses(sim, regs[base], offset, sram, "int_sram", write, "INT SRAM")
         if write:
-            data[selector[0], addr] = regs[source]
+            data[at] = regs[source]
         else:
-            regs[rd] = _collapse(data[selector[0], addr].astype(np.int64))
+            regs[rd] = _collapse(data[at].astype(np.int64))
         return following
     return memory
 
@@ -498,20 +516,17 @@ def _build_int_memory(sim: LockstepSimulator, pc: int, ins: Instruction) -> Hand
 # ---- scalar: floating point (per-lane arrays) ----------------------------------------------------
 def _build_fp_memory(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
     ops, regs, fregs, following = ins.operands, sim.int_regs, sim.fp_regs, pc + 1
-    base, offset, sram, sync, selector = ops["base"], ops["offset"], sim.fp_sram, sim.sync, sim.selector
-    data, size = sram.data, sram.size
+    base, offset, sram = ops["base"], ops["offset"], sim.fp_sram
+    data = sram.data
     write = ins.mnemonic == "fsw"
     freg = ops["fs"] if write else ops["fd"]
 
     def memory() -> int:
-        addr = _uniform(regs[base]) + offset
-        if not 0 <= addr < size:
-            raise InstructionFault(f"FP SRAM word {addr} outside [0, {size})")
-        sync.access("scalar", "fp_sram", addr, addr + 1, write)
+        at = _word_addresses(sim, regs[base], offset, sram, "fp_sram", write, "FP SRAM")
         if write:
-            data[selector[0], addr] = fregs[freg]
+            data[at] = fregs[freg]
         else:
-            fregs[freg] = data[selector[0], addr].astype(np.float32)
+            fregs[freg] = data[at].astype(np.float32)
         return following
     return memory
 
