@@ -280,6 +280,8 @@ def _add_verify(sub) -> None:
                    help="BAOS smoothing strength(s): one = fixed, several = chosen per (layer, head) at each "
                         "refresh (default: BaosOptions()'s 0 0.25 0.5 0.75)")
     p.add_argument("--out", type=Path, default=None, help="JSON report (rewritten after every run)")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="(machine, cache mode, rule) runs at once, one worker process each")
 
 
 def json_object(text: str) -> dict:
@@ -646,7 +648,7 @@ def _run(args: argparse.Namespace) -> None:
 
         verify_stage(args.checkpoint, args.npu, args.out, caches=args.cache, rules=args.rule,
                      n_prompts=args.prompts, seed=args.seed, temperature=args.temperature,
-                     kv=args.kv, kv_alphas=tuple(args.kv_alpha))
+                     kv=args.kv, kv_alphas=tuple(args.kv_alpha), jobs=args.jobs)
     elif args.stage in ("calibrate", "kv-accuracy", "kv-ablation", "kv-analysis", "kv-traffic", "kv-exact"):
         _run_quantization(args)
     elif args.stage.startswith("synth-"):
