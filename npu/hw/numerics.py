@@ -810,14 +810,18 @@ def _hw_matmul_accumulate_batched(acc: np.ndarray, a: np.ndarray, w: np.ndarray)
         raise ValueError(
             f"hw_matmul_accumulate: shapes acc {acc.shape}, act {a.shape}, weight {w.shape} do not match"
         )
-    a_by_k = np.ascontiguousarray(a.transpose(2, 0, 1))[:, :, :, None]  # [K, L, B, 1]
-    w_by_k = np.ascontiguousarray(w.transpose(1, 0, 2))[:, :, None, :]  # [K, L, 1, N]
+    # torch's float32 CPU multiply and add: the same IEEE operations, each rounded on its own
+    # (two kernels, no fused multiply-add), about twice numpy's speed on these broadcasts.
+    import torch
+
+    a_by_k = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[:, :, :, None]  # [K, L, B, 1]
+    w_by_k = torch.from_numpy(np.ascontiguousarray(w.transpose(1, 0, 2)))[:, :, None, :]  # [K, L, 1, N]
     s = a_by_k[0] * w_by_k[0]
-    product = np.empty_like(s)
+    product = torch.empty_like(s)
     for k in range(1, a_by_k.shape[0]):
-        np.multiply(a_by_k[k], w_by_k[k], out=product)
+        torch.mul(a_by_k[k], w_by_k[k], out=product)
         s += product
-    return (acc + s).astype(np.float32)
+    return (acc + s.numpy()).astype(np.float32)
 
 
 # vsmscale's power-of-two modes by smoothing strength alpha: s = 2^floor(alpha * floor(log2 m)).
