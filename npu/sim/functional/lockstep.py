@@ -4,7 +4,7 @@ Why: a compiled tiny-model step executes ~30 k instructions on rows of 64-128 el
 one-image simulator (npu.sim.functional.simulator) spends its time in numpy's per-call overhead,
 not arithmetic. `make verify` runs the same step programs for 50 prompts; here each instruction
 is ONE numpy call over every prompt's memory (a leading lane axis), which is where the speed comes
-from (docs/simulators.md, "Functional simulator speed").
+from (docs/compiler.md, "Functional simulator speed").
 
 Semantics are exactly the one-image simulator's, lane by lane (tests/test_lockstep_sim.py compares
 SHA-256 digests of every memory after every compiled tiny-model step program and every kernel):
