@@ -255,7 +255,8 @@ class LockstepSimulator:
         if chosen.size == 0:
             return LockstepStats(np.zeros(0, np.int64), 0)
         if chosen.min() < 0 or chosen.max() >= self.lanes or np.unique(chosen).size != chosen.size:
-            raise ValueError(f"LockstepSimulator.run: lanes {chosen.tolist()} must be distinct and in [0, {self.lanes})")
+            raise ValueError(f"LockstepSimulator.run: lanes {chosen.tolist()} must be distinct and "
+                             f"in [0, {self.lanes})")
         counts = np.zeros(self.lanes, np.int64)
         self.accumulators[chosen] = 0
         n = chosen.size
