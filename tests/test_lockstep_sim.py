@@ -283,3 +283,71 @@ def test_lockstep_generations_equal_one_at_a_time_generations(cache, threshold, 
         want = generate(single, prompt, lane_plan, TINY.mask_token_id)
         assert generation_difference(generation, want) is None
         assert [r.instructions for r in generation.records] == [r.instructions for r in want.records]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_specialised_and_generic_scalar_handlers_wrap_the_same_way_in_every_lane(monkeypatch, fast):
+    """tests/test_functional_sim.py's wrap-around program (32-bit registers, 64-bit addresses, the
+    remembered fexp/frecip/frsqrt) with lane-varying operands: each lane's results, stored to the
+    SRAMs, equal the one-image simulator's, with the fast paths on and off."""
+    from npu.sim.functional import scalar as scalar_unit
+
+    monkeypatch.setattr(scalar_unit, "SPECIALISED_SCALAR", fast)
+    monkeypatch.setattr(scalar_unit, "MEMOISED_UNARY", fast)
+    program = assemble("""
+        lw   r8, 0(r0)           # differs per lane
+        lui  r1, 0x7fff
+        ori  r1, r1, 0xffff      # 2^31 - 1
+        add  r1, r1, r8          # per lane: wraps in some lanes only
+        addi r2, r1, 1
+        addi r3, r2, -1
+        add  r4, r1, r1
+        sub  r5, r2, r1
+        add  r0, r1, r1          # dropped
+        mul  r6, r8, r1
+        slt  r7, r8, r0
+        aaddi a1, a0, -5
+        aadd a2, a1, r8
+        fcvt.f.i f0, r8
+        flui f5, -0.0
+        loopi 3, again
+        fexp f1, f0
+        frecip f2, f0
+        frsqrt f3, f0
+        frecip f4, f5
+        fexp f6, f2
+        again:
+        fcvt.i.f r9, f1
+        fmv.i.f r10, f2
+        flt r11, f2, f3
+        sw r1, 1(r0)
+        sw r2, 2(r0)
+        sw r3, 3(r0)
+        sw r4, 4(r0)
+        sw r5, 5(r0)
+        sw r6, 6(r0)
+        sw r7, 7(r0)
+        sw r9, 9(r0)
+        sw r10, 10(r0)
+        sw r11, 11(r0)
+        addi r12, r0, 0
+        loopi 7, stored
+        fsw f0, 0(r12)
+        addi r12, r12, 1
+        stored:
+        fsw f1, 1(r0)
+        fsw f2, 2(r0)
+        fsw f3, 3(r0)
+        fsw f4, 4(r0)
+        fsw f6, 6(r0)
+        halt
+    """)
+    config = load_npu_config("dnpu-edge")
+    images = []
+    for value in (0, 1, -3, 7):
+        ints = np.zeros(config.int_sram.size_bytes // 4, np.int32)
+        ints[0] = value
+        images.append({"dram": np.zeros(4096, np.uint8), "int_sram": ints})
+    expected, got, stats = run_both(config, program, images, 4096)
+    assert got == expected and stats.groups == 1
+    assert len({digest for digest, _ in got}) == 4
