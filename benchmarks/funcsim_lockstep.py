@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=50, help="prompts of the verify cell (make verify: 50)")
     parser.add_argument("--single", type=int, default=3, help="prompts timed one at a time (and compared)")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # CPU time of one core (the lock-step matrix unit uses torch's kernels)
 
     spec = load_model_spec(args.model)
     checkpoint = Path("results/models") / args.model / "checkpoint"

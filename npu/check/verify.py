@@ -159,8 +159,13 @@ def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list
             f"{run['instructions'] / max(run['simulator_seconds'], 0.1):,.0f} instructions/s)")
 
     if jobs <= 1 or len(cells) == 1:
-        for cell in cells:
-            done(cell, _run_cell(cell, bar.update))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in a worker: one core, no idle threads spinning
+        try:
+            for cell in cells:
+                done(cell, _run_cell(cell, bar.update))
+        finally:
+            torch.set_num_threads(threads)
     else:
         context = multiprocessing.get_context("spawn")  # no fork of a process that ran torch
         with ProcessPoolExecutor(min(jobs, len(cells)), mp_context=context, initializer=_worker_start) as pool:
