@@ -131,15 +131,30 @@ class LaneDram:
 
 
 class LaneSram(Sram):
-    """One SRAM per lane: `data` is (lanes, elements); rounding is Sram's."""
+    """One SRAM per lane: `data` is (lanes, elements); rounding is Sram's.
+
+    `uniform` lists element ranges [low, high) known to hold the same values in every lane (the
+    matrix SRAM's weight panels, written by DMA loads that decoded one copy for all lanes), so a
+    tile op need not compare its weight tile across lanes. Only DMA loads write the matrix SRAM;
+    they keep the list, and LockstepSimulator.run starts it empty."""
 
     def __init__(self, lanes: int, name: str, elements: int, dtype: type, element_bytes: int, fmt: str | None):
         self.name, self.element_bytes, self.fmt, self.written = name, element_bytes, fmt, None
         self.data = np.zeros((lanes, elements), dtype=dtype)
+        self.uniform: list[tuple[int, int]] = []
 
     @property
     def size(self) -> int:
         return self.data.shape[1]
+
+    def written_by_dma(self, low: int, high: int, same_in_every_lane: bool) -> None:
+        """Elements [low, high) were just written, with the same values in every lane or not."""
+        self.uniform = [(a, b) for a, b in self.uniform if b <= low or high <= a]
+        if same_in_every_lane:
+            self.uniform.append((low, high))
+
+    def is_uniform(self, low: int, high: int) -> bool:
+        return any(a <= low and high <= b for a, b in self.uniform)
 
 
 @dataclass
@@ -259,6 +274,7 @@ class LockstepSimulator:
                              f"in [0, {self.lanes})")
         counts = np.zeros(self.lanes, np.int64)
         self.accumulators[chosen] = 0
+        self.matrix_sram.uniform = []  # the host may have written it
         n = chosen.size
         todo = [_Group(chosen, 0, [0] * 17, [np.zeros(n, np.float32) for _ in range(8)], [0] * 8, [],
                        {unit: [] for unit in SYNC_UNITS}, set(), max_instructions)]
@@ -659,6 +675,7 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
     align = element_alignment(fmt)
     data = sram.data
     every_lane = np.arange(sim.lanes)
+    tracks_uniform = target == "matrix_sram"
 
     def transfer() -> int:
         first, rows, cols, dstride = (_uniform(regs[ops[key]]) for key in ("sram", "rows", "cols", "dstride"))
@@ -737,6 +754,9 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
                 data[sram_at] = sram.round(values)
             else:
                 sram_view[...] = sram.round(values)
+            if tracks_uniform:  # a contiguous write of one copy into every lane keeps the range uniform
+                contiguous = rows == 1 or sstride == cols
+                sram.written_by_dma(sram_low, sram_high, full and values.shape[0] == 1 and contiguous)
         return following
     return transfer
 
@@ -789,9 +809,12 @@ def _build_matrix(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
             raise InstructionFault(f"weight tile address {w_at} is not aligned to a matrix SRAM row of {mlen}")
         sync.access("matrix", "matrix_sram", w_at, w_at + tile, False)
         lanes = selector[0]
-        weight = M[lanes, w_at:w_at + tile]
-        if weight.shape[0] > 1 and (weight == weight[0]).all():  # the same tile in every lane (weights)
-            weight = weight[:1]
+        if matrix_sram.is_uniform(w_at, w_at + tile):  # a weight panel: one copy serves every lane
+            weight = M[0:1, w_at:w_at + tile]
+        else:
+            weight = M[lanes, w_at:w_at + tile]
+            if weight.shape[0] > 1 and (weight == weight[0]).all():  # the same tile in every lane
+                weight = weight[:1]
         weight = weight.reshape(-1, mlen, mlen)
         start = accumulators[lanes, acc] if accumulate else np.zeros(act.shape[:1] + (blen, mlen), np.float32)
         accumulators[lanes, acc] = numerics.hw_matmul_accumulate(
