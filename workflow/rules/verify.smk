@@ -16,7 +16,7 @@ rule verify_compiled:
         prompts=VERIFY["prompts"],
     log:
         f"{RESULTS}/logs/verify/{{model}}.log",
-    threads: workflow.cores  # its (machine, cache, rule) runs in worker processes; the models one after another
+    threads: 18  # one worker process per (machine, cache, rule) run at most; Snakemake caps it at --cores
     conda:
         "../../envs/dnpu.yaml"
     shell:
