@@ -47,7 +47,7 @@ run: setup
 report: run
 	$(BIN)/snakemake --report results/report.html
 
-# The compiler's token-for-token check on the trained models (config: verify; hours on 2 cores).
+# The compiler's token-for-token check on the trained models (config: verify; docs/compiler.md has its time).
 verify: setup
 	$(BIN)/snakemake --cores $(CORES) verify
 

@@ -284,6 +284,8 @@ def _add_verify(sub) -> None:
                    help="BAOS smoothing strength(s): one = fixed, several = chosen per (layer, head) at each "
                         "refresh (default: BaosOptions()'s 0 0.25 0.5 0.75)")
     p.add_argument("--out", type=Path, default=None, help="JSON report (rewritten after every run)")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="(machine, cache mode, rule) runs at once, one worker process each")
 
 
 def _add_rtl_verify(sub) -> None:
@@ -671,7 +673,7 @@ def _run(args: argparse.Namespace) -> None:
 
         verify_stage(args.checkpoint, args.npu, args.out, caches=args.cache, rules=args.rule,
                      n_prompts=args.prompts, seed=args.seed, temperature=args.temperature,
-                     kv=args.kv, kv_alphas=tuple(args.kv_alpha))
+                     kv=args.kv, kv_alphas=tuple(args.kv_alpha), jobs=args.jobs)
     elif args.stage == "rtl-verify":
         from npu.stages.rtl import rtl_verify_stage
 

@@ -15,7 +15,9 @@ BAOS KV quantization, compiled vs reference vs the accuracy simulator's BaosKVCa
 `--seed` + i, the same draws for the simulator and the reference.
 
 For every (machine, cache mode, commit rule) it decodes the task's prompts twice - compiled
-programs on the functional simulator and `reference_step` in numpy - and reports how many
+programs on the functional simulator (every prompt at once, in lock step: npu.runtime.lockstep,
+which equals one-prompt-at-a-time simulation bit for bit) and `reference_step` in numpy - and
+reports how many
 generations agree token for token, the task accuracy of the compiled model, and (once per
 machine) the logits error of the NPU-arithmetic reference against the float32 model.
 """
@@ -23,8 +25,10 @@ machine) the logits error of the NPU-arithmetic reference against the float32 mo
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 import torch
@@ -39,7 +43,8 @@ from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
 from npu.models.decoding import DecodeConfig
 from npu.models.tasks import get_task
-from npu.runtime.generate import ReferenceStepper, SimulatorStepper, generate, generation_difference
+from npu.runtime.generate import ReferenceStepper, generate, generation_difference
+from npu.runtime.lockstep import LockstepStepper, generate_lockstep
 
 
 def logits_error(model, npu_name: str, prompt: np.ndarray, gen_length: int) -> float:
@@ -58,53 +63,115 @@ def logits_error(model, npu_name: str, prompt: np.ndarray, gen_length: int) -> f
     return float(np.abs(out.logits[:, keep] - exact[:, keep]).max() / np.abs(exact[:, keep]).max())
 
 
-def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list[str], n_prompts: int,
-           seed: int = 1234, threshold: float = 0.9, log=print, temperature: float = 0.0,
-           on_run: Callable[[dict], None] | None = None, progress: bool = False) -> dict:
-    """The report of every (machine, cache, rule) run; `on_run(report)` after each finished run
-    (report["complete"] turns True after the last), `progress` shows a bar per run on stderr."""
-    model, meta = load_checkpoint(checkpoint)
+@dataclasses.dataclass(frozen=True)
+class _Cell:
+    """One (machine, cache mode, commit rule) run of a verification: everything a worker process needs."""
+
+    checkpoint: str
+    npu_name: str
+    cache: str
+    rule: str
+    n_prompts: int
+    seed: int
+    threshold: float
+    temperature: float
+
+
+def _run_cell(cell: _Cell, on_generation: Callable[[], None] | None = None) -> dict:
+    """Decode the cell's prompts on the compiled programs (all at once, in lock step) and on the
+    reference; the run's entry of the report (without the logits error, a per-machine figure)."""
+    model, meta = load_checkpoint(cell.checkpoint)
     cfg = model.config
     preset = meta["extra"]["preset"]  # the model preset the checkpoint was trained from
-    task = get_task(preset["task"])
     decoding = preset["decoding"]
-    prompts, answers = task_prompts(task, n_prompts, seed)
+    prompts, answers = task_prompts(get_task(preset["task"]), cell.n_prompts, cell.seed)
     weights = weights_from_model(model)
+    npu = load_npu_config(cell.npu_name)
     seq_len = prompts.shape[1] + decoding["gen_length"]
+    plan = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cell.cache,
+                        threshold=cell.threshold if cell.rule == "threshold" else None, temperature=cell.temperature)
+    plans = [dataclasses.replace(plan, seed=cell.seed + i) for i in range(len(prompts))]
+    began = time.perf_counter()
+    # every prompt's compiled generation at once, in lock step (npu.runtime.lockstep)
+    sim = LockstepStepper(cfg, weights, npu, seq_len, plan.sampling, lanes=len(prompts))
+    compiled = generate_lockstep(sim, list(prompts), plans, cfg.mask_token_id,
+                                 on_finished=None if on_generation is None else lambda lane: on_generation())
+    del sim
+    simulated = time.perf_counter() - began
+    ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
+    agree, correct, steps, instructions, differences = 0, 0, 0, 0, []
+    for i, (prompt, answer) in enumerate(zip(prompts, answers)):
+        got = compiled[i]
+        want = generate(ref, prompt, plans[i], cfg.mask_token_id)
+        if on_generation is not None:
+            on_generation()
+        difference = generation_difference(got, want)
+        agree += difference is None
+        if difference is not None and len(differences) < 5:
+            differences.append({"prompt": i, "difference": difference})
+        correct += bool((got.tokens[len(prompt):] == answer).all())
+        steps += len(got.records)
+        instructions += sum(r.instructions for r in got.records)
+    return {"npu": cell.npu_name, "cache": cell.cache, "rule": cell.rule, "exact_match_vs_reference": agree,
+            "prompts": len(prompts), "task_accuracy": correct / len(prompts), "steps": steps,
+            "instructions": instructions, "seconds": round(time.perf_counter() - began, 1),
+            "simulator_seconds": round(simulated, 1), "first_differences": differences}
+
+
+def _worker_start() -> None:
+    torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
+
+
+def verify(checkpoint: str, npu_names: list[str], caches: list[str], rules: list[str], n_prompts: int,
+           seed: int = 1234, threshold: float = 0.9, log=print, temperature: float = 0.0,
+           on_run: Callable[[dict], None] | None = None, progress: bool = False, jobs: int = 1) -> dict:
+    """The report of every (machine, cache, rule) run; `on_run(report)` after each finished run
+    (report["complete"] turns True after the last), `progress` shows one bar over every generation
+    on stderr. `jobs` > 1 runs that many cells at once in worker processes."""
+    model, meta = load_checkpoint(checkpoint)
+    cfg = model.config
+    preset = meta["extra"]["preset"]
+    decoding = preset["decoding"]
+    prompts, _ = task_prompts(get_task(preset["task"]), n_prompts, seed)
     report = {"checkpoint": str(checkpoint), "model": cfg.name, "prompts": n_prompts, "seed": seed,
               "decoding": decoding, "temperature": temperature, "complete": False, "runs": []}
     machines = {name: load_npu_config(name) for name in npu_names}  # every preset checked before any run
-    for npu_name, npu in machines.items():
-        error = logits_error(model, npu_name, prompts[0], decoding["gen_length"])
-        log(f"{npu_name}: NPU-arithmetic logits vs float32: max rel error {error:.2e}")
-        for cache in caches:
-            for rule in rules:
-                plan = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], cache,
-                                    threshold=threshold if rule == "threshold" else None, temperature=temperature)
-                sim = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
-                ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
-                began, agree, correct, steps, instructions, differences = time.perf_counter(), 0, 0, 0, 0, []
-                pairs = tqdm(list(zip(prompts, answers)), desc=f"{npu_name} {cache} {rule}", unit="prompt",
-                             disable=not progress, leave=False)
-                for i, (prompt, answer) in enumerate(pairs):
-                    sampled = dataclasses.replace(plan, seed=seed + i)
-                    got = generate(sim, prompt, sampled, cfg.mask_token_id)
-                    want = generate(ref, prompt, sampled, cfg.mask_token_id)
-                    difference = generation_difference(got, want)
-                    agree += difference is None
-                    if difference is not None and len(differences) < 5:
-                        differences.append({"prompt": i, "difference": difference})
-                    correct += bool((got.tokens[len(prompt):] == answer).all())
-                    steps += len(got.records)
-                    instructions += sum(r.instructions for r in got.records)
-                run = {"npu": npu_name, "cache": cache, "rule": rule, "exact_match_vs_reference": agree,
-                       "prompts": len(prompts), "task_accuracy": correct / len(prompts), "steps": steps,
-                       "instructions": instructions, "seconds": round(time.perf_counter() - began, 1),
-                       "logits_max_rel_error": error, "first_differences": differences}
-                report["runs"].append(run)
-                report["complete"] = len(report["runs"]) == len(npu_names) * len(caches) * len(rules)
-                if on_run is not None:
-                    on_run(report)
-                log(f"{npu_name} {cache:6s} {rule:9s}: {agree}/{len(prompts)} identical to the reference, "
-                    f"accuracy {correct}/{len(prompts)}, {steps} steps, {run['seconds']} s")
+    errors = {}
+    for npu_name in machines:
+        errors[npu_name] = logits_error(model, npu_name, prompts[0], decoding["gen_length"])
+        log(f"{npu_name}: NPU-arithmetic logits vs float32: max rel error {errors[npu_name]:.2e}")
+    cells = [_Cell(str(checkpoint), npu_name, cache, rule, n_prompts, seed, threshold, temperature)
+             for npu_name in machines for cache in caches for rule in rules]
+    bar = tqdm(total=2 * len(cells) * n_prompts, desc=f"verify {cfg.name}", unit="generation",
+               disable=not progress, mininterval=5.0)
+    finished: dict[_Cell, dict] = {}
+
+    def done(cell: _Cell, run: dict) -> None:
+        run["logits_max_rel_error"] = errors[cell.npu_name]
+        finished[cell] = run
+        report["runs"] = [finished[c] for c in cells if c in finished]  # in the order of the cells
+        report["complete"] = len(finished) == len(cells)
+        if on_run is not None:
+            on_run(report)
+        log(f"{cell.npu_name} {cell.cache:6s} {cell.rule:9s}: {run['exact_match_vs_reference']}/{run['prompts']} "
+            f"identical to the reference, accuracy {round(run['task_accuracy'] * run['prompts'])}/{run['prompts']}, "
+            f"{run['steps']} steps, {run['seconds']} s (simulator {run['simulator_seconds']} s, "
+            f"{run['instructions'] / max(run['simulator_seconds'], 0.1):,.0f} instructions/s)")
+
+    if jobs <= 1 or len(cells) == 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in a worker: one core, no idle threads spinning
+        try:
+            for cell in cells:
+                done(cell, _run_cell(cell, bar.update))
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        context = multiprocessing.get_context("spawn")  # no fork of a process that ran torch
+        with ProcessPoolExecutor(min(jobs, len(cells)), mp_context=context, initializer=_worker_start) as pool:
+            futures = {pool.submit(_run_cell, cell): cell for cell in cells}
+            for future in as_completed(futures):
+                bar.update(2 * n_prompts)
+                done(futures[future], future.result())
+    bar.close()
     return report

@@ -768,6 +768,8 @@ def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -
     acc = np.asarray(acc, dtype=np.float32)
     a = round_to_format(act, "bf16")
     w = round_to_format(weight, "bf16")
+    if a.ndim == 3:
+        return _hw_matmul_accumulate_batched(acc, a, w)
     if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0] or acc.shape != (a.shape[0], w.shape[1]):
         raise ValueError(
             f"hw_matmul_accumulate: shapes acc {acc.shape}, act {a.shape}, weight {w.shape} do not match"
@@ -777,11 +779,49 @@ def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -
     # axis (a transposed view of the weights, as mmt passes, or one output row/column) numpy
     # sums it pairwise in blocks of 8, not in order. tests/test_numerics.py checks the loop order
     # for contiguous and transposed inputs; the matrix unit RTL adds in this order.
+    if a.shape[0] * w.shape[1] >= _MATMUL_PRODUCT_LOOP:
+        # Large outputs: one product slice at a time into a reused buffer (same products, same
+        # order, less memory traffic than materialising all K slices).
+        a_by_k = np.ascontiguousarray(a.T)
+        w = np.ascontiguousarray(w)
+        s = a_by_k[0][:, None] * w[0][None, :]
+        product = np.empty_like(s)
+        for k in range(1, a_by_k.shape[0]):
+            np.multiply(a_by_k[k][:, None], w[k][None, :], out=product)
+            s += product
+        return (acc + s).astype(np.float32)
     products = a.T[:, :, None] * w[:, None, :]
     s = products[0].copy()
     for k in range(1, products.shape[0]):
         s += products[k]
     return (acc + s).astype(np.float32)
+
+
+# Output size (rows x columns) from which hw_matmul_accumulate forms one product slice at a time.
+_MATMUL_PRODUCT_LOOP = 2048
+
+
+def _hw_matmul_accumulate_batched(acc: np.ndarray, a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """hw_matmul_accumulate over a leading batch axis (the lock-step simulator's lanes): acc
+    [L, B, N] + a [L, B, K] @ w [L or 1, K, N], every output in the same order s = p0; s = s + p_k.
+    The products are the same exact float32 products, so each lane's bits equal the 2-D call's."""
+    if w.ndim != 3 or w.shape[0] not in (1, a.shape[0]) or a.shape[2] != w.shape[1] \
+            or acc.shape != (a.shape[0], a.shape[1], w.shape[2]):
+        raise ValueError(
+            f"hw_matmul_accumulate: shapes acc {acc.shape}, act {a.shape}, weight {w.shape} do not match"
+        )
+    # torch's float32 CPU multiply and add: the same IEEE operations, each rounded on its own
+    # (two kernels, no fused multiply-add), about twice numpy's speed on these broadcasts.
+    import torch
+
+    a_by_k = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[:, :, :, None]  # [K, L, B, 1]
+    w_by_k = torch.from_numpy(np.ascontiguousarray(w.transpose(1, 0, 2)))[:, :, None, :]  # [K, L, 1, N]
+    s = a_by_k[0] * w_by_k[0]
+    product = torch.empty_like(s)
+    for k in range(1, a_by_k.shape[0]):
+        torch.mul(a_by_k[k], w_by_k[k], out=product)
+        s += product
+    return (acc + s.numpy()).astype(np.float32)
 
 
 # vsmscale's power-of-two modes by smoothing strength alpha: s = 2^floor(alpha * floor(log2 m)).

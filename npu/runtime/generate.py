@@ -58,14 +58,22 @@ class GumbelNoise:
         return gumbel_noise((1, rows, vocab), self.generator)[0]
 
 
-def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodeConfig, mask_id: int,
-             tau_default: float = 0.9, noise: GumbelNoise | None = None) -> Generation:
-    """Decode plan.gen_length tokens after `prompt` with `stepper` (see module docstring): the
-    query windows (`query_range`) and fixed-k counts (`transfer_schedule`) of npu.models.decoding.
+@dataclass(frozen=True)
+class StepRequest:
+    """One denoising step a generation asks its stepper for (the arguments of `stepper.step`)."""
 
-    With plan.temperature > 0 every step draws its block's noise from `noise` (default: a fresh
-    GumbelNoise(plan.seed), so the generation is deterministic).
-    """
+    query_length: int
+    sample_length: int
+    q0: int
+    s0: int
+    k: int
+    tau: float
+    temperature: float
+    noise: np.ndarray | None
+
+
+def _plan_noise(stepper, plan: DecodeConfig, noise: GumbelNoise | None) -> GumbelNoise | None:
+    """Check `plan` against `stepper`; the noise source of a sampled plan (None when greedy)."""
     if plan.remasking != "low_confidence":
         raise ValueError(f"generate: the NPU commits by confidence; remasking={plan.remasking!r} is not lowered")
     if plan.temperature == 0 and noise is not None:
@@ -75,14 +83,28 @@ def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodeConfig, mask_i
     if getattr(stepper, "shapes", None) is not None and stepper.shapes.kv_quant is not None and plan.cache != "dual":
         raise ValueError(f"generate: KV quantization {stepper.shapes.kv_quant.name} runs with the dual cache, "
                          f"not cache={plan.cache!r}")
-    prompt = [int(t) for t in prompt]
-    seq_len = len(prompt) + plan.gen_length
-    tokens = np.array(prompt + [mask_id] * plan.gen_length, np.int32)
-    stepper.start(tokens)
+    return noise
+
+
+def initial_tokens(prompt: list[int] | np.ndarray, plan: DecodeConfig, mask_id: int) -> np.ndarray:
+    """The prompt followed by plan.gen_length [MASK] tokens."""
+    return np.array([int(t) for t in prompt] + [mask_id] * plan.gen_length, np.int32)
+
+
+def decode_steps(tokens: np.ndarray, prompt_length: int, plan: DecodeConfig, mask_id: int, tau_default: float,
+                 noise: GumbelNoise | None, vocab_size: int):
+    """The block schedule of one generation as a Python generator: yields a StepRequest, is sent
+    (StepOutput, instructions executed, seconds) for it, and returns the Generation.
+
+    One copy of the decoding loop for both drivers: `generate` (one stepper call per step) and
+    `generate_lockstep` (npu.runtime.lockstep: the steps of many generations in one simulator run).
+    A SimulationError thrown in at the yield is re-raised naming the block and step.
+    """
+    seq_len = len(tokens)
     result = Generation(tokens)
     tau = tau_default if plan.threshold is None else plan.threshold
     for block in range(plan.num_blocks):
-        start = len(prompt) + block * plan.block_length
+        start = prompt_length + block * plan.block_length
         end = start + plan.block_length
         masks = int((tokens[start:end] == mask_id).sum())
         schedule = transfer_schedule(torch.tensor([masks]), plan.steps_per_block)[0].tolist()
@@ -93,20 +115,51 @@ def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodeConfig, mask_i
             query = query_range(plan.cache, step, start, end, seq_len)
             q0, length = query[0], query[1] - query[0]
             k = schedule[step] if plan.threshold is None else 0
-            g = None if noise is None else noise.draw(plan.block_length, stepper.shapes.model.vocab_size)
-            began = time.perf_counter()
+            g = None if noise is None else noise.draw(plan.block_length, vocab_size)
             try:
-                out, executed = stepper.step(length, plan.block_length, q0, start - q0, k, tau,
-                                             temperature=plan.temperature, noise=g)
+                out, executed, seconds = yield StepRequest(length, plan.block_length, q0, start - q0, k, tau,
+                                                           plan.temperature, g)
             except SimulationError as err:  # say where in the generation, before the pc
                 where = f"generation block {block}, step {step}" + (f": {err.source}" if err.source else "")
                 raise SimulationError(err.message, err.pc, err.instruction, err.source_line, source=where) from None
             tokens[start:end] = out.tokens
             result.records.append(StepRecord(block, step, query, committed=out.committed.copy(),
                                              confidence=out.confidence.copy(), k=k,
-                                             seconds=time.perf_counter() - began, instructions=executed))
+                                             seconds=seconds, instructions=executed))
             step += 1
     return result
+
+
+def generate(stepper, prompt: list[int] | np.ndarray, plan: DecodeConfig, mask_id: int,
+             tau_default: float = 0.9, noise: GumbelNoise | None = None) -> Generation:
+    """Decode plan.gen_length tokens after `prompt` with `stepper` (see module docstring): the
+    query windows (`query_range`) and fixed-k counts (`transfer_schedule`) of npu.models.decoding.
+
+    With plan.temperature > 0 every step draws its block's noise from `noise` (default: a fresh
+    GumbelNoise(plan.seed), so the generation is deterministic).
+    """
+    noise = _plan_noise(stepper, plan, noise)
+    tokens = initial_tokens(prompt, plan, mask_id)
+    stepper.start(tokens)
+    vocab = stepper.shapes.model.vocab_size if noise is not None else 0
+    steps = decode_steps(tokens, len(prompt), plan, mask_id, tau_default, noise, vocab)
+    try:
+        request = next(steps)
+    except StopIteration as stop:  # nothing to decode
+        return stop.value
+    while True:
+        began = time.perf_counter()
+        try:
+            out, executed = stepper.step(request.query_length, request.sample_length, request.q0, request.s0,
+                                         request.k, request.tau, temperature=request.temperature,
+                                         noise=request.noise)
+        except SimulationError as err:
+            steps.throw(err)
+            raise  # decode_steps re-raises; not reached
+        try:
+            request = steps.send((out, executed, time.perf_counter() - began))
+        except StopIteration as stop:
+            return stop.value
 
 
 class ReferenceStepper:

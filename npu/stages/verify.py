@@ -18,8 +18,10 @@ from npu.io import atomic_write_text
 def verify_stage(checkpoint: str | Path, npus: list[str | Path], out: str | Path | None = None,
                  caches: list[str] = ("none", "prefix", "dual"), rules: list[str] = ("topk", "threshold"),
                  n_prompts: int = 50, seed: int = 1234, temperature: float = 0.0,
-                 kv: str | None = None, kv_alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)) -> dict:
-    """Run the verification and write its report to `out` (JSON); returns the report."""
+                 kv: str | None = None, kv_alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75),
+                 jobs: int = 1) -> dict:
+    """Run the verification and write its report to `out` (JSON); returns the report. `jobs`
+    worker processes run (machine, cache mode, rule) cells side by side (not with `kv`)."""
     def save(report: dict) -> None:
         if out is not None:
             atomic_write_text(out, json.dumps(report, indent=1))
@@ -40,4 +42,5 @@ def verify_stage(checkpoint: str | Path, npus: list[str | Path], out: str | Path
     if not temperature >= 0:
         raise ValueError(f"--temperature {temperature} must be >= 0")
     return verify(str(checkpoint), list(npus), list(caches), list(rules), n_prompts, seed,
-                  log=lambda line: print(line, flush=True), temperature=temperature, on_run=save, progress=True)
+                  log=lambda line: print(line, flush=True), temperature=temperature, on_run=save, progress=True,
+                  jobs=jobs)

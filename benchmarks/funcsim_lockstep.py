@@ -1,0 +1,104 @@
+"""Functional simulator on compiled tiny-model generations: one prompt at a time (before) against
+every prompt in lock step (after, npu.runtime.lockstep), and one `make verify` cell both ways.
+
+Usage: python benchmarks/funcsim_lockstep.py [--model tiny-sort] [--npu dnpu-edge] [--cache dual]
+                                             [--rule topk] [--prompts 50] [--single 3]
+Weights are random (the model preset's architecture; results/models/<model>/checkpoint when it
+exists), so no training is needed; the instruction counts are those of the trained model's
+programs (they depend on shapes, and with the threshold rule on how many steps each block takes).
+Prints instructions/s of both simulators, seconds per generation of both and of the
+NPU-arithmetic reference, and the wall time of one verify cell (`--prompts` generations
+simulated and checked against the reference) before and after. Every lock-step generation of
+the `--single` first prompts is checked equal to its one-at-a-time generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from npu.check.prompts import task_prompts
+from npu.hw.config import load_npu_config
+from npu.ir import weights_from_model
+from npu.models.checkpoint import load_checkpoint
+from npu.models.decoding import DecodeConfig
+from npu.models.presets import load_model_spec
+from npu.models.tasks import get_task
+from npu.models.transformer import build_model
+from npu.runtime.generate import ReferenceStepper, SimulatorStepper, generate, generation_difference
+from npu.runtime.lockstep import LockstepStepper, generate_lockstep
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny-sort")
+    parser.add_argument("--npu", default="dnpu-edge")
+    parser.add_argument("--cache", default="dual", choices=["none", "prefix", "dual"])
+    parser.add_argument("--rule", default="topk", choices=["topk", "threshold"])
+    parser.add_argument("--prompts", type=int, default=50, help="prompts of the verify cell (make verify: 50)")
+    parser.add_argument("--single", type=int, default=3, help="prompts timed one at a time (and compared)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # CPU time of one core (the lock-step matrix unit uses torch's kernels)
+
+    spec = load_model_spec(args.model)
+    checkpoint = Path("results/models") / args.model / "checkpoint"
+    if checkpoint.exists():
+        model, _ = load_checkpoint(str(checkpoint))
+    else:
+        torch.manual_seed(0)
+        model = build_model(spec.architecture)
+    cfg, decoding = model.config, spec.raw["decoding"]
+    prompts, _ = task_prompts(get_task(spec.raw["task"]), args.prompts, 1234)
+    weights = weights_from_model(model)
+    npu = load_npu_config(args.npu)
+    seq_len = prompts.shape[1] + decoding["gen_length"]
+    plan = DecodeConfig(decoding["gen_length"], decoding["block_length"], decoding["steps"], args.cache,
+                        threshold=0.9 if args.rule == "threshold" else None)
+    plans = [dataclasses.replace(plan, seed=1234 + i) for i in range(args.prompts)]
+
+    single = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
+    generate(single, prompts[0], plans[0], cfg.mask_token_id)  # compiles the step programs
+    lock = LockstepStepper(cfg, weights, npu, seq_len, plan.sampling, lanes=args.prompts)
+    lock.image.programs = single.programs  # the same compiled programs, not timed twice
+
+    began = time.process_time()
+    one_at_a_time = [generate(single, prompts[i], plans[i], cfg.mask_token_id) for i in range(args.single)]
+    single_seconds = (time.process_time() - began) / args.single
+    single_instructions = sum(r.instructions for g in one_at_a_time for r in g.records) / args.single
+
+    began = time.process_time()
+    together = generate_lockstep(lock, list(prompts), plans, cfg.mask_token_id)
+    lock_seconds = (time.process_time() - began) / args.prompts
+    lock_instructions = sum(r.instructions for g in together for r in g.records) / args.prompts
+    for i, generation in enumerate(one_at_a_time):
+        difference = generation_difference(together[i], generation)
+        if difference is not None:
+            raise SystemExit(f"prompt {i}: lock-step generation differs: {difference}")
+
+    reference = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
+    began = time.process_time()
+    for i in range(args.single):
+        generate(reference, prompts[i], plans[i], cfg.mask_token_id)
+    reference_seconds = (time.process_time() - began) / args.single
+
+    where = f"{args.model} {args.npu} {args.cache} {args.rule}"
+    print(f"{where}: {lock_instructions:,.0f} instructions per generation; CPU seconds (time.process_time)")
+    print(f"{'':34s} {'instructions/s':>15s} {'s/generation':>13s}")
+    print(f"{'functional simulator, one prompt':34s} {single_instructions / single_seconds:15,.0f} "
+          f"{single_seconds:13.3f}")
+    print(f"{f'lock step, {args.prompts} prompts':34s} {lock_instructions / lock_seconds:15,.0f} {lock_seconds:13.3f}"
+          f"   x{single_seconds / lock_seconds:.1f}")
+    print(f"{'NPU-arithmetic reference':34s} {'':15s} {reference_seconds:13.3f}")
+    before = args.prompts * (single_seconds + reference_seconds)
+    after = args.prompts * (lock_seconds + reference_seconds)
+    print(f"verify cell ({args.prompts} prompts): before {before:.1f} s, after {after:.1f} s (x{before / after:.1f})")
+    print(f"`make verify` (36 such cells: 2 models x 3 machines x 3 caches x 2 rules) if every cell cost this one, "
+          f"on 2 cores: before {36 * before / 2 / 60:.0f} min, after {36 * after / 2 / 60:.0f} min")
+
+
+if __name__ == "__main__":
+    main()
