@@ -1,17 +1,20 @@
 """Specifications of masked-diffusion training and checkpoints."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from npu.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from npu.models.decoding import DecodeConfig
 from npu.models.presets import load_model_spec
 from npu.models.tasks import SortDigits, get_task
-from npu.models.train import (TrainConfig, block_diffusion_masks, learning_rate, masked_diffusion_loss,
-                              train_model)
+from npu.config import ConfigError
+from npu.models.train import (TrainConfig, block_diffusion_masks, learning_rate, mask_ratio_draws,
+                              masked_diffusion_loss, train_model)
 from npu.models.transformer import ModelConfig, build_model
 
 PRESETS = sorted(Path(__file__).resolve().parents[1].glob("config/models/tiny-*.yaml"))
@@ -80,6 +83,75 @@ def test_block_diffusion_masks_hide_a_suffix_and_keep_the_decoded_start_visible(
     assert torch.equal(kept, uniform) and torch.equal(same_t, t)
     with pytest.raises(ValueError, match="does not divide"):
         block_diffusion_masks(uniform, t, maskable, 3, 1.0, generator, 1e-3)
+
+
+def test_stratified_mask_ratios_put_one_draw_in_each_slice_of_the_unit_interval():
+    generator = torch.Generator().manual_seed(0)
+    draws = mask_ratio_draws(64, generator, stratified=True)
+    assert draws.shape == (64, 1)
+    assert torch.equal(torch.sort((draws * 64).floor().long().flatten()).values, torch.arange(64))
+    assert not torch.equal((draws * 64).floor().long().flatten(), torch.arange(64))  # in a random order
+    independent = mask_ratio_draws(64, torch.Generator().manual_seed(0))
+    assert torch.equal(independent, torch.rand(64, 1, generator=torch.Generator().manual_seed(0)))
+
+
+def test_early_stopping_ends_at_the_first_check_that_meets_the_target_without_changing_the_run():
+    """The checks decode held-out prompts in every cache mode and rule but draw nothing from the
+    training streams: a run that stops is the first steps of the run that does not."""
+    task = SortDigits(n_digits=2)
+    decoding = DecodeConfig(gen_length=2, block_length=1, steps=2)
+    never_met = dataclasses.replace(QUICK, steps=30, stop_exact_match=1.0, stop_every=10, stop_prompts=32)
+    _, full = train_model(tiny_config(task), task, never_met, progress=False, decoding=decoding)
+    assert full.stopped_at_step is None and len(full.losses) == 30
+    assert [check["step"] for check in full.stop_checks] == [10, 20]  # not at the last step
+    assert all(min(check["exact_match"].values()) < 1.0 for check in full.stop_checks)
+    met = dataclasses.replace(never_met, stop_exact_match=0.1)  # an early model gets 4 of 32 right
+    _, stopped = train_model(tiny_config(task), task, met, progress=False, decoding=decoding)
+    assert stopped.stopped_at_step == 10 and stopped.losses == full.losses[:10]
+    scores = stopped.stop_checks[-1]["exact_match"]
+    assert sorted(scores) == sorted(f"{cache}/{rule}" for cache in ("none", "prefix", "dual")
+                                    for rule in ("fixed-k", "threshold=0.9"))
+    assert min(scores.values()) >= 0.1
+    assert stopped.to_dict()["stopped_at_step"] == 10 and stopped.eval_steps[-1] == 10
+    with pytest.raises(ValueError, match="decoding recipe"):
+        train_model(tiny_config(task), task, met, progress=False)
+    with pytest.raises(ValueError, match="stop_every"):
+        TrainConfig(stop_exact_match=0.99)
+
+
+def test_a_seed_variant_is_its_preset_trained_from_that_seed(tmp_path):
+    base = load_model_spec("tiny-sort")
+    variant = load_model_spec("tiny-sort-seed7")
+    assert variant.name == variant.architecture.name == variant.raw["name"] == "tiny-sort-seed7"
+    assert variant.training == base.training | {"seed": 7} and variant.raw["training"]["seed"] == 7
+    assert variant.architecture == dataclasses.replace(base.architecture, name="tiny-sort-seed7")
+    assert variant.task == base.task and variant.decoding == base.decoding and variant.source == base.source
+    # as a path beside the preset (how the pipeline's rules pass presets), and in another config folder
+    assert load_model_spec(base.source.parent / "tiny-sort-seed7.yaml") == variant
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny-add.yaml").write_text(load_model_spec("tiny-add").source.read_text())
+    assert load_model_spec("tiny-add-seed0", tmp_path).training["seed"] == 0
+    with pytest.raises(ConfigError, match="no 'training' section"):
+        load_model_spec("llada-8b-seed1")
+    with pytest.raises(ConfigError, match="unknown models preset 'tiny-nothing-seed1'"):
+        load_model_spec("tiny-nothing-seed1")
+
+
+def test_the_train_stage_trains_a_seed_variant_from_its_seed(tmp_path):
+    from npu.stages.train import train_stage
+
+    (tmp_path / "models").mkdir()
+    preset = yaml.safe_load(load_model_spec("tiny-add").source.read_text())
+    preset["training"] |= {"batch_size": 4, "eval_batch_size": 4}
+    (tmp_path / "models" / "tiny-add.yaml").write_text(yaml.safe_dump(preset))
+    variant = tmp_path / "models" / "tiny-add-seed3.yaml"  # no such file: the preset trained from seed 3
+    folders = {name: train_stage(path, tmp_path / name, threads=1, steps=2)
+               for name, path in (("seed0", tmp_path / "models" / "tiny-add.yaml"), ("seed3", variant))}
+    model, meta = load_checkpoint(folders["seed3"])
+    assert meta["extra"]["training"]["seed"] == 3 and meta["extra"]["preset"]["name"] == "tiny-add-seed3"
+    assert model.config.name == "tiny-add-seed3"
+    base, _ = load_checkpoint(folders["seed0"])
+    assert not torch.equal(model.lm_head.weight, base.lm_head.weight)
 
 
 def test_block_masking_needs_a_block_length():
