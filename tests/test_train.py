@@ -240,18 +240,20 @@ def test_presets_exist():
 
 
 @pytest.mark.slow
-def test_tiny_sort_preset_learns_to_sort_twelve_digits():
-    """The headline offline bench: >= 99% exact match, greedy low-confidence decoding, no cache."""
+@pytest.mark.parametrize("name", ["tiny-sort", "tiny-sort-s1", "tiny-add", "tiny-sort-seed2", "tiny-add-seed1"])
+def test_task_presets_reach_99_5_percent_exact_match_in_every_cache_mode_and_rule(name):
+    """The shipped recipes are robust, not tuned to one seed: each seed stops early on its held-out
+    check and then scores >= 99.5 % on 512 other prompts (the evaluate stage's), greedy
+    low-confidence decoding, in every cache mode with the fixed-k and the threshold rule."""
     from npu.models.evaluate import evaluate_exact_match
 
-    spec = load_model_spec(next(p for p in PRESETS if p.stem == "tiny-sort"))
+    spec = load_model_spec(name)
     task = get_task(spec.task)
-    model, log = train_model(spec.architecture, task, TrainConfig.from_dict(spec.training), progress=False)
-    result = evaluate_exact_match(model, task, DecodeConfig(**spec.decoding), n_samples=500, seed=1234)
-    assert result.accuracy >= 0.99, (result, log.eval_losses)
-    # The Fast-dLLM caches reuse stale K/V inside a block; on this task they must stay within a
-    # point of the exact (no-cache) accuracy.
-    for cache in ("prefix", "dual"):
-        cached = evaluate_exact_match(model, task, DecodeConfig(**spec.decoding | {"cache": cache}),
-                                      n_samples=500, seed=1234)
-        assert cached.accuracy >= result.accuracy - 0.01, (cache, cached, result)
+    config = dataclasses.replace(TrainConfig.from_dict(spec.training), num_threads=1)
+    model, log = train_model(spec.architecture, task, config, progress=False, decoding=DecodeConfig(**spec.decoding))
+    assert log.stopped_at_step is not None, log.stop_checks[-3:]
+    for cache in ("none", "prefix", "dual"):
+        for threshold in (None, 0.9):
+            recipe = DecodeConfig(**spec.decoding | {"cache": cache, "threshold": threshold})
+            result = evaluate_exact_match(model, task, recipe, n_samples=512, seed=1234)
+            assert result.accuracy >= 0.995, (result, log.stopped_at_step)
