@@ -230,9 +230,12 @@ def test_editing_one_preset_reruns_only_that_model(mini_pipeline):
                                            "roofline")}
 
 
-def test_further_seeds_train_and_evaluate_each_task_model_from_each_seed(mini_pipeline):
-    """models.seeds: the preset's own seed (0) is the model itself; seed 3 adds `<model>-seed3`."""
-    result = snakemake(mini_pipeline, "-n", "--config", "models={seeds: [0, 3]}")
+def test_further_seeds_train_and_evaluate_each_task_model_from_each_seed(mini_pipeline, tmp_path):
+    """models.seeds: the preset's own seed (0) is the model itself; seed 3 adds `<model>-seed3`.
+    (A config file, not --config: Snakemake passes the numbers of a --config list as strings.)"""
+    seeds = tmp_path / "seeds.yaml"
+    seeds.write_text(yaml.safe_dump({"models": {"seeds": [0, 3]}}))
+    result = snakemake(mini_pipeline, "-n", "--configfile", str(mini_pipeline / "config.yaml"), str(seeds))
     assert result.returncode == 0, result.stderr[-2000:]
     assert jobs_to_run(result.stdout) == {(rule, f"{model}-seed3") for rule in ("train", "evaluate")
                                           for model in ("tiny-sort", "tiny-add")}

@@ -86,6 +86,11 @@ wildcard_constraints:
 
 
 def model_preset_path(name):
+    """The preset file of a model; for a seed variant `<preset>-seed<n>`, which has none, the path it
+    would have beside its preset, which the stages' preset loader reads as that variant."""
+    spec = MODEL_SPECS.get(name)
+    if spec is not None and spec.source.stem != name:
+        return str(spec.source.parent / f"{name}.yaml")
     return str(preset_path("models", name, CONFIG_DIR))
 
 
