@@ -51,7 +51,8 @@ class TrainConfig:
         steps the model decodes stop_prompts fixed held-out prompts in every cache mode with the
         fixed-k rule and the threshold rule (stop_threshold) - the decodings the evaluate stage
         scores - and training ends at the first check where each scores at least
-        stop_exact_match. 0 disables; `steps` is then the most it trains.
+        stop_exact_match; the last step is checked too, so the log says whether the target was met
+        (TrainLog.target_met). 0 disables; `steps` is then the most it trains.
     """
 
     seed: int = 0
@@ -121,7 +122,8 @@ class TrainLog:
     cpu_seconds: float = 0.0
     num_threads: int = 0
     stop_checks: list[dict] = field(default_factory=list)
-    stopped_at_step: int | None = None
+    stopped_at_step: int | None = None  # the step early stopping ended the run at (None: it ran every step)
+    target_met: bool | None = None  # whether the last check met stop_exact_match (None: no checks)
 
     def to_dict(self) -> dict:
         return {
@@ -129,6 +131,7 @@ class TrainLog:
             "final_eval_loss": self.eval_losses[-1] if self.eval_losses else None,
             "steps": len(self.losses),
             "stopped_at_step": self.stopped_at_step,
+            "target_met": self.target_met,
             "seconds": self.seconds,
             "cpu_seconds": self.cpu_seconds,
             "num_threads": self.num_threads,
@@ -325,14 +328,16 @@ def _train(model_config, task, config: TrainConfig, progress: bool, decoding: De
             log.eval_losses.append(_held_out_loss(model, task, held_out_tokens, held_out_maskable, config))
             bar.set_postfix(loss=f"{log.losses[-1]:.4f}", held_out=f"{log.eval_losses[-1]:.4f}")
         bar.update(1)
-        if config.stop_exact_match > 0 and not is_last and (step + 1) % config.stop_every == 0:
+        if config.stop_exact_match > 0 and (is_last or (step + 1) % config.stop_every == 0):
             passed, scores = _stop_check(model, task, config, decoding)
             model.train()
             log.stop_checks.append({"step": step + 1, "exact_match": scores})
+            log.target_met = passed
             worst = min(scores, key=scores.get)
+            outcome = ("; target met" + ("" if is_last else ", stopping")) if passed else ""
             bar.write(f"train {model_config.name}: step {step + 1}: held-out exact match "
-                      f"{scores[worst]:.4f} ({worst}){'; target met, stopping' if passed else ''}", file=sys.stderr)
-            if passed:
+                      f"{scores[worst]:.4f} ({worst}){outcome}", file=sys.stderr)
+            if passed and not is_last:
                 log.stopped_at_step = step + 1
                 if log.eval_steps[-1:] != [step + 1]:
                     log.eval_steps.append(step + 1)

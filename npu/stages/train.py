@@ -29,8 +29,11 @@ def train_stage(preset: str | Path, out_dir: str | Path, threads: int = 2, steps
           f"{train_config.steps} steps on {threads} threads", file=sys.stderr)
     decoding = decode_config(spec) if train_config.stop_exact_match > 0 else None
     model, log = train_model(spec.architecture, task, train_config, progress=True, decoding=decoding)
-    if log.stopped_at_step is not None:
-        print(f"train {spec.name}: held-out exact match >= {train_config.stop_exact_match} in every cache mode and "
-              f"rule at step {log.stopped_at_step} of {train_config.steps}", file=sys.stderr)
+    if log.target_met is not None:
+        at = log.stopped_at_step or train_config.steps
+        verdict = f"met at step {at} of {train_config.steps}" if log.target_met else \
+            f"NOT met after all {train_config.steps} steps (the checkpoint is the last step's)"
+        print(f"train {spec.name}: held-out exact match >= {train_config.stop_exact_match} in every cache mode "
+              f"and rule: {verdict}", file=sys.stderr)
     extra = {"preset": spec.raw, "training": dataclasses.asdict(train_config), "log": log.to_dict()}
     return save_checkpoint(out_dir, model, spec.architecture, extra)
