@@ -1,5 +1,6 @@
 """Specifications of masked-diffusion training and checkpoints."""
 
+import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -131,6 +132,14 @@ def test_a_seed_variant_is_its_preset_trained_from_that_seed(tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "tiny-add.yaml").write_text(load_model_spec("tiny-add").source.read_text())
     assert load_model_spec("tiny-add-seed0", tmp_path).training["seed"] == 0
+    # the commands' --preset accepts it as a name and as the path the pipeline passes
+    from npu.config import preset_argument
+
+    model_preset = preset_argument("models")
+    assert model_preset("tiny-sort-seed7") == "tiny-sort-seed7"
+    assert model_preset(str(base.source.parent / "tiny-sort-seed7.yaml")).endswith("tiny-sort-seed7.yaml")
+    with pytest.raises(argparse.ArgumentTypeError, match="tiny-nothing-seed1"):
+        model_preset("tiny-nothing-seed1")
     with pytest.raises(ConfigError, match="no 'training' section"):
         load_model_spec("llada-8b-seed1")
     with pytest.raises(ConfigError, match="unknown models preset 'tiny-nothing-seed1'"):

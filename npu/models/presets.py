@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from npu.config import DEFAULT_CONFIG_DIR, ConfigError, load_validated_yaml, preset_path
+from npu.config import ConfigError, load_validated_yaml, preset_path, seed_variant_preset
 from npu.models.transformer import ModelConfig
 
 
@@ -130,34 +129,11 @@ def check_model_preset(data: dict, source: str) -> None:
         _check_decoding(data["decoding"], data["architecture"], layout, fail)
 
 
-# A model named `<preset>-seed<n>` is the trained preset <preset> with training.seed = n (several
-# seeds of one recipe, e.g. for intervals over training runs); it has no file of its own.
-SEED_VARIANT = re.compile(r"^(?P<base>.+)-seed(?P<seed>0|[1-9][0-9]*)$")
-
-
 def seed_variant_name(base: str, seed: int) -> str:
-    """The name of preset `base` trained from `seed`."""
+    """The name of preset `base` trained from `seed` (read back by `load_model_spec`)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"model {base!r}: a training seed must be a non-negative integer, got {seed!r}")
     return f"{base}-seed{seed}"
-
-
-def _seed_variant_of(name_or_path: str | Path, config_dir: str | Path | None) -> tuple[Path, int] | None:
-    """(the base preset's file, the seed) when `name_or_path` names a seed variant with no file of its own."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml"):
-        if candidate.is_file():
-            return None
-        folder, stem = candidate.parent, candidate.stem
-    else:
-        folder = (Path(config_dir) if config_dir is not None else DEFAULT_CONFIG_DIR) / "models"
-        stem = str(name_or_path)
-        if (folder / f"{stem}.yaml").is_file():
-            return None
-    match = SEED_VARIANT.match(stem)
-    if match is None or not (folder / f"{match['base']}.yaml").is_file():
-        return None
-    return folder / f"{match['base']}.yaml", int(match["seed"])
 
 
 def load_model_spec(name_or_path: str | Path, config_dir: str | Path | None = None) -> ModelSpec:
@@ -167,7 +143,7 @@ def load_model_spec(name_or_path: str | Path, config_dir: str | Path | None = No
     `check_model_preset` checks the rules between keys. Errors name the file and the key.
     `<preset>-seed<n>` (by name, or as the path `<dir>/<preset>-seed<n>.yaml` that does not exist)
     is `<preset>` with its training seed set to n and that name."""
-    variant = _seed_variant_of(name_or_path, config_dir)
+    variant = seed_variant_preset(name_or_path, config_dir)
     if variant is not None:
         base_path, seed = variant
         base = load_model_spec(base_path)
