@@ -3,6 +3,7 @@
 #
 #   train      tiny masked-diffusion models on offline tasks      results/models/{model}/checkpoint/
 #   evaluate   exact match / perplexity per cache mode           results/models/{model}/accuracy.tsv
+#              (also of each task model's further seeds, models.seeds:  results/models/{model}-seed{n}/)
 #   export     one denoising step per cache mode -> graph IR     results/models/{model}/ir/
 #   compile    step graphs -> NPU programs, DRAM map, statistics  results/{npu}/{model}/compile.tsv
 #   simulate_analytical  analytical latency/energy per generation results/{npu}/{model}/analytical.tsv
@@ -74,6 +75,7 @@ report: "workflow/report/workflow.rst"
 rule all:
     input:
         expand(f"{RESULTS}/models/{{model}}/accuracy.tsv", model=TRAINED_MODELS),
+        SEED_TARGETS,
         expand(f"{RESULTS}/models/{{model}}/ir/check.tsv", model=ALL_MODELS),
         expand(f"{RESULTS}/{{npu}}/{{model}}/compile.tsv", npu=NPUS, model=ALL_MODELS),
         expand(f"{RESULTS}/{{npu}}/{{model}}/analytical.tsv", npu=NPUS, model=ALL_MODELS),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,30 @@ def load_pipeline_config(files: list[str | Path] | tuple[str | Path, ...], overr
     return validate_mapping(merged, "config", source)
 
 
+# A model named `<preset>-seed<n>` is the trained model preset <preset> with training.seed = n
+# (several seeds of one recipe); it has no file of its own (npu.models.presets.load_model_spec).
+SEED_VARIANT = re.compile(r"^(?P<base>.+)-seed(?P<seed>0|[1-9][0-9]*)$")
+
+
+def seed_variant_preset(name_or_path: str | Path, config_dir: str | Path | None = None) -> tuple[Path, int] | None:
+    """(the base preset's file, the seed) when `name_or_path` - a model name, or the path
+    `<dir>/<preset>-seed<n>.yaml` - names a seed variant that has no file of its own."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        if candidate.is_file():
+            return None
+        folder, stem = candidate.parent, candidate.stem
+    else:
+        folder = (Path(config_dir) if config_dir is not None else DEFAULT_CONFIG_DIR) / "models"
+        stem = str(name_or_path)
+        if (folder / f"{stem}.yaml").is_file():
+            return None
+    match = SEED_VARIANT.match(stem)
+    if match is None or not (folder / f"{match['base']}.yaml").is_file():
+        return None
+    return folder / f"{match['base']}.yaml", int(match["seed"])
+
+
 def preset_argument(kind: str, config_dir: str | Path | None = None) -> Callable[[str], str]:
     """An argparse type for `--npu` / `--model` / `--preset`: a preset name under
     `<config_dir>/<kind>/` or the path of an existing YAML file. An unknown name fails at parse
@@ -206,6 +231,8 @@ def preset_argument(kind: str, config_dir: str | Path | None = None) -> Callable
     given (the command loads and validates it)."""
 
     def check(text: str) -> str:
+        if kind == "models" and seed_variant_preset(text, config_dir) is not None:
+            return text
         candidate = Path(text)
         if candidate.suffix in (".yaml", ".yml"):
             if not candidate.is_file():

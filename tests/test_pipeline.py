@@ -250,6 +250,17 @@ def test_editing_one_preset_reruns_only_that_model(mini_pipeline):
                                            "roofline")}
 
 
+def test_further_seeds_train_and_evaluate_each_task_model_from_each_seed(mini_pipeline, tmp_path):
+    """models.seeds: the preset's own seed (0) is the model itself; seed 3 adds `<model>-seed3`.
+    (A config file, not --config: Snakemake passes the numbers of a --config list as strings.)"""
+    seeds = tmp_path / "seeds.yaml"
+    seeds.write_text(yaml.safe_dump({"models": {"seeds": [0, 3]}}))
+    result = snakemake(mini_pipeline, "-n", "--configfile", str(mini_pipeline / "config.yaml"), str(seeds))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert jobs_to_run(result.stdout) == {(rule, f"{model}-seed3") for rule in ("train", "evaluate")
+                                          for model in ("tiny-sort", "tiny-add")}
+
+
 def test_decoding_only_edit_reruns_evaluation_and_after_but_not_training(mini_pipeline):
     preset = mini_pipeline / "presets" / "models" / "tiny-add.yaml"
     with edited_yaml(preset, lambda data: data["decoding"].update(steps=3)):  # two tokens per step

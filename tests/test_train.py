@@ -1,17 +1,21 @@
 """Specifications of masked-diffusion training and checkpoints."""
 
+import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from npu.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from npu.models.decoding import DecodeConfig
 from npu.models.presets import load_model_spec
 from npu.models.tasks import SortDigits, get_task
-from npu.models.train import (TrainConfig, block_diffusion_masks, learning_rate, masked_diffusion_loss,
-                              train_model)
+from npu.config import ConfigError
+from npu.models.train import (TrainConfig, block_diffusion_masks, learning_rate, mask_ratio_draws,
+                              masked_diffusion_loss, train_model)
 from npu.models.transformer import ModelConfig, build_model
 
 PRESETS = sorted(Path(__file__).resolve().parents[1].glob("config/models/tiny-*.yaml"))
@@ -80,6 +84,83 @@ def test_block_diffusion_masks_hide_a_suffix_and_keep_the_decoded_start_visible(
     assert torch.equal(kept, uniform) and torch.equal(same_t, t)
     with pytest.raises(ValueError, match="does not divide"):
         block_diffusion_masks(uniform, t, maskable, 3, 1.0, generator, 1e-3)
+
+
+def test_stratified_mask_ratios_put_one_draw_in_each_slice_of_the_unit_interval():
+    generator = torch.Generator().manual_seed(0)
+    draws = mask_ratio_draws(64, generator, stratified=True)
+    assert draws.shape == (64, 1)
+    assert torch.equal(torch.sort((draws * 64).floor().long().flatten()).values, torch.arange(64))
+    assert not torch.equal((draws * 64).floor().long().flatten(), torch.arange(64))  # in a random order
+    independent = mask_ratio_draws(64, torch.Generator().manual_seed(0))
+    assert torch.equal(independent, torch.rand(64, 1, generator=torch.Generator().manual_seed(0)))
+
+
+def test_early_stopping_ends_at_the_first_check_that_meets_the_target_without_changing_the_run():
+    """The checks decode held-out prompts in every cache mode and rule but draw nothing from the
+    training streams: a run that stops is the first steps of the run that does not."""
+    task = SortDigits(n_digits=2)
+    decoding = DecodeConfig(gen_length=2, block_length=1, steps=2)
+    never_met = dataclasses.replace(QUICK, steps=30, stop_exact_match=1.0, stop_every=10, stop_prompts=32)
+    _, full = train_model(tiny_config(task), task, never_met, progress=False, decoding=decoding)
+    assert full.stopped_at_step is None and len(full.losses) == 30 and full.target_met is False
+    assert [check["step"] for check in full.stop_checks] == [10, 20, 30]  # the last step's says where it ended
+    assert all(min(check["exact_match"].values()) < 1.0 for check in full.stop_checks)
+    met = dataclasses.replace(never_met, stop_exact_match=0.1)  # an early model gets 4 of 32 right
+    _, stopped = train_model(tiny_config(task), task, met, progress=False, decoding=decoding)
+    assert stopped.stopped_at_step == 10 and stopped.target_met and stopped.losses == full.losses[:10]
+    scores = stopped.stop_checks[-1]["exact_match"]
+    assert sorted(scores) == sorted(f"{cache}/{rule}" for cache in ("none", "prefix", "dual")
+                                    for rule in ("fixed-k", "threshold=0.9"))
+    assert min(scores.values()) >= 0.1
+    assert stopped.to_dict()["stopped_at_step"] == 10 and stopped.eval_steps[-1] == 10
+    with pytest.raises(ValueError, match="decoding recipe"):
+        train_model(tiny_config(task), task, met, progress=False)
+    with pytest.raises(ValueError, match="stop_every"):
+        TrainConfig(stop_exact_match=0.99)
+
+
+def test_a_seed_variant_is_its_preset_trained_from_that_seed(tmp_path):
+    base = load_model_spec("tiny-sort")
+    variant = load_model_spec("tiny-sort-seed7")
+    assert variant.name == variant.architecture.name == variant.raw["name"] == "tiny-sort-seed7"
+    assert variant.training == base.training | {"seed": 7} and variant.raw["training"]["seed"] == 7
+    assert variant.architecture == dataclasses.replace(base.architecture, name="tiny-sort-seed7")
+    assert variant.task == base.task and variant.decoding == base.decoding and variant.source == base.source
+    # as a path beside the preset (how the pipeline's rules pass presets), and in another config folder
+    assert load_model_spec(base.source.parent / "tiny-sort-seed7.yaml") == variant
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny-add.yaml").write_text(load_model_spec("tiny-add").source.read_text())
+    assert load_model_spec("tiny-add-seed0", tmp_path).training["seed"] == 0
+    # the commands' --preset accepts it as a name and as the path the pipeline passes
+    from npu.config import preset_argument
+
+    model_preset = preset_argument("models")
+    assert model_preset("tiny-sort-seed7") == "tiny-sort-seed7"
+    assert model_preset(str(base.source.parent / "tiny-sort-seed7.yaml")).endswith("tiny-sort-seed7.yaml")
+    with pytest.raises(argparse.ArgumentTypeError, match="tiny-nothing-seed1"):
+        model_preset("tiny-nothing-seed1")
+    with pytest.raises(ConfigError, match="no 'training' section"):
+        load_model_spec("llada-8b-seed1")
+    with pytest.raises(ConfigError, match="unknown models preset 'tiny-nothing-seed1'"):
+        load_model_spec("tiny-nothing-seed1")
+
+
+def test_the_train_stage_trains_a_seed_variant_from_its_seed(tmp_path):
+    from npu.stages.train import train_stage
+
+    (tmp_path / "models").mkdir()
+    preset = yaml.safe_load(load_model_spec("tiny-add").source.read_text())
+    preset["training"] |= {"batch_size": 4, "eval_batch_size": 4}
+    (tmp_path / "models" / "tiny-add.yaml").write_text(yaml.safe_dump(preset))
+    variant = tmp_path / "models" / "tiny-add-seed3.yaml"  # no such file: the preset trained from seed 3
+    folders = {name: train_stage(path, tmp_path / name, threads=1, steps=2)
+               for name, path in (("seed0", tmp_path / "models" / "tiny-add.yaml"), ("seed3", variant))}
+    model, meta = load_checkpoint(folders["seed3"])
+    assert meta["extra"]["training"]["seed"] == 3 and meta["extra"]["preset"]["name"] == "tiny-add-seed3"
+    assert model.config.name == "tiny-add-seed3"
+    base, _ = load_checkpoint(folders["seed0"])
+    assert not torch.equal(model.lm_head.weight, base.lm_head.weight)
 
 
 def test_block_masking_needs_a_block_length():
@@ -168,18 +249,19 @@ def test_presets_exist():
 
 
 @pytest.mark.slow
-def test_tiny_sort_preset_learns_to_sort_twelve_digits():
-    """The headline offline bench: >= 99% exact match, greedy low-confidence decoding, no cache."""
+@pytest.mark.parametrize("name", ["tiny-sort", "tiny-sort-s1", "tiny-add", "tiny-sort-seed2", "tiny-add-seed1"])
+def test_task_presets_reach_99_5_percent_exact_match_in_every_cache_mode_and_rule(name):
+    """The shipped recipes are robust, not tuned to one seed: each seed, stopped early by its
+    held-out check or not, scores >= 99.5 % on 512 other prompts (the evaluate stage's), greedy
+    low-confidence decoding, in every cache mode with the fixed-k and the threshold rule."""
     from npu.models.evaluate import evaluate_exact_match
 
-    spec = load_model_spec(next(p for p in PRESETS if p.stem == "tiny-sort"))
+    spec = load_model_spec(name)
     task = get_task(spec.task)
-    model, log = train_model(spec.architecture, task, TrainConfig.from_dict(spec.training), progress=False)
-    result = evaluate_exact_match(model, task, DecodeConfig(**spec.decoding), n_samples=500, seed=1234)
-    assert result.accuracy >= 0.99, (result, log.eval_losses)
-    # The Fast-dLLM caches reuse stale K/V inside a block; on this task they must stay within a
-    # point of the exact (no-cache) accuracy.
-    for cache in ("prefix", "dual"):
-        cached = evaluate_exact_match(model, task, DecodeConfig(**spec.decoding | {"cache": cache}),
-                                      n_samples=500, seed=1234)
-        assert cached.accuracy >= result.accuracy - 0.01, (cache, cached, result)
+    config = dataclasses.replace(TrainConfig.from_dict(spec.training), num_threads=1)
+    model, log = train_model(spec.architecture, task, config, progress=False, decoding=DecodeConfig(**spec.decoding))
+    for cache in ("none", "prefix", "dual"):
+        for threshold in (None, 0.9):
+            recipe = DecodeConfig(**spec.decoding | {"cache": cache, "threshold": threshold})
+            result = evaluate_exact_match(model, task, recipe, n_samples=512, seed=1234)
+            assert result.accuracy >= 0.995, (result, log.stopped_at_step, log.stop_checks[-3:])

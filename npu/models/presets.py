@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from npu.config import ConfigError, load_validated_yaml, preset_path
+from npu.config import ConfigError, load_validated_yaml, preset_path, seed_variant_preset
 from npu.models.transformer import ModelConfig
 
 
@@ -75,6 +75,12 @@ def _check_training(training: dict, layout, fail) -> None:
         if layout is not None and layout.maskable_length % block:
             fail("training.block_length", f"{block} does not divide the {layout.maskable_length} maskable "
                                           f"positions of task {layout.name!r}")
+    if training.get("stop_exact_match", 0) > 0:
+        if training.get("stop_every", 0) < 1:
+            fail("training.stop_every", f"stop_exact_match={training['stop_exact_match']} needs stop_every >= 1 "
+                                        f"(steps between the held-out checks)")
+        if layout is not None and layout.answer_length is None:
+            fail("training.stop_exact_match", f"task {layout.name!r} has no exact-match answers to check")
 
 
 def _check_decoding(decoding: dict, arch: dict, layout, fail) -> None:
@@ -117,15 +123,37 @@ def check_model_preset(data: dict, source: str) -> None:
     layout = _check_task(data, fail) if "task" in data else None
     if "training" in data:
         _check_training(data["training"], layout, fail)
+        if data["training"].get("stop_exact_match", 0) > 0 and "decoding" not in data:
+            fail("decoding", "missing (training.stop_exact_match decodes held-out prompts with it)")
     if "decoding" in data:
         _check_decoding(data["decoding"], data["architecture"], layout, fail)
+
+
+def seed_variant_name(base: str, seed: int) -> str:
+    """The name of preset `base` trained from `seed` (read back by `load_model_spec`)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"model {base!r}: a training seed must be a non-negative integer, got {seed!r}")
+    return f"{base}-seed{seed}"
 
 
 def load_model_spec(name_or_path: str | Path, config_dir: str | Path | None = None) -> ModelSpec:
     """Load and validate a model preset by name (`config/models/<name>.yaml`) or path.
 
     The schema (npu/schemas/model.schema.yaml) checks every key, type and range; then
-    `check_model_preset` checks the rules between keys. Errors name the file and the key."""
+    `check_model_preset` checks the rules between keys. Errors name the file and the key.
+    `<preset>-seed<n>` (by name, or as the path `<dir>/<preset>-seed<n>.yaml` that does not exist)
+    is `<preset>` with its training seed set to n and that name."""
+    variant = seed_variant_preset(name_or_path, config_dir)
+    if variant is not None:
+        base_path, seed = variant
+        base = load_model_spec(base_path)
+        if not base.trainable:
+            raise ConfigError(f"{base_path}: model {base.name!r} has no 'training' section, so there is no "
+                              f"{Path(name_or_path).stem!r} trained from seed {seed}")
+        name = seed_variant_name(base.name, seed)
+        raw = base.raw | {"name": name, "training": base.raw["training"] | {"seed": seed}}
+        return replace(base, name=name, architecture=replace(base.architecture, name=name),
+                       training=raw["training"], raw=raw)
     path = preset_path("models", name_or_path, config_dir)
     data = load_validated_yaml(path, "model")
     if path.stem != data["name"]:

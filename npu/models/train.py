@@ -13,6 +13,7 @@ count produce the same weights.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from npu.models.decoding import DecodeConfig
 from npu.models.transformer import MaskedDiffusionTransformer, ModelConfig, build_model
 
 
@@ -42,6 +44,15 @@ class TrainConfig:
     num_threads: torch.set_num_threads for the run (0 keeps the current setting).
     block_fraction, block_length: the share of sequences masked the way block-diffusion decoding
         sees them (see `block_diffusion_masks`) instead of uniformly at ratio t; 0 disables.
+    stratified_t: draw the batch's mask ratios t stratified over (floor, 1) - one per equal slice,
+        in a random order - rather than independently: the same expected loss with a smaller
+        variance (the low-discrepancy sampler of Kingma et al. 2021, used by MDLM).
+    stop_exact_match, stop_every, stop_prompts, stop_threshold: early stopping. Every stop_every
+        steps the model decodes stop_prompts fixed held-out prompts in every cache mode with the
+        fixed-k rule and the threshold rule (stop_threshold) - the decodings the evaluate stage
+        scores - and training ends at the first check where each scores at least
+        stop_exact_match; the last step is checked too, so the log says whether the target was met
+        (TrainLog.target_met). 0 disables; `steps` is then the most it trains.
     """
 
     seed: int = 0
@@ -60,6 +71,11 @@ class TrainConfig:
     num_threads: int = 2
     block_fraction: float = 0.0
     block_length: int = 0
+    stratified_t: bool = False
+    stop_exact_match: float = 0.0
+    stop_every: int = 0
+    stop_prompts: int = 512
+    stop_threshold: float = 0.9
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "eval_batch_size"):
@@ -77,6 +93,13 @@ class TrainConfig:
         if self.block_fraction > 0 and self.block_length < 1:
             raise ValueError(f"training.block_fraction={self.block_fraction} needs training.block_length >= 1, "
                              f"got {self.block_length}")
+        if not 0 <= self.stop_exact_match <= 1:
+            raise ValueError(f"training.stop_exact_match must be in [0, 1], got {self.stop_exact_match}")
+        if self.stop_exact_match > 0 and (self.stop_every < 1 or self.stop_prompts < 1):
+            raise ValueError(f"training.stop_exact_match={self.stop_exact_match} needs training.stop_every >= 1 "
+                             f"and training.stop_prompts >= 1, got {self.stop_every} and {self.stop_prompts}")
+        if not 0 <= self.stop_threshold <= 1:
+            raise ValueError(f"training.stop_threshold must be in [0, 1], got {self.stop_threshold}")
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "training") -> "TrainConfig":
@@ -96,17 +119,25 @@ class TrainLog:
     eval_steps: list[int] = field(default_factory=list)
     eval_losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     num_threads: int = 0
+    stop_checks: list[dict] = field(default_factory=list)
+    stopped_at_step: int | None = None  # the step early stopping ended the run at (None: it ran every step)
+    target_met: bool | None = None  # whether the last check met stop_exact_match (None: no checks)
 
     def to_dict(self) -> dict:
         return {
             "final_loss": self.losses[-1] if self.losses else None,
             "final_eval_loss": self.eval_losses[-1] if self.eval_losses else None,
             "steps": len(self.losses),
+            "stopped_at_step": self.stopped_at_step,
+            "target_met": self.target_met,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
             "num_threads": self.num_threads,
             "eval_steps": self.eval_steps,
             "eval_losses": self.eval_losses,
+            "stop_checks": self.stop_checks,
         }
 
 
@@ -145,6 +176,16 @@ def block_diffusion_masks(masked: torch.Tensor, t: torch.Tensor, maskable: torch
     return torch.where(chosen, block_masked, masked), torch.where(chosen, ratio, t)
 
 
+def mask_ratio_draws(batch: int, generator: torch.Generator, stratified: bool = False) -> torch.Tensor:
+    """Uniform draws u in [0, 1), one per row (batch, 1): independent, or stratified - row i of a
+    random permutation lies in [i / batch, (i + 1) / batch) - with the same marginal distribution."""
+    u = torch.rand(batch, 1, generator=generator)
+    if not stratified:
+        return u
+    slot = torch.randperm(batch, generator=generator).unsqueeze(1)
+    return (slot + u) / batch
+
+
 def masked_diffusion_loss(
     model: MaskedDiffusionTransformer,
     tokens: torch.Tensor,
@@ -154,13 +195,14 @@ def masked_diffusion_loss(
     mask_ratio_floor: float = 1e-3,
     block_length: int = 0,
     block_fraction: float = 0.0,
+    stratified_t: bool = False,
 ) -> torch.Tensor:
     """LLaDA / MDLM loss of one batch: masked-token cross-entropy weighted by 1/t, per maskable token."""
     n_maskable = int(maskable.sum())
     if n_maskable == 0:
         raise ValueError("masked_diffusion_loss: no position is maskable, the loss would be 0/0")
     batch = tokens.shape[0]
-    t = mask_ratio_floor + (1.0 - mask_ratio_floor) * torch.rand(batch, 1, generator=generator)
+    t = mask_ratio_floor + (1.0 - mask_ratio_floor) * mask_ratio_draws(batch, generator, stratified_t)
     masked = (torch.rand(tokens.shape, generator=generator) < t) & maskable
     if block_fraction > 0:
         masked, t = block_diffusion_masks(masked, t, maskable, block_length, block_fraction, generator,
@@ -200,21 +242,57 @@ def check_model_matches_task(model_config: ModelConfig, task) -> None:
         )
 
 
+# The held-out prompts of the early-stopping check: one fixed draw for every model and seed, apart
+# from the evaluate stage's prompts (seed 1234, npu.stages.evaluate).
+STOP_PROMPT_SEED = 4321
+
+
+def stop_decodings(config: TrainConfig, decoding: DecodeConfig) -> list[DecodeConfig]:
+    """The decodings the early-stopping check scores: every cache mode, threshold rule then fixed-k,
+    the dual cache (the one that reuses the most stale K/V, the likeliest to fail) first."""
+    return [dataclasses.replace(decoding, cache=cache, threshold=threshold)
+            for cache in ("dual", "prefix", "none") for threshold in (config.stop_threshold, None)]
+
+
 def train_model(
-    model_config: ModelConfig, task, train_config: TrainConfig, progress: bool = True
+    model_config: ModelConfig, task, train_config: TrainConfig, progress: bool = True,
+    decoding: DecodeConfig | None = None,
 ) -> tuple[MaskedDiffusionTransformer, TrainLog]:
-    """Train a fresh model on `task`; returns it in eval mode together with its log."""
+    """Train a fresh model on `task`; returns it in eval mode together with its log.
+
+    `decoding` is the model's decoding recipe, which early stopping (train_config.stop_exact_match)
+    decodes the held-out prompts with."""
     check_model_matches_task(model_config, task)
+    if train_config.stop_exact_match > 0:
+        if decoding is None:
+            raise ValueError(f"training {model_config.name!r}: stop_exact_match needs the model's decoding recipe")
+        if not hasattr(task, "answer_length"):
+            raise ValueError(f"training {model_config.name!r}: stop_exact_match needs a task with exact-match "
+                             f"answers, not {task.name!r}")
     previous_threads = torch.get_num_threads()
     if train_config.num_threads:
         torch.set_num_threads(train_config.num_threads)
     try:
-        return _train(model_config, task, train_config, progress)
+        return _train(model_config, task, train_config, progress, decoding)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _train(model_config, task, config: TrainConfig, progress: bool):
+def _stop_check(model, task, config: TrainConfig, decoding: DecodeConfig) -> tuple[bool, dict]:
+    """Exact match of the held-out prompts decoded each way, until one falls short of the target."""
+    from npu.models.evaluate import evaluate_exact_match
+
+    scores = {}
+    for recipe in stop_decodings(config, decoding):
+        result = evaluate_exact_match(model, task, recipe, n_samples=config.stop_prompts, seed=STOP_PROMPT_SEED,
+                                      batch_size=config.stop_prompts)
+        scores[f"{recipe.cache}/{result.rule}"] = result.accuracy
+        if result.accuracy < config.stop_exact_match:
+            return False, scores
+    return True, scores
+
+
+def _train(model_config, task, config: TrainConfig, progress: bool, decoding: DecodeConfig | None):
     torch.manual_seed(config.seed)
     model = build_model(model_config).init_weights(config.seed)
     model.train()
@@ -227,14 +305,14 @@ def _train(model_config, task, config: TrainConfig, progress: bool):
     )
     log = TrainLog(num_threads=torch.get_num_threads())
     bar = tqdm(total=config.steps, disable=not progress, file=sys.stderr, desc=f"train {model_config.name}")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(config.steps):
         lr = learning_rate(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
         tokens, maskable = task.sample_training_batch(config.batch_size, data_generator)
         loss = masked_diffusion_loss(model, tokens, maskable, task.mask_id, mask_generator, config.mask_ratio_floor,
-                                     config.block_length, config.block_fraction)
+                                     config.block_length, config.block_fraction, config.stratified_t)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training {model_config.name!r}: loss became {loss.item()} at step {step}")
         optimizer.zero_grad(set_to_none=True)
@@ -250,8 +328,24 @@ def _train(model_config, task, config: TrainConfig, progress: bool):
             log.eval_losses.append(_held_out_loss(model, task, held_out_tokens, held_out_maskable, config))
             bar.set_postfix(loss=f"{log.losses[-1]:.4f}", held_out=f"{log.eval_losses[-1]:.4f}")
         bar.update(1)
+        if config.stop_exact_match > 0 and (is_last or (step + 1) % config.stop_every == 0):
+            passed, scores = _stop_check(model, task, config, decoding)
+            model.train()
+            log.stop_checks.append({"step": step + 1, "exact_match": scores})
+            log.target_met = passed
+            worst = min(scores, key=scores.get)
+            outcome = ("; target met" + ("" if is_last else ", stopping")) if passed else ""
+            bar.write(f"train {model_config.name}: step {step + 1}: held-out exact match "
+                      f"{scores[worst]:.4f} ({worst}){outcome}", file=sys.stderr)
+            if passed and not is_last:
+                log.stopped_at_step = step + 1
+                if log.eval_steps[-1:] != [step + 1]:
+                    log.eval_steps.append(step + 1)
+                    log.eval_losses.append(_held_out_loss(model, task, held_out_tokens, held_out_maskable, config))
+                break
     bar.close()
     log.seconds = time.perf_counter() - start
+    log.cpu_seconds = time.process_time() - cpu_start
     model.eval()
     return model, log
 

@@ -5,8 +5,8 @@ import sys
 
 from npu.config import ConfigError, preset_path
 from npu.hw.config import load_npu_config
-from npu.models.presets import load_model_spec
-from npu.models.tasks import get_task
+from npu.models.presets import load_model_spec, seed_variant_name
+from npu.models.tasks import get_task, task_layout
 from npu.provenance import stage_fingerprint
 from npu.synth.calibrate import calibration_units
 from npu.synth.compose import preset_compositions
@@ -34,6 +34,15 @@ for key, names in (("models.trained", TRAINED_MODELS), ("quantization.models", K
     for name in names:
         if not MODEL_SPECS[name].trainable:
             sys.exit(f"dnpu: config: {key} lists {name!r}, but {MODEL_SPECS[name].source} has no task/training section")
+
+# Further training seeds (models.seeds): each trained task model is also trained and evaluated from
+# every listed seed other than its preset's own, as the model `<model>-seed<n>` (npu.models.presets).
+SEED_MODELS = [seed_variant_name(name, seed) for name in TRAINED_MODELS
+               if task_layout(MODEL_SPECS[name].task).answer_length is not None
+               for seed in config["models"]["seeds"] if seed != MODEL_SPECS[name].training.get("seed", 0)]
+for name in SEED_MODELS:
+    MODEL_SPECS.setdefault(name, load_model_spec(name, CONFIG_DIR))
+SEED_TARGETS = expand(f"{RESULTS}/models/{{model}}/accuracy.tsv", model=SEED_MODELS)
 
 # The code of each stage, fingerprinted from its stage function's import closure (npu.provenance),
 # so a change to any module the stage imports, directly or not, reruns that rule and no other.
@@ -72,11 +81,16 @@ GPU_TARGETS = [f"{RESULTS}/gpu/gpu_generations.tsv"] if SHAPE_ONLY_MODELS else [
 SPEEDUP_TARGETS = [f"{RESULTS}/speedup.tsv"] if SHAPE_ONLY_MODELS and NPUS else []
 
 wildcard_constraints:
-    model="|".join(ALL_MODELS + KV_ONLY_MODELS) or "NO_MODELS",
+    model="|".join(dict.fromkeys(ALL_MODELS + KV_ONLY_MODELS + SEED_MODELS)) or "NO_MODELS",
     npu="|".join(NPUS) or "NO_NPUS",
 
 
 def model_preset_path(name):
+    """The preset file of a model; for a seed variant `<preset>-seed<n>`, which has none, the path it
+    would have beside its preset, which the stages' preset loader reads as that variant."""
+    spec = MODEL_SPECS.get(name)
+    if spec is not None and spec.source.stem != name:
+        return str(spec.source.parent / f"{name}.yaml")
     return str(preset_path("models", name, CONFIG_DIR))
 
 
