@@ -8,7 +8,8 @@ sits on (`SITS_ON`, followed transitively). The layers, bottom to top:
             definitions and utilities)
     npu.rtl (the Verilog datapaths, their generated constants and cocotb harness) sits on the
             ground floor alone: it reads the ISA table and the numerics; only npu.synth (the
-            synthesis flow, under npu.stages) reads it;
+            synthesis flow, under npu.stages) and npu.check (the RTL against the simulators)
+            read it;
     npu.models (PyTorch models, tasks, the decoding rule) < npu.ir (the step graph)
     npu.compiler | npu.sim (simulators) | npu.quant (the accuracy simulator) | npu.kernels
             - the compiler and the simulators never import each other;
@@ -22,7 +23,7 @@ sits on (`SITS_ON`, followed transitively). The layers, bottom to top:
               compiler's references);
             - npu.quant never imports the compiler, the runtime or the kernels;
     npu.runtime (compiled programs driven on the simulators) < npu.check (cross-checks of one
-    layer against another: compiled vs reference, analytical vs cycle-accurate)
+    layer against another: compiled vs reference, analytical vs cycle-accurate, RTL vs simulators)
     < npu.dse (the design-space sweep, also reading the synthesis tables) < npu.stages (the
     pipeline's stage functions, one module per rule file) < npu.cli; npu.plots (the figures, drawn
     from the pipeline's tables) sits on the ground floor alone and only npu.stages reads it.
@@ -59,7 +60,7 @@ SITS_ON: dict[str, tuple[str, ...]] = {
     "npu.kernels": ("npu.sim.functional",),
     "npu.quant": ("npu.ir",),
     "npu.runtime": ("npu.compiler", "npu.sim", "npu.quant"),
-    "npu.check": ("npu.runtime",),
+    "npu.check": ("npu.runtime", "npu.rtl"),  # also the RTL against the functional / cycle simulators
     "npu.plots": ("ground",),  # figures from pipeline tables: reads TSVs, imports no model or simulator
     "npu.dse": ("npu.check", "npu.synth"),  # the design-space sweep: compiled steps, simulators, synthesis tables
     "npu.stages": ("npu.dse", "npu.plots"),

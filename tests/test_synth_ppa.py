@@ -566,7 +566,7 @@ def test_energy_per_token_by_unit_adds_up_and_follows_the_calibrated_table(tmp_p
     from npu.models.presets import load_model_spec
     from npu.runtime.lowering import generation_row, step_program
     from npu.sim.analytical.generation import GenerationSetup
-    from npu.synth.energy import UNITS, GroupedStepModel, breakdown_rows, shared_lowering, unit_breakdown
+    from npu.sim.analytical.unit_energy import UNITS, GroupedStepModel, breakdown_rows, shared_lowering, unit_breakdown
 
     import dataclasses
 

@@ -224,11 +224,11 @@ def synth_energy_stage(npu: str | Path, technology: str | Path, models: list[str
     """Energy per generated token of each model's generations (npu.sim.analytical, as
     simulate_analytical) with the preset's own technology table and with the calibrated one
     -> energy_per_token.tsv (before, after, ratio); with `by_unit`, the same split by unit
-    (npu.synth.energy: MAC array, vector lanes, SRAMs, DMA / codec, DRAM, control, leakage)."""
+    (npu.sim.analytical.unit_energy: MAC array, vector lanes, SRAMs, DMA / codec, DRAM, control, leakage)."""
     from npu.hw.config import load_npu_config, with_technology
     from npu.runtime.lowering import generation_row, step_program
     from npu.sim.analytical.scenarios import ScenarioSettings, model_scenarios
-    from npu.synth.energy import GroupedStepModel, breakdown_rows, shared_lowering, unit_breakdown
+    from npu.sim.analytical.unit_energy import GroupedStepModel, breakdown_rows, shared_lowering, unit_breakdown
 
     config = load_npu_config(npu)
     calibrated_config = with_technology(config, technology)
