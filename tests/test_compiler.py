@@ -13,7 +13,7 @@ from npu.compiler import CompileError, StepSpec, compile_spec, compile_step, ref
 from npu.compiler.layout import Shapes, pack_weights, reference_weights
 from npu.compiler.reference import ReferenceState
 from npu.hw.config import load_npu_config
-from npu.ir import export_step, weights_from_model
+from npu.ir import export_step, random_weights, weights_from_model
 from npu.models.decoding import DecodeConfig
 from npu.models.presets import load_model_spec
 from npu.models.transformer import ModelConfig, build_model
@@ -26,16 +26,6 @@ GQA_BIAS = ModelConfig("test-gqa-bias", vocab_size=13, mask_token_id=12, n_layer
 WIDE_HEADS = ModelConfig("test-wide-heads", vocab_size=12, mask_token_id=11, n_layers=1, d_model=256, n_heads=2,
                          n_kv_heads=2, head_dim=128, d_ff=256, max_seq_len=16)
 PROMPT = [3, 1, 4, 1, 5, 9, 2, 6]
-
-
-def random_weights(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
-    model = build_model(config).init_weights(seed)
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("bias") or name.endswith("norm.weight"):
-                p.add_(0.1 * torch.randn(p.shape, generator=generator))
-    return weights_from_model(model)
 
 
 def decode_both(config, npu_name, cache, threshold):

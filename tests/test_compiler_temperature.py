@@ -17,9 +17,9 @@ from npu.hw.config import load_npu_config
 from npu.kernels.reference import confidence_reference
 from npu.models.decoding import gumbel_noise
 from npu.runtime import ReferenceStepper, SimulatorStepper, generate, generation_difference
-from npu.ir import weights_from_model
+from npu.ir import random_weights
 from npu.models.decoding import DecodeConfig
-from npu.models.transformer import ModelConfig, build_model
+from npu.models.transformer import ModelConfig
 from npu.runtime.generate import GumbelNoise
 
 # 300 tokens: 3 vocabulary tiles on dnpu-cloud / ar-npu (MLEN 128), 5 on dnpu-edge (MLEN 64), so
@@ -28,17 +28,6 @@ VOCAB = ModelConfig("test-vocab300", vocab_size=300, mask_token_id=299, n_layers
                     n_kv_heads=4, head_dim=32, d_ff=256, max_seq_len=16)
 PROMPT = [3, 1, 4, 1, 5, 9, 2, 6]
 SEQ = len(PROMPT) + 8
-
-
-def random_weights(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
-    """A random model whose norms are not all ones (as tests/test_compiler.py builds it)."""
-    model = build_model(config).init_weights(seed)
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.add_(0.1 * torch.randn(p.shape, generator=generator))
-    return weights_from_model(model)
 
 
 def decode(stepper_class, npu_name: str, plan: DecodeConfig, config=VOCAB, seed: int = 0):

@@ -12,14 +12,13 @@ import hashlib
 
 import numpy as np
 import pytest
-import torch
 
 from npu.hw import numerics
 from npu.hw.config import load_npu_config
-from npu.ir import weights_from_model
+from npu.ir import random_weights
 from npu.isa.assembler import assemble
 from npu.models.decoding import DecodeConfig
-from npu.models.transformer import ModelConfig, build_model
+from npu.models.transformer import ModelConfig
 from npu.rtl.top import reduced_config
 from npu.runtime.generate import SimulatorStepper, generate, generation_difference
 from npu.runtime.lockstep import LockstepStepper, generate_lockstep
@@ -66,16 +65,6 @@ def run_both(config, program, images: list[dict[str, np.ndarray]], dram_size: in
     stats = lock.run(max_instructions=10_000_000)
     got = [(lane_digest(lock, lane), int(stats.instructions[lane])) for lane in range(len(images))]
     return expected, got, stats
-
-
-def random_weights(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
-    model = build_model(config).init_weights(seed)
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.add_(0.1 * torch.randn(p.shape, generator=generator))
-    return weights_from_model(model)
 
 
 PROMPTS = np.array([[3, 1, 4, 1, 5, 9, 2, 6], [2, 7, 1, 8, 2, 8, 1, 8], [1, 4, 1, 4, 2, 1, 3, 5]], np.int32)

@@ -322,23 +322,14 @@ def tiny_random_model(name: str = "tiny-sort", layers: int = 1, d_model: int | N
                       d_ff: int | None = None, seed: int = 0):
     """Model preset `name`'s architecture with `layers` layers (and optionally narrower widths; the
     heads keep their head_dim) and random weights: the model config and its weights."""
-    import torch
-
-    from npu.ir import weights_from_model
+    from npu.ir import random_weights
     from npu.models.presets import load_model_spec
-    from npu.models.transformer import build_model
 
     arch = load_model_spec(name).architecture
     d_model = d_model or arch.d_model
     heads = max(1, arch.n_heads * d_model // arch.d_model)
     config = dataclasses.replace(arch, name=f"{name}-{layers}l-{d_model}", n_layers=layers, d_model=d_model,
                                  d_ff=d_ff or arch.d_ff, n_heads=heads, n_kv_heads=heads)
-    model = build_model(config).init_weights(seed)
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for parameter_name, p in model.named_parameters():
-            if parameter_name.endswith("norm.weight"):
-                p.add_(0.1 * torch.randn(p.shape, generator=generator))
-    return config, weights_from_model(model)
+    return config, random_weights(config, seed)
 
 

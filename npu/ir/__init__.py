@@ -17,10 +17,10 @@ from npu.ir.graph import (
     save_graph,
     to_json,
 )
-from npu.ir.interpret import run_graph, weights_from_model
+from npu.ir.interpret import random_weights, run_graph, weights_from_model
 
 __all__ = [
     "IR_VERSION", "OPS", "ExportError", "Graph", "GraphStats", "IRError", "Node", "NodeCost", "Value",
     "export_step", "from_json", "graph_from_dict", "graph_stats", "load_graph", "run_graph", "save_graph",
-    "to_json", "weights_from_model",
+    "random_weights", "to_json", "weights_from_model",
 ]

@@ -185,3 +185,17 @@ def _run_node(node: Node, env: dict[str, np.ndarray]) -> None:
 def weights_from_model(model: torch.nn.Module) -> dict[str, np.ndarray]:
     """The model's parameters as float32 numpy arrays keyed by state_dict name."""
     return {name: p.detach().to("cpu", torch.float32).numpy() for name, p in model.named_parameters()}
+
+
+def random_weights(config, seed: int = 0) -> dict[str, np.ndarray]:
+    """A randomly initialised model's weights whose norm weights and biases are perturbed away
+    from their initial ones and zeros, so that a compiled program which drops one is caught."""
+    from npu.models.transformer import build_model
+
+    model = build_model(config).init_weights(seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or name.endswith("norm.weight"):
+                p.add_(0.1 * torch.randn(p.shape, generator=generator))
+    return weights_from_model(model)

@@ -53,8 +53,8 @@ from npu.sim.functional.handlers import (
     InstructionFault,
     fault_handler,
 )
-from npu.sim.functional.memory import Sram
-from npu.sim.functional.simulator import SimulationError, _SyncTracker
+from npu.sim.functional.memory import Sram, dram_bytes
+from npu.sim.functional.simulator import SimulationError, _SyncTracker, guard_registers
 
 __all__ = ["Diverged", "LaneDram", "LaneSram", "LockstepSimulator", "LockstepStats"]
 
@@ -103,15 +103,7 @@ class LaneDram:
     def write(self, addr: int, data: bytes | np.ndarray, fmt: str | None = None,
               lanes: int | Sequence[int] | slice = slice(None)) -> int:
         """npu.sim.functional.memory.Dram.write into the given lanes (default: all)."""
-        if fmt is None:
-            raw = np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) \
-                else np.ascontiguousarray(data).view(np.uint8).reshape(-1)
-        else:
-            values = np.asarray(data)
-            values = values.reshape(1, -1) if values.ndim == 1 else values
-            if values.ndim != 2:
-                raise MemoryAccessError(f"DRAM write expects a 1-D or 2-D array, got shape {values.shape}")
-            raw = encode_rows(values, fmt, self.mx_block).reshape(-1)
+        raw = dram_bytes(data, fmt, self.mx_block)
         self._check(addr, addr + raw.size, "DRAM write")
         self.data[lanes, addr:addr + raw.size] = raw
         return int(raw.size)
@@ -377,35 +369,8 @@ class LockstepSimulator:
         else:
             handler = builder(self, pc, ins)
         if self.check_sync and spec.mnemonic != "wait":
-            handler = _guard_registers(self, ins, handler)
+            handler = guard_registers(ins, handler, self.sync.registers)
         return handler
-
-
-def _guard_registers(sim: LockstepSimulator, ins: Instruction, inner: Handler) -> Handler:
-    """FunctionalSimulator._guard_registers: reading a register the vector unit still owes faults."""
-    accumulated = ins.spec.accumulates
-    keys, owed = set(), set()
-    for operand in ins.spec.fields:
-        value = ins.operands[operand.name]
-        if operand.kind is Kind.INT_REG and value != 0:
-            (owed if operand.name in accumulated else keys).add(f"r{value}")
-        elif operand.kind is Kind.FP_REG:
-            (owed if operand.name in accumulated else keys).add(f"f{value}")
-    pending = sim.sync.registers
-    if not keys and not owed:
-        return inner
-    frozen_keys = frozenset(keys)
-
-    def guarded() -> int:
-        if pending and not frozen_keys.isdisjoint(pending):
-            names = ", ".join(sorted(frozen_keys & pending))
-            raise InstructionFault(f"register {names} is still being written by the vector unit; "
-                                   f"insert `wait vector`")
-        next_pc = inner()
-        if owed:
-            pending.update(owed)
-        return next_pc
-    return guarded
 
 
 # ---- control -----------------------------------------------------------------------------------

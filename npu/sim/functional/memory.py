@@ -31,15 +31,7 @@ class Dram:
 
         A 1-D array is one row; a 2-D array is rows stored back to back.
         """
-        if fmt is None:
-            raw = np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) \
-                else np.ascontiguousarray(data).view(np.uint8).reshape(-1)
-        else:
-            values = np.asarray(data)
-            values = values.reshape(1, -1) if values.ndim == 1 else values
-            if values.ndim != 2:
-                raise MemoryAccessError(f"DRAM write expects a 1-D or 2-D array, got shape {values.shape}")
-            raw = encode_rows(values, fmt, self.mx_block).reshape(-1)
+        raw = dram_bytes(data, fmt, self.mx_block)
         self.check(addr, addr + raw.size, "DRAM write")
         self.data[addr:addr + raw.size] = raw
         return int(raw.size)
@@ -93,3 +85,16 @@ class Sram:
         if addr < 0 or addr + count > self.size:
             raise MemoryAccessError(f"{self.name} read [{addr}, {addr + count}) outside [0, {self.size})")
         return self.data[addr:addr + count].copy()
+
+
+def dram_bytes(data: bytes | np.ndarray, fmt: str | None, mx_block: int) -> np.ndarray:
+    """The bytes a DRAM write stores: `data` as raw bytes, or an array (1-D = one row, 2-D = rows
+    back to back) encoded row-wise in `fmt`."""
+    if fmt is None:
+        return np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) \
+            else np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+    values = np.asarray(data)
+    values = values.reshape(1, -1) if values.ndim == 1 else values
+    if values.ndim != 2:
+        raise MemoryAccessError(f"DRAM write expects a 1-D or 2-D array, got shape {values.shape}")
+    return encode_rows(values, fmt, mx_block).reshape(-1)

@@ -385,28 +385,31 @@ class FunctionalSimulator:
         return handler
 
     def _guard_registers(self, ins: Instruction, inner: Handler) -> Handler:
-        """Reading or overwriting a register the vector unit still owes is a sync error."""
-        accumulated = ins.spec.accumulates  # the ISA table's registers the vector unit writes back
-        keys, owed = set(), set()
-        for operand in ins.spec.fields:
-            value = ins.operands[operand.name]
-            if operand.kind is Kind.INT_REG and value != 0:
-                (owed if operand.name in accumulated else keys).add(f"r{value}")
-            elif operand.kind is Kind.FP_REG:
-                (owed if operand.name in accumulated else keys).add(f"f{value}")
-        pending = self.sync.registers
-        if not keys and not owed:
-            return inner
-        frozen_keys = frozenset(keys)
+        return guard_registers(ins, inner, self.sync.registers)
 
-        def guarded() -> int:
-            if pending and not frozen_keys.isdisjoint(pending):
-                names = ", ".join(sorted(frozen_keys & pending))
-                raise InstructionFault(f"register {names} is still being written by the vector unit; "
-                                       f"insert `wait vector`")
-            next_pc = inner()
-            if owed:
-                pending.update(owed)
-            return next_pc
-        return guarded
 
+def guard_registers(ins: Instruction, inner: Handler, pending: set[str]) -> Handler:
+    """Wrap `inner` so that reading or overwriting a register the vector unit still owes (a name in
+    `pending`, the sync tracker's live set) is a sync error; the registers it accumulates join `pending`."""
+    accumulated = ins.spec.accumulates  # the ISA table's registers the vector unit writes back
+    keys, owed = set(), set()
+    for operand in ins.spec.fields:
+        value = ins.operands[operand.name]
+        if operand.kind is Kind.INT_REG and value != 0:
+            (owed if operand.name in accumulated else keys).add(f"r{value}")
+        elif operand.kind is Kind.FP_REG:
+            (owed if operand.name in accumulated else keys).add(f"f{value}")
+    if not keys and not owed:
+        return inner
+    frozen_keys = frozenset(keys)
+
+    def guarded() -> int:
+        if pending and not frozen_keys.isdisjoint(pending):
+            names = ", ".join(sorted(frozen_keys & pending))
+            raise InstructionFault(f"register {names} is still being written by the vector unit; "
+                                   f"insert `wait vector`")
+        next_pc = inner()
+        if owed:
+            pending.update(owed)
+        return next_pc
+    return guarded
