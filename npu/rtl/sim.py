@@ -180,6 +180,49 @@ def build_design(top: str, sources: list[Path], simulator: str | None = None, *,
     return build_dir
 
 
+def run_cocotb(top: str, build_dir: Path, test_module: str, simulator: str | None = None,
+               files: dict[str, np.ndarray] | None = None,
+               outputs: tuple[str, ...] = ("out",)) -> dict[str, np.ndarray]:
+    """Run cocotb `test_module` on a design built by `build_design`.
+
+    Each array of `files` is saved as <name>.npy in a fresh work directory whose path the test
+    module reads from $DNPU_RTL_WORK; the test saves its results there as <output>.npy, and they
+    are returned by name. A missing output is an error carrying the end of the simulator log.
+    """
+    from cocotb_tools import runner as cocotb_runner
+
+    simulator = simulator or default_simulator()
+    _environment(simulator)
+    with tempfile.TemporaryDirectory(prefix=f"{top}-", dir=build_dir) as work:
+        work = Path(work)
+        for name, array in (files or {}).items():
+            np.save(work / f"{name}.npy", array)
+        sim = cocotb_runner.get_runner(simulator)
+        try:
+            sim.test(
+                test_module=test_module,
+                hdl_toplevel=top,
+                hdl_toplevel_lang="verilog",
+                build_dir=build_dir,
+                test_dir=work,
+                results_xml=str(work / "results.xml"),
+                extra_env={"DNPU_RTL_WORK": str(work)},
+                log_file=work / "sim.log",
+            )
+        except SystemExit as failed:  # cocotb's runner exits when the test module raised
+            log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
+            raise RuntimeError(f"{simulator} simulation of {top} ({test_module}) failed:\n{log[-4000:]}") from failed
+        results = {}
+        for name in outputs:
+            path = work / f"{name}.npy"
+            if not path.exists():
+                log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
+                raise RuntimeError(f"{simulator} simulation of {top} ({test_module}) wrote no "
+                                   f"{name}.npy:\n{log[-3000:]}")
+            results[name] = np.load(path)
+        return results
+
+
 BENCH_EXECUTABLE = {"icarus": "bench.vvp", "verilator": "bench"}
 # C++ compile jobs of a Verilator bench build (its model is split into many files)
 BENCH_BUILD_JOBS = int(os.environ.get("DNPU_RTL_BUILD_JOBS", "2"))
