@@ -13,7 +13,7 @@ rule rtl_verify:
         activity=f"{RESULTS}/rtl/{{npu}}/activity.vcd",
     params:
         code=stage_code("rtl", "rtl_verify_stage"),
-        sections=presets_sections(RTL["models"], "name", "task", "decoding"),
+        sections=presets_sections(RTL["models"], "name", "task", "decoding") if RTL["enabled"] else "",
         checkpoints=lambda wildcards, input: " ".join(f"$(dirname {w})" for w in input.weights),
         caches=" ".join(RTL["cache_modes"]),
         steps=RTL["steps"],
