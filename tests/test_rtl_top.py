@@ -528,6 +528,19 @@ def test_npu_top_is_verilator_lint_clean(config):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_free_running_testbench_and_its_dram_model_are_lint_clean(config):
+    """npu_top_bench and bandwidth_dram are simulation-only, but held to the same -Wall (with
+    --timing for their delays; the synthesizable modules carry no timescale of their own)."""
+    from npu.rtl import RTL_DIR
+    from npu.rtl.top_sim import BENCH
+    from npu.rtl.top import top_sources
+    from rtl_helpers import verilator_lint
+
+    sources = top_sources() + [RTL_DIR / "bandwidth_dram.v", RTL_DIR / f"{BENCH}.v"]
+    result = verilator_lint(BENCH, sources, options=("--timing", "--timescale", "1ns/1ps"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.slow  # about 6 minutes on the shared 2-core machine
 def test_npu_top_elaborates_in_yosys_with_the_srams_as_black_boxes(config):
     """hierarchy / proc / flatten / check -assert, no latches, with sram_bank read as a black box

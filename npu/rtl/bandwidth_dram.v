@@ -9,6 +9,9 @@
 // Cycle t counts the rising edges since `reset` fell (the first edge out of reset is cycle 0).
 // `memory` is loaded and saved by the testbench (npu_top_bench: $readmemh / $writememh).
 // Not synthesizable (real arithmetic); read by Icarus Verilog (-g2012) and Verilator (--timing).
+// The bookkeeping (queue pointers, the pipe's `free` time, the cycle count, the memory array) is
+// local to the one clocked process and updated in program order within a cycle, so it uses
+// blocking assignments on purpose; only the ports are assigned nonblocking.
 `default_nettype none
 module bandwidth_dram #(
     parameter DRAM_BYTES = 65536,
@@ -33,6 +36,8 @@ module bandwidth_dram #(
     output reg  [31:0]                requests,         // accepted since reset
     output reg  [31:0]                bytes_moved
 );
+  localparam ADDRESS_BITS = $clog2(DRAM_BYTES);
+  localparam [63:0] READ_DELAY = READ_LATENCY, WRITE_DELAY = WRITE_LATENCY;
   reg [7:0] memory [0:DRAM_BYTES-1];
 
   // responses owed, oldest first: the cycle each is due and the read data
@@ -45,7 +50,8 @@ module bandwidth_dram #(
   assign request_ready = count < MAX_IN_FLIGHT;
   assign pending = count != 0;
 
-  integer i, n, tail;
+  integer i, n, done_cycle;
+  reg [ADDRESS_BITS-1:0] address;
   reg [32*BLOCK-1:0] word;
   initial begin
     head = 0;
@@ -58,6 +64,7 @@ module bandwidth_dram #(
     bytes_moved = 32'd0;
   end
 
+  /* verilator lint_off BLKSEQ */
   always @(posedge clk) begin
     if (reset) begin
       head = 0;
@@ -69,16 +76,22 @@ module bandwidth_dram #(
       bytes_moved <= 32'd0;
     end else begin
       if (request_valid && request_ready) begin
-        n = request_bytes;
+        n = {{(32 - BYTE_COUNT_BITS){1'b0}}, request_bytes};
+        // npu_top checks DRAM ranges before it asks (fault dram_range), so this is a model error
+        if (request_address + {32'd0, n} > DRAM_BYTES)
+          $fatal(1, "bandwidth_dram: a %0d-byte request at address %0d runs past the %0d-byte DRAM",
+                 n, request_address, DRAM_BYTES);
         if ($itor(cycle) > free) free = $itor(cycle);
         free = free + n / BYTES_PER_CYCLE;
         word = {32*BLOCK{1'b0}};
-        for (i = 0; i < n; i = i + 1)
-          if (request_write) memory[request_address + i] = request_data[8*i +: 8];
-          else word[8*i +: 8] = memory[request_address + i];
-        tail = (head + count) % MAX_IN_FLIGHT;
-        due[tail] = $rtoi($ceil(free - 1e-9)) + (request_write ? WRITE_LATENCY : READ_LATENCY);
-        data[tail] = word;
+        for (i = 0; i < n; i = i + 1) begin
+          address = request_address[ADDRESS_BITS-1:0] + i[ADDRESS_BITS-1:0];
+          if (request_write) memory[address] = request_data[8*i +: 8];
+          else word[8*i +: 8] = memory[address];
+        end
+        done_cycle = $rtoi($ceil(free - 1e-9));
+        due[(head + count) % MAX_IN_FLIGHT] = {32'd0, done_cycle[31:0]} + (request_write ? WRITE_DELAY : READ_DELAY);
+        data[(head + count) % MAX_IN_FLIGHT] = word;
         count = count + 1;
         requests <= requests + 32'd1;
         bytes_moved <= bytes_moved + n;
@@ -95,5 +108,6 @@ module bandwidth_dram #(
       cycle = cycle + 64'd1;
     end
   end
+  /* verilator lint_on BLKSEQ */
 endmodule
 `default_nettype wire

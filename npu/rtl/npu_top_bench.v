@@ -51,7 +51,8 @@ module npu_top_bench #(
   localparam BYTE_COUNT_BITS = $clog2(4 * BLOCK) + 1;
   localparam DEBUG_WORDS = (INT_SRAM_WORDS > FP_SRAM_WORDS) ? INT_SRAM_WORDS : FP_SRAM_WORDS;
 
-  reg clk = 1'b0;
+  reg clk;
+  initial clk = 1'b0;
   always #5 clk = ~clk;
 
   reg reset = 1'b1;
@@ -161,14 +162,14 @@ module npu_top_bench #(
       reset = 1'b0;
       cycles = 0;
       timed_out = 1;
-      while (cycles < budget && timed_out) begin
+      while (cycles < budget && timed_out != 0) begin
         @(negedge clk);
         cycles = cycles + 1;
         if (stopped && idle && !dram_pending && !dram_request_valid) timed_out = 0;
         if (p == vcd_program && cycles == vcd_cycles) begin
           $dumpflush;
           $dumpoff;
-          if (vcd_finish) $finish;   // only the activity was wanted (no state dump)
+          if (vcd_finish != 0) $finish;   // only the activity was wanted (no state dump)
         end
       end
       if (p == vcd_program) $dumpoff;
@@ -216,7 +217,7 @@ module npu_top_bench #(
       file_name("matrix_sram", p); $writememh(path, matrix_sram);
       file_name("dram_out", p);    $writememh(path, u_dram.memory);
       $display("npu_top_bench: program %0d of %0d: %0d cycles, error code %0d%0s", p + 1, programs, cycles,
-               error_code, timed_out ? ", timed out" : "");
+               error_code, (timed_out != 0) ? ", timed out" : "");
     end
     $finish;
   end
