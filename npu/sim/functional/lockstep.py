@@ -701,6 +701,7 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
     data = sram.per_lane
     every_lane = np.arange(sim.lanes)
     shares_panels = sram.shares_panels
+    bf16_to_bf16 = fmt == "bf16" and sram.fmt == "bf16"
 
     def transfer() -> int:
         first, rows, cols, dstride = (_uniform(regs[ops[key]]) for key in ("sram", "rows", "cols", "dstride"))
@@ -769,7 +770,7 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
             return following
         else:
             raw = dram.data[dram_at] if dram_view is None else dram_view
-            if count > 1 and (raw == raw[0]).all():  # the same bytes in every lane (weights): decode once
+            if count > 1 and np.array_equal(raw[1], raw[0]) and (raw == raw[0]).all():  # (weights) decode once
                 values = decode_rows(raw[0], fmt, cols, mx_block)[None]
             else:
                 values = decode_rows(raw.reshape(count * rows, nbytes), fmt, cols, mx_block).reshape(count, rows, cols)
@@ -782,10 +783,12 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
                     return following
                 if sram.uniform:  # copy on write, unless every lane's copy is overwritten whole
                     sram.unshare(sram_low, sram_high, copy=not (full and contiguous))
+            if not (bf16_to_bf16 and scale is None and not np.isnan(values).any()):
+                values = sram.round(values)  # (bf16 rows decode to bf16 values: only a NaN would change)
             if sram_view is None:
-                data[sram_at] = sram.round(values)
+                data[sram_at] = values
             else:
-                sram_view[...] = sram.round(values)
+                sram_view[...] = values
         return following
     return transfer
 
@@ -870,6 +873,26 @@ def _row_checker(sim: LockstepSimulator, sram: Sram, space: str, aligned: bool):
     return check
 
 
+# The element-wise hardware functions (npu.hw.numerics) a bf16 vector SRAM feeds: a function of
+# one element's bits, so on bf16 inputs (65,536 patterns) one table holds every result, rounded
+# as the vector SRAM stores it. Not for a swapped entry (npu.sim.functional.recording records calls).
+_TABLED_FUNCTIONS = frozenset({numerics.hw_exp, numerics.hw_recip, numerics.hw_rsqrt, numerics.hw_silu})
+_TABLES: dict = {}
+_LOW_HALF = np.uint32(0xFFFF)
+
+
+def _bf16_table(operation, sram: Sram) -> np.ndarray | None:
+    """round(operation(x)) for every bf16 bit pattern x (index = the pattern), when `sram` holds
+    bf16 values; else None."""
+    if sram.fmt != "bf16":
+        return None
+    table = _TABLES.get(operation)
+    if table is None:
+        inputs = (np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32)
+        table = _TABLES[operation] = sram.round(operation(inputs))
+    return table
+
+
 # Integer-register operands of vector instructions that are values, not SRAM row addresses.
 _VECTOR_VALUE_OPERANDS = frozenset({"ridx", "base", "rs", "k"})
 
@@ -914,6 +937,21 @@ def _vector_body(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
     if name in vector._UNARY_OPERATIONS:
         operation = vector._UNARY_OPERATIONS[name]
         d, s = ops["vd"], ops["vs"]
+        table = _bf16_table(operation, sim.vector_sram) if operation in _TABLED_FUNCTIONS else None
+        if table is not None:
+            def unary_by_table() -> int:
+                x = vrow(s, False)
+                lanes = selector[0]
+                rows = V[lanes, x:x + vlen]
+                bits = rows.view(np.uint32)
+                if (bits & _LOW_HALF).any():  # not bf16 values (a host write): compute them
+                    out = rnd(operation(rows))
+                else:
+                    out = table[bits >> 16]
+                z = vrow(d, True)
+                V[lanes, z:z + vlen] = out
+                return following
+            return unary_by_table
 
         def unary() -> int:
             x = vrow(s, False)
