@@ -543,3 +543,46 @@ def test_tabled_vector_functions_match_the_one_image_simulator_on_special_values
         images.append({"dram": np.zeros(1024, np.uint8), "vector_sram": rows})
     expected, got, _ = run_both(config, assemble(TABLED), images, 1024)
     assert got == expected
+
+
+@pytest.mark.parametrize("cache", ["none", "prefix", "dual"])
+@pytest.mark.parametrize("threshold, temperature", [(None, 0.0), (0.3, 0.0), (None, 0.8)])
+def test_batched_reference_generations_equal_one_at_a_time_reference_generations(cache, threshold, temperature):
+    """npu.runtime.lockstep.BatchedReferenceStepper (the NPU-arithmetic reference over several
+    generations at once, npu.compiler.reference.reference_steps) against ReferenceStepper one
+    generation at a time: every cache mode, the top-k and threshold rules, temperature sampling;
+    the same windows, commits, confidence bits and tokens (generation_difference), and the same
+    logits bit for bit."""
+    from npu.runtime.generate import ReferenceStepper
+    from npu.runtime.lockstep import BatchedReferenceStepper
+
+    npu = load_npu_config("dnpu-edge")
+    weights = random_weights(TINY, seed=2)
+    plan = DecodeConfig(gen_length=4, block_length=2, steps=4, cache=cache, threshold=threshold,
+                        temperature=temperature)
+    plans = [dataclasses.replace(plan, seed=10 + i) for i in range(len(PROMPTS))]
+    seq_len = PROMPTS.shape[1] + plan.gen_length
+    batched = BatchedReferenceStepper(TINY, weights, npu, seq_len, plan.sampling, lanes=len(PROMPTS))
+    got = generate_lockstep(batched, list(PROMPTS), plans, TINY.mask_token_id)
+    single = ReferenceStepper(TINY, weights, npu, seq_len, plan.sampling)
+    for prompt, lane_plan, generation in zip(PROMPTS, plans, got):
+        want = generate(single, prompt, lane_plan, TINY.mask_token_id)
+        assert generation_difference(generation, want) is None
+    # the step outputs themselves, logits included, for one round of three different windows
+    from npu.compiler.context import StepSpec
+    from npu.compiler.reference import ReferenceState, reference_step, reference_steps
+
+    spec = StepSpec(single.shapes, 4, 2, plan.sampling, temperature=temperature > 0)
+    rng = np.random.default_rng(1)
+    noises = [rng.gumbel(size=(2, TINY.vocab_size)).astype(np.float32) if temperature else None for _ in PROMPTS]
+    starts = [np.concatenate([p, np.full(4, TINY.mask_token_id, np.int32)]) for p in PROMPTS]
+    windows = [(8, 0), (6, 2), (8, 2)]
+    together = reference_steps(spec, single.weights, [ReferenceState.start(single.shapes, t) for t in starts],
+                               [q0 for q0, _ in windows], [s0 for _, s0 in windows], [1, 2, 1], [0.5] * 3,
+                               [temperature] * 3, noises)
+    for tokens, (q0, s0), k, noise, out in zip(starts, windows, [1, 2, 1], noises, together):
+        alone = reference_step(spec, single.weights, ReferenceState.start(single.shapes, tokens), q0, s0, k, 0.5,
+                               temperature, noise)
+        for field in ("x0", "confidence", "committed", "tokens", "logits"):
+            a, b = np.asarray(getattr(out, field)), np.asarray(getattr(alone, field))
+            assert a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8)), field
