@@ -340,3 +340,249 @@ def test_specialised_and_generic_scalar_handlers_wrap_the_same_way_in_every_lane
     expected, got, stats = run_both(config, program, images, 4096)
     assert got == expected and stats.groups == 1
     assert len({digest for digest, _ in got}) == 4
+
+
+def test_fused_and_trimmed_batched_matmul_equals_the_unfused_order_bit_for_bit():
+    """The batched matrix sum's exact shortcuts (npu.hw.numerics._exact_products_sum: fused
+    multiply-add when every product is exact, zero product slices and all-+0 weight columns left
+    out) against the 2-D per-lane sum in order, on operands built to hit every signed-zero case:
+    zero-padded slices and columns, -0 activations and weights, rows of negative values (-0
+    results), slices of zeros with one -0, accumulators of +-0; plus operands that must take the
+    unfused path (tiny products, NaN, inf, values not yet rounded to bf16)."""
+    rng = np.random.default_rng(11)
+    bf16 = lambda x: numerics.round_to_format(np.asarray(x, np.float32), "bf16")  # noqa: E731
+    fused = unfused = 0
+    for case in range(400):
+        lanes, rows, k, n = 3, int(rng.integers(1, 5)), int(rng.integers(1, 20)), int(rng.integers(1, 20))
+        a = bf16(rng.standard_normal((lanes, rows, k)) * 10.0 ** rng.integers(-3, 3, (lanes, rows, k)))
+        w = bf16(rng.standard_normal((1 if case % 2 else lanes, k, n)))
+        a[:, :, rng.random(k) < 0.4] = 0.0                      # padded product slices
+        w[:, :, rng.random(n) < 0.4] = 0.0                      # padded output columns
+        if rng.random() < 0.5:
+            a[rng.random(a.shape) < 0.2] = -0.0
+        if rng.random() < 0.5:
+            w[rng.random(w.shape) < 0.2] = -0.0
+        if rng.random() < 0.3:                                  # a row of negative values: -0 sums
+            a[:, 0] = -np.abs(a[:, 0])
+        if rng.random() < 0.3:                                  # a zero slice holding one -0
+            a[:, :, 0] = 0.0
+            a[0, 0, 0] = -0.0
+        if rng.random() < 0.2:
+            w[..., int(rng.integers(n))] = -0.0
+        if rng.random() < 0.1:
+            a[:] = 0.0
+        special = case % 10
+        if special == 1:
+            a[0, 0, 0] = 2.0 ** -100                            # products below 2^-126: not exact
+        elif special == 2:
+            a[1, 0, 0] = np.nan
+        elif special == 3:
+            w[0, 0, 0] = np.inf
+        elif special == 4:
+            a = a + np.float32(1e-4) * rng.standard_normal(a.shape).astype(np.float32)  # not bf16 values
+        acc = rng.choice(np.float32([0.0, -0.0, 1.5]), (lanes, rows, n)).astype(np.float32)
+        exact = numerics._products_exact(bf16(a), bf16(w))
+        fused, unfused = fused + exact, unfused + (not exact)
+        got = numerics.hw_matmul_accumulate(acc, a, w)
+        for lane in range(lanes):
+            want = numerics.hw_matmul_accumulate(acc[lane], a[lane], w[min(lane, w.shape[0] - 1)])
+            assert np.array_equal(got[lane].view(np.uint32), want.view(np.uint32)), (case, lane)
+    assert fused > 250 and unfused > 60, (fused, unfused)
+
+
+SHARED_PANELS = """
+    addi r1, r0, 16          # DRAM bytes of a row of 8 bf16
+    addi r2, r0, 8           # MLEN: columns, and the row stride in SRAM
+    addi r3, r0, 16          # rows of W: two 8 x 8 tiles
+    aaddi a1, a0, 256        # W2, the same in every lane
+    aaddi a2, a0, 512        # P, different in every lane
+    aaddi a3, a0, 1024       # activations, different in every lane
+    addi r4, r0, 2           # BLEN rows
+    addi r5, r0, 0
+    dld.v a3, r5, r4, r2, r1, r2, bf16
+    addi r6, r0, 0           # tile 0 of the matrix SRAM
+    addi r8, r0, 64          # tile 1
+    dld.m a0, r6, r3, r2, r1, r2, bf16     # W into [0, 128): the same in every lane, stored once
+    wait dma
+    addi r7, r0, 64
+    mm   r5, r2, r6, 0
+    mwb  r7, r2, 0
+    mm   r5, r2, r8, 1
+    addi r7, r0, 80
+    mwb  r7, r2, 1
+    wait matrix
+    addi r9, r0, 4
+    dld.m a2, r8, r9, r2, r1, r2, bf16     # every lane's own rows over [64, 96) of the panel
+    wait dma
+    mm   r5, r2, r8, 0                     # tile 1: half per lane, half shared
+    addi r7, r0, 96
+    mwb  r7, r2, 0
+    wait matrix
+    addi r9, r0, 2
+    addi r10, r0, 4
+    dld.m a2, r6, r9, r10, r1, r2, bf16    # strided (4 of 8 columns, 2 rows) into tile 0: gaps stay
+    wait dma
+    mmt  r5, r2, r6, 1
+    addi r7, r0, 112
+    mwb  r7, r2, 1
+    wait matrix
+    dld.m a0, r6, r3, r2, r1, r2, bf16     # the whole panel shared again
+    wait dma
+    lw   r11, 0(r0)                        # a per-lane flag: the lanes split here
+    beq  r11, r0, same
+    addi r9, r0, 4
+    dld.m a1, r6, r9, r2, r1, r2, bf16     # some lanes only: copy on write, even of equal bytes
+    wait dma
+same:
+    mm   r5, r2, r6, 0
+    addi r7, r0, 128
+    mwb  r7, r2, 0
+    mmt  r5, r2, r8, 1
+    addi r7, r0, 144
+    mwb  r7, r2, 1
+    wait matrix
+    halt
+"""
+
+
+def test_shared_weight_panels_copy_on_write_and_match_the_one_image_simulator(monkeypatch):
+    """A panel loaded the same into every lane is kept once (LaneSram.share); lanes then write their
+    own rows over part of it (contiguous, strided with gaps, and from a subgroup after a split)
+    and tile ops read tiles that are shared, per lane, and half of each: every lane's memories
+    equal the one-image simulator's bit for bit."""
+    from npu.sim.functional.lockstep import LaneSram
+    from npu.sim.functional.memory import dram_bytes
+
+    calls = {"share": 0, "unshare": 0}
+    for method in calls:
+        original = getattr(LaneSram, method)
+
+        def counted(self, *args, _original=original, _name=method, **kwargs):
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(LaneSram, method, counted)
+    config = reduced_config("dnpu-edge")
+    rng = np.random.default_rng(4)
+    shared = {0: rng.standard_normal((16, 8)), 256: rng.standard_normal((8, 8))}
+    images = []
+    for flag in (0, 1, 0, 1):
+        dram = np.zeros(4096, np.uint8)
+        for address, values in [*shared.items(), (512, rng.standard_normal((16, 8))),
+                                (1024, rng.standard_normal((2, 8)))]:
+            raw = dram_bytes(values.astype(np.float32), "bf16", config.mx_block)
+            dram[address:address + raw.size] = raw
+        ints = np.zeros(config.int_sram.size_bytes // 4, np.int32)
+        ints[0] = flag
+        images.append({"dram": dram, "int_sram": ints})
+    expected, got, stats = run_both(config, assemble(SHARED_PANELS), images, 4096)
+    assert got == expected
+    assert stats.groups == 2
+    assert calls["share"] >= 2 and calls["unshare"] >= 4, calls
+    assert len({digest for digest, _ in got}) == 4
+
+
+def test_host_access_to_a_shared_matrix_sram_sees_and_changes_every_lane():
+    """LaneSram.data copies the shared panels into every lane first: what the host reads is what
+    each lane holds, and what it writes is what the next run reads."""
+    from npu.sim.functional.lockstep import LaneSram
+
+    sram = LaneSram(3, "matrix SRAM", 64, np.float32, 2, "bf16", shares_panels=True)
+    sram.share(8, 24, np.arange(16, dtype=np.float32))
+    sram.share(24, 32, np.full(8, 5.0, np.float32))
+    assert sram.uniform == [(8, 32)] and sram.shared_range(8, 32)
+    sram.unshare(12, 16, copy=False)
+    assert sram.uniform == [(8, 12), (16, 32)] and not sram.shared_range(8, 32)
+    sram.per_lane[:, 12:16] = -1.0
+    data = sram.data
+    assert sram.uniform == []
+    want = np.zeros(64, np.float32)
+    want[8:24], want[24:32], want[12:16] = np.arange(16), 5.0, -1.0
+    assert all(np.array_equal(data[lane], want) for lane in range(3))
+
+
+TABLED = """
+    addi r1, r0, 0
+    addi r2, r0, 64
+    loopi 4, rows_done
+    vexp   r2, r1
+    addi   r2, r2, 8
+    vrecip r2, r1
+    addi   r2, r2, 8
+    vrsqrt r2, r1
+    addi   r2, r2, 8
+    vsilu  r2, r1
+    addi   r2, r2, 8
+    addi   r1, r1, 8
+rows_done:
+    wait vector
+    halt
+"""
+
+
+def test_tabled_vector_functions_match_the_one_image_simulator_on_special_values():
+    """vexp / vrecip / vrsqrt / vsilu read bf16 rows through a table of every bf16 pattern's
+    result: NaNs of any payload, infinities, signed zeros, bf16 subnormals, the clamps; rows
+    where a lane holds values that are not bf16 (the host wrote them) are computed instead."""
+    config = reduced_config("dnpu-edge")
+    specials = np.array([0x7FC00000, 0xFFC00000, 0x7F810000, 0x7F800000, 0xFF800000, 0x00000000, 0x80000000,
+                         0x00010000, 0x80070000, 0x42B20000, 0xC2B00000, 0x7F7F0000, 0x3F800000, 0xBF800000,
+                         0xC2AF0000, 0x00800000, 0x3C000000, 0x4B000000, 0xC1200000, 0x3EAA0000, 0x7F000000,
+                         0xFF7F0000, 0x80800000, 0x40490000, 0xC0490000, 0x41200000, 0x00400000, 0x80400000,
+                         0x42C80000, 0xC2C80000, 0x3DCC0000, 0x1F800000], np.uint32).view(np.float32)
+    rng = np.random.default_rng(8)
+    images = []
+    for lane in range(4):
+        rows = np.zeros(config.vector_sram.size_bytes // 2, np.float32)
+        if lane == 0:
+            rows[:32] = specials
+        elif lane == 3:  # rows 0-1 bf16 (by the table), rows 2-3 not bf16 values (computed)
+            rows[:16] = specials[::-1][:16]
+            rows[16:32] = rng.standard_normal(16).astype(np.float32)
+        else:
+            rows[:32] = numerics.round_to_format(rng.standard_normal(32) * 10.0 ** rng.integers(-8, 8, 32), "bf16")
+        images.append({"dram": np.zeros(1024, np.uint8), "vector_sram": rows})
+    expected, got, _ = run_both(config, assemble(TABLED), images, 1024)
+    assert got == expected
+
+
+@pytest.mark.parametrize("cache", ["none", "prefix", "dual"])
+@pytest.mark.parametrize("threshold, temperature", [(None, 0.0), (0.3, 0.0), (None, 0.8)])
+def test_batched_reference_generations_equal_one_at_a_time_reference_generations(cache, threshold, temperature):
+    """npu.runtime.lockstep.BatchedReferenceStepper (the NPU-arithmetic reference over several
+    generations at once, npu.compiler.reference.reference_steps) against ReferenceStepper one
+    generation at a time: every cache mode, the top-k and threshold rules, temperature sampling;
+    the same windows, commits, confidence bits and tokens (generation_difference), and the same
+    logits bit for bit."""
+    from npu.runtime.generate import ReferenceStepper
+    from npu.runtime.lockstep import BatchedReferenceStepper
+
+    npu = load_npu_config("dnpu-edge")
+    weights = random_weights(TINY, seed=2)
+    plan = DecodeConfig(gen_length=4, block_length=2, steps=4, cache=cache, threshold=threshold,
+                        temperature=temperature)
+    plans = [dataclasses.replace(plan, seed=10 + i) for i in range(len(PROMPTS))]
+    seq_len = PROMPTS.shape[1] + plan.gen_length
+    batched = BatchedReferenceStepper(TINY, weights, npu, seq_len, plan.sampling, lanes=len(PROMPTS))
+    got = generate_lockstep(batched, list(PROMPTS), plans, TINY.mask_token_id)
+    single = ReferenceStepper(TINY, weights, npu, seq_len, plan.sampling)
+    for prompt, lane_plan, generation in zip(PROMPTS, plans, got):
+        want = generate(single, prompt, lane_plan, TINY.mask_token_id)
+        assert generation_difference(generation, want) is None
+    # the step outputs themselves, logits included, for one round of three different windows
+    from npu.compiler.context import StepSpec
+    from npu.compiler.reference import ReferenceState, reference_step, reference_steps
+
+    spec = StepSpec(single.shapes, 4, 2, plan.sampling, temperature=temperature > 0)
+    rng = np.random.default_rng(1)
+    noises = [rng.gumbel(size=(2, TINY.vocab_size)).astype(np.float32) if temperature else None for _ in PROMPTS]
+    starts = [np.concatenate([p, np.full(4, TINY.mask_token_id, np.int32)]) for p in PROMPTS]
+    windows = [(8, 0), (6, 2), (8, 2)]
+    together = reference_steps(spec, single.weights, [ReferenceState.start(single.shapes, t) for t in starts],
+                               [q0 for q0, _ in windows], [s0 for _, s0 in windows], [1, 2, 1], [0.5] * 3,
+                               [temperature] * 3, noises)
+    for tokens, (q0, s0), k, noise, out in zip(starts, windows, [1, 2, 1], noises, together):
+        alone = reference_step(spec, single.weights, ReferenceState.start(single.shapes, tokens), q0, s0, k, 0.5,
+                               temperature, noise)
+        for field in ("x0", "confidence", "committed", "tokens", "logits"):
+            a, b = np.asarray(getattr(out, field)), np.asarray(getattr(alone, field))
+            assert a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8)), field

@@ -43,8 +43,8 @@ from npu.ir import weights_from_model
 from npu.models.checkpoint import load_checkpoint
 from npu.models.decoding import DecodeConfig
 from npu.models.tasks import get_task
-from npu.runtime.generate import ReferenceStepper, generate, generation_difference
-from npu.runtime.lockstep import LockstepStepper, generate_lockstep
+from npu.runtime.generate import generation_difference
+from npu.runtime.lockstep import BatchedReferenceStepper, LockstepStepper, generate_lockstep
 
 
 def logits_error(model, npu_name: str, prompt: np.ndarray, gen_length: int) -> float:
@@ -98,13 +98,13 @@ def _run_cell(cell: _Cell, on_generation: Callable[[], None] | None = None) -> d
                                  on_finished=None if on_generation is None else lambda lane: on_generation())
     del sim
     simulated = time.perf_counter() - began
-    ref = ReferenceStepper(cfg, weights, npu, seq_len, plan.sampling)
+    # and on the NPU-arithmetic reference, every prompt's steps together (bit for bit one at a time)
+    ref = BatchedReferenceStepper(cfg, weights, npu, seq_len, plan.sampling, lanes=len(prompts))
+    wanted = generate_lockstep(ref, list(prompts), plans, cfg.mask_token_id,
+                               on_finished=None if on_generation is None else lambda lane: on_generation())
     agree, correct, steps, instructions, differences = 0, 0, 0, 0, []
     for i, (prompt, answer) in enumerate(zip(prompts, answers)):
-        got = compiled[i]
-        want = generate(ref, prompt, plans[i], cfg.mask_token_id)
-        if on_generation is not None:
-            on_generation()
+        got, want = compiled[i], wanted[i]
         difference = generation_difference(got, want)
         agree += difference is None
         if difference is not None and len(differences) < 5:

@@ -71,15 +71,42 @@ def reference_step(spec: StepSpec, weights: dict[str, np.ndarray], state: Refere
     A spec with temperature samples x0 with Gumbel noise (sample_length, vocab_size) at
     `temperature` > 0 (see sampling.reference_lm_head); greedy specs take neither.
     """
+    return reference_steps(spec, weights, [state], [q0], [s0], [k], [tau], [temperature], [noise])[0]
+
+
+def reference_steps(spec: StepSpec, weights: dict[str, np.ndarray], states: list[ReferenceState],
+                    q0s: list[int], s0s: list[int], ks: list[int], taus: list[float],
+                    temperatures: list[float] | None = None,
+                    noises: list[np.ndarray | None] | None = None) -> list[StepOutput]:
+    """reference_step for several generations (one state each) that run the same step spec.
+
+    Why: `make verify` checks 50 generations per run, and the arithmetic of one step on 4-25
+    query rows is mostly per-call overhead. Every operation of the step but attention and the LM
+    head's sampling treats each query row on its own (the GEMMs sum each output over k in the
+    matrix unit's order; norms, RoPE, SiLU and the adds are row-wise), so the generations' rows
+    are stacked and each operation runs once; attention (each generation's own K/V) and the LM
+    head and commit (each its own window, temperature and noise) run per generation. Each
+    generation's result is bit for bit its reference_step's (tests/test_lockstep_sim.py).
+    """
     spec.check()  # the compiler's own check: refuse what compile_spec refuses, before any arithmetic
-    noise = check_sampling(spec, temperature, noise)
+    count = len(states)
+    if not (len(q0s) == len(s0s) == len(ks) == len(taus) == count):
+        raise ValueError(f"reference_steps: {count} states but {len(q0s)} q0, {len(s0s)} s0, {len(ks)} k, "
+                         f"{len(taus)} tau")
+    temperatures = [0.0] * count if temperatures is None else list(temperatures)
+    noises = [None] * count if noises is None else list(noises)
+    noises = [check_sampling(spec, t, noise) for t, noise in zip(temperatures, noises)]
     npu, sh, m = spec.npu, spec.shapes, spec.model
     weights = true_width_weights(weights, sh)
     rnd, mlen, vlen = rounder(npu), npu.mlen, npu.vlen
     lq, hd, slot = spec.query_length, m.head_dim, sh.slot
     group = m.n_heads // m.n_kv_heads
-    cos, sin = (rnd(t)[q0:q0 + lq, :hd] for t in rope_tables(sh))
-    x = reference_embedding(state.tokens[q0:q0 + lq], weights["embed.weight"])
+    rows = [slice(i * lq, (i + 1) * lq) for i in range(count)]  # generation i's query rows
+    cos_table, sin_table = (rnd(t) for t in rope_tables(sh))
+    cos = np.concatenate([cos_table[q0:q0 + lq, :hd] for q0 in q0s])
+    sin = np.concatenate([sin_table[q0:q0 + lq, :hd] for q0 in q0s])
+    tokens = np.concatenate([state.tokens[q0:q0 + lq] for state, q0 in zip(states, q0s)])
+    x = reference_embedding(tokens, weights["embed.weight"])
     for layer in range(m.n_layers):
         p = f"blocks.{layer}."
         hn = reference_rmsnorm(x, weights[p + "attn_norm.weight"], m.norm_eps, rnd, vlen)
@@ -92,20 +119,10 @@ def reference_step(spec: StepSpec, weights: dict[str, np.ndarray], state: Refere
         q[..., :hd] = reference_rope(q[..., :hd], cos, sin, rnd)
         kk[..., :hd] = reference_rope(kk[..., :hd], cos, sin, rnd)
         vv = _heads(proj["v"], m.n_kv_heads, slot)
-        if sh.kv_quant is None:
-            kv_fmt = npu.formats.kv_cache
-            state.k[layer][:, q0:q0 + lq] = round_to_format(kk, kv_fmt)
-            state.v[layer][:, q0:q0 + lq] = round_to_format(vv, kv_fmt)
-            keys = np.repeat(round_to_format(state.k[layer], "bf16"), group, axis=0)
-            values = np.repeat(round_to_format(state.v[layer], "bf16"), group, axis=0)
-        else:
-            keys, values, v_shift = reference_kv(spec, state, layer, kk, vv, q0, s0, q)
-            keys, values = np.repeat(keys, group, axis=0), np.repeat(values, group, axis=0)
-        scale = np.float32(1.0 / math.sqrt(hd))
-        attn = reference_attention(q, keys, values, sh.seq_len, scale, rnd, mlen, vlen)
-        if sh.kv_quant is not None:
-            attn = rnd(attn + np.repeat(v_shift, group, axis=0)[:, None, :])
-        attn = attn.transpose(1, 0, 2).reshape(lq, m.n_heads * slot)
+        attn = np.empty((m.n_heads, count * lq, slot), np.float32)
+        for i, (state, q0, s0) in enumerate(zip(states, q0s, s0s)):
+            attn[:, rows[i]] = _attention(spec, state, layer, q[:, rows[i]], kk[:, rows[i]], vv[:, rows[i]], q0, s0)
+        attn = attn.transpose(1, 0, 2).reshape(count * lq, m.n_heads * slot)
         x = reference_add(x, reference_linear(attn, weights[p + "attn.o_proj.weight"], None, rnd, mlen), rnd)
         hn = reference_rmsnorm(x, weights[p + "mlp_norm.weight"], m.norm_eps, rnd, vlen)
         gate = reference_linear(hn, weights[p + "mlp.gate_proj.weight"], None, rnd, mlen)
@@ -113,11 +130,37 @@ def reference_step(spec: StepSpec, weights: dict[str, np.ndarray], state: Refere
         down = reference_linear(reference_silu_mul(gate, up, rnd), weights[p + "mlp.down_proj.weight"], None, rnd, mlen)
         x = reference_add(x, down, rnd)
     ls = spec.sample_length
-    h = reference_rmsnorm(x[s0:s0 + ls], weights["final_norm.weight"], m.norm_eps, rnd, vlen)
-    x0, confidence, logits = reference_lm_head(h, weights["lm_head.weight"], m.vocab_size, m.mask_token_id, rnd,
-                                          mlen, vlen, temperature, noise)
-    start = q0 + s0
-    committed, tokens = reference_commit(confidence, x0, state.tokens[start:start + ls], m.mask_token_id,
-                                         spec.sampling, k, tau, rnd)
-    state.tokens[start:start + ls] = tokens
-    return StepOutput(x0, confidence, committed, tokens, logits[:, :m.vocab_size])
+    sampled = np.concatenate([x[i * lq + s0:i * lq + s0 + ls] for i, s0 in enumerate(s0s)])
+    h = reference_rmsnorm(sampled, weights["final_norm.weight"], m.norm_eps, rnd, vlen)
+    outputs = []
+    for i, state in enumerate(states):
+        x0, confidence, logits = reference_lm_head(h[i * ls:(i + 1) * ls], weights["lm_head.weight"], m.vocab_size,
+                                                   m.mask_token_id, rnd, mlen, vlen, temperatures[i], noises[i])
+        start = q0s[i] + s0s[i]
+        committed, tokens = reference_commit(confidence, x0, state.tokens[start:start + ls], m.mask_token_id,
+                                             spec.sampling, ks[i], taus[i], rnd)
+        state.tokens[start:start + ls] = tokens
+        outputs.append(StepOutput(x0, confidence, committed, tokens, logits[:, :m.vocab_size]))
+    return outputs
+
+
+def _attention(spec: StepSpec, state: ReferenceState, layer: int, q: np.ndarray, kk: np.ndarray, vv: np.ndarray,
+               q0: int, s0: int) -> np.ndarray:
+    """One generation's attention of a layer (H, Lq, slot): its K/V slots written, then read."""
+    npu, sh, m = spec.npu, spec.shapes, spec.model
+    rnd, mlen, vlen, lq = rounder(npu), npu.mlen, npu.vlen, spec.query_length
+    group = m.n_heads // m.n_kv_heads
+    if sh.kv_quant is None:
+        kv_fmt = npu.formats.kv_cache
+        state.k[layer][:, q0:q0 + lq] = round_to_format(kk, kv_fmt)
+        state.v[layer][:, q0:q0 + lq] = round_to_format(vv, kv_fmt)
+        keys = np.repeat(round_to_format(state.k[layer], "bf16"), group, axis=0)
+        values = np.repeat(round_to_format(state.v[layer], "bf16"), group, axis=0)
+    else:
+        keys, values, v_shift = reference_kv(spec, state, layer, kk, vv, q0, s0, q)
+        keys, values = np.repeat(keys, group, axis=0), np.repeat(values, group, axis=0)
+    scale = np.float32(1.0 / math.sqrt(m.head_dim))
+    attn = reference_attention(q, keys, values, sh.seq_len, scale, rnd, mlen, vlen)
+    if sh.kv_quant is not None:
+        attn = rnd(attn + np.repeat(v_shift, group, axis=0)[:, None, :])
+    return attn

@@ -766,10 +766,10 @@ def hw_matmul_accumulate(acc: np.ndarray, act: np.ndarray, weight: np.ndarray) -
     column sum is then added to acc (float32).
     """
     acc = np.asarray(acc, dtype=np.float32)
+    if np.ndim(act) == 3:
+        return _hw_matmul_accumulate_batched(acc, np.asarray(act, np.float32), np.asarray(weight, np.float32))
     a = round_to_format(act, "bf16")
     w = round_to_format(weight, "bf16")
-    if a.ndim == 3:
-        return _hw_matmul_accumulate_batched(acc, a, w)
     if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0] or acc.shape != (a.shape[0], w.shape[1]):
         raise ValueError(
             f"hw_matmul_accumulate: shapes acc {acc.shape}, act {a.shape}, weight {w.shape} do not match"
@@ -803,13 +803,19 @@ _MATMUL_PRODUCT_LOOP = 2048
 
 def _hw_matmul_accumulate_batched(acc: np.ndarray, a: np.ndarray, w: np.ndarray) -> np.ndarray:
     """hw_matmul_accumulate over a leading batch axis (the lock-step simulator's lanes): acc
-    [L, B, N] + a [L, B, K] @ w [L or 1, K, N], every output in the same order s = p0; s = s + p_k.
-    The products are the same exact float32 products, so each lane's bits equal the 2-D call's."""
+    [L, B, N] + a [L, B, K] @ w [L or 1, K, N] (not yet rounded to bf16), every output in the same
+    order s = p0; s = s + p_k. The products are the same exact float32 products, so each lane's
+    bits equal the 2-D call's."""
     if w.ndim != 3 or w.shape[0] not in (1, a.shape[0]) or a.shape[2] != w.shape[1] \
             or acc.shape != (a.shape[0], a.shape[1], w.shape[2]):
         raise ValueError(
             f"hw_matmul_accumulate: shapes acc {acc.shape}, act {a.shape}, weight {w.shape} do not match"
         )
+    if not (_bf16_valued(a) and _bf16_valued(w)):  # as read from bf16 SRAMs they already are
+        a, w = round_to_format(a, "bf16"), round_to_format(w, "bf16")
+    if _products_exact(a, w):  # finite: the values are bf16 values, rounding changes nothing
+        return (acc + _exact_products_sum(a, w)).astype(np.float32)
+    a, w = round_to_format(a, "bf16"), round_to_format(w, "bf16")  # a NaN becomes the canonical one
     # torch's float32 CPU multiply and add: the same IEEE operations, each rounded on its own
     # (two kernels, no fused multiply-add), about twice numpy's speed on these broadcasts.
     import torch
@@ -822,6 +828,101 @@ def _hw_matmul_accumulate_batched(acc: np.ndarray, a: np.ndarray, w: np.ndarray)
         torch.mul(a_by_k[k], w_by_k[k], out=product)
         s += product
     return (acc + s.numpy()).astype(np.float32)
+
+
+_SIGN = np.uint32(0x80000000)
+
+
+def _exact_products_sum(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """s = p_0 + p_1 + ... + p_(K-1) in order (float32, RNE), p_k = a[..., k] (x) w[:, k], for
+    operands whose every product is exact (_products_exact): the batched matrix unit's sum.
+
+    Three exact shortcuts, for the padding of tiles (attention over a short sequence in a
+    128-wide tile is mostly zeros):
+    - s + a_k * w_k rounds once whether fused or not (the product is exact): torch's addcmul_.
+    - -0.0 is the identity of IEEE addition (x + -0 = x for every x, +0 included), and +0.0 is
+      too except on -0 (-0 + +0 = +0). A sum is -0 only while every term so far was -0 (two
+      nonzero terms never sum to -0 in round-to-nearest). So a product slice k that is zero
+      everywhere (a[..., k] all +0.0 in every lane and row) can be left out: the sum of the
+      rest is the answer, except that a -0 result becomes +0 where a left-out product is +0
+      (w[k, n] without its sign bit).
+    - An output column whose weights are all +0.0 sums products +-0 with a's signs: -0 exactly
+      where every a[..., k] of the row has its sign bit set, else +0.
+    tests/test_lockstep_sim.py compares this with the unfused order on zero-padded, signed-zero
+    and ordinary operands bit for bit.
+    """
+    import torch
+
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    lanes, rows, _ = a.shape
+    a_bits, w_bits = a.view(np.uint32), w.view(np.uint32)
+    kept_k = (a_bits != 0).any(axis=(0, 1))     # product slices not +0.0 * w everywhere
+    kept_n = (w_bits != 0).any(axis=(0, 1))     # output columns whose weights are not all +0.0
+    ks, ns = np.flatnonzero(kept_k), np.flatnonzero(kept_n)
+    trimmed = ks.size < kept_k.size or ns.size < kept_n.size
+    if trimmed:
+        a_kept = a[:, :, ks]
+        w_kept = w[:, ks][:, :, ns]
+    else:
+        a_kept, w_kept = a, w
+    out = np.empty((lanes, rows, w.shape[2]), np.float32)
+    if ks.size and ns.size:
+        a_by_k = torch.from_numpy(np.ascontiguousarray(a_kept.transpose(2, 0, 1)))[:, :, :, None]  # [K, L, B, 1]
+        w_by_k = torch.from_numpy(np.ascontiguousarray(w_kept.transpose(1, 0, 2)))[:, :, None, :]  # [K, L, 1, N]
+        s = a_by_k[0] * w_by_k[0]
+        for k in range(1, a_by_k.shape[0]):
+            s.addcmul_(a_by_k[k], w_by_k[k])
+        kept_sum = s.numpy()
+    else:
+        kept_sum = np.full((lanes, rows, ns.size), -0.0, np.float32)  # no terms: the identity
+    if ks.size < kept_k.size and ns.size:
+        # a left-out product is +0 where the weight's sign bit is clear: it turns a -0 sum into +0
+        left_out_positive = ((w_bits[:, ~kept_k][:, :, ns] & _SIGN) == 0).any(axis=1)  # [L or 1, N kept]
+        negative_zero = kept_sum.view(np.uint32) == _SIGN
+        kept_sum = np.where(negative_zero & left_out_positive[:, None, :], np.float32(0.0), kept_sum)
+    if not trimmed:
+        return kept_sum
+    out[:, :, ns] = kept_sum
+    if ns.size < kept_n.size:
+        every_sign_set = ((a_bits & _SIGN) != 0).all(axis=2)  # [L, B]
+        out[:, :, ~kept_n] = np.where(every_sign_set, np.float32(-0.0), np.float32(0.0))[:, :, None]
+    return out
+
+
+# A product of two bf16 values has at most 16 significant bits; it is exact in float32 when its
+# magnitude is at least the smallest normal (2^-126) and below 2^127 (no overflow).
+_EXACT_PRODUCT_LOW, _EXACT_PRODUCT_HIGH = 2.0**-126, 2.0**127
+
+
+def _products_exact(a: np.ndarray, w: np.ndarray) -> bool:
+    """Whether every product of a bf16 value of `a` and one of `w` is exactly a float32 (all
+    finite; the nonzero magnitudes far enough from underflow and overflow). Only then may the
+    matrix unit's multiply and add be fused without changing a bit."""
+    low_a, high_a = _magnitude_range(a)
+    low_w, high_w = _magnitude_range(w)
+    if not high_a * high_w < _EXACT_PRODUCT_HIGH:  # NaN or inf anywhere: False
+        return False
+    return low_a * low_w >= _EXACT_PRODUCT_LOW
+
+
+def _bf16_valued(x: np.ndarray) -> bool:
+    """Whether every float32 of x has zero low 16 bits (bf16 rounding keeps every finite one)."""
+    return not (x.view(np.uint32) & np.uint32(0xFFFF)).any()
+
+
+def _magnitude_range(x: np.ndarray) -> tuple[float, float]:
+    """(least nonzero |x| (inf when all are zero), largest |x|; NaN when x holds a NaN), read
+    from the bit patterns: below the sign bit they order as the magnitudes do."""
+    magnitude = np.asarray(x, dtype=np.float32).view(np.uint32) & np.uint32(0x7FFFFFFF)
+    high = int(magnitude.max())
+    magnitude -= np.uint32(1)  # a zero wraps round to the largest pattern, so min() skips it
+    low = int(magnitude.min()) + 1  # 2^32 when every element is zero
+    return (_pattern_value(low) if low < 0x80000000 else np.inf), _pattern_value(high)
+
+
+def _pattern_value(bits: int) -> float:
+    return float(np.array(bits, np.uint32).view(np.float32))
 
 
 # vsmscale's power-of-two modes by smoothing strength alpha: s = 2^floor(alpha * floor(log2 m)).

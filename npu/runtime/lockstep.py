@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from npu.compiler.reference import StepOutput
+from npu.compiler.context import StepSpec
+from npu.compiler.reference import ReferenceState, StepOutput, reference_steps
 from npu.compiler.sampling import check_sampling, noise_image
 from npu.hw.config import NPUConfig
 from npu.models.decoding import DecodeConfig
@@ -28,6 +29,7 @@ from npu.runtime.generate import (
     STEP_LIMIT_SLACK,
     Generation,
     GumbelNoise,
+    ReferenceStepper,
     SimulatorStepper,
     StepRequest,
     _plan_noise,
@@ -38,7 +40,7 @@ from npu.runtime.generate import (
 from npu.sim.functional import SimulationError
 from npu.sim.functional.lockstep import LockstepSimulator
 
-__all__ = ["LockstepStepper", "generate_lockstep"]
+__all__ = ["BatchedReferenceStepper", "LockstepStepper", "generate_lockstep"]
 
 
 class LockstepStepper:
@@ -112,7 +114,36 @@ class LockstepStepper:
         return outputs
 
 
-def generate_lockstep(stepper: LockstepStepper, prompts: Sequence[np.ndarray], plans: Sequence[DecodeConfig],
+class BatchedReferenceStepper:
+    """ReferenceStepper for many generations: the steps of a round that share a step spec are
+    computed together by npu.compiler.reference.reference_steps (bit for bit each generation's
+    reference_step), so generate_lockstep drives the NPU-arithmetic reference as it drives the
+    lock-step simulator."""
+
+    def __init__(self, model: ModelConfig, weights: dict[str, np.ndarray], npu: NPUConfig, seq_len: int,
+                 sampling: str, lanes: int, kv_quant=None):
+        self.image = ReferenceStepper(model, weights, npu, seq_len, sampling, kv_quant)  # shapes, weights
+        self.shapes, self.lanes = self.image.shapes, lanes
+        self.states: list[ReferenceState | None] = [None] * lanes
+
+    def start(self, lane: int, tokens: np.ndarray) -> None:
+        self.states[lane] = ReferenceState.start(self.shapes, tokens)
+
+    def step(self, lanes: Sequence[int], requests: Sequence[StepRequest]) -> list[tuple[StepOutput, int]]:
+        """ReferenceStepper.step for every lane of `lanes` (their requests share the step spec)."""
+        first = requests[0]
+        key = (first.query_length, first.sample_length, first.temperature > 0)
+        if any((r.query_length, r.sample_length, r.temperature > 0) != key for r in requests):
+            raise ValueError("BatchedReferenceStepper.step: the requests need different step specs; group them")
+        spec = StepSpec(self.shapes, key[0], key[1], self.image.sampling, temperature=key[2])
+        outputs = reference_steps(spec, self.image.weights, [self.states[lane] for lane in lanes],
+                                  [r.q0 for r in requests], [r.s0 for r in requests], [r.k for r in requests],
+                                  [r.tau for r in requests], [r.temperature for r in requests],
+                                  [r.noise for r in requests])
+        return [(out, 0) for out in outputs]
+
+
+def generate_lockstep(stepper: LockstepStepper | BatchedReferenceStepper, prompts: Sequence[np.ndarray], plans: Sequence[DecodeConfig],
                       mask_id: int, tau_default: float = 0.9,
                       noises: Sequence[GumbelNoise | None] | None = None,
                       on_finished: Callable[[int], None] | None = None) -> list[Generation]:

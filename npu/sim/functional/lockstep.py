@@ -123,30 +123,90 @@ class LaneDram:
 
 
 class LaneSram(Sram):
-    """One SRAM per lane: `data` is (lanes, elements); rounding is Sram's.
+    """One SRAM per lane: `per_lane` is (lanes, elements); rounding is Sram's.
 
-    `uniform` lists element ranges [low, high) known to hold the same values in every lane (the
-    matrix SRAM's weight panels, written by DMA loads that decoded one copy for all lanes), so a
-    tile op need not compare its weight tile across lanes. Only DMA loads write the matrix SRAM;
-    they keep the list, and LockstepSimulator.run starts it empty."""
+    Shared panels (the matrix SRAM, `shares_panels`): a DMA load that writes the same values into
+    every lane (a weight panel: the same DRAM bytes in every lane) stores them once, in `shared`,
+    and records the element range in `uniform`; `per_lane` is then stale there. A write that
+    differs between lanes first copies the shared values of the ranges it overlaps into every
+    lane (copy on write) and takes those ranges out of `uniform`; a tile op reads a weight tile
+    inside one uniform range from `shared` (one copy for every lane). Where an element's value is
+    kept is thus: in `shared` inside a uniform range, else in `per_lane`.
 
-    def __init__(self, lanes: int, name: str, elements: int, dtype: type, element_bytes: int, fmt: str | None):
+    `data` is for the host (tests, checks, preloads): it first copies every shared range into
+    every lane, so it always shows, and lets the host change, what each lane's SRAM holds."""
+
+    def __init__(self, lanes: int, name: str, elements: int, dtype: type, element_bytes: int, fmt: str | None,
+                 shares_panels: bool = False):
         self.name, self.element_bytes, self.fmt, self.written = name, element_bytes, fmt, None
-        self.data = np.zeros((lanes, elements), dtype=dtype)
-        self.uniform: list[tuple[int, int]] = []
+        self.per_lane = np.zeros((lanes, elements), dtype=dtype)
+        self.shares_panels = shares_panels
+        self.shared = np.zeros(elements if shares_panels else 0, dtype=dtype)
+        self.uniform: list[tuple[int, int]] = []  # disjoint, sorted, never touching
+
+    @property
+    def data(self) -> np.ndarray:
+        """Every lane's elements, (lanes, elements), with the shared panels copied in."""
+        self.unshare(0, self.size)
+        return self.per_lane
 
     @property
     def size(self) -> int:
-        return self.data.shape[1]
+        return self.per_lane.shape[1]
 
-    def written_by_dma(self, low: int, high: int, same_in_every_lane: bool) -> None:
-        """Elements [low, high) were just written, with the same values in every lane or not."""
-        self.uniform = [(a, b) for a, b in self.uniform if b <= low or high <= a]
-        if same_in_every_lane:
-            self.uniform.append((low, high))
+    def unshare(self, low: int, high: int, copy: bool = True) -> None:
+        """Copy the shared values of elements [low, high) into every lane; that part of every
+        uniform range is then kept per lane (the rest of each range stays shared). copy=False
+        when the caller is about to overwrite all of [low, high) in every lane."""
+        kept = []
+        for a, b in self.uniform:
+            if b <= low or high <= a:
+                kept.append((a, b))
+                continue
+            lo, hi = max(a, low), min(b, high)
+            if copy:
+                self.per_lane[:, lo:hi] = self.shared[lo:hi]
+            if a < lo:
+                kept.append((a, lo))
+            if hi < b:
+                kept.append((hi, b))
+        self.uniform = kept
 
-    def is_uniform(self, low: int, high: int) -> bool:
-        return any(a <= low and high <= b for a, b in self.uniform)
+    def share(self, low: int, high: int, values: np.ndarray) -> None:
+        """Elements [low, high) of every lane become `values` (already rounded), stored once.
+        The parts of other uniform ranges outside [low, high) stay shared; touching ranges merge
+        (a weight tile loaded by several DMAs then reads as one)."""
+        self.shared[low:high] = values
+        pieces = [(low, high)]
+        for a, b in self.uniform:
+            if b <= low or high <= a:
+                pieces.append((a, b))
+                continue
+            if a < low:
+                pieces.append((a, low))
+            if high < b:
+                pieces.append((high, b))
+        pieces.sort()
+        merged = [pieces[0]]
+        for a, b in pieces[1:]:
+            if a == merged[-1][1]:
+                merged[-1] = (merged[-1][0], b)
+            else:
+                merged.append((a, b))
+        self.uniform = merged
+
+    def shared_range(self, low: int, high: int) -> bool:
+        """Whether elements [low, high) all lie in one uniform range (read them from `shared`)."""
+        for a, b in self.uniform:
+            if a <= low and high <= b:
+                return True
+        return False
+
+    def overlaps_shared(self, low: int, high: int) -> bool:
+        for a, b in self.uniform:
+            if a < high and low < b:
+                return True
+        return False
 
 
 @dataclass
@@ -200,7 +260,8 @@ class LockstepSimulator:
         vector_bytes = config.vector_element_bytes
         self.vector_sram = LaneSram(lanes, "vector SRAM", config.vector_sram.size_bytes // vector_bytes, np.float32,
                                     vector_bytes, config.formats.vector)
-        self.matrix_sram = LaneSram(lanes, "matrix SRAM", config.matrix_sram.size_bytes // 2, np.float32, 2, "bf16")
+        self.matrix_sram = LaneSram(lanes, "matrix SRAM", config.matrix_sram.size_bytes // 2, np.float32, 2, "bf16",
+                                    shares_panels=True)
         self.fp_sram = LaneSram(lanes, "FP SRAM", config.fp_sram.size_bytes // 4, np.float32, 4, "fp32")
         self.int_sram = LaneSram(lanes, "INT SRAM", config.int_sram.size_bytes // 4, np.int32, 4, None)
         self.srams = {"vector_sram": self.vector_sram, "matrix_sram": self.matrix_sram,
@@ -266,7 +327,6 @@ class LockstepSimulator:
                              f"in [0, {self.lanes})")
         counts = np.zeros(self.lanes, np.int64)
         self.accumulators[chosen] = 0
-        self.matrix_sram.uniform = []  # the host may have written it
         n = chosen.size
         todo = [_Group(chosen, 0, [0] * 17, [np.zeros(n, np.float32) for _ in range(8)], [0] * 8, [],
                        {unit: [] for unit in SYNC_UNITS}, set(), max_instructions)]
@@ -482,7 +542,7 @@ def _build_int_memory(sim: LockstepSimulator, pc: int, ins: Instruction) -> Hand
     """lw / sw: one INT SRAM word per lane at base + offset."""
     ops, regs, following, rd = ins.operands, sim.int_regs, pc + 1, ins.operands.get("rd", 0) or 16
     base, offset, sram = ops["base"], ops["offset"], sim.int_sram
-    data = sram.data
+    data = sram.per_lane
     write, source = ins.mnemonic == "sw", ops.get("rs", 0)
 
     def memory() -> int:
@@ -499,7 +559,7 @@ def _build_int_memory(sim: LockstepSimulator, pc: int, ins: Instruction) -> Hand
 def _build_fp_memory(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
     ops, regs, fregs, following = ins.operands, sim.int_regs, sim.fp_regs, pc + 1
     base, offset, sram = ops["base"], ops["offset"], sim.fp_sram
-    data = sram.data
+    data = sram.per_lane
     write = ins.mnemonic == "fsw"
     freg = ops["fs"] if write else ops["fd"]
 
@@ -638,9 +698,10 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
         return fault_handler(f"{name} with format {fmt}: {message}")
     dram, vector_sram, mx_block, sync = sim.dram, sim.vector_sram, sim.config.mx_block, sim.sync
     align = element_alignment(fmt)
-    data = sram.data
+    data = sram.per_lane
     every_lane = np.arange(sim.lanes)
-    tracks_uniform = target == "matrix_sram"
+    shares_panels = sram.shares_panels
+    bf16_to_bf16 = fmt == "bf16" and sram.fmt == "bf16"
 
     def transfer() -> int:
         first, rows, cols, dstride = (_uniform(regs[ops[key]]) for key in ("sram", "rows", "cols", "dstride"))
@@ -683,7 +744,7 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
                 raise InstructionFault(f"scale row vector SRAM [{scale_at}, {scale_at + cols}) "
                                        f"outside [0, {vector_sram.size})")
             sync.access("dma", "vector_sram", scale_at, scale_at + cols, False)
-            scale = vector_sram.data[lanes, scale_at:scale_at + cols]
+            scale = vector_sram.per_lane[lanes, scale_at:scale_at + cols]
         sync.access("dma", target, sram_low, sram_high, not store)
         row_starts = np.arange(rows, dtype=np.int64) * dstride
         if varying:
@@ -709,19 +770,25 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
             return following
         else:
             raw = dram.data[dram_at] if dram_view is None else dram_view
-            if count > 1 and (raw == raw[0]).all():  # the same bytes in every lane (weights): decode once
+            if count > 1 and np.array_equal(raw[1], raw[0]) and (raw == raw[0]).all():  # (weights) decode once
                 values = decode_rows(raw[0], fmt, cols, mx_block)[None]
             else:
                 values = decode_rows(raw.reshape(count * rows, nbytes), fmt, cols, mx_block).reshape(count, rows, cols)
             if scale is not None:
                 values = values * scale[:, None, :]
+            if shares_panels:
+                contiguous = rows == 1 or sstride == cols  # elements [sram_low, sram_high) exactly
+                if full and contiguous and values.shape[0] == 1:  # one copy for every lane: a shared panel
+                    sram.share(sram_low, sram_high, sram.round(values).reshape(-1))
+                    return following
+                if sram.uniform:  # copy on write, unless every lane's copy is overwritten whole
+                    sram.unshare(sram_low, sram_high, copy=not (full and contiguous))
+            if not (bf16_to_bf16 and scale is None and not np.isnan(values).any()):
+                values = sram.round(values)  # (bf16 rows decode to bf16 values: only a NaN would change)
             if sram_view is None:
-                data[sram_at] = sram.round(values)
+                data[sram_at] = values
             else:
-                sram_view[...] = sram.round(values)
-            if tracks_uniform:  # a contiguous write of one copy into every lane keeps the range uniform
-                contiguous = rows == 1 or sstride == cols
-                sram.written_by_dma(sram_low, sram_high, full and values.shape[0] == 1 and contiguous)
+                sram_view[...] = values
         return following
     return transfer
 
@@ -735,7 +802,7 @@ def _build_matrix(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
     if acc >= count:
         return fault_handler(f"{name}: accumulator {acc} does not exist: {sim.config.name} has {count} "
                              f"(`accumulators` in its preset)")
-    accumulators, V, M = sim.accumulators, vector_sram.data, matrix_sram.data
+    accumulators, V, M = sim.accumulators, vector_sram.per_lane, matrix_sram.per_lane
     offsets = np.arange(blen, dtype=np.int64)[:, None], np.arange(mlen, dtype=np.int64)[None, :]
     tile = mlen * mlen
     accumulate, transpose = name in ("mma", "mmta"), name in ("mmt", "mmta")
@@ -774,9 +841,11 @@ def _build_matrix(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
             raise InstructionFault(f"weight tile address {w_at} is not aligned to a matrix SRAM row of {mlen}")
         sync.access("matrix", "matrix_sram", w_at, w_at + tile, False)
         lanes = selector[0]
-        if matrix_sram.is_uniform(w_at, w_at + tile):  # a weight panel: one copy serves every lane
-            weight = M[0:1, w_at:w_at + tile]
+        if matrix_sram.shared_range(w_at, w_at + tile):  # a weight panel: one copy serves every lane
+            weight = matrix_sram.shared[None, w_at:w_at + tile]
         else:
+            if matrix_sram.uniform:
+                matrix_sram.unshare(w_at, w_at + tile)  # part shared, part per lane: per lane
             weight = M[lanes, w_at:w_at + tile]
             if weight.shape[0] > 1 and (weight == weight[0]).all():  # the same tile in every lane
                 weight = weight[:1]
@@ -804,6 +873,26 @@ def _row_checker(sim: LockstepSimulator, sram: Sram, space: str, aligned: bool):
     return check
 
 
+# The element-wise hardware functions (npu.hw.numerics) a bf16 vector SRAM feeds: a function of
+# one element's bits, so on bf16 inputs (65,536 patterns) one table holds every result, rounded
+# as the vector SRAM stores it. Not for a swapped entry (npu.sim.functional.recording records calls).
+_TABLED_FUNCTIONS = frozenset({numerics.hw_exp, numerics.hw_recip, numerics.hw_rsqrt, numerics.hw_silu})
+_TABLES: dict = {}
+_LOW_HALF = np.uint32(0xFFFF)
+
+
+def _bf16_table(operation, sram: Sram) -> np.ndarray | None:
+    """round(operation(x)) for every bf16 bit pattern x (index = the pattern), when `sram` holds
+    bf16 values; else None."""
+    if sram.fmt != "bf16":
+        return None
+    table = _TABLES.get(operation)
+    if table is None:
+        inputs = (np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32)
+        table = _TABLES[operation] = sram.round(operation(inputs))
+    return table
+
+
 # Integer-register operands of vector instructions that are values, not SRAM row addresses.
 _VECTOR_VALUE_OPERANDS = frozenset({"ridx", "base", "rs", "k"})
 
@@ -825,7 +914,7 @@ def _vector_handler(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
 def _vector_body(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
     """Every vector instruction: the row arithmetic of npu.sim.functional.vector on (lanes, VLEN)."""
     name, ops, regs, fregs, following, vlen = ins.mnemonic, ins.operands, sim.int_regs, sim.fp_regs, pc + 1, sim.vlen
-    V, I, F, selector = sim.vector_sram.data, sim.int_sram.data, sim.fp_sram.data, sim.selector
+    V, I, F, selector = sim.vector_sram.per_lane, sim.int_sram.per_lane, sim.fp_sram.per_lane, sim.selector
     rnd = sim.vector_sram.round
     vrow = _row_checker(sim, sim.vector_sram, "vector_sram", True)
     frow = _row_checker(sim, sim.fp_sram, "fp_sram", False)
@@ -848,6 +937,21 @@ def _vector_body(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handler:
     if name in vector._UNARY_OPERATIONS:
         operation = vector._UNARY_OPERATIONS[name]
         d, s = ops["vd"], ops["vs"]
+        table = _bf16_table(operation, sim.vector_sram) if operation in _TABLED_FUNCTIONS else None
+        if table is not None:
+            def unary_by_table() -> int:
+                x = vrow(s, False)
+                lanes = selector[0]
+                rows = V[lanes, x:x + vlen]
+                bits = rows.view(np.uint32)
+                if (bits & _LOW_HALF).any():  # not bf16 values (a host write): compute them
+                    out = rnd(operation(rows))
+                else:
+                    out = table[bits >> 16]
+                z = vrow(d, True)
+                V[lanes, z:z + vlen] = out
+                return following
+            return unary_by_table
 
         def unary() -> int:
             x = vrow(s, False)
