@@ -165,6 +165,10 @@ def test_what_baos_cannot_run_is_a_compile_error_naming_it():
         KVQuant.parse("kivi4")
     with pytest.raises(CompileError, match="mxint3 is not a DMA format"):
         KVQuant.parse("baos-mxint3")
+    with pytest.raises(CompileError, match="criterion 'output' is not lowered; the NPU's alpha search lowers attention"):
+        KVQuant(4, criterion="output")
+    with pytest.raises(CompileError, match="criterion 'logit' is unknown"):
+        KVQuant(4, criterion="logit")
     plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache="prefix")
     stepper = ReferenceStepper(SMALL, random_weights(SMALL), npu, 16, "topk", BAOS4)
     with pytest.raises(ValueError, match="dual cache"):
