@@ -79,6 +79,17 @@ def test_the_plain_format_wins_where_smoothing_and_the_shift_only_add_error() ->
     assert torch.equal(cache.read(0)[0], k) and torch.equal(cache.read(0)[1], v)
 
 
+def test_the_plain_candidate_is_tried_once_and_also_without_alpha_0() -> None:
+    """Without the shift, alpha 0 is the plain format: it is not tried twice. Without alpha 0
+    among the candidates the plain format still is one."""
+    _, k, _ = qkv(2)
+    for alphas, expected in (((0.0, 0.5), 2), ((0.25, 0.5), 3)):
+        cache = BaosKVCache(GQA, 1, 16, LAYOUT, bits=4, options=BaosOptions(storage="int", shift=False, alphas=alphas))
+        tried = list(cache._candidates(k, torch.zeros(1, 2, 32), "key", plain=True))
+        assert len(tried) == expected
+        assert (tried[0][0] == NO_SMOOTHING) == (alphas == (0.25, 0.5))
+
+
 def test_the_old_criteria_stay_selectable_and_bad_ones_are_named() -> None:
     assert BaosOptions().criterion == "output" and BaosOptions().plain_candidate
     assert BaosOptions().criterion == BAOS_CRITERIA[0]

@@ -178,9 +178,10 @@ class BaosKVCache(BlockAwareKVCache):
 
     def _candidates(self, x: torch.Tensor, shift: torch.Tensor, kind: str, plain: bool):
         """(alpha, shift, factors) of each candidate, in the order ties are broken: the plain
-        format first (when `plain` and it differs from alpha 0 with `shift`), then the alphas."""
+        format first (when `plain`, unless alpha 0 with a zero shift already is it), then the alphas."""
         options = self.options
-        if plain and self.searching and options.plain_candidate and bool(shift.any()):
+        already = 0.0 in options.alphas and not bool(shift.any())
+        if plain and self.searching and options.plain_candidate and not already:
             yield NO_SMOOTHING, torch.zeros_like(shift), torch.ones_like(shift)
         absmax = channel_absmax(x - shift[:, :, None, :], options.rope_paired and kind == "key")
         for alpha in options.alphas:
