@@ -233,6 +233,8 @@ def _add_quantization(sub) -> None:
     p.add_argument("--out", required=True, type=Path)
     _add_scenario_settings(p)
 
+    from npu.hw.numerics import BAOS_CRITERIA, MX_SCALE_RULES
+
     labelled = "LABEL=CHECKPOINT_DIR of a trained model (repeatable)"
     for name, text in (("kv-accuracy", "accuracy of every KV method x bits x cache mode"),
                        ("kv-ablation", "BAOS design ablation on one model"),
@@ -254,6 +256,10 @@ def _add_quantization(sub) -> None:
             p.add_argument("--prompts", type=positive_int, default=256, help="prompts per exact-match cell")
             p.add_argument("--json", type=Path, default=None, help="rows and settings as JSON")
             p.add_argument("--markdown", type=Path, default=None, help="one table per model and cache mode")
+            p.add_argument("--baos-criterion", choices=BAOS_CRITERIA, default=BAOS_CRITERIA[0],
+                           help="how BAOS picks its candidate per block and head (docs/baos.md section 3)")
+            p.add_argument("--mx-scale", choices=MX_SCALE_RULES, default="ocp",
+                           help="MX scale rule of the MX-stored methods (docs/numerics.md)")
         elif name == "kv-ablation":
             p.add_argument("--label", required=True, help="which (possibly +outliers) model to ablate")
             p.add_argument("--bits", nargs="+", type=positive_int, default=[4, 3, 2])
@@ -569,9 +575,11 @@ def _run_quantization(args) -> None:
         static = quantize.labelled_values(args.static, "--static", "JSON")
         optional = {key: tuple(value) for key, value in (("methods", args.methods), ("bits", args.bits),
                                                          ("cache_modes", args.cache_modes)) if value}
+        methods = optional.get("methods", quantize.DEFAULT_METHODS)
+        options = quantize.study_method_options(methods, args.baos_criterion, args.mx_scale)
         quantize.accuracy_stage(
             list(sources.values()), args.out, args.json, args.npu, sizes=sizes, static_factors=static,
-            out_markdown=args.markdown, **optional,
+            out_markdown=args.markdown, method_options=options, **optional,
             log=lambda row: log_line(f"{row['model']} {row['cache']} {row['method']} {row['bits']}: {row['value']}"))
     elif args.stage == "kv-ablation":
         if args.label not in sources:

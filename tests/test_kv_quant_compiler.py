@@ -18,6 +18,7 @@ from npu.compiler.layout import Shapes
 from npu.compiler.reference import ReferenceState
 from npu.hw.config import load_npu_config
 from npu.models.decoding import DecodeConfig
+from npu.quant.baos import NO_SMOOTHING
 from npu.quant.kv_cache import BlockLayout
 from npu.quant.methods import make_cache_factory
 from npu.runtime import ReferenceStepper, SimulatorStepper, generate, generation_difference
@@ -25,7 +26,8 @@ from npu.runtime import ReferenceStepper, SimulatorStepper, generate, generation
 from test_compiler import GQA_BIAS, PROMPT, SMALL, WIDE_HEADS, random_weights
 
 BAOS4 = KVQuant(4, 0.5)
-SEARCH4 = KVQuant(4, (0.0, 0.25, 0.5, 0.75))  # BaosOptions()'s alpha search
+SEARCH4 = KVQuant(4, (0.0, 0.25, 0.5, 0.75))  # BaosOptions()'s alphas, and the plain candidate
+SEARCH4_NO_PLAIN = KVQuant(4, (0.0, 0.25, 0.5, 0.75), plain_candidate=False)  # the search before the plain candidate
 
 
 def decode_both(config, npu_name, threshold, kv):
@@ -46,6 +48,7 @@ def decode_both(config, npu_name, threshold, kv):
     (SMALL, "dnpu-edge", None, KVQuant(8, 0.0)),
     (SMALL, "dnpu-cloud", 0.2, SEARCH4),
     (GQA_BIAS, "dnpu-edge", None, SEARCH4),
+    (SMALL, "dnpu-edge", 0.2, SEARCH4_NO_PLAIN),
     (SMALL, "dnpu-cloud", None, KVQuant(4, (0.0, 0.5), "no_clip")),  # dstkvnc.v: the no-clip MX rule
 ])
 def test_baos_generation_equals_reference_bit_for_bit(config, npu_name, threshold, kv):
@@ -162,6 +165,10 @@ def test_what_baos_cannot_run_is_a_compile_error_naming_it():
         KVQuant.parse("kivi4")
     with pytest.raises(CompileError, match="mxint3 is not a DMA format"):
         KVQuant.parse("baos-mxint3")
+    with pytest.raises(CompileError, match="criterion 'output' is not lowered; the NPU's alpha search lowers attention"):
+        KVQuant(4, criterion="output")
+    with pytest.raises(CompileError, match="criterion 'logit' is unknown"):
+        KVQuant(4, criterion="logit")
     plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache="prefix")
     stepper = ReferenceStepper(SMALL, random_weights(SMALL), npu, 16, "topk", BAOS4)
     with pytest.raises(ValueError, match="dual cache"):
@@ -216,8 +223,10 @@ def test_trained_tiny_sort_baos_tokens_against_the_accuracy_simulator(kv):
 
 def test_alpha_search_picks_the_accuracy_simulators_alphas():
     """The on-chip search (errors in bf16 steps, query energy as a sum) chooses, per KV head, the
-    factors BaosKVCache with BaosOptions() chooses (fp32 errors, mean query energy) on inputs
-    whose candidates are well separated: outlier channels of different strengths per head."""
+    factors and shift BaosKVCache with the same criterion ('attention') and candidates (the plain
+    format, then the alphas) chooses (fp32 errors, mean query energy) on inputs whose candidates
+    are well separated: outlier channels in odd heads only, which need smoothing, and heads
+    without, where the plain format (no shift, s = 1) wins."""
     npu = load_npu_config("dnpu-cloud")
     config, seq_len = GQA_BIAS, 16
     shapes = Shapes(config, npu, seq_len, SEARCH4)
@@ -229,18 +238,22 @@ def test_alpha_search_picks_the_accuracy_simulators_alphas():
         x = np.zeros((count, rows, slot), np.float32)
         x[..., :hd] = generator.integers(-64, 65, (count, rows, hd)) / 8
         x[1::2, :, :4] *= 16  # outlier channels in odd heads only
+        x[0::2, :, :hd] = 2 * generator.integers(-2, 3, x[0::2, :, :hd].shape)  # even heads: exact in MXINT4
         return rnd(x)
 
     k, v, q = grid(seq_len, heads), grid(seq_len, heads), grid(seq_len, config.n_heads)
     state = ReferenceState.start(shapes, np.zeros(seq_len, np.int32))
     reference_kv(StepSpec(shapes, seq_len, 4, "topk"), state, 0, k, v, 0, 8, q)
-    cache = make_cache_factory("baos-mxint", 4, decode=BlockLayout(8, 4))(config, 1, seq_len)
+    cache = make_cache_factory("baos-mxint", 4, decode=BlockLayout(8, 4), criterion="attention")(config, 1, seq_len)
     cache.observe_queries(0, torch.from_numpy(q[None, ..., :hd]))
     cache.write(0, torch.arange(seq_len), torch.from_numpy(k[None, ..., :hd]), torch.from_numpy(v[None, ..., :hd]))
     rows = state.baos.rows[0]
-    assert np.array_equal(rows[:, 0, :hd], cache.transforms["key"][0].factors[0].numpy())
-    assert np.array_equal(rows[:, 2, :hd], cache.transforms["value"][0].factors[0].numpy())
+    for row, kind in ((0, "key"), (2, "value")):
+        chosen = cache.transforms[kind][0]
+        assert np.array_equal(rows[:, row, :hd], chosen.factors[0].numpy())
+        assert np.array_equal(rows[:, row + 1, :hd], chosen.shift[0].numpy())
     assert len(set(cache.alpha_counts)) > 2  # the heads did not all choose the same alpha
+    assert ("key", NO_SMOOTHING) in cache.alpha_counts  # some heads kept the plain format
 
 
 @pytest.mark.parametrize("query_length", [16, 4])

@@ -40,7 +40,8 @@ EXACT_BITS = (8, 4)  # MX widths the DMA stores (npu.compiler.kv_quant)
 
 def baos_options(kv: KVQuant) -> BaosOptions:
     """The accuracy simulator's equivalent of the compiler's BAOS KV (method 'baos-mxint' at kv.bits)."""
-    return BaosOptions(storage="mxint", alphas=kv.alphas)
+    return BaosOptions(storage="mxint", alphas=kv.alphas, criterion=kv.criterion, plain_candidate=kv.plain_candidate,
+                       mx_scale=kv.mx_scale)
 
 
 def fast_simulator_tokens(npu_model, prompts: np.ndarray, decode: DecodeConfig, kv: KVQuant | None) -> np.ndarray:
@@ -50,7 +51,9 @@ def fast_simulator_tokens(npu_model, prompts: np.ndarray, decode: DecodeConfig, 
         factory = make_cache_factory("bf16", 16, decode=decode)
     else:
         options = baos_options(kv)
-        factory = make_cache_factory("baos-mxint", kv.bits, decode=decode, alphas=options.alphas)
+        factory = make_cache_factory("baos-mxint", kv.bits, decode=decode, alphas=options.alphas,
+                                     criterion=options.criterion, plain_candidate=options.plain_candidate,
+                                     mx_scale=options.mx_scale)
     with observe_queries(npu_model):  # BAOS's alpha search weighs key errors by the queries
         result = torch_generate(npu_model, torch.as_tensor(prompts, dtype=torch.long), decode, cache_factory=factory)
     return result.tokens.numpy().astype(np.int32)

@@ -46,7 +46,7 @@ import numpy as np
 
 from npu.compiler.asm import CompileError
 from npu.compiler.context import INT_Q0, INT_S0, Emit, StepSpec, rounder
-from npu.hw.numerics import (MX_SCALE_RULES, POW2_MODES, SMOOTHING_ALPHAS, chained_row_sum, hw_recip,
+from npu.hw.numerics import (BAOS_CRITERIA, MX_SCALE_RULES, POW2_MODES, SMOOTHING_ALPHAS, chained_row_sum, hw_recip,
                               round_to_format)
 from npu.isa.table import DRAM_FORMATS, NO_CLIP_STORE
 from npu.hw.rows import decode_rows, encode_rows, row_bytes
@@ -56,6 +56,7 @@ INT_KVQ_ROWS = 17  # INT SRAM scratch word (16..63 are scratch; 16 is INT_MROW):
 ROWS_TAG = "kvq.rows"  # vector SRAM buffer of the layer's factor rows, live from the K/V write to attention
 ALPHA_MODES = {a: POW2_MODES[a] for a in SMOOTHING_ALPHAS if a}  # vsmscale modes; alpha 0 = no smoothing
 DEFAULT_ALPHAS = SMOOTHING_ALPHAS  # BaosOptions()'s candidates
+LOWERED_CRITERIA = ("attention",)  # of numerics.BAOS_CRITERIA, those the alpha search lowers
 SPEC_PATTERN = re.compile(r"baos-mxint(\d+)(-nc)?$")  # -nc: the no-clip MX scale rule
 # factor rows per KV head, in this order: K factor, K shift, V factor, V shift
 ROW_K_FACTOR, ROW_K_SHIFT, ROW_V_FACTOR, ROW_V_SHIFT = range(4)
@@ -67,11 +68,15 @@ class KVQuant:
     taken as one), or several candidates chosen per (layer, head) at each refresh by the
     round-trip error (keys weighted by the pass's query energy), as BaosOptions() does.
     mx_scale: the MX scale rule of the K/V stores (numerics.MX_SCALE_RULES): 'ocp' stores with
-    `dstkv.v`, 'no_clip' with its twin `dstkvnc.v` (same DRAM layout, so loads are unchanged)."""
+    `dstkv.v`, 'no_clip' with its twin `dstkvnc.v` (same DRAM layout, so loads are unchanged).
+    criterion: the search's criterion (numerics.BAOS_CRITERIA); the NPU lowers 'attention'.
+    plain_candidate: the search also tries the plain format (no shift, s = 1) first."""
 
     bits: int = 4
     alphas: tuple[float, ...] | float = DEFAULT_ALPHAS
     mx_scale: str = "ocp"
+    criterion: str = "attention"
+    plain_candidate: bool = True
 
     def __post_init__(self) -> None:
         alphas = (self.alphas,) if isinstance(self.alphas, (int, float)) else tuple(self.alphas)
@@ -83,6 +88,10 @@ class KVQuant:
             raise CompileError(f"KV quantization {self.name}: alphas={self.alphas} must come from 0, 0.25, 0.5, 0.75")
         if self.mx_scale not in MX_SCALE_RULES:
             raise CompileError(f"KV quantization: MX scale rule {self.mx_scale!r} is not one of {MX_SCALE_RULES}")
+        if self.criterion not in LOWERED_CRITERIA:
+            known = "unknown" if self.criterion not in BAOS_CRITERIA else "not lowered"
+            raise CompileError(f"KV quantization {self.name}: criterion {self.criterion!r} is {known}; the NPU's "
+                               f"alpha search lowers {', '.join(LOWERED_CRITERIA)}")
 
     @classmethod
     def parse(cls, text: str, alphas: tuple[float, ...] | float = DEFAULT_ALPHAS) -> "KVQuant":
@@ -357,12 +366,8 @@ def _emit_alpha_search(e: Emit, kind: str, d_buf: int, stats: int) -> None:
                     _advance(asm, ("r1", "r2"), vlen)
                 asm("add r3, r3, r8")
             asm(f"addi r11, r11, {slot}")
-    for i, alpha in enumerate(kvq.alphas):
-        asm.li("r1", s_row)
-        asm.li("r2", m_row)
-        with asm.loop(chunks):
-            asm("vbcast r1, f2" if alpha == 0.0 else f"vsmscale r1, r2, {ALPHA_MODES[alpha]}")
-            _advance(asm, ("r1", "r2"), vlen)
+    def candidate_error() -> None:
+        """f4 <- the error of the candidate whose factors are in S_a and whose values are in d_buf."""
         asm("wait vector")
         asm.li("r1", d_buf)
         asm.li("r2", lq)
@@ -389,6 +394,14 @@ def _emit_alpha_search(e: Emit, kind: str, d_buf: int, stats: int) -> None:
                 asm("vsum f4, r6")
                 _advance(asm, ("r1", "r3") + (("r2",) if weighted else ()), vlen)
         asm("wait vector")
+
+    for i, alpha in enumerate(kvq.alphas):
+        asm.li("r1", s_row)
+        asm.li("r2", m_row)
+        with asm.loop(chunks):
+            asm("vbcast r1, f2" if alpha == 0.0 else f"vsmscale r1, r2, {ALPHA_MODES[alpha]}")
+            _advance(asm, ("r1", "r2"), vlen)
+        candidate_error()
         asm("add r1, r10, r0")
         asm.li("r3", s_row)
         if i == 0:
@@ -405,6 +418,55 @@ def _emit_alpha_search(e: Emit, kind: str, d_buf: int, stats: int) -> None:
         with asm.loop(chunks):
             asm("vsel r1, r3, r1, r2")
             _advance(asm, ("r1", "r3"), vlen)
+    if kvq.plain_candidate:
+        _emit_plain_candidate(e, d_buf, s_row, t_row, mask_row, candidate_error)
+
+
+def _emit_plain_candidate(e: Emit, d_buf: int, s_row: int, zero_row: int, mask_row: int, candidate_error) -> None:
+    """The "no smoothing" candidate after the alphas: x itself (no shift) with s = 1. It wins when
+    its error is <= the best alpha's (`fle`: the tie goes to it, as if it were tried first); then
+    the factor row becomes 1 and the shift row 0 (`vsel`). d_buf is rebuilt as x - the chosen shift
+    for the store. Registers: r9 = the head's x, r5 = the row stride of x, r10 = its factor row."""
+    asm, sh, npu, spec = e.asm, e.shapes, e.npu, e.spec
+    slot, vlen, lq = sh.slot, npu.vlen, spec.query_length
+    chunks = slot // vlen
+    asm("add r4, r9, r0")
+    asm.li("r6", d_buf)
+    with asm.loop(lq):
+        asm("add r1, r4, r0")
+        with asm.loop(chunks):
+            asm("vmov r6, r1")
+            _advance(asm, ("r1", "r6"), vlen)
+        asm("add r4, r4, r5")
+    asm.li("r1", s_row)
+    with asm.loop(chunks):
+        asm("vbcast r1, f2")
+        asm(f"addi r1, r1, {vlen}")
+    candidate_error()
+    asm("fle r7, f4, f3")
+    asm("fcvt.f.i f5, r7")
+    asm.li("r2", mask_row)
+    asm("vbcast r2, f5")
+    asm.li("r4", zero_row)
+    asm("vbcast r4, f1")
+    asm("add r1, r10, r0")
+    asm.li("r3", s_row)
+    with asm.loop(chunks):
+        asm("vsel r1, r3, r1, r2")
+        _advance(asm, ("r1", "r3"), vlen)
+    asm(f"addi r1, r10, {slot}")
+    with asm.loop(chunks):
+        asm("vsel r1, r4, r1, r2")
+        asm(f"addi r1, r1, {vlen}")
+    asm("add r4, r9, r0")
+    asm.li("r6", d_buf)
+    with asm.loop(lq):
+        asm("add r1, r4, r0")
+        asm(f"addi r3, r10, {slot}")
+        with asm.loop(chunks):
+            asm("vsub r6, r1, r3")
+            _advance(asm, ("r1", "r3", "r6"), vlen)
+        asm("add r4, r4, r5")
 
 
 def _advance(asm, registers: tuple[str, ...], step: int) -> None:
@@ -537,28 +599,40 @@ def _mx_round_trip(d: np.ndarray, factors: np.ndarray, kvq: KVQuant, mx_block: i
     return decode_rows(raw, kvq.fmt, slot, mx_block).reshape(heads, rows, slot)
 
 
-def _reference_search(d: np.ndarray, weights: np.ndarray | None, kvq: KVQuant, npu) -> np.ndarray:
-    """_emit_alpha_search: the factors (heads, slot) of the alpha with the smallest error."""
+def _reference_search(x: np.ndarray, d: np.ndarray, weights: np.ndarray | None, kvq: KVQuant,
+                      npu) -> tuple[np.ndarray, np.ndarray]:
+    """_emit_alpha_search: the factors (heads, slot) of the candidate with the smallest error, and
+    per head whether that is the plain candidate (x itself, s = 1; _emit_plain_candidate)."""
     rnd, vlen = rounder(npu), npu.vlen
     m = np.abs(d).max(axis=1)
-    best = factors = None
-    for i, alpha in enumerate(kvq.alphas):
-        s_a = np.ones_like(m) if alpha == 0.0 else rnd(smoothing_factor(m, ALPHA_MODES[alpha]))
-        read = rnd(_mx_round_trip(d, s_a, kvq, npu.mx_block) * s_a[:, None, :])  # dldkv.v
-        t = rnd(read - d)
+
+    def error_of(values: np.ndarray, s_a: np.ndarray) -> np.ndarray:
+        read = rnd(_mx_round_trip(values, s_a, kvq, npu.mx_block) * s_a[:, None, :])  # dldkv.v
+        t = rnd(read - values)
         t = rnd(t * t)
         if weights is not None:
             t = rnd(t * weights[:, None, :])
-        error = np.zeros(d.shape[0], np.float32)
-        for row in range(d.shape[1]):
+        error = np.zeros(values.shape[0], np.float32)
+        for row in range(values.shape[1]):
             error = chained_row_sum(t[:, row], vlen, error)
+        return error
+
+    best = factors = None
+    for i, alpha in enumerate(kvq.alphas):
+        s_a = np.ones_like(m) if alpha == 0.0 else rnd(smoothing_factor(m, ALPHA_MODES[alpha]))
+        error = error_of(d, s_a)
         if i == 0:
             best, factors = error, s_a
         else:
             better = error < best
             best = np.minimum(best, error)
             factors = np.where(better[:, None], s_a, factors)
-    return factors
+    plain = np.zeros(d.shape[0], bool)
+    if kvq.plain_candidate:
+        ones = np.ones_like(m)
+        plain = error_of(x, ones) <= best
+        factors = np.where(plain[:, None], ones, factors)
+    return factors, plain
 
 
 def _query_energy(q: np.ndarray, kv_heads: int, rnd) -> np.ndarray:
@@ -598,7 +672,10 @@ def reference_kv(spec: StepSpec, state, layer: int, k: np.ndarray, v: np.ndarray
             if kvq.search:
                 if q is None:
                     raise ValueError("reference_kv: the alpha search needs the queries q")
-                s = _reference_search(d, _query_energy(q, k.shape[0], rnd) if j == 0 else None, kvq, npu)
+                s, plain = _reference_search(x, d, _query_energy(q, k.shape[0], rnd) if j == 0 else None, kvq, npu)
+                if plain.any():  # the plain candidate won: no shift
+                    z = np.where(plain[:, None], np.float32(0.0), z)
+                    d = rnd(x - z[:, None, :])
             elif kvq.mode is None:
                 s = np.ones_like(z)
             else:

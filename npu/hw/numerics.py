@@ -930,6 +930,19 @@ POW2_MODES = {0.25: "p2a25", 0.5: "p2a50", 0.75: "p2a75", 1.0: "p2a100"}
 # The strengths BAOS KV smoothing chooses from by default, in the accuracy simulator
 # (npu.quant.baos) and on the NPU (npu.compiler.kv_quant) alike: none, and the fractional modes.
 SMOOTHING_ALPHAS = (0.0, 0.25, 0.5, 0.75)
+# How BAOS picks its candidate per (sequence, layer, KV head), K and V separately; the candidates
+# are the alphas above (with the per-channel shift where the variant shifts) plus "no smoothing"
+# (no shift, s = 1: the plain storage format), tried first so that ties keep the plain format.
+# "output":        the attention-output error of the block's queries (docs/baos.md section 3):
+#                  keys by |softmax(q k^T) v - softmax(q k_hat^T) v|^2 with exact values, values
+#                  by |P (v_hat - v)|^2 with exact keys, summed over the query heads and rows.
+#                  Their sum is minimised by choosing K and V apart, so it can never exceed the
+#                  plain format's.
+# "attention":     each channel's squared key error weighted by the mean q_c^2 of the pass's
+#                  queries (the diagonal of the logit error); values by the plain squared error.
+# "attention-max": the same with max q_c^2 (vamax).
+# "mse":           the plain squared error of keys and values.
+BAOS_CRITERIA = ("output", "attention", "attention-max", "mse")
 
 
 def smoothing_factor(stats: np.ndarray, mode: str) -> np.ndarray:

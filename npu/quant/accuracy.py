@@ -77,6 +77,7 @@ def exact_match(model: MaskedDiffusionTransformer, task, decode: DecodeConfig, c
         "exact_match": rows.float().mean().item(),
         "token_accuracy": (predicted == answers).float().mean().item(),
         "n": n_prompts,
+        "correct": rows.tolist(),  # per prompt, for paired comparisons of methods on the same prompts
     }
 
 

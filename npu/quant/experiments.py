@@ -89,15 +89,18 @@ def read_journal(journal: str | Path | None) -> dict[tuple, dict]:
 
 
 # Each ablation variant changes one thing from the BAOS default of each layout (per-block refresh
-# statistics, alpha searched over {0, .25, .5, .75} by attention-weighted error, values smoothed,
-# block window; MX: pow2 factors + shift, INT: fp factors, no shift). Variants that restate a
-# layout's default are marked so; they double as a repeat of the default row.
+# statistics, the plain format and alphas {0, .25, .5, .75} chosen by the attention-output error of
+# the block's queries, values smoothed, block window; MX: pow2 factors + shift, INT: fp factors,
+# no shift). Variants that restate a layout's default are marked so; they double as a repeat of
+# the default row.
 BAOS_ABLATION: dict[str, dict] = {
     "default": {},
     "no per-block adaptation (first block's factors)": {"adaptation": "first"},
     "fixed alpha 0.5": {"alphas": (0.5,)},
     "alpha 0 (no smoothing)": {"alphas": (0.0,)},
     "per-step statistics": {"statistics": "step"},
+    "no plain-format candidate": {"plain_candidate": False},
+    "attention criterion (q^2-weighted key error; the compiled search's)": {"criterion": "attention"},
     "mse criterion": {"criterion": "mse"},
     "attention-max criterion": {"criterion": "attention-max"},
     "RoPE-paired key factors": {"rope_paired": True},
@@ -108,6 +111,27 @@ BAOS_ABLATION: dict[str, dict] = {
     "no value smoothing": {"smooth_values": False},
     "no block window": {"window": "none"},
 }
+
+
+def study_method_options(methods: tuple[str, ...], baos_criterion: str = "output",
+                         mx_scale: str = "ocp") -> dict[str, dict]:
+    """Options of the accuracy grid's methods from the study's settings (config `quantization:`):
+    the BAOS methods' selection criterion (numerics.BAOS_CRITERIA) and the MX scale rule of every
+    method that stores MX (numerics.MX_SCALE_RULES). Bad names raise naming the known ones."""
+    from npu.hw.numerics import BAOS_CRITERIA, check_scale_rule
+    from npu.quant.methods import get_method
+
+    if baos_criterion not in BAOS_CRITERIA:
+        raise ValueError(f"BAOS criterion {baos_criterion!r} is not one of {', '.join(BAOS_CRITERIA)}")
+    check_scale_rule(mx_scale)
+    options: dict[str, dict] = {}
+    for method in methods:
+        accepted = get_method(method).options
+        chosen = {key: value for key, value in (("criterion", baos_criterion), ("mx_scale", mx_scale))
+                  if key in accepted}
+        if chosen:
+            options[method] = chosen
+    return options
 
 
 def default_sources(checkpoints: dict[str, str], outlier_label_suffix: str = "+outliers",

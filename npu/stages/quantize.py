@@ -23,7 +23,8 @@ from pathlib import Path
 
 from npu.io import write_json, write_tsv
 from npu.quant.accuracy import DEFAULT_BITS, DEFAULT_CACHE_MODES, DEFAULT_METHODS, SampleSizes
-from npu.quant.experiments import BAOS_ABLATION, ModelSource, load_model_under_test, quick_sizes, read_journal
+from npu.quant.experiments import (BAOS_ABLATION, ModelSource, load_model_under_test, quick_sizes, read_journal,
+                                   study_method_options)
 
 
 def labelled_values(values: list[str], option: str, what: str) -> dict[str, str]:

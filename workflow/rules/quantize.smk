@@ -39,6 +39,7 @@ rule accuracy:
         bits=" ".join(str(b) for b in QUANT["bits"]),
         cache_modes=" ".join(QUANT["cache_modes"]),
         prompts=QUANT["prompts"],
+        baos=f"--baos-criterion {QUANT['baos_criterion']} --mx-scale {QUANT['mx_scale']}",
     threads: config["train"]["threads"]
     log:
         f"{RESULTS}/logs/accuracy.log",
@@ -48,7 +49,7 @@ rule accuracy:
         "../../envs/dnpu.yaml"
     shell:
         "npu kv-accuracy {params.sources} {params.static} --npu {input.npu} --methods {params.methods} "
-        "--bits {params.bits} --cache-modes {params.cache_modes} --prompts {params.prompts} "
+        "--bits {params.bits} --cache-modes {params.cache_modes} --prompts {params.prompts} {params.baos} "
         "--threads {threads} --out {output.table} --json {output.json} --markdown {output.markdown} 2> {log}"
 
 
