@@ -157,7 +157,7 @@ def synth_composition_stage(tables: list[str | Path], out: str | Path) -> Path:
     checks = composition_check(_read_rows(tables))
     if not checks:
         raise ValueError("synth composition: no composition has both its parts and a flat synthesis among the "
-                         "tables (synth.units needs matrix_pe, matrix_pe_row0 and systolic_array_4x4 / _8x8)")
+                         "tables (e.g. synth.units with matrix_pe, matrix_pe_row0 and systolic_array_4x4)")
     return write_tsv(out, checks)
 
 

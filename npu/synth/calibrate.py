@@ -154,7 +154,9 @@ def calibrated_technology(base: Mapping[str, Any], rows: list[Mapping[str, Any]]
     table = data["energy"]
     table["scale_from_45nm"] = 1.0
     pj = table["pj_at_45nm"]
-    pj["lane_ops"] = {key: value * scale for key, value in pj["lane_ops"].items()}  # kept ones at 7 nm
+    # Every energy at 7 nm first (the kept ones too: the table's scale becomes 1.0).
+    pj.update({key: value * scale for key, value in pj.items() if key != "lane_ops"})
+    pj["lane_ops"] = {key: value * scale for key, value in pj["lane_ops"].items()}
     for key, (value, _) in after.items():
         if key.startswith("lane_ops."):
             pj["lane_ops"][key.split(".", 1)[1]] = value

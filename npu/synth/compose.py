@@ -142,6 +142,14 @@ def preset_compositions(config: Any, units: list[str]) -> dict[str, dict[str, in
     return result
 
 
+def checkable(units: list[str]) -> list[str]:
+    """The compositions a run with these synthesized `units` can check against a flat synthesis
+    (some size has its flat unit and every part): results/synth/composition.tsv is made for them."""
+    return [name for name, composition in COMPOSITIONS.items()
+            if any(flat in units and all(part in units for part in composition.parts(size))
+                   for size, flat in composition.flat_checks.items())]
+
+
 def _number(value: Any) -> float | None:
     try:
         return float(value)
