@@ -217,6 +217,14 @@ def compose_rows(rows: list[dict[str, Any]], compositions: dict[str, dict[str, i
 COMPARED = ("cell_area_um2", "cells", "sequential_area_um2", "leakage_uw", "power_default_activity_uw", "fmax_ghz")
 
 
+def _error_percent(composed: float, flat: float) -> float:
+    """(composed - flat) / flat in %; 0 where both are 0 (a combinational unit's sequential
+    area), infinite where only the flat one is."""
+    if flat == 0:
+        return 0.0 if composed == 0 else float("inf")
+    return 100.0 * (composed - flat) / flat
+
+
 def composition_check(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every composition with a flat synthesis at some size: one row per (composition, size,
     corner, figure) with the flat value, the composed one and the relative error in %."""
@@ -238,6 +246,6 @@ def composition_check(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         continue  # e.g. no power where OpenSTA crashed: the other figures are still checked
                     checks.append({"composition": name, "size": size, "corner": corner, "figure": key,
                                    "flat": flat_value, "composed": composed_value,
-                                   "error_percent": 100.0 * (composed_value - flat_value) / flat_value,
+                                   "error_percent": _error_percent(composed_value, flat_value),
                                    "flat_unit": flat_unit, "parts": composed["parameters"]})
     return checks
