@@ -161,8 +161,11 @@ def test_energy_actions_match_the_cycle_simulator():
     result = crossvalidate(steps(EDGE)["tiny dual"], EDGE, name="tiny dual")
     simulated = result.stats.energy.actions
     analytical = result.estimate.energy.actions
-    for action in ("mac", "instruction", "dram_read_bytes", "vector_sram_read_bytes", "matrix_sram_read_bytes"):
+    for action in ("mac", "instruction", "dram_read_bytes", "vector_sram_read_bytes", "matrix_sram_read_bytes",
+                   "dma_codec_element"):
         assert analytical[action] == pytest.approx(simulated[action]), action
+    assert simulated["dma_codec_element"] > 0  # every DMA element passes through the codec
+    assert result.stats.energy.picojoules["dma codec"] == pytest.approx(result.estimate.energy.picojoules["dma codec"])
 
 
 def test_regions_come_from_op_labels_or_listing_comments():

@@ -486,6 +486,8 @@ def test_breakdowns_add_up_and_energy_is_counts_times_energies():
     energy = stats.energy
     assert energy.picojoules["matrix"] == pytest.approx(8 * 64 * 64 * EDGE.technology.energy.mac)
     assert energy.actions["dram_read_bytes"] == 16 * 2048
+    assert energy.actions["dma_codec_element"] == 16 * 1024  # every element through the DMA codec
+    assert energy.picojoules["dma codec"] == pytest.approx(16 * 1024 * EDGE.technology.energy.dma_codec_element)
     assert energy.picojoules["leakage"] == pytest.approx(stats.cycles * EDGE.technology.energy.leakage_pj_per_cycle(EDGE.total_sram_bytes, EDGE.clock_ghz))
     assert energy.total_pj == pytest.approx(sum(energy.picojoules.values()))
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from npu.config import read_yaml
-from npu.dse.area import UnitLibrary, area_report
+from npu.dse.area import UnitFigures, UnitLibrary, area_report
 from npu.dse.grid import DesignSpaceError, base_parameters, check_point, cycle_sampled, design_points, point_id
 from npu.dse.pareto import pareto_front, pareto_rows
 from npu.hw.config import npu_config_from_dict
@@ -184,6 +184,10 @@ def test_area_scales_the_synthesized_units_by_the_points_counts(tables):
     parts = [value for key, value in area.items() if key.startswith("area_") and key.endswith("_mm2") and key != "area_mm2"]
     assert area["area_mm2"] == pytest.approx(sum(parts))
     assert area["logic_leakage_mw"] == pytest.approx((128 ** 2 * 1.5 + 128 * 37.5) * 1e-3)
+    # the composed DMA codec row (npu.synth.compose) counts when the flat codec was not synthesized
+    composed = UnitLibrary({**library.units, "dma_codec_composed": UnitFigures(105833.0, 290.0)},
+                           library.sram_um2_per_bit, library.flop_um2)
+    assert area_report(config, composed)["area_dma_codec_mm2"] == pytest.approx(0.105833)
     # twice the array: four times the PEs
     bigger = npu_config_from_dict(design_points({"mlen": [256]}, BASE)[0].preset)
     assert area_report(bigger, library)["area_matrix_mm2"] == pytest.approx(4 * area["area_matrix_mm2"])

@@ -466,7 +466,7 @@ def test_matrix_unit_is_verilator_lint_clean(parameters):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("top", ["matrix_pe", "systolic_array"])
+@pytest.mark.parametrize("top", ["matrix_pe", "systolic_array", "matrix_accumulator"])
 def test_matrix_building_blocks_are_verilator_lint_clean(top):
     result = verilator_lint(top, matrix_sources())
     assert result.returncode == 0, result.stdout + result.stderr

@@ -279,6 +279,24 @@ def test_design_without_a_clock_is_unconstrained(tmp_path, small_synthesis, libe
         analyze(liberty_tt, out / "netlist.v", record["unit"], 1000, tmp_path)  # the bare unit: no clock port
 
 
+
+def test_unconstrained_design_writes_no_table(tmp_path, small_synthesis, liberty_tt):
+    """The timing stage itself: a synthesis record whose top has no clock (the bare unit, not its
+    registered wrapper) is an UnconstrainedDesignError naming the clock port, and neither the
+    timing row nor the critical-path report is written."""
+    import json
+
+    from npu.stages.synth import synth_timing_stage
+
+    out, record = small_synthesis
+    bare = tmp_path / "unit"
+    shutil.copytree(out, bare, ignore=shutil.ignore_patterns("work"))
+    (bare / "synthesis.json").write_text(json.dumps({**record, "top": record["unit"]}))
+    table, path = tmp_path / "timing_TT.tsv", tmp_path / "path.txt"
+    with pytest.raises(UnconstrainedDesignError, match="clk"):
+        synth_timing_stage(bare / "synthesis.json", liberty_tt, "TT", table, path)
+    assert not table.exists() and not path.exists()
+
 NO_POWER_LIBRARY = """library (no_power) {
   delay_model : table_lookup;
   time_unit : "1ps";

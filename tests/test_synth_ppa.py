@@ -192,6 +192,20 @@ def test_pe_composition_matches_a_flat_2x2_array(tmp_path, liberties):
 
 
 @needs_tools
+@pytest.mark.slow  # four small syntheses, each reading the merged library: about a minute on the loaded machine
+def test_max_tree_composed_from_its_node_matches_the_flat_tree_of_four(tmp_path, liberties):
+    """vmaxr's tree of 4 (three compare-and-select nodes, two levels) flat against 3 x the node
+    synthesized alone, with the path of two nodes in series: area within 15 %, fmax within 20 %
+    (each node's path carries a wrapper flop's clock-to-output and setup the flat tree has once)."""
+    rows = [_synthesize_and_time(name, liberties["TT"], tmp_path / name)
+            for name in ("vector_max_tree_2", "vector_max_tree_4")]
+    checks = {check["figure"]: check for check in composition_check(rows) if check["composition"] == "vector_max_tree"}
+    assert checks["cell_area_um2"]["size"] == 4
+    assert abs(checks["cell_area_um2"]["error_percent"]) < 15, checks["cell_area_um2"]
+    assert abs(checks["fmax_ghz"]["error_percent"]) < 20, checks["fmax_ghz"]
+
+
+@needs_tools
 @pytest.mark.slow  # the flat 4x4 array is 34,000 cells: 3-10 minutes of Yosys (results/synth/composition.tsv has it)
 def test_pe_composition_matches_a_flat_4x4_array(tmp_path, liberties):
     """The 4x4 array composed from its PEs against the flat 4x4 synthesis. The composition leaves
@@ -502,7 +516,13 @@ def test_die_area_sums_logic_sram_and_the_stated_allowance():
     assert row["logic_mm2"] == pytest.approx(5.0) and row["sram_mm2"] == 15.0
     assert row["total_mm2"] == pytest.approx(20.0 * (1 + UNCORE_FRACTION))
     assert row["area_ratio_ga102_over_npu"] == pytest.approx(GA102_AREA_MM2 / row["total_mm2"])
-    assert row["missing"] == "npu_core, dma_codec" and "assumption" in row["uncore"]
+    assert row["missing"] == ("matrix_accumulators, vector_sum_tree, vector_max_tree, vector_argmax_tree, npu_core, "
+                              "dma_codec") and "assumption" in row["uncore"]
+    # The DMA codec: the flat synthesis where there is one, else the composed row (never both).
+    composed = units + [{"unit": "dma_codec_composed", "corner": "TT", "cell_area_um2": 2e6}]
+    assert die_area_row("p", composed, [{"area_mm2": 15.0}])["dma_codec_mm2"] == pytest.approx(2.0)
+    flat = composed + [{"unit": "dma_codec", "corner": "TT", "cell_area_um2": 3e6}]
+    assert die_area_row("p", flat, [{"area_mm2": 15.0}])["logic_mm2"] == pytest.approx(8.0)
 
 
 def _calibration_rows(power_uw: float = 500.0) -> list[dict]:
@@ -537,6 +557,98 @@ def test_calibrated_table_prices_actions_with_the_synthesized_units():
     assert table.lane_ops["vector_add"] == pytest.approx(0.1)     # the default-activity 100 uW
     with pytest.raises(CalibrationError, match="matrix_pe"):
         calibrated_technology(base, [row for row in rows if row["unit"] != "matrix_pe"], sram, 0.3, "x")
+
+
+def test_accumulator_and_codec_energies_come_from_their_units():
+    """mac = the PE's energy + 1/MLEN of an accumulator column's cycle (an array row's MLEN x MLEN
+    MACs add MLEN column sums); dma_codec_element = the codec's conversion logic per cycle / its
+    block; without those units the PE alone and the base table's codec figure (labelled)."""
+    import yaml
+
+    from npu.hw.technology import technology_from_dict
+    from npu.synth.calibrate import calibrated_technology
+    from npu.synth.units import CODEC_PART_BLOCK
+
+    base = yaml.safe_load((REPO / "config" / "tech" / "asap7-7nm.yaml").read_text())
+    sram = [{"bank": "srambank_256x4x64_6t122", "read_pj_per_byte": 0.25}]
+    extra = [{"unit": unit, "corner": "TT", "clock_period_ps": 1000, "power_activity_uw": "not measured",
+              "power_default_activity_uw": power, "leakage_uw": 1.0}
+             for unit, power in (("matrix_accumulator", 6400.0), ("dma_codec_control", 800.0))]
+    data, provenance = calibrated_technology(base, _calibration_rows() + extra, sram, 0.3, "x", mlen=64)
+    table = technology_from_dict(data).energy
+    assert table.mac == pytest.approx(0.5 + 6.4 / 64)
+    assert table.dma_codec_element == pytest.approx(0.8 / CODEC_PART_BLOCK)
+    sources = {row["energy"]: row["source"] for row in provenance}
+    assert "matrix_accumulator" in sources["mac"] and "dma_codec_control" in sources["dma_codec_element"]
+    data, provenance = calibrated_technology(base, _calibration_rows(), sram, 0.3, "x", mlen=64)
+    table = technology_from_dict(data).energy
+    assert table.mac == pytest.approx(0.5)
+    assert table.dma_codec_element == pytest.approx(base["energy"]["pj_at_45nm"]["dma_codec_element"]
+                                                    * base["energy"]["scale_from_45nm"])
+    assert "not synthesized" in {row["energy"]: row["source"] for row in provenance}["dma_codec_element"]
+    assert table.instruction == pytest.approx(base["energy"]["pj_at_45nm"]["instruction"]
+                                              * base["energy"]["scale_from_45nm"])  # kept, at 7 nm too
+
+
+def test_dma_codec_is_charged_per_element_in_both_simulators():
+    """Every element a DMA moves passes through the codec; a KV load also multiplies it, a KV
+    store also takes its scale's reciprocal: the one definition (npu.sim.cost.latency) feeds the
+    analytical model's actions and the energy report's "dma codec" category."""
+    from npu.isa.table import DRAM_FORMATS
+    from npu.sim.analytical.segments import instruction_actions
+    from npu.sim.cost.energy import energy_report
+    from npu.sim.cost.latency import DmaShape, dma_codec_actions, instruction_timing
+
+    edge = load_npu_config("dnpu-edge")
+    table = edge.technology.energy
+    assert dma_codec_actions("dld.v", 3, 64) == (("dma_codec_element", 192),)
+    assert dma_codec_actions("dldkv.v", 2, 32) == (("dma_codec_element", 64), ("dma_kv_multiply", 64))
+    assert dict(dma_codec_actions("dstkv.v", 1, 32))["dma_kv_reciprocal"] == 32
+    assert dma_codec_actions("dst.v", 0, 32) == ()
+    fmt = DRAM_FORMATS.index("mxint8")
+    timing = instruction_timing("dst.v", edge, {"fmt": fmt}, DmaShape(4, 64))
+    actions = instruction_actions(timing)
+    assert actions["dma_codec_element"] == 256
+    report = energy_report(actions, edge, 0)
+    assert report.picojoules["dma codec"] == pytest.approx(256 * table.dma_codec_element)
+    kv = energy_report({"dma_kv_multiply": 10, "dma_kv_reciprocal": 10}, edge, 0)
+    assert kv.picojoules["dma codec"] == pytest.approx(10 * (table.lane_ops["vector_mul"]
+                                                             + table.lane_ops["vector_special"]))
+
+
+def test_reduction_trees_compose_from_nodes_with_log2_levels_in_series():
+    """A VLEN tree is VLEN - 1 nodes; its combinational path is log2(VLEN) nodes long."""
+    cloud = load_npu_config("dnpu-cloud")
+    units = ["fp32_add", "vector_max_tree_2", "vector_argmax_tree_2", "matrix_accumulator", "dma_codec_control",
+             "fp32_recip", "fp32_mul"]
+    compositions = preset_compositions(cloud, units)
+    assert compositions["vector_sum_tree"] == {"fp32_add": cloud.vlen - 1}
+    assert compositions["vector_argmax_tree"] == {"vector_argmax_tree_2": cloud.vlen - 1}
+    assert compositions["matrix_accumulators"] == {"matrix_accumulator": cloud.mlen}
+    assert compositions["dma_codec_composed"] == {"dma_codec_control": cloud.mx_block // 4,
+                                                  "fp32_recip": cloud.mx_block, "fp32_mul": cloud.mx_block}
+    assert "matrix_unit" not in compositions and "dma_codec_control_scaled" not in compositions  # checks only
+    node = _row("vector_max_tree_2", 30.0, 2.0)
+    row = compose_row("vector_max_tree", {"vector_max_tree_2": 127}, {"vector_max_tree_2": node})
+    assert row["cell_area_um2"] == pytest.approx(127 * 30.0)
+    assert row["critical_path_ps"] == pytest.approx(7 * 500.0) and row["fmax_ghz"] == pytest.approx(1 / 3.5)
+    assert row["worst_slack_ps"] == pytest.approx(1000 - 3500) and row["logic_levels"] == 21
+    flat = _row("vector_max_tree_4", 80.0, 1.2)
+    node["sequential_area_um2"] = flat["sequential_area_um2"] = 0.0  # combinational: 0 on both sides
+    check = {c["figure"]: c for c in composition_check([node, flat])}
+    assert check["cell_area_um2"]["composed"] == pytest.approx(90.0) and check["fmax_ghz"]["composed"] == 1.0
+    assert check["sequential_area_um2"]["error_percent"] == 0.0
+
+
+def test_accumulator_parameters_follow_the_preset():
+    for name in ("dnpu-edge", "dnpu-cloud"):
+        config = load_npu_config(name)
+        parameters = job_for("matrix_accumulator", config).parameters
+        assert parameters["ENTRIES"] == config.accumulators * config.blen
+        assert 2 ** parameters["ADDR_BITS"] >= parameters["ENTRIES"]
+    small = SYNTH_UNITS["matrix_accumulator_4"].parameters(None)
+    assert small["ENTRIES"] == 4  # the 2x2 matrix unit's check: ACCUMULATORS 2 x BLEN 2
+    assert COMPOSITIONS["matrix_unit"].parts(2) == {"matrix_pe_row0": 2, "matrix_pe": 2, "matrix_accumulator_4": 2}
 
 
 # ---- the simulators reading the calibrated table; energy per token by unit ---------------------
@@ -586,7 +698,7 @@ def test_energy_per_token_by_unit_adds_up_and_follows_the_calibrated_table(tmp_p
     for unit in UNITS:
         if unit != "MAC array":
             assert split["after"][unit] == pytest.approx(split["before"][unit]), unit
-    assert split["before"]["DMA / codec"] == 0 and split["before"]["DRAM"] > 0 and split["before"]["control"] > 0
+    assert split["before"]["DMA / codec"] > 0 and split["before"]["DRAM"] > 0 and split["before"]["control"] > 0
     table_rows = breakdown_rows("dnpu-edge", "tiny-sort", "dual", "topk", split["before"], split["after"])
     assert [row["unit"] for row in table_rows] == list(UNITS)
     assert sum(row["share_after"] for row in table_rows) == pytest.approx(1.0)

@@ -14,7 +14,7 @@ numbers, so its area is
   + rsqrt (the special-function units the presets give every lane, config/npu/dnpu-cloud.yaml);
 - the accumulators are `accumulators x BLEN x MLEN` fp32 registers of the Liberty file's
   DFFHQNx1 flop (0.29 um^2 in ASAP7 RVT);
-- the DMA codec (`dma_codec`) once, when synthesized;
+- the DMA codec once, when synthesized: `dma_codec` flat, else the `dma_codec_composed` row;
 - each SRAM: its bits x ports at the density (um^2 per bit and port) of the same memory of the
   base preset in sram.tsv (the banks alone: no wiring or periphery, a lower bound).
 
@@ -35,7 +35,7 @@ from npu.io import read_tsv
 
 PE_RECIPES = (("matrix_pe",), ("fp32_mul", "fp32_add"))
 LANE_RECIPES = (("vector_lane",), ("fp32_add", "fp32_mul", "fp32_exp", "fp32_recip", "fp32_rsqrt"))
-DMA_RECIPES = (("dma_codec",),)
+DMA_RECIPES = (("dma_codec",), ("dma_codec_composed",))  # flat (opt-in), else composed (npu.synth.compose)
 FLOP_CELL = "DFFHQNx1_ASAP7_75t_R"
 MEMORIES = ("vector_sram", "matrix_sram", "fp_sram", "int_sram")
 ACCUMULATOR_BITS = 32

@@ -63,6 +63,19 @@ class EnergyTable:
     dram_pj_per_bit: Mapping[str, float]  # by DRAM kind
     leakage_mw_per_mib_sram: float
     leakage_mw_logic: float
+    dma_codec_element: float = 0.0       # one element through the DMA's format codec (conversion logic)
+
+    def dma_codec_pj(self, action: str) -> float:
+        """Energy of one DMA codec action (npu.sim.cost.latency.dma_codec_actions): an element
+        converted; a KV element's multiply and reciprocal, the same fp32 units as a vector lane's
+        (npu/rtl/dma_codec.v instantiates fp32_mul and fp32_recip)."""
+        if action == "dma_codec_element":
+            return self.dma_codec_element
+        if action == "dma_kv_multiply":
+            return self.lane_ops["vector_mul"]
+        if action == "dma_kv_reciprocal":
+            return self.lane_ops["vector_special"]
+        raise ValueError(f"no energy for DMA codec action {action!r}")
 
     def sram_pj_per_byte(self, size_bytes: int) -> float:
         """Access energy per byte of an SRAM of `size_bytes` (Horowitz: 10/20/100 pJ per 64 bit
@@ -97,6 +110,7 @@ def technology_from_dict(data: Mapping, source: str = "<dict>") -> Technology:
         lane_ops={name: pj * scale for name, pj in at_45nm["lane_ops"].items()},
         instruction=at_45nm["instruction"] * scale,
         sram_64bit_8kib=at_45nm["sram_64bit_8kib"] * scale,
+        dma_codec_element=at_45nm["dma_codec_element"] * scale,
         dram_pj_per_bit={kind: float(pj) for kind, pj in energy["dram_pj_per_bit"].items()},
         leakage_mw_per_mib_sram=float(energy["leakage_mw_per_mib_sram"]),
         leakage_mw_logic=float(energy["leakage_mw_logic"]))

@@ -18,7 +18,7 @@ from npu.rtl import RTL_DIR
 MATRIX_TOP = "matrix_unit"
 # The arithmetic units the array instantiates, then the matrix unit's own modules (bottom up).
 MATRIX_MODULES = ("leading_zero_count", "bf16_to_fp32", "fp32_to_bf16", "fp32_add", "fp32_mul",
-                  "matrix_pe", "systolic_array", "matrix_unit")
+                  "matrix_pe", "systolic_array", "matrix_accumulator", "matrix_unit")
 # Verilog defines that build a deliberately wrong variant (the mutation check of the tests).
 MUTANTS = {
     "DNPU_MUTANT_PE_ROUND": "PE (1, 0) flips the last mantissa bit of its partial sum",

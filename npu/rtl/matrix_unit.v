@@ -65,7 +65,7 @@ module matrix_unit #(
     input  wire [ACC_BITS-1:0]      wb_acc,
     output reg                      wb_out_valid,
     output reg  [ROW_BITS-1:0]      wb_out_index,
-    output reg  [MLEN*VEC_BITS-1:0] wb_out_row,
+    output wire [MLEN*VEC_BITS-1:0] wb_out_row,
     output wire [MLEN-1:0]          col_write
 );
   localparam integer BEATS = MLEN / WROWS;
@@ -221,29 +221,20 @@ module matrix_unit #(
     wb_out_index <= read_row;
   end
 
-  // ---- accumulator bank: one memory per column, row {acc, b} -----------------------------------
+  // ---- accumulator bank: one matrix_accumulator per column, row {acc, b} ---------------------
   generate
     for (n = 0; n < MLEN; n = n + 1) begin : g_column
-      reg [31:0] bank [0:ENTRIES-1];
       wire valid = stage_valid[MLEN + n];
-      wire [ADDR_BITS-1:0] addr = {stage_acc[(MLEN + n)*ACC_BITS +: ACC_BITS],
-                                   stage_row[(MLEN + n)*ROW_BITS +: ROW_BITS]};
-      wire [31:0] start = stage_accumulate[MLEN + n] ? bank[addr] : 32'd0;  // mm adds to +0
-      wire [31:0] total;
-      fp32_add u_acc (.a(start), .b(col_sum[32*n +: 32]), .y(total));
-      always @(posedge clk) begin
-        if (valid) bank[addr] <= total;
-      end
+      matrix_accumulator #(.ENTRIES(ENTRIES), .ADDR_BITS(ADDR_BITS), .VEC_BITS(VEC_BITS)) u_column (
+          .clk(clk),
+          .add_valid(valid),
+          .add_accumulate(stage_accumulate[MLEN + n]),
+          .add_addr({stage_acc[(MLEN + n)*ACC_BITS +: ACC_BITS], stage_row[(MLEN + n)*ROW_BITS +: ROW_BITS]}),
+          .col_sum(col_sum[32*n +: 32]),
+          .read_addr(read_addr),
+          .read_row(wb_out_row[VEC_BITS*n +: VEC_BITS])
+      );
       assign col_write[n] = valid;
-
-      wire [31:0] read_value = bank[read_addr];
-      wire [VEC_BITS-1:0] rounded;
-      if (VEC_BITS == 32) begin : g_fp32
-        assign rounded = read_value;
-      end else begin : g_bf16
-        fp32_to_bf16 u_round (.a(read_value), .y(rounded));
-      end
-      always @(posedge clk) wb_out_row[VEC_BITS*n +: VEC_BITS] <= rounded;
     end
   endgenerate
 endmodule

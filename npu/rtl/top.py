@@ -23,7 +23,7 @@ TOP_MODULES = ("issue_queue", "word_memory", "scalar_sram", "register_file", "lo
                *[name for name in DMA_CODEC_MODULES], "dma_engine",
                "fp32_compare", "smoothing_factor", "vector_lane", "vector_sum_tree", "vector_max_tree",
                "vector_argmax_tree", "vector_rank", "vector_unit", "vector_sequencer",
-               "matrix_pe", "systolic_array", "matrix_unit", "matrix_sequencer",
+               "matrix_pe", "systolic_array", "matrix_accumulator", "matrix_unit", "matrix_sequencer",
                "sram_bank", "row_sram", TOP)
 
 

@@ -157,7 +157,7 @@ def synth_composition_stage(tables: list[str | Path], out: str | Path) -> Path:
     checks = composition_check(_read_rows(tables))
     if not checks:
         raise ValueError("synth composition: no composition has both its parts and a flat synthesis among the "
-                         "tables (synth.units needs matrix_pe, matrix_pe_row0 and systolic_array_4x4 / _8x8)")
+                         "tables (e.g. synth.units with matrix_pe, matrix_pe_row0 and systolic_array_4x4)")
     return write_tsv(out, checks)
 
 
@@ -210,7 +210,8 @@ def synth_tech_stage(npu: str | Path, units: str | Path, sram: str | Path, liber
     config = load_npu_config(npu)
     base = yaml.safe_load(Path(config.technology.source).read_text())
     data, provenance = calibrated_technology(base, _read_rows([units]), _read_rows([sram]),
-                                             sram_leakage_mw_per_mib(liberty), f"{base['name']}-{config.name}-calibrated")
+                                             sram_leakage_mw_per_mib(liberty), f"{base['name']}-{config.name}-calibrated",
+                                             mlen=config.mlen)
     technology_from_dict(data, str(out))  # the same checks as a technology file the presets name
     header = (f"# {data['name']}: written by `npu synth-tech` (npu.synth.calibrate) from {units} and {sram}.\n"
               f"# scale_from_45nm is 1.0: the pj_at_45nm entries (the schema's key names) hold 7 nm energies.\n")

@@ -6,7 +6,12 @@ from the activity-based power where the gate-level simulation measured it, else 
 default-activity power (each entry says which). What each action of the cost model
 (npu.sim.cost.energy) is priced with:
 
-    mac              matrix_pe (bf16 x bf16 -> fp32 + fp32), one PE for one cycle
+    mac              matrix_pe (bf16 x bf16 -> fp32 + fp32), one PE for one cycle, plus 1 / MLEN of
+                     a matrix_accumulator column's cycle (a row of the array, MLEN x MLEN MACs, adds
+                     MLEN column sums into the accumulators) where it was synthesized
+    dma_codec_element  dma_codec_control (the codec's conversion logic at CODEC_PART_BLOCK
+                     elements, its kv fp32_recip / fp32_mul black boxes) per cycle / CODEC_PART_BLOCK;
+                     the kv scaling is priced as vector_mul / vector_special (the same units)
     vector_add       fp32_add             vector_compare   fp32_add (a compare is a subtract)
     vector_mul       fp32_mul             vector_move      fp32_to_bf16 (a mux/convert-class op)
     vector_special   mean of fp32_exp, fp32_recip, fp32_rsqrt
@@ -32,6 +37,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping
 
+from npu.synth.die import logic_rows
+
 LANE_SOURCES = {
     "vector_add": ("fp32_add",),
     "vector_mul": ("fp32_mul",),
@@ -41,7 +48,7 @@ LANE_SOURCES = {
     "scalar_fp": ("fp32_add",),
 }
 # The synthesized units whose leakage is the preset's logic leakage (each once; the arrays composed).
-LOGIC_UNITS = ("systolic_array", "vector_lanes", "npu_core", "dma_codec")
+# (npu.synth.die.LOGIC_UNITS: the die's logic, each unit once)
 
 
 def calibration_units() -> tuple[str, ...]:
@@ -74,15 +81,17 @@ def operation_energy_pj(row: Mapping[str, Any]) -> tuple[float, str] | None:
 
 
 def calibrated_technology(base: Mapping[str, Any], rows: list[Mapping[str, Any]], sram_rows: list[Mapping[str, Any]],
-                          sram_leakage_mw_per_mib: float, name: str, corner: str = "TT"
+                          sram_leakage_mw_per_mib: float, name: str, corner: str = "TT", mlen: int | None = None
                           ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(technology data, one provenance row per energy) from a preset's units.tsv rows at `corner`,
-    its sram.tsv rows and the base technology data (the file the preset names)."""
+    its sram.tsv rows and the base technology data (the file the preset names); `mlen` (the
+    preset's) shares an accumulator column's energy among the MACs of an array row."""
     units = {row["unit"]: row for row in rows if row["corner"] == corner}
     energy = base["energy"]
     scale = float(energy["scale_from_45nm"])
     before = {"mac": energy["pj_at_45nm"]["mac"] * scale, "instruction": energy["pj_at_45nm"]["instruction"] * scale,
               "sram_64bit_8kib": energy["pj_at_45nm"]["sram_64bit_8kib"] * scale,
+              "dma_codec_element": energy["pj_at_45nm"]["dma_codec_element"] * scale,
               **{f"lane_ops.{key}": value * scale for key, value in energy["pj_at_45nm"]["lane_ops"].items()},
               "leakage_mw_logic": float(energy["leakage_mw_logic"]),
               "leakage_mw_per_mib_sram": float(energy["leakage_mw_per_mib_sram"])}
@@ -103,6 +112,23 @@ def calibrated_technology(base: Mapping[str, Any], rows: list[Mapping[str, Any]]
             kept[key] = f"kept from the base table: {unit} has no power ({need(unit)['power_default_activity_uw']})"
         else:
             after[key] = energy_pj
+    if "mac" in after and mlen and "matrix_accumulator" in units:
+        accumulator = operation_energy_pj(units["matrix_accumulator"])
+        pe_pj, pe_source = after["mac"]
+        after["mac"] = ((pe_pj, f"{pe_source} (matrix_accumulator: no power)") if accumulator is None
+                        else (pe_pj + accumulator[0] / mlen, f"{pe_source} + 1/{mlen} of {accumulator[1]}"))
+    if "dma_codec_control" in units:
+        from npu.synth.units import CODEC_PART_BLOCK
+
+        codec = operation_energy_pj(units["dma_codec_control"])
+        if codec is None:
+            kept["dma_codec_element"] = "kept from the base table: dma_codec_control has no power"
+        else:
+            after["dma_codec_element"] = (codec[0] / CODEC_PART_BLOCK,
+                                          f"1/{CODEC_PART_BLOCK} of {codec[1]} (the codec's conversion logic, "
+                                          f"{CODEC_PART_BLOCK} elements per cycle)")
+    else:
+        kept["dma_codec_element"] = "kept from the base table: dma_codec_control not synthesized"
     for lane_op, sources in LANE_SOURCES.items():
         values = [operation_energy_pj(need(unit)) for unit in sources]
         if any(value is None for value in values):
@@ -116,9 +142,9 @@ def calibrated_technology(base: Mapping[str, Any], rows: list[Mapping[str, Any]]
     read_per_byte = float(sram_rows[0]["read_pj_per_byte"])
     after["sram_64bit_8kib"] = (read_per_byte * 8, f"ASAP7 {sram_rows[0]['bank']} read, 64 bit; "
                                                    "sqrt(size) growth to 1 MiB banks kept for wiring")
-    logic = [unit for unit in LOGIC_UNITS if unit in units]
-    after["leakage_mw_logic"] = (sum(float(units[unit]["leakage_uw"]) for unit in logic) / 1000,
-                                 f"sum of {', '.join(logic)} leakage at {corner}")
+    logic = logic_rows(list(rows), corner)
+    after["leakage_mw_logic"] = (sum(float(row["leakage_uw"]) for row in logic.values()) / 1000,
+                                 f"sum of {', '.join(row['unit'] for row in logic.values())} leakage at {corner}")
     after["leakage_mw_per_mib_sram"] = (sram_leakage_mw_per_mib, "npu.synth.sram.sram_leakage_mw_per_mib (estimate)")
 
     data = copy.deepcopy(dict(base))
@@ -128,7 +154,9 @@ def calibrated_technology(base: Mapping[str, Any], rows: list[Mapping[str, Any]]
     table = data["energy"]
     table["scale_from_45nm"] = 1.0
     pj = table["pj_at_45nm"]
-    pj["lane_ops"] = {key: value * scale for key, value in pj["lane_ops"].items()}  # kept ones at 7 nm
+    # Every energy at 7 nm first (the kept ones too: the table's scale becomes 1.0).
+    pj.update({key: value * scale for key, value in pj.items() if key != "lane_ops"})
+    pj["lane_ops"] = {key: value * scale for key, value in pj["lane_ops"].items()}
     for key, (value, _) in after.items():
         if key.startswith("lane_ops."):
             pj["lane_ops"][key.split(".", 1)[1]] = value

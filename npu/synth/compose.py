@@ -7,12 +7,15 @@ has no adder), and the array is composed:
     area, cells, leakage, power  = sum over parts of count x part
     fmax                         = the slowest part's (every PE registers its outputs, so the
                                    array's register-to-register paths are the PE's own, with
-                                   the wrapper's flops standing in for the neighbours')
+                                   the wrapper's flops standing in for the neighbours'); for a
+                                   combinational tree (the vector unit's reductions) the part's
+                                   path times the levels in series, log2(N) (`Composition.chain`)
 
 What this leaves out is whatever lies between the parts (the systolic array's input-skew
 registers and weight-load multiplexers, wires). `composition_check` measures it: the same
 formula at 4 x 4 and 8 x 8 against a flat synthesis of systolic_array at that size, and reports
-the error per figure.
+the error per figure; likewise the 2x2 matrix unit (PEs + accumulator columns), the reduction
+trees at N = 4 (three nodes) and the DMA codec's conversion logic at twice its part's block.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from npu.synth.units import CORE_DATAPATH_UNITS
+from npu.synth.units import CODEC_DATAPATH_UNITS, CODEC_PART_BLOCK, CORE_DATAPATH_UNITS
 
 SUMMED = ("cell_area_um2", "sequential_area_um2", "cells", "sequential_cells", "leakage_uw",
           "power_default_activity_uw")
@@ -37,6 +40,16 @@ class Composition:
     size: Callable[[Any], int]                 # NPU preset -> the size (MLEN, VLEN)
     parts: Callable[[int], dict[str, int]]     # size -> {synthesized unit: count}
     flat_checks: dict[int, str]                # size -> the flat synthesis unit it is checked against
+    # Parts in series on the longest register-to-register path, from the parts' counts: 1 where
+    # every part registers its outputs (the array), log2(N) for a combinational tree of N - 1 nodes.
+    chain: Callable[[dict[str, int]], int] = lambda parts: 1
+    preset: bool = True                        # a row of every preset's units.tsv (False: a check only)
+
+
+def _tree_levels(parts: dict[str, int]) -> int:
+    """Levels of a pairwise tree with `nodes` = N - 1 nodes (N a power of two): log2(N)."""
+    nodes = max(parts.values())
+    return max(1, (nodes + 1).bit_length() - 1)
 
 
 COMPOSITIONS: dict[str, Composition] = {
@@ -60,6 +73,54 @@ COMPOSITIONS: dict[str, Composition] = {
         size=lambda config: 1,
         parts=lambda size: {"npu_core_control": 1, **{unit: 1 for unit in CORE_DATAPATH_UNITS}},
         flat_checks={1: "npu_core_flat"}),
+    # The matrix unit's accumulator bank: one column (ACCUMULATORS x BLEN fp32 rows, the fp32_add,
+    # the mwb rounding) per array column.
+    "matrix_accumulators": Composition(
+        "matrix_accumulators", "MLEN accumulator columns (ACCUMULATORS x BLEN fp32 rows, fp32_add, mwb rounding)",
+        size=lambda config: config.mlen,
+        parts=lambda mlen: {"matrix_accumulator": mlen},
+        flat_checks={}),
+    # The check of both matrix compositions together: the 2x2 matrix unit flat against its PEs and
+    # accumulator columns (what neither composes: the issue register, the control stages beside
+    # the array, the hazard checks and the write-back sequencer).
+    "matrix_unit": Composition(
+        "matrix_unit", "MLEN x MLEN PEs + MLEN accumulator columns (the 2x2 check; control not included)",
+        size=lambda config: 2,
+        parts=lambda mlen: {"matrix_pe_row0": mlen, "matrix_pe": mlen * (mlen - 1), "matrix_accumulator_4": mlen},
+        flat_checks={2: "matrix_unit_2x2"}, preset=False),
+    # The vector unit's reduction trees: VLEN - 1 nodes each, log2(VLEN) in series (combinational).
+    "vector_sum_tree": Composition(
+        "vector_sum_tree", "vsum: VLEN - 1 fp32_add in a pairwise tree (log2(VLEN) in series)",
+        size=lambda config: config.vlen,
+        parts=lambda vlen: {"fp32_add": vlen - 1},
+        flat_checks={4: "vector_sum_tree_4"}, chain=_tree_levels),
+    "vector_max_tree": Composition(
+        "vector_max_tree", "vmaxr: VLEN - 1 compare-and-select nodes (log2(VLEN) in series)",
+        size=lambda config: config.vlen,
+        parts=lambda vlen: {"vector_max_tree_2": vlen - 1},
+        flat_checks={4: "vector_max_tree_4"}, chain=_tree_levels),
+    "vector_argmax_tree": Composition(
+        "vector_argmax_tree", "vargmax: VLEN - 1 compare-and-select nodes with the lane number (log2(VLEN) in "
+                              "series; the node's lane mux is 1 bit wide, log2(VLEN) in the tree)",
+        size=lambda config: config.vlen,
+        parts=lambda vlen: {"vector_argmax_tree_2": vlen - 1},
+        flat_checks={4: "vector_argmax_tree_4"}, chain=_tree_levels),
+    # The DMA codec at mx_block: its conversion logic in parts of CODEC_PART_BLOCK elements and the
+    # kv smoothing's reciprocal and multiplier per element (fmax: the slowest part's, fp32_recip's).
+    "dma_codec_composed": Composition(
+        "dma_codec_composed", f"mx_block / {CODEC_PART_BLOCK} x the codec's conversion logic at {CODEC_PART_BLOCK} "
+                              "elements + mx_block x (fp32_recip + fp32_mul)",
+        size=lambda config: config.mx_block,
+        parts=lambda block: {"dma_codec_control": max(1, block // CODEC_PART_BLOCK),
+                             **{unit: block for unit in CODEC_DATAPATH_UNITS}},
+        flat_checks={}),
+    # The block scaling of the conversion logic: 2 x the 4-element part against the 8-element one.
+    "dma_codec_control_scaled": Composition(
+        "dma_codec_control_scaled", f"2 x the codec's conversion logic at {CODEC_PART_BLOCK} elements vs "
+                                    f"{2 * CODEC_PART_BLOCK} elements",
+        size=lambda config: 2 * CODEC_PART_BLOCK,
+        parts=lambda block: {"dma_codec_control": block // CODEC_PART_BLOCK},
+        flat_checks={2 * CODEC_PART_BLOCK: "dma_codec_control_8"}, preset=False),
     "anchor_int8_array_8x8": Composition(
         "anchor_int8_array_8x8", "64 INT8 weight-stationary PEs (the anchor, composed)",
         size=lambda config: 8,
@@ -73,12 +134,20 @@ def preset_compositions(config: Any, units: list[str]) -> dict[str, dict[str, in
     among the synthesized `units` (the anchor is preset-independent and left to its own table)."""
     result = {}
     for name, composition in COMPOSITIONS.items():
-        if name.startswith("anchor"):
+        if name.startswith("anchor") or not composition.preset:
             continue
         parts = composition.parts(composition.size(config))
         if all(part in units for part in parts):
             result[name] = parts
     return result
+
+
+def checkable(units: list[str]) -> list[str]:
+    """The compositions a run with these synthesized `units` can check against a flat synthesis
+    (some size has its flat unit and every part): results/synth/composition.tsv is made for them."""
+    return [name for name, composition in COMPOSITIONS.items()
+            if any(flat in units and all(part in units for part in composition.parts(size))
+                   for size, flat in composition.flat_checks.items())]
 
 
 def _number(value: Any) -> float | None:
@@ -108,8 +177,16 @@ def compose_row(name: str, parts: dict[str, int], rows: dict[str, dict[str, Any]
             continue
         total = sum(parts[part] * value for part, value in values.items())
         row[key] = int(round(total)) if key.endswith("cells") else total
-    for key in ("worst_slack_ps", "critical_path_ps", "fmax_ghz", "logic_levels"):
-        row[key] = rows[slowest][key]
+    chain = COMPOSITIONS[name].chain(parts) if name in COMPOSITIONS else 1
+    if chain == 1:
+        for key in ("worst_slack_ps", "critical_path_ps", "fmax_ghz", "logic_levels"):
+            row[key] = rows[slowest][key]
+    else:  # `chain` parts in series: each part's register-to-register path, end to end
+        path_ps = chain * float(rows[slowest]["critical_path_ps"])
+        row["critical_path_ps"] = path_ps
+        row["worst_slack_ps"] = float(rows[slowest]["clock_period_ps"]) - path_ps
+        row["fmax_ghz"] = 1000.0 / path_ps
+        row["logic_levels"] = chain * int(float(rows[slowest]["logic_levels"]))
     row["path_start"] = f"{slowest}: {rows[slowest]['path_start']}"
     row["path_end"] = f"{slowest}: {rows[slowest]['path_end']}"
     row["default_activity"] = rows[slowest].get("default_activity", "-")
@@ -140,6 +217,14 @@ def compose_rows(rows: list[dict[str, Any]], compositions: dict[str, dict[str, i
 COMPARED = ("cell_area_um2", "cells", "sequential_area_um2", "leakage_uw", "power_default_activity_uw", "fmax_ghz")
 
 
+def _error_percent(composed: float, flat: float) -> float:
+    """(composed - flat) / flat in %; 0 where both are 0 (a combinational unit's sequential
+    area), infinite where only the flat one is."""
+    if flat == 0:
+        return 0.0 if composed == 0 else float("inf")
+    return 100.0 * (composed - flat) / flat
+
+
 def composition_check(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every composition with a flat synthesis at some size: one row per (composition, size,
     corner, figure) with the flat value, the composed one and the relative error in %."""
@@ -161,6 +246,6 @@ def composition_check(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         continue  # e.g. no power where OpenSTA crashed: the other figures are still checked
                     checks.append({"composition": name, "size": size, "corner": corner, "figure": key,
                                    "flat": flat_value, "composed": composed_value,
-                                   "error_percent": 100.0 * (composed_value - flat_value) / flat_value,
+                                   "error_percent": _error_percent(composed_value, flat_value),
                                    "flat_unit": flat_unit, "parts": composed["parameters"]})
     return checks

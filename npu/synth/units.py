@@ -183,10 +183,82 @@ SYNTH_UNITS.update({
                               top="matrix_pe", period_ps=ANCHOR_PERIOD_PS, map_corner=ANCHOR_CORNER,
                               description="our matrix PE at the anchor's 200 ps, FF"),
 })
+def _accumulator_parameters(config: Any) -> dict[str, int]:
+    """matrix_accumulator's parameters for a preset: one column of matrix_unit's bank,
+    ACCUMULATORS x BLEN rows addressed {acc, b}, rounded to the vector SRAM element on read."""
+    from npu.rtl.matrix import matrix_parameters
+
+    unit = matrix_parameters(config)
+    acc_bits = max(1, (unit["ACCUMULATORS"] - 1).bit_length())
+    row_bits = max(1, (unit["BLEN"] - 1).bit_length())
+    return {"ENTRIES": unit["ACCUMULATORS"] << row_bits, "ADDR_BITS": acc_bits + row_bits,
+            "VEC_BITS": unit["VEC_BITS"]}
+
+
+# The matrix unit's accumulators and the vector unit's reduction trees (issue 17): parts composed
+# per preset (npu.synth.compose "matrix_accumulators", "vector_sum_tree", "vector_max_tree",
+# "vector_argmax_tree") and the small flat syntheses that check those compositions.
+SYNTH_UNITS.update({
+    # One column of the accumulator bank (ACCUMULATORS x BLEN fp32 rows, its fp32_add, the mwb
+    # rounding), flat: matrix_unit has MLEN of them.
+    "matrix_accumulator": SynthUnit("matrix_accumulator", _matrix_sources, parameters=_accumulator_parameters,
+                                    clock="clk", description="one accumulator column of the matrix unit: "
+                                    "ACCUMULATORS x BLEN fp32 rows, their fp32_add, the mwb rounding"),
+    # The check of the matrix unit's composition: the whole unit flat at MLEN 2 (BLEN 2, two
+    # accumulators, bf16 vector SRAM) against 2 x 2 PEs + 2 accumulator columns of that size.
+    "matrix_accumulator_4": SynthUnit("matrix_accumulator_4", _matrix_sources,
+                                      parameters=_fixed({"ENTRIES": 4, "ADDR_BITS": 2, "VEC_BITS": 16}), clock="clk",
+                                      top="matrix_accumulator",
+                                      description="accumulator column of 4 rows (the 2x2 matrix unit's check)"),
+    "matrix_unit_2x2": SynthUnit("matrix_unit_2x2", _matrix_sources,
+                                 parameters=_fixed({"MLEN": 2, "BLEN": 2, "ACCUMULATORS": 2, "VEC_BITS": 16,
+                                                    "WROWS": 1}),
+                                 clock="clk", top="matrix_unit", description="2x2 matrix unit, flat (composition check)"),
+    # One node of each reduction tree (the tree at N = 2): a VLEN tree has VLEN - 1 of them, log2(VLEN)
+    # in series. The sum tree's node is fp32_add itself (its own job).
+    "vector_max_tree_2": SynthUnit("vector_max_tree_2", _vector_sources, parameters=_fixed({"N": 2}),
+                                   top="vector_max_tree", description="one vmaxr tree node (the tree at N = 2)"),
+    "vector_argmax_tree_2": SynthUnit("vector_argmax_tree_2", _vector_sources,
+                                      parameters=_fixed({"N": 2, "INDEX_BITS": 1}), top="vector_argmax_tree",
+                                      description="one vargmax tree node (the tree at N = 2)"),
+    # The trees flat at N = 4 (three nodes, two levels): the checks of the node compositions.
+    "vector_sum_tree_4": SynthUnit("vector_sum_tree_4", _vector_sources, parameters=_fixed({"N": 4}),
+                                   top="vector_sum_tree", description="vsum tree of 4, flat (composition check)"),
+    "vector_max_tree_4": SynthUnit("vector_max_tree_4", _vector_sources, parameters=_fixed({"N": 4}),
+                                   top="vector_max_tree", description="vmaxr tree of 4, flat (composition check)"),
+    "vector_argmax_tree_4": SynthUnit("vector_argmax_tree_4", _vector_sources,
+                                      parameters=_fixed({"N": 4, "INDEX_BITS": 2}), top="vector_argmax_tree",
+                                      description="vargmax tree of 4, flat (composition check)"),
+})
+
+# The DMA codec hierarchically (issue 17): at mx_block 32 the flat codec is about a million cells
+# (32 fp32_recip + 32 fp32_mul, the kv smoothing's), beyond OpenSTA here. Its conversion logic -
+# MX block decoders and encoders of every format, the block maximum and shared exponent, bf16
+# rounding, the format mux, the pipeline registers - is synthesized at a block of CODEC_PART_BLOCK
+# elements with the per-lane fp32_recip / fp32_mul as black boxes; the codec at mx_block is composed
+# from mx_block / CODEC_PART_BLOCK of it and mx_block of each arithmetic unit (npu.synth.compose
+# "dma_codec_composed"). The energy per element the DMA charges (npu.synth.calibrate) is the
+# conversion logic's per cycle / CODEC_PART_BLOCK.
+CODEC_PART_BLOCK = 4
+CODEC_DATAPATH_UNITS = ("fp32_recip", "fp32_mul")
+SYNTH_UNITS.update({
+    "dma_codec_control": SynthUnit("dma_codec_control", _dma_sources, parameters=_fixed({"BLOCK": CODEC_PART_BLOCK}),
+                                   clock="clk", top="dma_codec", black_boxes=CODEC_DATAPATH_UNITS,
+                                   description=f"DMA codec conversion logic, {CODEC_PART_BLOCK} elements per cycle "
+                                               "(the kv smoothing's fp32_recip / fp32_mul black boxes)"),
+    # The check of the block scaling: the conversion logic at twice the block, flat.
+    "dma_codec_control_8": SynthUnit("dma_codec_control_8", _dma_sources, parameters=_fixed({"BLOCK": 2 * CODEC_PART_BLOCK}),
+                                     clock="clk", top="dma_codec", black_boxes=CODEC_DATAPATH_UNITS,
+                                     description=f"DMA codec conversion logic at {2 * CODEC_PART_BLOCK} elements "
+                                                 "(composition check)"),
+})
+
 # Synthesized only when synth.units names them: dma_codec at mx_block 32 is about a million cells
 # (32 fp32_recip + 32 fp32_mul), hours of OpenSTA on a 2-core machine; the flat core (a check,
 # 15 minutes of Yosys per preset) and the flat 8x8 array (135 k cells, the 4x4 one is the default
 # check).
-OPT_IN_UNITS = ("dma_codec", "npu_core_flat", "systolic_array_8x8")
+# dma_codec_control_8 (the codec's block-scaling check) took 15 minutes of Yosys on the loaded
+# machine, the dearest new check: opt-in too (docs/synthesis.md has its measured error).
+OPT_IN_UNITS = ("dma_codec", "npu_core_flat", "systolic_array_8x8", "dma_codec_control_8")
 # Preset-independent units with their own table (results/synth/anchor.tsv), not in units.tsv.
 ANCHOR_UNITS = ("anchor_int8_pe", "anchor_int8_array", "anchor_fp_pe")

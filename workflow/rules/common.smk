@@ -9,7 +9,7 @@ from npu.models.presets import load_model_spec, seed_variant_name
 from npu.models.tasks import get_task, task_layout
 from npu.provenance import stage_fingerprint
 from npu.synth.calibrate import calibration_units
-from npu.synth.compose import preset_compositions
+from npu.synth.compose import checkable, preset_compositions
 from npu.synth.jobs import job_for, preset_jobs
 from npu.synth.units import ANCHOR_UNITS, OPT_IN_UNITS, SYNTH_UNITS, get_unit, source_fingerprint
 
@@ -207,8 +207,7 @@ SYNTH_TARGETS = ((([f"{RESULTS}/synth/summary.tsv", f"{RESULTS}/synth/die_area.t
                    if SYNTH_UNIT_NAMES else []) + expand(f"{RESULTS}/synth/{{npu}}/sram.tsv", npu=NPUS)
                   + ([f"{RESULTS}/synth/anchor.tsv"] if SYNTH["anchor_units"] else [])
                   + ([f"{RESULTS}/synth/composition.tsv"]
-                     if {"matrix_pe", "matrix_pe_row0"} <= set(SYNTH_UNIT_NAMES)
-                     and {"systolic_array_4x4", "systolic_array_8x8"} & set(SYNTH_UNIT_NAMES) else [])
+                     if checkable(SYNTH_UNIT_NAMES) else [])
                   + (expand(f"{RESULTS}/synth/{{npu}}/{{table}}", npu=NPUS,
                             table=["tech.yaml"] + (["energy_per_token.tsv"] if SYNTH_ENERGY_MODELS else []))
                      if set(CALIBRATION_UNITS) <= set(SYNTH_UNIT_NAMES) else []))

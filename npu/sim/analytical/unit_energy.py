@@ -10,8 +10,8 @@ the units of the die:
     MAC array      matrix (MACs)
     vector lanes   vector (lane operations)
     SRAMs          vector_sram, matrix_sram, fp_sram, int_sram (bytes read and written)
-    DMA / codec    none: the cost model has no action for the DMA engine or its MX codec, so
-                   its energy is 0 here (stated in the table), the DRAM row holds the transfers
+    DMA / codec    dma codec (every element a DMA converts, KV scaling; npu.sim.cost.latency
+                   .dma_codec_actions), the transfers' bytes are the DRAM and SRAM rows
     DRAM           dram (bytes moved)
     control        front end (instructions) + scalar (scalar INT / FP operations)
     leakage        every unit's and SRAM's leakage over the generation's cycles
@@ -35,7 +35,7 @@ UNITS: dict[str, tuple[str, ...]] = {
     "MAC array": ("matrix",),
     "vector lanes": ("vector",),
     "SRAMs": ("vector_sram", "matrix_sram", "fp_sram", "int_sram"),
-    "DMA / codec": (),
+    "DMA / codec": ("dma codec",),
     "DRAM": ("dram",),
     "control": ("front end", "scalar"),
     "leakage": ("leakage",),
@@ -107,6 +107,5 @@ def breakdown_rows(npu: str, model: str, cache: str, rule: str, before: dict[str
                      "mj_per_token_before": before[unit], "mj_per_token_after": after[unit],
                      "ratio_after_over_before": after[unit] / before[unit] if before[unit] else float("nan"),
                      "share_after": after[unit] / total_after if total_after else float("nan"),
-                     "note": "the cost model has no DMA / codec action: its energy is not modelled"
-                     if unit == "DMA / codec" else "-"})
+                     "note": "-"})
     return rows

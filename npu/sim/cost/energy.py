@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from npu.hw.config import NPUConfig
 from npu.hw.technology import EnergyTable
+from npu.sim.cost.latency import DMA_CODEC_ACTIONS
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ def energy_report(actions: Mapping[str, float], config: NPUConfig, cycles: int,
                   table: EnergyTable | None = None) -> EnergyReport:
     """Turn action counts into energy.
 
-    Action names: "mac", "instruction", a lane-op class of `table.lane_ops`,
+    Action names: "mac", "instruction", a lane-op class of `table.lane_ops`, the DMA codec's
+    (npu.sim.cost.latency.DMA_CODEC_ACTIONS, category "dma codec"),
     "<memory>_read_bytes" / "<memory>_write_bytes" for each SRAM and for "dram".
     """
     table = table or config.technology.energy
@@ -44,6 +46,8 @@ def energy_report(actions: Mapping[str, float], config: NPUConfig, cycles: int,
             picojoules["matrix"] = picojoules.get("matrix", 0.0) + count * table.mac
         elif action == "instruction":
             picojoules["front end"] = count * table.instruction
+        elif action in DMA_CODEC_ACTIONS:
+            picojoules["dma codec"] = picojoules.get("dma codec", 0.0) + count * table.dma_codec_pj(action)
         elif action in table.lane_ops:
             group = "scalar" if action.startswith("scalar") else "vector"
             picojoules[group] = picojoules.get(group, 0.0) + count * table.lane_ops[action]

@@ -70,7 +70,7 @@ class InstructionTiming:
     ports: tuple[PortUse, ...] = ()
     traffic: tuple[Traffic, ...] = ()
     macs: int = 0
-    lane_ops: tuple[tuple[str, int], ...] = ()  # (energy class, lane operations)
+    lane_ops: tuple[tuple[str, int], ...] = ()  # (energy class, lane operations); DMA: its codec's (dma_codec_actions)
     # DMA: bytes on each side and the SRAM the transfer streams through its port
     dma_setup: int = 0
     dram_bytes: int = 0
@@ -240,6 +240,26 @@ def tile_op_first_result(config: NPUConfig, params: LatencyParameters | None = N
     return params.matrix_issue + config.mlen
 
 
+# The DMA codec's energy actions (npu.sim.cost.energy): every element a transfer moves passes
+# through the codec (npu/rtl/dma_codec.v: one block of mx_block elements per cycle, every DRAM
+# format); a KV transfer also scales each element - a multiply (dldkv: x scale; dstkv: x 1/scale)
+# and, on a store, the reciprocal of the scale (the codec computes it per element).
+DMA_CODEC_ACTIONS = ("dma_codec_element", "dma_kv_multiply", "dma_kv_reciprocal")
+
+
+def dma_codec_actions(name: str, rows: int, cols: int) -> tuple[tuple[str, int], ...]:
+    """(action, count) of the DMA codec for `rows` x `cols` elements moved by DMA instruction `name`."""
+    elements = max(rows, 0) * max(cols, 0)
+    if not elements:
+        return ()
+    actions = [("dma_codec_element", elements)]
+    if "kv" in name:
+        actions.append(("dma_kv_multiply", elements))
+        if name.startswith("dst"):
+            actions.append(("dma_kv_reciprocal", elements))
+    return tuple(actions)
+
+
 def _dma_timing(name: str, config: NPUConfig, operands: Mapping[str, int], shape: DmaShape,
                 params: LatencyParameters) -> InstructionTiming:
     if "fmt" not in operands:
@@ -267,5 +287,6 @@ def _dma_timing(name: str, config: NPUConfig, operands: Mapping[str, int], shape
         traffic.append(Traffic("vector_sram", scale_bytes, 0))
     occupancy = params.dma_setup + cycles
     return InstructionTiming(name, "dma", params.dispatch, occupancy, occupancy, tuple(ports), tuple(traffic),
+                             lane_ops=dma_codec_actions(name, rows, cols),
                              dma_setup=params.dma_setup, dram_bytes=dram_bytes, dram_write=store,
                              sram_memory=memory, sram_bytes=sram_bytes, sram_port_cycles=cycles)

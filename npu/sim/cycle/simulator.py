@@ -737,6 +737,8 @@ class _Run:
             actions = self.live_actions
             actions[info.dram_action] += timing.dram_bytes
             actions[info.sram_action] += timing.sram_bytes
+            for action, count in timing.lane_ops:  # the DMA codec's (npu.sim.cost.latency.dma_codec_actions)
+                actions[action] += count
             if info.kv:
                 actions["vector_sram_read_bytes"] += info.kv_bytes
         unit.busy += busy
