@@ -32,13 +32,17 @@ import torch
 
 from npu.hw.config import NPUConfig
 from npu.models.decoding import DecodeConfig, query_range, transfer_schedule
-from npu.sim.cycle.reuse import TimingReuse, stats_digest
+from npu.sim.cycle.reuse import SAME_START, SAME_TIMING, SIMULATED, TimingReuse, stats_digest
 from npu.sim.cycle.simulator import CycleSimulator, RunInputs
 from npu.sim.cycle.stats import CycleStats
 
 # Formats of the DRAM regions the scalar front end moves (parameters, constants, token ids,
 # outputs); the run-time input image covers every such region below the weights.
 SCALAR_REGION_FORMATS = ("int32", "fp32", "raw")
+# A step may execute at most this multiple of the compiler's instruction count, plus a slack
+# (npu.runtime.generate.step_instruction_limit's numbers).
+STEP_LIMIT_MARGIN = 4
+STEP_LIMIT_SLACK = 100_000
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class StepProgram:
     words: np.ndarray
     dram_map: dict
     constants: bytes
+    executed_instructions: int = 0   # the compiler's count (sets the instruction limit and DRAM backend)
 
 
 def topk_schedule(cache: str, prompt_length: int, gen_length: int, block_length: int,
@@ -117,15 +122,18 @@ class StepResult:
     step: ScheduledStep
     stats: CycleStats
     how: str
-    digest: str
+    digest: str              # stats_digest(stats)
+    dram_backend: str = ""
 
 
 def simulate_generations(config: NPUConfig, schedules: list[list[ScheduledStep]],
                          program_for: Callable[[int], StepProgram], tokens: np.ndarray, *,
-                         dram: str = "bandwidth", max_instructions: int = 1 << 31,
+                         dram: str | Callable[[StepProgram], str] = "bandwidth",
                          reuse: TimingReuse | None = None, log=sys.stderr) -> list[list[StepResult]]:
-    """Run every step of every schedule (program_for(query_length) gives its program); the
-    results in schedule order. Steps are grouped by program so each one is loaded once."""
+    """Run every step of every schedule (program_for(query_length) gives its program; `dram` the
+    DRAM backend, or a function of the program that picks it); the results in schedule order.
+    Steps are grouped by program so each one is loaded once. A step may run at most
+    STEP_LIMIT_MARGIN times the compiler's instruction count (plus STEP_LIMIT_SLACK)."""
     reuse = reuse if reuse is not None else TimingReuse()
     by_length: dict[int, list[tuple[int, int]]] = {}
     for i, schedule in enumerate(schedules):
@@ -136,15 +144,17 @@ def simulate_generations(config: NPUConfig, schedules: list[list[ScheduledStep]]
     done, began = 0, time.process_time()
     for query_length in sorted(by_length, reverse=True):
         program = program_for(query_length)
-        simulator = CycleSimulator(config, dram=dram)
+        simulator = CycleSimulator(config, dram=dram if isinstance(dram, str) else dram(program))
         simulator.load(program.words)
+        max_instructions = (STEP_LIMIT_MARGIN * program.executed_instructions + STEP_LIMIT_SLACK
+                            if program.executed_instructions else 1 << 31)
         for i, j in by_length[query_length]:
             step = schedules[i][j]
             with np.errstate(all="ignore"):  # timing mode: scalar FP runs on registers holding no data
                 stats, how = reuse.run(simulator, max_instructions, inputs=step_inputs(program, step, tokens))
-            results[i][j] = StepResult(step, stats, how, stats_digest(stats))
+            results[i][j] = StepResult(step, stats, how, stats_digest(stats), simulator.dram_backend_name)
             done += 1
-            if how != "same start state" or done == total:
+            if log is not None and (how != SAME_START or done == total):
                 print(f"  step {done}/{total} ({step.cache} block {step.block} step {step.step}, query "
                       f"{query_length}): {stats.cycles:,} cycles, {how} ({time.process_time() - began:.0f} CPU s)",
                       file=log, flush=True)
@@ -161,10 +171,11 @@ def generation_row(config: NPUConfig, results: list[StepResult]) -> dict:
     energy_pj = sum(r.stats.energy.total_pj for r in results)
     dram_bytes = sum(r.stats.dram.bytes_read + r.stats.dram.bytes_written for r in results)
     seconds = cycles / config.clock_hz
-    hows = [r.how for r in results]
+    hows = [r.how for r in results]  # SIMULATED, SAME_START, SAME_TIMING
     return {"status": "ok", "steps": len(steps), "cycles": cycles, "instructions": sum(r.stats.instructions for r in results),
             "latency_per_step_us": seconds / len(steps) * 1e6, "latency_per_token_us": seconds / gen * 1e6,
             "tokens_per_s": gen / seconds, "energy_per_token_uj": energy_pj / 1e6 / gen,
-            "dram_bytes_per_token": dram_bytes / gen, "steps_simulated": hows.count("simulated"),
-            "steps_same_start": hows.count("same start state"), "steps_same_timing": hows.count("same timing inputs"),
-            "distinct_step_timings": len({r.digest for r in results})}
+            "dram_bytes_per_token": dram_bytes / gen, "steps_simulated": hows.count(SIMULATED),
+            "steps_same_start": hows.count(SAME_START), "steps_same_timing": hows.count(SAME_TIMING),
+            "distinct_step_timings": len({r.digest for r in results}),
+            "dram_backends": ",".join(sorted({r.dram_backend for r in results}))}

@@ -168,6 +168,10 @@ class _DmaPlan:
         # Offset from the DMA's first port cycle to the start of its last chunk that uses the
         # port, when no chunk waits (0 when none uses it).
         self.last_offset = int(self.before[positive[-1]]) if len(positive) else 0
+        # What a backend that ignores addresses reads of the plan (request sizes, port cycles),
+        # as one number: _Run.timing_inputs records it in place of the DRAM address.
+        self.signature = int.from_bytes(hashlib.sha256(self.sizes.tobytes() + b"|" + self.cycles_array.tobytes())
+                                        .digest()[:8], "little", signed=True)
         # Filled in on first use by _Run._dma (None: not yet; False: none exact for this plan).
         self.read_profile: _ReadProfile | None | bool = None
         self.write_profile: ShiftProfile | None | bool = None
@@ -701,13 +705,23 @@ class _Run:
             rows, cols, base, dstride = regs[rows_reg], regs[cols_reg], aregs[dram_reg], regs[dstride_reg]
             self.pc = pc
             info = shapes.get((pc, rows, cols)) or self._dma_shape(slot, rows, cols)
+            address = 0
             if info.timing.dram_bytes:
                 last_row = base + dstride * (rows - 1)
                 if base < 0 or last_row < 0 or base + info.row_bytes > capacity \
                         or last_row + info.row_bytes > capacity:
                     self._check_dram_range(base, dstride, rows, info.row_bytes)
-            extend((rows, cols, dstride, regs[sram_reg], cols if sstride_reg is None else regs[sstride_reg],
-                    base if whole_address else base % chunk))
+                if whole_address:
+                    address = base
+                else:  # the plan _dma would use: its chunk sizes and port cycles are all it reads
+                    plans = info.plans
+                    plan = plans.get((base % chunk, dstride))
+                    if plan is None:
+                        if len(plans) > 4096:
+                            plans.clear()
+                        plan = plans[base % chunk, dstride] = self._dma_plan(base, dstride, rows, info.timing)
+                    address = plan.signature
+            extend((rows, cols, dstride, regs[sram_reg], cols if sstride_reg is None else regs[sstride_reg], address))
             return handler() if handler is not None else following
         return dma
 
@@ -929,9 +943,10 @@ class _Run:
                 else:
                     issue = []
                     for chunk_cycles in plan.cycles:
-                        granted = pool.reserve(at, chunk_cycles)
-                        waited_port += granted - at
-                        at = granted + chunk_cycles
+                        if chunk_cycles:  # a chunk of no port cycles reserves nothing (PortPool.reserve)
+                            granted = pool.reserve(at, chunk_cycles)
+                            waited_port += granted - at
+                            at = granted + chunk_cycles
                         issue.append(at)
                     issue = np.asarray(issue, dtype=np.int64)
                     last = int(dram.serve_arrays(addrs, plan.sizes, True, issue).max())
@@ -956,13 +971,15 @@ class _Run:
                     waited_dram = end - at - plan.total_cycles
                     at = end
                 else:
+                    reserve = pool.reserve
                     for arrival, chunk_cycles in zip(arrivals.tolist(), plan.cycles):
                         if arrival > at:
                             waited_dram += arrival - at
                             at = arrival
-                        granted = pool.reserve(at, chunk_cycles)
-                        waited_port += granted - at
-                        at = granted + chunk_cycles
+                        if chunk_cycles:  # a chunk of no port cycles reserves nothing (PortPool.reserve)
+                            granted = reserve(at, chunk_cycles)
+                            waited_port += granted - at
+                            at = granted + chunk_cycles
             busy += timing.sram_port_cycles
             stalls = unit.stalls
             stalls["dram"] += waited_dram
