@@ -126,13 +126,16 @@ def tiny_programs(npu, seq_len: int, block: int, sampling: str = "topk"):
     return program_for
 
 
-@pytest.mark.parametrize("npu_name, dram, gen, block", [("dnpu-edge", "jedec", 4, 2), ("dnpu-cloud", "bandwidth", 8, 4)])
-def test_whole_topk_generations_with_reuse_are_bit_identical_to_simulating_every_step(npu_name, dram, gen, block):
+@pytest.mark.parametrize("npu_name, dram, gen, block, caches", [
+    pytest.param("dnpu-edge", "jedec", 4, 4, ("dual",), marks=pytest.mark.slow),   # DRAM addresses in the key
+    ("dnpu-cloud", "bandwidth", 8, 4, ("prefix", "dual"))])   # chunk plans in the timing key
+def test_whole_topk_generations_with_reuse_are_bit_identical_to_simulating_every_step(npu_name, dram, gen, block,
+                                                                                      caches):
     npu = load_npu_config(npu_name)
     prompt = 8
     program_for = tiny_programs(npu, prompt + gen, block)
     tokens = np.array([1] * prompt + [TINY.mask_token_id] * gen, np.int32)
-    schedules = [topk_schedule(cache, prompt, gen, block, gen) for cache in ("none", "prefix", "dual")]
+    schedules = [topk_schedule(cache, prompt, gen, block, gen) for cache in caches]
     reuse = TimingReuse()
     got = simulate_generations(npu, schedules, program_for, tokens, dram=dram, reuse=reuse, log=None)
     want = simulate_generations(npu, schedules, program_for, tokens, dram=dram, reuse=SimulateEveryStep(), log=None)
@@ -140,8 +143,8 @@ def test_whole_topk_generations_with_reuse_are_bit_identical_to_simulating_every
         assert [r.digest for r in mode_got] == [r.digest for r in mode_want]
         assert generation_row(npu, mode_got) | {"steps_simulated": 0, "steps_same_start": 0} == \
             generation_row(npu, mode_want) | {"steps_simulated": 0, "steps_same_start": 0}
-    assert reuse.counts[SIMULATED] < sum(len(s) for s in schedules) // 3   # most steps reused
-    assert [r.step.k for r in got[2]] == [1] * gen
+    assert reuse.counts[SIMULATED] <= sum(len(s) for s in schedules) // 2   # most steps reused
+    assert [r.step.k for r in got[-1]] == [1] * gen
 
 
 @pytest.mark.parametrize("threshold, temperature", [(0.6, 0.0), pytest.param(None, 0.8, marks=pytest.mark.slow)])
@@ -186,8 +189,9 @@ def test_the_cycle_stage_writes_whole_generations_from_every_step(tmp_path):
     from npu.stages.simulate import whole_generation_rows
 
     recipe = generation_recipe("tiny-sort", ScenarioSettings())
-    rows = {row["cache"]: row for row in whole_generation_rows(EDGE, "tiny-sort", recipe, 24, dram="bandwidth")}
-    assert set(rows) == {"none", "prefix", "dual"}
+    rows = {row["cache"]: row for row in whole_generation_rows(EDGE, "tiny-sort", recipe, 24, dram="bandwidth",
+                                                               caches=("none", "dual"))}
+    assert set(rows) == {"none", "dual"}
     for row in rows.values():
         assert row["status"] == "ok" and row["steps"] == recipe["steps"] and row["dram_backends"] == "bandwidth"
         assert row["steps_simulated"] + row["steps_same_start"] + row["steps_same_timing"] == row["steps"]
