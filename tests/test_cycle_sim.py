@@ -360,11 +360,13 @@ def test_vectorised_dma_and_dram_paths_give_the_same_run_as_chunk_by_chunk(confi
     _, fast = simulate(_FAST_PATH_PROGRAM, config=config, dram=dram)
     assert True in taken and False in taken  # the fast path ran, and declined where it must
     monkeypatch.setattr(cycle_simulator_module, "FAST_DMA", False)
+    _, segmented = simulate(_FAST_PATH_PROGRAM, config=config, dram=dram)  # chunk loop, in segments
+    monkeypatch.setattr(cycle_simulator_module, "SEGMENTED_CHUNKS", False)
     monkeypatch.setattr(dram_module, "_FIXED_POINT_PASSES", 0)
     taken.clear()
     _, reference = simulate(_FAST_PATH_PROGRAM, config=config, dram=dram)
     assert taken == []
-    assert fast == reference
+    assert fast == segmented == reference
 
 
 def test_vectorised_bandwidth_pipe_matches_the_request_by_request_loop(monkeypatch):

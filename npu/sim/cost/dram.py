@@ -36,7 +36,7 @@ BACKENDS = ("jedec", "jedec-reference", "bandwidth")
 
 # Passes BandwidthDram._serve tries before its other exact forms; 0 always takes the
 # request-by-request loop (the reference the tests compare against).
-_FIXED_POINT_PASSES = 6
+_FIXED_POINT_PASSES = 3
 
 # BandwidthDram.serve_shifted: a DMA shape that recurs is served from a profile computed once
 # (its completions relative to its first issue); False makes `shift_profile` decline, so every

@@ -124,6 +124,8 @@ class StepResult:
     how: str
     digest: str              # stats_digest(stats)
     dram_backend: str = ""
+    key_seconds: float = 0.0          # CPU seconds of the reuse keys (TimingReuse)
+    simulation_seconds: float = 0.0   # CPU seconds of the simulation (0 when reused)
 
 
 def simulate_generations(config: NPUConfig, schedules: list[list[ScheduledStep]],
@@ -152,7 +154,8 @@ def simulate_generations(config: NPUConfig, schedules: list[list[ScheduledStep]]
             step = schedules[i][j]
             with np.errstate(all="ignore"):  # timing mode: scalar FP runs on registers holding no data
                 stats, how = reuse.run(simulator, max_instructions, inputs=step_inputs(program, step, tokens))
-            results[i][j] = StepResult(step, stats, how, stats_digest(stats), simulator.dram_backend_name)
+            results[i][j] = StepResult(step, stats, how, stats_digest(stats), simulator.dram_backend_name,
+                                       reuse.key_seconds, reuse.simulation_seconds)
             done += 1
             if log is not None and (how != SAME_START or done == total):
                 print(f"  step {done}/{total} ({step.cache} block {step.block} step {step.step}, query "

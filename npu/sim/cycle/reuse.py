@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from collections import Counter
 
 from npu.sim.cycle.simulator import CycleSimulator, RunInputs
@@ -46,11 +47,15 @@ class TimingReuse:
         self.by_start: dict[str, CycleStats] = {}
         self.by_timing: dict[str, CycleStats] = {}
         self.counts: Counter[str] = Counter()
+        # CPU seconds of the last call's key passes and simulation (benchmarks/cycle_generation.py)
+        self.key_seconds = self.simulation_seconds = 0.0
 
     def run(self, sim: CycleSimulator, max_instructions: int = 10_000_000, max_cycles: int = 10**10,
             inputs: RunInputs | None = None) -> tuple[CycleStats, str]:
         """`sim.run(max_instructions, max_cycles, inputs)`'s statistics, simulated or reused; and how
         (SIMULATED, SAME_START or SAME_TIMING)."""
+        began = time.process_time()
+        self.simulation_seconds = 0.0
         start = sim.start_key(max_instructions, max_cycles, inputs)
         stats = self.by_start.get(start)
         how = SAME_START
@@ -59,9 +64,12 @@ class TimingReuse:
             stats = self.by_timing.get(timing)
             how = SAME_TIMING
             if stats is None:
+                simulating = time.process_time()
                 stats = sim.run(max_instructions, max_cycles, inputs)
+                self.simulation_seconds = time.process_time() - simulating
                 self.by_timing[timing] = stats
                 how = SIMULATED
             self.by_start[start] = stats
+        self.key_seconds = time.process_time() - began - self.simulation_seconds
         self.counts[how] += 1
         return stats, how

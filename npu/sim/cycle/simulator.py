@@ -84,6 +84,9 @@ FAST_DMA = True
 # completions and port runs from the plan's profile (offsets from its start, computed once; see
 # BandwidthDram.shift_profile) instead of a dozen small numpy calls; False always computes them.
 SHIFTED_DMA = True
+# A DMA load that goes chunk by chunk waits once per run of chunks that use no SRAM port cycles
+# (for their latest arrival) instead of once per chunk; False steps through every chunk.
+SEGMENTED_CHUNKS = True
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,16 @@ class _DmaPlan:
         # Offset from the DMA's first port cycle to the start of its last chunk that uses the
         # port, when no chunk waits (0 when none uses it).
         self.last_offset = int(self.before[positive[-1]]) if len(positive) else 0
+        # The chunk-by-chunk load loop of _Run._dma in segments that end at a chunk using the
+        # port: a chunk of no port cycles only waits for its data, so a segment's chunks wait for
+        # the latest arrival among them (np.maximum.reduceat over these starts). None: every
+        # chunk uses the port (no segments to merge).
+        if self.positive is not None:
+            starts = np.concatenate(([0], self.positive + 1))
+            self.segment_starts = starts[starts < len(cycles)]
+            self.positive_cycles = [cycles[i] for i in self.positive.tolist()]
+        else:
+            self.segment_starts, self.positive_cycles = None, cycles
         # What a backend that ignores addresses reads of the plan (request sizes, port cycles),
         # as one number: _Run.timing_inputs records it in place of the DRAM address.
         self.signature = int.from_bytes(hashlib.sha256(self.sizes.tobytes() + b"|" + self.cycles_array.tobytes())
@@ -407,8 +420,8 @@ class CycleSimulator:
 
         settings = (self.config, self.params, self.energy_table, self.dram_backend_name, self.queue_depth,
                     self.execute_data, self.record_timeline, self.timeline_limit, self.record_dram_trace,
-                    self.dma_chunk_bytes, max_instructions, max_cycles, FAST_DMA, SHIFTED_DMA,
-                    dram_module.FAST_SHIFT, dram_module._FIXED_POINT_PASSES)
+                    self.dma_chunk_bytes, max_instructions, max_cycles, FAST_DMA, SHIFTED_DMA, SEGMENTED_CHUNKS,
+                    dram_module.FAST_SHIFT, dram_module._FIXED_POINT_PASSES, dram_module._BUSY_RUNS)
         hasher = hashlib.sha256(repr(settings).encode())
         hasher.update(np.ascontiguousarray(self.program.words, dtype="<u4").tobytes())
         return hasher.digest()
@@ -971,15 +984,26 @@ class _Run:
                     waited_dram = end - at - plan.total_cycles
                     at = end
                 else:
+                    # chunk by chunk: wait for the chunk's data, then reserve its port cycles; a
+                    # chunk of no port cycles reserves nothing (PortPool.reserve), so runs of them
+                    # wait once, for their latest arrival (_DmaPlan.segment_starts)
                     reserve = pool.reserve
-                    for arrival, chunk_cycles in zip(arrivals.tolist(), plan.cycles):
+                    if SEGMENTED_CHUNKS and plan.segment_starts is not None:
+                        peaks, port_cycles = np.maximum.reduceat(arrivals, plan.segment_starts).tolist(), \
+                            plan.positive_cycles
+                    else:
+                        peaks, port_cycles = arrivals.tolist(), plan.cycles
+                    for arrival, chunk_cycles in zip(peaks, port_cycles):
                         if arrival > at:
                             waited_dram += arrival - at
                             at = arrival
-                        if chunk_cycles:  # a chunk of no port cycles reserves nothing (PortPool.reserve)
+                        if chunk_cycles:
                             granted = reserve(at, chunk_cycles)
                             waited_port += granted - at
                             at = granted + chunk_cycles
+                    if len(peaks) > len(port_cycles) and peaks[-1] > at:  # trailing chunks of no port cycles
+                        waited_dram += peaks[-1] - at
+                        at = peaks[-1]
             busy += timing.sram_port_cycles
             stalls = unit.stalls
             stalls["dram"] += waited_dram
