@@ -385,6 +385,12 @@ class CycleSimulator:
         hasher.update(trace)
         return hasher.hexdigest()
 
+    def settings_key(self, max_instructions: int = 10_000_000, max_cycles: int = 10**10) -> str:
+        """SHA-256 of the loaded program, this simulator's settings and the limits (no memories)."""
+        if self.program is None:
+            raise SimulationError("no program loaded; call load() first", 0, "<none>")
+        return self._settings_digest(max_instructions, max_cycles).hex()
+
     def _start_state(self, inputs: RunInputs | None) -> None:
         """The start state of a run: registers and loops cleared, the inputs placed, a new DRAM backend."""
         if self.program is None:
