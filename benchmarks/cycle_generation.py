@@ -9,8 +9,13 @@ with the simulator alone (its program's measured simulation time per step), i.e.
 without reuse. Then the SHA-256 of every distinct step's statistics (compare two versions of
 the simulator with them) and one digest over all steps.
 
+First (unless --no-speed) the simulator's own speed on the dual-cache in-block step: instructions
+per CPU second with the DMA paths of before this change (SEGMENTED_CHUNKS off, the bandwidth
+pipe's six fixed-point passes and no busy runs) and with the current ones, and the SHA-256 of
+both runs' statistics (they must be equal).
+
 Usage: python benchmarks/cycle_generation.py [--model llada-8b] [--npu dnpu-cloud]
-           [--caches dual prefix] [--kv-length 512] [--dram bandwidth]
+           [--caches dual prefix] [--kv-length 512] [--dram bandwidth] [--no-speed]
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ def main() -> None:
     parser.add_argument("--caches", nargs="+", default=["dual", "prefix"], choices=["none", "prefix", "dual"])
     parser.add_argument("--kv-length", type=int, default=512, help="positions: prompt + generated tokens")
     parser.add_argument("--dram", default="bandwidth", choices=["bandwidth", "jedec"])
+    parser.add_argument("--no-speed", action="store_true", help="skip the simulator-speed runs")
     args = parser.parse_args()
     config = load_npu_config(args.npu)
     spec = load_model_spec(args.model)
@@ -58,6 +64,8 @@ def main() -> None:
     tokens = np.array([0] * prompt + [spec.architecture.mask_token_id] * gen, np.int32)
     print(f"{spec.name} on {config.name}: prompt {prompt}, gen {gen}, block {block}, {steps} steps, "
           f"DRAM {args.dram}; CPU seconds (process time)")
+    if not args.no_speed:
+        simulator_speed(config, program_for(block), args.dram)
     digests: dict[tuple, str] = {}
     for cache in args.caches:
         schedule = topk_schedule(cache, prompt, gen, block, steps)
@@ -87,6 +95,30 @@ def main() -> None:
     for (query_length, q0, s0, k), digest in sorted(digests.items()):
         print(f"sha256 query {query_length} q0 {q0} s0 {s0} k {k}: {digest}")
     print("sha256 of all steps:", hashlib.sha256("".join(d for _, d in sorted(digests.items())).encode()).hexdigest())
+
+
+def simulator_speed(config, program: StepProgram, dram: str) -> None:
+    """The in-block step (q0 = s0 = k = 0, as cycle.tsv runs it) with the previous DMA paths and
+    with the current ones: CPU seconds, instructions per CPU second, statistics digests."""
+    from npu.sim.cost import dram as dram_module
+    from npu.sim.cycle import simulator as simulator_module
+    from npu.sim.cycle.reuse import stats_digest
+    from npu.sim.cycle.simulator import CycleSimulator
+
+    current = (simulator_module.SEGMENTED_CHUNKS, dram_module._FIXED_POINT_PASSES, dram_module._BUSY_RUNS)
+    for label, (segmented, passes, runs) in (("previous DMA paths", (False, 6, 0)), ("current", current)):
+        simulator_module.SEGMENTED_CHUNKS, dram_module._FIXED_POINT_PASSES, dram_module._BUSY_RUNS = \
+            segmented, passes, runs
+        simulator = CycleSimulator(config, dram=dram)
+        simulator.load(program.words)
+        began = time.process_time()
+        with np.errstate(all="ignore"):
+            stats = simulator.run(max_instructions=1 << 31)
+        seconds = time.process_time() - began
+        print(f"in-block step, {label}: {stats.instructions:,} instructions, {stats.cycles:,} cycles in "
+              f"{seconds:.1f} CPU s: {stats.instructions / seconds / 1e6:.3f} M instructions/s, "
+              f"{stats.cycles / seconds:.3g} cycles/s; sha256 {stats_digest(stats)}", flush=True)
+    simulator_module.SEGMENTED_CHUNKS, dram_module._FIXED_POINT_PASSES, dram_module._BUSY_RUNS = current
 
 
 if __name__ == "__main__":

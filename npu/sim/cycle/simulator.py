@@ -511,18 +511,19 @@ class _Run:
                 slot = slots[pc]
                 kind = slot.kind
                 t = fe
+                latest = 0  # the latest ready cycle of the register operands (paired issue reads it)
                 checks = slot.checks
                 if checks:
                     for entry in checks:
-                        if ready[entry] > t:
-                            t = ready[entry]
-                    if t > fe:
-                        stall_dependency += t - fe
+                        if ready[entry] > latest:
+                            latest = ready[entry]
+                    if latest > fe:
+                        stall_dependency += latest - fe
+                        t = latest
                 if t > max_cycles:
                     self._limit(pc, t, f"instruction could not dispatch before the cycle limit {max_cycles}")
                 if kind == SCALAR:
-                    if pair_at >= 0 and t == fe == pair_at + 1 and not slot.port_memory \
-                            and all(ready[entry] <= pair_at for entry in checks):
+                    if pair_at >= 0 and t == fe == pair_at + 1 and latest <= pair_at and not slot.port_memory:
                         t = pair_at  # issued beside the queued instruction before it
                         paired += 1
                     pair_at = -1
