@@ -80,6 +80,33 @@ def test_a_timed_branch_on_an_input_changes_the_timing_key_and_an_untimed_input_
     assert [stats_digest(s) for s, _ in got] == [stats_digest(runs[n]) for n in ("taken", "other", "taken", "not")]
 
 
+# Input word 0 is the row the second vector op reads: a row the first op writes, or another one.
+ROW_FROM_INPUT = """
+    addi r2, r0, 1
+    addi r3, r0, 16
+    dld.i a0, r0, r2, r3, r0, r3, int32
+    wait dma
+    lw r4, 0(r0)
+    addi r6, r0, 4096
+    addi r7, r0, 8192
+    vexp r6, r6
+    vexp r7, r4
+    wait vector
+    halt
+"""
+
+
+def test_vector_rows_count_only_through_which_of_them_coincide():
+    """Another row nobody else touches: the same key; the row the first op writes: another key
+    (whether or not the read then waits for the write, the key does not assume it)."""
+    sim = CycleSimulator(EDGE)
+    sim.load(assemble(ROW_FROM_INPUT))
+    elsewhere, further, written = inputs(12288), inputs(16384), inputs(4096)
+    assert sim.timing_key(inputs=elsewhere) == sim.timing_key(inputs=further)
+    assert sim.timing_key(inputs=elsewhere) != sim.timing_key(inputs=written)
+    assert stats_digest(sim.run(inputs=elsewhere)) == stats_digest(sim.run(inputs=further))
+
+
 def test_the_timing_key_pass_leaves_the_memories_and_the_next_run_as_they_were():
     sim = CycleSimulator(EDGE)
     sim.load(assemble(BRANCH_ON_INPUT))

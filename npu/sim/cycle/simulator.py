@@ -625,7 +625,8 @@ class _Run:
     def timing_inputs(self) -> bytes:
         """The run's front end alone, recording every value the timing model reads (see
         CycleSimulator.timing_key): per executed branch the pc it continues at, per `loop` its
-        count, per vector instruction its row registers, per tile op / `mwb` its row, stride and
+        count, per vector instruction its row keys (as the order of their first appearance: the
+        vector unit only compares them), per tile op / `mwb` its row, stride and
         weight-tile registers, per DMA its shape, strides, SRAM address and DRAM address (as the
         DRAM backend sees it: the whole address for the JEDEC model, which maps it to banks and
         rows; its offset in a DMA chunk for the bandwidth model, which reads only the chunking).
@@ -635,6 +636,7 @@ class _Run:
         regs, aregs = self.int_regs, fsim.addr_regs
         record: list[int] = []
         add, extend = record.append, record.extend
+        self.row_ids: dict[int, int] = {}   # vector-unit row key -> order of first appearance
         hasher = hashlib.sha256()
         steps = [self._input_step(pc, slot, fsim.handler(pc), add, extend) for pc, slot in enumerate(slots)]
         loops, advance_loops = fsim.active_loops, fsim.advance_loops
@@ -689,8 +691,22 @@ class _Run:
         if kind in (SCALAR, LOOP, WAIT, HALT_KIND, NOP):
             return handler
         if kind == VECTOR:
-            fields = [reg for reg, _ in slot.row_keys]
-        elif kind in (MATRIX, WRITEBACK):
+            # The vector unit compares rows only for equality (row_ready, keyed by row and
+            # space), so a row is recorded as the order of its first appearance in the run: runs
+            # whose row keys coincide in the same pattern (the refreshes of different blocks,
+            # whose sample window sits s0 rows further) record the same.
+            ids, row_keys = self.row_ids, slot.row_keys
+
+            def vector() -> int:
+                for reg, space in row_keys:
+                    key = regs[reg] * 4 + space
+                    ident = ids.get(key)
+                    if ident is None:
+                        ident = ids[key] = len(ids)
+                    add(ident)
+                return handler() if runs_handler else following
+            return vector
+        if kind in (MATRIX, WRITEBACK):
             fields = [ops["act" if "act" in ops else "dst"], ops["stride"]] + ([ops["w"]] if "w" in ops else [])
         else:  # DMA
             return self._dma_input_step(pc, slot, handler if runs_handler else None, extend)
