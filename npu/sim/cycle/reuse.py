@@ -15,7 +15,8 @@ Two keys, cheapest first:
    chunk boundary) give the same statistics. A program's first run (with RunInputs) is
    simulated without it; its key is computed when a second start state of the program comes.
 
-Anything else is simulated. tests/test_cycle_generation.py checks the claim: whole generations
+Anything else is simulated. A program whose timing keys missed KEY_PASSES_WITHOUT_HIT times
+without a hit is simulated without computing them (simulating is always exact). tests/test_cycle_generation.py checks the claim: whole generations
 of compiled tiny-model steps (top-k and threshold sampling, whose fallback branch depends on
 the data) simulated step by step and through `TimingReuse` give identical `stats_digest`s.
 """
@@ -32,6 +33,8 @@ from npu.sim.cycle.simulator import CycleSimulator, RunInputs
 from npu.sim.cycle.stats import CycleStats
 
 SIMULATED, SAME_START, SAME_TIMING = "simulated", "same start state", "same timing inputs"
+# A program whose timing keys missed this many times, and never hit, is simulated without them.
+KEY_PASSES_WITHOUT_HIT = 2
 
 
 def stats_digest(stats: CycleStats) -> str:
@@ -49,6 +52,8 @@ class TimingReuse:
         self.by_timing: dict[str, CycleStats] = {}
         self.counts: Counter[str] = Counter()
         self.families: set[str] = set()       # settings_key of every program run so far
+        self.misses: Counter[str] = Counter()  # per program: timing keys computed and not found
+        self.hits: Counter[str] = Counter()    # per program: steps reused by timing key
         self.pending: dict[str, tuple] = {}   # settings_key -> (inputs, stats) of a first run, key not yet computed
         # CPU seconds of the last call's key passes and simulation (benchmarks/cycle_generation.py)
         self.key_seconds = self.simulation_seconds = 0.0
@@ -71,6 +76,10 @@ class TimingReuse:
                 # The first run of a program: nothing to compare its timing key with yet. Its
                 # start state is (settings, inputs), so the key can be computed later if needed.
                 timing, stats = None, None
+            elif self.misses[family] >= KEY_PASSES_WITHOUT_HIT and not self.hits[family]:
+                # This program's timing keys keep differing (the refreshes of different blocks:
+                # s0 moves the sample window's rows): the key pass costs more than it saves.
+                timing, stats = None, None
             else:
                 timing = sim.timing_key(max_instructions, max_cycles, inputs)
                 stats = self.by_timing.get(timing)
@@ -79,11 +88,14 @@ class TimingReuse:
                 simulating = time.process_time()
                 stats = sim.run(max_instructions, max_cycles, inputs)
                 self.simulation_seconds = time.process_time() - simulating
-                if timing is None:
-                    self.pending[family] = (inputs, stats)
-                else:
+                if timing is not None:
                     self.by_timing[timing] = stats
+                    self.misses[family] += 1
+                elif family not in self.families:
+                    self.pending[family] = (inputs, stats)
                 how = SIMULATED
+            else:
+                self.hits[family] += how == SAME_TIMING
             self.families.add(family)
             self.by_start[start] = stats
         self.key_seconds = time.process_time() - began - self.simulation_seconds
