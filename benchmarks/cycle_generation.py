@@ -15,7 +15,7 @@ pipe's six fixed-point passes and no busy runs) and with the current ones, and t
 both runs' statistics (they must be equal).
 
 Usage: python benchmarks/cycle_generation.py [--model llada-8b] [--npu dnpu-cloud]
-           [--caches dual prefix] [--kv-length 512] [--dram bandwidth] [--no-speed]
+           [--caches dual [prefix none]] [--kv-length 512] [--dram bandwidth] [--no-speed]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="llada-8b")
     parser.add_argument("--npu", default="dnpu-cloud")
-    parser.add_argument("--caches", nargs="+", default=["dual", "prefix"], choices=["none", "prefix", "dual"])
+    parser.add_argument("--caches", nargs="+", default=["dual"], choices=["none", "prefix", "dual"])
     parser.add_argument("--kv-length", type=int, default=512, help="positions: prompt + generated tokens")
     parser.add_argument("--dram", default="bandwidth", choices=["bandwidth", "jedec"])
     parser.add_argument("--no-speed", action="store_true", help="skip the simulator-speed runs")
