@@ -693,8 +693,8 @@ class _Run:
         if kind == VECTOR:
             # The vector unit compares rows only for equality (row_ready, keyed by row and
             # space), so a row is recorded as the order of its first appearance in the run: runs
-            # whose row keys coincide in the same pattern (the refreshes of different blocks,
-            # whose sample window sits s0 rows further) record the same.
+            # whose row keys coincide in the same pattern record the same. (Matrix rows are
+            # compared as intervals and recorded as they are.)
             ids, row_keys = self.row_ids, slot.row_keys
 
             def vector() -> int:
