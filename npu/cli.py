@@ -103,6 +103,9 @@ def _add_simulate_cycle(sub) -> None:
     p.add_argument("--trace-max-instructions", type=non_negative_int, default=200_000)
     p.add_argument("--jedec-max-instructions", type=non_negative_int, default=2_000_000,
                    help="with --dram jedec, longer programs run with the bandwidth backend")
+    p.add_argument("--whole-generation-kv-length", type=non_negative_int, default=0,
+                   help="> 0: --generation-out from every step of whole generations over this many positions "
+                        "(default 0: the steps' figures times their counts)")
     _add_scenario_settings(p)
 
 
@@ -654,7 +657,8 @@ def _run(args: argparse.Namespace) -> None:
                              max_instructions=args.max_instructions, trace_dir=args.trace_dir,
                              trace_max_instructions=args.trace_max_instructions, model=args.model,
                              settings=_scenario_settings(args),
-                             jedec_max_instructions=args.jedec_max_instructions, technology=args.technology)
+                             jedec_max_instructions=args.jedec_max_instructions, technology=args.technology,
+                             whole_generation_kv_length=args.whole_generation_kv_length)
     elif args.stage == "crossvalidate":
         from npu.stages.simulate import crossvalidate_stage
 

@@ -360,11 +360,13 @@ def test_vectorised_dma_and_dram_paths_give_the_same_run_as_chunk_by_chunk(confi
     _, fast = simulate(_FAST_PATH_PROGRAM, config=config, dram=dram)
     assert True in taken and False in taken  # the fast path ran, and declined where it must
     monkeypatch.setattr(cycle_simulator_module, "FAST_DMA", False)
+    _, segmented = simulate(_FAST_PATH_PROGRAM, config=config, dram=dram)  # chunk loop, in segments
+    monkeypatch.setattr(cycle_simulator_module, "SEGMENTED_CHUNKS", False)
     monkeypatch.setattr(dram_module, "_FIXED_POINT_PASSES", 0)
     taken.clear()
     _, reference = simulate(_FAST_PATH_PROGRAM, config=config, dram=dram)
     assert taken == []
-    assert fast == reference
+    assert fast == segmented == reference
 
 
 def test_vectorised_bandwidth_pipe_matches_the_request_by_request_loop(monkeypatch):
@@ -382,13 +384,15 @@ def test_vectorised_bandwidth_pipe_matches_the_request_by_request_loop(monkeypat
         calls.append((sizes, issue, bool(rng.random() < 0.2)))
         at = issue[-1] + int(rng.choice([0, 5, 1000]))
     results = []
-    for passes in (dram_module._FIXED_POINT_PASSES, 0):
+    # the shipped settings; busy runs alone (one fixed-point pass, no run limit); the loop alone
+    for passes, runs in ((dram_module._FIXED_POINT_PASSES, dram_module._BUSY_RUNS), (1, 10**6), (0, 0)):
         monkeypatch.setattr(dram_module, "_FIXED_POINT_PASSES", passes)
+        monkeypatch.setattr(dram_module, "_BUSY_RUNS", runs)
         for config in (EDGE, CLOUD):
             model = make_dram("bandwidth", config)
             results.append(([model.serve(list(range(len(sizes))), sizes, write, issue)
                              for sizes, issue, write in calls], model.pipe_free, model.latency_total))
-    assert results[:2] == results[2:]
+    assert results[:2] == results[2:4] == results[4:]
 
 
 def test_shift_profiles_serve_exactly_what_serve_arrays_serves(monkeypatch):

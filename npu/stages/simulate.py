@@ -170,7 +170,8 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
                          max_instructions: int = 20_000_000, trace_dir: str | Path | None = None,
                          trace_max_instructions: int = 200_000, decoding: dict | None = None,
                          jedec_max_instructions: int = 2_000_000, model: str | Path | None = None,
-                         settings=None, technology: str | Path | None = None) -> list[dict]:
+                         settings=None, technology: str | Path | None = None,
+                         whole_generation_kv_length: int = 0) -> list[dict]:
     """Simulate every compiled step program of one (npu, model) and write `out_tsv`.
 
     trace_dir: Chrome/Perfetto timelines (`<step>.trace.json`) of programs with at most
@@ -184,6 +185,11 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
     (the JEDEC model schedules every command in Python) run with the bandwidth backend, which the
     row's `dram_backend` column says. `technology`: a technology table replacing the preset's
     (the calibrated one, npu.hw.config.with_technology).
+
+    `generation_tsv` is by default the steps' figures times their counts in the schedule; with
+    `whole_generation_kv_length` > 0 it comes from every step of the generations simulated
+    (`whole_generation_rows`: a sequence of that many positions, the prompt the part before the
+    generated tokens).
     """
     import numpy as np
 
@@ -226,7 +232,81 @@ def simulate_cycle_stage(npu: str | Path, compile_dir: str | Path, out_tsv: str 
                               lambda path, s=stats: s.write_chrome_trace(path))
     write_tsv(out_tsv, rows, missing="")
     if generation_tsv is not None:
-        write_tsv(generation_tsv, generation_rows(config, rows, decoding), missing="")
+        if whole_generation_kv_length:
+            if model is None:
+                raise ValueError("simulate_cycle: whole generations need the model preset (model=...)")
+            generations = whole_generation_rows(config, model, decoding, whole_generation_kv_length, dram,
+                                                jedec_max_instructions)
+        else:
+            generations = generation_rows(config, rows, decoding)
+        write_tsv(generation_tsv, generations, missing="")
+    return rows
+
+
+def whole_generation_rows(config, model: str | Path, decoding: dict, kv_length: int, dram: str = "jedec",
+                          jedec_max_instructions: int = 2_000_000,
+                          caches: tuple[str, ...] = ("none", "prefix", "dual")) -> list[dict]:
+    """Per cache mode, a whole top-k generation with every step run on the cycle simulator
+    (npu.sim.cycle.generation: each step its own program and run-time parameters; steps whose
+    start state or timing inputs were already simulated reuse those statistics exactly).
+
+    The step programs are compiled here, one per query length, as npu.runtime's SimulatorStepper
+    compiles them (for the compile stage's query lengths they are its programs word for word).
+    The sequence holds `kv_length` positions: a prompt of kv_length - gen_length, then the
+    generated tokens. Programs up to `jedec_max_instructions` run with the JEDEC DRAM model when
+    dram is "jedec", longer ones with the bandwidth model (as in cycle.tsv)."""
+    import numpy as np
+
+    from npu.compiler import CompileError
+    from npu.compiler.context import StepSpec
+    from npu.compiler.layout import Shapes
+    from npu.compiler.lower import compile_spec
+    from npu.models.presets import load_model_spec
+    from npu.sim.cycle.generation import StepProgram, generation_row, simulate_generations, topk_schedule
+
+    spec = load_model_spec(model)
+    gen, block, steps = decoding["gen_length"], decoding["block_length"], decoding["steps"]
+    prompt = kv_length - gen
+    if prompt < 1:
+        raise ValueError(f"whole generation of {spec.name}: kv_length {kv_length} leaves no prompt before "
+                         f"{gen} generated tokens")
+    base = {"npu": config.name, "model": spec.name, "rule": "topk", "gen_length": gen, "block_length": block,
+            "steps": steps, "prompt_length": prompt, "method": "every step simulated or exactly reused"}
+    shapes = Shapes(spec.architecture, config, kv_length)
+    try:
+        shapes.check()
+    except CompileError as error:
+        return [base | {"cache": cache, "status": f"not compiled: {error}"} for cache in caches]
+    programs: dict[int, StepProgram] = {}
+
+    def program_for(query_length: int) -> StepProgram:
+        if query_length not in programs:
+            began = time.process_time()
+            step = compile_spec(StepSpec(shapes, query_length, block, "topk"))
+            programs[query_length] = StepProgram(np.asarray(step.program, "<u4"), step.dram_map, step.constants,
+                                                 int(step.stats["executed_total"]))
+            print(f"whole generation {config.name} {spec.name}: compiled the query-{query_length} step "
+                  f"({step.stats['executed_total']:,} instructions, {time.process_time() - began:.1f} CPU s)",
+                  file=sys.stderr, flush=True)
+        return programs[query_length]
+
+    def backend(program: StepProgram) -> str:
+        return dram if dram != "jedec" or program.executed_instructions <= jedec_max_instructions else "bandwidth"
+
+    schedules = [topk_schedule(cache, prompt, gen, block, steps) for cache in caches]
+    tokens = np.array([0] * prompt + [spec.architecture.mask_token_id] * gen, np.int32)
+    began = time.process_time()
+    try:
+        results = simulate_generations(config, schedules, program_for, tokens, dram=backend)
+    except CompileError as error:
+        return [base | {"cache": cache, "status": f"not compiled: {error}"} for cache in caches]
+    seconds = time.process_time() - began
+    rows = [base | {"cache": cache} | generation_row(config, result) | {"cpu_seconds_all_modes": seconds}
+            for cache, result in zip(caches, results)]
+    for row in rows:
+        print(f"whole generation {config.name} {spec.name} {row['cache']}: {row['tokens_per_s']:.4g} tokens/s, "
+              f"{row['steps']} steps ({row['steps_simulated']} simulated, {row['steps_same_start']} + "
+              f"{row['steps_same_timing']} reused); {seconds:.0f} CPU s for all modes", file=sys.stderr, flush=True)
     return rows
 
 

@@ -21,7 +21,8 @@ rule simulate_analytical:
 
 
 rule simulate_cycle:
-    """Every compiled step program on the cycle-accurate simulator with the DRAM model in the loop."""
+    """Every compiled step program on the cycle-accurate simulator with the DRAM model in the loop;
+    whole generations step by step for simulate.whole_generations."""
     input:
         compiled=f"{RESULTS}/{{npu}}/{{model}}/compile.tsv",
         npu=npu_preset,
@@ -39,6 +40,10 @@ rule simulate_cycle:
         max_instructions=config["simulate"]["max_instructions"],
         trace_max_instructions=config["simulate"]["trace_max_instructions"],
         jedec_max=config["simulate"]["jedec_max_instructions"],
+        # > 0: cycle_generation.tsv from every step of whole generations (simulate.whole_generations)
+        whole_generation=lambda wc: config["export"]["shape_only_kv_length"]
+        if wc.model in config["simulate"]["whole_generations"]["models"]
+        and wc.npu in config["simulate"]["whole_generations"]["npus"] else 0,
     log:
         f"{RESULTS}/logs/simulate_cycle/{{npu}}__{{model}}.log",
     benchmark:
@@ -49,7 +54,7 @@ rule simulate_cycle:
         "npu simulate-cycle --npu {input.npu} --technology {input.technology} --model {params.preset} {params.scenarios} --compile-dir $(dirname {input.compiled}) "
         "--dram {params.dram} --max-instructions {params.max_instructions} "
         "--trace-max-instructions {params.trace_max_instructions} --trace-dir {output.traces} "
-        "--jedec-max-instructions {params.jedec_max} "
+        "--jedec-max-instructions {params.jedec_max} --whole-generation-kv-length {params.whole_generation} "
         "--out {output.steps} --generation-out {output.generation} 2> {log}"
 
 

@@ -36,7 +36,7 @@ BACKENDS = ("jedec", "jedec-reference", "bandwidth")
 
 # Passes BandwidthDram._serve tries before its other exact forms; 0 always takes the
 # request-by-request loop (the reference the tests compare against).
-_FIXED_POINT_PASSES = 6
+_FIXED_POINT_PASSES = 3
 
 # BandwidthDram.serve_shifted: a DMA shape that recurs is served from a profile computed once
 # (its completions relative to its first issue); False makes `shift_profile` decline, so every
@@ -224,11 +224,8 @@ class BandwidthDram(_Backend):
                 break
             free = update
         else:
-            first = int(issue[0])
-            steps = transfer.copy()
-            steps[0] = (first if first > self.pipe_free else self.pipe_free) + transfer[0]
-            free = np.add.accumulate(steps)  # free_i if the pipe never goes idle
-            if not (issue[1:] <= free[:-1]).all():
+            free = _busy_runs(issue_cycles, transfer, self.pipe_free) if _BUSY_RUNS else None
+            if free is None:
                 return self._serve_scalar(sizes.tolist(), issue.tolist(), latency)
         self.pipe_free = float(free[-1])
         return np.ceil(free - 1e-9).astype(np.int64) + latency
@@ -307,6 +304,37 @@ class BandwidthDram(_Backend):
             done.append(math.ceil(free - 1e-9) + latency)
         self.pipe_free = free
         return np.asarray(done, dtype=np.int64)
+
+
+def _busy_runs(issue: np.ndarray, transfer: np.ndarray, pipe_free: float) -> np.ndarray | None:
+    """The pipe times of BandwidthDram._serve_scalar's loop, free_i = max(issue_i, free_(i-1)) +
+    transfer_i, run by run: a run starts where the pipe is idle at an issue (free_i = issue_i +
+    transfer_i) and goes on while it is busy (free_i = free_(i-1) + transfer_i), which is
+    np.add.accumulate: the same float additions in the same order, so the same bits. Each pass
+    computes one run to the end of the array and finds where the next starts; a pattern of more
+    than _BUSY_RUNS runs returns None (the loop is then cheaper)."""
+    count = len(issue)
+    free = np.empty(count)
+    position, previous = 0, pipe_free
+    for _ in range(_BUSY_RUNS):
+        steps = transfer[position:].copy()
+        first = issue[position]
+        steps[0] += first if first > previous else previous   # the loop's (max) + transfer, one addition
+        run = np.add.accumulate(steps)
+        idle = np.flatnonzero(issue[position + 1:] > run[:-1])  # the loop takes issue_i there: a new run
+        if not len(idle):
+            free[position:] = run
+            return free
+        length = int(idle[0]) + 1
+        free[position:position + length] = run[:length]
+        previous = run[length - 1]
+        position += length
+    return None
+
+
+# Runs BandwidthDram._serve computes with _busy_runs before it falls back to the request loop
+# (0: always the loop, the reference the tests compare against).
+_BUSY_RUNS = 24
 
 
 def make_dram(backend: str, config: NPUConfig, record_trace: bool = False) -> _Backend:

@@ -46,8 +46,11 @@ instruction.
 
 from __future__ import annotations
 
+import hashlib
+from array import array
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 
@@ -81,6 +84,36 @@ FAST_DMA = True
 # completions and port runs from the plan's profile (offsets from its start, computed once; see
 # BandwidthDram.shift_profile) instead of a dozen small numpy calls; False always computes them.
 SHIFTED_DMA = True
+# A DMA load that goes chunk by chunk waits once per run of chunks that use no SRAM port cycles
+# (for their latest arrival) instead of once per chunk; False steps through every chunk.
+SEGMENTED_CHUNKS = True
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """The run-time inputs of one timing-mode run: a DRAM image of `size_bytes` holding `regions`
+    ((address, bytes) pairs, e.g. a step program's parameters, constants and token ids).
+
+    With inputs, a run starts from INT and FP SRAM cleared and this image, and the DMAs between
+    DRAM and INT / FP SRAM move their data for real, so the scalar front end sees the step's
+    parameters (q0, s0, k, ...) and every address it derives from them is the step's own. DMAs into
+    vector and matrix SRAM, and the vector and matrix units, stay timing-only."""
+
+    size_bytes: int
+    regions: tuple[tuple[int, bytes], ...]
+
+    def __post_init__(self) -> None:
+        for address, data in self.regions:
+            if address < 0 or address + len(data) > self.size_bytes:
+                raise ValueError(f"run input of {len(data)} bytes at {address:#x} lies outside the "
+                                 f"{self.size_bytes:#x}-byte input image")
+
+    def digest(self) -> bytes:
+        hasher = hashlib.sha256(f"inputs {self.size_bytes}".encode())
+        for address, data in self.regions:
+            hasher.update(f"|{address}:{len(data)}|".encode())
+            hasher.update(data)
+        return hasher.digest()
 
 
 class CycleLimitError(SimulationError):
@@ -138,6 +171,20 @@ class _DmaPlan:
         # Offset from the DMA's first port cycle to the start of its last chunk that uses the
         # port, when no chunk waits (0 when none uses it).
         self.last_offset = int(self.before[positive[-1]]) if len(positive) else 0
+        # The chunk-by-chunk load loop of _Run._dma in segments that end at a chunk using the
+        # port: a chunk of no port cycles only waits for its data, so a segment's chunks wait for
+        # the latest arrival among them (np.maximum.reduceat over these starts). None: every
+        # chunk uses the port (no segments to merge).
+        if self.positive is not None:
+            starts = np.concatenate(([0], self.positive + 1))
+            self.segment_starts = starts[starts < len(cycles)]
+            self.positive_cycles = [cycles[i] for i in self.positive.tolist()]
+        else:
+            self.segment_starts, self.positive_cycles = None, cycles
+        # What a backend that ignores addresses reads of the plan (request sizes, port cycles),
+        # as one number: _Run.timing_inputs records it in place of the DRAM address.
+        self.signature = int.from_bytes(hashlib.sha256(self.sizes.tobytes() + b"|" + self.cycles_array.tobytes())
+                                        .digest()[:8], "little", signed=True)
         # Filled in on first use by _Run._dma (None: not yet; False: none exact for this plan).
         self.read_profile: _ReadProfile | None | bool = None
         self.write_profile: ShiftProfile | None | bool = None
@@ -285,20 +332,116 @@ class CycleSimulator:
                      tuple(row_reads), tuple(row_writes))
 
     # ---- running -----------------------------------------------------------------------------
-    def run(self, max_instructions: int = 10_000_000, max_cycles: int = 10**10) -> CycleStats:
-        """Simulate from pc 0 until `halt` and every unit has finished; returns the statistics."""
+    def run(self, max_instructions: int = 10_000_000, max_cycles: int = 10**10,
+            inputs: RunInputs | None = None) -> CycleStats:
+        """Simulate from pc 0 until `halt` and every unit has finished; returns the statistics.
+        `inputs`: the step's run-time inputs (see RunInputs); None runs on the memories as they are."""
+        self._start_state(inputs)
+        return _Run(self, max_instructions, max_cycles, inputs is not None).execute()
+
+    # ---- exact reuse: what a run's timing depends on ---------------------------------------------
+    # A run is a deterministic function of its start state (the program, this simulator's settings,
+    # the limits and the memories the front end reads; registers, loops, units, ports and the DRAM
+    # backend always start empty). `start_key` hashes exactly that. `timing_key` is coarser: the
+    # hash of the values the timing model reads during the run - branch and loop outcomes (so the
+    # dynamic instruction sequence), and the register operands of every DMA, matrix and vector
+    # instruction that its schedule uses - which it gets from a pass of the front end alone
+    # (scalar and control instructions; no unit scheduling). Runs with equal timing keys have
+    # equal statistics. npu.sim.cycle.reuse uses both; tests/test_cycle_generation.py checks the
+    # claim on programs with data-dependent branches.
+
+    def start_key(self, max_instructions: int = 10_000_000, max_cycles: int = 10**10,
+                  inputs: RunInputs | None = None) -> str:
+        """SHA-256 of the whole start state of `run(max_instructions, max_cycles, inputs)`."""
+        self._start_state(inputs)
+        hasher = hashlib.sha256(b"dnpu cycle run start v1")
+        hasher.update(self._settings_digest(max_instructions, max_cycles))
+        if inputs is not None:  # the scalar memories were just cleared: the inputs are the state
+            hasher.update(inputs.digest())
+        for memory in self._front_end_memories():
+            hasher.update(memory.tobytes())
+        return hasher.hexdigest()
+
+    def timing_key(self, max_instructions: int = 10_000_000, max_cycles: int = 10**10,
+                   inputs: RunInputs | None = None) -> str:
+        """SHA-256 of every value the timing of `run(max_instructions, max_cycles, inputs)` reads,
+        from a run of the front end only; the memories are left as they were. Raises what the
+        run would raise for a fault, a DMA outside DRAM or the instruction limit."""
+        functional = self.functional
+        saved_dram = functional.dram.data.copy()
+        saved = [memory.copy() for memory in self._front_end_memories()[:2]]
+        if self.execute_data:
+            saved += [functional.vector_sram.data.copy(), functional.matrix_sram.data.copy()]
+        try:
+            self._start_state(inputs)
+            trace = _Run(self, max_instructions, max_cycles, inputs is not None).timing_inputs()
+        finally:
+            functional.dram.data = saved_dram
+            srams = [functional.int_sram, functional.fp_sram, functional.vector_sram, functional.matrix_sram]
+            for sram, copy in zip(srams, saved):
+                sram.data[:] = copy
+        hasher = hashlib.sha256(b"dnpu cycle timing inputs v1")
+        hasher.update(self._settings_digest(max_instructions, max_cycles))
+        hasher.update(trace)
+        return hasher.hexdigest()
+
+    def settings_key(self, max_instructions: int = 10_000_000, max_cycles: int = 10**10) -> str:
+        """SHA-256 of the loaded program, this simulator's settings and the limits (no memories)."""
+        if self.program is None:
+            raise SimulationError("no program loaded; call load() first", 0, "<none>")
+        return self._settings_digest(max_instructions, max_cycles).hex()
+
+    def _start_state(self, inputs: RunInputs | None) -> None:
+        """The start state of a run: registers and loops cleared, the inputs placed, a new DRAM backend."""
         if self.program is None:
             raise SimulationError("no program loaded; call load() first", 0, "<none>")
         self.functional.reset()
+        if inputs is not None:
+            if self.execute_data:
+                raise ValueError("RunInputs are for timing mode; with execute_data=True preload sim.functional")
+            functional = self.functional
+            functional.int_sram.data[:] = 0
+            functional.fp_sram.data[:] = 0
+            if functional.dram.size != inputs.size_bytes:
+                functional.dram.data = np.zeros(inputs.size_bytes, dtype=np.uint8)
+            else:
+                functional.dram.data[:] = 0
+            for address, data in inputs.regions:
+                functional.dram.data[address:address + len(data)] = np.frombuffer(data, dtype=np.uint8)
         self.dram = make_dram(self.dram_backend_name, self.config, self.record_dram_trace)
-        return _Run(self, max_instructions, max_cycles).execute()
+
+    def _front_end_memories(self) -> list[np.ndarray]:
+        """The memories a run can read or change: every one with execute_data, else those of the
+        scalar front end (INT and FP SRAM, and the DRAM image their DMAs use)."""
+        functional = self.functional
+        memories = [functional.int_sram.data, functional.fp_sram.data, functional.dram.data]
+        if self.execute_data:
+            memories += [functional.vector_sram.data, functional.matrix_sram.data, functional.accumulators]
+        return memories
+
+    def _settings_digest(self, max_instructions: int, max_cycles: int) -> bytes:
+        """Everything about this simulator and run that is not memory: machine, cost tables,
+        options, limits, the program's words."""
+        from npu.sim.cost import dram as dram_module
+
+        settings = (self.config, self.params, self.energy_table, self.dram_backend_name, self.queue_depth,
+                    self.execute_data, self.record_timeline, self.timeline_limit, self.record_dram_trace,
+                    self.dma_chunk_bytes, max_instructions, max_cycles, FAST_DMA, SHIFTED_DMA, SEGMENTED_CHUNKS,
+                    dram_module.FAST_SHIFT, dram_module._FIXED_POINT_PASSES, dram_module._BUSY_RUNS)
+        hasher = hashlib.sha256(repr(settings).encode())
+        hasher.update(np.ascontiguousarray(self.program.words, dtype="<u4").tobytes())
+        return hasher.digest()
 
 
 class _Run:
     """The state of one run (kept apart from the simulator so runs cannot leak into each other)."""
 
-    def __init__(self, sim: CycleSimulator, max_instructions: int, max_cycles: int):
+    def __init__(self, sim: CycleSimulator, max_instructions: int, max_cycles: int, scalar_dma: bool = False):
         self.sim = sim
+        # which pcs run their functional handler at dispatch: every one with execute_data; with
+        # RunInputs also the DMAs between DRAM and INT / FP SRAM (their data is the step's input)
+        self.runs_handler = [sim.execute_data or (scalar_dma and slot.kind == DMA and slot.mnemonic[-2:] in (".i", ".f"))
+                             for slot in sim._slots]
         self.config = sim.config
         self.params = sim.params
         self.max_instructions, self.max_cycles = max_instructions, max_cycles
@@ -354,7 +497,7 @@ class _Run:
         vector_unit_run, matrix_unit_run, dma_unit_run = self._vector, self._matrix, self._dma
         depth = self.sim.queue_depth
         record = self.sim.record_timeline
-        execute_data = self.sim.execute_data
+        runs_handler = self.runs_handler
         max_cycles, max_instructions = self.max_cycles, self.max_instructions
         branch_penalty = params.taken_branch_penalty
         sync_points = self.sync_points
@@ -368,18 +511,19 @@ class _Run:
                 slot = slots[pc]
                 kind = slot.kind
                 t = fe
+                latest = 0  # the latest ready cycle of the register operands (paired issue reads it)
                 checks = slot.checks
                 if checks:
                     for entry in checks:
-                        if ready[entry] > t:
-                            t = ready[entry]
-                    if t > fe:
-                        stall_dependency += t - fe
+                        if ready[entry] > latest:
+                            latest = ready[entry]
+                    if latest > fe:
+                        stall_dependency += latest - fe
+                        t = latest
                 if t > max_cycles:
                     self._limit(pc, t, f"instruction could not dispatch before the cycle limit {max_cycles}")
                 if kind == SCALAR:
-                    if pair_at >= 0 and t == fe == pair_at + 1 and not slot.port_memory \
-                            and all(ready[entry] <= pair_at for entry in checks):
+                    if pair_at >= 0 and t == fe == pair_at + 1 and latest <= pair_at and not slot.port_memory:
                         t = pair_at  # issued beside the queued instruction before it
                         paired += 1
                     pair_at = -1
@@ -403,7 +547,7 @@ class _Run:
                     if len(starts) == depth and starts[0] > t:
                         stall_queue += starts[0] - t
                         t = starts[0]
-                    next_pc = handlers[pc]() if execute_data else pc + 1
+                    next_pc = handlers[pc]() if runs_handler[pc] else pc + 1
                     if kind == VECTOR:
                         start, end = vector_unit_run(slot, t, pc)
                     elif kind == MATRIX or kind == WRITEBACK:
@@ -477,6 +621,145 @@ class _Run:
         if total > max_cycles:
             self._limit(pc, total, f"the units finish at cycle {total}, past the cycle limit {max_cycles}")
         return self._stats(total, executed)
+
+    def timing_inputs(self) -> bytes:
+        """The run's front end alone, recording every value the timing model reads (see
+        CycleSimulator.timing_key): per executed branch the pc it continues at, per `loop` its
+        count, per vector instruction its row keys (as the order of their first appearance: the
+        vector unit only compares them), per tile op / `mwb` its row, stride and
+        weight-tile registers, per DMA its shape, strides, SRAM address and DRAM address (as the
+        DRAM backend sees it: the whole address for the JEDEC model, which maps it to banks and
+        rows; its offset in a DMA chunk for the bandwidth model, which reads only the chunking).
+        Every executed pc's record has a fixed length, so equal records mean equal instruction
+        sequences with equal operands. Returns the SHA-256 digest of the record."""
+        fsim, slots = self.fsim, self.slots
+        regs, aregs = self.int_regs, fsim.addr_regs
+        record: list[int] = []
+        add, extend = record.append, record.extend
+        self.row_ids: dict[int, int] = {}   # vector-unit row key -> order of first appearance
+        hasher = hashlib.sha256()
+        steps = [self._input_step(pc, slot, fsim.handler(pc), add, extend) for pc, slot in enumerate(slots)]
+        loops, advance_loops = fsim.active_loops, fsim.advance_loops
+        max_instructions = self.max_instructions
+        pc, executed, halted = 0, 0, False
+        try:
+            while executed < max_instructions:
+                next_pc = steps[pc]()
+                executed += 1
+                if next_pc == HALT:
+                    halted = True
+                    break
+                if loops and next_pc == loops[-1].end:
+                    next_pc = advance_loops(next_pc)
+                pc = next_pc
+                if executed & 4095 == 0 and len(record) > 1 << 20:
+                    hasher.update(array("q", record).tobytes())
+                    record.clear()
+        except InstructionFault as fault:
+            fsim.raise_at(pc, str(fault))
+        except (MemoryAccessError, ValueError, FloatingPointError) as err:
+            fsim.raise_at(pc, f"{type(err).__name__}: {err}")
+        if not halted:
+            self._limit(pc, 0, f"instruction limit {self.max_instructions} reached without `halt`")
+        hasher.update(array("q", record).tobytes())
+        hasher.update(f"|executed {executed}".encode())
+        return hasher.digest()
+
+    def _input_step(self, pc: int, slot: _Slot, handler, add, extend):
+        """What timing_inputs does at `pc`: a function returning the next pc (see timing_inputs)."""
+        regs, aregs, kind, ops = self.int_regs, self.fsim.addr_regs, slot.kind, slot.operands
+        following = pc + 1
+        runs_handler = self.runs_handler[pc]
+        if kind == BRANCH:
+            def branch() -> int:
+                next_pc = handler()
+                add(next_pc)
+                return next_pc
+            return branch
+        if kind == LOOP and slot.mnemonic == "loop":
+            count = ops["count"]
+
+            def loop() -> int:
+                add(regs[count])
+                return handler()
+            return loop
+        if kind == FAULT:
+            def fault() -> int:
+                handler()
+                raise InstructionFault("the functional simulator accepted an instruction the timing model rejects")
+            return fault
+        if kind in (SCALAR, LOOP, WAIT, HALT_KIND, NOP):
+            return handler
+        if kind == VECTOR:
+            # The vector unit compares rows only for equality (row_ready, keyed by row and
+            # space), so a row is recorded as the order of its first appearance in the run: runs
+            # whose row keys coincide in the same pattern record the same. (Matrix rows are
+            # compared as intervals and recorded as they are.)
+            ids, row_keys = self.row_ids, slot.row_keys
+
+            def vector() -> int:
+                for reg, space in row_keys:
+                    key = regs[reg] * 4 + space
+                    ident = ids.get(key)
+                    if ident is None:
+                        ident = ids[key] = len(ids)
+                    add(ident)
+                return handler() if runs_handler else following
+            return vector
+        if kind in (MATRIX, WRITEBACK):
+            fields = [ops["act" if "act" in ops else "dst"], ops["stride"]] + ([ops["w"]] if "w" in ops else [])
+        else:  # DMA
+            return self._dma_input_step(pc, slot, handler if runs_handler else None, extend)
+        get = itemgetter(*fields) if fields else None
+        if get is None:
+            return handler if runs_handler else (lambda: following)
+        if len(fields) == 1:
+            reg = fields[0]
+
+            def one() -> int:
+                add(regs[reg])
+                return handler() if runs_handler else following
+            return one
+
+        def several() -> int:
+            extend(get(regs))
+            return handler() if runs_handler else following
+        return several
+
+    def _dma_input_step(self, pc: int, slot: _Slot, handler, extend):
+        """timing_inputs at a DMA: its shape, strides, SRAM address and DRAM address as the backend
+        reads it, after the checks `_dma` makes (a shape or DRAM range it rejects raises here too)."""
+        regs, aregs, ops = self.int_regs, self.fsim.addr_regs, slot.operands
+        rows_reg, cols_reg, dstride_reg, sram_reg = ops["rows"], ops["cols"], ops["dstride"], ops["sram"]
+        sstride_reg = ops.get("sstride")       # None: a KV transfer (its SRAM stride is cols)
+        dram_reg = ops["dram"]
+        whole_address = self.sim.dram.uses_addresses
+        chunk, capacity, following = self.dma_chunk, self.dram_capacity, pc + 1
+        shapes = self.dma_shapes
+
+        def dma() -> int:
+            rows, cols, base, dstride = regs[rows_reg], regs[cols_reg], aregs[dram_reg], regs[dstride_reg]
+            self.pc = pc
+            info = shapes.get((pc, rows, cols)) or self._dma_shape(slot, rows, cols)
+            address = 0
+            if info.timing.dram_bytes:
+                last_row = base + dstride * (rows - 1)
+                if base < 0 or last_row < 0 or base + info.row_bytes > capacity \
+                        or last_row + info.row_bytes > capacity:
+                    self._check_dram_range(base, dstride, rows, info.row_bytes)
+                if whole_address:
+                    address = base
+                else:  # the plan _dma would use: its chunk sizes and port cycles are all it reads
+                    plans = info.plans
+                    plan = plans.get((base % chunk, dstride))
+                    if plan is None:
+                        if len(plans) > 4096:
+                            plans.clear()
+                        plan = plans[base % chunk, dstride] = self._dma_plan(base, dstride, rows, info.timing)
+                    address = plan.signature
+            extend((rows, cols, dstride, regs[sram_reg], cols if sstride_reg is None else regs[sstride_reg], address))
+            return handler() if handler is not None else following
+        return dma
 
     def _event(self, track: str, mnemonic: str, pc: int, start: int, end: int) -> None:
         """Record one timeline event (record_timeline=True), up to the simulator's limit."""
@@ -696,9 +979,10 @@ class _Run:
                 else:
                     issue = []
                     for chunk_cycles in plan.cycles:
-                        granted = pool.reserve(at, chunk_cycles)
-                        waited_port += granted - at
-                        at = granted + chunk_cycles
+                        if chunk_cycles:  # a chunk of no port cycles reserves nothing (PortPool.reserve)
+                            granted = pool.reserve(at, chunk_cycles)
+                            waited_port += granted - at
+                            at = granted + chunk_cycles
                         issue.append(at)
                     issue = np.asarray(issue, dtype=np.int64)
                     last = int(dram.serve_arrays(addrs, plan.sizes, True, issue).max())
@@ -723,13 +1007,26 @@ class _Run:
                     waited_dram = end - at - plan.total_cycles
                     at = end
                 else:
-                    for arrival, chunk_cycles in zip(arrivals.tolist(), plan.cycles):
+                    # chunk by chunk: wait for the chunk's data, then reserve its port cycles; a
+                    # chunk of no port cycles reserves nothing (PortPool.reserve), so runs of them
+                    # wait once, for their latest arrival (_DmaPlan.segment_starts)
+                    reserve = pool.reserve
+                    if SEGMENTED_CHUNKS and plan.segment_starts is not None:
+                        peaks, port_cycles = np.maximum.reduceat(arrivals, plan.segment_starts).tolist(), \
+                            plan.positive_cycles
+                    else:
+                        peaks, port_cycles = arrivals.tolist(), plan.cycles
+                    for arrival, chunk_cycles in zip(peaks, port_cycles):
                         if arrival > at:
                             waited_dram += arrival - at
                             at = arrival
-                        granted = pool.reserve(at, chunk_cycles)
-                        waited_port += granted - at
-                        at = granted + chunk_cycles
+                        if chunk_cycles:
+                            granted = reserve(at, chunk_cycles)
+                            waited_port += granted - at
+                            at = granted + chunk_cycles
+                    if len(peaks) > len(port_cycles) and peaks[-1] > at:  # trailing chunks of no port cycles
+                        waited_dram += peaks[-1] - at
+                        at = peaks[-1]
             busy += timing.sram_port_cycles
             stalls = unit.stalls
             stalls["dram"] += waited_dram
