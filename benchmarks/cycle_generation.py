@@ -1,5 +1,5 @@
 """A whole LLaDA-8B (or Dream-7B) top-k generation on the cycle simulator, every step run or
-exactly reused (npu.sim.cycle.generation), one generation per cache mode, each with its own
+exactly reused (npu.runtime.cycle_generation), one generation per cache mode, each with its own
 reuse cache: CPU seconds per generation, and what simulating every step would cost.
 
 Prints per mode: the steps simulated / reused (same start state, same timing inputs), the CPU
@@ -33,7 +33,7 @@ from npu.compiler.lower import compile_spec
 from npu.hw.config import load_npu_config
 from npu.models.presets import load_model_spec
 from npu.sim.analytical.scenarios import ScenarioSettings, generation_recipe
-from npu.sim.cycle.generation import StepProgram, generation_row, simulate_generations, topk_schedule
+from npu.runtime.cycle_generation import StepProgram, generation_row, simulate_generations, topk_schedule
 from npu.sim.cycle.reuse import SIMULATED, TimingReuse
 
 

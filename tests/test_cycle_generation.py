@@ -26,7 +26,7 @@ from npu.models.transformer import ModelConfig
 from npu.runtime.generate import SimulatorStepper, decode_steps, generate
 from npu.compiler.reference import StepOutput
 from npu.sim.cycle import CycleSimulator
-from npu.sim.cycle.generation import StepProgram, generation_row, simulate_generations, step_inputs, topk_schedule
+from npu.runtime.cycle_generation import StepProgram, generation_row, simulate_generations, step_inputs, topk_schedule
 from npu.sim.cycle.reuse import SAME_START, SAME_TIMING, SIMULATED, TimingReuse, stats_digest
 from npu.sim.cycle.simulator import RunInputs
 

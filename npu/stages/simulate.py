@@ -247,7 +247,7 @@ def whole_generation_rows(config, model: str | Path, decoding: dict, kv_length: 
                           jedec_max_instructions: int = 2_000_000,
                           caches: tuple[str, ...] = ("none", "prefix", "dual")) -> list[dict]:
     """Per cache mode, a whole top-k generation with every step run on the cycle simulator
-    (npu.sim.cycle.generation: each step its own program and run-time parameters; steps whose
+    (npu.runtime.cycle_generation: each step its own program and run-time parameters; steps whose
     start state or timing inputs were already simulated reuse those statistics exactly).
 
     The step programs are compiled here, one per query length, as npu.runtime's SimulatorStepper
@@ -262,7 +262,7 @@ def whole_generation_rows(config, model: str | Path, decoding: dict, kv_length: 
     from npu.compiler.layout import Shapes
     from npu.compiler.lower import compile_spec
     from npu.models.presets import load_model_spec
-    from npu.sim.cycle.generation import StepProgram, generation_row, simulate_generations, topk_schedule
+    from npu.runtime.cycle_generation import StepProgram, generation_row, simulate_generations, topk_schedule
 
     spec = load_model_spec(model)
     gen, block, steps = decoding["gen_length"], decoding["block_length"], decoding["steps"]
