@@ -253,16 +253,22 @@ def test_batched_matmul_equals_the_two_dimensional_one_lane_by_lane():
                               numerics.hw_matmul_accumulate(acc[lane], act[lane], weight[0]).view(np.uint32))
 
 
-@pytest.mark.parametrize("cache, threshold, temperature", [("dual", 0.3, 0.0), ("prefix", None, 0.8)])
-def test_lockstep_generations_equal_one_at_a_time_generations(cache, threshold, temperature):
-    """Threshold commits finish blocks after different numbers of steps, so lanes run different
-    step programs in one round; sampled plans draw their own seeded noise per prompt."""
+def _tiny_generations(cache: str, threshold: float | None, temperature: float):
+    """dnpu-edge, TINY with random weights and one seeded decoding plan per prompt of PROMPTS:
+    (npu, weights, plan, plans, seq_len)."""
     npu = load_npu_config("dnpu-edge")
     weights = random_weights(TINY, seed=2)
     plan = DecodeConfig(gen_length=4, block_length=2, steps=4, cache=cache, threshold=threshold,
                         temperature=temperature)
     plans = [dataclasses.replace(plan, seed=10 + i) for i in range(len(PROMPTS))]
-    seq_len = PROMPTS.shape[1] + plan.gen_length
+    return npu, weights, plan, plans, PROMPTS.shape[1] + plan.gen_length
+
+
+@pytest.mark.parametrize("cache, threshold, temperature", [("dual", 0.3, 0.0), ("prefix", None, 0.8)])
+def test_lockstep_generations_equal_one_at_a_time_generations(cache, threshold, temperature):
+    """Threshold commits finish blocks after different numbers of steps, so lanes run different
+    step programs in one round; sampled plans draw their own seeded noise per prompt."""
+    npu, weights, plan, plans, seq_len = _tiny_generations(cache, threshold, temperature)
     lock = LockstepStepper(TINY, weights, npu, seq_len, plan.sampling, lanes=len(PROMPTS))
     finished = []
     got = generate_lockstep(lock, list(PROMPTS), plans, TINY.mask_token_id, on_finished=finished.append)
@@ -556,12 +562,7 @@ def test_batched_reference_generations_equal_one_at_a_time_reference_generations
     from npu.runtime.generate import ReferenceStepper
     from npu.runtime.lockstep import BatchedReferenceStepper
 
-    npu = load_npu_config("dnpu-edge")
-    weights = random_weights(TINY, seed=2)
-    plan = DecodeConfig(gen_length=4, block_length=2, steps=4, cache=cache, threshold=threshold,
-                        temperature=temperature)
-    plans = [dataclasses.replace(plan, seed=10 + i) for i in range(len(PROMPTS))]
-    seq_len = PROMPTS.shape[1] + plan.gen_length
+    npu, weights, plan, plans, seq_len = _tiny_generations(cache, threshold, temperature)
     batched = BatchedReferenceStepper(TINY, weights, npu, seq_len, plan.sampling, lanes=len(PROMPTS))
     got = generate_lockstep(batched, list(PROMPTS), plans, TINY.mask_token_id)
     single = ReferenceStepper(TINY, weights, npu, seq_len, plan.sampling)
