@@ -19,6 +19,20 @@ from npu.sim.functional.handlers import Handler, HandlerBuilder, InstructionFaul
 _SRAM_BY_SUFFIX = {"v": "vector_sram", "m": "matrix_sram", "f": "fp_sram", "i": "int_sram"}
 
 
+def checked_transfer_span(dram, low: int, high: int, sram, first: int, sstride: int, rows: int,
+                          cols: int) -> tuple[np.ndarray, int, int]:
+    """A transfer's range checks, shared by the one-image and the lock-step simulators: DRAM bytes
+    [low, high) inside the DRAM, and the SRAM rows inside the SRAM. Returns the SRAM element index
+    of every (row, column) and the SRAM span [sram_low, sram_high)."""
+    if low < 0 or high > dram.size:
+        raise InstructionFault(f"DRAM bytes [{low:#x}, {high:#x}) outside [0, {dram.size:#x})")
+    index = first + sstride * np.arange(rows, dtype=np.int64)[:, None] + np.arange(cols)[None, :]
+    sram_low, sram_high = int(index.min()), int(index.max()) + 1
+    if sram_low < 0 or sram_high > sram.size:
+        raise InstructionFault(f"{sram.name} elements [{sram_low}, {sram_high}) outside [0, {sram.size})")
+    return index, sram_low, sram_high
+
+
 def build_transfer(sim: Machine, pc: int, ins: Instruction) -> Handler:
     """dld.* / dst.* / dldkv.* / dstkv.* (and the no-clip stores dstnc.* / dstkvnc.v): `rows` rows
     of `cols` elements, the SRAM named by the suffix."""
@@ -51,12 +65,7 @@ def build_transfer(sim: Machine, pc: int, ins: Instruction) -> Handler:
             raise InstructionFault(f"DRAM address {base:#x} / stride {dstride} not aligned to {align} bytes for {fmt}")
         starts = base + dstride * np.arange(rows, dtype=np.int64)
         low, high = int(starts.min()), int(starts.max()) + nbytes
-        if low < 0 or high > dram.size:
-            raise InstructionFault(f"DRAM bytes [{low:#x}, {high:#x}) outside [0, {dram.size:#x})")
-        index = first + sstride * np.arange(rows, dtype=np.int64)[:, None] + np.arange(cols)[None, :]
-        sram_low, sram_high = int(index.min()), int(index.max()) + 1
-        if sram_low < 0 or sram_high > sram.size:
-            raise InstructionFault(f"{sram.name} elements [{sram_low}, {sram_high}) outside [0, {sram.size})")
+        index, sram_low, sram_high = checked_transfer_span(dram, low, high, sram, first, sstride, rows, cols)
         scale = None
         if kv:
             scale_at = regs[ops["scale"]]

@@ -44,6 +44,7 @@ from npu.isa.assembler import Program, format_instruction
 from npu.isa.encoding import EncodingError, Instruction, decode
 from npu.isa.table import DRAM_FORMATS, SMOOTH_MODES, STORE_SCALE_RULES, SYNC_UNITS, Kind, Unit
 from npu.sim.functional import control, scalar, vector
+from npu.sim.functional.dma import checked_transfer_span
 from npu.sim.functional.control import Loop
 from npu.sim.functional.handlers import (
     HALT,
@@ -730,12 +731,7 @@ def _build_transfer(sim: LockstepSimulator, pc: int, ins: Instruction) -> Handle
                                        f"for {fmt}")
             span = dstride * (rows - 1)
             low, high = base + min(span, 0), base + max(span, 0) + nbytes
-        if low < 0 or high > dram.size:
-            raise InstructionFault(f"DRAM bytes [{low:#x}, {high:#x}) outside [0, {dram.size:#x})")
-        index = first + sstride * np.arange(rows, dtype=np.int64)[:, None] + np.arange(cols)[None, :]
-        sram_low, sram_high = int(index.min()), int(index.max()) + 1
-        if sram_low < 0 or sram_high > sram.size:
-            raise InstructionFault(f"{sram.name} elements [{sram_low}, {sram_high}) outside [0, {sram.size})")
+        index, sram_low, sram_high = checked_transfer_span(dram, low, high, sram, first, sstride, rows, cols)
         lanes = selector[0]
         lane_index = every_lane if type(lanes) is slice else lanes
         scale = None
