@@ -212,6 +212,11 @@ module npu_top #(
       .fp_register_write_data(vector_fp_write_data), .int_register_write_enable(vector_int_write_enable),
       .int_register_write_index(vector_int_write_index), .int_register_write_data(vector_int_write_data));
 
+  wire dma_v = dma_sram_enable && dma_sram_target == TARGET_VECTOR;
+  wire dma_m = dma_sram_enable && dma_sram_target == TARGET_MATRIX;
+  wire dma_f = dma_sram_enable && dma_sram_target == TARGET_FP;
+  wire dma_i = dma_sram_enable && dma_sram_target == TARGET_INT;
+
   // ---- matrix unit -----------------------------------------------------------------------
   wire matrix_fault_valid;
   wire [`DNPU_FAULT_BITS-1:0] matrix_fault_code;
@@ -222,7 +227,7 @@ module npu_top #(
   wire [16*MATRIX_LANES-1:0] matrix_row_read;
   matrix_sequencer #(.MLEN(MLEN), .BLEN(BLEN), .ACCUMULATORS(ACCUMULATORS), .VEC_BITS(VECTOR_BITS),
                      .WROWS(WROWS), .VLEN(VLEN), .VECTOR_WORDS(VECTOR_WORDS), .MATRIX_WORDS(MATRIX_WORDS),
-                     .MATRIX_LANES(MATRIX_LANES)) u_matrix (
+                     .MATRIX_LANES(MATRIX_LANES), .DMA_BLOCK(BLOCK)) u_matrix (
       .clk(clk), .reset(reset), .command_valid(pop_valid[1] && !faulted), .command_ready(pop_ready[1]),
       .command_mnemonic(popped[PAYLOAD + PAYLOAD_MNEMONIC +: `DNPU_MNEMONIC_BITS]),
       .command_word(popped[PAYLOAD + PAYLOAD_WORD +: 32]),
@@ -231,7 +236,8 @@ module npu_top #(
       .vector_request(matrix_vreq), .vector_write(matrix_vwrite), .vector_address(matrix_vaddress),
       .vector_write_data(matrix_vdata), .vector_grant(matrix_vgrant), .vector_read_data(vector_row_read),
       .matrix_request(matrix_mreq), .matrix_address(matrix_maddress), .matrix_grant(matrix_mgrant),
-      .matrix_read_data(matrix_row_read));
+      .matrix_read_data(matrix_row_read), .dma_matrix_write(dma_m && dma_sram_write),
+      .dma_matrix_address(dma_sram_address));
 
   assign fault_pulse = dma_fault_valid || matrix_fault_valid || vector_fault_valid;
   always @(posedge clk)
@@ -243,10 +249,6 @@ module npu_top #(
     end
 
   // ---- vector SRAM: DMA > matrix > vector; the debug port when the testbench dumps ---------
-  wire dma_v = dma_sram_enable && dma_sram_target == TARGET_VECTOR;
-  wire dma_m = dma_sram_enable && dma_sram_target == TARGET_MATRIX;
-  wire dma_f = dma_sram_enable && dma_sram_target == TARGET_FP;
-  wire dma_i = dma_sram_enable && dma_sram_target == TARGET_INT;
   assign matrix_vgrant = matrix_vreq && !dma_v;
   assign vector_vgrant = vector_vreq && !dma_v && !matrix_vreq;
   assign matrix_mgrant = matrix_mreq && !dma_m;
