@@ -18,8 +18,9 @@
 // on the same tile skips the load (ISA rule 4: the program waits for the DMA before using a
 // tile it loads). A new tile's last beat waits until every earlier op has sent its first row
 // (matrix_unit binds an op to the tile current at its first row).
-// After a tile op's last row the unit stays busy for BLEN + 2 * MLEN + 2 cycles, the result
-// latency of matrix_unit, so that `wait matrix` covers the accumulation.
+// After a tile op's last row the unit stays busy for 2 * MLEN cycles: matrix_unit adds that row's
+// last column into the accumulator 2 * MLEN cycles after taking it, so `wait matrix` ends the
+// cycle the whole result is visible.
 // Faults: accumulator, matrix_range, matrix_alignment (npu.rtl.core.CORE_FAULTS).
 `default_nettype none
 `include "dnpu_isa.vh"
@@ -240,7 +241,7 @@ module matrix_sequencer #(
         a_hold_acc <= a_inflight_acc;
         a_hold_accumulate <= a_inflight_accumulate;
       end else if (a_fire) a_hold_valid <= 1'b0;
-      if (a_fire_last) drain <= BLEN + 2 * MLEN + 2;
+      if (a_fire_last) drain <= 2 * MLEN;
       firsts_pending <= firsts_pending + {1'b0, c_to_f} - {1'b0, a_fire_first};
       // ---- feed
       if (f_granted) begin

@@ -14,7 +14,8 @@
 //     ISA rule 1), and overlaps the older instructions' execution and write-back;
 //   enter (X): the cycle after its last read the instruction enters vector_unit, its last operand
 //     straight from the SRAM (vector_unit: result 2 cycles later, one instruction per cycle;
-//     vrank VLEN / RANK_STEP_LANES + 1, not pipelined);
+//     vrank VLEN / RANK_STEP_LANES + 1, not pipelined); the accumulated FP register of a chained
+//     vsum / vmaxr / vargmax is forwarded from the older instruction's queued result;
 //   write-back: results queue in order (IN_FLIGHT entries) and write their row or words (one
 //     cycle when granted; a write-back has the sequencer's port before the next reads) and the
 //     registers.
@@ -103,11 +104,11 @@ module vector_sequencer #(
   assign command_ready = !c_valid;
 
   wire row_a_valid, row_b_valid, row_c_valid, words_a_valid, words_b_valid, dest_row_valid;
-  /* verilator lint_off UNUSEDSIGNAL */  // the scalar operand is X's
-  wire scalar_i_valid;
+  /* verilator lint_off UNUSEDSIGNAL */  // the scalar operands are X's
+  wire scalar_i_valid, scalar_f_valid, scalar_f_register;
   wire [2:0] scalar_i_slot;
   /* verilator lint_on UNUSEDSIGNAL */
-  wire dest_words_valid, words_a_int, words_b_int, dest_words_int, scalar_f_valid, scalar_f_register;
+  wire dest_words_valid, words_a_int, words_b_int, dest_words_int;
   wire fp_write_back, int_write_back, known;
   wire [2:0] row_a_slot, row_b_slot, row_c_slot, words_a_slot, words_b_slot, dest_row_slot;
   wire [2:0] dest_words_slot, fp_index;
@@ -162,7 +163,8 @@ module vector_sequencer #(
   reg [31:0] m_words_at [0:IN_FLIGHT-1];
   reg [2:0] m_fp_index [0:IN_FLIGHT-1];
   reg [3:0] m_int_index [0:IN_FLIGHT-1];
-  // read-after-write: a row / word row / FP register this instruction reads is still to be written
+  // read-after-write: a row or word row this instruction reads is still to be written (the
+  // accumulated FP register is forwarded to X instead, below)
   reg hazard;
   integer e;
   always @* begin
@@ -174,12 +176,12 @@ module vector_sequencer #(
         if (m_words[e] && ((words_a_valid && words_a_int == m_words_int[e] && overlaps(words_a_at, m_words_at[e]))
                            || (words_b_valid && words_b_int == m_words_int[e] && overlaps(words_b_at, m_words_at[e]))))
           hazard = 1'b1;
-        if (m_fp[e] && scalar_f_valid && scalar_f_register && m_fp_index[e] == fp_index) hazard = 1'b1;
       end
   end
 
   // ---- enter stage (X) -------------------------------------------------------------------------
   reg x_valid;
+  reg [1:0] x_slot;   // X's entry in the in-flight list
   reg [`DNPU_MNEMONIC_BITS-1:0] x_mnemonic;
   reg [31:0] x_word;
   reg [32*SLOTS-1:0] x_operands;
@@ -229,10 +231,45 @@ module vector_sequencer #(
   wire [31:0] out_f, out_i;
   wire [31:0] x_row_a_at = slot_value(x_operands, x_row_a_slot), x_row_b_at = slot_value(x_operands, x_row_b_slot);
   wire [31:0] x_scalar_i = slot_value(x_operands, x_scalar_i_slot);
-  wire [31:0] x_scalar_f = x_scalar_f_register ? fp_register_read_data : x_fp_operand;
-  wire x_enters = x_valid && unit_ready;
+  // ---- results queue (in order; entry i belongs to in-flight entry i: both fill in order and
+  // retire together) ---------------------------------------------------------------------------
+  reg [IN_FLIGHT-1:0] r_valid;
+  reg [1:0] r_head, r_tail;
+  reg [RB-1:0] r_row [0:IN_FLIGHT-1];
+  reg [WB-1:0] r_words [0:IN_FLIGHT-1];
+  reg [31:0] r_f [0:IN_FLIGHT-1];
+  reg [31:0] r_i [0:IN_FLIGHT-1];
+  reg r_row_we [0:IN_FLIGHT-1];
+  reg r_words_we [0:IN_FLIGHT-1];
+  reg r_f_we [0:IN_FLIGHT-1];
+  reg r_i_we [0:IN_FLIGHT-1];
+  reg r_fault [0:IN_FLIGHT-1];
+  // The accumulated FP register (vsum / vmaxr / vargmax, ISA rule 3) as X enters: the youngest
+  // older instruction in flight that writes it forwards its queued result; X waits while that
+  // result is not queued yet (or writes no register: vargmax finding no greater value).
+  reg x_fp_wait, x_fp_forward;
+  reg [31:0] x_fp_value;
+  reg [1:0] walk;
+  integer k;
+  always @* begin
+    x_fp_wait = 1'b0;
+    x_fp_forward = 1'b0;
+    x_fp_value = fp_register_read_data;
+    walk = m_head;
+    for (k = 0; k < IN_FLIGHT; k = k + 1) begin
+      if (m_valid[walk] && walk != x_slot && m_fp[walk] && m_fp_index[walk] == x_fp_index) begin
+        x_fp_forward = r_valid[walk] && !r_fault[walk] && r_f_we[walk];
+        x_fp_wait = !x_fp_forward;
+        if (x_fp_forward) x_fp_value = r_f[walk];
+      end
+      walk = walk == 2'(IN_FLIGHT - 1) ? 2'd0 : walk + 2'd1;
+    end
+  end
+  wire x_fp_stall = x_scalar_f_valid && x_scalar_f_register && x_fp_wait;
+  wire [31:0] x_scalar_f = x_scalar_f_register ? x_fp_value : x_fp_operand;
+  wire x_enters = x_valid && unit_ready && !x_fp_stall;
   vector_unit #(.VLEN(VLEN), .VECTOR_BITS(VECTOR_BITS), .RANK_STEP_LANES(RANK_STEP_LANES)) u_unit (
-      .clk(clk), .rst(reset), .in_valid(x_valid), .in_ready(unit_ready),
+      .clk(clk), .rst(reset), .in_valid(x_valid && !x_fp_stall), .in_ready(unit_ready),
       .opcode(x_word[`DNPU_OPCODE_LSB +: `DNPU_OPCODE_WIDTH]), .funct(x_word[`DNPU_FUNCT_LSB +: `DNPU_FUNCT_WIDTH]),
       .mode(x_word[`DNPU_VSMSCALE_MODE_LSB +: `DNPU_VSMSCALE_MODE_WIDTH]),
       .glog2(x_word[`DNPU_VROTHALF_GLOG2_LSB +: `DNPU_VROTHALF_GLOG2_WIDTH]),
@@ -245,18 +282,7 @@ module vector_sequencer #(
       .out_i_we(out_i_we), .out_fault(out_fault));
   assign fp_register_read_index = x_fp_index;
 
-  // ---- results queue (in order; entry k belongs to the k-th oldest instruction in flight) -------
-  reg [IN_FLIGHT-1:0] r_valid;
-  reg [1:0] r_head, r_tail;
-  reg [RB-1:0] r_row [0:IN_FLIGHT-1];
-  reg [WB-1:0] r_words [0:IN_FLIGHT-1];
-  reg [31:0] r_f [0:IN_FLIGHT-1];
-  reg [31:0] r_i [0:IN_FLIGHT-1];
-  reg r_row_we [0:IN_FLIGHT-1];
-  reg r_words_we [0:IN_FLIGHT-1];
-  reg r_f_we [0:IN_FLIGHT-1];
-  reg r_i_we [0:IN_FLIGHT-1];
-  reg r_fault [0:IN_FLIGHT-1];
+  // ---- write-back of the oldest result ---------------------------------------------------------
   wire head = r_valid[r_head];
   wire head_row = head && !r_fault[r_head] && m_row[m_head] && r_row_we[r_head];
   wire head_words = head && !r_fault[r_head] && !head_row && m_words[m_head] && r_words_we[r_head];
@@ -382,6 +408,7 @@ module vector_sequencer #(
         x_word <= word;
         x_operands <= operands;
         x_fp_operand <= fp_operand;
+        x_slot <= m_tail;
         m_valid[m_tail] <= 1'b1;
         m_row[m_tail] <= dest_row_valid;
         m_row_at[m_tail] <= dest_row_at;
