@@ -22,21 +22,10 @@ import numpy as np
 
 from npu.compiler import kv_quant
 from npu.compiler.asm import CompileError
-from npu.compiler.context import FP_SCALE, INT_KV_BASE, INT_KV_LEFT, INT_Q0, Emit, f32
+from npu.compiler.context import FP_SCALE, INT_KV_BASE, INT_KV_LEFT, INT_Q0, Emit, f32, key_mask, masked_subrows
 from npu.compiler.linear import reference_gemm
 from npu.hw.numerics import chained_row_sum, hw_exp, hw_recip
 from npu.hw.rows import row_bytes
-
-
-def key_mask(kv_len: int, kv_slots: int) -> np.ndarray:
-    """0 for real key slots, -inf for the padding slots of the last tile."""
-    mask = np.zeros(kv_slots, np.float32)
-    mask[kv_len:] = -np.inf
-    return mask
-
-
-def masked_subrows(kv_len: int, kv_slots: int, vlen: int) -> list[int]:
-    return list(range(kv_len // vlen, kv_slots // vlen))
 
 
 def reference_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, kv_len: int, scale: float,
