@@ -26,7 +26,8 @@ from npu.runtime import ReferenceStepper, SimulatorStepper, generate, generation
 from test_compiler import GQA_BIAS, PROMPT, SMALL, WIDE_HEADS, random_weights
 
 BAOS4 = KVQuant(4, 0.5)
-SEARCH4 = KVQuant(4, (0.0, 0.25, 0.5, 0.75))  # BaosOptions()'s alphas, and the plain candidate
+SEARCH4 = KVQuant(4, (0.0, 0.25, 0.5, 0.75))  # BaosOptions()'s alphas and criterion ('output'), the plain candidate
+SEARCH4_ATTENTION = KVQuant(4, (0.0, 0.25, 0.5, 0.75), criterion="attention")  # the older criterion
 SEARCH4_NO_PLAIN = KVQuant(4, (0.0, 0.25, 0.5, 0.75), plain_candidate=False)  # the search before the plain candidate
 
 
@@ -49,6 +50,8 @@ def decode_both(config, npu_name, threshold, kv):
     (SMALL, "dnpu-cloud", 0.2, SEARCH4),
     (GQA_BIAS, "dnpu-edge", None, SEARCH4),
     (SMALL, "dnpu-edge", 0.2, SEARCH4_NO_PLAIN),
+    (SMALL, "dnpu-cloud", 0.2, SEARCH4_ATTENTION),
+    (GQA_BIAS, "dnpu-cloud", None, KVQuant(8, (0.0, 0.5))),  # output criterion, MXINT8, GQA
     (SMALL, "dnpu-cloud", None, KVQuant(4, (0.0, 0.5), "no_clip")),  # dstkvnc.v: the no-clip MX rule
 ])
 def test_baos_generation_equals_reference_bit_for_bit(config, npu_name, threshold, kv):
@@ -165,8 +168,9 @@ def test_what_baos_cannot_run_is_a_compile_error_naming_it():
         KVQuant.parse("kivi4")
     with pytest.raises(CompileError, match="mxint3 is not a DMA format"):
         KVQuant.parse("baos-mxint3")
-    with pytest.raises(CompileError, match="criterion 'output' is not lowered; the NPU's alpha search lowers attention"):
-        KVQuant(4, criterion="output")
+    with pytest.raises(CompileError, match="criterion 'mse' is not lowered; the NPU's alpha search lowers output, "
+                                           "attention"):
+        KVQuant(4, criterion="mse")
     with pytest.raises(CompileError, match="criterion 'logit' is unknown"):
         KVQuant(4, criterion="logit")
     plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache="prefix")
@@ -221,15 +225,17 @@ def test_trained_tiny_sort_baos_tokens_against_the_accuracy_simulator(kv):
     assert run["task_accuracy"] >= 0.7, run
 
 
-def test_alpha_search_picks_the_accuracy_simulators_alphas():
-    """The on-chip search (errors in bf16 steps, query energy as a sum) chooses, per KV head, the
-    factors and shift BaosKVCache with the same criterion ('attention') and candidates (the plain
-    format, then the alphas) chooses (fp32 errors, mean query energy) on inputs whose candidates
-    are well separated: outlier channels in odd heads only, which need smoothing, and heads
-    without, where the plain format (no shift, s = 1) wins."""
+@pytest.mark.parametrize("kv", [SEARCH4, SEARCH4_ATTENTION], ids=["output", "attention"])
+def test_alpha_search_picks_the_accuracy_simulators_alphas(kv):
+    """The on-chip search (errors in bf16 steps; 'attention': query energy as a sum; 'output':
+    the criterion's attention in the NPU's bf16 softmax) chooses, per KV head, the factors and
+    shift BaosKVCache with the same criterion and candidates (the plain format, then the alphas)
+    chooses (fp32 errors and softmax) on inputs whose candidates are well separated: outlier
+    channels in odd heads only, which need smoothing, and heads without, where the plain format
+    (no shift, s = 1) wins."""
     npu = load_npu_config("dnpu-cloud")
     config, seq_len = GQA_BIAS, 16
-    shapes = Shapes(config, npu, seq_len, SEARCH4)
+    shapes = Shapes(config, npu, seq_len, kv)
     heads, hd, slot = config.n_kv_heads, config.head_dim, shapes.slot
     generator = np.random.default_rng(1)
     rnd = rounder(npu)
@@ -244,7 +250,7 @@ def test_alpha_search_picks_the_accuracy_simulators_alphas():
     k, v, q = grid(seq_len, heads), grid(seq_len, heads), grid(seq_len, config.n_heads)
     state = ReferenceState.start(shapes, np.zeros(seq_len, np.int32))
     reference_kv(StepSpec(shapes, seq_len, 4, "topk"), state, 0, k, v, 0, 8, q)
-    cache = make_cache_factory("baos-mxint", 4, decode=BlockLayout(8, 4), criterion="attention")(config, 1, seq_len)
+    cache = make_cache_factory("baos-mxint", 4, decode=BlockLayout(8, 4), criterion=kv.criterion)(config, 1, seq_len)
     cache.observe_queries(0, torch.from_numpy(q[None, ..., :hd]))
     cache.write(0, torch.arange(seq_len), torch.from_numpy(k[None, ..., :hd]), torch.from_numpy(v[None, ..., :hd]))
     rows = state.baos.rows[0]
@@ -254,6 +260,26 @@ def test_alpha_search_picks_the_accuracy_simulators_alphas():
         assert np.array_equal(rows[:, row + 1, :hd], chosen.shift[0].numpy())
     assert len(set(cache.alpha_counts)) > 2  # the heads did not all choose the same alpha
     assert ("key", NO_SMOOTHING) in cache.alpha_counts  # some heads kept the plain format
+
+
+@pytest.mark.parametrize("config, npu_name, kv", [(SMALL, "dnpu-cloud", SEARCH4), (GQA_BIAS, "dnpu-edge", SEARCH4),
+                                                  (SMALL, "dnpu-cloud", SEARCH4_ATTENTION)])
+def test_compiled_search_writes_the_references_factor_rows(config, npu_name, kv):
+    """After a refresh on the functional simulator, every layer's factor rows (the chosen factors
+    and shifts of each KV head, K and V) in DRAM are the NPU-arithmetic reference's, bit for bit."""
+    npu = load_npu_config(npu_name)
+    weights, seq_len = random_weights(config), 16
+    tokens = np.array(PROMPT + [config.mask_token_id] * 8, np.int32)
+    sim = SimulatorStepper(config, weights, npu, seq_len, "topk", kv)
+    ref = ReferenceStepper(config, weights, npu, seq_len, "topk", kv)
+    for stepper in (sim, ref):
+        stepper.start(tokens)
+        stepper.step(seq_len, 4, 0, 8, 1, 0.9)
+    for layer in range(config.n_layers):
+        region = sim.dram[f"kvq_rows.{layer}"]
+        rows = sim.sim.dram.read(region.address, 4 * config.n_kv_heads * sim.shapes.slot, region.fmt)
+        expected = ref.state.baos.rows[layer]
+        assert np.array_equal(np.asarray(rows).reshape(expected.shape), expected)
 
 
 @pytest.mark.parametrize("query_length", [16, 4])
