@@ -208,12 +208,21 @@ SORT_CHECKPOINT = os.environ.get("DNPU_SORT_CHECKPOINT",
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(SORT_CHECKPOINT).is_dir(), reason="needs a trained tiny-sort checkpoint "
                                                                "(DNPU_SORT_CHECKPOINT)")
-@pytest.mark.parametrize("kv", [BAOS4, SEARCH4], ids=["alpha0.5", "alpha-search"])
+@pytest.mark.parametrize("kv", [BAOS4, SEARCH4, SEARCH4_ATTENTION],
+                         ids=["alpha0.5", "search-output", "search-attention"])
 def test_trained_tiny_sort_baos_tokens_against_the_accuracy_simulator(kv):
     """20 prompts, dnpu-cloud, dual cache, BAOS-MXINT4: compiled == reference always; against the
     accuracy simulator (PyTorch, other rounding order) the bf16 cache agrees on every prompt, BAOS
-    on most (16/20 when written): MXINT4's coarse steps turn the few-ulp differences between the
-    two models' K/V into whole quantization steps in ~10% of the cached elements."""
+    on most: MXINT4's coarse steps turn the few-ulp differences between the two models' K/V into
+    whole quantization steps in ~10% of the cached elements (and the output criterion's softmax
+    runs in bf16 on chip, fp32 in PyTorch, so near-ties between candidates can go either way).
+
+    Task accuracy is compared with the compiled bf16 cache on the same prompts, not with a fixed
+    number: the checkpoint is retrained on each machine (tiny-sort lands at 98-100 % in bf16, and
+    fixed-alpha MXINT4 at 0.65-0.9 on 20 prompts, whose binomial 95 % interval is about +-0.2).
+    What the floor catches is a broken quantized cache - wrong factors, shift or tiles collapse
+    sorting to ~0 (the 2-bit rows of docs/baos.md section 4) - which half the bf16 accuracy
+    separates from every MXINT4 result measured so far."""
     from npu.check.verify_kv import verify_kv
 
     report = verify_kv(SORT_CHECKPOINT, ["dnpu-cloud"], ["threshold"], 20, kv, compare_bf16=True,
@@ -221,8 +230,9 @@ def test_trained_tiny_sort_baos_tokens_against_the_accuracy_simulator(kv):
     (run,) = report["runs"]
     assert run["identical_to_reference"] == 20, run
     assert run["bf16_identical_to_accuracy_sim"] == 20, run
-    assert run["identical_to_accuracy_sim"] >= 14, run
-    assert run["task_accuracy"] >= 0.7, run
+    assert run["identical_to_accuracy_sim"] >= 12, run
+    assert run["bf16_task_accuracy"] >= 0.9, run  # the checkpoint itself is trained
+    assert run["task_accuracy"] >= 0.5 * run["bf16_task_accuracy"], run
 
 
 @pytest.mark.parametrize("kv", [SEARCH4, SEARCH4_ATTENTION], ids=["output", "attention"])
