@@ -301,12 +301,14 @@ def test_cycle_and_analytical_models_count_the_smoothing_and_the_mx_bytes(query_
     from npu.sim.cycle.simulator import CycleSimulator
 
     npu = load_npu_config("dnpu-cloud")
-    for kv in (None, SEARCH4):
+    mmt = {}
+    for kv in (None, SEARCH4_ATTENTION, SEARCH4):
         step = compile_spec(StepSpec(Shapes(SMALL, npu, 16, kv), query_length, 4, "topk"))
         sim = CycleSimulator(npu, dram="bandwidth")
         sim.load(Program(step.program))
         with np.errstate(invalid="ignore", over="ignore"):  # timing mode: FP registers are meaningless
             stats = sim.run()
+        mmt[kv] = stats.by_mnemonic["mmt"]
         assert stats.instructions == step.stats["executed_total"]
         assert stats.dram.bytes_read == step.stats["dram_read_bytes"]
         assert stats.dram.bytes_written == step.stats["dram_write_bytes"]
@@ -315,3 +317,10 @@ def test_cycle_and_analytical_models_count_the_smoothing_and_the_mx_bytes(query_
                 0 if query_length == 4 else SMALL.n_layers * 2 * SMALL.n_kv_heads * 16 * (npu.mlen // npu.vlen))  # rows x
             # the VLEN chunks of an MLEN-wide head slot
         assert estimate_program(Program(step.program), npu).instructions == stats.instructions
+    # the output criterion's attention at the refresh: per layer, KV head and K/V, the exact pass and
+    # one per candidate (4 alphas + the plain format), each over BLEN-row blocks of the block's
+    # query rows (group x 4, padded) and every key tile
+    group_rows = SMALL.n_heads // SMALL.n_kv_heads * 4
+    passes = SMALL.n_layers * SMALL.n_kv_heads * 2 * (1 + 5) * -(-group_rows // npu.blen)
+    assert mmt[SEARCH4] - mmt[SEARCH4_ATTENTION] == (passes * (16 // npu.mlen + (16 % npu.mlen > 0))
+                                                     if query_length == 16 else 0)
