@@ -135,14 +135,3 @@ def rounder(npu):
 
 def f32(x):
     return np.asarray(x, dtype=np.float32)
-
-
-def key_mask(kv_len: int, kv_slots: int) -> np.ndarray:
-    """0 for real key slots, -inf for the padding slots of the last tile."""
-    mask = np.zeros(kv_slots, np.float32)
-    mask[kv_len:] = -np.inf
-    return mask
-
-
-def masked_subrows(kv_len: int, kv_slots: int, vlen: int) -> list[int]:
-    return list(range(kv_len // vlen, kv_slots // vlen))

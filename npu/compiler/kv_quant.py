@@ -46,7 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from npu.compiler.asm import CompileError
-from npu.compiler.context import FP_SCALE, INT_Q0, INT_S0, Emit, StepSpec, masked_subrows, rounder
+from npu.compiler.attention_reference import masked_subrows, reference_attention
+from npu.compiler.context import FP_SCALE, INT_Q0, INT_S0, Emit, StepSpec, rounder
 from npu.hw.numerics import (BAOS_CRITERIA, MX_SCALE_RULES, POW2_MODES, SMOOTHING_ALPHAS, chained_row_sum, hw_recip,
                               round_to_format)
 from npu.isa.table import DRAM_FORMATS, NO_CLIP_STORE
@@ -894,8 +895,6 @@ def _reference_output_error(spec: StepSpec, kind: str, x: np.ndarray, other: np.
     """The output criterion of _emit_criterion_setup / _emit_candidate_output_error: a function
     (read, shifted) -> error per KV head, for the candidates of `kind` ('k' or 'v') with raw rows
     x and the other kind's raw rows `other` (kv_heads, query_length, slot), shift z, queries q."""
-    from npu.compiler.attention import reference_attention  # attention lowers through this module
-
     sh, npu, m = spec.shapes, spec.npu, spec.model
     rnd, ls, heads = rounder(npu), spec.sample_length, x.shape[0]
     group = m.n_heads // m.n_kv_heads
