@@ -324,3 +324,13 @@ def test_cycle_and_analytical_models_count_the_smoothing_and_the_mx_bytes(query_
     passes = SMALL.n_layers * SMALL.n_kv_heads * 2 * (1 + 5) * -(-group_rows // npu.blen)
     assert mmt[SEARCH4] - mmt[SEARCH4_ATTENTION] == (passes * (16 // npu.mlen + (16 % npu.mlen > 0))
                                                      if query_length == 16 else 0)
+
+
+def test_the_compiled_default_is_the_accuracy_simulators_default_baos():
+    """`baos-mxint4` on chip (KVQuant's defaults: the 4 alphas, the plain candidate, the 'output'
+    criterion, OCP scales) is BaosOptions()'s MX variant, so the exact mode compares like with like."""
+    from npu.check.exact import baos_options
+    from npu.quant.baos import BaosOptions
+
+    assert baos_options(KVQuant.parse("baos-mxint4")) == BaosOptions(storage="mxint")
+    assert baos_options(KVQuant.parse("baos-mxint4-nc")) == BaosOptions(storage="mxint", mx_scale="no_clip")
