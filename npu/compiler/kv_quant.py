@@ -19,16 +19,25 @@ for K and V alike (x = the RoPE'd keys or the values of the pass, bf16 in vector
   by the same z, and q . z is the same for every key, which softmax ignores.
 
 This equals `BaosKVCache` with `BaosOptions(alphas=...)` (storage mxint, pow2 factors, shift,
-refresh statistics, per-block adaptation, attention criterion; the MX block is `mx_block` = 32
-channels). With one alpha that is a fixed strength. With several (KVQuant.parse's default, the
-BaosOptions() candidates 0 / 0.25 / 0.5 / 0.75) the refresh also searches, per KV head and K/V:
-each candidate's factors round-trip d through a scratch MX region (`dstkv`, `dldkv.v`), the
-squared error is summed with `vsum` (keys weighted by W = sum of q^2 of the group's query rows,
-a positive multiple of the simulator's mean query energy) and `flt` / `fmin` / `vsel` keep the
-best factors, ties to the earlier alpha, without branches. Values differ from the accuracy
-simulator only in where they are rounded: the NPU keeps z, x - z and the error terms in bf16
-(vector SRAM), the PyTorch simulator in float32, so a near-tie between two alphas can go the
-other way.
+refresh statistics, per-block adaptation; the MX block is `mx_block` = 32 channels). With one
+alpha that is a fixed strength. With several (KVQuant.parse's default, the BaosOptions()
+candidates 0 / 0.25 / 0.5 / 0.75, then the plain format) the refresh also searches, per KV head
+and K/V: each candidate's factors round-trip d through a scratch MX region (`dstkv`, `dldkv.v`)
+and `flt` / `fmin` / `vsel` keep the candidate with the smallest error, ties to the earlier one,
+without branches. The error is the criterion's (KVQuant.criterion):
+
+* 'output' (the default, as BaosOptions()'s): the attention-output error of the block's query
+  rows (every query head of the KV head, stacked), softmax(q k^T * scale) v against the exact
+  output, with this kind's rows replaced by the candidate's read-back (R + z; the block's own
+  rows exact) and the other kind's exact - K and V tiles through a bf16 scratch region (`dst.v`,
+  `dld.m`), `mmt`, the softmax of emit_attention, `mm`, `vsum` of the squared difference;
+* 'attention': the squared round-trip error summed with `vsum`, keys weighted by W = sum of q^2
+  of the group's query rows (a positive multiple of the simulator's mean query energy).
+
+Values differ from the accuracy simulator only in where they are rounded: the NPU keeps z,
+x - z, the error terms and the criterion's scores and outputs in bf16 (vector SRAM, hardware exp
+and reciprocal), the PyTorch simulator in float32, so a near-tie between two candidates can go
+the other way.
 
 Scope: the dual cache's two step shapes (a full refresh, query_length == seq_len, and an
 in-block step, query_length == sample_length), machines with the dLLM instructions, head slots
