@@ -36,12 +36,15 @@ SHAPES = (("tiny-sort", 25, 4), ("llada-8b", 512, 32))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--npu", default="dnpu-cloud")
-    parser.add_argument("--cycles", action="store_true", help="also the analytical model's cycles per step")
+    parser.add_argument("--cycles", action="store_true",
+                        help="also the analytical model's cycles per step (minutes per LLaDA-8B program)")
+    parser.add_argument("--models", nargs="+", default=[name for name, _, _ in SHAPES],
+                        choices=[name for name, _, _ in SHAPES])
     args = parser.parse_args(argv)
     npu = load_npu_config(args.npu)
     print(f"{'model':10s} {'step':9s} {'variant':17s} {'instructions':>14s} {'MACs':>14s} "
           f"{'DRAM read':>14s} {'DRAM write':>14s} {'compile s':>9s}" + (f" {'cycles':>14s}" if args.cycles else ""))
-    for model, seq_len, block in SHAPES:
+    for model, seq_len, block in (shape for shape in SHAPES if shape[0] in args.models):
         config = load_model_spec(model).architecture
         for step, query in (("refresh", seq_len), ("in-block", block)):
             for label, kv in VARIANTS.items():
