@@ -230,7 +230,9 @@ def test_trained_tiny_sort_baos_tokens_against_the_accuracy_simulator(kv):
     (run,) = report["runs"]
     assert run["identical_to_reference"] == 20, run
     assert run["bf16_identical_to_accuracy_sim"] == 20, run
-    assert run["identical_to_accuracy_sim"] >= 12, run
+    # the fast simulator's fidelity at MXINT4, not the chip's correctness (that is the line above):
+    # 21/32 identical in the exact mode with the output criterion (docs/baos.md 7b), so half
+    assert run["identical_to_accuracy_sim"] >= 10, run
     assert run["bf16_task_accuracy"] >= 0.9, run  # the checkpoint itself is trained
     assert run["task_accuracy"] >= 0.5 * run["bf16_task_accuracy"], run
 
