@@ -26,7 +26,8 @@ from npu.runtime import ReferenceStepper, SimulatorStepper, generate, generation
 from test_compiler import GQA_BIAS, PROMPT, SMALL, WIDE_HEADS, random_weights
 
 BAOS4 = KVQuant(4, 0.5)
-SEARCH4 = KVQuant(4, (0.0, 0.25, 0.5, 0.75))  # BaosOptions()'s alphas, and the plain candidate
+SEARCH4 = KVQuant(4, (0.0, 0.25, 0.5, 0.75))  # BaosOptions()'s alphas and criterion ('output'), the plain candidate
+SEARCH4_ATTENTION = KVQuant(4, (0.0, 0.25, 0.5, 0.75), criterion="attention")  # the older criterion
 SEARCH4_NO_PLAIN = KVQuant(4, (0.0, 0.25, 0.5, 0.75), plain_candidate=False)  # the search before the plain candidate
 
 
@@ -49,6 +50,8 @@ def decode_both(config, npu_name, threshold, kv):
     (SMALL, "dnpu-cloud", 0.2, SEARCH4),
     (GQA_BIAS, "dnpu-edge", None, SEARCH4),
     (SMALL, "dnpu-edge", 0.2, SEARCH4_NO_PLAIN),
+    (SMALL, "dnpu-cloud", 0.2, SEARCH4_ATTENTION),
+    (GQA_BIAS, "dnpu-cloud", None, KVQuant(8, (0.0, 0.5))),  # output criterion, MXINT8, GQA
     (SMALL, "dnpu-cloud", None, KVQuant(4, (0.0, 0.5), "no_clip")),  # dstkvnc.v: the no-clip MX rule
 ])
 def test_baos_generation_equals_reference_bit_for_bit(config, npu_name, threshold, kv):
@@ -165,8 +168,9 @@ def test_what_baos_cannot_run_is_a_compile_error_naming_it():
         KVQuant.parse("kivi4")
     with pytest.raises(CompileError, match="mxint3 is not a DMA format"):
         KVQuant.parse("baos-mxint3")
-    with pytest.raises(CompileError, match="criterion 'output' is not lowered; the NPU's alpha search lowers attention"):
-        KVQuant(4, criterion="output")
+    with pytest.raises(CompileError, match="criterion 'mse' is not lowered; the NPU's alpha search lowers output, "
+                                           "attention"):
+        KVQuant(4, criterion="mse")
     with pytest.raises(CompileError, match="criterion 'logit' is unknown"):
         KVQuant(4, criterion="logit")
     plan = DecodeConfig(gen_length=8, block_length=4, steps=8, cache="prefix")
@@ -204,12 +208,21 @@ SORT_CHECKPOINT = os.environ.get("DNPU_SORT_CHECKPOINT",
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(SORT_CHECKPOINT).is_dir(), reason="needs a trained tiny-sort checkpoint "
                                                                "(DNPU_SORT_CHECKPOINT)")
-@pytest.mark.parametrize("kv", [BAOS4, SEARCH4], ids=["alpha0.5", "alpha-search"])
+@pytest.mark.parametrize("kv", [BAOS4, SEARCH4, SEARCH4_ATTENTION],
+                         ids=["alpha0.5", "search-output", "search-attention"])
 def test_trained_tiny_sort_baos_tokens_against_the_accuracy_simulator(kv):
     """20 prompts, dnpu-cloud, dual cache, BAOS-MXINT4: compiled == reference always; against the
     accuracy simulator (PyTorch, other rounding order) the bf16 cache agrees on every prompt, BAOS
-    on most (16/20 when written): MXINT4's coarse steps turn the few-ulp differences between the
-    two models' K/V into whole quantization steps in ~10% of the cached elements."""
+    on most: MXINT4's coarse steps turn the few-ulp differences between the two models' K/V into
+    whole quantization steps in ~10% of the cached elements (and the output criterion's softmax
+    runs in bf16 on chip, fp32 in PyTorch, so near-ties between candidates can go either way).
+
+    Task accuracy is compared with the compiled bf16 cache on the same prompts, not with a fixed
+    number: the checkpoint is retrained on each machine (tiny-sort lands at 98-100 % in bf16, and
+    fixed-alpha MXINT4 at 0.65-0.9 on 20 prompts, whose binomial 95 % interval is about +-0.2).
+    What the floor catches is a broken quantized cache - wrong factors, shift or tiles collapse
+    sorting to ~0 (the 2-bit rows of docs/baos.md section 4) - which half the bf16 accuracy
+    separates from every MXINT4 result measured so far."""
     from npu.check.verify_kv import verify_kv
 
     report = verify_kv(SORT_CHECKPOINT, ["dnpu-cloud"], ["threshold"], 20, kv, compare_bf16=True,
@@ -217,19 +230,24 @@ def test_trained_tiny_sort_baos_tokens_against_the_accuracy_simulator(kv):
     (run,) = report["runs"]
     assert run["identical_to_reference"] == 20, run
     assert run["bf16_identical_to_accuracy_sim"] == 20, run
-    assert run["identical_to_accuracy_sim"] >= 14, run
-    assert run["task_accuracy"] >= 0.7, run
+    # the fast simulator's fidelity at MXINT4, not the chip's correctness (that is the line above):
+    # 21/32 identical in the exact mode with the output criterion (docs/baos.md 7b), so half
+    assert run["identical_to_accuracy_sim"] >= 10, run
+    assert run["bf16_task_accuracy"] >= 0.9, run  # the checkpoint itself is trained
+    assert run["task_accuracy"] >= 0.5 * run["bf16_task_accuracy"], run
 
 
-def test_alpha_search_picks_the_accuracy_simulators_alphas():
-    """The on-chip search (errors in bf16 steps, query energy as a sum) chooses, per KV head, the
-    factors and shift BaosKVCache with the same criterion ('attention') and candidates (the plain
-    format, then the alphas) chooses (fp32 errors, mean query energy) on inputs whose candidates
-    are well separated: outlier channels in odd heads only, which need smoothing, and heads
-    without, where the plain format (no shift, s = 1) wins."""
+@pytest.mark.parametrize("kv", [SEARCH4, SEARCH4_ATTENTION], ids=["output", "attention"])
+def test_alpha_search_picks_the_accuracy_simulators_alphas(kv):
+    """The on-chip search (errors in bf16 steps; 'attention': query energy as a sum; 'output':
+    the criterion's attention in the NPU's bf16 softmax) chooses, per KV head, the factors and
+    shift BaosKVCache with the same criterion and candidates (the plain format, then the alphas)
+    chooses (fp32 errors and softmax) on inputs whose candidates are well separated: outlier
+    channels in odd heads only, which need smoothing, and heads without, where the plain format
+    (no shift, s = 1) wins."""
     npu = load_npu_config("dnpu-cloud")
     config, seq_len = GQA_BIAS, 16
-    shapes = Shapes(config, npu, seq_len, SEARCH4)
+    shapes = Shapes(config, npu, seq_len, kv)
     heads, hd, slot = config.n_kv_heads, config.head_dim, shapes.slot
     generator = np.random.default_rng(1)
     rnd = rounder(npu)
@@ -244,7 +262,7 @@ def test_alpha_search_picks_the_accuracy_simulators_alphas():
     k, v, q = grid(seq_len, heads), grid(seq_len, heads), grid(seq_len, config.n_heads)
     state = ReferenceState.start(shapes, np.zeros(seq_len, np.int32))
     reference_kv(StepSpec(shapes, seq_len, 4, "topk"), state, 0, k, v, 0, 8, q)
-    cache = make_cache_factory("baos-mxint", 4, decode=BlockLayout(8, 4), criterion="attention")(config, 1, seq_len)
+    cache = make_cache_factory("baos-mxint", 4, decode=BlockLayout(8, 4), criterion=kv.criterion)(config, 1, seq_len)
     cache.observe_queries(0, torch.from_numpy(q[None, ..., :hd]))
     cache.write(0, torch.arange(seq_len), torch.from_numpy(k[None, ..., :hd]), torch.from_numpy(v[None, ..., :hd]))
     rows = state.baos.rows[0]
@@ -256,6 +274,26 @@ def test_alpha_search_picks_the_accuracy_simulators_alphas():
     assert ("key", NO_SMOOTHING) in cache.alpha_counts  # some heads kept the plain format
 
 
+@pytest.mark.parametrize("config, npu_name, kv", [(SMALL, "dnpu-cloud", SEARCH4), (GQA_BIAS, "dnpu-edge", SEARCH4),
+                                                  (SMALL, "dnpu-cloud", SEARCH4_ATTENTION)])
+def test_compiled_search_writes_the_references_factor_rows(config, npu_name, kv):
+    """After a refresh on the functional simulator, every layer's factor rows (the chosen factors
+    and shifts of each KV head, K and V) in DRAM are the NPU-arithmetic reference's, bit for bit."""
+    npu = load_npu_config(npu_name)
+    weights, seq_len = random_weights(config), 16
+    tokens = np.array(PROMPT + [config.mask_token_id] * 8, np.int32)
+    sim = SimulatorStepper(config, weights, npu, seq_len, "topk", kv)
+    ref = ReferenceStepper(config, weights, npu, seq_len, "topk", kv)
+    for stepper in (sim, ref):
+        stepper.start(tokens)
+        stepper.step(seq_len, 4, 0, 8, 1, 0.9)
+    for layer in range(config.n_layers):
+        region = sim.dram[f"kvq_rows.{layer}"]
+        rows = sim.sim.dram.read(region.address, 4 * config.n_kv_heads * sim.shapes.slot, region.fmt)
+        expected = ref.state.baos.rows[layer]
+        assert np.array_equal(np.asarray(rows).reshape(expected.shape), expected)
+
+
 @pytest.mark.parametrize("query_length", [16, 4])
 def test_cycle_and_analytical_models_count_the_smoothing_and_the_mx_bytes(query_length):
     """Both performance models read the compiled program: they see BAOS's extra instructions and
@@ -265,12 +303,14 @@ def test_cycle_and_analytical_models_count_the_smoothing_and_the_mx_bytes(query_
     from npu.sim.cycle.simulator import CycleSimulator
 
     npu = load_npu_config("dnpu-cloud")
-    for kv in (None, SEARCH4):
+    mmt = {}
+    for kv in (None, SEARCH4_ATTENTION, SEARCH4):
         step = compile_spec(StepSpec(Shapes(SMALL, npu, 16, kv), query_length, 4, "topk"))
         sim = CycleSimulator(npu, dram="bandwidth")
         sim.load(Program(step.program))
         with np.errstate(invalid="ignore", over="ignore"):  # timing mode: FP registers are meaningless
             stats = sim.run()
+        mmt[kv] = stats.by_mnemonic["mmt"]
         assert stats.instructions == step.stats["executed_total"]
         assert stats.dram.bytes_read == step.stats["dram_read_bytes"]
         assert stats.dram.bytes_written == step.stats["dram_write_bytes"]
@@ -279,3 +319,20 @@ def test_cycle_and_analytical_models_count_the_smoothing_and_the_mx_bytes(query_
                 0 if query_length == 4 else SMALL.n_layers * 2 * SMALL.n_kv_heads * 16 * (npu.mlen // npu.vlen))  # rows x
             # the VLEN chunks of an MLEN-wide head slot
         assert estimate_program(Program(step.program), npu).instructions == stats.instructions
+    # the output criterion's attention at the refresh: per layer, KV head and K/V, the exact pass and
+    # one per candidate (4 alphas + the plain format), each over BLEN-row blocks of the block's
+    # query rows (group x 4, padded) and every key tile
+    group_rows = SMALL.n_heads // SMALL.n_kv_heads * 4
+    passes = SMALL.n_layers * SMALL.n_kv_heads * 2 * (1 + 5) * -(-group_rows // npu.blen)
+    assert mmt[SEARCH4] - mmt[SEARCH4_ATTENTION] == (passes * (16 // npu.mlen + (16 % npu.mlen > 0))
+                                                     if query_length == 16 else 0)
+
+
+def test_the_compiled_default_is_the_accuracy_simulators_default_baos():
+    """`baos-mxint4` on chip (KVQuant's defaults: the 4 alphas, the plain candidate, the 'output'
+    criterion, OCP scales) is BaosOptions()'s MX variant, so the exact mode compares like with like."""
+    from npu.check.exact import baos_options
+    from npu.quant.baos import BaosOptions
+
+    assert baos_options(KVQuant.parse("baos-mxint4")) == BaosOptions(storage="mxint")
+    assert baos_options(KVQuant.parse("baos-mxint4-nc")) == BaosOptions(storage="mxint", mx_scale="no_clip")

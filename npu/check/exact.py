@@ -54,7 +54,7 @@ def fast_simulator_tokens(npu_model, prompts: np.ndarray, decode: DecodeConfig, 
         factory = make_cache_factory("baos-mxint", kv.bits, decode=decode, alphas=options.alphas,
                                      criterion=options.criterion, plain_candidate=options.plain_candidate,
                                      mx_scale=options.mx_scale)
-    with observe_queries(npu_model):  # BAOS's alpha search weighs key errors by the queries
+    with observe_queries(npu_model):  # BAOS's alpha search judges candidates by the queries
         result = torch_generate(npu_model, torch.as_tensor(prompts, dtype=torch.long), decode, cache_factory=factory)
     return result.tokens.numpy().astype(np.int32)
 

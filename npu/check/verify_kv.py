@@ -81,8 +81,10 @@ def verify_kv(checkpoint: str, npu_names: list[str], rules: list[str], n_prompts
             if compare_bf16:
                 plain = SimulatorStepper(cfg, weights, npu, seq_len, plan.sampling)
                 bf16 = fast_simulator_tokens(npu_model, prompts, plan, None)
-                run["bf16_identical_to_accuracy_sim"] = sum(
-                    bool((generate(plain, p, plan, cfg.mask_token_id).tokens == w).all()) for p, w in zip(prompts, bf16))
+                plain_tokens = [generate(plain, p, plan, cfg.mask_token_id).tokens for p in prompts]
+                run["bf16_identical_to_accuracy_sim"] = sum(bool((t == w).all()) for t, w in zip(plain_tokens, bf16))
+                run["bf16_task_accuracy"] = sum(bool((t[prompt_length:] == a).all())
+                                                for t, a in zip(plain_tokens, answers)) / n_prompts
             run["seconds"] = round(time.perf_counter() - began, 1)
             report["runs"].append(run)
             log(f"{npu_name} dual {rule:9s} {kv.name} alphas={kv.alphas}: {run['identical_to_reference']}/{n_prompts} "

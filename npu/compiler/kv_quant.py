@@ -19,16 +19,25 @@ for K and V alike (x = the RoPE'd keys or the values of the pass, bf16 in vector
   by the same z, and q . z is the same for every key, which softmax ignores.
 
 This equals `BaosKVCache` with `BaosOptions(alphas=...)` (storage mxint, pow2 factors, shift,
-refresh statistics, per-block adaptation, attention criterion; the MX block is `mx_block` = 32
-channels). With one alpha that is a fixed strength. With several (KVQuant.parse's default, the
-BaosOptions() candidates 0 / 0.25 / 0.5 / 0.75) the refresh also searches, per KV head and K/V:
-each candidate's factors round-trip d through a scratch MX region (`dstkv`, `dldkv.v`), the
-squared error is summed with `vsum` (keys weighted by W = sum of q^2 of the group's query rows,
-a positive multiple of the simulator's mean query energy) and `flt` / `fmin` / `vsel` keep the
-best factors, ties to the earlier alpha, without branches. Values differ from the accuracy
-simulator only in where they are rounded: the NPU keeps z, x - z and the error terms in bf16
-(vector SRAM), the PyTorch simulator in float32, so a near-tie between two alphas can go the
-other way.
+refresh statistics, per-block adaptation; the MX block is `mx_block` = 32 channels). With one
+alpha that is a fixed strength. With several (KVQuant.parse's default, the BaosOptions()
+candidates 0 / 0.25 / 0.5 / 0.75, then the plain format) the refresh also searches, per KV head
+and K/V: each candidate's factors round-trip d through a scratch MX region (`dstkv`, `dldkv.v`)
+and `flt` / `fmin` / `vsel` keep the candidate with the smallest error, ties to the earlier one,
+without branches. The error is the criterion's (KVQuant.criterion):
+
+* 'output' (the default, as BaosOptions()'s): the attention-output error of the block's query
+  rows (every query head of the KV head, stacked), softmax(q k^T * scale) v against the exact
+  output, with this kind's rows replaced by the candidate's read-back (R + z; the block's own
+  rows exact) and the other kind's exact - K and V tiles through a bf16 scratch region (`dst.v`,
+  `dld.m`), `mmt`, the softmax of emit_attention, `mm`, `vsum` of the squared difference;
+* 'attention': the squared round-trip error summed with `vsum`, keys weighted by W = sum of q^2
+  of the group's query rows (a positive multiple of the simulator's mean query energy).
+
+Values differ from the accuracy simulator only in where they are rounded: the NPU keeps z,
+x - z, the error terms and the criterion's scores and outputs in bf16 (vector SRAM, hardware exp
+and reciprocal), the PyTorch simulator in float32, so a near-tie between two candidates can go
+the other way.
 
 Scope: the dual cache's two step shapes (a full refresh, query_length == seq_len, and an
 in-block step, query_length == sample_length), machines with the dLLM instructions, head slots
@@ -39,13 +48,15 @@ constraint.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from npu.compiler.asm import CompileError
-from npu.compiler.context import INT_Q0, INT_S0, Emit, StepSpec, rounder
+from npu.compiler.attention_reference import masked_subrows, reference_attention
+from npu.compiler.context import FP_SCALE, INT_Q0, INT_S0, Emit, StepSpec, rounder
 from npu.hw.numerics import (BAOS_CRITERIA, MX_SCALE_RULES, POW2_MODES, SMOOTHING_ALPHAS, chained_row_sum, hw_recip,
                               round_to_format)
 from npu.isa.table import DRAM_FORMATS, NO_CLIP_STORE
@@ -56,7 +67,8 @@ INT_KVQ_ROWS = 17  # INT SRAM scratch word (16..63 are scratch; 16 is INT_MROW):
 ROWS_TAG = "kvq.rows"  # vector SRAM buffer of the layer's factor rows, live from the K/V write to attention
 ALPHA_MODES = {a: POW2_MODES[a] for a in SMOOTHING_ALPHAS if a}  # vsmscale modes; alpha 0 = no smoothing
 DEFAULT_ALPHAS = SMOOTHING_ALPHAS  # BaosOptions()'s candidates
-LOWERED_CRITERIA = ("attention",)  # of numerics.BAOS_CRITERIA, those the alpha search lowers
+LOWERED_CRITERIA = ("output", "attention")  # of numerics.BAOS_CRITERIA, those the alpha search lowers
+CRITERION_FMT = "bf16"  # DRAM format of the output criterion's K/V tile scratch (matrix SRAM holds bf16)
 SPEC_PATTERN = re.compile(r"baos-mxint(\d+)(-nc)?$")  # -nc: the no-clip MX scale rule
 # factor rows per KV head, in this order: K factor, K shift, V factor, V shift
 ROW_K_FACTOR, ROW_K_SHIFT, ROW_V_FACTOR, ROW_V_SHIFT = range(4)
@@ -69,13 +81,14 @@ class KVQuant:
     round-trip error (keys weighted by the pass's query energy), as BaosOptions() does.
     mx_scale: the MX scale rule of the K/V stores (numerics.MX_SCALE_RULES): 'ocp' stores with
     `dstkv.v`, 'no_clip' with its twin `dstkvnc.v` (same DRAM layout, so loads are unchanged).
-    criterion: the search's criterion (numerics.BAOS_CRITERIA); the NPU lowers 'attention'.
+    criterion: the search's criterion (numerics.BAOS_CRITERIA); the NPU lowers 'output' (the
+    attention-output error of the block's queries, BaosOptions()'s default) and 'attention'.
     plain_candidate: the search also tries the plain format (no shift, s = 1) first."""
 
     bits: int = 4
     alphas: tuple[float, ...] | float = DEFAULT_ALPHAS
     mx_scale: str = "ocp"
-    criterion: str = "attention"
+    criterion: str = "output"
     plain_candidate: bool = True
 
     def __post_init__(self) -> None:
@@ -122,6 +135,11 @@ class KVQuant:
         return len(self.alphas) > 1
 
     @property
+    def output_search(self) -> bool:
+        """The search runs the 'output' criterion (attention of the block's queries per candidate)."""
+        return self.search and self.criterion == "output"
+
+    @property
     def mode(self) -> str | None:
         """The vsmscale mode of a single alpha, or None for alpha = 0 (s = 1)."""
         return ALPHA_MODES.get(self.alphas[0]) if not self.search else None
@@ -151,6 +169,9 @@ class KVQuant:
             dram.add(f"kvq_rows.{layer}", npu.formats.vector, (4 * m.n_kv_heads, shapes.slot), npu.mx_block)
         if self.search:  # the candidates' round trips (dstkv, then dldkv back)
             dram.add("kvq_scratch", self.fmt, (shapes.kv_slots, shapes.slot), npu.mx_block)
+        if self.output_search:  # K and V tiles of the criterion's attention (dst.v, then dld.m)
+            for kind in ("k", "v"):
+                dram.add(f"kvq_crit_{kind}", CRITERION_FMT, (shapes.kv_slots, shapes.slot), npu.mx_block)
 
 
 def is_refresh(spec: StepSpec) -> bool:
@@ -194,6 +215,23 @@ def emit_kv_write(e: Emit, layer: int, k_addr: int, v_addr: int, first_row: int 
             raise CompileError(f"{npu.name}: KV quantization {sh.kv_quant.name}: the alpha search weighs key errors "
                                f"by the pass's queries, which are not in vector SRAM at the K/V write")
         asm.la("a3", e.dram["kvq_scratch"].address)
+    output = search and sh.kv_quant.output_search
+    if output:  # the criterion's attention: the block's query rows (zero-padded to BLEN rows),
+        # its exact and candidate outputs, a score strip; K/V tiles go through a4 / a5
+        qb_rows = criterion_rows(spec)
+        for tag in ("kvq.qb", "kvq.exact", "kvq.out"):
+            e.vec.alloc(tag, qb_rows * slot)
+        e.vec.alloc("kvq.strip", npu.blen * sh.kv_slots)
+        e.matrix_peak = max(e.matrix_peak, 2 * (sh.kv_slots // npu.mlen) * npu.mlen * npu.mlen)
+        asm.la("a4", e.dram["kvq_crit_k"].address)
+        asm.la("a5", e.dram["kvq_crit_v"].address)
+        used = spec.model.n_heads // heads * spec.sample_length
+        if qb_rows > used:  # the padding rows stay zero (finite scores, outputs never counted)
+            asm("flui f1, 0.0")
+            asm.li("r1", e.vec.live["kvq.qb"][0] + used * slot)
+            with asm.loop((qb_rows - used) * (slot // npu.vlen)):
+                asm("vbcast r1, f1")
+                asm(f"addi r1, r1, {npu.vlen}")
     region = e.dram[f"kvq_rows.{layer}"]
     rb = row_bytes(region.fmt, slot, npu.mx_block)
     asm.comment(f"kv cache write, layer {layer}: BAOS {sh.kv_quant.name} "
@@ -210,8 +248,8 @@ def emit_kv_write(e: Emit, layer: int, k_addr: int, v_addr: int, first_row: int 
     asm("flui f0, 0.5")
     asm("flui f1, 0.0")
     asm("flui f2, 1.0")
-    for j, (kind, src) in enumerate((("k", k_addr), ("v", v_addr))):
-        _emit_kind(e, layer, kind, src, rows_at + 2 * j * slot, d_buf, stats, refresh)
+    for j, (kind, src, other) in enumerate((("k", k_addr, v_addr), ("v", v_addr, k_addr))):
+        _emit_kind(e, layer, kind, src, rows_at + 2 * j * slot, d_buf, stats, refresh, other)
     if refresh:
         asm.la("a0", region.address)
         asm.li("r1", rows_at)
@@ -223,12 +261,16 @@ def emit_kv_write(e: Emit, layer: int, k_addr: int, v_addr: int, first_row: int 
         e.vec.free("kvq.stats")
     if search:
         e.vec.free("kvq.r")
+    if output:
+        for tag in ("kvq.strip", "kvq.out", "kvq.exact", "kvq.qb"):
+            e.vec.free(tag)
     e.vec.free("kvq.d")
 
 
 def _emit_kind(e: Emit, layer: int, kind: str, src: int, factor_row: int, d_buf: int, stats: int | None,
-               refresh: bool) -> None:
-    """One of K / V over every KV head; factor_row = s of head 0 (z at +slot, next head at +4 slot)."""
+               refresh: bool, other: int) -> None:
+    """One of K / V over every KV head; factor_row = s of head 0 (z at +slot, next head at +4 slot);
+    other: the other kind's K/V (the output criterion's exact keys or values)."""
     asm, sh, npu, spec = e.asm, e.shapes, e.npu, e.spec
     kvq, slot, vlen = sh.kv_quant, sh.slot, npu.vlen
     lq, chunks = spec.query_length, sh.slot // npu.vlen
@@ -245,7 +287,7 @@ def _emit_kind(e: Emit, layer: int, kind: str, src: int, factor_row: int, d_buf:
     asm.li("r10", factor_row)
     asm.li("r5", sh.kv_width)
     with_m = refresh and (kvq.search or kvq.mode is not None)
-    if refresh and kvq.search and kind == "k":
+    if refresh and kvq.search and (kind == "k" or kvq.output_search):
         asm.li("r11", e.vec.live["q"][0])  # first query head of the KV head
     with asm.loop(spec.model.n_kv_heads):
         if refresh:
@@ -294,7 +336,7 @@ def _emit_kind(e: Emit, layer: int, kind: str, src: int, factor_row: int, d_buf:
                 _advance(asm, ("r1", "r3", "r6") + (("r2",) if with_m else ()), vlen)
             asm("add r4, r4, r5")
         if refresh and kvq.search:
-            _emit_alpha_search(e, kind, d_buf, stats)
+            _emit_alpha_search(e, kind, d_buf, stats, other - src)
         elif refresh:
             asm("add r1, r10, r0")
             asm.li("r2", stats + 2 * slot)
@@ -328,7 +370,7 @@ def _emit_kind(e: Emit, layer: int, kind: str, src: int, factor_row: int, d_buf:
         asm(f"addi r10, r10, {4 * slot}")
 
 
-def _emit_alpha_search(e: Emit, kind: str, d_buf: int, stats: int) -> None:
+def _emit_alpha_search(e: Emit, kind: str, d_buf: int, stats: int, other_offset: int) -> None:
     """Factors of one KV head by the smallest round-trip error over the candidate alphas.
 
     Per candidate: S_a = vsmscale(max|d|), dstkv of d to the scratch region and dldkv back (R = the
@@ -346,7 +388,10 @@ def _emit_alpha_search(e: Emit, kind: str, d_buf: int, stats: int) -> None:
     t_row, mask_row = stats + 5 * slot, stats + 5 * slot + vlen
     round_trip = e.vec.live["kvq.r"][0]
     rb = row_bytes(kvq.fmt, slot, npu.mx_block)
-    weighted = kind == "k"
+    output = kvq.output_search
+    weighted = kind == "k" and not output
+    if output:
+        _emit_criterion_setup(e, kind, other_offset)
     if weighted:
         group = spec.model.n_heads // spec.model.n_kv_heads
         asm.li("r2", w_row)
@@ -366,8 +411,9 @@ def _emit_alpha_search(e: Emit, kind: str, d_buf: int, stats: int) -> None:
                     _advance(asm, ("r1", "r2"), vlen)
                 asm("add r3, r3, r8")
             asm(f"addi r11, r11, {slot}")
-    def candidate_error() -> None:
-        """f4 <- the error of the candidate whose factors are in S_a and whose values are in d_buf."""
+    def candidate_error(shifted: bool = True) -> None:
+        """f4 <- the error of the candidate whose factors are in S_a and whose values are in d_buf
+        (shifted: d_buf holds x - z; the plain candidate's holds x)."""
         asm("wait vector")
         asm.li("r1", d_buf)
         asm.li("r2", lq)
@@ -379,6 +425,9 @@ def _emit_alpha_search(e: Emit, kind: str, d_buf: int, stats: int) -> None:
         asm.li("r1", round_trip)
         asm(f"dldkv.v a3, r1, r2, r3, r4, r6, {kvq.fmt}", dram_read=lq * rb)
         asm("wait dma")
+        if output:
+            _emit_candidate_output_error(e, kind, shifted, t_row)
+            return
         asm("flui f4, 0.0")
         asm.li("r1", round_trip)
         asm.li("r3", d_buf)
@@ -442,7 +491,7 @@ def _emit_plain_candidate(e: Emit, d_buf: int, s_row: int, zero_row: int, mask_r
     with asm.loop(chunks):
         asm("vbcast r1, f2")
         asm(f"addi r1, r1, {vlen}")
-    candidate_error()
+    candidate_error(shifted=False)
     asm("fle r7, f4, f3")
     asm("fcvt.f.i f5, r7")
     asm.li("r2", mask_row)
@@ -467,6 +516,211 @@ def _emit_plain_candidate(e: Emit, d_buf: int, s_row: int, zero_row: int, mask_r
             asm("vsub r6, r1, r3")
             _advance(asm, ("r1", "r3", "r6"), vlen)
         asm("add r4, r4, r5")
+
+
+# ---- the 'output' criterion: attention of the block's queries per candidate --------------------
+
+
+def criterion_rows(spec: StepSpec) -> int:
+    """Query rows of the output criterion's attention: the block's rows of every query head of one
+    KV head, stacked (as BaosKVCache's output_errors stacks them), padded to whole BLEN blocks."""
+    used = spec.model.n_heads // spec.model.n_kv_heads * spec.sample_length
+    return -(-used // spec.npu.blen) * spec.npu.blen
+
+
+def _emit_criterion_tiles(e: Emit, kind: str, src: str, stride: str) -> None:
+    """The query_length rows at `src` (row stride `stride`, registers) -> the kind's bf16 scratch
+    region (dst.v) -> its K (kind 'k', matrix SRAM 0) or V tiles (dld.m), as attention lays them out."""
+    asm, sh, npu, lq = e.asm, e.shapes, e.npu, e.spec.query_length
+    mlen, areg = npu.mlen, "a4" if kind == "k" else "a5"
+    rb = row_bytes(CRITERION_FMT, sh.slot, npu.mx_block)
+    tiles = sh.kv_slots // mlen
+    asm("wait vector|matrix")  # the rows are written; the array is done with the old tiles
+    asm.li("r1", lq)
+    asm.li("r2", sh.slot)
+    asm.li("r3", rb)
+    asm(f"dst.v {areg}, {src}, r1, r2, r3, {stride}, {CRITERION_FMT}", dram_write=lq * rb)
+    asm("wait dma")
+    asm(f"aaddi a1, {areg}, 0")
+    asm.li("r3", 0 if kind == "k" else tiles * mlen * mlen)
+    asm.li("r1", mlen)
+    asm.li("r2", rb)
+    asm.li("r4", mlen * mlen)
+    asm.li("r6", mlen * rb)
+    with asm.loop(tiles):
+        asm(f"dld.m a1, r3, r1, r1, r2, r1, {CRITERION_FMT}", dram_read=mlen * rb)
+        asm("add r3, r3, r4")
+        asm("aadd a1, a1, r6")
+    asm("wait dma")
+
+
+def _emit_criterion_attention(e: Emit, out_tag: str) -> None:
+    """softmax(Q K^T * scale) V of the stacked query rows (kvq.qb) against the K / V tiles in
+    matrix SRAM into the buffer `out_tag`: per BLEN rows `mmt` per key tile, the softmax of
+    emit_attention (scale, key mask, vmaxr, vexp, vsum, frecip) row by row, `mm` / `mma` over the
+    tiles and the 1/sum rescale - so reference_attention is its reference. Uses r1-r4, r6-r8,
+    r12-r14 and f0, f1, f2, f6 (the caller restores f0-f2)."""
+    asm, sh, npu, spec = e.asm, e.shapes, e.npu, e.spec
+    mlen, blen, vlen, slot = npu.mlen, npu.blen, npu.vlen, sh.slot
+    tiles, tile, subrows = sh.kv_slots // mlen, mlen * mlen, sh.kv_slots // vlen
+    strip = e.vec.live["kvq.strip"][0]
+    asm(f"flw f6, {FP_SCALE}(r0)")
+    asm.li("r12", e.vec.live["kvq.qb"][0])
+    asm.li("r13", e.vec.live[out_tag][0])
+    with asm.loop(criterion_rows(spec) // blen):
+        asm.li("r1", strip)
+        asm.li("r2", slot)
+        asm.li("r3", sh.kv_slots)
+        asm.li("r4", 0)
+        asm.li("r6", tile)
+        with asm.loop(tiles):
+            asm("mmt r12, r2, r4, 0", macs=blen * mlen * mlen)
+            asm("mwb r1, r3, 0")
+            asm("add r4, r4, r6")
+            asm(f"addi r1, r1, {mlen}")
+        asm("wait matrix")
+        asm.li("r1", strip)
+        asm.li("r7", e.scalars.rinv)
+        with asm.loop(blen):
+            asm("add r2, r1, r0")
+            with asm.loop(subrows):
+                asm("vmuls r2, r2, f6")
+                asm(f"addi r2, r2, {vlen}")
+            for j in masked_subrows(sh.seq_len, sh.kv_slots, vlen):
+                asm.li("r3", j * vlen)
+                asm("add r2, r1, r3")
+                asm.li("r3", e.constants["key_mask"] + j * vlen)
+                asm("vadd r2, r2, r3")
+            asm("flui f0, -inf")
+            asm("add r2, r1, r0")
+            with asm.loop(subrows):
+                asm("vmaxr f0, r2")
+                asm(f"addi r2, r2, {vlen}")
+            asm("wait vector")
+            asm("flui f1, 0.0")
+            asm("add r2, r1, r0")
+            with asm.loop(subrows):
+                asm("vsubs r2, r2, f0")
+                asm("vexp r2, r2")
+                asm("vsum f1, r2")
+                asm(f"addi r2, r2, {vlen}")
+            asm("wait vector")
+            asm("frecip f2, f1")
+            asm("fsw f2, 0(r7)")
+            asm("addi r7, r7, 1")
+            asm.li("r3", sh.kv_slots)
+            asm("add r1, r1, r3")
+        asm.li("r7", strip)
+        asm.li("r3", sh.kv_slots)
+        asm.li("r8", tiles * tile)
+        asm.li("r14", tile)
+        asm("mm r7, r3, r8, 0", macs=blen * mlen * mlen)
+        if tiles > 1:
+            with asm.loop(tiles - 1):
+                asm(f"addi r7, r7, {mlen}")
+                asm("add r8, r8, r14")
+                asm("mma r7, r3, r8, 0", macs=blen * mlen * mlen)
+        asm.li("r6", slot)
+        asm("mwb r13, r6, 0")
+        asm("wait matrix")
+        asm.li("r7", e.scalars.rinv)
+        asm("add r2, r13, r0")
+        with asm.loop(blen):
+            asm("flw f2, 0(r7)")
+            with asm.loop(slot // vlen):
+                asm("vmuls r2, r2, f2")
+                asm(f"addi r2, r2, {vlen}")
+            asm("addi r7, r7, 1")
+        asm.li("r1", blen * slot)
+        asm("add r12, r12, r1")
+        asm("add r13, r13, r1")
+        asm("wait vector")
+
+
+def _emit_criterion_setup(e: Emit, kind: str, other_offset: int) -> None:
+    """Per KV head, before its candidates: the block's query rows of the group's query heads
+    into kvq.qb (r11 -> the next KV head's), the exact K and V tiles (this kind at r9, the other
+    at r9 + other_offset, row stride r5) and their attention output into kvq.exact."""
+    asm, sh, npu, spec = e.asm, e.shapes, e.npu, e.spec
+    slot, vlen, ls = sh.slot, npu.vlen, spec.sample_length
+    group = spec.model.n_heads // spec.model.n_kv_heads
+    asm.comment(f"BAOS output criterion ({kind}): block queries, exact K/V tiles and output")
+    asm(f"lw r1, {INT_S0}(r0)")
+    asm.li("r2", sh.q_width)
+    asm("mul r1, r1, r2")
+    asm("add r3, r11, r1")
+    asm.li("r6", e.vec.live["kvq.qb"][0])
+    with asm.loop(group):
+        asm("add r4, r3, r0")
+        with asm.loop(ls):
+            asm("add r1, r4, r0")
+            with asm.loop(slot // vlen):
+                asm("vmov r6, r1")
+                _advance(asm, ("r1", "r6"), vlen)
+            asm("add r4, r4, r2")
+        asm(f"addi r3, r3, {slot}")
+    asm(f"addi r11, r11, {group * slot}")
+    _emit_criterion_tiles(e, kind, "r9", "r5")
+    asm.li("r1", other_offset)
+    asm("add r12, r9, r1")
+    _emit_criterion_tiles(e, "v" if kind == "k" else "k", "r12", "r5")
+    _emit_criterion_attention(e, "kvq.exact")
+    _restore_constants(asm)
+
+
+def _emit_candidate_output_error(e: Emit, kind: str, shifted: bool, t_row: int) -> None:
+    """f4 <- the output criterion's error of the candidate read back in kvq.r (R = decoded d * s):
+    the candidate's K (or V) = R + z (the plain candidate: R) with the block's rows exact (the
+    bf16 window), through the tiles, attention, and sum over the used rows of (out - exact)^2."""
+    asm, sh, npu, spec = e.asm, e.shapes, e.npu, e.spec
+    slot, vlen, lq, ls = sh.slot, npu.vlen, spec.query_length, spec.sample_length
+    chunks = slot // vlen
+    round_trip = e.vec.live["kvq.r"][0]
+    if shifted:
+        asm.li("r1", round_trip)
+        with asm.loop(lq):
+            asm(f"addi r3, r10, {slot}")
+            with asm.loop(chunks):
+                asm("vadd r1, r1, r3")
+                _advance(asm, ("r1", "r3"), vlen)
+    asm(f"lw r1, {INT_S0}(r0)")
+    asm("mul r3, r1, r5")
+    asm("add r3, r9, r3")  # the block's first row of x
+    asm.li("r2", slot)
+    asm("mul r4, r1, r2")
+    asm.li("r2", round_trip)
+    asm("add r4, r4, r2")
+    with asm.loop(ls):
+        asm("add r1, r3, r0")
+        asm("add r2, r4, r0")
+        with asm.loop(chunks):
+            asm("vmov r2, r1")
+            _advance(asm, ("r1", "r2"), vlen)
+        asm("add r3, r3, r5")
+        asm(f"addi r4, r4, {slot}")
+    asm.li("r12", round_trip)
+    asm.li("r7", slot)
+    _emit_criterion_tiles(e, kind, "r12", "r7")
+    _emit_criterion_attention(e, "kvq.out")
+    asm("flui f4, 0.0")
+    asm.li("r1", e.vec.live["kvq.out"][0])
+    asm.li("r3", e.vec.live["kvq.exact"][0])
+    asm.li("r6", t_row)
+    with asm.loop(spec.model.n_heads // spec.model.n_kv_heads * ls):
+        with asm.loop(chunks):
+            asm("vsub r6, r1, r3")
+            asm("vmul r6, r6, r6")
+            asm("vsum f4, r6")
+            _advance(asm, ("r1", "r3"), vlen)
+    asm("wait vector")
+    _restore_constants(asm)
+
+
+def _restore_constants(asm) -> None:
+    """f0 = 0.5, f1 = 0, f2 = 1: the K/V write's constants, after the criterion's softmax."""
+    asm("flui f0, 0.5")
+    asm("flui f1, 0.0")
+    asm("flui f2, 1.0")
 
 
 def _advance(asm, registers: tuple[str, ...], step: int) -> None:
@@ -600,14 +854,17 @@ def _mx_round_trip(d: np.ndarray, factors: np.ndarray, kvq: KVQuant, mx_block: i
 
 
 def _reference_search(x: np.ndarray, d: np.ndarray, weights: np.ndarray | None, kvq: KVQuant,
-                      npu) -> tuple[np.ndarray, np.ndarray]:
+                      npu, output_error=None) -> tuple[np.ndarray, np.ndarray]:
     """_emit_alpha_search: the factors (heads, slot) of the candidate with the smallest error, and
-    per head whether that is the plain candidate (x itself, s = 1; _emit_plain_candidate)."""
+    per head whether that is the plain candidate (x itself, s = 1; _emit_plain_candidate).
+    output_error(read, shifted): the output criterion's error of a candidate's dldkv.v read."""
     rnd, vlen = rounder(npu), npu.vlen
     m = np.abs(d).max(axis=1)
 
-    def error_of(values: np.ndarray, s_a: np.ndarray) -> np.ndarray:
+    def error_of(values: np.ndarray, s_a: np.ndarray, shifted: bool = True) -> np.ndarray:
         read = rnd(_mx_round_trip(values, s_a, kvq, npu.mx_block) * s_a[:, None, :])  # dldkv.v
+        if output_error is not None:
+            return output_error(read, shifted)
         t = rnd(read - values)
         t = rnd(t * t)
         if weights is not None:
@@ -630,9 +887,48 @@ def _reference_search(x: np.ndarray, d: np.ndarray, weights: np.ndarray | None, 
     plain = np.zeros(d.shape[0], bool)
     if kvq.plain_candidate:
         ones = np.ones_like(m)
-        plain = error_of(x, ones) <= best
+        plain = error_of(x, ones, shifted=False) <= best
         factors = np.where(plain[:, None], ones, factors)
     return factors, plain
+
+
+def _criterion_tiles(rows: np.ndarray, shapes) -> np.ndarray:
+    """_emit_criterion_tiles: (heads, query_length, slot) -> the bf16 tiles (heads, kv_slots, slot)."""
+    tiles = np.zeros(rows.shape[:1] + (shapes.kv_slots, shapes.slot), np.float32)
+    tiles[:, :rows.shape[1]] = round_to_format(round_to_format(rows, CRITERION_FMT), "bf16")
+    return tiles
+
+
+def _reference_output_error(spec: StepSpec, kind: str, x: np.ndarray, other: np.ndarray, z: np.ndarray,
+                            q: np.ndarray, s0: int):
+    """The output criterion of _emit_criterion_setup / _emit_candidate_output_error: a function
+    (read, shifted) -> error per KV head, for the candidates of `kind` ('k' or 'v') with raw rows
+    x and the other kind's raw rows `other` (kv_heads, query_length, slot), shift z, queries q."""
+    sh, npu, m = spec.shapes, spec.npu, spec.model
+    rnd, ls, heads = rounder(npu), spec.sample_length, x.shape[0]
+    group = m.n_heads // m.n_kv_heads
+    used = group * ls
+    qb = np.zeros((heads, criterion_rows(spec), sh.slot), np.float32)
+    qb[:, :used] = q[:, s0:s0 + ls].reshape(heads, used, sh.slot)
+    scale = np.float32(1.0 / math.sqrt(m.head_dim))  # FP_SCALE, as lower.py writes it
+    own, fixed = _criterion_tiles(x, sh), _criterion_tiles(other, sh)
+
+    def attend(tiles: np.ndarray) -> np.ndarray:
+        keys, values = (tiles, fixed) if kind == "k" else (fixed, tiles)
+        return reference_attention(qb, keys, values, sh.seq_len, scale, rnd, npu.mlen, npu.vlen)[:, :used]
+
+    exact = attend(own)
+
+    def error(read: np.ndarray, shifted: bool) -> np.ndarray:
+        candidate = rnd(read + z[:, None, :]) if shifted else read.copy()
+        candidate[:, s0:s0 + ls] = x[:, s0:s0 + ls]
+        t = rnd(attend(_criterion_tiles(candidate, sh)) - exact)
+        t = rnd(t * t)
+        total = np.zeros(heads, np.float32)
+        for row in range(used):
+            total = chained_row_sum(t[:, row], npu.vlen, total)
+        return total
+    return error
 
 
 def _query_energy(q: np.ndarray, kv_heads: int, rnd) -> np.ndarray:
@@ -672,7 +968,12 @@ def reference_kv(spec: StepSpec, state, layer: int, k: np.ndarray, v: np.ndarray
             if kvq.search:
                 if q is None:
                     raise ValueError("reference_kv: the alpha search needs the queries q")
-                s, plain = _reference_search(x, d, _query_energy(q, k.shape[0], rnd) if j == 0 else None, kvq, npu)
+                if kvq.output_search:
+                    output_error = _reference_output_error(spec, "kv"[j], x, v if j == 0 else k, z, q, s0)
+                    s, plain = _reference_search(x, d, None, kvq, npu, output_error)
+                else:
+                    weights = _query_energy(q, k.shape[0], rnd) if j == 0 else None
+                    s, plain = _reference_search(x, d, weights, kvq, npu)
                 if plain.any():  # the plain candidate won: no shift
                     z = np.where(plain[:, None], np.float32(0.0), z)
                     d = rnd(x - z[:, None, :])

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from npu.compiler.asm import Asm, CompileError
-from npu.compiler.attention import emit_attention, emit_kv_write, key_mask
+from npu.compiler.attention import emit_attention, emit_kv_write
+from npu.compiler.attention_reference import key_mask
 from npu.compiler.context import FP_EPS, FP_INV_D, FP_MLEN, FP_SCALE, INT_Q0, INT_S0, Emit, ScalarLayout, StepSpec
 from npu.compiler.layout import (AllocationError, Allocator, CONSTANTS_BYTES, DramMap, Shapes, packed_shape, plan_dram,
                                  roundup)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npu.compiler.attention import reference_attention
+from npu.compiler.attention_reference import reference_attention
 from npu.compiler.context import StepSpec, rounder
 from npu.compiler.kv_quant import reference_kv
 from npu.compiler.layout import Shapes, rope_tables, true_width_weights

@@ -100,7 +100,7 @@ BAOS_ABLATION: dict[str, dict] = {
     "alpha 0 (no smoothing)": {"alphas": (0.0,)},
     "per-step statistics": {"statistics": "step"},
     "no plain-format candidate": {"plain_candidate": False},
-    "attention criterion (q^2-weighted key error; the compiled search's)": {"criterion": "attention"},
+    "attention criterion (q^2-weighted key error)": {"criterion": "attention"},
     "mse criterion": {"criterion": "mse"},
     "attention-max criterion": {"criterion": "attention-max"},
     "RoPE-paired key factors": {"rope_paired": True},
