@@ -50,7 +50,6 @@ import hashlib
 from array import array
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 import numpy as np
 
@@ -626,10 +625,13 @@ class _Run:
         """The run's front end alone, recording every value the timing model reads (see
         CycleSimulator.timing_key): per executed branch the pc it continues at, per `loop` its
         count, per vector instruction its row keys (as the order of their first appearance: the
-        vector unit only compares them), per tile op / `mwb` its row, stride and
-        weight-tile registers, per DMA its shape, strides, SRAM address and DRAM address (as the
-        DRAM backend sees it: the whole address for the JEDEC model, which maps it to banks and
-        rows; its offset in a DMA chunk for the bandwidth model, which reads only the chunking).
+        vector unit only compares them), per tile op / `mwb` whether its rows overlap those of
+        each recent op of the other kind (the only question `_matrix` asks of them; see
+        _matrix_input_step) and its weight-tile register, per DMA its shape, DRAM stride, DRAM
+        address (as the DRAM backend sees it: the whole address for the JEDEC model, which maps
+        it to banks and rows; its chunk sizes and port cycles for the bandwidth model, which reads
+        only those) and, for a load into matrix SRAM, its SRAM address and stride (compared with
+        the array's weight tiles; `_dma` reads no other DMA's SRAM address).
         Every executed pc's record has a fixed length, so equal records mean equal instruction
         sequences with equal operands. Returns the SHA-256 digest of the record."""
         fsim, slots = self.fsim, self.slots
@@ -637,6 +639,12 @@ class _Run:
         record: list[int] = []
         add, extend = record.append, record.extend
         self.row_ids: dict[int, int] = {}   # vector-unit row key -> order of first appearance
+        # the rows of the last tile ops / `mwb`s that `feeds` / `writebacks` can still hold
+        self.key_feeds: deque[tuple[int, int]] = deque(maxlen=self.feeds.maxlen)
+        self.key_writebacks: deque[tuple[int, int]] = deque(maxlen=self.writebacks.maxlen)
+        if max(self.feeds.maxlen, self.writebacks.maxlen) > 62:
+            raise ValueError(f"queue depth {self.sim.queue_depth}: the timing key's overlap bits "
+                             f"({max(self.feeds.maxlen, self.writebacks.maxlen)}) exceed one 64-bit word")
         hasher = hashlib.sha256()
         steps = [self._input_step(pc, slot, fsim.handler(pc), add, extend) for pc, slot in enumerate(slots)]
         loops, advance_loops = fsim.active_loops, fsim.advance_loops
@@ -707,24 +715,43 @@ class _Run:
                 return handler() if runs_handler else following
             return vector
         if kind in (MATRIX, WRITEBACK):
-            fields = [ops["act" if "act" in ops else "dst"], ops["stride"]] + ([ops["w"]] if "w" in ops else [])
-        else:  # DMA
-            return self._dma_input_step(pc, slot, handler if runs_handler else None, extend)
-        get = itemgetter(*fields) if fields else None
-        if get is None:
-            return handler if runs_handler else (lambda: following)
-        if len(fields) == 1:
-            reg = fields[0]
+            return self._matrix_input_step(slot, handler if runs_handler else None, following, add)
+        return self._dma_input_step(pc, slot, handler if runs_handler else None, extend)
 
-            def one() -> int:
-                add(regs[reg])
-                return handler() if runs_handler else following
-            return one
+    def _matrix_input_step(self, slot: _Slot, handler, following: int, add):
+        """timing_inputs at a tile op or `mwb`. `_matrix` reads an op's rows [low, high) only to
+        ask whether they overlap the rows of recent ops of the other kind - a tile op those of the
+        `mwb`s in `writebacks`, an `mwb` those of the tile ops in `feeds` - and both deques are
+        suffixes (after dropping ops that ended, a matter of timing) of the last `maxlen` ops of
+        that kind. So it records, per op, the overlap bits against every one of those last ops
+        (oldest first), not the rows: runs whose rows differ by a shift that keeps every such
+        overlap record the same. The weight tile register is recorded as it is (compared with the
+        loaded tile and with DMA spans into matrix SRAM, which are recorded as they are)."""
+        regs, ops = self.int_regs, slot.operands
+        row_reg, stride_reg = ops["act" if "act" in ops else "dst"], ops["stride"]
+        span = self.config.blen - 1
+        mlen = self.config.mlen
+        feeds, writebacks = self.key_feeds, self.key_writebacks
+        if slot.kind == WRITEBACK:
+            mine, others = writebacks, feeds
+        else:
+            mine, others = feeds, writebacks
+        weight_reg = ops.get("w")
 
-        def several() -> int:
-            extend(get(regs))
-            return handler() if runs_handler else following
-        return several
+        def matrix() -> int:
+            low = regs[row_reg]
+            high = low + regs[stride_reg] * span + mlen
+            mask, bit = 0, 1
+            for other_low, other_high in others:
+                if other_low < high and low < other_high:
+                    mask |= bit
+                bit <<= 1
+            add(mask)
+            if weight_reg is not None:
+                add(regs[weight_reg])
+            mine.append((low, high))
+            return handler() if handler is not None else following
+        return matrix
 
     def _dma_input_step(self, pc: int, slot: _Slot, handler, extend):
         """timing_inputs at a DMA: its shape, strides, SRAM address and DRAM address as the backend
@@ -757,7 +784,11 @@ class _Run:
                             plans.clear()
                         plan = plans[base % chunk, dstride] = self._dma_plan(base, dstride, rows, info.timing)
                     address = plan.signature
-            extend((rows, cols, dstride, regs[sram_reg], cols if sstride_reg is None else regs[sstride_reg], address))
+            if info.tile_load:  # the SRAM span matters only against the array's weight tiles
+                extend((rows, cols, dstride, regs[sram_reg], cols if sstride_reg is None else regs[sstride_reg],
+                        address))
+            else:
+                extend((rows, cols, dstride, -1, -1, address))
             return handler() if handler is not None else following
         return dma
 
