@@ -140,6 +140,34 @@ def test_matrix_rows_count_only_through_which_of_them_overlap():
     assert runs[2].cycles > runs[0].cycles
 
 
+# Input word 0 is the matrix-SRAM address a weight load writes between two tile ops on the tile
+# at 0 (elements 0..4095): elsewhere it leaves the tile in the array, over it it forces a reload.
+TILE_ADDRESS_FROM_INPUT = """
+    addi r2, r0, 1
+    addi r3, r0, 16
+    dld.i a0, r0, r2, r3, r0, r3, int32
+    wait dma
+    lw r4, 0(r0)
+    addi r6, r0, 64
+    mm r0, r6, r0, 0
+    dld.m a0, r4, r2, r6, r0, r6, bf16
+    mm r0, r6, r0, 1
+    wait dma|matrix
+    halt
+"""
+
+
+def test_weight_load_addresses_count_only_through_the_tiles_they_overlap():
+    sim = CycleSimulator(EDGE)
+    sim.load(assemble(TILE_ADDRESS_FROM_INPUT))
+    elsewhere, further, over = inputs(8192), inputs(16384), inputs(1024)
+    assert sim.timing_key(inputs=elsewhere) == sim.timing_key(inputs=further)
+    assert sim.timing_key(inputs=elsewhere) != sim.timing_key(inputs=over)
+    runs = [sim.run(inputs=i) for i in (elsewhere, further, over)]
+    assert stats_digest(runs[0]) == stats_digest(runs[1])
+    assert stats_digest(runs[2]) != stats_digest(runs[0])   # the tile is loaded twice
+
+
 def test_the_timing_key_pass_leaves_the_memories_and_the_next_run_as_they_were():
     sim = CycleSimulator(EDGE)
     sim.load(assemble(BRANCH_ON_INPUT))

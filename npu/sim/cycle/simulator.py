@@ -626,12 +626,13 @@ class _Run:
         CycleSimulator.timing_key): per executed branch the pc it continues at, per `loop` its
         count, per vector instruction its row keys (as the order of their first appearance: the
         vector unit only compares them), per tile op / `mwb` whether its rows overlap those of
-        each recent op of the other kind (the only question `_matrix` asks of them; see
-        _matrix_input_step) and its weight-tile register, per DMA its shape, DRAM stride, DRAM
-        address (as the DRAM backend sees it: the whole address for the JEDEC model, which maps
-        it to banks and rows; its chunk sizes and port cycles for the bandwidth model, which reads
-        only those) and, for a load into matrix SRAM, its SRAM address and stride (compared with
-        the array's weight tiles; `_dma` reads no other DMA's SRAM address).
+        each recent op of the other kind and whether it switches the array's weight tile (the
+        only questions `_matrix` asks of them; see _matrix_input_step), per DMA its shape, DRAM
+        stride, DRAM address (as the DRAM backend sees it: the whole address for the JEDEC model,
+        which maps it to banks and rows; its chunk sizes and port cycles for the bandwidth model,
+        which reads only those) and, for a load into matrix SRAM, whether its span overlaps the
+        tiles of the last tile switches and the tile in the array (`_dma` reads no other DMA's
+        SRAM address).
         Every executed pc's record has a fixed length, so equal records mean equal instruction
         sequences with equal operands. Returns the SHA-256 digest of the record."""
         fsim, slots = self.fsim, self.slots
@@ -642,6 +643,11 @@ class _Run:
         # the rows of the last tile ops / `mwb`s that `feeds` / `writebacks` can still hold
         self.key_feeds: deque[tuple[int, int]] = deque(maxlen=self.feeds.maxlen)
         self.key_writebacks: deque[tuple[int, int]] = deque(maxlen=self.writebacks.maxlen)
+        self.key_hull = [0, 0]   # [low, high) around key_writebacks' rows (none yet: empty)
+        # the array's weight tile ([tile] or [None]) and the addresses of the last tile switches,
+        # as `_matrix` and `_dma` keep them (loaded_tile, tile_loads) but without their times
+        self.key_loaded_tile: list[tuple[int, bool] | None] = [None]
+        self.key_tile_loads: deque[int] = deque(maxlen=self.tile_loads.maxlen)
         if max(self.feeds.maxlen, self.writebacks.maxlen) > 62:
             raise ValueError(f"queue depth {self.sim.queue_depth}: the timing key's overlap bits "
                              f"({max(self.feeds.maxlen, self.writebacks.maxlen)}) exceed one 64-bit word")
@@ -725,32 +731,54 @@ class _Run:
         suffixes (after dropping ops that ended, a matter of timing) of the last `maxlen` ops of
         that kind. So it records, per op, the overlap bits against every one of those last ops
         (oldest first), not the rows: runs whose rows differ by a shift that keeps every such
-        overlap record the same. The weight tile register is recorded as it is (compared with the
-        loaded tile and with DMA spans into matrix SRAM, which are recorded as they are)."""
+        overlap record the same. Likewise the weight tile: `_matrix` compares it with the tile in
+        the array (switch or not, recorded) and `_dma` compares the spans of loads into matrix
+        SRAM with the tiles of the last switches and the tile in the array (_dma_input_step)."""
         regs, ops = self.int_regs, slot.operands
         row_reg, stride_reg = ops["act" if "act" in ops else "dst"], ops["stride"]
         span = self.config.blen - 1
         mlen = self.config.mlen
-        feeds, writebacks = self.key_feeds, self.key_writebacks
-        if slot.kind == WRITEBACK:
-            mine, others = writebacks, feeds
-        else:
-            mine, others = feeds, writebacks
-        weight_reg = ops.get("w")
+        # the rows of the last tile ops and `mwb`s, and the hull [low, high) of the `mwb`s' (most
+        # tile ops' rows lie outside every recent `mwb`'s: one comparison with the hull says so;
+        # `mwb`s, a few percent of the ops, compare with every tile op of their window)
+        feeds, writebacks, hull = self.key_feeds, self.key_writebacks, self.key_hull
+        weight_reg, transposed = ops.get("w"), slot.mnemonic in ("mmt", "mmta")
+        tile_loads, loaded_tile = self.key_tile_loads, self.key_loaded_tile
 
-        def matrix() -> int:
-            low = regs[row_reg]
-            high = low + regs[stride_reg] * span + mlen
-            mask, bit = 0, 1
-            for other_low, other_high in others:
-                if other_low < high and low < other_high:
-                    mask |= bit
-                bit <<= 1
-            add(mask)
-            if weight_reg is not None:
-                add(regs[weight_reg])
-            mine.append((low, high))
-            return handler() if handler is not None else following
+        if slot.kind == WRITEBACK:
+            def matrix() -> int:
+                low = regs[row_reg]
+                high = low + regs[stride_reg] * span + mlen
+                mask, bit = 0, 1
+                for other_low, other_high in feeds:
+                    if other_low < high and low < other_high:
+                        mask |= bit
+                    bit <<= 1
+                add(mask)
+                writebacks.append((low, high))
+                hull[:] = min(r[0] for r in writebacks), max(r[1] for r in writebacks)
+                return handler() if handler is not None else following
+        else:
+            def matrix() -> int:
+                low = regs[row_reg]
+                high = low + regs[stride_reg] * span + mlen
+                mask = 0
+                if hull[0] < high and low < hull[1]:
+                    bit = 1
+                    for other_low, other_high in writebacks:
+                        if other_low < high and low < other_high:
+                            mask |= bit
+                        bit <<= 1
+                add(mask)
+                tile = (regs[weight_reg], transposed)
+                if tile != loaded_tile[0]:   # `_matrix` switches tiles: a weight load
+                    loaded_tile[0] = tile
+                    tile_loads.append(tile[0])
+                    add(1)
+                else:
+                    add(0)
+                feeds.append((low, high))
+                return handler() if handler is not None else following
         return matrix
 
     def _dma_input_step(self, pc: int, slot: _Slot, handler, extend):
@@ -763,6 +791,8 @@ class _Run:
         whole_address = self.sim.dram.uses_addresses
         chunk, capacity, following = self.dma_chunk, self.dram_capacity, pc + 1
         shapes = self.dma_shapes
+        tile_loads, loaded_tile = self.key_tile_loads, self.key_loaded_tile
+        tile_elements = self.config.mlen * self.config.mlen
 
         def dma() -> int:
             rows, cols, base, dstride = regs[rows_reg], regs[cols_reg], aregs[dram_reg], regs[dstride_reg]
@@ -784,9 +814,24 @@ class _Run:
                             plans.clear()
                         plan = plans[base % chunk, dstride] = self._dma_plan(base, dstride, rows, info.timing)
                     address = plan.signature
-            if info.tile_load:  # the SRAM span matters only against the array's weight tiles
-                extend((rows, cols, dstride, regs[sram_reg], cols if sstride_reg is None else regs[sstride_reg],
-                        address))
+            if info.tile_load:
+                # `_dma` asks of its matrix-SRAM span only whether it overlaps the tiles of the last
+                # tile switches (_tiles_read: `tile_loads`, the last `maxlen` switches, filtered by
+                # time) and the tile in the array (_invalidate_tile, which then empties it)
+                low, high = self._dma_span(regs[sram_reg], rows, cols,
+                                           cols if sstride_reg is None else regs[sstride_reg])
+                mask, bit = 0, 1
+                for tile_low in tile_loads:
+                    if tile_low < high and low < tile_low + tile_elements:
+                        mask |= bit
+                    bit <<= 1
+                loaded = loaded_tile[0]
+                hit = -1  # no check made
+                if info.timing.dram_bytes and loaded is not None:
+                    hit = int(loaded[0] < high and low < loaded[0] + tile_elements)
+                    if hit:
+                        loaded_tile[0] = None
+                extend((rows, cols, dstride, mask, hit, address))
             else:
                 extend((rows, cols, dstride, -1, -1, address))
             return handler() if handler is not None else following
