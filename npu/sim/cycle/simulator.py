@@ -624,8 +624,8 @@ class _Run:
     def timing_inputs(self) -> bytes:
         """The run's front end alone, recording every value the timing model reads (see
         CycleSimulator.timing_key): per executed branch the pc it continues at, per `loop` its
-        count, per vector instruction its row keys (as the order of their first appearance: the
-        vector unit only compares them), per tile op / `mwb` whether its rows overlap those of
+        count, per vector instruction how recently each of its rows was written by a vector op (the
+        only thing the vector unit reads of them; see _input_step), per tile op / `mwb` whether its rows overlap those of
         each recent op of the other kind and whether it switches the array's weight tile (the
         only questions `_matrix` asks of them; see _matrix_input_step), per DMA its shape, DRAM
         stride, DRAM address (as the DRAM backend sees it: the whole address for the JEDEC model,
@@ -639,7 +639,14 @@ class _Run:
         regs, aregs = self.int_regs, fsim.addr_regs
         record: list[int] = []
         add, extend = record.append, record.extend
-        self.row_ids: dict[int, int] = {}   # vector-unit row key -> order of first appearance
+        self.row_writers: dict[int, int] = {}   # vector-unit row key -> index of its last writer
+        self.vector_count = [0]                 # vector ops so far
+        # A vector op starts no earlier than the previous one ends (occupancy >= 1 cycle each),
+        # so the op d ops after a writer starts >= d cycles after it: with d >= every vector
+        # op's latency the writer has completed (row_ready no longer delays anything).
+        vector_slots = [slot for slot in slots if slot.kind == VECTOR]
+        self.row_horizon = max((slot.latency for slot in vector_slots), default=0) + 1 \
+            if all(slot.occupancy >= 1 for slot in vector_slots) else 1 << 62
         # the rows of the last tile ops / `mwb`s that `feeds` / `writebacks` can still hold
         self.key_feeds: deque[tuple[int, int]] = deque(maxlen=self.feeds.maxlen)
         self.key_writebacks: deque[tuple[int, int]] = deque(maxlen=self.writebacks.maxlen)
@@ -705,19 +712,22 @@ class _Run:
         if kind in (SCALAR, LOOP, WAIT, HALT_KIND, NOP):
             return handler
         if kind == VECTOR:
-            # The vector unit compares rows only for equality (row_ready, keyed by row and
-            # space), so a row is recorded as the order of its first appearance in the run: runs
-            # whose row keys coincide in the same pattern record the same. (Matrix rows are
-            # compared as intervals and recorded as they are.)
-            ids, row_keys = self.row_ids, slot.row_keys
+            # The vector unit reads a row only through row_ready: the completion of the last
+            # vector op that wrote it. So a row is recorded as how many vector ops ago it was
+            # last written, capped at row_horizon (a writer that long ago has completed before
+            # this op can start; see _key_state): runs whose rows differ but whose recent
+            # writers coincide record the same. (Matrix rows: _matrix_input_step.)
+            writers, row_keys, row_writes = self.row_writers, slot.row_keys, slot.row_writes
+            counter, horizon = self.vector_count, self.row_horizon
 
             def vector() -> int:
+                i = counter[0]
+                counter[0] = i + 1
                 for reg, space in row_keys:
-                    key = regs[reg] * 4 + space
-                    ident = ids.get(key)
-                    if ident is None:
-                        ident = ids[key] = len(ids)
-                    add(ident)
+                    last = writers.get(regs[reg] * 4 + space)
+                    add(horizon if last is None or i - last >= horizon else i - last)
+                for reg, space in row_writes:
+                    writers[regs[reg] * 4 + space] = i
                 return handler() if runs_handler else following
             return vector
         if kind in (MATRIX, WRITEBACK):
