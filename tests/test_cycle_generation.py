@@ -96,7 +96,7 @@ ROW_FROM_INPUT = """
 """
 
 
-def test_vector_rows_count_only_through_which_of_them_coincide():
+def test_vector_rows_count_only_through_how_recently_they_were_written():
     """Another row nobody else touches: the same key; the row the first op writes: another key
     (whether or not the read then waits for the write, the key does not assume it)."""
     sim = CycleSimulator(EDGE)
@@ -105,6 +105,101 @@ def test_vector_rows_count_only_through_which_of_them_coincide():
     assert sim.timing_key(inputs=elsewhere) == sim.timing_key(inputs=further)
     assert sim.timing_key(inputs=elsewhere) != sim.timing_key(inputs=written)
     assert stats_digest(sim.run(inputs=elsewhere)) == stats_digest(sim.run(inputs=further))
+
+
+# Input word 0 is the row the last vector op reads: one of two rows written before 100 other vector
+# ops (both long complete by then), or the row those ops write.
+ROW_WRITTEN_LONG_AGO = """
+    addi r2, r0, 1
+    addi r3, r0, 16
+    dld.i a0, r0, r2, r3, r0, r3, int32
+    wait dma
+    lw r4, 0(r0)
+    addi r6, r0, 4096
+    addi r7, r0, 8192
+    addi r8, r0, 12288
+    vexp r6, r6
+    vexp r7, r7
+    loopi 100, body
+      vexp r8, r8
+    body:
+    vexp r6, r4
+    wait vector
+    halt
+"""
+
+
+def test_rows_written_long_before_count_alike_whichever_they_are():
+    """Two different rows, each last written long before (its writer surely complete): the same
+    key and statistics (the refreshes' final-norm rows, which move with s0); the row written just
+    before: another key."""
+    sim = CycleSimulator(EDGE)
+    sim.load(assemble(ROW_WRITTEN_LONG_AGO))
+    first, second, recent = inputs(4096), inputs(8192), inputs(12288)
+    assert sim.timing_key(inputs=first) == sim.timing_key(inputs=second)
+    assert sim.timing_key(inputs=first) != sim.timing_key(inputs=recent)
+    assert stats_digest(sim.run(inputs=first)) == stats_digest(sim.run(inputs=second))
+
+
+# Input word 0 is the activation row of the second tile op (which follows an `mwb` into rows
+# 8192..9215) and the vector-SRAM row a DMA writes; the timing asks of the row only whether the
+# tile op's rows overlap the `mwb`'s (a DMA into vector SRAM reads no SRAM address at all).
+MATRIX_ROW_FROM_INPUT = """
+    addi r2, r0, 1
+    addi r3, r0, 16
+    dld.i a0, r0, r2, r3, r0, r3, int32
+    wait dma
+    lw r4, 0(r0)
+    addi r6, r0, 64
+    addi r8, r0, 8192
+    dld.v a0, r4, r2, r6, r0, r6, bf16
+    mm r0, r6, r0, 0
+    mwb r8, r6, 0
+    mm r4, r6, r0, 1
+    wait dma|matrix
+    halt
+"""
+
+
+def test_matrix_rows_count_only_through_which_of_them_overlap():
+    """Rows shifted where no `mwb` writes: the same key and bit-identical statistics (the refreshes
+    of different blocks); rows the `mwb` writes: another key, and the tile op waits for it."""
+    sim = CycleSimulator(EDGE)
+    sim.load(assemble(MATRIX_ROW_FROM_INPUT))
+    elsewhere, further, written = inputs(2048), inputs(4096), inputs(8192 + 512)
+    assert sim.timing_key(inputs=elsewhere) == sim.timing_key(inputs=further)
+    assert sim.timing_key(inputs=elsewhere) != sim.timing_key(inputs=written)
+    runs = [sim.run(inputs=i) for i in (elsewhere, further, written)]
+    assert stats_digest(runs[0]) == stats_digest(runs[1])
+    assert runs[2].cycles > runs[0].cycles
+
+
+# Input word 0 is the matrix-SRAM address a weight load writes between two tile ops on the tile
+# at 0 (elements 0..4095): elsewhere it leaves the tile in the array, over it it forces a reload.
+TILE_ADDRESS_FROM_INPUT = """
+    addi r2, r0, 1
+    addi r3, r0, 16
+    dld.i a0, r0, r2, r3, r0, r3, int32
+    wait dma
+    lw r4, 0(r0)
+    addi r6, r0, 64
+    mm r0, r6, r0, 0
+    dld.m a0, r4, r2, r6, r0, r6, bf16
+    mm r0, r6, r0, 1
+    wait dma|matrix
+    halt
+"""
+
+
+def test_weight_load_addresses_count_only_through_the_tiles_they_overlap():
+    sim = CycleSimulator(EDGE)
+    sim.load(assemble(TILE_ADDRESS_FROM_INPUT))
+    elsewhere, further, over = inputs(8192), inputs(16384), inputs(1024)
+    assert sim.timing_key(inputs=elsewhere) == sim.timing_key(inputs=further)
+    assert sim.timing_key(inputs=elsewhere) != sim.timing_key(inputs=over)
+    runs = [sim.run(inputs=i) for i in (elsewhere, further, over)]
+    assert stats_digest(runs[0]) == stats_digest(runs[1])
+    assert stats_digest(runs[2]) != stats_digest(runs[0])   # the tile is loaded twice
 
 
 def test_the_timing_key_pass_leaves_the_memories_and_the_next_run_as_they_were():

@@ -77,8 +77,8 @@ class TimingReuse:
                 # start state is (settings, inputs), so the key can be computed later if needed.
                 timing, stats = None, None
             elif self.misses[family] >= KEY_PASSES_WITHOUT_HIT and not self.hits[family]:
-                # This program's timing keys keep differing (the refreshes of different blocks:
-                # s0 moves the sample window's rows): the key pass costs more than it saves.
+                # This program's timing keys keep differing (its start states move what the
+                # timing reads): the key pass costs more than it saves.
                 timing, stats = None, None
             else:
                 timing = sim.timing_key(max_instructions, max_cycles, inputs)

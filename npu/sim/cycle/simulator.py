@@ -50,7 +50,6 @@ import hashlib
 from array import array
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 import numpy as np
 
@@ -625,18 +624,40 @@ class _Run:
     def timing_inputs(self) -> bytes:
         """The run's front end alone, recording every value the timing model reads (see
         CycleSimulator.timing_key): per executed branch the pc it continues at, per `loop` its
-        count, per vector instruction its row keys (as the order of their first appearance: the
-        vector unit only compares them), per tile op / `mwb` its row, stride and
-        weight-tile registers, per DMA its shape, strides, SRAM address and DRAM address (as the
-        DRAM backend sees it: the whole address for the JEDEC model, which maps it to banks and
-        rows; its offset in a DMA chunk for the bandwidth model, which reads only the chunking).
+        count, per vector instruction how recently each of its rows was written by a vector op (the
+        only thing the vector unit reads of them; see _input_step), per tile op / `mwb` whether its rows overlap those of
+        each recent op of the other kind and whether it switches the array's weight tile (the
+        only questions `_matrix` asks of them; see _matrix_input_step), per DMA its shape, DRAM
+        stride, DRAM address (as the DRAM backend sees it: the whole address for the JEDEC model,
+        which maps it to banks and rows; its chunk sizes and port cycles for the bandwidth model,
+        which reads only those) and, for a load into matrix SRAM, whether its span overlaps the
+        tiles of the last tile switches and the tile in the array (`_dma` reads no other DMA's
+        SRAM address).
         Every executed pc's record has a fixed length, so equal records mean equal instruction
         sequences with equal operands. Returns the SHA-256 digest of the record."""
         fsim, slots = self.fsim, self.slots
         regs, aregs = self.int_regs, fsim.addr_regs
         record: list[int] = []
         add, extend = record.append, record.extend
-        self.row_ids: dict[int, int] = {}   # vector-unit row key -> order of first appearance
+        self.row_writers: dict[int, int] = {}   # vector-unit row key -> index of its last writer
+        self.vector_count = [0]                 # vector ops so far
+        # A vector op starts no earlier than the previous one ends (occupancy >= 1 cycle each),
+        # so the op d ops after a writer starts >= d cycles after it: with d >= every vector
+        # op's latency the writer has completed (row_ready no longer delays anything).
+        vector_slots = [slot for slot in slots if slot.kind == VECTOR]
+        self.row_horizon = max((slot.latency for slot in vector_slots), default=0) + 1 \
+            if all(slot.occupancy >= 1 for slot in vector_slots) else 1 << 62
+        # the rows of the last tile ops / `mwb`s that `feeds` / `writebacks` can still hold
+        self.key_feeds: deque[tuple[int, int]] = deque(maxlen=self.feeds.maxlen)
+        self.key_writebacks: deque[tuple[int, int]] = deque(maxlen=self.writebacks.maxlen)
+        self.key_hull = [0, 0]   # [low, high) around key_writebacks' rows (none yet: empty)
+        # the array's weight tile ([tile] or [None]) and the addresses of the last tile switches,
+        # as `_matrix` and `_dma` keep them (loaded_tile, tile_loads) but without their times
+        self.key_loaded_tile: list[tuple[int, bool] | None] = [None]
+        self.key_tile_loads: deque[int] = deque(maxlen=self.tile_loads.maxlen)
+        if max(self.feeds.maxlen, self.writebacks.maxlen) > 62:
+            raise ValueError(f"queue depth {self.sim.queue_depth}: the timing key's overlap bits "
+                             f"({max(self.feeds.maxlen, self.writebacks.maxlen)}) exceed one 64-bit word")
         hasher = hashlib.sha256()
         steps = [self._input_step(pc, slot, fsim.handler(pc), add, extend) for pc, slot in enumerate(slots)]
         loops, advance_loops = fsim.active_loops, fsim.advance_loops
@@ -691,40 +712,84 @@ class _Run:
         if kind in (SCALAR, LOOP, WAIT, HALT_KIND, NOP):
             return handler
         if kind == VECTOR:
-            # The vector unit compares rows only for equality (row_ready, keyed by row and
-            # space), so a row is recorded as the order of its first appearance in the run: runs
-            # whose row keys coincide in the same pattern record the same. (Matrix rows are
-            # compared as intervals and recorded as they are.)
-            ids, row_keys = self.row_ids, slot.row_keys
+            # The vector unit reads a row only through row_ready: the completion of the last
+            # vector op that wrote it. So a row is recorded as how many vector ops ago it was
+            # last written, capped at row_horizon (a writer that long ago has completed before
+            # this op can start; see _key_state): runs whose rows differ but whose recent
+            # writers coincide record the same. (Matrix rows: _matrix_input_step.)
+            writers, row_keys, row_writes = self.row_writers, slot.row_keys, slot.row_writes
+            counter, horizon = self.vector_count, self.row_horizon
 
             def vector() -> int:
+                i = counter[0]
+                counter[0] = i + 1
                 for reg, space in row_keys:
-                    key = regs[reg] * 4 + space
-                    ident = ids.get(key)
-                    if ident is None:
-                        ident = ids[key] = len(ids)
-                    add(ident)
+                    last = writers.get(regs[reg] * 4 + space)
+                    add(horizon if last is None or i - last >= horizon else i - last)
+                for reg, space in row_writes:
+                    writers[regs[reg] * 4 + space] = i
                 return handler() if runs_handler else following
             return vector
         if kind in (MATRIX, WRITEBACK):
-            fields = [ops["act" if "act" in ops else "dst"], ops["stride"]] + ([ops["w"]] if "w" in ops else [])
-        else:  # DMA
-            return self._dma_input_step(pc, slot, handler if runs_handler else None, extend)
-        get = itemgetter(*fields) if fields else None
-        if get is None:
-            return handler if runs_handler else (lambda: following)
-        if len(fields) == 1:
-            reg = fields[0]
+            return self._matrix_input_step(slot, handler if runs_handler else None, following, add)
+        return self._dma_input_step(pc, slot, handler if runs_handler else None, extend)
 
-            def one() -> int:
-                add(regs[reg])
-                return handler() if runs_handler else following
-            return one
+    def _matrix_input_step(self, slot: _Slot, handler, following: int, add):
+        """timing_inputs at a tile op or `mwb`. `_matrix` reads an op's rows [low, high) only to
+        ask whether they overlap the rows of recent ops of the other kind - a tile op those of the
+        `mwb`s in `writebacks`, an `mwb` those of the tile ops in `feeds` - and both deques are
+        suffixes (after dropping ops that ended, a matter of timing) of the last `maxlen` ops of
+        that kind. So it records, per op, the overlap bits against every one of those last ops
+        (oldest first), not the rows: runs whose rows differ by a shift that keeps every such
+        overlap record the same. Likewise the weight tile: `_matrix` compares it with the tile in
+        the array (switch or not, recorded) and `_dma` compares the spans of loads into matrix
+        SRAM with the tiles of the last switches and the tile in the array (_dma_input_step)."""
+        regs, ops = self.int_regs, slot.operands
+        row_reg, stride_reg = ops["act" if "act" in ops else "dst"], ops["stride"]
+        span = self.config.blen - 1
+        mlen = self.config.mlen
+        # the rows of the last tile ops and `mwb`s, and the hull [low, high) of the `mwb`s' (most
+        # tile ops' rows lie outside every recent `mwb`'s: one comparison with the hull says so;
+        # `mwb`s, a few percent of the ops, compare with every tile op of their window)
+        feeds, writebacks, hull = self.key_feeds, self.key_writebacks, self.key_hull
+        weight_reg, transposed = ops.get("w"), slot.mnemonic in ("mmt", "mmta")
+        tile_loads, loaded_tile = self.key_tile_loads, self.key_loaded_tile
 
-        def several() -> int:
-            extend(get(regs))
-            return handler() if runs_handler else following
-        return several
+        if slot.kind == WRITEBACK:
+            def matrix() -> int:
+                low = regs[row_reg]
+                high = low + regs[stride_reg] * span + mlen
+                mask, bit = 0, 1
+                for other_low, other_high in feeds:
+                    if other_low < high and low < other_high:
+                        mask |= bit
+                    bit <<= 1
+                add(mask)
+                writebacks.append((low, high))
+                hull[:] = min(r[0] for r in writebacks), max(r[1] for r in writebacks)
+                return handler() if handler is not None else following
+        else:
+            def matrix() -> int:
+                low = regs[row_reg]
+                high = low + regs[stride_reg] * span + mlen
+                mask = 0
+                if hull[0] < high and low < hull[1]:
+                    bit = 1
+                    for other_low, other_high in writebacks:
+                        if other_low < high and low < other_high:
+                            mask |= bit
+                        bit <<= 1
+                add(mask)
+                tile = (regs[weight_reg], transposed)
+                if tile != loaded_tile[0]:   # `_matrix` switches tiles: a weight load
+                    loaded_tile[0] = tile
+                    tile_loads.append(tile[0])
+                    add(1)
+                else:
+                    add(0)
+                feeds.append((low, high))
+                return handler() if handler is not None else following
+        return matrix
 
     def _dma_input_step(self, pc: int, slot: _Slot, handler, extend):
         """timing_inputs at a DMA: its shape, strides, SRAM address and DRAM address as the backend
@@ -736,6 +801,8 @@ class _Run:
         whole_address = self.sim.dram.uses_addresses
         chunk, capacity, following = self.dma_chunk, self.dram_capacity, pc + 1
         shapes = self.dma_shapes
+        tile_loads, loaded_tile = self.key_tile_loads, self.key_loaded_tile
+        tile_elements = self.config.mlen * self.config.mlen
 
         def dma() -> int:
             rows, cols, base, dstride = regs[rows_reg], regs[cols_reg], aregs[dram_reg], regs[dstride_reg]
@@ -757,7 +824,26 @@ class _Run:
                             plans.clear()
                         plan = plans[base % chunk, dstride] = self._dma_plan(base, dstride, rows, info.timing)
                     address = plan.signature
-            extend((rows, cols, dstride, regs[sram_reg], cols if sstride_reg is None else regs[sstride_reg], address))
+            if info.tile_load:
+                # `_dma` asks of its matrix-SRAM span only whether it overlaps the tiles of the last
+                # tile switches (_tiles_read: `tile_loads`, the last `maxlen` switches, filtered by
+                # time) and the tile in the array (_invalidate_tile, which then empties it)
+                low, high = self._dma_span(regs[sram_reg], rows, cols,
+                                           cols if sstride_reg is None else regs[sstride_reg])
+                mask, bit = 0, 1
+                for tile_low in tile_loads:
+                    if tile_low < high and low < tile_low + tile_elements:
+                        mask |= bit
+                    bit <<= 1
+                loaded = loaded_tile[0]
+                hit = -1  # no check made
+                if info.timing.dram_bytes and loaded is not None:
+                    hit = int(loaded[0] < high and low < loaded[0] + tile_elements)
+                    if hit:
+                        loaded_tile[0] = None
+                extend((rows, cols, dstride, mask, hit, address))
+            else:
+                extend((rows, cols, dstride, -1, -1, address))
             return handler() if handler is not None else following
         return dma
 
