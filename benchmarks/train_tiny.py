@@ -1,7 +1,7 @@
 """Train tiny presets on the CPU and print, per model, the training time and the exact match per
 cache mode and commit rule (the training part of the pipeline, issue 19 item 4).
 
-    .venv/bin/python benchmarks/train_tiny.py                       # tiny-sort, tiny-sort-s1, tiny-add
+    .venv/bin/python benchmarks/train_tiny.py                       # the four default models
     .venv/bin/python benchmarks/train_tiny.py tiny-sort-seed2       # a preset trained from another seed
     .venv/bin/python benchmarks/train_tiny.py tiny-add --steps 1500 --out results/bench/tiny-add
     .venv/bin/python benchmarks/train_tiny.py tiny-sort --checkpoint results/bench/tiny-sort  # no training
@@ -29,7 +29,7 @@ from npu.models.presets import load_model_spec
 from npu.models.tasks import CharCorpus, get_task
 from npu.models.train import TrainConfig, train_model
 
-DEFAULT_PRESETS = ["tiny-sort", "tiny-sort-s1", "tiny-add"]
+DEFAULT_PRESETS = ["tiny-sort", "tiny-sort-seed1", "tiny-add", "tiny-text"]  # the default pipeline's trainings
 
 
 def bench_one(name: str, args) -> dict:

@@ -52,6 +52,31 @@ def test_training_is_deterministic_for_a_seed(trained):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
+def test_bf16_autocast_training_is_deterministic_learns_and_keeps_float32_weights():
+    """bf16 autocast (the shipped recipes' setting) changes the arithmetic of the passes, not what is
+    stored: weights stay float32, the run repeats bit for bit, and the loss still falls."""
+    task = SortDigits(n_digits=4)
+    config = dataclasses.replace(QUICK, bf16_autocast=True)
+    model, log = train_model(tiny_config(task), task, config, progress=False)
+    again, log_again = train_model(tiny_config(task), task, config, progress=False)
+    assert log.losses == log_again.losses
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert sum(log.losses[-10:]) / 10 < 0.8 * sum(log.losses[:5]) / 5 and log.eval_losses[-1] < log.eval_losses[0]
+
+
+def test_weight_average_watches_the_run_without_steering_it(trained):
+    """ema_decay returns (and checks) averaged weights; the optimised run itself is unchanged."""
+    task, model, log = trained
+    averaged, log_ema = train_model(tiny_config(task), task, dataclasses.replace(QUICK, ema_decay=0.9),
+                                    progress=False)
+    assert log_ema.losses == log.losses
+    assert any(not torch.equal(a, b) for a, b in zip(averaged.state_dict().values(), model.state_dict().values()))
+    assert log_ema.eval_losses[-1] < log_ema.eval_losses[0]
+    with pytest.raises(ValueError, match="training.ema_decay"):
+        TrainConfig(ema_decay=1.0)
+
+
 def test_training_restores_the_thread_count(trained):
     assert torch.get_num_threads() != 0 and trained[2].num_threads == 1
 
@@ -179,6 +204,13 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert all(a >= b for a, b in zip(rates, rates[1:]))
 
 
+def test_learning_rate_reaches_the_floor_at_decay_steps_and_stays_there():
+    config = TrainConfig(steps=300, decay_steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert learning_rate(9, config) == pytest.approx(1e-3)
+    assert learning_rate(55, config) == pytest.approx(0.55e-3)  # half way: the cosine's midpoint
+    assert [learning_rate(s, config) for s in (100, 200, 299)] == [pytest.approx(1e-4)] * 3
+
+
 def test_train_config_rejects_unknown_or_bad_keys():
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['learning_rate'\]"):
         TrainConfig.from_dict({"learning_rate": 1e-3})
@@ -245,11 +277,11 @@ def test_tiny_presets_are_consistent(path):
 
 
 def test_presets_exist():
-    assert [p.stem for p in PRESETS] == ["tiny-add", "tiny-sort-s1", "tiny-sort", "tiny-text"]
+    assert [p.stem for p in PRESETS] == ["tiny-add", "tiny-sort", "tiny-text"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["tiny-sort", "tiny-sort-s1", "tiny-add", "tiny-sort-seed2", "tiny-add-seed1"])
+@pytest.mark.parametrize("name", ["tiny-sort", "tiny-sort-seed1", "tiny-sort-seed2", "tiny-add", "tiny-add-seed1", "tiny-add-seed2"])
 def test_task_presets_reach_99_5_percent_exact_match_in_every_cache_mode_and_rule(name):
     """The shipped recipes are robust, not tuned to one seed: each seed, stopped early by its
     held-out check or not, scores >= 99.5 % on 512 other prompts (the evaluate stage's), greedy
