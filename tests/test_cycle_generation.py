@@ -96,15 +96,22 @@ ROW_FROM_INPUT = """
 """
 
 
+def runs_of_alike_and_unlike_inputs(program: str, alike: tuple, unlike) -> list:
+    """The claim each timing-key test below makes: the two `alike` inputs give one timing key and
+    bit-identical statistics, `unlike` another key. Returns the three runs (alike, alike, unlike)."""
+    sim = CycleSimulator(EDGE)
+    sim.load(assemble(program))
+    assert sim.timing_key(inputs=alike[0]) == sim.timing_key(inputs=alike[1])
+    assert sim.timing_key(inputs=alike[0]) != sim.timing_key(inputs=unlike)
+    runs = [sim.run(inputs=i) for i in (*alike, unlike)]
+    assert stats_digest(runs[0]) == stats_digest(runs[1])
+    return runs
+
+
 def test_vector_rows_count_only_through_how_recently_they_were_written():
     """Another row nobody else touches: the same key; the row the first op writes: another key
     (whether or not the read then waits for the write, the key does not assume it)."""
-    sim = CycleSimulator(EDGE)
-    sim.load(assemble(ROW_FROM_INPUT))
-    elsewhere, further, written = inputs(12288), inputs(16384), inputs(4096)
-    assert sim.timing_key(inputs=elsewhere) == sim.timing_key(inputs=further)
-    assert sim.timing_key(inputs=elsewhere) != sim.timing_key(inputs=written)
-    assert stats_digest(sim.run(inputs=elsewhere)) == stats_digest(sim.run(inputs=further))
+    runs_of_alike_and_unlike_inputs(ROW_FROM_INPUT, alike=(inputs(12288), inputs(16384)), unlike=inputs(4096))
 
 
 # Input word 0 is the row the last vector op reads: one of two rows written before 100 other vector
@@ -133,12 +140,7 @@ def test_rows_written_long_before_count_alike_whichever_they_are():
     """Two different rows, each last written long before (its writer surely complete): the same
     key and statistics (the refreshes' final-norm rows, which move with s0); the row written just
     before: another key."""
-    sim = CycleSimulator(EDGE)
-    sim.load(assemble(ROW_WRITTEN_LONG_AGO))
-    first, second, recent = inputs(4096), inputs(8192), inputs(12288)
-    assert sim.timing_key(inputs=first) == sim.timing_key(inputs=second)
-    assert sim.timing_key(inputs=first) != sim.timing_key(inputs=recent)
-    assert stats_digest(sim.run(inputs=first)) == stats_digest(sim.run(inputs=second))
+    runs_of_alike_and_unlike_inputs(ROW_WRITTEN_LONG_AGO, alike=(inputs(4096), inputs(8192)), unlike=inputs(12288))
 
 
 # Input word 0 is the activation row of the second tile op (which follows an `mwb` into rows
@@ -164,13 +166,8 @@ MATRIX_ROW_FROM_INPUT = """
 def test_matrix_rows_count_only_through_which_of_them_overlap():
     """Rows shifted where no `mwb` writes: the same key and bit-identical statistics (the refreshes
     of different blocks); rows the `mwb` writes: another key, and the tile op waits for it."""
-    sim = CycleSimulator(EDGE)
-    sim.load(assemble(MATRIX_ROW_FROM_INPUT))
-    elsewhere, further, written = inputs(2048), inputs(4096), inputs(8192 + 512)
-    assert sim.timing_key(inputs=elsewhere) == sim.timing_key(inputs=further)
-    assert sim.timing_key(inputs=elsewhere) != sim.timing_key(inputs=written)
-    runs = [sim.run(inputs=i) for i in (elsewhere, further, written)]
-    assert stats_digest(runs[0]) == stats_digest(runs[1])
+    runs = runs_of_alike_and_unlike_inputs(MATRIX_ROW_FROM_INPUT, alike=(inputs(2048), inputs(4096)),
+                                           unlike=inputs(8192 + 512))
     assert runs[2].cycles > runs[0].cycles
 
 
@@ -192,13 +189,8 @@ TILE_ADDRESS_FROM_INPUT = """
 
 
 def test_weight_load_addresses_count_only_through_the_tiles_they_overlap():
-    sim = CycleSimulator(EDGE)
-    sim.load(assemble(TILE_ADDRESS_FROM_INPUT))
-    elsewhere, further, over = inputs(8192), inputs(16384), inputs(1024)
-    assert sim.timing_key(inputs=elsewhere) == sim.timing_key(inputs=further)
-    assert sim.timing_key(inputs=elsewhere) != sim.timing_key(inputs=over)
-    runs = [sim.run(inputs=i) for i in (elsewhere, further, over)]
-    assert stats_digest(runs[0]) == stats_digest(runs[1])
+    runs = runs_of_alike_and_unlike_inputs(TILE_ADDRESS_FROM_INPUT, alike=(inputs(8192), inputs(16384)),
+                                           unlike=inputs(1024))
     assert stats_digest(runs[2]) != stats_digest(runs[0])   # the tile is loaded twice
 
 
